@@ -1,0 +1,1 @@
+//! OCI distribution client: pull, push, login. See the registry issue for scope.

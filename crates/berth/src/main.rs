@@ -1,0 +1,158 @@
+//! `berth`: a daemonless container engine. This binary only maps flags to library calls.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use cmd::{container, image, internal, network, registry, Ctx};
+
+/// Run containers without a daemon.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, propagate_version = true)]
+struct Cli {
+    /// Storage root (images, containers, metadata).
+    #[arg(long, global = true, env = "BERTH_ROOT", default_value = berth_store::DEFAULT_ROOT)]
+    root: std::path::PathBuf,
+
+    /// Log level for berth's own diagnostics (error, warn, info, debug, trace).
+    #[arg(long, global = true, env = "BERTH_LOG", default_value = "warn")]
+    log_level: String,
+
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    // ---- containers ----
+    /// Create and start a container.
+    Run(container::RunArgs),
+    /// Create a container without starting it.
+    Create(container::CreateArgs),
+    /// Start one or more stopped containers.
+    Start(container::StartArgs),
+    /// Stop running containers (SIGTERM, then SIGKILL after a grace period).
+    Stop(container::StopArgs),
+    /// Restart containers.
+    Restart(container::StopArgs),
+    /// Send a signal to running containers.
+    Kill(container::KillArgs),
+    /// Remove containers.
+    Rm(container::RmArgs),
+    /// List containers.
+    Ps(container::PsArgs),
+    /// Show a container's output.
+    Logs(container::LogsArgs),
+    /// Run a command in a running container.
+    Exec(container::ExecArgs),
+    /// Show low-level information on containers or images.
+    Inspect(container::InspectArgs),
+    /// Wait for containers to stop and print their exit codes.
+    Wait(container::WaitArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(container::ContainerCmd),
+
+    // ---- images ----
+    /// Load images from a docker-archive or oci-archive tar file.
+    Load(image::LoadArgs),
+    /// Save images to a tar archive.
+    Save(image::SaveArgs),
+    /// Create an image from a root filesystem tarball.
+    Import(image::ImportArgs),
+    /// List images.
+    Images(image::ImagesArgs),
+    /// Give an image another name.
+    Tag(image::TagArgs),
+    /// Remove images.
+    Rmi(image::RmiArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(image::ImageCmd),
+
+    // ---- registries ----
+    /// Log in to a registry.
+    Login(registry::LoginArgs),
+    /// Log out from a registry.
+    Logout(registry::LogoutArgs),
+    /// Download an image from a registry.
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry.
+    Push(registry::PushArgs),
+
+    // ---- networks ----
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
+    /// List a container's published ports.
+    Port(network::PortArgs),
+
+    // ---- internal ----
+    #[command(name = "__monitor", hide = true)]
+    Monitor(internal::MonitorArgs),
+    #[command(name = "__dns", hide = true)]
+    Dns(internal::DnsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 125 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing(&cli.log_level);
+    let ctx = Ctx::new(cli.root);
+    let res = match cli.cmd {
+        Cmd::Run(a) => container::run(&ctx, a),
+        Cmd::Create(a) => container::create(&ctx, a),
+        Cmd::Start(a) => container::start(&ctx, a),
+        Cmd::Stop(a) => container::stop(&ctx, a),
+        Cmd::Restart(a) => container::restart(&ctx, a),
+        Cmd::Kill(a) => container::kill(&ctx, a),
+        Cmd::Rm(a) => container::rm(&ctx, a),
+        Cmd::Ps(a) => container::ps(&ctx, a),
+        Cmd::Logs(a) => container::logs(&ctx, a),
+        Cmd::Exec(a) => container::exec(&ctx, a),
+        Cmd::Inspect(a) => container::inspect(&ctx, a),
+        Cmd::Wait(a) => container::wait(&ctx, a),
+        Cmd::Container(c) => container::container_cmd(&ctx, c),
+        Cmd::Load(a) => image::load(&ctx, a),
+        Cmd::Save(a) => image::save(&ctx, a),
+        Cmd::Import(a) => image::import(&ctx, a),
+        Cmd::Images(a) => image::images(&ctx, a),
+        Cmd::Tag(a) => image::tag(&ctx, a),
+        Cmd::Rmi(a) => image::rmi(&ctx, a),
+        Cmd::Image(c) => image::image_cmd(&ctx, c),
+        Cmd::Login(a) => registry::login(&ctx, a),
+        Cmd::Logout(a) => registry::logout(&ctx, a),
+        Cmd::Pull(a) => registry::pull(&ctx, a),
+        Cmd::Push(a) => registry::push(&ctx, a),
+        Cmd::Network(c) => network::network_cmd(&ctx, c),
+        Cmd::Port(a) => network::port(&ctx, a),
+        Cmd::Monitor(a) => internal::monitor(&ctx, a),
+        Cmd::Dns(a) => internal::dns(&ctx, a),
+    };
+    match res {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("berth: {}", cmd::render_error(&e));
+            ExitCode::from(cmd::exit_code_of(&e))
+        }
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
