@@ -18,6 +18,9 @@ mod fsutil;
 
 pub use digest::{Digest, DigestError, Hasher};
 pub use fsutil::{fsync_dir, pid_alive, write_atomic};
+/// The SQLite error type, re-exported so components need not depend on rusqlite directly.
+pub use rusqlite::Error as DbError;
+pub use rusqlite;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -160,10 +163,7 @@ impl Store {
 
     /// Path of a blob (whether or not it exists).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root
-            .join("blobs")
-            .join(digest.algorithm())
-            .join(digest.hex())
+        blob_path(&self.root, digest)
     }
 
     pub fn has_blob(&self, digest: &Digest) -> bool {
@@ -184,27 +184,12 @@ impl Store {
 
     /// A fresh temporary path inside the store (same filesystem as its final place).
     pub fn tmp_path(&self, hint: &str) -> PathBuf {
-        let r: u64 = rand::random();
-        self.root
-            .join("tmp")
-            .join(format!("{}.{r:016x}.{hint}", std::process::id()))
+        tmp_path(&self.root, hint)
     }
 
     /// Start writing a blob; the digest is computed while writing.
-    pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
-        let path = self.tmp_path("blob");
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| StoreError::io(&path, e))?;
-        Ok(BlobWriter {
-            store: self,
-            path,
-            file: Some(file),
-            hasher: Hasher::sha256(),
-            size: 0,
-        })
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        BlobWriter::new(&self.root)
     }
 
     /// Store bytes as a blob, verifying them against `expected` when given.
@@ -333,6 +318,18 @@ impl Store {
     }
 }
 
+/// Path of a blob under a store root (whether or not it exists). Usable from any thread.
+pub fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
+    root.join("blobs").join(digest.algorithm()).join(digest.hex())
+}
+
+/// A fresh temporary path under a store root's `tmp/`, swept if this process dies.
+pub fn tmp_path(root: &Path, hint: &str) -> PathBuf {
+    let r: u64 = rand::random();
+    root.join("tmp")
+        .join(format!("{}.{r:016x}.{hint}", std::process::id()))
+}
+
 fn open_db(path: &Path) -> Result<Connection> {
     let db = Connection::open(path)?;
     db.busy_timeout(Duration::from_secs(60))?;
@@ -349,15 +346,32 @@ pub struct StoreLock {
 }
 
 /// Writes a blob into `tmp/`, hashing as it goes; [`BlobWriter::commit`] verifies and publishes.
-pub struct BlobWriter<'a> {
-    store: &'a Store,
+pub struct BlobWriter {
+    root: PathBuf,
     path: PathBuf,
     file: Option<File>,
     hasher: Hasher,
     size: u64,
 }
 
-impl BlobWriter<'_> {
+impl BlobWriter {
+    /// Start a blob under the store `root` (thread-safe: needs no database).
+    pub fn new(root: &Path) -> Result<BlobWriter> {
+        let path = tmp_path(root, "blob");
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, e))?;
+        Ok(BlobWriter {
+            root: root.to_path_buf(),
+            path,
+            file: Some(file),
+            hasher: Hasher::sha256(),
+            size: 0,
+        })
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -388,14 +402,14 @@ impl BlobWriter<'_> {
         }
         file.sync_all().map_err(|e| StoreError::io(&self.path, e))?;
         drop(file);
-        let dest = self.store.blob_path(&actual);
+        let dest = blob_path(&self.root, &actual);
         fs::rename(&self.path, &dest).map_err(|e| StoreError::io(&dest, e))?;
         fsync_dir(dest.parent().expect("blob path has a parent"))?;
         Ok(actual)
     }
 }
 
-impl Write for BlobWriter<'_> {
+impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self
             .file
@@ -411,7 +425,7 @@ impl Write for BlobWriter<'_> {
     }
 }
 
-impl Drop for BlobWriter<'_> {
+impl Drop for BlobWriter {
     fn drop(&mut self) {
         if self.file.is_some() {
             let _ = fs::remove_file(&self.path);

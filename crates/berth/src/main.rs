@@ -93,7 +93,7 @@ enum Cmd {
     #[command(name = "__monitor", hide = true)]
     Monitor(internal::MonitorArgs),
     #[command(name = "__dns", hide = true)]
-    Dns(internal::DnsArgs),
+    Dns(network::DnsArgs),
 }
 
 fn main() -> ExitCode {
@@ -135,7 +135,7 @@ fn main() -> ExitCode {
         Cmd::Network(c) => network::network_cmd(&ctx, c),
         Cmd::Port(a) => network::port(&ctx, a),
         Cmd::Monitor(a) => internal::monitor(&ctx, a),
-        Cmd::Dns(a) => internal::dns(&ctx, a),
+        Cmd::Dns(a) => network::dns(&ctx, a),
     };
     match res {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -80,3 +80,13 @@ pub fn network_cmd(_ctx: &Ctx, _c: NetworkCmd) -> Result<i32> {
 pub fn port(_ctx: &Ctx, _a: PortArgs) -> Result<i32> {
     bail!("port is not implemented yet")
 }
+
+/// Arguments of the hidden `__dns` subcommand (the embedded DNS server).
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    pub network: String,
+}
+
+pub fn dns(_ctx: &Ctx, _a: DnsArgs) -> Result<i32> {
+    bail!("dns is not implemented yet")
+}
