@@ -1,0 +1,758 @@
+//! HTTP transport to one registry: scheme selection (HTTPS, HTTP for loopback and insecure
+//! registries), TLS roots from `certs.d`, and authentication (anonymous, Basic, Bearer tokens).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_store::{Digest, Hasher};
+use reqwest::header::{
+    HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
+use reqwest::{RequestBuilder, Response, StatusCode, Url};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::auth::{parse_www_authenticate, Credentials};
+use crate::conf::{is_loopback, registry_certs, RegistriesConf};
+use crate::error::{RegistryError, Result};
+use crate::manifest::{ACCEPT_MANIFESTS, MAX_MANIFEST};
+
+const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
+
+/// How to reach registries (shared by every client of one operation).
+#[derive(Debug, Clone)]
+pub struct Transport {
+    /// `Some(false)`: HTTPS without verification, falling back to HTTP. `Some(true)`: verified
+    /// HTTPS only, even for loopback registries. `None`: the default policy (see crate docs).
+    pub tls_verify: Option<bool>,
+    pub conf: RegistriesConf,
+    pub certs_dir: PathBuf,
+}
+
+impl Transport {
+    /// Defaults from the environment (`BERTH_REGISTRIES_CONF`, `BERTH_CERTS_D`).
+    pub fn from_env(tls_verify: Option<bool>) -> Result<Transport> {
+        Ok(Transport {
+            tls_verify,
+            conf: RegistriesConf::load_default()?,
+            certs_dir: crate::conf::certs_dir(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scheme {
+    Anonymous,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+#[derive(Debug)]
+struct AuthState {
+    scheme: Scheme,
+    tokens: HashMap<String, String>,
+}
+
+/// A connection to one registry endpoint.
+#[derive(Debug)]
+pub struct Client {
+    /// The registry as references name it, e.g. `docker.io`.
+    pub registry: String,
+    /// `scheme://host[:port]` actually used.
+    pub base: Url,
+    http: reqwest::Client,
+    creds: Option<Credentials>,
+    state: Mutex<AuthState>,
+}
+
+/// Scope string for a repository.
+pub fn repo_scope(repo: &str, actions: &str) -> String {
+    format!("repository:{repo}:{actions}")
+}
+
+fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn is_cert_error(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("certificate") || t.contains("unknownissuer") || t.contains("invalid peer")
+}
+
+impl Client {
+    /// Connect to `registry` (or to `endpoint`, a mirror `[scheme://]host[:port]`), finding the
+    /// scheme and the authentication it wants with `GET /v2/`.
+    pub async fn connect(
+        registry: &str,
+        endpoint: Option<&str>,
+        transport: &Transport,
+        creds: Option<Credentials>,
+    ) -> Result<Client> {
+        let target = endpoint.unwrap_or(registry);
+        let (explicit, hostport) = if let Some(r) = target.strip_prefix("https://") {
+            (Some("https"), r)
+        } else if let Some(r) = target.strip_prefix("http://") {
+            (Some("http"), r)
+        } else {
+            (None, target)
+        };
+        let hostport = hostport.trim_end_matches('/');
+        let hostport = if hostport == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            hostport
+        };
+        let insecure = transport.tls_verify == Some(false)
+            || transport.conf.is_insecure(registry)
+            || transport.conf.is_insecure(hostport);
+        let mut attempts: Vec<(&str, bool)> = Vec::new(); // (scheme, verify)
+        match explicit {
+            Some("http") => attempts.push(("http", true)),
+            Some(_) => attempts.push(("https", !insecure)),
+            None if insecure => {
+                attempts.push(("https", false));
+                attempts.push(("http", false));
+            }
+            None if is_loopback(hostport) && transport.tls_verify.is_none() => {
+                attempts.push(("https", true));
+                attempts.push(("http", true));
+            }
+            None => attempts.push(("https", true)),
+        }
+        let certs = registry_certs(&transport.certs_dir, hostport)?;
+        let certs_dir = transport.certs_dir.display().to_string();
+        let mut last_err = None;
+        for (i, (scheme, verify)) in attempts.iter().enumerate() {
+            let http = build_http(&certs, *verify, hostport)?;
+            let base = Url::parse(&format!("{scheme}://{hostport}")).map_err(|e| {
+                RegistryError::Other(format!("invalid registry address {hostport:?}: {e}"))
+            })?;
+            let ping = base.join("/v2/").expect("static path");
+            match http.get(ping).send().await {
+                Ok(resp) => {
+                    let scheme = scheme_from_ping(resp, registry).await?;
+                    return Ok(Client {
+                        registry: registry.to_string(),
+                        base,
+                        http,
+                        creds,
+                        state: Mutex::new(AuthState {
+                            scheme,
+                            tokens: HashMap::new(),
+                        }),
+                    });
+                }
+                Err(e) => {
+                    let text = chain_text(&e);
+                    tracing::debug!("{scheme}://{hostport}: {text}");
+                    if *scheme == "https" && *verify && is_cert_error(&text) {
+                        return Err(RegistryError::Tls {
+                            registry: hostport.to_string(),
+                            detail: text,
+                            certs_dir,
+                        });
+                    }
+                    last_err = Some(text);
+                    if i + 1 < attempts.len() {
+                        continue;
+                    }
+                }
+            }
+        }
+        Err(RegistryError::Connect {
+            registry: hostport.to_string(),
+            detail: last_err.unwrap_or_default(),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> Url {
+        self.base.join(path).expect("registry paths are valid")
+    }
+
+    /// Resolve a `Location` header against this registry.
+    pub fn location(&self, resp: &Response) -> Result<Url> {
+        let loc = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                RegistryError::Other(format!(
+                    "registry {} sent no upload location; it may not support uploads",
+                    self.registry
+                ))
+            })?;
+        resp.url()
+            .join(loc)
+            .map_err(|e| RegistryError::Other(format!("registry sent a bad location {loc:?}: {e}")))
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn has_credentials(&self) -> bool {
+        self.creds.is_some()
+    }
+
+    /// Send a request built by `mk`, authenticating for `scopes` and retrying once when the
+    /// registry asks for (other) authentication.
+    pub async fn send(
+        &self,
+        scopes: &[String],
+        mk: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response> {
+        let mut scopes: Vec<String> = scopes.to_vec();
+        let auth = self.authorization(&scopes, false).await?;
+        let mut rb = mk(&self.http);
+        if let Some(a) = &auth {
+            rb = rb.header(AUTHORIZATION, a);
+        }
+        let resp = rb.send().await.map_err(|e| self.conn_err(e))?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        // The registry wants something else: learn from its challenge and retry once.
+        let challenges = challenges_of(resp.headers());
+        let changed = {
+            let mut st = self.state.lock().await;
+            let new = pick_scheme(&challenges);
+            if let Some(c) = challenges.iter().find(|c| c.scheme == "bearer") {
+                if let Some(s) = c.param("scope") {
+                    for s in s.split(' ') {
+                        if !s.is_empty() && !scopes.iter().any(|x| x == s) {
+                            scopes.push(s.to_string());
+                        }
+                    }
+                }
+            }
+            let changed = new != st.scheme;
+            if new != Scheme::Anonymous {
+                st.scheme = new;
+            }
+            st.tokens.clear();
+            changed
+        };
+        let auth2 = self.authorization(&scopes, true).await?;
+        if auth2.is_none() || (auth2 == auth && !changed && self.creds.is_none()) {
+            return Err(error_from_response(resp).await);
+        }
+        let mut rb = mk(&self.http);
+        if let Some(a) = &auth2 {
+            rb = rb.header(AUTHORIZATION, a);
+        }
+        let resp = rb.send().await.map_err(|e| self.conn_err(e))?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(error_from_response(resp).await);
+        }
+        Ok(resp)
+    }
+
+    /// Check the credentials we hold (for `login`): Basic against `/v2/`, Bearer at the realm.
+    pub async fn verify_login(&self) -> Result<()> {
+        let scheme = self.state.lock().await.scheme.clone();
+        match scheme {
+            Scheme::Anonymous => Ok(()),
+            Scheme::Basic => {
+                let resp = self.send(&[], |h| h.get(self.url("/v2/"))).await?;
+                if resp.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(error_from_response(resp).await)
+                }
+            }
+            Scheme::Bearer { .. } => {
+                self.authorization(&[], true).await?;
+                let resp = self.send(&[], |h| h.get(self.url("/v2/"))).await?;
+                if resp.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(error_from_response(resp).await)
+                }
+            }
+        }
+    }
+
+    fn conn_err(&self, e: reqwest::Error) -> RegistryError {
+        RegistryError::Connect {
+            registry: self.base.host_str().unwrap_or("").to_string()
+                + &self
+                    .base
+                    .port()
+                    .map(|p| format!(":{p}"))
+                    .unwrap_or_default(),
+            detail: chain_text(&e),
+        }
+    }
+
+    /// The `Authorization` value for these scopes, fetching a token if needed.
+    async fn authorization(&self, scopes: &[String], fresh: bool) -> Result<Option<String>> {
+        let mut st = self.state.lock().await;
+        match st.scheme.clone() {
+            Scheme::Anonymous => Ok(None),
+            Scheme::Basic => Ok(self.creds.as_ref().map(|c| c.basic_header())),
+            Scheme::Bearer { realm, service } => {
+                let key = scopes.join(" ");
+                if !fresh {
+                    if let Some(t) = st.tokens.get(&key) {
+                        return Ok(Some(format!("Bearer {t}")));
+                    }
+                }
+                let tok = self.fetch_token(&realm, service.as_deref(), scopes).await?;
+                st.tokens.insert(key, tok.clone());
+                Ok(Some(format!("Bearer {tok}")))
+            }
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> Result<String> {
+        let mut url = Url::parse(realm).map_err(|e| {
+            RegistryError::Other(format!(
+                "registry sent an invalid token realm {realm:?}: {e}"
+            ))
+        })?;
+        let resp = match &self.creds {
+            Some(c) if c.username == "<token>" => {
+                let mut form: Vec<(&str, &str)> = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &c.password),
+                    ("client_id", "berth"),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s));
+                }
+                let scope = scopes.join(" ");
+                if !scope.is_empty() {
+                    form.push(("scope", &scope));
+                }
+                self.http.post(url).form(&form).send().await
+            }
+            creds => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(s) = service {
+                        q.append_pair("service", s);
+                    }
+                    for s in scopes {
+                        q.append_pair("scope", s);
+                    }
+                    if let Some(c) = creds {
+                        q.append_pair("account", &c.username);
+                    }
+                }
+                let mut rb = self.http.get(url);
+                if let Some(c) = creds {
+                    rb = rb.header(AUTHORIZATION, c.basic_header());
+                }
+                rb.send().await
+            }
+        };
+        let resp = resp.map_err(|e| RegistryError::Connect {
+            registry: realm.to_string(),
+            detail: chain_text(&e),
+        })?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let e = error_from_response(resp).await;
+            return Err(match e {
+                RegistryError::Unauthorized { .. } => e,
+                other => RegistryError::Unauthorized {
+                    message: other.to_string(),
+                },
+            });
+        }
+        if !status.is_success() {
+            return Err(error_from_response(resp).await);
+        }
+        #[derive(Deserialize)]
+        struct Tok {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let body = read_limited(resp, 1 << 20, "token response", realm).await?;
+        let t: Tok = serde_json::from_slice(&body).map_err(|e| {
+            RegistryError::Other(format!("token server {realm} sent invalid JSON: {e}"))
+        })?;
+        t.token
+            .filter(|s| !s.is_empty())
+            .or(t.access_token.filter(|s| !s.is_empty()))
+            .ok_or_else(|| RegistryError::Other(format!("token server {realm} sent no token")))
+    }
+
+    /// Fetch a manifest, verified against `reference` when it is a digest (and against the
+    /// registry's `Docker-Content-Digest` otherwise). Returns (bytes, content type, digest).
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        display: &str,
+    ) -> Result<(Vec<u8>, Option<String>, Digest)> {
+        let scopes = [repo_scope(repo, "pull")];
+        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
+        let resp = self
+            .send(&scopes, |h| {
+                h.get(url.clone()).header(ACCEPT, ACCEPT_MANIFESTS)
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            let e = error_from_response(resp).await;
+            return Err(RegistryError::ManifestUnknown {
+                reference: display.to_string(),
+                message: e.to_string(),
+            });
+        }
+        if !resp.status().is_success() {
+            return Err(error_from_response(resp).await);
+        }
+        let ct = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let header_digest = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v.trim()).ok());
+        let body = read_limited(resp, MAX_MANIFEST, "manifest", &self.registry).await?;
+        let expected = Digest::parse(reference).ok().or(header_digest);
+        let digest = match &expected {
+            Some(e) => {
+                let actual = Digest::compute(e.algorithm(), &body)
+                    .map_err(|err| RegistryError::Other(err.to_string()))?;
+                if &actual != e {
+                    return Err(RegistryError::DigestMismatch {
+                        what: "manifest",
+                        expected: e.clone(),
+                        actual,
+                    });
+                }
+                if e.algorithm() == "sha256" {
+                    actual
+                } else {
+                    Digest::sha256_of(&body)
+                }
+            }
+            None => Digest::sha256_of(&body),
+        };
+        Ok((body, ct, digest))
+    }
+
+    /// Start a blob download (from `offset` when resuming).
+    pub async fn get_blob(&self, repo: &str, digest: &Digest, offset: u64) -> Result<Response> {
+        let scopes = [repo_scope(repo, "pull")];
+        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
+        let resp = self
+            .send(&scopes, |h| {
+                let rb = h.get(url.clone());
+                if offset > 0 {
+                    rb.header(reqwest::header::RANGE, format!("bytes={offset}-"))
+                } else {
+                    rb
+                }
+            })
+            .await?;
+        if !resp.status().is_success() {
+            return Err(error_from_response(resp).await);
+        }
+        Ok(resp)
+    }
+
+    /// Fetch a small blob whole, verified against its descriptor.
+    pub async fn get_small_blob(
+        &self,
+        repo: &str,
+        what: &'static str,
+        digest: &Digest,
+        size: u64,
+        limit: u64,
+    ) -> Result<Vec<u8>> {
+        if size > limit {
+            return Err(RegistryError::TooLarge {
+                what,
+                registry: self.registry.clone(),
+                limit,
+            });
+        }
+        let resp = self.get_blob(repo, digest, 0).await?;
+        let body = read_limited(resp, size, what, &self.registry)
+            .await
+            .map_err(|e| match e {
+                RegistryError::TooLarge { .. } => RegistryError::SizeMismatch {
+                    what,
+                    digest: digest.clone(),
+                    expected: size,
+                    actual: size + 1,
+                },
+                e => e,
+            })?;
+        if body.len() as u64 != size {
+            return Err(RegistryError::SizeMismatch {
+                what,
+                digest: digest.clone(),
+                expected: size,
+                actual: body.len() as u64,
+            });
+        }
+        let mut h =
+            Hasher::new(digest.algorithm()).map_err(|e| RegistryError::Other(e.to_string()))?;
+        h.update(&body);
+        let actual = h.finish();
+        if &actual != digest {
+            return Err(RegistryError::DigestMismatch {
+                what,
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(body)
+    }
+}
+
+fn build_http(
+    certs: &crate::conf::RegistryCerts,
+    verify: bool,
+    hostport: &str,
+) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .user_agent(USER_AGENT)
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(Duration::from_secs(120))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .tcp_nodelay(true);
+    if !verify {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    for (path, pem) in &certs.roots {
+        let certs =
+            reqwest::Certificate::from_pem_bundle(pem).map_err(|e| RegistryError::ConfigFile {
+                path: path.clone(),
+                message: format!("not a PEM certificate ({e}); fix or remove it"),
+            })?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if let Some((path, pem)) = &certs.identity {
+        let id = reqwest::Identity::from_pem(pem).map_err(|e| RegistryError::ConfigFile {
+            path: path.clone(),
+            message: format!("not a PEM client certificate and key ({e}); fix or remove it"),
+        })?;
+        b = b.identity(id);
+    }
+    b.build().map_err(|e| {
+        RegistryError::Other(format!(
+            "cannot set up HTTP for {hostport}: {}",
+            chain_text(&e)
+        ))
+    })
+}
+
+fn challenges_of(h: &HeaderMap) -> Vec<crate::auth::Challenge> {
+    h.get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(parse_www_authenticate)
+        .collect()
+}
+
+fn pick_scheme(ch: &[crate::auth::Challenge]) -> Scheme {
+    if let Some(c) = ch.iter().find(|c| c.scheme == "bearer") {
+        if let Some(realm) = c.param("realm") {
+            return Scheme::Bearer {
+                realm: realm.to_string(),
+                service: c.param("service").map(String::from),
+            };
+        }
+    }
+    if ch.iter().any(|c| c.scheme == "basic") || ch.is_empty() {
+        return Scheme::Basic;
+    }
+    Scheme::Anonymous
+}
+
+async fn scheme_from_ping(resp: Response, registry: &str) -> Result<Scheme> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(Scheme::Anonymous);
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        return Ok(pick_scheme(&challenges_of(resp.headers())));
+    }
+    let e = error_from_response(resp).await;
+    Err(RegistryError::Other(format!(
+        "{registry} does not look like a registry: GET /v2/ answered {status}: {e}"
+    )))
+}
+
+/// Read a response body, refusing more than `limit` bytes.
+pub async fn read_limited(
+    mut resp: Response,
+    limit: u64,
+    what: &'static str,
+    registry: &str,
+) -> Result<Vec<u8>> {
+    let too_large = || RegistryError::TooLarge {
+        what,
+        registry: registry.to_string(),
+        limit,
+    };
+    if let Some(len) = resp
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit {
+            return Err(too_large());
+        }
+    }
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if out.len() as u64 + c.len() as u64 > limit {
+                    return Err(too_large());
+                }
+                out.extend_from_slice(&c);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => {
+                return Err(RegistryError::Connect {
+                    registry: registry.to_string(),
+                    detail: format!("reading {what}: {}", chain_text(&e)),
+                })
+            }
+        }
+    }
+}
+
+/// Turn an error response (and its OCI error document) into an error.
+pub async fn error_from_response(resp: Response) -> RegistryError {
+    let status = resp.status();
+    let body = read_limited(resp, 64 << 10, "error document", "")
+        .await
+        .unwrap_or_default();
+    let message = error_message(status, &body);
+    if status == StatusCode::UNAUTHORIZED {
+        let m = message
+            .strip_prefix("unauthorized: ")
+            .unwrap_or(&message)
+            .to_string();
+        return RegistryError::Unauthorized { message: m };
+    }
+    RegistryError::Registry {
+        status: status.as_u16(),
+        message,
+    }
+}
+
+/// Render an OCI error document (`{"errors":[{"code","message","detail"}]}`) or a plain body.
+pub fn error_message(status: StatusCode, body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct E {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Doc {
+        errors: Vec<E>,
+    }
+    if let Ok(d) = serde_json::from_slice::<Doc>(body) {
+        let parts: Vec<String> = d
+            .errors
+            .iter()
+            .map(|e| {
+                let code = e
+                    .code
+                    .as_deref()
+                    .unwrap_or("error")
+                    .to_ascii_lowercase()
+                    .replace('_', " ");
+                match e.message.as_deref().filter(|m| !m.is_empty()) {
+                    Some(m) => format!("{code}: {m}"),
+                    None => code,
+                }
+            })
+            .collect();
+        if !parts.is_empty() {
+            return parts.join("; ");
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let line: String = line.chars().take(200).collect();
+    let reason = status.canonical_reason().unwrap_or("").to_ascii_lowercase();
+    if line.is_empty() {
+        format!("registry answered {} {reason}", status.as_u16())
+    } else {
+        format!("registry answered {} {reason}: {line}", status.as_u16())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_error_documents() {
+        let b = br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#;
+        assert_eq!(
+            error_message(StatusCode::UNAUTHORIZED, b),
+            "unauthorized: authentication required"
+        );
+        let b = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"},{"code":"DENIED"}]}"#;
+        assert_eq!(
+            error_message(StatusCode::NOT_FOUND, b),
+            "manifest unknown: manifest unknown; denied"
+        );
+        assert_eq!(
+            error_message(StatusCode::BAD_GATEWAY, b"\n<html>oops</html>"),
+            "registry answered 502 bad gateway: <html>oops</html>"
+        );
+        assert_eq!(
+            error_message(StatusCode::INTERNAL_SERVER_ERROR, b""),
+            "registry answered 500 internal server error"
+        );
+    }
+
+    #[test]
+    fn picks_auth_scheme() {
+        let ch = parse_www_authenticate(r#"Bearer realm="http://127.0.0.1:1/token",service="reg""#);
+        assert_eq!(
+            pick_scheme(&ch),
+            Scheme::Bearer {
+                realm: "http://127.0.0.1:1/token".into(),
+                service: Some("reg".into())
+            }
+        );
+        assert_eq!(
+            pick_scheme(&parse_www_authenticate(r#"Basic realm="x""#)),
+            Scheme::Basic
+        );
+        assert_eq!(pick_scheme(&[]), Scheme::Basic);
+    }
+}
