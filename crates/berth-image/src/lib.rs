@@ -4,21 +4,31 @@
 //! Layout inside the berth root (see `berth-store` for blobs and the database):
 //!
 //! ```text
-//! layers/<chain-id hex>/    unpacked layer (an overlayfs lower directory), immutable once published
+//! layers/<diff-id hex>/     unpacked layer (an overlayfs lower directory), immutable once published
 //! ```
+//!
+//! Layers are keyed by their diff id (digest of the uncompressed tar): with overlayfs an
+//! unpacked layer does not depend on its parents, so identical layers are shared between images
+//! and layers can be unpacked in parallel.
 //!
 //! Publishing order (crash safety): blob files first, then each layer is unpacked into
 //! `tmp/`, synced and renamed into `layers/`, then the `layers` row is inserted; the image row and
 //! its tags are inserted last, in one transaction. Anything not reachable from a row is garbage
 //! that [`ImageStore::sweep`] removes.
 
+pub mod archive;
 pub mod config;
+pub mod import;
 pub mod reference;
+mod store;
+mod unpack;
 
 pub use config::ImageConfig;
 pub use reference::{Reference, ReferenceError};
+pub use store::ImageStore;
+pub use unpack::{detect_compression, ingest_layer, unpack_layer};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use berth_store::{Digest, Store, StoreError};
 
@@ -29,36 +39,124 @@ pub enum ImageError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metadata database: {0}")]
+    Db(#[from] berth_store::DbError),
     #[error("no such image: {0}")]
     NotFound(String),
     #[error("image reference {name:?} is ambiguous: it matches {count} images; use a longer id")]
     Ambiguous { name: String, count: usize },
+    /// A layer tar entry that is refused or cannot be created.
+    #[error("layer entry {entry:?}: {why}")]
+    Entry { entry: String, why: String },
+    /// A layer stream that is not a valid (compressed) tar or fails verification.
+    #[error("layer: {0}")]
+    Layer(String),
+    /// Malformed archive (docker-archive / oci-archive / rootfs tar).
+    #[error("{0}")]
+    Archive(String),
+    /// Refused because of a conflict (image in use, several tags, …).
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("{0}")]
     Other(String),
+}
+
+impl ImageError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        ImageError::Io {
+            path: path.into(),
+            source,
+        }
+    }
 }
 
 pub type Result<T, E = ImageError> = std::result::Result<T, E>;
 
 /// Compression of a layer stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Compression {
     None,
     Gzip,
     Zstd,
 }
 
-/// A layer as stored: unpacked directory plus the blob it came from.
+impl Compression {
+    /// `none`, `gzip` or `zstd` (as stored in the database).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Compression> {
+        match s {
+            "none" => Some(Compression::None),
+            "gzip" => Some(Compression::Gzip),
+            "zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// OCI layer media type for a blob with this compression.
+    pub fn oci_media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+
+    /// Docker schema2 layer media type (Docker has no zstd type; the OCI one is used).
+    pub fn docker_media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.docker.image.rootfs.diff.tar",
+            Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+
+    /// Compression named by a layer media type, if it says.
+    pub fn from_media_type(mt: &str) -> Option<Compression> {
+        if mt.ends_with("+gzip") || mt.ends_with(".tar.gzip") {
+            Some(Compression::Gzip)
+        } else if mt.ends_with("+zstd") {
+            Some(Compression::Zstd)
+        } else if mt.ends_with(".tar") {
+            Some(Compression::None)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A layer as stored: unpacked directory (`layers/<diff hex>`) plus the blob it came from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Layer {
-    /// Chain id (OCI image spec): identity of this layer on top of its parents.
-    pub chain_id: Digest,
-    /// Digest of the uncompressed tar.
+    /// Digest of the uncompressed tar; names the unpacked directory.
     pub diff_id: Digest,
-    /// Digest of the stored (possibly compressed) blob.
+    /// Length of the uncompressed tar.
+    pub diff_size: u64,
+    /// Digest of the stored blob (as received: possibly compressed).
     pub blob: Digest,
     pub blob_size: u64,
-    pub compression: String,
-    /// Bytes of unpacked content.
+    /// Compression of the stored blob.
+    pub compression: Compression,
+    /// Bytes of unpacked content (sum of regular file sizes).
     pub size: u64,
 }
 
@@ -77,13 +175,101 @@ pub struct Image {
     pub tags: Vec<Reference>,
     /// `name@sha256:…` digests of manifests this image was pulled or pushed as.
     pub repo_digests: Vec<String>,
+    /// Digest of the manifest blob the image came with (pull, oci-archive), if any.
+    pub manifest: Option<Digest>,
     /// Unix seconds from the config's `created`, else when it was stored.
     pub created: i64,
     /// Sum of unpacked layer sizes.
     pub size: u64,
 }
 
-/// Where an image's unpacked layer directories live.
-pub fn layer_dir(store: &Store, chain_id: &Digest) -> PathBuf {
-    store.root().join("layers").join(chain_id.hex())
+impl Image {
+    /// `architecture` of the config (default `amd64`).
+    pub fn architecture(&self) -> String {
+        self.config_str("architecture")
+            .unwrap_or_else(|| "amd64".into())
+    }
+
+    /// `os` of the config (default `linux`).
+    pub fn os(&self) -> String {
+        self.config_str("os").unwrap_or_else(|| "linux".into())
+    }
+
+    fn config_str(&self, key: &str) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_slice(&self.raw_config).ok()?;
+        v.get(key)?.as_str().map(|s| s.to_string())
+    }
+
+    /// Familiar names of the tags (`app:latest`).
+    pub fn familiar_tags(&self) -> Vec<String> {
+        self.tags.iter().map(|t| t.familiar()).collect()
+    }
+
+    /// Docker-like `image inspect` object.
+    pub fn inspect_json(&self) -> serde_json::Value {
+        let raw: serde_json::Value =
+            serde_json::from_slice(&self.raw_config).unwrap_or(serde_json::Value::Null);
+        let get = |k: &str| raw.get(k).cloned().unwrap_or(serde_json::Value::Null);
+        let created = raw
+            .get("created")
+            .and_then(|c| c.as_str())
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| {
+                chrono::DateTime::from_timestamp(self.created, 0)
+                    .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default()
+            });
+        let mut config = raw
+            .get("config")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
+        if !config.is_object() {
+            config = serde_json::json!({});
+        }
+        serde_json::json!({
+            "Id": self.id.as_str(),
+            "RepoTags": self.familiar_tags(),
+            "RepoDigests": self.repo_digests,
+            "Parent": "",
+            "Comment": history_comment(&raw),
+            "Created": created,
+            "DockerVersion": get("docker_version").as_str().unwrap_or(""),
+            "Author": get("author").as_str().unwrap_or(""),
+            "Config": config,
+            "Architecture": self.architecture(),
+            "Variant": raw.get("variant").cloned(),
+            "Os": self.os(),
+            "Size": self.size,
+            "VirtualSize": self.size,
+            "GraphDriver": {
+                "Name": "overlay2",
+                "Data": serde_json::Value::Null,
+            },
+            "RootFS": {
+                "Type": "layers",
+                "Layers": self.layers.iter().map(|l| l.diff_id.as_str()).collect::<Vec<_>>(),
+            },
+            "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
+        })
+    }
+}
+
+fn history_comment(raw: &serde_json::Value) -> String {
+    raw.get("history")
+        .and_then(|h| h.as_array())
+        .and_then(|h| h.last())
+        .and_then(|h| h.get("comment"))
+        .and_then(|c| c.as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Where a layer's unpacked directory lives (whether or not it exists).
+pub fn layer_dir(store: &Store, diff_id: &Digest) -> PathBuf {
+    layer_dir_in(store.root(), diff_id)
+}
+
+/// [`layer_dir`] from a root path (usable from any thread).
+pub fn layer_dir_in(root: &Path, diff_id: &Digest) -> PathBuf {
+    root.join("layers").join(diff_id.hex())
 }

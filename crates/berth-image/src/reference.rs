@@ -21,7 +21,9 @@ pub enum ReferenceError {
     Uppercase { name: String },
     #[error("invalid reference format: {reference:?}: {why}")]
     Invalid { reference: String, why: String },
-    #[error("invalid reference format: {reference:?}: repository name is longer than 255 characters")]
+    #[error(
+        "invalid reference format: {reference:?}: repository name is longer than 255 characters"
+    )]
     TooLong { reference: String },
     #[error("invalid reference format: {reference:?}: a bare 64-digit hex string is an image id, not a repository name")]
     HexName { reference: String },
@@ -100,7 +102,9 @@ impl Reference {
             _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
         };
         if !valid_domain(&registry) {
-            return Err(invalid(&format!("registry {registry:?} is not a valid host[:port]")));
+            return Err(invalid(&format!(
+                "registry {registry:?} is not a valid host[:port]"
+            )));
         }
         if registry == "index.docker.io" || registry == "registry-1.docker.io" {
             registry = DEFAULT_REGISTRY.to_string();
@@ -329,10 +333,16 @@ mod tests {
         assert_eq!(n("debian:bookworm"), "docker.io/library/debian:bookworm");
         assert_eq!(n("user/app"), "docker.io/user/app:latest");
         assert_eq!(n("docker.io/debian"), "docker.io/library/debian:latest");
-        assert_eq!(n("index.docker.io/debian"), "docker.io/library/debian:latest");
+        assert_eq!(
+            n("index.docker.io/debian"),
+            "docker.io/library/debian:latest"
+        );
         assert_eq!(n("localhost/app"), "localhost/app:latest");
         assert_eq!(n("localhost:5000/app:1"), "localhost:5000/app:1");
-        assert_eq!(n("127.0.0.1:5000/team/app:1.2"), "127.0.0.1:5000/team/app:1.2");
+        assert_eq!(
+            n("127.0.0.1:5000/team/app:1.2"),
+            "127.0.0.1:5000/team/app:1.2"
+        );
         assert_eq!(n("quay.io/a/b/c"), "quay.io/a/b/c:latest");
         let d = format!("sha256:{}", "a".repeat(64));
         let r = Reference::parse(&format!("127.0.0.1:5000/team/app@{d}")).unwrap();
@@ -341,14 +351,29 @@ mod tests {
         let r = Reference::parse(&format!("app:1@{d}")).unwrap();
         assert_eq!(r.tag(), Some("1"));
         assert_eq!(r.familiar(), format!("app:1@{d}"));
-        assert_eq!(Reference::parse("a_b.c-d__e").unwrap().familiar(), "a_b.c-d__e:latest");
+        assert_eq!(
+            Reference::parse("a_b.c-d__e").unwrap().familiar(),
+            "a_b.c-d__e:latest"
+        );
     }
 
     #[test]
     fn rejects_bad_references() {
         for bad in [
-            "", "Debian", "debian:", ":tag", "a//b", "-a", "a-", "a:b:c", "a@sha256:12",
-            "a:.tag", "a..b", "ex ample", "host:port/x", "a___b",
+            "",
+            "Debian",
+            "debian:",
+            ":tag",
+            "a//b",
+            "-a",
+            "a-",
+            "a:b:c",
+            "a@sha256:12",
+            "a:.tag",
+            "a..b",
+            "ex ample",
+            "host:port/x",
+            "a___b",
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad:?} should be refused");
         }

@@ -237,7 +237,7 @@ impl Store {
             }
             Err(e) => return Err(StoreError::io(p, e)),
         };
-        Ok(VerifyingReader::new(f, digest.clone())?)
+        VerifyingReader::new(f, digest.clone())
     }
 
     /// Remove a blob (no-op if absent).
@@ -273,6 +273,19 @@ impl Store {
     /// Take the store lock shared (many holders; excludes [`Store::lock_exclusive`]).
     pub fn lock_shared(&self) -> Result<StoreLock> {
         self.lock(rustix::fs::FlockOperation::LockShared)
+    }
+
+    /// Take the whole-store lock if nobody holds it (shared or exclusive); `None` otherwise.
+    pub fn try_lock_exclusive(&self) -> Result<Option<StoreLock>> {
+        match self.lock(rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(l) => Ok(Some(l)),
+            Err(StoreError::Io { source, .. })
+                if source.kind() == io::ErrorKind::WouldBlock =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn lock(&self, op: rustix::fs::FlockOperation) -> Result<StoreLock> {

@@ -1,0 +1,1 @@
+//! docker-archive and oci-archive: load and save.

@@ -1,0 +1,1 @@
+//! `import`: an image from a root filesystem tarball.
