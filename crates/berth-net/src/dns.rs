@@ -1,0 +1,358 @@
+//! The embedded DNS server of a user-defined network.
+//!
+//! One small process per network (`berth __dns NETWORK`), started by the first container that
+//! joins the network and gone a moment after the last one leaves. It listens on the bridge's
+//! gateway address, port 53 (UDP), answers container names, network aliases and short ids of
+//! the containers on its network straight from the SQLite tables (so it never needs to be told
+//! about changes), answers other single-label names with NXDOMAIN, and relays everything else
+//! to the host's resolvers from /etc/resolv.conf.
+//!
+//! Exactly one server per network: the server holds an exclusive flock on
+//! `<root>/run/dns/<network>.lock` for its lifetime. When it finds the network unused it drops
+//! the lock, then looks again; a container that joined meanwhile either saw the lock free (and
+//! started a new server) or is seen by that second look (and the server carries on).
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{rdata::A, RData, Record, RecordType};
+use rustix::fs::{flock, FlockOperation};
+
+use crate::{state, NetError, Result};
+
+fn dns_dir(root: &Path) -> PathBuf {
+    root.join("run").join("dns")
+}
+
+fn lock_path(root: &Path, network: &str) -> PathBuf {
+    dns_dir(root).join(format!("{network}.lock"))
+}
+
+fn open_lock(root: &Path, network: &str) -> Result<File> {
+    let p = lock_path(root, network);
+    fs::create_dir_all(dns_dir(root))
+        .map_err(|e| NetError::Other(format!("{}: {e}", dns_dir(root).display())))?;
+    File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&p)
+        .map_err(|e| NetError::Other(format!("{}: {e}", p.display())))
+}
+
+fn try_lock(f: &File) -> bool {
+    flock(f.as_fd(), FlockOperation::NonBlockingLockExclusive).is_ok()
+}
+
+/// The berth executable that serves `__dns` (this program, unless `BERTH_EXE` says otherwise).
+fn berth_exe() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BERTH_EXE") {
+        return Ok(PathBuf::from(p));
+    }
+    std::env::current_exe()
+        .map_err(|e| NetError::Other(format!("cannot find the berth executable: {e}")))
+}
+
+/// Make sure the DNS server of `network` runs; waits until it answers.
+pub fn ensure_running(root: &Path, network: &str) -> Result<()> {
+    let lock = open_lock(root, network)?;
+    if !try_lock(&lock) {
+        return Ok(()); // a server holds it
+    }
+    drop(lock);
+    let log = fs::File::create(dns_dir(root).join(format!("{network}.log"))).ok();
+    let mut cmd = Command::new(berth_exe()?);
+    cmd.arg("--root")
+        .arg(root)
+        .arg("__dns")
+        .arg(network)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log.map(Stdio::from).unwrap_or_else(Stdio::null));
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| NetError::Other(format!("cannot start the DNS server: {e}")))?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    // The server keeps running in its own process group; the first berth command to exit
+    // leaves it to init, which reaps it.
+    if line.trim() == "ready" {
+        Ok(())
+    } else {
+        let _ = child.try_wait();
+        Err(NetError::Other(format!(
+            "the DNS server for network {network} did not start; see {}",
+            dns_dir(root).join(format!("{network}.log")).display()
+        )))
+    }
+}
+
+/// Stop the DNS servers of a store (by the pids they recorded).
+pub fn stop_all(root: &Path) {
+    let Ok(rd) = fs::read_dir(dns_dir(root)) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "lock") {
+            let lock = match File::options().read(true).write(true).open(&p) {
+                Ok(f) => f,
+                Err(_) => continue,
+            };
+            if try_lock(&lock) {
+                continue; // nobody serves it
+            }
+            if let Ok(pid) = fs::read_to_string(&p)
+                .unwrap_or_default()
+                .trim()
+                .parse::<i32>()
+            {
+                if pid > 1 {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGTERM,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Names this server answers: container name, aliases and 12-character id per endpoint.
+fn lookup(db: &berth_store::rusqlite::Connection, network: &str, name: &str) -> Option<Ipv4Addr> {
+    let eps = state::endpoints_of_network(db, network).ok()?;
+    eps.iter()
+        .find(|e| {
+            e.container_name.eq_ignore_ascii_case(name)
+                || e.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+                || (name.len() == 12 && e.container_id.starts_with(name))
+        })
+        .map(|e| e.ip)
+}
+
+enum Answer {
+    Reply(Vec<u8>),
+    Forward,
+    Drop,
+}
+
+fn answer(db: &berth_store::rusqlite::Connection, network: &str, packet: &[u8]) -> Answer {
+    let Ok(req) = Message::from_vec(packet) else {
+        return Answer::Drop;
+    };
+    if req.message_type() != MessageType::Query || req.op_code() != OpCode::Query {
+        return Answer::Drop;
+    }
+    let Some(q) = req.queries().first() else {
+        return Answer::Drop;
+    };
+    let name = q.name().to_ascii();
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let found = lookup(db, network, &name);
+    let single_label = !name.contains('.');
+    if found.is_none() && !single_label {
+        return Answer::Forward;
+    }
+    let mut resp = Message::new();
+    resp.set_id(req.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(req.recursion_desired())
+        .set_recursion_available(true)
+        .set_authoritative(true);
+    resp.add_query(q.clone());
+    match found {
+        Some(ip) => {
+            if q.query_type() == RecordType::A {
+                resp.add_answer(Record::from_rdata(q.name().clone(), 10, RData::A(A(ip))));
+            }
+            resp.set_response_code(ResponseCode::NoError);
+        }
+        None => {
+            resp.set_response_code(ResponseCode::NXDomain);
+        }
+    }
+    match resp.to_vec() {
+        Ok(b) => Answer::Reply(b),
+        Err(_) => Answer::Drop,
+    }
+}
+
+fn upstreams() -> Vec<SocketAddr> {
+    let r = crate::files::parse_resolv(&fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    r.nameservers
+        .iter()
+        .filter_map(|n| n.parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+async fn forward(sock: Arc<tokio::net::UdpSocket>, packet: Vec<u8>, peer: SocketAddr) {
+    for up in upstreams().into_iter().take(3) {
+        let bind: SocketAddr = if up.is_ipv4() {
+            "0.0.0.0:0".parse().unwrap()
+        } else {
+            "[::]:0".parse().unwrap()
+        };
+        let Ok(u) = tokio::net::UdpSocket::bind(bind).await else {
+            continue;
+        };
+        if u.send_to(&packet, up).await.is_err() {
+            continue;
+        }
+        let mut buf = vec![0u8; 4096];
+        if let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_secs(3), u.recv_from(&mut buf)).await
+        {
+            let _ = sock.send_to(&buf[..n], peer).await;
+            return;
+        }
+    }
+}
+
+/// Serve DNS for `network` until no container uses it. Prints `ready` on stdout once it
+/// listens (or when another server already runs).
+pub fn serve(root: &Path, network: &str) -> Result<()> {
+    let store = berth_store::Store::open(root)?;
+    state::migrate(&store)?;
+    let net = state::get_network(store.db(), network)?
+        .ok_or_else(|| NetError::NotFound(network.to_string()))?;
+    let lock = open_lock(root, network)?;
+    let ready = || {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(b"ready\n");
+        let _ = out.flush();
+    };
+    if !try_lock(&lock) {
+        ready();
+        return Ok(());
+    }
+    let _ = fs::write(
+        lock_path(root, network),
+        format!("{}\n", std::process::id()),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| NetError::Other(format!("dns runtime: {e}")))?;
+    rt.block_on(async {
+        let addr = SocketAddr::from((net.gateway, 53));
+        let mut sock = None;
+        for _ in 0..50 {
+            match tokio::net::UdpSocket::bind(addr).await {
+                Ok(s) => {
+                    sock = Some(s);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let sock = Arc::new(sock.ok_or_else(|| {
+            NetError::Other(format!("cannot listen on {addr}; is another DNS server using it?"))
+        })?);
+        ready();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut buf = vec![0u8; 4096];
+        let db = store.db();
+        loop {
+            tokio::select! {
+                r = sock.recv_from(&mut buf) => {
+                    let Ok((n, peer)) = r else { continue };
+                    match answer(db, &net.name, &buf[..n]) {
+                        Answer::Reply(b) => { let _ = sock.send_to(&b, peer).await; }
+                        Answer::Forward => { tokio::spawn(forward(sock.clone(), buf[..n].to_vec(), peer)); }
+                        Answer::Drop => {}
+                    }
+                }
+                _ = tick.tick() => {
+                    let in_use = |db: &berth_store::rusqlite::Connection| -> bool {
+                        matches!(state::get_network(db, &net.name), Ok(Some(n)) if n.id == net.id)
+                            && state::endpoints_of_network(db, &net.name).map(|v| !v.is_empty()).unwrap_or(true)
+                    };
+                    if !in_use(db) {
+                        let _ = flock(lock.as_fd(), FlockOperation::Unlock);
+                        if in_use(db) && try_lock(&lock) {
+                            continue;
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::Name;
+    use std::str::FromStr;
+
+    fn query(name: &str, t: RecordType) -> Vec<u8> {
+        let mut m = Message::new();
+        m.set_id(77).set_recursion_desired(true);
+        m.add_query(Query::query(Name::from_str(name).unwrap(), t));
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn answers_from_tables() {
+        let dir = std::env::temp_dir().join(format!("berth-dns-test-{:x}", rand::random::<u64>()));
+        let store = berth_store::Store::open(&dir).unwrap();
+        state::migrate(&store).unwrap();
+        let ep = state::Endpoint {
+            container_id: "0123456789abcdef".into(),
+            network: "shop".into(),
+            container_name: "db".into(),
+            ip: Ipv4Addr::new(10, 90, 0, 2),
+            mac: String::new(),
+            aliases: vec!["database".into()],
+            veth: "v".into(),
+            ifname: "eth0".into(),
+        };
+        state::insert_endpoint(store.db(), &ep).unwrap();
+        for name in ["db.", "DATABASE", "0123456789ab"] {
+            let Answer::Reply(b) = answer(store.db(), "shop", &query(name, RecordType::A)) else {
+                panic!("no reply for {name}")
+            };
+            let m = Message::from_vec(&b).unwrap();
+            assert_eq!(m.id(), 77);
+            assert_eq!(m.response_code(), ResponseCode::NoError);
+            assert_eq!(m.answers().len(), 1, "{name}");
+            assert_eq!(m.answers()[0].data(), Some(&RData::A(A(ep.ip))));
+        }
+        let Answer::Reply(b) = answer(store.db(), "shop", &query("db", RecordType::AAAA)) else {
+            panic!()
+        };
+        assert!(Message::from_vec(&b).unwrap().answers().is_empty());
+        let Answer::Reply(b) = answer(store.db(), "shop", &query("nosuch", RecordType::A)) else {
+            panic!()
+        };
+        assert_eq!(
+            Message::from_vec(&b).unwrap().response_code(),
+            ResponseCode::NXDomain
+        );
+        // Other network: not visible.
+        assert!(matches!(
+            answer(store.db(), "other", &query("db", RecordType::A)),
+            Answer::Reply(_)
+        ));
+        assert!(matches!(
+            answer(store.db(), "shop", &query("example.org", RecordType::A)),
+            Answer::Forward
+        ));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,254 @@
+//! Network drivers. A driver makes networks exist on the host and plugs container network
+//! namespaces into them; published ports go through the driver too, so a rootless backend
+//! (pasta, slirp4netns) can implement the same trait with its own port forwarder.
+
+use std::cell::RefCell;
+use std::fs;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::config::NetConf;
+use crate::netlink::Netlink;
+use crate::nft::{self, PortRule};
+use crate::state::{Endpoint, Network};
+use crate::{ipam, netns, NetError, Result};
+
+pub trait Driver {
+    fn name(&self) -> &'static str;
+    /// Make the network usable on the host (idempotent; cheap when already done).
+    fn ensure_network(&self, net: &Network) -> Result<()>;
+    /// Remove the network from the host; keeps going past errors.
+    fn remove_network(&self, net: &Network) -> Result<()>;
+    /// Plug the namespace at `netns` into `net` with the endpoint's address. With
+    /// `default_route` the namespace's default route goes through this network.
+    fn attach(&self, netns: &Path, net: &Network, ep: &Endpoint, default_route: bool)
+        -> Result<()>;
+    /// Unplug an endpoint (missing pieces are fine).
+    fn detach(&self, ep: &Endpoint) -> Result<()>;
+    fn publish(&self, ports: &[PortRule]) -> Result<()>;
+    fn unpublish(&self, ports: &[PortRule]) -> Result<()>;
+    /// Apply firewall changes queued by the calls above, in one batch.
+    fn commit(&self) -> Result<()>;
+}
+
+fn nl_err(what: &str, e: io::Error) -> NetError {
+    let hint = if e.raw_os_error() == Some(libc::EPERM) {
+        "; run berth as root"
+    } else {
+        ""
+    };
+    NetError::Other(format!("{what}: {e}{hint}"))
+}
+
+/// Linux bridge + veth pairs + nftables, for rootful berth.
+pub struct BridgeDriver {
+    conf: NetConf,
+    state_dir: PathBuf,
+    boot_id: String,
+    script: RefCell<String>,
+    delete: RefCell<Vec<String>>,
+}
+
+impl std::fmt::Debug for BridgeDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgeDriver")
+            .field("conf", &self.conf)
+            .finish()
+    }
+}
+
+impl BridgeDriver {
+    pub fn new(conf: NetConf, root: &Path) -> BridgeDriver {
+        BridgeDriver {
+            conf,
+            state_dir: root.join("run").join("net"),
+            boot_id: fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            script: RefCell::new(String::new()),
+            delete: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn marker(&self, bridge: &str) -> PathBuf {
+        self.state_dir.join(format!("fw-{bridge}"))
+    }
+
+    /// Forget that firewall state was applied (after the table was removed).
+    pub fn forget_firewall(&self) {
+        if let Ok(rd) = fs::read_dir(&self.state_dir) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("fw-") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+fn sysctl(path: &str, value: &str) -> Result<()> {
+    match fs::read_to_string(path) {
+        Ok(v) if v.trim() == value => Ok(()),
+        _ => fs::write(path, value)
+            .map_err(|e| NetError::Other(format!("cannot set {path}: {e}; run berth as root"))),
+    }
+}
+
+impl Driver for BridgeDriver {
+    fn name(&self) -> &'static str {
+        "bridge"
+    }
+
+    fn ensure_network(&self, net: &Network) -> Result<()> {
+        let mut nl = Netlink::open().map_err(|e| nl_err("netlink", e))?;
+        let created = nl
+            .add_bridge(&net.bridge, self.conf.mtu)
+            .map_err(|e| nl_err(&format!("cannot create bridge {}", net.bridge), e))?;
+        let idx = nl
+            .link_index(&net.bridge)
+            .map_err(|e| nl_err("netlink", e))?
+            .ok_or_else(|| NetError::Other(format!("bridge {} vanished", net.bridge)))?;
+        nl.add_addr(idx, net.gateway, net.subnet.prefix_len())
+            .map_err(|e| nl_err(&format!("cannot address bridge {}", net.bridge), e))?;
+        if created {
+            nl.set_up(idx).map_err(|e| nl_err("netlink", e))?;
+        }
+        sysctl(
+            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge),
+            "1",
+        )?;
+        if !net.internal {
+            sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+        }
+        let marker = self.marker(&net.bridge);
+        let fresh = fs::read_to_string(&marker).is_ok_and(|b| b == self.boot_id);
+        if created || !fresh {
+            let t = self.conf.nft_table();
+            let mut s = self.script.borrow_mut();
+            if !s.contains("add table") {
+                s.insert_str(0, &nft::base_script(t));
+            }
+            for e in nft::network_elements(t, &net.bridge, &net.subnet, net.internal) {
+                s.push_str(&format!("add element {e}\n"));
+            }
+            let _ = fs::create_dir_all(&self.state_dir);
+            // Written now, trusted only after commit succeeds (commit removes it on failure).
+            let _ = fs::write(&marker, &self.boot_id);
+        }
+        Ok(())
+    }
+
+    fn remove_network(&self, net: &Network) -> Result<()> {
+        let mut first: Option<NetError> = None;
+        match Netlink::open().and_then(|mut nl| nl.del_link(&net.bridge)) {
+            Ok(_) => {}
+            Err(e) => {
+                first.get_or_insert(nl_err(&format!("cannot delete bridge {}", net.bridge), e));
+            }
+        }
+        let elems = nft::network_elements(
+            self.conf.nft_table(),
+            &net.bridge,
+            &net.subnet,
+            net.internal,
+        );
+        if let Err(e) = nft::delete_elements(&elems) {
+            first.get_or_insert(e);
+        }
+        let _ = fs::remove_file(self.marker(&net.bridge));
+        first.map_or(Ok(()), Err)
+    }
+
+    fn attach(
+        &self,
+        ns_path: &Path,
+        net: &Network,
+        ep: &Endpoint,
+        default_route: bool,
+    ) -> Result<()> {
+        let ns = fs::File::open(ns_path)
+            .map_err(|e| NetError::Other(format!("{}: {e}", ns_path.display())))?;
+        let mut nl = Netlink::open().map_err(|e| nl_err("netlink", e))?;
+        let master = nl
+            .link_index(&net.bridge)
+            .map_err(|e| nl_err("netlink", e))?
+            .ok_or_else(|| NetError::Other(format!("bridge {} is missing", net.bridge)))?;
+        nl.add_veth(
+            &ep.veth,
+            master,
+            &ep.ifname,
+            ns.as_raw_fd(),
+            ipam::mac_for(ep.ip),
+            self.conf.mtu,
+        )
+        .map_err(|e| nl_err(&format!("cannot create veth {}", ep.veth), e))?;
+        let (ip, prefix, gw, ifname) = (
+            ep.ip,
+            net.subnet.prefix_len(),
+            net.gateway,
+            ep.ifname.clone(),
+        );
+        netns::run_in(ns_path, move || {
+            let mut nl = Netlink::open()?;
+            let idx = nl
+                .link_index(&ifname)?
+                .ok_or_else(|| io::Error::other(format!("{ifname} missing in the namespace")))?;
+            nl.add_addr(idx, ip, prefix)?;
+            nl.set_up(idx)?;
+            if default_route {
+                nl.add_route(std::net::Ipv4Addr::UNSPECIFIED, 0, Some(gw), idx)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| {
+            nl_err(
+                &format!("cannot configure {} in the container", ep.ifname),
+                e,
+            )
+        })
+    }
+
+    fn detach(&self, ep: &Endpoint) -> Result<()> {
+        Netlink::open()
+            .and_then(|mut nl| nl.del_link(&ep.veth))
+            .map(|_| ())
+            .map_err(|e| nl_err(&format!("cannot delete veth {}", ep.veth), e))
+    }
+
+    fn publish(&self, ports: &[PortRule]) -> Result<()> {
+        let t = self.conf.nft_table();
+        let mut s = self.script.borrow_mut();
+        for p in ports {
+            s.push_str(&format!("add element {}\n", nft::port_element(t, p, true)));
+        }
+        Ok(())
+    }
+
+    fn unpublish(&self, ports: &[PortRule]) -> Result<()> {
+        let t = self.conf.nft_table();
+        self.delete
+            .borrow_mut()
+            .extend(ports.iter().map(|p| nft::port_element(t, p, false)));
+        Ok(())
+    }
+
+    fn commit(&self) -> Result<()> {
+        let script = std::mem::take(&mut *self.script.borrow_mut());
+        let delete = std::mem::take(&mut *self.delete.borrow_mut());
+        let mut res = nft::delete_elements(&delete);
+        if !script.is_empty() {
+            if let Err(e) = nft::apply(&script) {
+                self.forget_firewall();
+                res = Err(e);
+            }
+        }
+        res
+    }
+}
+
+/// Parse a path-or-nothing column.
+pub fn default_netns_path(root: &Path, container_id: &str) -> PathBuf {
+    root.join("run").join("netns").join(container_id)
+}

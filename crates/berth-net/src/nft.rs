@@ -1,0 +1,191 @@
+//! nftables: berth's rules live only in its own table (`table ip <prefix>`), driven by sets
+//! and maps so that a container or network adds and removes set elements, never rules.
+//!
+//! - `bridges`, `same` (bridge . bridge), `internal`, `masq` describe networks;
+//! - `pany` / `pip` map published ports (any host address / one host address) to the
+//!   container address and port; DNAT happens in prerouting (traffic from outside and from
+//!   containers) and output (the host itself, including 127.0.0.1 thanks to `route_localnet`).
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use ipnet::Ipv4Net;
+
+use crate::ports::Proto;
+use crate::{NetError, Result};
+
+/// The table with its sets, maps, chains and (re)written base rules. Idempotent: existing
+/// elements are kept, base rules are flushed and added again in the same atomic batch.
+pub fn base_script(t: &str) -> String {
+    format!(
+        "add table ip {t}
+add set ip {t} bridges {{ type ifname; }}
+add set ip {t} same {{ type ifname . ifname; }}
+add set ip {t} internal {{ type ifname; }}
+add set ip {t} masq {{ type ipv4_addr; flags interval; }}
+add map ip {t} pany {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
+add map ip {t} pip {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
+add chain ip {t} ports
+add chain ip {t} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}
+add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}
+add chain ip {t} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}
+add chain ip {t} forward {{ type filter hook forward priority filter; policy accept; }}
+flush chain ip {t} ports
+flush chain ip {t} prerouting
+flush chain ip {t} output
+flush chain ip {t} postrouting
+flush chain ip {t} forward
+add rule ip {t} ports dnat ip addr . port to ip daddr . meta l4proto . th dport map @pip
+add rule ip {t} ports dnat ip addr . port to meta l4proto . th dport map @pany
+add rule ip {t} prerouting fib daddr type local jump ports
+add rule ip {t} output fib daddr type local jump ports
+add rule ip {t} postrouting ct status dnat iifname . oifname @same masquerade
+add rule ip {t} postrouting ip saddr 127.0.0.0/8 oifname @bridges masquerade
+add rule ip {t} postrouting ip saddr @masq oifname != @bridges masquerade
+add rule ip {t} forward iifname . oifname @same accept
+add rule ip {t} forward iifname @internal drop
+add rule ip {t} forward oifname @internal drop
+add rule ip {t} forward ct state established,related accept
+add rule ip {t} forward ct status dnat accept
+add rule ip {t} forward iifname @bridges oifname @bridges drop
+"
+    )
+}
+
+/// Elements describing one network.
+pub fn network_elements(t: &str, bridge: &str, subnet: &Ipv4Net, internal: bool) -> Vec<String> {
+    let mut v = vec![
+        format!("ip {t} bridges {{ \"{bridge}\" }}"),
+        format!("ip {t} same {{ \"{bridge}\" . \"{bridge}\" }}"),
+    ];
+    if internal {
+        v.push(format!("ip {t} internal {{ \"{bridge}\" }}"));
+    } else {
+        v.push(format!("ip {t} masq {{ {subnet} }}"));
+    }
+    v
+}
+
+/// One published port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRule {
+    pub host_ip: Ipv4Addr,
+    pub host_port: u16,
+    pub proto: Proto,
+    pub ctr_ip: Ipv4Addr,
+    pub ctr_port: u16,
+}
+
+pub fn port_element(t: &str, p: &PortRule, with_value: bool) -> String {
+    let key = if p.host_ip.is_unspecified() {
+        format!("ip {t} pany {{ {} . {}", p.proto.as_str(), p.host_port)
+    } else {
+        format!(
+            "ip {t} pip {{ {} . {} . {}",
+            p.host_ip,
+            p.proto.as_str(),
+            p.host_port
+        )
+    };
+    if with_value {
+        format!("{key} : {} . {} }}", p.ctr_ip, p.ctr_port)
+    } else {
+        format!("{key} }}")
+    }
+}
+
+/// Run an nft script atomically.
+pub fn apply(script: &str) -> Result<()> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            NetError::Other(format!(
+                "cannot run nft: {e}; install nftables (the nft command) for container networking"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(script.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NetError::Other(format!("nft: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("failed");
+        Err(NetError::Other(format!(
+            "nftables rules could not be applied: {first}; check that the kernel has nf_tables and nft works"
+        )))
+    }
+}
+
+/// Delete elements; missing ones are fine. Tries one batch, then one by one.
+pub fn delete_elements(elems: &[String]) -> Result<()> {
+    if elems.is_empty() {
+        return Ok(());
+    }
+    let script: String = elems
+        .iter()
+        .map(|e| format!("delete element {e}\n"))
+        .collect();
+    if apply(&script).is_ok() {
+        return Ok(());
+    }
+    for e in elems {
+        let _ = apply(&format!("delete element {e}\n"));
+    }
+    Ok(())
+}
+
+/// Remove the whole table (missing is fine).
+pub fn delete_table(t: &str) -> Result<()> {
+    let _ = apply(&format!("add table ip {t}\ndelete table ip {t}\n"));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elements() {
+        let p = PortRule {
+            host_ip: Ipv4Addr::UNSPECIFIED,
+            host_port: 8080,
+            proto: Proto::Tcp,
+            ctr_ip: Ipv4Addr::new(172, 17, 0, 2),
+            ctr_port: 80,
+        };
+        assert_eq!(
+            port_element("berth", &p, true),
+            "ip berth pany { tcp . 8080 : 172.17.0.2 . 80 }"
+        );
+        assert_eq!(
+            port_element("berth", &p, false),
+            "ip berth pany { tcp . 8080 }"
+        );
+        let p = PortRule {
+            host_ip: Ipv4Addr::LOCALHOST,
+            proto: Proto::Udp,
+            ..p
+        };
+        assert_eq!(
+            port_element("berth", &p, true),
+            "ip berth pip { 127.0.0.1 . udp . 8080 : 172.17.0.2 . 80 }"
+        );
+        let n = network_elements("b", "b0", &"10.1.0.0/16".parse().unwrap(), false);
+        assert!(n.contains(&"ip b masq { 10.1.0.0/16 }".to_string()));
+        let n = network_elements("b", "b0", &"10.1.0.0/16".parse().unwrap(), true);
+        assert!(n.contains(&"ip b internal { \"b0\" }".to_string()));
+        assert!(base_script("b").contains("add table ip b\n"));
+    }
+}

@@ -1,0 +1,416 @@
+//! berth-net's tables (component `net`) and typed access to them.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use berth_store::rusqlite::{self, params, Connection, OptionalExtension, Row};
+use berth_store::Store;
+use ipnet::Ipv4Net;
+
+use crate::Result;
+
+const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS net_networks (
+    name TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    driver TEXT NOT NULL,
+    bridge TEXT NOT NULL UNIQUE,
+    subnet TEXT NOT NULL,
+    gateway TEXT NOT NULL,
+    internal INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL,
+    next_ip INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS net_sandboxes (
+    container_id TEXT PRIMARY KEY,
+    container_name TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    netns TEXT,
+    owns_netns INTEGER NOT NULL,
+    dir TEXT NOT NULL,
+    hostname TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS net_endpoints (
+    container_id TEXT NOT NULL,
+    network TEXT NOT NULL,
+    container_name TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    mac TEXT NOT NULL,
+    aliases TEXT NOT NULL,
+    veth TEXT NOT NULL,
+    ifname TEXT NOT NULL,
+    PRIMARY KEY (container_id, network),
+    UNIQUE (network, ip)
+);
+CREATE TABLE IF NOT EXISTS net_ports (
+    host_ip TEXT NOT NULL,
+    host_port INTEGER NOT NULL,
+    proto TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    container_port INTEGER NOT NULL,
+    container_ip TEXT NOT NULL,
+    PRIMARY KEY (host_ip, host_port, proto)
+);"];
+
+pub fn migrate(store: &Store) -> Result<()> {
+    store.migrate("net", MIGRATIONS)?;
+    Ok(())
+}
+
+/// Run `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so two berth
+/// processes allocating addresses or ports serialise instead of failing on lock upgrade.
+pub fn immediate<T>(db: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    db.execute_batch("BEGIN IMMEDIATE")?;
+    match f(db) {
+        Ok(v) => match db.execute_batch("COMMIT") {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                let _ = db.execute_batch("ROLLBACK");
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            let _ = db.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Network {
+    pub name: String,
+    pub id: String,
+    pub driver: String,
+    pub bridge: String,
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub internal: bool,
+    pub created: i64,
+}
+
+impl Network {
+    /// True for the default network (`berth`, alias `bridge`).
+    pub fn is_default(&self) -> bool {
+        self.name == crate::DEFAULT_NETWORK
+    }
+}
+
+fn parse_col<T: std::str::FromStr>(r: &Row, i: usize) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    s.parse().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("bad value {s:?}").into(),
+        )
+    })
+}
+
+const NET_COLS: &str = "name, id, driver, bridge, subnet, gateway, internal, created";
+
+fn net_row(r: &Row) -> rusqlite::Result<Network> {
+    Ok(Network {
+        name: r.get(0)?,
+        id: r.get(1)?,
+        driver: r.get(2)?,
+        bridge: r.get(3)?,
+        subnet: parse_col(r, 4)?,
+        gateway: parse_col(r, 5)?,
+        internal: r.get::<_, i64>(6)? != 0,
+        created: r.get(7)?,
+    })
+}
+
+pub fn get_network(db: &Connection, name: &str) -> Result<Option<Network>> {
+    Ok(db
+        .query_row(
+            &format!("SELECT {NET_COLS} FROM net_networks WHERE name = ?1 OR id = ?1"),
+            [name],
+            net_row,
+        )
+        .optional()?)
+}
+
+/// A network by name, id or unique id prefix.
+pub fn find_network(db: &Connection, name: &str) -> Result<Option<Network>> {
+    if let Some(n) = get_network(db, name)? {
+        return Ok(Some(n));
+    }
+    if name.len() < 3 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let mut st = db.prepare(&format!(
+        "SELECT {NET_COLS} FROM net_networks WHERE id LIKE ?1 || '%'"
+    ))?;
+    let v: Vec<Network> = st
+        .query_map([name], net_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(if v.len() == 1 {
+        v.into_iter().next()
+    } else {
+        None
+    })
+}
+
+pub fn list_networks(db: &Connection) -> Result<Vec<Network>> {
+    let mut st = db.prepare(&format!(
+        "SELECT {NET_COLS} FROM net_networks ORDER BY created, name"
+    ))?;
+    let v = st
+        .query_map([], net_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(v)
+}
+
+pub fn insert_network(db: &Connection, n: &Network) -> Result<()> {
+    db.execute(
+        "INSERT INTO net_networks(name, id, driver, bridge, subnet, gateway, internal, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            n.name,
+            n.id,
+            n.driver,
+            n.bridge,
+            n.subnet.to_string(),
+            n.gateway.to_string(),
+            n.internal as i64,
+            n.created
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn delete_network(db: &Connection, name: &str) -> Result<()> {
+    db.execute("DELETE FROM net_networks WHERE name = ?1", [name])?;
+    Ok(())
+}
+
+pub fn next_ip(db: &Connection, network: &str) -> Result<u32> {
+    Ok(db.query_row(
+        "SELECT next_ip FROM net_networks WHERE name = ?1",
+        [network],
+        |r| r.get::<_, i64>(0),
+    )? as u32)
+}
+
+pub fn set_next_ip(db: &Connection, network: &str, v: u32) -> Result<()> {
+    db.execute(
+        "UPDATE net_networks SET next_ip = ?2 WHERE name = ?1",
+        params![network, v as i64],
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Sandbox {
+    pub container_id: String,
+    pub container_name: String,
+    /// `none`, `host`, `container` or `networks`.
+    pub mode: String,
+    pub netns: Option<PathBuf>,
+    pub owns_netns: bool,
+    pub dir: PathBuf,
+    pub hostname: String,
+}
+
+fn sb_row(r: &Row) -> rusqlite::Result<Sandbox> {
+    Ok(Sandbox {
+        container_id: r.get(0)?,
+        container_name: r.get(1)?,
+        mode: r.get(2)?,
+        netns: r.get::<_, Option<String>>(3)?.map(PathBuf::from),
+        owns_netns: r.get::<_, i64>(4)? != 0,
+        dir: PathBuf::from(r.get::<_, String>(5)?),
+        hostname: r.get(6)?,
+    })
+}
+
+const SB_COLS: &str = "container_id, container_name, mode, netns, owns_netns, dir, hostname";
+
+pub fn get_sandbox(db: &Connection, id: &str) -> Result<Option<Sandbox>> {
+    Ok(db
+        .query_row(
+            &format!("SELECT {SB_COLS} FROM net_sandboxes WHERE container_id = ?1"),
+            [id],
+            sb_row,
+        )
+        .optional()?)
+}
+
+pub fn list_sandboxes(db: &Connection) -> Result<Vec<Sandbox>> {
+    let mut st = db.prepare(&format!("SELECT {SB_COLS} FROM net_sandboxes"))?;
+    let v = st.query_map([], sb_row)?.collect::<rusqlite::Result<_>>()?;
+    Ok(v)
+}
+
+pub fn insert_sandbox(db: &Connection, s: &Sandbox) -> Result<()> {
+    db.execute(
+        "INSERT INTO net_sandboxes(container_id, container_name, mode, netns, owns_netns, dir, hostname)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            s.container_id,
+            s.container_name,
+            s.mode,
+            s.netns.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            s.owns_netns as i64,
+            s.dir.to_string_lossy(),
+            s.hostname
+        ],
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Endpoint {
+    pub container_id: String,
+    pub network: String,
+    pub container_name: String,
+    pub ip: Ipv4Addr,
+    pub mac: String,
+    pub aliases: Vec<String>,
+    /// Host side of the veth pair.
+    pub veth: String,
+    /// Interface name inside the container.
+    pub ifname: String,
+}
+
+const EP_COLS: &str = "container_id, network, container_name, ip, mac, aliases, veth, ifname";
+
+fn ep_row(r: &Row) -> rusqlite::Result<Endpoint> {
+    let aliases: String = r.get(5)?;
+    Ok(Endpoint {
+        container_id: r.get(0)?,
+        network: r.get(1)?,
+        container_name: r.get(2)?,
+        ip: parse_col(r, 3)?,
+        mac: r.get(4)?,
+        aliases: serde_json::from_str(&aliases).unwrap_or_default(),
+        veth: r.get(6)?,
+        ifname: r.get(7)?,
+    })
+}
+
+pub fn endpoints_of_container(db: &Connection, id: &str) -> Result<Vec<Endpoint>> {
+    let mut st = db.prepare(&format!(
+        "SELECT {EP_COLS} FROM net_endpoints WHERE container_id = ?1 ORDER BY ifname"
+    ))?;
+    let v = st
+        .query_map([id], ep_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(v)
+}
+
+pub fn endpoints_of_network(db: &Connection, network: &str) -> Result<Vec<Endpoint>> {
+    let mut st = db.prepare(&format!(
+        "SELECT {EP_COLS} FROM net_endpoints WHERE network = ?1 ORDER BY container_name"
+    ))?;
+    let v = st
+        .query_map([network], ep_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(v)
+}
+
+pub fn used_ips(db: &Connection, network: &str) -> Result<Vec<Ipv4Addr>> {
+    let mut st = db.prepare("SELECT ip FROM net_endpoints WHERE network = ?1")?;
+    let v = st
+        .query_map([network], |r| parse_col::<Ipv4Addr>(r, 0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(v)
+}
+
+pub fn insert_endpoint(db: &Connection, e: &Endpoint) -> Result<()> {
+    db.execute(
+        "INSERT INTO net_endpoints(container_id, network, container_name, ip, mac, aliases, veth, ifname)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            e.container_id,
+            e.network,
+            e.container_name,
+            e.ip.to_string(),
+            e.mac,
+            serde_json::to_string(&e.aliases).unwrap_or_else(|_| "[]".into()),
+            e.veth,
+            e.ifname
+        ],
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PortRow {
+    pub host_ip: Ipv4Addr,
+    pub host_port: u16,
+    pub proto: String,
+    pub container_id: String,
+    pub container_port: u16,
+    pub container_ip: Ipv4Addr,
+}
+
+fn port_row(r: &Row) -> rusqlite::Result<PortRow> {
+    Ok(PortRow {
+        host_ip: parse_col(r, 0)?,
+        host_port: r.get::<_, i64>(1)? as u16,
+        proto: r.get(2)?,
+        container_id: r.get(3)?,
+        container_port: r.get::<_, i64>(4)? as u16,
+        container_ip: parse_col(r, 5)?,
+    })
+}
+
+const PORT_COLS: &str = "host_ip, host_port, proto, container_id, container_port, container_ip";
+
+pub fn ports_of_container(db: &Connection, id: &str) -> Result<Vec<PortRow>> {
+    let mut st = db.prepare(&format!(
+        "SELECT {PORT_COLS} FROM net_ports WHERE container_id = ?1 ORDER BY container_port, proto"
+    ))?;
+    let v = st
+        .query_map([id], port_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(v)
+}
+
+/// Bindings of `port/proto` on any host address.
+pub fn ports_on(db: &Connection, port: u16, proto: &str) -> Result<Vec<PortRow>> {
+    let mut st = db.prepare(&format!(
+        "SELECT {PORT_COLS} FROM net_ports WHERE host_port = ?1 AND proto = ?2"
+    ))?;
+    let v = st
+        .query_map(params![port as i64, proto], port_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(v)
+}
+
+pub fn insert_port(db: &Connection, p: &PortRow) -> Result<()> {
+    db.execute(
+        "INSERT INTO net_ports(host_ip, host_port, proto, container_id, container_port, container_ip)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            p.host_ip.to_string(),
+            p.host_port as i64,
+            p.proto,
+            p.container_id,
+            p.container_port as i64,
+            p.container_ip.to_string()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Forget everything about a container (sandbox, endpoints, ports).
+pub fn delete_container(db: &Connection, id: &str) -> Result<()> {
+    db.execute("DELETE FROM net_ports WHERE container_id = ?1", [id])?;
+    db.execute("DELETE FROM net_endpoints WHERE container_id = ?1", [id])?;
+    db.execute("DELETE FROM net_sandboxes WHERE container_id = ?1", [id])?;
+    Ok(())
+}
+
+/// Every container id any table still mentions.
+pub fn all_container_ids(db: &Connection) -> Result<Vec<String>> {
+    let mut st = db.prepare(
+        "SELECT container_id FROM net_sandboxes UNION SELECT container_id FROM net_endpoints
+         UNION SELECT container_id FROM net_ports",
+    )?;
+    let v = st
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(v)
+}
