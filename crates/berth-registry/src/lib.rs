@@ -23,3 +23,55 @@ pub use auth::Credentials;
 pub use client::Transport;
 pub use error::{RegistryError, Result};
 pub use manifest::Platform;
+pub mod progress;
+mod pull;
+mod push;
+mod sources;
+
+pub use progress::{OutputStream, ProgressMode};
+pub use pull::{pull, pull_report, PullOptions, PullReport};
+pub use push::{push, PushOptions};
+
+use std::path::PathBuf;
+
+/// Options of [`login`] and [`logout`].
+#[derive(Debug, Clone, Default)]
+pub struct LoginOptions {
+    /// See [`Transport::tls_verify`].
+    pub tls_verify: Option<bool>,
+    /// Credentials file (default: `REGISTRY_AUTH_FILE`, `DOCKER_CONFIG`, `~/.docker/config.json`).
+    pub auth_file: Option<PathBuf>,
+}
+
+/// Check `creds` against `registry` (`GET /v2/`, or the token server it names) and save them.
+/// Returns the file written.
+pub fn login(registry: &str, creds: &Credentials, opts: &LoginOptions) -> Result<PathBuf> {
+    let registry = auth::normalize_registry(registry);
+    let rt = runtime()?;
+    rt.block_on(async {
+        let transport = Transport::from_env(opts.tls_verify)?;
+        let c = client::Client::connect(&registry, None, &transport, Some(creds.clone())).await?;
+        c.verify_login().await
+    })?;
+    let path = auth::auth_file_path(opts.auth_file.as_deref());
+    let mut f = auth::AuthFile::load(&path)?;
+    f.store(&registry, creds)?;
+    Ok(path)
+}
+
+/// Remove saved credentials for `registry`; returns whether there were any.
+pub fn logout(registry: &str, opts: &LoginOptions) -> Result<bool> {
+    let path = auth::auth_file_path(opts.auth_file.as_deref());
+    let mut f = auth::AuthFile::load(&path)?;
+    f.erase(registry)
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(32)
+        .thread_name("berth-registry")
+        .enable_all()
+        .build()
+        .map_err(|e| RegistryError::Other(format!("cannot start the async runtime: {e}")))
+}

@@ -73,7 +73,7 @@ pub struct Index {
 /// A parsed manifest document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Document {
-    Manifest(Manifest),
+    Manifest(Box<Manifest>),
     Index(Index),
 }
 
@@ -153,7 +153,7 @@ pub fn parse_document(content_type: Option<&str>, body: &[u8]) -> Result<Documen
                     m.schema_version
                 )));
             }
-            Ok(Document::Manifest(m))
+            Ok(Document::Manifest(Box::new(m)))
         }
         other => Err(RegistryError::UnsupportedMediaType(other.to_string())),
     }
