@@ -1,9 +1,25 @@
 //! Containers: configuration → OCI runtime spec, lifecycle, the per-container monitor, logs,
 //! exec, and the runtimes (builtin libcontainer, or any OCI runtime binary).
+//!
+//! Process model: the CLI creates rows and bundles and spawns one monitor per running
+//! container ([`monitor`]); the monitor creates the container through the runtime, so the
+//! builtin runtime (which clones without exec) always runs in a single-threaded process.
 
+pub mod attach;
+pub mod config;
+pub mod logs;
+pub mod monitor;
+pub mod ops;
+pub mod rootfs;
+pub mod runtime;
+pub mod spec;
 pub mod state;
+pub mod user;
 
+pub use ops::cgroup_parent;
 pub use state::image_ids_in_use;
+
+use std::path::PathBuf;
 
 use berth_store::StoreError;
 
@@ -12,16 +28,57 @@ use berth_store::StoreError;
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("metadata database: {0}")]
+    Db(#[from] berth_store::DbError),
     #[error(transparent)]
-    Db(#[from] rusqlite_error::Error),
+    Image(#[from] berth_image::ImageError),
+    #[error(transparent)]
+    Net(#[from] berth_net::NetError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("no such container: {0}")]
     NotFound(String),
+    #[error("the container name {name:?} is already in use by container {id}; remove that container or choose another name")]
+    NameInUse { name: String, id: String },
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("exec: {0:?}: executable file not found in $PATH")]
+    CommandNotFound(String),
+    #[error("exec: {0:?}: permission denied (not an executable file)")]
+    NotExecutable(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("runtime: {0}")]
+    Runtime(String),
+    #[error("{msg}")]
+    StartFailed { code: i32, msg: String },
     #[error("{0}")]
     Other(String),
 }
 
-mod rusqlite_error {
-    pub use berth_store::DbError as Error;
+impl EngineError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EngineError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The exit status Docker would use for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            EngineError::CommandNotFound(_) => 127,
+            EngineError::NotExecutable(_) => 126,
+            EngineError::StartFailed { code, .. } => *code,
+            _ => 125,
+        }
+    }
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -28,8 +28,10 @@ struct Cli {
 enum Cmd {
     // ---- containers ----
     /// Create and start a container.
+    #[command(disable_help_flag = true)]
     Run(container::RunArgs),
     /// Create a container without starting it.
+    #[command(disable_help_flag = true)]
     Create(container::CreateArgs),
     /// Start one or more stopped containers.
     Start(container::StartArgs),
@@ -147,7 +149,8 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+    let level = if level.contains("libcgroups") || level.contains('=') { level.to_string() } else { format!("{level},libcgroups=off,libcontainer=off") };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -155,4 +158,14 @@ fn init_tracing(level: &str) {
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -1,9 +1,20 @@
 //! Container commands: `run`, `create`, `start`, `stop`, `ps`, `logs`, `exec`, …
 
-use anyhow::{bail, Result};
-use clap::{Args, Subcommand};
+use std::io::Write;
 
-use super::Ctx;
+use anyhow::{anyhow, bail, Context, Result};
+use berth_engine::attach::{self, ExecRequest};
+use berth_engine::config::{self as ccfg, ContainerConfig, RestartPolicy};
+use berth_engine::ops::{self, Attach, CreateRequest};
+use berth_engine::state::{self, Container, State};
+use berth_engine::EngineError;
+use berth_image::ImageStore;
+use berth_net::{Attachment, NetworkMode};
+use berth_store::Store;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::{ago, print_table, Ctx, ExitError};
 
 /// Options shared by `run` and `create`.
 #[derive(Debug, Args, Clone)]
@@ -95,6 +106,9 @@ pub struct ContainerOpts {
     /// Pull policy: missing (default), always, never.
     #[arg(long, default_value = "missing")]
     pub pull: String,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Image to run.
     pub image: String,
     /// Command and arguments.
@@ -235,7 +249,9 @@ pub struct PruneArgs {
 #[derive(Debug, Subcommand)]
 pub enum ContainerCmd {
     Ls(PsArgs),
+    #[command(disable_help_flag = true)]
     Run(RunArgs),
+    #[command(disable_help_flag = true)]
     Create(CreateArgs),
     Start(StartArgs),
     Stop(StopArgs),
@@ -268,42 +284,573 @@ pub fn container_cmd(ctx: &Ctx, c: ContainerCmd) -> Result<i32> {
     }
 }
 
-pub fn run(_ctx: &Ctx, _a: RunArgs) -> Result<i32> {
-    bail!("run is not implemented yet")
+
+/// Turn an engine error into an anyhow error carrying Docker's exit code.
+fn eng(e: EngineError) -> anyhow::Error {
+    let code = e.exit_code();
+    anyhow::Error::new(ExitError {
+        code: code as u8,
+        msg: e.to_string(),
+    })
 }
-pub fn create(_ctx: &Ctx, _a: CreateArgs) -> Result<i32> {
-    bail!("create is not implemented yet")
+
+/// Open the store and bring container rows in line with reality (dead monitors etc.).
+fn open(ctx: &Ctx) -> Result<&Store> {
+    let store = ctx.store()?;
+    ops::reconcile(store).map_err(eng)?;
+    Ok(store)
 }
-pub fn start(_ctx: &Ctx, _a: StartArgs) -> Result<i32> {
-    bail!("not implemented yet")
+
+fn find(store: &Store, name: &str) -> Result<Container> {
+    state::lookup(store, name).map_err(eng)
 }
-pub fn stop(_ctx: &Ctx, _a: StopArgs) -> Result<i32> {
-    bail!("not implemented yet")
+
+/// Build the container configuration from flags and the image.
+fn build_config(store: &Store, o: &ContainerOpts) -> Result<(String, ContainerConfig)> {
+    let images = ImageStore::open(store)?;
+    let image = match images.resolve(&o.image) {
+        Ok(i) => i,
+        Err(berth_image::ImageError::NotFound(_)) if o.pull != "never" => {
+            pull_for_run(store, &o.image)?;
+            images.resolve(&o.image)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if o.pull == "always" {
+        pull_for_run(store, &o.image)?;
+    }
+    let image = if o.pull == "always" { images.resolve(&o.image)? } else { image };
+    let ic = &image.config;
+    let (args, entrypoint, cmd) =
+        ops::resolve_args(ic, o.entrypoint.as_deref(), &o.command).map_err(eng)?;
+    let mut env: Vec<String> = ic.env.clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        );
+    }
+    let mut user_env = Vec::new();
+    for f in &o.env_file {
+        user_env.extend(ccfg::read_env_file(f).map_err(eng)?);
+    }
+    for e in &o.env {
+        if e.contains('=') {
+            user_env.push(e.clone());
+        } else if let Ok(v) = std::env::var(e) {
+            user_env.push(format!("{e}={v}"));
+        }
+    }
+    let env = ccfg::merge_env(&env, &user_env);
+    let binds = o
+        .volume
+        .iter()
+        .map(|v| ccfg::parse_volume(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(eng)?;
+    let tmpfs = o
+        .tmpfs
+        .iter()
+        .map(|v| ccfg::parse_tmpfs(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(eng)?;
+    let network = match o.network.as_deref() {
+        None | Some("bridge") | Some("default") => NetworkMode::Networks(vec![Attachment {
+            network: "bridge".into(),
+            aliases: o.network_alias.clone(),
+        }]),
+        Some("none") => NetworkMode::None,
+        Some("host") => NetworkMode::Host,
+        Some(n) if n.starts_with("container:") => {
+            let other = find(store, &n["container:".len()..])?;
+            NetworkMode::Container(other.id)
+        }
+        Some(n) => NetworkMode::Networks(
+            n.split(',')
+                .map(|net| Attachment {
+                    network: net.to_string(),
+                    aliases: o.network_alias.clone(),
+                })
+                .collect(),
+        ),
+    };
+    let publish_all = if o.publish_all {
+        ic.exposed_ports
+            .as_ref()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    } else {
+        vec![]
+    };
+    let mut labels = ic.labels.clone().unwrap_or_default();
+    for l in &o.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let restart = match &o.restart {
+        Some(r) => RestartPolicy::parse(r).map_err(eng)?,
+        None => RestartPolicy {
+            name: "no".into(),
+            max_retries: 0,
+        },
+    };
+    if o.rm && !restart.is_none() {
+        bail!("conflicting options: --restart and --rm cannot be used together");
+    }
+    if let Some(s) = &o.stop_signal {
+        ccfg::parse_signal(s).map_err(eng)?;
+    }
+    if !matches!(o.pull.as_str(), "missing" | "always" | "never") {
+        bail!("invalid --pull {:?}: use missing, always or never", o.pull);
+    }
+    let cfg = ContainerConfig {
+        args,
+        entrypoint,
+        cmd,
+        env,
+        working_dir: o
+            .workdir
+            .clone()
+            .or_else(|| ic.working_dir.clone())
+            .unwrap_or_default(),
+        user: o.user.clone().or_else(|| ic.user.clone()).unwrap_or_default(),
+        hostname: o.hostname.clone().unwrap_or_default(),
+        tty: o.tty,
+        open_stdin: o.interactive,
+        binds,
+        tmpfs,
+        read_only: o.read_only,
+        network,
+        publish: o.publish.clone(),
+        publish_all,
+        dns: o.dns.clone(),
+        add_hosts: o.add_host.clone(),
+        memory: o.memory.as_deref().map(ccfg::parse_bytes).transpose().map_err(eng)?,
+        nano_cpus: o.cpus.as_deref().map(ccfg::parse_cpus).transpose().map_err(eng)?,
+        pids_limit: o.pids_limit,
+        restart,
+        init: o.init,
+        runtime: o.runtime.clone(),
+        labels,
+        stop_signal: o
+            .stop_signal
+            .clone()
+            .or_else(|| ic.stop_signal.clone())
+            .unwrap_or_else(|| "SIGTERM".into()),
+        stop_timeout: o.stop_timeout.unwrap_or(10),
+        auto_remove: o.rm,
+    };
+    if let Some(rt) = &cfg.runtime {
+        berth_engine::runtime::Runtime::new(store.root(), Some(rt)).map_err(eng)?;
+    }
+    Ok((image.id.to_string(), cfg))
 }
-pub fn restart(_ctx: &Ctx, _a: StopArgs) -> Result<i32> {
-    bail!("not implemented yet")
+
+fn create_from(ctx: &Ctx, o: &ContainerOpts) -> Result<Container> {
+    let store = open(ctx)?;
+    let (_, config) = build_config(store, o)?;
+    ops::create(
+        store,
+        CreateRequest {
+            name: o.name.clone(),
+            image_ref: o.image.clone(),
+            config,
+        },
+    )
+    .map_err(eng)
 }
-pub fn kill(_ctx: &Ctx, _a: KillArgs) -> Result<i32> {
-    bail!("not implemented yet")
+
+pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
+    if a.detach && a.opts.rm && a.opts.restart.is_some() {
+        bail!("conflicting options: --restart and --rm cannot be used together");
+    }
+    let c = create_from(ctx, &a.opts)?;
+    let store = ctx.store()?;
+    if a.detach {
+        ops::start(store, &c, Attach::No).map_err(|e| cleanup_failed(store, &c, e))?;
+        println!("{}", c.id);
+        return Ok(0);
+    }
+    let mut started = ops::start(store, &c, Attach::Yes).map_err(|e| cleanup_failed(store, &c, e))?;
+    let code = attach::foreground(store, &c, &mut started, a.opts.tty);
+    Ok(code)
 }
-pub fn rm(_ctx: &Ctx, _a: RmArgs) -> Result<i32> {
-    bail!("not implemented yet")
+
+/// A failed start of `run --rm` leaves nothing behind.
+fn cleanup_failed(store: &Store, c: &Container, e: EngineError) -> anyhow::Error {
+    if c.config.auto_remove {
+        let _ = ops::remove(store, c, true);
+    }
+    eng(e)
 }
-pub fn ps(_ctx: &Ctx, _a: PsArgs) -> Result<i32> {
-    bail!("not implemented yet")
+
+pub fn create(ctx: &Ctx, a: CreateArgs) -> Result<i32> {
+    let c = create_from(ctx, &a.opts)?;
+    println!("{}", c.id);
+    Ok(0)
 }
-pub fn logs(_ctx: &Ctx, _a: LogsArgs) -> Result<i32> {
-    bail!("not implemented yet")
+
+pub fn start(ctx: &Ctx, a: StartArgs) -> Result<i32> {
+    let store = open(ctx)?;
+    if a.attach && a.containers.len() > 1 {
+        bail!("you cannot start and attach multiple containers at once");
+    }
+    let mut failed = false;
+    for name in &a.containers {
+        let c = match find(store, name) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("berth: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        if c.state.is_active() {
+            if !a.attach {
+                println!("{name}");
+            }
+            continue;
+        }
+        if a.attach {
+            let mut started = ops::start(store, &c, Attach::Yes).map_err(eng)?;
+            return Ok(attach::foreground(store, &c, &mut started, c.config.tty));
+        }
+        match ops::start(store, &c, Attach::No) {
+            Ok(_) => println!("{name}"),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
 }
-pub fn exec(_ctx: &Ctx, _a: ExecArgs) -> Result<i32> {
-    bail!("not implemented yet")
+
+fn each(ctx: &Ctx, names: &[String], mut f: impl FnMut(&Store, &Container) -> Result<()>) -> Result<i32> {
+    let store = open(ctx)?;
+    let mut failed = false;
+    for n in names {
+        let r = find(store, n).and_then(|c| f(store, &c));
+        match r {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("berth: {}", super::render_error(&e));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
 }
-pub fn inspect(_ctx: &Ctx, _a: InspectArgs) -> Result<i32> {
-    bail!("not implemented yet")
+
+pub fn stop(ctx: &Ctx, a: StopArgs) -> Result<i32> {
+    each(ctx, &a.containers, |s, c| ops::stop(s, c, a.time).map_err(eng))
 }
-pub fn wait(_ctx: &Ctx, _a: WaitArgs) -> Result<i32> {
-    bail!("not implemented yet")
+
+pub fn restart(ctx: &Ctx, a: StopArgs) -> Result<i32> {
+    each(ctx, &a.containers, |s, c| {
+        ops::stop(s, c, a.time).map_err(eng)?;
+        let c = find(s, &c.id)?;
+        ops::start(s, &c, Attach::No).map_err(eng)?;
+        Ok(())
+    })
 }
-pub fn prune(_ctx: &Ctx, _a: PruneArgs) -> Result<i32> {
-    bail!("not implemented yet")
+
+pub fn kill(ctx: &Ctx, a: KillArgs) -> Result<i32> {
+    let sig = ccfg::parse_signal(&a.signal).map_err(eng)?;
+    each(ctx, &a.containers, |s, c| ops::kill(s, c, sig).map_err(eng))
+}
+
+pub fn rm(ctx: &Ctx, a: RmArgs) -> Result<i32> {
+    each(ctx, &a.containers, |s, c| ops::remove(s, c, a.force).map_err(eng))
+}
+
+fn status_text(c: &Container) -> String {
+    match c.state {
+        State::Running => match &c.started_at {
+            Some(t) => format!("Up {}", since(t)),
+            None => "Up".into(),
+        },
+        State::Restarting => format!(
+            "Restarting ({}) {}",
+            c.exit_code.unwrap_or(0),
+            c.finished_at.as_deref().map(|t| format!("{} ago", since(t))).unwrap_or_default()
+        ),
+        State::Exited => format!(
+            "Exited ({}) {} ago",
+            c.exit_code.unwrap_or(0),
+            c.finished_at.as_deref().map(since).unwrap_or_else(|| "a while".into())
+        ),
+        State::Created => "Created".into(),
+        State::Removing => "Removing".into(),
+    }
+}
+
+fn since(rfc3339: &str) -> String {
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(rfc3339) else {
+        return "a while".into();
+    };
+    ago(t.timestamp()).trim_end_matches(" ago").to_string()
+}
+
+fn ports_text(c: &Container) -> String {
+    c.net
+        .as_ref()
+        .filter(|_| c.state == State::Running)
+        .map(|n| {
+            n.ports
+                .iter()
+                .map(|p| format!("{}:{}->{}/{}", p.host_ip, p.host_port, p.container_port, p.protocol))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+fn command_text(c: &Container, trunc: bool) -> String {
+    let s = c.config.args.join(" ");
+    if trunc && s.chars().count() > 20 {
+        format!("\"{}…\"", s.chars().take(19).collect::<String>())
+    } else {
+        format!("\"{s}\"")
+    }
+}
+
+pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
+    let store = open(ctx)?;
+    let all = state::all(store).map_err(eng)?;
+    let list: Vec<&Container> = all
+        .iter()
+        .filter(|c| a.all || c.state.is_active())
+        .collect();
+    if a.quiet {
+        let mut out = std::io::stdout().lock();
+        for c in list {
+            let id = if a.no_trunc { &c.id[..] } else { &c.id[..12] };
+            writeln!(out, "{id}")?;
+        }
+        return Ok(0);
+    }
+    if matches!(a.format.as_deref(), Some("json") | Some("{{json .}}")) {
+        let v: Vec<_> = list
+            .iter()
+            .map(|c| {
+                json!({
+                    "Id": c.id,
+                    "Names": [c.name],
+                    "Image": c.image_name,
+                    "ImageID": c.image_id.as_str(),
+                    "Command": c.config.args.join(" "),
+                    "Created": c.created,
+                    "State": c.state.as_str(),
+                    "Status": status_text(c),
+                    "Ports": ports_text(c),
+                    "Labels": c.config.labels,
+                    "ExitCode": c.exit_code,
+                    "Pid": c.pid,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    if let Some(f) = &a.format {
+        if f != "table" {
+            bail!("unsupported --format {f:?}: use table or json");
+        }
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            vec![
+                if a.no_trunc { c.id.clone() } else { c.id[..12].to_string() },
+                c.image_name.clone(),
+                command_text(c, !a.no_trunc),
+                ago(c.created),
+                status_text(c),
+                ports_text(c),
+                c.name.clone(),
+            ]
+        })
+        .collect();
+    print_table(
+        &["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+        &rows,
+    );
+    Ok(0)
+}
+
+pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
+    let store = open(ctx)?;
+    let c = find(store, &a.container)?;
+    let tail = match a.tail.as_deref() {
+        None | Some("all") => None,
+        Some(n) => Some(
+            n.parse::<usize>()
+                .map_err(|_| anyhow!("invalid --tail {n:?}: use a number or \"all\""))?,
+        ),
+    };
+    let opts = berth_engine::logs::LogOptions {
+        follow: a.follow,
+        tail,
+        timestamps: a.timestamps,
+    };
+    let path = berth_engine::rootfs::Bundle::new(store.root(), &c.id).log();
+    let id = c.id.clone();
+    let mut running = || match state::get(store, &id) {
+        Ok(Some(c)) => c.state.is_active() && state::monitor_alive(&c),
+        _ => false,
+    };
+    match berth_engine::logs::print(&path, &opts, &mut running) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(e).context("reading the container log"),
+    }
+}
+
+pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
+    let store = open(ctx)?;
+    let c = find(store, &a.container)?;
+    let req = ExecRequest {
+        args: a.command.clone(),
+        env: a.env.clone(),
+        user: a.user.clone(),
+        workdir: a.workdir.clone(),
+        tty: a.tty,
+        interactive: a.interactive,
+        detach: a.detach,
+    };
+    attach::exec(store, &c, &req).map_err(eng)
+}
+
+/// Docker-style inspect document of a container.
+pub fn container_json(c: &Container) -> serde_json::Value {
+    let running = c.state == State::Running;
+    let (net_settings, ports) = match &c.net {
+        Some(n) => (
+            json!({
+                "IPAddress": n.addresses.first().map(|a| a.to_string()).unwrap_or_default(),
+                "SandboxKey": n.netns_path,
+                "Ports": n.ports.iter().map(|p| (format!("{}/{}", p.container_port, p.protocol), json!([{"HostIp": p.host_ip, "HostPort": p.host_port.to_string()}]))).collect::<serde_json::Map<_, _>>(),
+            }),
+            n.ports.len(),
+        ),
+        None => (json!({}), 0),
+    };
+    let _ = ports;
+    json!({
+        "Id": c.id,
+        "Created": chrono::DateTime::from_timestamp(c.created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
+        "Path": c.config.args.first(),
+        "Args": c.config.args.get(1..).unwrap_or(&[]),
+        "State": {
+            "Status": c.state.as_str(),
+            "Running": running,
+            "Paused": false,
+            "Restarting": c.state == State::Restarting,
+            "OOMKilled": c.oom_killed,
+            "Dead": false,
+            "Pid": c.pid.unwrap_or(0),
+            "ExitCode": c.exit_code.unwrap_or(0),
+            "Error": c.error.clone().unwrap_or_default(),
+            "StartedAt": c.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "FinishedAt": c.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+        },
+        "Image": c.image_id.as_str(),
+        "Name": format!("/{}", c.name),
+        "RestartCount": c.restart_count,
+        "HostConfig": {
+            "Binds": c.config.binds.iter().map(|b| format!("{}:{}{}", b.source, b.destination, if b.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
+            "NetworkMode": match &c.config.network { NetworkMode::None => "none".to_string(), NetworkMode::Host => "host".into(), NetworkMode::Container(id) => format!("container:{id}"), NetworkMode::Networks(n) => n.first().map(|a| a.network.clone()).unwrap_or_default() },
+            "RestartPolicy": {"Name": c.config.restart.name, "MaximumRetryCount": c.config.restart.max_retries},
+            "AutoRemove": c.config.auto_remove,
+            "Memory": c.config.memory.unwrap_or(0),
+            "NanoCpus": c.config.nano_cpus.unwrap_or(0),
+            "PidsLimit": c.config.pids_limit,
+            "ReadonlyRootfs": c.config.read_only,
+            "Init": c.config.init,
+            "Runtime": c.config.runtime.clone().unwrap_or_else(|| "builtin".into()),
+            "Tmpfs": c.config.tmpfs.iter().map(|t| (t.destination.clone(), json!(t.options.join(",")))).collect::<serde_json::Map<_, _>>(),
+        },
+        "Config": {
+            "Hostname": c.config.hostname,
+            "User": c.config.user,
+            "Env": c.config.env,
+            "Cmd": c.config.cmd,
+            "Entrypoint": c.config.entrypoint,
+            "WorkingDir": c.config.working_dir,
+            "Image": c.image_name,
+            "Tty": c.config.tty,
+            "OpenStdin": c.config.open_stdin,
+            "Labels": c.config.labels,
+            "StopSignal": c.config.stop_signal,
+        },
+        "NetworkSettings": net_settings,
+    })
+}
+
+pub fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<i32> {
+    let store = open(ctx)?;
+    let mut docs = Vec::new();
+    let mut failed = false;
+    for n in &a.names {
+        let want_ctr = a.kind.as_deref() != Some("image");
+        let want_img = a.kind.as_deref() != Some("container");
+        if want_ctr {
+            if let Ok(c) = state::lookup(store, n) {
+                docs.push(container_json(&c));
+                continue;
+            }
+        }
+        if want_img {
+            if let Ok(v) = image_json(store, n) {
+                docs.push(v);
+                continue;
+            }
+        }
+        eprintln!("berth: no such object: {n}");
+        failed = true;
+    }
+    super::print_inspect(&docs, a.format.as_deref())?;
+    Ok(if failed { 1 } else { 0 })
+}
+
+pub fn wait(ctx: &Ctx, a: WaitArgs) -> Result<i32> {
+    let store = open(ctx)?;
+    let mut failed = false;
+    for n in &a.containers {
+        match find(store, n).and_then(|c| ops::wait(store, &c).map_err(eng)) {
+            Ok(code) => println!("{code}"),
+            Err(e) => {
+                eprintln!("berth: {}", super::render_error(&e));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+pub fn prune(ctx: &Ctx, _a: PruneArgs) -> Result<i32> {
+    let store = open(ctx)?;
+    let mut n = 0;
+    for c in state::all(store).map_err(eng)? {
+        if matches!(c.state, State::Exited | State::Created) {
+            if ops::remove(store, &c, false).is_ok() {
+                println!("{}", c.id);
+                n += 1;
+            }
+        }
+    }
+    ops::sweep(store).map_err(eng)?;
+    println!("Deleted {n} containers");
+    Ok(0)
+}
+
+/// Pull an image that `run`/`create` needs.
+fn pull_for_run(_store: &Store, image: &str) -> Result<()> {
+    bail!("image {image:?} is not in the store and pulling is not available yet: load it first")
+}
+
+/// Image inspect document (for `inspect` without --type).
+fn image_json(_store: &Store, name: &str) -> Result<serde_json::Value> {
+    bail!("no such image: {name}")
 }

@@ -1,6 +1,6 @@
 //! Hidden subcommands berth runs itself: the per-container monitor.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 
 use super::Ctx;
@@ -10,6 +10,7 @@ pub struct MonitorArgs {
     pub id: String,
 }
 
-pub fn monitor(_ctx: &Ctx, _a: MonitorArgs) -> Result<i32> {
-    bail!("monitor is not implemented yet")
+/// `berth __monitor ID`: runs until the container has stopped for good.
+pub fn monitor(ctx: &Ctx, a: MonitorArgs) -> Result<i32> {
+    Ok(berth_engine::monitor::run(&ctx.root, &a.id))
 }

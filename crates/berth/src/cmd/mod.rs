@@ -112,7 +112,8 @@ pub fn ago(ts: i64) -> String {
     let d = (now - ts).max(0);
     let s = match d {
         0 => return "Less than a second ago".into(),
-        1..=59 => format!("{d} seconds"),
+        1 => "1 second".into(),
+        2..=59 => format!("{d} seconds"),
         60..=119 => "About a minute".into(),
         120..=3599 => format!("{} minutes", d / 60),
         3600..=7199 => "About an hour".into(),
@@ -139,4 +140,51 @@ pub fn human_size(n: u64) -> String {
     } else {
         format!("{:.3}", v).trim_end_matches('0').trim_end_matches('.').to_string() + U[i]
     }
+}
+
+/// Print inspect documents: a JSON array, or each through a `{{.A.B}}` / `{{json .A}}` format.
+pub fn print_inspect(docs: &[serde_json::Value], format: Option<&str>) -> Result<()> {
+    match format {
+        None | Some("json") => {
+            println!("{}", serde_json::to_string_pretty(docs)?);
+        }
+        Some(f) => {
+            for d in docs {
+                println!("{}", render_template(f, d));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A small subset of Go templates: text with `{{.Path.To.Field}}` and `{{json .Path}}`.
+pub fn render_template(f: &str, doc: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let mut rest = f;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let expr = rest[start + 2..start + end].trim();
+        let (json_mode, path) = match expr.strip_prefix("json ") {
+            Some(p) => (true, p.trim()),
+            None => (false, expr),
+        };
+        let mut v = doc;
+        for seg in path.trim_start_matches('.').split('.').filter(|s| !s.is_empty()) {
+            v = v.get(seg).unwrap_or(&serde_json::Value::Null);
+        }
+        let text = match (json_mode, v) {
+            (true, v) => v.to_string(),
+            (false, serde_json::Value::String(s)) => s.clone(),
+            (false, serde_json::Value::Null) => "<no value>".to_string(),
+            (false, v) => v.to_string(),
+        };
+        out.push_str(&text);
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out
 }

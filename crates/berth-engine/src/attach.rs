@@ -1,0 +1,372 @@
+//! The CLI side of interactive work: foreground `run`/`start -a` (signals and window size
+//! forwarded to the monitor/container) and `exec` (the process runs as our child).
+
+use std::io::BufRead;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::termios::{self, SetArg, Termios};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use berth_store::Store;
+
+use crate::ops::Started;
+use crate::rootfs::Bundle;
+use crate::runtime::{ConsoleSocket, ExecHandle, Runtime, StdioFds};
+use crate::state::{self, Container, State};
+use crate::{EngineError, Result};
+
+/// Puts the terminal on fd 0 in raw mode while alive.
+pub struct RawMode {
+    saved: Option<Termios>,
+}
+
+impl RawMode {
+    pub fn enable(on: bool) -> RawMode {
+        if !on {
+            return RawMode { saved: None };
+        }
+        // SAFETY: fd 0 is open for the life of the process.
+        let fd = unsafe { BorrowedFd::borrow_raw(0) };
+        let Ok(saved) = termios::tcgetattr(fd) else {
+            return RawMode { saved: None };
+        };
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        let _ = termios::tcsetattr(fd, SetArg::TCSANOW, &raw);
+        RawMode { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            // SAFETY: fd 0 is open for the life of the process.
+            let fd = unsafe { BorrowedFd::borrow_raw(0) };
+            let _ = termios::tcsetattr(fd, SetArg::TCSANOW, t);
+        }
+    }
+}
+
+pub fn isatty(fd: i32) -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+fn signal_set(sigs: &[Signal]) -> SigSet {
+    let mut s = SigSet::empty();
+    for &x in sigs {
+        s.add(x);
+    }
+    s
+}
+
+/// Wait for a foreground container, forwarding signals (Ctrl-C stops it) and window size.
+pub fn foreground(store: &Store, c: &Container, started: &mut Started, tty: bool) -> i32 {
+    let _raw = RawMode::enable(tty && isatty(0));
+    let set = signal_set(&[
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGWINCH,
+    ]);
+    let _ = set.thread_block();
+    let Ok(sfd) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
+        return crate::ops::wait_attached(store, &c.id, started);
+    };
+    let mut interrupts = 0;
+    loop {
+        let sync_fd = started.sync.get_ref().as_fd();
+        let buffered = !started.sync.buffer().is_empty();
+        let mut fds = [
+            PollFd::new(sync_fd, PollFlags::POLLIN),
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+        ];
+        if !buffered {
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+        }
+        let sync_ready = buffered || fds[0].revents().map(|r| !r.is_empty()).unwrap_or(false);
+        let sig_ready = fds[1].revents().map(|r| !r.is_empty()).unwrap_or(false);
+        if sig_ready {
+            while let Ok(Some(si)) = sfd.read_signal() {
+                let s = si.ssi_signo as i32;
+                if s == libc::SIGWINCH {
+                    // SAFETY: kill(2) has no memory effects.
+                    unsafe {
+                        libc::kill(started.monitor_pid, libc::SIGWINCH);
+                    }
+                    continue;
+                }
+                if s == libc::SIGINT {
+                    interrupts += 1;
+                }
+                let target = if interrupts >= 3 { libc::SIGKILL } else { s };
+                // SAFETY: kill(2) has no memory effects.
+                unsafe {
+                    libc::kill(started.pid, target);
+                }
+            }
+        }
+        if sync_ready {
+            let mut line = String::new();
+            match started.sync.read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if let Some(code) = line.trim_end().strip_prefix("exit ") {
+                        return code.parse().unwrap_or(125);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    match state::get(store, &c.id) {
+        Ok(Some(c)) => c.exit_code.unwrap_or(125),
+        _ => 125,
+    }
+}
+
+/// Options of `exec`.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub detach: bool,
+}
+
+/// Run a process in a running container; returns its exit code (0 when detached).
+pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
+    let fresh = state::get(store, &c.id)?.ok_or_else(|| EngineError::NotFound(c.name.clone()))?;
+    if fresh.state != State::Running || !state::monitor_alive(&fresh) {
+        return Err(EngineError::NotRunning(c.name.clone()));
+    }
+    let bundle = Bundle::new(store.root(), &c.id);
+    let spec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(bundle.config()).map_err(|e| EngineError::io(bundle.config(), e))?,
+    )
+    .map_err(|e| EngineError::Other(format!("container spec: {e}")))?;
+    let mut process = spec["process"].clone();
+    let base_env: Vec<String> = process["env"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let env = crate::config::merge_env(&base_env, &req.env);
+    let rootfs = bundle.rootfs();
+    let cwd = req.workdir.clone().unwrap_or_else(|| {
+        process["cwd"].as_str().unwrap_or("/").to_string()
+    });
+    match crate::rootfs::check_executable(&rootfs, &req.args[0], &env, &cwd) {
+        crate::rootfs::ExecCheck::Ok => {}
+        crate::rootfs::ExecCheck::NotFound => return Err(EngineError::CommandNotFound(req.args[0].clone())),
+        crate::rootfs::ExecCheck::NotExecutable => return Err(EngineError::NotExecutable(req.args[0].clone())),
+    }
+    if let Some(u) = &req.user {
+        let r = crate::user::resolve(&rootfs, u)?;
+        process["user"] = serde_json::json!({"uid": r.uid, "gid": r.gid, "additionalGids": r.additional_gids});
+    }
+    process["args"] = serde_json::json!(req.args);
+    process["env"] = serde_json::json!(env);
+    process["cwd"] = serde_json::json!(cwd);
+    process["terminal"] = serde_json::json!(req.tty);
+    let pfile = bundle.dir.join(format!("exec-{:08x}.json", rand::random::<u32>()));
+    berth_store::write_atomic(&pfile, &serde_json::to_vec(&process).unwrap_or_default())?;
+    let _guard = RemoveOnDrop(pfile.clone());
+
+    let runtime = Runtime::new(store.root(), c.config.runtime.as_deref())?;
+    // Processes whose runtime parent exits (runc exec --detach) are reparented to us.
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag only.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    let mut stdio = StdioFds::default();
+    let console = if req.tty {
+        Some(ConsoleSocket::bind(&store.root().join("run"))?)
+    } else {
+        stdio.stdin = Some(if req.interactive && !req.detach {
+            dup_fd(0)?
+        } else {
+            std::fs::File::open("/dev/null").map_err(|e| EngineError::io("/dev/null", e))?.into()
+        });
+        if req.detach {
+            let null = || -> Result<OwnedFd> {
+                Ok(std::fs::OpenOptions::new().write(true).open("/dev/null").map_err(|e| EngineError::io("/dev/null", e))?.into())
+            };
+            stdio.stdout = Some(null()?);
+            stdio.stderr = Some(null()?);
+        } else {
+            stdio.stdout = Some(dup_fd(1)?);
+            stdio.stderr = Some(dup_fd(2)?);
+        }
+        None
+    };
+    // SAFETY: default SIGPIPE for the new process (it inherits dispositions at clone time).
+    unsafe {
+        let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
+    }
+    let handle = runtime.exec(&c.id, &pfile, stdio, console.as_ref().map(|c| c.path.as_path()));
+    // SAFETY: back to ignoring SIGPIPE for ourselves.
+    unsafe {
+        let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
+    }
+    let handle = handle?;
+    if req.detach {
+        return Ok(0);
+    }
+    let master = match &console {
+        Some(cs) => Some(cs.receive()?),
+        None => None,
+    };
+    match handle {
+        ExecHandle::Child(mut child) => {
+            let st = child.wait().map_err(|e| EngineError::Runtime(e.to_string()))?;
+            use std::os::unix::process::ExitStatusExt;
+            Ok(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
+        }
+        ExecHandle::Pid(pid) => Ok(wait_with_tty(pid, master, req.interactive)),
+    }
+}
+
+struct RemoveOnDrop(std::path::PathBuf);
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn dup_fd(fd: i32) -> Result<OwnedFd> {
+    // SAFETY: fd 0-2 are open for the life of the process; borrowing them to duplicate is sound.
+    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+    b.try_clone_to_owned().map_err(|e| EngineError::Other(format!("dup: {e}")))
+}
+
+/// Wait for `pid` (our child), proxying a pty master to our stdio when given.
+fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
+    let set = signal_set(&[Signal::SIGCHLD, Signal::SIGWINCH, Signal::SIGINT, Signal::SIGTERM]);
+    let _ = set.thread_block();
+    let Ok(sfd) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
+        return 125;
+    };
+    let _raw = RawMode::enable(master.is_some() && isatty(0));
+    if let Some(m) = &master {
+        winsize(0, m.as_raw_fd());
+    }
+    let mut code: Option<i32> = None;
+    let mut stdin_open = interactive && master.is_some();
+    let mut master_open = master.is_some();
+    let mut buf = vec![0u8; 32 * 1024];
+    reap_for(pid, &mut code);
+    loop {
+        if code.is_some() && !master_open {
+            break;
+        }
+        // SAFETY: fd 0 is open for the life of the process.
+        let stdin0 = unsafe { BorrowedFd::borrow_raw(0) };
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if let (true, Some(m)) = (master_open, &master) {
+            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+        }
+        let in_idx = if stdin_open {
+            fds.push(PollFd::new(stdin0, PollFlags::POLLIN));
+            Some(fds.len() - 1)
+        } else {
+            None
+        };
+        let timeout = if code.is_some() { PollTimeout::from(200u16) } else { PollTimeout::NONE };
+        match poll(&mut fds, timeout) {
+            Ok(0) if code.is_some() => break,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        let r = |i: usize| fds.get(i).and_then(|f| f.revents()).map(|r| !r.is_empty()).unwrap_or(false);
+        let sig_ready = r(0);
+        let master_ready = master_open && r(1);
+        let in_ready = in_idx.map(r).unwrap_or(false);
+        drop(fds);
+        if sig_ready {
+            while let Ok(Some(si)) = sfd.read_signal() {
+                match si.ssi_signo as i32 {
+                    libc::SIGCHLD => reap_for(pid, &mut code),
+                    libc::SIGWINCH => {
+                        if let Some(m) = &master {
+                            winsize(0, m.as_raw_fd());
+                        }
+                    }
+                    s => {
+                        // SAFETY: kill(2) has no memory effects.
+                        unsafe {
+                            libc::kill(pid, s);
+                        }
+                    }
+                }
+            }
+        }
+        if master_ready {
+            let m = master.as_ref().map(|m| m.as_raw_fd()).unwrap_or(-1);
+            // SAFETY: reading into our own buffer.
+            let n = unsafe { libc::read(m, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                master_open = false;
+            } else {
+                write_all(1, &buf[..n as usize]);
+            }
+        }
+        if in_ready {
+            // SAFETY: reading into our own buffer.
+            let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                stdin_open = false;
+            } else if let Some(m) = &master {
+                write_all(m.as_raw_fd(), &buf[..n as usize]);
+            }
+        }
+    }
+    code.unwrap_or(125)
+}
+
+fn write_all(fd: i32, mut d: &[u8]) {
+    while !d.is_empty() {
+        // SAFETY: writing from our own buffer.
+        let n = unsafe { libc::write(fd, d.as_ptr().cast(), d.len()) };
+        if n <= 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return;
+        }
+        d = &d[n as usize..];
+    }
+}
+
+fn winsize(from: i32, to: i32) {
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ fills our struct; TIOCSWINSZ reads it.
+    unsafe {
+        if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_row > 0 {
+            libc::ioctl(to, libc::TIOCSWINSZ, &ws);
+        }
+    }
+}
+
+fn reap_for(pid: i32, code: &mut Option<i32>) {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => break,
+            Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => *code = Some(c),
+            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => *code = Some(128 + s as i32),
+            Ok(_) => {}
+        }
+    }
+}

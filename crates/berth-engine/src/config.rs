@@ -1,0 +1,343 @@
+//! What a container was created with (stored as JSON in its row), and flag parsing helpers.
+
+use std::collections::BTreeMap;
+
+use berth_net::NetworkMode;
+use serde::{Deserialize, Serialize};
+
+use crate::{EngineError, Result};
+
+/// The resolved configuration of a container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContainerConfig {
+    /// Final argv (entrypoint + cmd after Docker's override rules).
+    pub args: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    /// `USER[:GROUP]` as given (resolved against the image's /etc/passwd at start).
+    pub user: String,
+    pub hostname: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub binds: Vec<Bind>,
+    pub tmpfs: Vec<Tmpfs>,
+    pub read_only: bool,
+    pub network: NetworkMode,
+    pub publish: Vec<String>,
+    pub publish_all: Vec<String>,
+    pub dns: Vec<String>,
+    pub add_hosts: Vec<String>,
+    pub memory: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub pids_limit: Option<i64>,
+    pub restart: RestartPolicy,
+    pub init: bool,
+    /// `None` = builtin libcontainer; else an OCI runtime binary (name or path).
+    pub runtime: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub stop_signal: String,
+    pub stop_timeout: u32,
+    pub auto_remove: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Bind {
+    pub source: String,
+    pub destination: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tmpfs {
+    pub destination: String,
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct RestartPolicy {
+    /// "no", "always", "on-failure", "unless-stopped".
+    pub name: String,
+    pub max_retries: u32,
+}
+
+impl RestartPolicy {
+    pub fn parse(s: &str) -> Result<RestartPolicy> {
+        let (name, n) = match s.split_once(':') {
+            Some((a, b)) => (a, Some(b)),
+            None => (s, None),
+        };
+        let bad = || {
+            EngineError::InvalidArgument(format!(
+                "invalid restart policy {s:?}: use no, always, unless-stopped or on-failure[:N]"
+            ))
+        };
+        match (name, n) {
+            ("no" | "always" | "unless-stopped", None) | ("on-failure", None) => Ok(RestartPolicy {
+                name: name.to_string(),
+                max_retries: 0,
+            }),
+            ("on-failure", Some(n)) => Ok(RestartPolicy {
+                name: name.to_string(),
+                max_retries: n.parse().map_err(|_| bad())?,
+            }),
+            ("always" | "unless-stopped", Some(_)) => Err(EngineError::InvalidArgument(format!(
+                "invalid restart policy {s:?}: maximum retry count can only be used with on-failure"
+            ))),
+            _ => Err(bad()),
+        }
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.name.is_empty() || self.name == "no"
+    }
+
+    /// Whether to restart after an exit with `code`, having restarted `count` times already.
+    pub fn should_restart(&self, code: i32, count: u32, stop_requested: bool) -> bool {
+        if stop_requested {
+            return false;
+        }
+        match self.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => code != 0 && (self.max_retries == 0 || count < self.max_retries),
+            _ => false,
+        }
+    }
+}
+
+/// Parse `64m`, `1g`, `512k`, `1024` (bytes) as Docker does.
+pub fn parse_bytes(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let v: f64 = num.parse().map_err(|_| {
+        EngineError::InvalidArgument(format!(
+            "invalid size {s:?}: use a number with an optional unit b, k, m or g (e.g. 64m)"
+        ))
+    })?;
+    if v < 0.0 || !v.is_finite() {
+        return Err(EngineError::InvalidArgument(format!("invalid size {s:?}: must be positive")));
+    }
+    Ok((v * mult as f64) as i64)
+}
+
+/// `--cpus 1.5` → nano CPUs.
+pub fn parse_cpus(s: &str) -> Result<i64> {
+    let v: f64 = s.trim().parse().map_err(|_| {
+        EngineError::InvalidArgument(format!("invalid --cpus {s:?}: use a number such as 0.5 or 2"))
+    })?;
+    if v <= 0.0 || !v.is_finite() {
+        return Err(EngineError::InvalidArgument(format!(
+            "invalid --cpus {s:?}: must be greater than 0"
+        )));
+    }
+    Ok((v * 1e9) as i64)
+}
+
+/// `-v HOST:CTR[:ro|rw]` (host path must be absolute).
+pub fn parse_volume(s: &str) -> Result<Bind> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (src, dst, opts) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, ""),
+        [src, dst, opts] => (*src, *dst, *opts),
+        _ => {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid volume {s:?}: use HOST:CONTAINER[:ro]"
+            )))
+        }
+    };
+    if !src.starts_with('/') {
+        return Err(EngineError::InvalidArgument(format!(
+            "invalid volume {s:?}: the host path must be absolute (named volumes are not supported yet)"
+        )));
+    }
+    if !dst.starts_with('/') {
+        return Err(EngineError::InvalidArgument(format!(
+            "invalid volume {s:?}: the container path must be absolute"
+        )));
+    }
+    let mut read_only = false;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            "z" | "Z" | "rprivate" | "private" | "rshared" | "shared" | "rslave" | "slave" => {}
+            other => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid volume {s:?}: unknown option {other:?} (use ro or rw)"
+                )))
+            }
+        }
+    }
+    Ok(Bind {
+        source: src.to_string(),
+        destination: dst.to_string(),
+        read_only,
+    })
+}
+
+/// `--tmpfs /run[:size=64m,mode=1777]`
+pub fn parse_tmpfs(s: &str) -> Result<Tmpfs> {
+    let (dst, opts) = s.split_once(':').unwrap_or((s, ""));
+    if !dst.starts_with('/') {
+        return Err(EngineError::InvalidArgument(format!(
+            "invalid --tmpfs {s:?}: the path must be absolute"
+        )));
+    }
+    Ok(Tmpfs {
+        destination: dst.to_string(),
+        options: opts
+            .split(',')
+            .filter(|o| !o.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
+/// Read a Docker env file: `KEY=VALUE` lines, `KEY` alone copies the host value, `#` comments.
+pub fn read_env_file(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        EngineError::InvalidArgument(format!("cannot read env file {}: {e}", path.display()))
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((k, _)) if k.is_empty() || k.contains(char::is_whitespace) => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "{}:{}: invalid variable name {k:?}",
+                    path.display(),
+                    i + 1
+                )))
+            }
+            Some(_) => out.push(line.to_string()),
+            None => {
+                if let Ok(v) = std::env::var(line.trim()) {
+                    out.push(format!("{}={v}", line.trim()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Merge env lists: later entries override earlier ones with the same key; order of first
+/// appearance kept.
+pub fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in base.iter().chain(over.iter()) {
+        let key = e.split_once('=').map(|(k, _)| k).unwrap_or(e);
+        if let Some(slot) = out
+            .iter_mut()
+            .find(|x| x.split_once('=').map(|(k, _)| k).unwrap_or(x) == key)
+        {
+            *slot = e.clone();
+        } else {
+            out.push(e.clone());
+        }
+    }
+    out
+}
+
+/// Signal names/numbers (`TERM`, `SIGTERM`, `15`).
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid signal {s:?}: use a name such as TERM or KILL, or a number"
+            )))
+        }
+    };
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies() {
+        assert_eq!(RestartPolicy::parse("on-failure:3").unwrap().max_retries, 3);
+        assert!(RestartPolicy::parse("sometimes").is_err());
+        assert!(RestartPolicy::parse("always:2").is_err());
+        let p = RestartPolicy::parse("on-failure:2").unwrap();
+        assert!(p.should_restart(1, 0, false));
+        assert!(p.should_restart(1, 1, false));
+        assert!(!p.should_restart(1, 2, false));
+        assert!(!p.should_restart(0, 0, false));
+        assert!(!RestartPolicy::parse("always").unwrap().should_restart(0, 9, true));
+    }
+
+    #[test]
+    fn sizes_and_cpus() {
+        assert_eq!(parse_bytes("64m").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("100").unwrap(), 100);
+        assert!(parse_bytes("lots").is_err());
+        assert_eq!(parse_cpus("0.5").unwrap(), 500_000_000);
+        assert!(parse_cpus("0").is_err());
+    }
+
+    #[test]
+    fn volumes_env_signals() {
+        let b = parse_volume("/a:/b:ro").unwrap();
+        assert!(b.read_only);
+        assert!(parse_volume("rel:/b").is_err());
+        assert!(parse_volume("/a:/b:xx").is_err());
+        assert_eq!(
+            merge_env(&["A=1".into(), "B=2".into()], &["A=3".into()]),
+            vec!["A=3".to_string(), "B=2".to_string()]
+        );
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("kill").unwrap(), 9);
+        assert!(parse_signal("NOPE").is_err());
+    }
+}

@@ -1,0 +1,530 @@
+//! The per-container monitor: a small single-threaded process (`berth __monitor ID`) that
+//! creates the container with the runtime, owns its stdio and log file, waits for it, records
+//! the exit, applies the restart policy, and exits with the container. It is a child
+//! subreaper, so the container's init is its child whatever the runtime does.
+//!
+//! Protocol with the CLI that spawned it: fd 3 is a pipe on which the monitor writes
+//! `started PID\n` or `error CODE MESSAGE\n`, and, when the CLI is attached (foreground run,
+//! `start -a`), finally `exit CODE\n`. When attached, fds 0-2 are the CLI's terminal/streams.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{self, SigHandler, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use berth_store::Store;
+
+use crate::rootfs::Bundle;
+use crate::runtime::{ConsoleSocket, Runtime, StdioFds};
+use crate::state::{self, State};
+use crate::{EngineError, Result};
+
+/// Environment variable telling the monitor that fds 0-2 belong to an attached CLI.
+pub const ATTACH_ENV: &str = "BERTH_MONITOR_ATTACHED";
+
+/// Exit status of a container process as Docker reports it.
+fn exit_code(ws: WaitStatus) -> Option<i32> {
+    match ws {
+        WaitStatus::Exited(_, c) => Some(c),
+        WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),
+        _ => None,
+    }
+}
+
+struct Sync {
+    f: Option<File>,
+}
+
+impl Sync {
+    fn send(&mut self, msg: &str) {
+        if let Some(f) = self.f.as_mut() {
+            if f.write_all(msg.as_bytes()).is_err() {
+                self.f = None;
+            }
+        }
+    }
+}
+
+/// Entry point of `berth __monitor ID`. Returns the monitor's exit status.
+pub fn run(root: &Path, id: &str) -> i32 {
+    // SAFETY: fd 3 was set up by the spawning CLI as the write end of the sync pipe; we take
+    // ownership of it exactly once. If it is not open, writes fail and are ignored.
+    let sync_file = unsafe { File::from_raw_fd(3) };
+    let mut sync = Sync { f: Some(sync_file) };
+    let attached = std::env::var_os(ATTACH_ENV).is_some();
+    match monitor(root, id, attached, &mut sync) {
+        Ok(code) => {
+            if attached {
+                sync.send(&format!("exit {code}\n"));
+            }
+            0
+        }
+        Err((code, e)) => {
+            sync.send(&format!("error {code} {}\n", e.to_string().replace('\n', " ")));
+            1
+        }
+    }
+}
+
+type MonResult<T> = std::result::Result<T, (i32, EngineError)>;
+
+fn engine(e: EngineError) -> (i32, EngineError) {
+    (125, e)
+}
+
+fn monitor(root: &Path, id: &str, attached: bool, sync: &mut Sync) -> MonResult<i32> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and has no memory effects.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    let store = Store::open(root).map_err(|e| engine(e.into()))?;
+    let c = state::get(&store, id)
+        .map_err(engine)?
+        .ok_or_else(|| engine(EngineError::NotFound(id.to_string())))?;
+    let me = std::process::id() as i32;
+    let my_start = state::process_start_time(me).map(|v| v as i64);
+    state::update(
+        &store,
+        id,
+        "monitor_pid = ?1, monitor_start = ?2",
+        &[&me, &my_start],
+    )
+    .map_err(engine)?;
+
+    let bundle = Bundle::new(store.root(), id);
+    let runtime = Runtime::new(store.root(), c.config.runtime.as_deref()).map_err(engine)?;
+    let mut log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(bundle.log())
+        .map_err(|e| engine(EngineError::io(bundle.log(), e)))?;
+
+    let mut restart_count = c.restart_count as u32;
+    let mut first = true;
+    let mut backoff = Duration::from_millis(100);
+    let mut attached_out = attached;
+    let mut stdin_open = attached && c.config.open_stdin;
+    let final_code;
+    loop {
+        let started = Instant::now();
+        let run = match start_once(&store, &runtime, &bundle, &c, id) {
+            Ok(r) => r,
+            Err(e) => {
+                let code = 125;
+                cleanup_after_exit(&store, &runtime, &bundle, id, None, false, Some(&e.to_string()));
+                if first {
+                    return Err((code, e));
+                }
+                let _ = logs_append_note(&mut log, &format!("restart failed: {e}"));
+                return Ok(code);
+            }
+        };
+        if first {
+            sync.send(&format!("started {}\n", run.pid));
+            first = false;
+        }
+        let ws = io_loop(&run, &mut log, &mut attached_out, &mut stdin_open);
+        let code = exit_code(ws).unwrap_or(255);
+        let oom = oom_killed(id, &store);
+        let _ = runtime.delete(id);
+        let cur = state::get(&store, id).ok().flatten();
+        let stop_requested = cur.as_ref().map(|c| c.stop_requested).unwrap_or(true);
+        if started.elapsed() >= Duration::from_secs(10) {
+            backoff = Duration::from_millis(100);
+        }
+        if c.config.restart.should_restart(code, restart_count, stop_requested) && cur.is_some() {
+            restart_count += 1;
+            let now = chrono::Utc::now().to_rfc3339();
+            let _ = state::update(
+                &store,
+                id,
+                "state = ?1, exit_code = ?2, finished_at = ?3, restart_count = ?4, pid = NULL, oom_killed = ?5",
+                &[&State::Restarting.as_str(), &code, &now, &(restart_count as i64), &(oom as i64)],
+            );
+            if wait_backoff(&store, id, backoff) {
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                continue;
+            }
+        }
+        final_code = code;
+        cleanup_after_exit(&store, &runtime, &bundle, id, Some(code), oom, None);
+        break;
+    }
+    if c.config.auto_remove {
+        let _ = crate::ops::remove_files(&store, id);
+        let _ = state::delete(&store, id);
+    }
+    Ok(final_code)
+}
+
+/// Sleep for the restart backoff; false if a stop was requested meanwhile.
+fn wait_backoff(store: &Store, id: &str, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50).min(d));
+        match state::get(store, id) {
+            Ok(Some(c)) if !c.stop_requested => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn logs_append_note(log: &mut File, msg: &str) -> std::io::Result<()> {
+    crate::logs::append(log, "stderr", format!("berth: {msg}\n").as_bytes())
+}
+
+/// A started container process and the monitor's ends of its stdio.
+struct Running {
+    pid: i32,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    stdin: Option<OwnedFd>,
+    master: Option<OwnedFd>,
+    sigfd: SignalFd,
+}
+
+fn start_once(store: &Store, runtime: &Runtime, bundle: &Bundle, c: &state::Container, id: &str) -> Result<Running> {
+    let cfg = &c.config;
+    let mut stdio = StdioFds::default();
+    let (mut out_r, mut err_r, mut in_w) = (None, None, None);
+    let console = if cfg.tty {
+        Some(ConsoleSocket::bind(&store.root().join("run"))?)
+    } else {
+        let (r, w) = pipe()?;
+        out_r = Some(r);
+        stdio.stdout = Some(w);
+        let (r, w) = pipe()?;
+        err_r = Some(r);
+        stdio.stderr = Some(w);
+        if cfg.open_stdin {
+            let (r, w) = pipe()?;
+            stdio.stdin = Some(r);
+            in_w = Some(w);
+        } else {
+            let null = File::open("/dev/null").map_err(|e| EngineError::io("/dev/null", e))?;
+            stdio.stdin = Some(null.into());
+        }
+        None
+    };
+    // The container inherits signal mask and ignored signals from us at clone time: give it a
+    // clean slate, then take our own settings back.
+    unblock_all();
+    // SAFETY: restoring the default disposition of SIGPIPE has no memory-safety implications.
+    unsafe {
+        let _ = signal::signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
+    let created = runtime.create(id, &bundle.dir, stdio, console.as_ref().map(|c| c.path.as_path()));
+    // SAFETY: as above, for SIG_IGN.
+    unsafe {
+        let _ = signal::signal(Signal::SIGPIPE, SigHandler::SigIgn);
+    }
+    let sigfd = block_signals()?;
+    let pid = created?;
+    let master = match &console {
+        Some(cs) => Some(cs.receive()?),
+        None => None,
+    };
+    if let Some(m) = &master {
+        copy_winsize(0, m.as_raw_fd());
+    }
+    runtime.start(id)?;
+    let now = chrono::Utc::now().to_rfc3339();
+    state::update(
+        store,
+        id,
+        "state = ?1, pid = ?2, started_at = ?3, error = NULL, exit_code = NULL, oom_killed = 0",
+        &[&State::Running.as_str(), &pid, &now],
+    )?;
+    for fd in [&out_r, &err_r, &master].into_iter().flatten() {
+        set_nonblocking(fd.as_raw_fd());
+    }
+    Ok(Running {
+        pid,
+        stdout: out_r,
+        stderr: err_r,
+        stdin: in_w,
+        master,
+        sigfd,
+    })
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| EngineError::Other(format!("pipe: {e}")))
+}
+
+fn set_nonblocking(fd: i32) {
+    // SAFETY: fcntl on a descriptor we own; F_GETFL/F_SETFL only change file status flags.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+    }
+}
+
+fn handled_signals() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in [Signal::SIGCHLD, Signal::SIGWINCH, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        s.add(sig);
+    }
+    s
+}
+
+fn block_signals() -> Result<SignalFd> {
+    let s = handled_signals();
+    s.thread_block()
+        .map_err(|e| EngineError::Other(format!("sigprocmask: {e}")))?;
+    SignalFd::with_flags(&s, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| EngineError::Other(format!("signalfd: {e}")))
+}
+
+fn unblock_all() {
+    let _ = SigSet::all().thread_unblock();
+}
+
+fn copy_winsize(from: i32, to: i32) {
+    let mut ws: libc::winsize = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into the struct we pass; TIOCSWINSZ reads it.
+    unsafe {
+        if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_row > 0 {
+            libc::ioctl(to, libc::TIOCSWINSZ, &ws);
+        }
+    }
+}
+
+/// Copy output to the log (and the attached CLI) until the container's init exits.
+fn io_loop(run: &Running, log: &mut File, attached_out: &mut bool, stdin_open: &mut bool) -> WaitStatus {
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut out_open = run.stdout.is_some() || run.master.is_some();
+    let mut err_open = run.stderr.is_some();
+    let mut exit: Option<WaitStatus> = None;
+    let mut stdin_w = run.stdin.as_ref().map(|f| f.as_raw_fd());
+    // Reap anything that died before the signal mask was in place.
+    reap(run.pid, &mut exit);
+    loop {
+        if exit.is_some() && !out_open && !err_open {
+            break;
+        }
+        let out_fd = run.master.as_ref().or(run.stdout.as_ref());
+        let mut fds: Vec<PollFd> = Vec::with_capacity(4);
+        fds.push(PollFd::new(run.sigfd.as_fd(), PollFlags::POLLIN));
+        let mut idx_out = None;
+        let mut idx_err = None;
+        let mut idx_in = None;
+        if let (true, Some(f)) = (out_open, out_fd) {
+            idx_out = Some(fds.len());
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+        }
+        if let (true, Some(f)) = (err_open, run.stderr.as_ref()) {
+            idx_err = Some(fds.len());
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+        }
+        // SAFETY: fd 0 stays open for the whole life of the monitor.
+        let stdin0 = unsafe { BorrowedFd::borrow_raw(0) };
+        if *stdin_open {
+            idx_in = Some(fds.len());
+            fds.push(PollFd::new(stdin0, PollFlags::POLLIN));
+        }
+        // Once the init is gone, drain what is left without blocking forever (a grandchild
+        // may still hold the pipe; it dies with the pid namespace).
+        let timeout = if exit.is_some() { PollTimeout::from(200u16) } else { PollTimeout::NONE };
+        let n = match poll(&mut fds, timeout) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => 0,
+        };
+        if n == 0 && exit.is_some() {
+            break;
+        }
+        let ready = |i: Option<usize>, fds: &Vec<PollFd>| {
+            i.and_then(|i| fds[i].revents())
+                .map(|r| !r.is_empty())
+                .unwrap_or(false)
+        };
+        let sig_ready = fds[0].revents().map(|r| !r.is_empty()).unwrap_or(false);
+        let out_ready = ready(idx_out, &fds);
+        let err_ready = ready(idx_err, &fds);
+        let in_ready = ready(idx_in, &fds);
+        drop(fds);
+        if sig_ready {
+            while let Ok(Some(si)) = run.sigfd.read_signal() {
+                match si.ssi_signo as i32 {
+                    libc::SIGCHLD => reap(run.pid, &mut exit),
+                    libc::SIGWINCH => {
+                        if let Some(m) = &run.master {
+                            copy_winsize(0, m.as_raw_fd());
+                        }
+                    }
+                    s @ (libc::SIGTERM | libc::SIGINT | libc::SIGHUP) => {
+                        // Forward to the container's init.
+                        // SAFETY: kill(2) with a pid we started; no memory effects.
+                        unsafe {
+                            libc::kill(run.pid, s);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if out_ready {
+            let fd = out_fd.map(|f| f.as_raw_fd()).unwrap_or(-1);
+            if !pump(fd, &mut buf, log, "stdout", 1, attached_out) {
+                out_open = false;
+            }
+        }
+        if err_ready {
+            let fd = run.stderr.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+            if !pump(fd, &mut buf, log, "stderr", 2, attached_out) {
+                err_open = false;
+            }
+        }
+        if in_ready {
+            let target = run.master.as_ref().map(|m| m.as_raw_fd()).or(stdin_w);
+            // SAFETY: reading into our own buffer from fd 0.
+            let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                *stdin_open = false;
+                // EOF on the CLI's stdin closes the container's stdin (pipes only).
+                stdin_w = None;
+                if run.master.is_none() {
+                    if let Some(fd) = run.stdin.as_ref() {
+                        // SAFETY: closing our write end by dup2-ing /dev/null over it keeps the
+                        // OwnedFd valid while delivering EOF to the reader.
+                        unsafe {
+                            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                            if null >= 0 {
+                                libc::dup2(null, fd.as_raw_fd());
+                                libc::close(null);
+                            }
+                        }
+                    }
+                }
+            } else if let Some(t) = target {
+                write_all_fd(t, &buf[..n as usize]);
+            }
+        }
+    }
+    exit.unwrap_or(WaitStatus::Exited(Pid::from_raw(run.pid), 255))
+}
+
+/// Read what is available from `fd`; false on EOF.
+fn pump(fd: i32, buf: &mut [u8], log: &mut File, stream: &str, dest: i32, attached: &mut bool) -> bool {
+    loop {
+        // SAFETY: reading into our own buffer from a descriptor we own.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) => true,
+                Some(libc::EINTR) => continue,
+                // EIO on a pty master means the slave side is closed.
+                _ => false,
+            };
+        }
+        if n == 0 {
+            return false;
+        }
+        let data = &buf[..n as usize];
+        let _ = crate::logs::append(log, stream, data);
+        if *attached && !write_all_fd(dest, data) {
+            *attached = false;
+        }
+    }
+}
+
+fn write_all_fd(fd: i32, mut data: &[u8]) -> bool {
+    while !data.is_empty() {
+        // SAFETY: writing from our own buffer.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                _ => return false,
+            }
+        }
+        data = &data[n as usize..];
+    }
+    true
+}
+
+fn reap(init: i32, exit: &mut Option<WaitStatus>) {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => break,
+            Ok(ws) => {
+                if ws.pid() == Some(Pid::from_raw(init)) {
+                    *exit = Some(ws);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the kernel's OOM killer fired in the container's memory cgroup.
+fn oom_killed(id: &str, _store: &Store) -> bool {
+    let parent = crate::cgroup_parent();
+    let rel = format!("{}/{}", parent.trim_matches('/'), id);
+    // cgroup v1
+    if let Ok(s) = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control")) {
+        return s
+            .lines()
+            .any(|l| l.strip_prefix("oom_kill ").map(|v| v.trim() != "0").unwrap_or(false));
+    }
+    // cgroup v2
+    if let Ok(s) = std::fs::read_to_string(format!("/sys/fs/cgroup/{rel}/memory.events")) {
+        return s
+            .lines()
+            .any(|l| l.strip_prefix("oom_kill ").map(|v| v.trim() != "0").unwrap_or(false));
+    }
+    false
+}
+
+/// Record the final exit and release what the running container held.
+fn cleanup_after_exit(
+    store: &Store,
+    runtime: &Runtime,
+    bundle: &Bundle,
+    id: &str,
+    code: Option<i32>,
+    oom: bool,
+    error: Option<&str>,
+) {
+    let _ = runtime.delete(id);
+    let now = chrono::Utc::now().to_rfc3339();
+    let _ = state::update(
+        store,
+        id,
+        "state = ?1, exit_code = ?2, finished_at = ?3, oom_killed = ?4, pid = NULL, monitor_pid = NULL, monitor_start = NULL, error = ?5",
+        &[&State::Exited.as_str(), &code.unwrap_or(125), &now, &(oom as i64), &error],
+    );
+    if let Err(e) = berth_net::teardown(store, id) {
+        tracing::warn!("network teardown of {id}: {e}");
+    }
+    let _ = bundle.unmount();
+}
+
+/// Read a whole small file (used by tests and tools).
+pub fn read_to_string(p: &Path) -> Option<String> {
+    let mut s = String::new();
+    File::open(p).ok()?.read_to_string(&mut s).ok()?;
+    Some(s)
+}
