@@ -1,6 +1,6 @@
 //! `network …` and `port`.
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use super::Ctx;
@@ -12,7 +12,7 @@ pub enum NetworkCmd {
     /// List networks.
     Ls(NetworkLsArgs),
     /// Show details of networks.
-    Inspect(NetworkNamesArgs),
+    Inspect(NetworkInspectArgs),
     /// Remove networks.
     Rm(NetworkNamesArgs),
     /// Remove unused networks.
@@ -21,6 +21,9 @@ pub enum NetworkCmd {
     Connect(NetworkConnectArgs),
     /// Disconnect a container from a network.
     Disconnect(NetworkConnectArgs),
+    /// Remove all host networking state of this store (bridges, rules, namespaces).
+    #[command(hide = true)]
+    Reset,
 }
 
 #[derive(Debug, Args)]
@@ -52,6 +55,15 @@ pub struct NetworkNamesArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct NetworkInspectArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Output format (`json`, or a `{{.Field}}` template).
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct NetworkPruneArgs {
     #[arg(short, long)]
     pub force: bool,
@@ -74,11 +86,217 @@ pub struct PortArgs {
     pub port: Option<String>,
 }
 
-pub fn network_cmd(_ctx: &Ctx, _c: NetworkCmd) -> Result<i32> {
-    bail!("network commands are not implemented yet")
+pub fn network_cmd(ctx: &Ctx, c: NetworkCmd) -> Result<i32> {
+    let store = ctx.store()?;
+    match c {
+        NetworkCmd::Create(a) => {
+            let n = berth_net::create_network(
+                store,
+                &berth_net::CreateOptions {
+                    name: a.name,
+                    subnet: a.subnet,
+                    gateway: a.gateway,
+                    internal: a.internal,
+                    driver: a.driver,
+                },
+            )?;
+            println!("{}", n.id);
+        }
+        NetworkCmd::Ls(a) => {
+            let nets = berth_net::list_networks(store)?;
+            if a.quiet {
+                for n in &nets {
+                    println!("{}", &n.id[..12]);
+                }
+            } else if let Some(f) = a.format.as_deref() {
+                for n in &nets {
+                    let doc = serde_json::json!({
+                        "ID": &n.id[..12],
+                        "Name": n.name,
+                        "Driver": n.driver,
+                        "Scope": "local",
+                        "Internal": n.internal.to_string(),
+                        "IPv6": "false",
+                        "Subnet": n.subnet.to_string(),
+                        "Gateway": n.gateway.to_string(),
+                    });
+                    if f == "json" || f == "{{json .}}" {
+                        println!("{doc}");
+                    } else {
+                        println!("{}", template(f, &doc));
+                    }
+                }
+            } else {
+                let rows: Vec<Vec<String>> = nets
+                    .iter()
+                    .map(|n| {
+                        vec![
+                            n.id[..12].to_string(),
+                            n.name.clone(),
+                            n.driver.clone(),
+                            "local".to_string(),
+                        ]
+                    })
+                    .collect();
+                super::print_table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows);
+            }
+        }
+        NetworkCmd::Inspect(a) => {
+            let mut docs = Vec::new();
+            let mut missing = None;
+            for name in &a.names {
+                match berth_net::inspect_network(store, name) {
+                    Ok(d) => docs.push(d),
+                    Err(berth_net::NetError::NotFound(n)) => missing = Some(n),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            match a.format.as_deref() {
+                None | Some("json") => println!("{}", serde_json::to_string_pretty(&docs)?),
+                Some(f) => {
+                    for d in &docs {
+                        println!("{}", template(f, d));
+                    }
+                }
+            }
+            if let Some(n) = missing {
+                bail!("no such network: {n}");
+            }
+        }
+        NetworkCmd::Rm(a) => {
+            let mut failed = None;
+            for name in &a.names {
+                match berth_net::remove_network(store, name) {
+                    Ok(_) => println!("{name}"),
+                    Err(e) => {
+                        eprintln!("berth: {e}");
+                        failed = Some(e);
+                    }
+                }
+            }
+            if failed.is_some() {
+                return Ok(1);
+            }
+        }
+        NetworkCmd::Prune(_) => {
+            let removed = berth_net::prune_networks(store)?;
+            if !removed.is_empty() {
+                println!("Deleted Networks:");
+                for n in removed {
+                    println!("{n}");
+                }
+            }
+        }
+        NetworkCmd::Connect(a) => {
+            let (id, _name) = find_container(store, &a.container)?;
+            berth_net::connect(
+                store,
+                &id,
+                &berth_net::Attachment {
+                    network: a.network,
+                    aliases: a.alias,
+                },
+            )?;
+        }
+        NetworkCmd::Disconnect(a) => {
+            let (id, _name) = find_container(store, &a.container)?;
+            berth_net::disconnect(store, &id, &a.network)?;
+        }
+        NetworkCmd::Reset => berth_net::reset(store)?,
+    }
+    Ok(0)
 }
-pub fn port(_ctx: &Ctx, _a: PortArgs) -> Result<i32> {
-    bail!("port is not implemented yet")
+
+/// `{{.Field}}` / `{{json .Field}}` substitution over a JSON document.
+fn template(f: &str, doc: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let mut rest = f;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else {
+            break;
+        };
+        let expr = rest[start + 2..start + end].trim();
+        let (json, path) = match expr.strip_prefix("json ") {
+            Some(p) => (true, p.trim()),
+            None => (false, expr),
+        };
+        let mut v = doc;
+        for seg in path
+            .trim_start_matches('.')
+            .split('.')
+            .filter(|s| !s.is_empty())
+        {
+            v = v.get(seg).unwrap_or(&serde_json::Value::Null);
+        }
+        match (json, v) {
+            (false, serde_json::Value::String(s)) => out.push_str(s),
+            (_, v) => out.push_str(&v.to_string()),
+        }
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out.replace("\\n", "\n").replace("\\t", "\t")
+}
+
+/// Look a container up in the engine's table (by id, name or unique id prefix).
+fn find_container(store: &berth_store::Store, what: &str) -> Result<(String, String)> {
+    let db = store.db();
+    let q = |sql: &str| -> Vec<(String, String)> {
+        db.prepare(sql)
+            .and_then(|mut st| {
+                st.query_map([what], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap_or_default()
+    };
+    let exact = q("SELECT id, name FROM containers WHERE id = ?1 OR name = ?1");
+    if let Some(c) = exact.into_iter().next() {
+        return Ok(c);
+    }
+    let pre = q("SELECT id, name FROM containers WHERE id LIKE ?1 || '%'");
+    match pre.len() {
+        1 => Ok(pre.into_iter().next().unwrap()),
+        0 => Err(anyhow!("no such container: {what}")),
+        _ => Err(anyhow!(
+            "container id prefix {what} is ambiguous; give more characters"
+        )),
+    }
+}
+
+pub fn port(ctx: &Ctx, a: PortArgs) -> Result<i32> {
+    let store = ctx.store()?;
+    let (id, name) = find_container(store, &a.container)?;
+    let ports = berth_net::ports_of(store, &id)?;
+    let filter = match a.port.as_deref() {
+        None => None,
+        Some(p) => {
+            let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            let num: u16 = num
+                .parse()
+                .with_context(|| format!("invalid port {p:?}: expected PORT[/PROTO]"))?;
+            Some((num, proto.to_ascii_lowercase()))
+        }
+    };
+    let mut shown = 0;
+    for p in &ports {
+        if let Some((n, proto)) = &filter {
+            if p.container_port != *n || &p.protocol != proto {
+                continue;
+            }
+            println!("{}:{}", p.host_ip, p.host_port);
+        } else {
+            println!(
+                "{}/{} -> {}:{}",
+                p.container_port, p.protocol, p.host_ip, p.host_port
+            );
+        }
+        shown += 1;
+    }
+    if let (Some((n, proto)), 0) = (&filter, shown) {
+        bail!("no public port {n}/{proto} published for container {name}");
+    }
+    Ok(0)
 }
 
 /// Arguments of the hidden `__dns` subcommand (the embedded DNS server).
@@ -87,6 +305,7 @@ pub struct DnsArgs {
     pub network: String,
 }
 
-pub fn dns(_ctx: &Ctx, _a: DnsArgs) -> Result<i32> {
-    bail!("dns is not implemented yet")
+pub fn dns(ctx: &Ctx, a: DnsArgs) -> Result<i32> {
+    berth_net::dns::serve(&ctx.root, &a.network)?;
+    Ok(0)
 }
