@@ -387,31 +387,42 @@ pub fn setup(store: &Store, cfg: &NetConfig, dir: &Path) -> Result<NetSetup> {
             state::immediate(store.db(), |db| state::insert_sandbox(db, &sb))?;
         }
         NetworkMode::Container(other) => {
-            let osb = state::get_sandbox(store.db(), other)?.ok_or_else(|| {
-                NetError::Other(format!(
-                    "container {other} has no network namespace; start it before containers that join it"
-                ))
-            })?;
-            let ns = osb.netns.clone().ok_or_else(|| {
-                NetError::Other(format!(
-                    "container {} uses the host network; use --network host instead",
-                    osb.container_name
-                ))
-            })?;
-            for (name, dst) in [
-                ("hosts", &out.hosts_file),
-                ("resolv.conf", &out.resolv_conf),
-            ] {
-                let text = fs::read_to_string(osb.dir.join(name)).unwrap_or_default();
-                write_file(dst, &text)?;
-            }
-            out.addresses = state::endpoints_of_container(store.db(), &osb.container_id)?
-                .iter()
-                .map(|e| IpAddr::V4(e.ip))
-                .collect();
             sb.mode = "container".into();
-            sb.netns = Some(ns.clone());
-            out.netns_path = Some(ns);
+            match state::find_sandbox(store.db(), other)? {
+                Some(osb) => {
+                    let ns = osb.netns.clone().ok_or_else(|| {
+                        NetError::Other(format!(
+                            "container {} uses the host network; use --network host instead",
+                            osb.container_name
+                        ))
+                    })?;
+                    for (name, dst) in [
+                        ("hosts", &out.hosts_file),
+                        ("resolv.conf", &out.resolv_conf),
+                    ] {
+                        let text = fs::read_to_string(osb.dir.join(name)).unwrap_or_default();
+                        write_file(dst, &text)?;
+                    }
+                    out.addresses = state::endpoints_of_container(store.db(), &osb.container_id)?
+                        .iter()
+                        .map(|e| IpAddr::V4(e.ip))
+                        .collect();
+                    sb.netns = Some(ns.clone());
+                    out.netns_path = Some(ns);
+                }
+                None => {
+                    // Not set up by berth-net (the engine joins its namespace through the
+                    // process): generic files, no namespace of ours.
+                    write_file(
+                        &out.hosts_file,
+                        &files::hosts(&cfg.hostname, &cfg.container_name, &[], &add_hosts),
+                    )?;
+                    write_file(
+                        &out.resolv_conf,
+                        &files::resolv_conf(&host_resolv(), &cfg.dns, None),
+                    )?;
+                }
+            }
             state::immediate(store.db(), |db| state::insert_sandbox(db, &sb))?;
         }
         NetworkMode::None => {

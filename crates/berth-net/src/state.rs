@@ -236,6 +236,27 @@ pub fn get_sandbox(db: &Connection, id: &str) -> Result<Option<Sandbox>> {
         .optional()?)
 }
 
+/// A sandbox by container id, container name or unique id prefix.
+pub fn find_sandbox(db: &Connection, what: &str) -> Result<Option<Sandbox>> {
+    let mut st = db.prepare(&format!(
+        "SELECT {SB_COLS} FROM net_sandboxes WHERE container_id = ?1 OR container_name = ?1
+         OR container_id LIKE ?1 || '%'"
+    ))?;
+    let v: Vec<Sandbox> = st
+        .query_map([what], sb_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(v.iter()
+        .find(|s| s.container_id == what || s.container_name == what)
+        .cloned()
+        .or_else(|| {
+            if v.len() == 1 {
+                v.into_iter().next()
+            } else {
+                None
+            }
+        }))
+}
+
 pub fn list_sandboxes(db: &Connection) -> Result<Vec<Sandbox>> {
     let mut st = db.prepare(&format!("SELECT {SB_COLS} FROM net_sandboxes"))?;
     let v = st.query_map([], sb_row)?.collect::<rusqlite::Result<_>>()?;
