@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine for berth: system packages, build, a local image, a container.
+# Usage: sudo scripts/setup.sh        (idempotent; run from the repository root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=(
+  build-essential pkg-config libseccomp-dev          # build (libseccomp for the builtin runtime)
+  busybox-static tini                                # test images; static init for --init
+  iproute2 nftables iptables procps psmisc util-linux # networking, process tools, script(1)
+  runc skopeo umoci docker-registry apache2-utils openssl curl  # peers/oracles used by the tests
+  hyperfine debootstrap sqlite3                      # benchmarks, debugging
+)
+missing=()
+for p in "${need_pkgs[@]}"; do
+  [[ $p == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo (Rust toolchain) is required; install it with rustup first" >&2
+  exit 1
+fi
+# Tests only need the packages (they build their own debug binary).
+if [[ -n ${BERTH_SETUP_NO_RUN:-} ]]; then exit 0; fi
+cargo build --release -p berth
+install -m 0755 target/release/berth /usr/local/bin/berth
+
+
+# A local image from busybox-static (no registry needed), then a container.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/rootfs"/{bin,etc,tmp,proc,sys,dev,www,root}
+cp /bin/busybox "$work/rootfs/bin/busybox"
+for a in sh echo cat ls sleep true false httpd wget id env pwd hostname ps kill mkdir touch seq head nc ip grep; do
+  ln -sf busybox "$work/rootfs/bin/$a"
+done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$work/rootfs/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$work/rootfs/etc/group"
+chmod 1777 "$work/rootfs/tmp"
+echo '<h1>hello from berth</h1>' > "$work/rootfs/www/index.html"
+tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
+berth import "$work/rootfs.tar" busybox:local --change 'CMD ["sh"]' >/dev/null
+berth run --rm --network none busybox:local echo "berth is ready: hello from a container"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Run the whole test suite (unit + root integration tests). Needs root and scripts/setup.sh's packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ ${CI:-} == true ]] || ! command -v skopeo >/dev/null || ! command -v nft >/dev/null; then
+  # On a fresh machine, install what the tests need (no-op when already there).
+  BERTH_SETUP_NO_RUN=1 scripts/setup.sh
+fi
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+# Integration tests start containers, registries and networks; two at a time keeps them fast
+# on small machines without starving each other.
+cargo test --workspace -- --test-threads=2
