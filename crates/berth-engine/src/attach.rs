@@ -181,7 +181,7 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
     process["cwd"] = serde_json::json!(cwd);
     process["terminal"] = serde_json::json!(req.tty);
     let pfile = bundle.dir.join(format!("exec-{:08x}.json", rand::random::<u32>()));
-    berth_store::write_atomic(&pfile, &serde_json::to_vec(&process).unwrap_or_default())?;
+    berth_store::write_replace(&pfile, &serde_json::to_vec(&process).unwrap_or_default())?;
     let _guard = RemoveOnDrop(pfile.clone());
 
     let runtime = Runtime::new(store.root(), c.config.runtime.as_deref())?;

@@ -243,7 +243,7 @@ pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
         },
     );
     let spec_bytes = serde_json::to_vec_pretty(&spec).map_err(|e| fail(EngineError::Other(e.to_string())))?;
-    berth_store::write_atomic(&bundle.config(), &spec_bytes).map_err(|e| fail(e.into()))?;
+    berth_store::write_replace(&bundle.config(), &spec_bytes).map_err(|e| fail(e.into()))?;
     let net_json = serde_json::to_string(&net).unwrap_or_default();
     state::update(
         store,

@@ -33,6 +33,20 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     fsync_dir(dir)
 }
 
+/// Replace `path` with `data` by writing a sibling and renaming it, without fsync: for files
+/// that only matter while this boot lasts (runtime state, generated /etc/hosts, OCI specs
+/// that are rewritten on every start). Readers never see a partial file.
+pub fn write_replace(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    fs::write(&tmp, data).map_err(|e| StoreError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))
+}
+
 /// Whether a process with this pid exists (zombies count as alive).
 pub fn pid_alive(pid: i32) -> bool {
     if pid <= 0 {

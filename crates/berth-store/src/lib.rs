@@ -17,7 +17,7 @@ mod digest;
 mod fsutil;
 
 pub use digest::{Digest, DigestError, Hasher};
-pub use fsutil::{fsync_dir, pid_alive, write_atomic};
+pub use fsutil::{fsync_dir, pid_alive, write_atomic, write_replace};
 /// The SQLite error type, re-exported so components need not depend on rusqlite directly.
 pub use rusqlite::Error as DbError;
 pub use rusqlite;
