@@ -198,6 +198,16 @@ impl<'a> ImageStore<'a> {
         Ok(Some(l))
     }
 
+    /// Whether a `layers` row exists for this diff id.
+    pub(crate) fn layer_recorded(&self, diff: &Digest) -> Result<bool> {
+        let n: i64 = self.store.db().query_row(
+            "SELECT COUNT(*) FROM layers WHERE diff_id = ?1",
+            [diff.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
     /// A known layer with this diff id (with its primary blob).
     pub fn layer_by_diff_id(&self, diff: &Digest) -> Result<Option<Layer>> {
         let row = self

@@ -1,9 +1,17 @@
 //! `load`, `save`, `import`, `images`, `tag`, `rmi`, `image …`.
 
-use anyhow::{bail, Result};
-use clap::{Args, Subcommand};
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
 
-use super::Ctx;
+use anyhow::{anyhow, bail, Context, Result};
+use berth_image::archive::{self, ArchiveFormat, SaveItem};
+use berth_image::import::{import_rootfs, ImportOptions};
+use berth_image::{Image, ImageStore, Reference};
+use berth_store::{Digest, Store};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use super::{ago, human_size, print_inspect, print_table, render_template, Ctx};
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -50,7 +58,7 @@ pub struct ImagesArgs {
     /// Show all images (including dangling ones).
     #[arg(short, long)]
     pub all: bool,
-    /// Output format: table or json.
+    /// Output format: table, json, or a template such as '{{.Repository}}:{{.Tag}}'.
     #[arg(long)]
     pub format: Option<String>,
     /// Show full ids.
@@ -114,24 +122,366 @@ pub enum ImageCmd {
     Import(ImportArgs),
 }
 
-pub fn load(_ctx: &Ctx, _a: LoadArgs) -> Result<i32> {
-    bail!("load is not implemented yet")
+/// Open the image store; clean up after crashed commands when nobody else is working.
+fn open_images(store: &Store) -> Result<ImageStore<'_>> {
+    let is = ImageStore::open(store)?;
+    if let Ok(Some(_lock)) = store.try_lock_exclusive() {
+        if let Err(e) = is.sweep() {
+            tracing::warn!("cleanup of leftovers failed: {e}");
+        }
+    }
+    Ok(is)
 }
-pub fn save(_ctx: &Ctx, _a: SaveArgs) -> Result<i32> {
-    bail!("save is not implemented yet")
+
+fn print_loaded(loaded: &[archive::LoadedImage], quiet: bool) {
+    for l in loaded {
+        if quiet {
+            println!("{}", l.id);
+        } else if l.tags.is_empty() {
+            println!("Loaded image ID: {}", l.id);
+        } else {
+            for t in &l.tags {
+                println!("Loaded image: {}", t.familiar());
+            }
+        }
+    }
 }
-pub fn import(_ctx: &Ctx, _a: ImportArgs) -> Result<i32> {
-    bail!("import is not implemented yet")
+
+pub fn load(ctx: &Ctx, a: LoadArgs) -> Result<i32> {
+    let store = ctx.store()?;
+    let is = open_images(store)?;
+    let _lock = store.lock_shared()?;
+    let loaded = match &a.input {
+        Some(p) if p.as_os_str() != "-" => archive::load_file(&is, p)?,
+        _ => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                bail!("requested load from standard input, but it is a terminal; use -i FILE or redirect an archive into berth load");
+            }
+            archive::load_reader(&is, &mut stdin.lock())?
+        }
+    };
+    print_loaded(&loaded, a.quiet);
+    Ok(0)
 }
-pub fn images(_ctx: &Ctx, _a: ImagesArgs) -> Result<i32> {
-    bail!("images is not implemented yet")
+
+pub fn save(ctx: &Ctx, a: SaveArgs) -> Result<i32> {
+    let format = ArchiveFormat::parse(&a.format)?;
+    let store = ctx.store()?;
+    let is = ImageStore::open(store)?;
+    let _lock = store.lock_shared()?;
+    let mut items: Vec<SaveItem> = Vec::new();
+    for name in &a.images {
+        let image = is.resolve(name)?;
+        let names = match Reference::parse(name) {
+            Ok(r) if r.digest().is_none() && image.tags.contains(&r) => vec![r],
+            _ => image.tags.clone(),
+        };
+        if let Some(it) = items.iter_mut().find(|i| i.image.id == image.id) {
+            for n in names {
+                if !it.names.contains(&n) {
+                    it.names.push(n);
+                }
+            }
+        } else {
+            items.push(SaveItem { image, names });
+        }
+    }
+    match &a.output {
+        Some(path) if path.as_os_str() != "-" => {
+            let file_name = path
+                .file_name()
+                .ok_or_else(|| anyhow!("--output {}: not a file name", path.display()))?;
+            let tmp = path.with_file_name(format!(
+                ".{}.berth-{}.tmp",
+                file_name.to_string_lossy(),
+                std::process::id()
+            ));
+            let res = (|| -> Result<()> {
+                let f = std::fs::File::create(&tmp)
+                    .with_context(|| format!("cannot create {}", tmp.display()))?;
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+                archive::save(&is, &items, format, &mut w)?;
+                let f = w
+                    .into_inner()
+                    .map_err(|e| anyhow!("cannot write {}: {}", tmp.display(), e.error()))?;
+                f.sync_all()
+                    .with_context(|| format!("cannot write {}", tmp.display()))?;
+                std::fs::rename(&tmp, path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                Ok(())
+            })();
+            if res.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            res?;
+        }
+        _ => {
+            let stdout = std::io::stdout();
+            if stdout.is_terminal() {
+                bail!("refusing to write an image archive to a terminal; use -o FILE or redirect the output");
+            }
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            archive::save(&is, &items, format, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(0)
 }
-pub fn tag(_ctx: &Ctx, _a: TagArgs) -> Result<i32> {
-    bail!("tag is not implemented yet")
+
+pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<i32> {
+    let reference = a.reference.as_deref().map(Reference::parse).transpose()?;
+    let store = ctx.store()?;
+    let is = open_images(store)?;
+    let _lock = store.lock_shared()?;
+    let opts = ImportOptions {
+        changes: a.change.clone(),
+        message: a.message.clone(),
+        source: a.file.clone(),
+    };
+    let id = if a.file == "-" {
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            bail!("requested import from standard input, but it is a terminal; give a file or redirect a tarball");
+        }
+        import_rootfs(&is, &mut stdin.lock(), reference.as_ref(), &opts)?
+    } else {
+        let mut f = std::fs::File::open(&a.file)
+            .with_context(|| format!("cannot open the rootfs tarball {}", a.file))?;
+        import_rootfs(&is, &mut f, reference.as_ref(), &opts)?
+    };
+    println!("{id}");
+    Ok(0)
 }
-pub fn rmi(_ctx: &Ctx, _a: RmiArgs) -> Result<i32> {
-    bail!("rmi is not implemented yet")
+
+/// One `images` row as Docker's `--format json` prints it.
+fn image_row(img: &Image, tag: Option<&Reference>, no_trunc: bool) -> Value {
+    let (repo, tagname) = match tag {
+        Some(t) => (t.familiar_name(), t.tag().unwrap_or("latest").to_string()),
+        None => ("<none>".to_string(), "<none>".to_string()),
+    };
+    let id = if no_trunc {
+        img.id.to_string()
+    } else {
+        img.id.short().to_string()
+    };
+    let created_at = chrono::DateTime::from_timestamp(img.created, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+        .unwrap_or_default();
+    let digest = img
+        .repo_digests
+        .iter()
+        .find(|d| {
+            tag.map(|t| d.starts_with(&format!("{}@", t.familiar_name())))
+                .unwrap_or(false)
+        })
+        .and_then(|d| d.split_once('@').map(|(_, x)| x.to_string()))
+        .unwrap_or_else(|| "<none>".into());
+    json!({
+        "Containers": "N/A",
+        "CreatedAt": created_at,
+        "CreatedSince": ago(img.created),
+        "Digest": digest,
+        "ID": id,
+        "Repository": repo,
+        "SharedSize": "N/A",
+        "Size": human_size(img.size),
+        "Tag": tagname,
+        "UniqueSize": "N/A",
+        "VirtualSize": human_size(img.size),
+    })
 }
+
+fn matches_filter(t: &Reference, f: &Reference) -> bool {
+    t.name() == f.name() && f.tag().map(|ft| t.tag() == Some(ft)).unwrap_or(true)
+}
+
+pub fn images(ctx: &Ctx, a: ImagesArgs) -> Result<i32> {
+    let filter = a
+        .reference
+        .as_deref()
+        .map(Reference::parse_bare)
+        .transpose()?;
+    let store = ctx.store()?;
+    let is = open_images(store)?;
+    let mut rows: Vec<Value> = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    for img in is.list()? {
+        let tags: Vec<&Reference> = match &filter {
+            Some(f) => img.tags.iter().filter(|t| matches_filter(t, f)).collect(),
+            None => img.tags.iter().collect(),
+        };
+        if tags.is_empty() {
+            if filter.is_some() {
+                continue;
+            }
+            rows.push(image_row(&img, None, a.no_trunc));
+        } else {
+            for t in tags {
+                rows.push(image_row(&img, Some(t), a.no_trunc));
+            }
+        }
+        let id = if a.no_trunc {
+            img.id.to_string()
+        } else {
+            img.id.short().to_string()
+        };
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    if a.quiet {
+        for id in ids {
+            println!("{id}");
+        }
+        return Ok(0);
+    }
+    match a.format.as_deref() {
+        None | Some("table") => {
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    ["Repository", "Tag", "ID", "CreatedSince", "Size"]
+                        .iter()
+                        .map(|k| r[*k].as_str().unwrap_or("").to_string())
+                        .collect()
+                })
+                .collect();
+            print_table(
+                &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+                &table,
+            );
+        }
+        Some("json") => {
+            for r in &rows {
+                println!("{}", serde_json::to_string(r)?);
+            }
+        }
+        Some(tpl) => {
+            let tpl = tpl.replace("\\t", "\t").replace("\\n", "\n");
+            if let Some(t) = tpl.strip_prefix("table ") {
+                let header = render_template(t, &header_doc());
+                println!("{header}");
+                for r in &rows {
+                    println!("{}", render_template(t, r));
+                }
+            } else {
+                for r in &rows {
+                    println!("{}", render_template(&tpl, r));
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn header_doc() -> Value {
+    json!({
+        "Containers": "CONTAINERS", "CreatedAt": "CREATED AT", "CreatedSince": "CREATED",
+        "Digest": "DIGEST", "ID": "IMAGE ID", "Repository": "REPOSITORY", "SharedSize": "SHARED SIZE",
+        "Size": "SIZE", "Tag": "TAG", "UniqueSize": "UNIQUE SIZE", "VirtualSize": "SIZE",
+    })
+}
+
+pub fn tag(ctx: &Ctx, a: TagArgs) -> Result<i32> {
+    let target = Reference::parse(&a.target)?;
+    if target.digest().is_some() {
+        bail!(
+            "invalid reference format: {:?}: a tag cannot contain a digest; give name[:tag]",
+            a.target
+        );
+    }
+    let store = ctx.store()?;
+    let is = ImageStore::open(store)?;
+    let img = is.resolve(&a.source)?;
+    is.tag(&img.id, &target)?;
+    Ok(0)
+}
+
+fn in_use(store: &Store) -> Result<HashSet<Digest>> {
+    berth_engine::image_ids_in_use(store)
+        .map_err(|e| anyhow!("cannot list the images containers use: {e}"))
+}
+
+pub fn rmi(ctx: &Ctx, a: RmiArgs) -> Result<i32> {
+    let store = ctx.store()?;
+    let is = ImageStore::open(store)?;
+    let _lock = store.lock_exclusive()?;
+    let used = in_use(store)?;
+    let mut failed: Option<anyhow::Error> = None;
+    for name in &a.images {
+        match is.remove(name, a.force, &used) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+            }
+            Err(e) => {
+                if let Some(prev) = failed.take() {
+                    eprintln!("berth: {}", super::render_error(&prev));
+                }
+                failed = Some(e.into());
+            }
+        }
+    }
+    if let Err(e) = is.sweep() {
+        tracing::warn!("cleanup failed: {e}");
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(0),
+    }
+}
+
+/// `image inspect` documents for names (for `berth inspect` too).
+pub fn inspect_docs(store: &Store, names: &[String]) -> Result<Vec<Value>> {
+    let is = ImageStore::open(store)?;
+    names
+        .iter()
+        .map(|n| Ok(is.resolve(n)?.inspect_json()))
+        .collect()
+}
+
+pub fn image_inspect(ctx: &Ctx, a: ImageInspectArgs) -> Result<i32> {
+    let store = ctx.store()?;
+    let docs = inspect_docs(store, &a.images)?;
+    print_inspect(&docs, a.format.as_deref())?;
+    Ok(0)
+}
+
+pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
+    if !a.force {
+        let what = if a.all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        };
+        eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    let store = ctx.store()?;
+    let is = ImageStore::open(store)?;
+    let _lock = store.lock_exclusive()?;
+    let used = in_use(store)?;
+    let (lines, reclaimed) = is.prune(a.all, &used)?;
+    if !lines.is_empty() {
+        println!("Deleted Images:");
+        for l in lines {
+            let l = l
+                .replacen("Untagged: ", "untagged: ", 1)
+                .replacen("Deleted: ", "deleted: ", 1);
+            println!("{l}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(reclaimed));
+    Ok(0)
+}
+
 pub fn image_cmd(ctx: &Ctx, c: ImageCmd) -> Result<i32> {
     match c {
         ImageCmd::Ls(a) => images(ctx, a),
@@ -140,6 +490,7 @@ pub fn image_cmd(ctx: &Ctx, c: ImageCmd) -> Result<i32> {
         ImageCmd::Load(a) => load(ctx, a),
         ImageCmd::Save(a) => save(ctx, a),
         ImageCmd::Import(a) => import(ctx, a),
-        ImageCmd::Inspect(_) | ImageCmd::Prune(_) => bail!("not implemented yet"),
+        ImageCmd::Inspect(a) => image_inspect(ctx, a),
+        ImageCmd::Prune(a) => prune(ctx, a),
     }
 }
