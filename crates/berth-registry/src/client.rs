@@ -136,8 +136,11 @@ impl Client {
         let certs = registry_certs(&transport.certs_dir, hostport)?;
         let certs_dir = transport.certs_dir.display().to_string();
         let mut last_err = None;
+        let probing = attempts.len() > 1;
         for (i, (scheme, verify)) in attempts.iter().enumerate() {
-            let http = build_http(&certs, *verify, hostport)?;
+            // A loopback server that may not speak TLS gets a short handshake deadline.
+            let timeout = if probing && *scheme == "https" { 5 } else { 30 };
+            let http = build_http(&certs, *verify, hostport, Duration::from_secs(timeout))?;
             let base = Url::parse(&format!("{scheme}://{hostport}")).map_err(|e| {
                 RegistryError::Other(format!("invalid registry address {hostport:?}: {e}"))
             })?;
@@ -531,11 +534,12 @@ fn build_http(
     certs: &crate::conf::RegistryCerts,
     verify: bool,
     hostport: &str,
+    connect_timeout: Duration,
 ) -> Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .use_rustls_tls()
         .user_agent(USER_AGENT)
-        .connect_timeout(Duration::from_secs(30))
+        .connect_timeout(connect_timeout)
         .read_timeout(Duration::from_secs(120))
         .pool_idle_timeout(Duration::from_secs(30))
         .tcp_nodelay(true);

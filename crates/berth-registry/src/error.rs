@@ -48,6 +48,15 @@ pub enum RegistryError {
         expected: u64,
         actual: u64,
     },
+    #[error("download of {what} {digest} stopped at {got} of {expected} bytes after {attempts} attempts ({detail}); nothing was stored; try again")]
+    Truncated {
+        what: &'static str,
+        digest: Digest,
+        got: u64,
+        expected: u64,
+        attempts: u32,
+        detail: String,
+    },
     #[error("{what} from {registry} is larger than {limit} bytes; refusing it")]
     TooLarge {
         what: &'static str,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_image::{ingest_layer, Compression, ImageStore, Layer, Reference};
-use berth_store::{Digest, Store};
+use berth_store::{Digest, Hasher, Store};
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use reqwest::StatusCode;
@@ -442,7 +442,9 @@ async fn fetch_layer(
     }
 }
 
-/// Stream the blob into `tx`, resuming with a range request when the connection drops.
+/// Stream the blob into `tx`, resuming with a range request when the connection drops. The
+/// blob is hashed here too, so a registry sending the wrong content is named as such even when
+/// the unpacker gives up first.
 async fn feed(
     client: &Client,
     repo: &str,
@@ -452,7 +454,7 @@ async fn feed(
 ) -> std::result::Result<(), FeedError> {
     const RETRIES: u32 = 3;
     let size = desc.size;
-    let mismatch = |actual: u64| {
+    let too_long = |actual: u64| {
         FeedError::Failed(RegistryError::SizeMismatch {
             what: "layer",
             digest: desc.digest.clone(),
@@ -460,17 +462,25 @@ async fn feed(
             actual,
         })
     };
+    let mut hasher = Hasher::new(desc.digest.algorithm())
+        .map_err(|e| FeedError::Failed(RegistryError::Other(e.to_string())))?;
     let mut got: u64 = 0;
     let mut attempt = 0;
     let mut last_err = String::new();
+    // Set when the unpacker stopped reading: keep downloading only to name a bad digest.
+    let mut reader_gone = false;
     loop {
         if attempt > RETRIES {
-            return Err(FeedError::Failed(RegistryError::Connect {
-                registry: client.registry.clone(),
-                detail: format!(
-                    "downloading layer {} failed after {RETRIES} retries: {last_err}",
-                    desc.digest
-                ),
+            if reader_gone {
+                return Err(FeedError::ReaderGone);
+            }
+            return Err(FeedError::Failed(RegistryError::Truncated {
+                what: "layer",
+                digest: desc.digest.clone(),
+                got,
+                expected: size,
+                attempts: attempt,
+                detail: last_err,
             }));
         }
         if attempt > 0 {
@@ -496,17 +506,14 @@ async fn feed(
                 .and_then(|v| v.split('-').next())
                 .and_then(|v| v.parse::<u64>().ok());
             if start != Some(got) {
-                skip = got; // unknown range: expect a full body instead
-                if start.is_some() {
-                    last_err = "the registry resumed at the wrong offset".into();
-                    continue;
-                }
+                last_err = "the registry resumed at the wrong offset".into();
+                continue;
             }
         } else {
             skip = got;
             if let Some(len) = resp.content_length() {
-                if len != size {
-                    return Err(mismatch(len));
+                if len > size {
+                    return Err(too_long(len));
                 }
             }
         }
@@ -522,17 +529,30 @@ async fn feed(
                         }
                     }
                     if got + c.len() as u64 > size {
-                        return Err(mismatch(got + c.len() as u64));
+                        return Err(too_long(got + c.len() as u64));
                     }
                     got += c.len() as u64;
+                    hasher.update(&c);
                     item.inc(c.len() as u64);
-                    if tx.send(Msg::Data(c)).await.is_err() {
-                        return Err(FeedError::ReaderGone);
+                    if !reader_gone && tx.send(Msg::Data(c)).await.is_err() {
+                        reader_gone = true;
                     }
                 }
                 Ok(None) => {
                     if got == size {
-                        return Ok(());
+                        let actual = hasher.finish();
+                        if actual != desc.digest {
+                            return Err(FeedError::Failed(RegistryError::DigestMismatch {
+                                what: "layer",
+                                expected: desc.digest.clone(),
+                                actual,
+                            }));
+                        }
+                        return if reader_gone {
+                            Err(FeedError::ReaderGone)
+                        } else {
+                            Ok(())
+                        };
                     }
                     last_err = format!("the registry sent {got} of {size} bytes");
                     break;
@@ -542,9 +562,6 @@ async fn feed(
                     break;
                 }
             }
-        }
-        if got < size && attempt > RETRIES {
-            return Err(mismatch(got));
         }
     }
 }
