@@ -344,7 +344,11 @@ pub fn tmp_path(root: &Path, hint: &str) -> PathBuf {
 }
 
 fn open_db(path: &Path) -> Result<Connection> {
-    let db = Connection::open(path)?;
+    let mut db = Connection::open(path)?;
+    // Every transaction takes the write lock up front: a deferred transaction that reads and
+    // then writes fails at once with SQLITE_BUSY when another process committed in between,
+    // whereas BEGIN IMMEDIATE waits (busy_timeout) like every other writer.
+    db.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     db.busy_timeout(Duration::from_secs(60))?;
     db.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
@@ -365,6 +369,8 @@ pub struct BlobWriter {
     file: Option<File>,
     hasher: Hasher,
     size: u64,
+    /// Set once the blob is in place; until then drop removes the tmp file.
+    done: bool,
 }
 
 impl BlobWriter {
@@ -382,6 +388,7 @@ impl BlobWriter {
             file: Some(file),
             hasher: Hasher::sha256(),
             size: 0,
+            done: false,
         })
     }
 
@@ -417,6 +424,7 @@ impl BlobWriter {
         drop(file);
         let dest = blob_path(&self.root, &actual);
         fs::rename(&self.path, &dest).map_err(|e| StoreError::io(&dest, e))?;
+        self.done = true;
         fsync_dir(dest.parent().expect("blob path has a parent"))?;
         Ok(actual)
     }
@@ -440,7 +448,8 @@ impl Write for BlobWriter {
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        if self.file.is_some() {
+        // Also after a refused commit (digest or size mismatch): nothing may stay in tmp/.
+        if !self.done {
             let _ = fs::remove_file(&self.path);
         }
     }
