@@ -498,6 +498,17 @@ fn tls_registry_with_certs_d() {
         certs.path(),
     );
     assert!(out.status.success(), "{}", stderr(&out));
+    // Listed as insecure in registries.conf: works without the CA.
+    let conf = certs.path().join("registries.conf");
+    std::fs::write(&conf, format!("insecure = [\"{host}\"]\n")).unwrap();
+    let out = env
+        .cmd(&["push", "app:1", &format!("{host}/tls/app:2")])
+        .env("BERTH_CERTS_D", certs.path())
+        .env("BERTH_REGISTRIES_CONF", &conf)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
     // With the CA in certs.d/HOST:PORT/ca.crt it works, verified.
     std::fs::create_dir_all(certs.path().join(&host)).unwrap();
     std::fs::copy(
@@ -708,4 +719,94 @@ fn misbehaving_registry_is_refused_and_nothing_is_stored() {
     let (_, err) = env.fails(&["pull", &format!("{}/bad/pin@{asked}", fake.host())]);
     assert!(err.contains("failed verification"), "{err}");
     assert_store_has_no_content(&env);
+}
+
+#[test]
+fn bearer_token_auth() {
+    let fake = FakeRegistry::start();
+    let env = TestEnv::new();
+    let (r, _, cfg) = fake_image(
+        &fake,
+        "bear/app",
+        vec![layer_with(&[("f", b"bear")], Comp::Gzip)],
+    );
+    // base64("bob:secret")
+    fake.require_bearer("tok-123", Some("Ym9iOnNlY3JldA=="));
+    let cfg_dir = TempDir::new("bearer-config");
+    // Anonymous: the token server refuses.
+    let out = with_config(&env, cfg_dir.path(), &["pull", &r], None);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("unauthorized"), "{}", stderr(&out));
+    // Bad password at login: refused by the token server.
+    let host = fake.host();
+    let out = with_config(
+        &env,
+        cfg_dir.path(),
+        &["login", &host, "-u", "bob", "--password-stdin"],
+        Some(b"wrong"),
+    );
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).starts_with(&format!("berth: login to {host} failed: unauthorized")),
+        "{}",
+        stderr(&out)
+    );
+    let out = with_config(
+        &env,
+        cfg_dir.path(),
+        &["login", &host, "-u", "bob", "--password-stdin"],
+        Some(b"secret"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = with_config(&env, cfg_dir.path(), &["pull", &r], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(image_id(&env, &r), sha256_hex(&cfg));
+    let log = fake.log();
+    assert!(
+        log.iter().any(|l| l.starts_with("GET /token?")
+            && l.contains("scope=repository%3Abear%2Fapp%3Apull")
+            && l.contains("service=fake")),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn docker_hub_names_go_to_the_configured_mirror() {
+    let reg = Registry::plain();
+    let env = TestEnv::new();
+    let l = layer_with(&[("hello", b"from the mirror")], Comp::Gzip);
+    let cfg = config_for(std::slice::from_ref(&l), host_arch());
+    upload_image(
+        &reg,
+        "library/mirrored",
+        "1",
+        &cfg,
+        std::slice::from_ref(&l),
+    );
+    let conf = TempDir::new("registries-conf");
+    let conf_file = conf.path().join("registries.conf");
+    std::fs::write(
+        &conf_file,
+        format!("[mirrors]\n\"docker.io\" = [\"http://{}\"]\n", reg.host()),
+    )
+    .unwrap();
+    let out = env
+        .cmd(&["pull", "mirrored:1"])
+        .env("BERTH_REGISTRIES_CONF", &conf_file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let so = stdout(&out);
+    assert!(so.starts_with("1: Pulling from library/mirrored"), "{so}");
+    assert!(
+        so.contains("Status: Downloaded newer image for mirrored:1"),
+        "{so}"
+    );
+    assert_eq!(so.lines().last(), Some("docker.io/library/mirrored:1"));
+    assert_eq!(image_id(&env, "mirrored:1"), sha256_hex(&cfg));
+    assert_eq!(
+        image_id(&env, "docker.io/library/mirrored:1"),
+        sha256_hex(&cfg)
+    );
 }

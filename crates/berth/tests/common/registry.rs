@@ -398,6 +398,9 @@ impl Canned {
 struct FakeState {
     routes: HashMap<String, Canned>,
     log: Vec<String>,
+    /// When set: every request but `/token` needs `Authorization: Bearer <token>`, and
+    /// `/token` hands the token out to `Basic <basic>` (or to anyone when `basic` is None).
+    bearer: Option<(String, Option<String>)>,
 }
 
 /// A minimal HTTP/1.1 registry on 127.0.0.1 serving canned answers by path (`GET /v2/` answers
@@ -418,6 +421,7 @@ impl FakeRegistry {
         let state = Arc::new(Mutex::new(FakeState {
             routes: HashMap::new(),
             log: Vec::new(),
+            bearer: None,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let release = Arc::new(AtomicBool::new(false));
@@ -458,7 +462,12 @@ impl FakeRegistry {
             .insert(path.to_string(), c);
     }
 
-    /// Requests seen so far (`METHOD /path`).
+    /// Require Bearer tokens from `/token` (see `FakeState::bearer`).
+    pub fn require_bearer(&self, token: &str, basic: Option<&str>) {
+        self.state.lock().unwrap().bearer = Some((token.into(), basic.map(String::from)));
+    }
+
+    /// Requests seen so far (`METHOD /path`; `/token` with its query).
     pub fn log(&self) -> Vec<String> {
         self.state.lock().unwrap().log.clone()
     }
@@ -533,6 +542,7 @@ fn serve(
         let method = parts.next().unwrap_or("").to_string();
         let path = parts.next().unwrap_or("").to_string();
         let mut content_length = 0usize;
+        let mut authorization = String::new();
         loop {
             let mut h = String::new();
             match reader.read_line(&mut h) {
@@ -556,17 +566,66 @@ fn serve(
                 if k.eq_ignore_ascii_case("content-length") {
                     content_length = v.trim().parse().unwrap_or(0);
                 }
+                if k.eq_ignore_ascii_case("authorization") {
+                    authorization = v.trim().to_string();
+                }
             }
         }
         let mut body = vec![0u8; content_length];
         let _ = reader.read_exact(&mut body);
         let path_only = path.split('?').next().unwrap_or("").to_string();
-        let canned = {
+        let port = w.local_addr().map(|a| a.port()).unwrap_or(0);
+        let (canned, bearer) = {
             let mut s = st.lock().unwrap();
-            s.log.push(format!("{method} {path_only}"));
-            s.routes.get(&path_only).cloned()
+            if path_only == "/token" {
+                s.log.push(format!("{method} {path}"));
+            } else {
+                s.log.push(format!("{method} {path_only}"));
+            }
+            (s.routes.get(&path_only).cloned(), s.bearer.clone())
         };
-        let c = match canned {
+        let unauthorized = |challenge: String| Canned {
+            status: 401,
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("WWW-Authenticate".into(), challenge),
+            ],
+            body: br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
+                .to_vec(),
+            stall_after: None,
+            cut_after: None,
+        };
+        let forced = match &bearer {
+            Some((token, basic)) if path_only == "/token" => {
+                let ok = match basic {
+                    None => true,
+                    Some(b) => authorization == format!("Basic {b}"),
+                };
+                Some(if ok {
+                    Canned::ok(
+                        "application/json",
+                        format!(r#"{{"token":"{token}"}}"#).into_bytes(),
+                    )
+                } else {
+                    unauthorized(r#"Basic realm="token""#.into())
+                })
+            }
+            Some((token, _)) if authorization != format!("Bearer {token}") => {
+                let repo = path_only
+                    .strip_prefix("/v2/")
+                    .and_then(|p| {
+                        p.rsplit_once("/manifests/")
+                            .or_else(|| p.rsplit_once("/blobs/"))
+                    })
+                    .map(|(r, _)| format!(",scope=\"repository:{r}:pull\""))
+                    .unwrap_or_default();
+                Some(unauthorized(format!(
+                    r#"Bearer realm="http://127.0.0.1:{port}/token",service="fake"{repo}"#
+                )))
+            }
+            _ => None,
+        };
+        let c = match forced.or(canned) {
             Some(c) => c,
             None if path_only == "/v2/" => Canned::ok("application/json", b"{}".to_vec()),
             None => Canned {
