@@ -498,7 +498,8 @@ fn oom_killed(id: &str, _store: &Store) -> bool {
     false
 }
 
-/// Record the final exit and release what the running container held.
+/// Release what the running container held, then record the final exit. Resources go first:
+/// once the row says "exited", another command may start the container again at once.
 fn cleanup_after_exit(
     store: &Store,
     runtime: &Runtime,
@@ -509,6 +510,10 @@ fn cleanup_after_exit(
     error: Option<&str>,
 ) {
     let _ = runtime.delete(id);
+    if let Err(e) = berth_net::teardown(store, id) {
+        tracing::warn!("network teardown of {id}: {e}");
+    }
+    let _ = bundle.unmount();
     let now = chrono::Utc::now().to_rfc3339();
     let _ = state::update(
         store,
@@ -516,10 +521,6 @@ fn cleanup_after_exit(
         "state = ?1, exit_code = ?2, finished_at = ?3, oom_killed = ?4, pid = NULL, monitor_pid = NULL, monitor_start = NULL, error = ?5",
         &[&State::Exited.as_str(), &code.unwrap_or(125), &now, &(oom as i64), &error],
     );
-    if let Err(e) = berth_net::teardown(store, id) {
-        tracing::warn!("network teardown of {id}: {e}");
-    }
-    let _ = bundle.unmount();
 }
 
 /// Read a whole small file (used by tests and tools).

@@ -271,11 +271,16 @@ pub fn random_name() -> String {
     format!("{a}_{b}")
 }
 
-/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
+/// Start time of a live process in clock ticks since boot (field 22 of /proc/PID/stat);
+/// `None` when it does not exist or is a zombie (dead, not yet reaped).
 pub fn process_start_time(pid: i32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &s[s.rfind(')')? + 2..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = after.split_whitespace();
+    if matches!(fields.next(), Some("Z") | Some("X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// Whether the recorded monitor process is still the one we started.
