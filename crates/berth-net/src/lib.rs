@@ -323,7 +323,7 @@ fn rule_of(p: &PortRow) -> PortRule {
 }
 
 fn write_file(p: &Path, s: &str) -> Result<()> {
-    berth_store::write_atomic(p, s.as_bytes()).map_err(NetError::from)
+    berth_store::write_replace(p, s.as_bytes()).map_err(NetError::from)
 }
 
 fn host_resolv() -> files::HostResolv {
@@ -616,11 +616,6 @@ pub fn teardown(store: &Store, container_id: &str) -> Result<()> {
     if let Err(e) = drv.unpublish(&rules) {
         errs.push(e);
     }
-    for ep in &eps {
-        if let Err(e) = drv.detach(ep) {
-            errs.push(e);
-        }
-    }
     if let Err(e) = drv.commit() {
         errs.push(e);
     }
@@ -629,12 +624,27 @@ pub fn teardown(store: &Store, container_id: &str) -> Result<()> {
         Some(_) => None,
         None => Some(default_netns_path(store.root(), container_id)),
     };
-    if let Some(ns) = owned_ns {
-        if let Err(e) = netns::remove(&ns) {
-            errs.push(NetError::Other(format!(
+    // Deleting a veth synchronously costs tens of milliseconds (an RCU grace period). When
+    // the namespace is ours and its processes are gone, unpinning it is enough: the kernel
+    // destroys the namespace and both ends of every veth in it in the background. Veths of
+    // a namespace that is still in use (or not ours) are deleted explicitly.
+    let mut ns_gone = false;
+    if let Some(ns) = &owned_ns {
+        let in_use = netns::in_use_by_process(ns);
+        match netns::remove(ns) {
+            Ok(()) => ns_gone = !in_use,
+            Err(e) => errs.push(NetError::Other(format!(
                 "cannot remove network namespace {}: {e}",
                 ns.display()
-            )));
+            ))),
+        }
+    }
+    for ep in &eps {
+        if ns_gone {
+            continue;
+        }
+        if let Err(e) = drv.detach(ep) {
+            errs.push(e);
         }
     }
     if let Err(e) = state::immediate(db, |db| state::delete_container(db, container_id)) {

@@ -90,3 +90,30 @@ pub fn is_mounted(path: &Path) -> bool {
         Err(_) => false,
     }
 }
+
+/// True if some process (other than through the pin at `path`) lives in the namespace
+/// pinned at `path`. Scans /proc; false if the path is not a namespace.
+pub fn in_use_by_process(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = fs::metadata(path) else {
+        return false;
+    };
+    if !is_mounted(path) {
+        return false;
+    }
+    let want = format!("net:[{}]", m.ino());
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return true;
+    };
+    rd.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .any(|e| {
+            fs::read_link(e.path().join("ns/net"))
+                .map(|l| l.as_os_str() == want.as_str())
+                .unwrap_or(false)
+        })
+}
