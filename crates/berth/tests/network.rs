@@ -1,0 +1,347 @@
+//! Container networking end to end (root): published ports, user networks with name
+//! resolution, internal networks, refusals, and that nothing is left behind.
+
+mod common;
+#[path = "common/net.rs"]
+mod net;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use common::TestEnv;
+use net::{http_get, is_root, load_image, NetEnv};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+macro_rules! setup {
+    ($env:ident, $net:ident, $img:expr, $expose:expr) => {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let $env = TestEnv::new();
+        let $net = NetEnv::new(&$env);
+        if !load_image(&$env, $img, $expose) {
+            return;
+        }
+    };
+}
+
+#[test]
+fn published_ports_from_host_and_containers() {
+    setup!(env, net, "nettest/web:1", &["80/tcp"]);
+    let (p1, p2) = (free_port(), free_port());
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--hostname",
+        "webhost",
+        "-p",
+        &format!("127.0.0.1:{p1}:80"),
+        "-p",
+        &format!("{p2}:80/tcp"),
+        "nettest/web:1",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let body = http_get(local(p1), "/hostname", Duration::from_secs(10)).expect("127.0.0.1 port");
+    assert_eq!(body.trim(), "webhost");
+    let body = http_get(local(p2), "/hostname", Duration::from_secs(5)).expect("0.0.0.0 port");
+    assert_eq!(body.trim(), "webhost");
+    let ports = env.ok(&["port", "web"]);
+    assert!(
+        ports.contains(&format!("80/tcp -> 127.0.0.1:{p1}")),
+        "{ports}"
+    );
+    assert!(
+        ports.contains(&format!("80/tcp -> 0.0.0.0:{p2}")),
+        "{ports}"
+    );
+
+    // Hairpin: another container reaches the published port through a host address.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "nettest/web:1",
+        "wget",
+        "-qO-",
+        &format!("http://{}:{p2}/hostname", net.bridge_gateway()),
+    ]);
+    assert_eq!(out.trim(), "webhost");
+
+    // Random host port (-p CTR) and -P for the image's EXPOSE.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rnd",
+        "-p",
+        "80",
+        "nettest/web:1",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let hp = env.ok(&["port", "rnd", "80/tcp"]);
+    let port: u16 = hp.trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert!(
+        http_get(local(port), "/hostname", Duration::from_secs(10)).is_some(),
+        "random port {hp}"
+    );
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "all",
+        "-P",
+        "nettest/web:1",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let hp = env.ok(&["port", "all"]);
+    assert!(hp.starts_with("80/tcp -> 0.0.0.0:"), "{hp}");
+
+    // Conflicts are reported before the container starts.
+    let (_, err) = env.fails(&[
+        "run",
+        "-d",
+        "--name",
+        "clash",
+        "-p",
+        &format!("{p2}:80"),
+        "nettest/web:1",
+        "true",
+    ]);
+    assert!(
+        err.contains(&format!(
+            "host port {p2}/tcp is already published by container web"
+        )),
+        "{err}"
+    );
+    let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let bp = busy.local_addr().unwrap().port();
+    let (_, err) = env.fails(&[
+        "run",
+        "-d",
+        "--name",
+        "clash2",
+        "-p",
+        &format!("{bp}:80"),
+        "nettest/web:1",
+        "true",
+    ]);
+    assert!(err.contains("already in use"), "{err}");
+    let (_, err) = env.fails(&["run", "-d", "-p", "80/sctp", "nettest/web:1", "true"]);
+    assert!(err.contains("sctp"), "{err}");
+
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn user_network_name_resolution() {
+    setup!(env, net, "nettest/dns:1", &[]);
+    let shop = format!("{}-shop", net.prefix);
+    env.ok(&["network", "create", &shop]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--hostname",
+        "dbhost",
+        "--network",
+        &shop,
+        "--network-alias",
+        "database",
+        "nettest/dns:1",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    for name in ["database", "db"] {
+        let mut got = String::new();
+        // The server may need a moment to start listening.
+        for _ in 0..20 {
+            let out = env.berth(&[
+                "run",
+                "--rm",
+                "--network",
+                &shop,
+                "nettest/dns:1",
+                "wget",
+                "-qO-",
+                &format!("http://{name}/hostname"),
+            ]);
+            got = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(got.trim(), "dbhost", "fetch by {name}");
+    }
+    let resolv = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &shop,
+        "--add-host",
+        "extra:10.1.2.3",
+        "nettest/dns:1",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf /etc/hosts",
+    ]);
+    assert!(
+        resolv.contains(&format!("nameserver 10.214.{}.1", net.x))
+            || resolv.contains(&format!("nameserver 10.215.{}.1", net.x)),
+        "{resolv}"
+    );
+    assert!(resolv.contains("10.1.2.3\textra"), "{resolv}");
+
+    let ls = env.ok(&["network", "ls", "--format", "json"]);
+    assert!(
+        ls.lines()
+            .any(|l| l.contains(&format!("\"Name\":\"{shop}\""))),
+        "{ls}"
+    );
+    assert!(env.ok(&["network", "ls"]).contains("berth"));
+    let insp: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", &shop])).unwrap();
+    let ctrs = insp[0]["Containers"].as_object().unwrap();
+    assert_eq!(ctrs.len(), 1);
+    assert_eq!(ctrs.values().next().unwrap()["Name"], "db");
+    assert_eq!(insp[0]["Driver"], "bridge");
+
+    let (_, err) = env.fails(&["network", "rm", &shop]);
+    assert!(
+        err.contains(&format!(
+            "network {shop} is in use by container db; stop it first or use network disconnect"
+        )),
+        "{err}"
+    );
+    // `bridge` selects the default network.
+    env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        "nettest/dns:1",
+        "true",
+    ]);
+    let (_, err) = env.fails(&["network", "create", "bridge"]);
+    assert!(err.contains("predefined"), "{err}");
+
+    env.ok(&["rm", "-f", "db"]);
+    env.ok(&["network", "rm", &shop]);
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn internal_network_is_isolated() {
+    setup!(env, net, "nettest/int:1", &[]);
+    let (shop, priv_) = (format!("{}-a", net.prefix), format!("{}-int", net.prefix));
+    env.ok(&["network", "create", &shop]);
+    env.ok(&["network", "create", "--internal", &priv_]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--hostname",
+        "dbhost",
+        "--network",
+        &shop,
+        "nettest/int:1",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let insp: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", &shop])).unwrap();
+    let ip = insp[0]["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()["IPv4Address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    // Reachable from its own network…
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &shop,
+        "nettest/int:1",
+        "wget",
+        "-qO-",
+        &format!("http://{ip}/hostname"),
+    ]);
+    assert_eq!(out.trim(), "dbhost");
+    // …but not from the internal one, which has no default route either.
+    let routes = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &priv_,
+        "nettest/int:1",
+        "ip",
+        "route",
+    ]);
+    assert!(!routes.contains("default"), "{routes}");
+    let script =
+        format!("wget -qO- http://{ip}/hostname & p=$!; sleep 2; kill $p 2>/dev/null; echo end");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &priv_,
+        "nettest/int:1",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(!out.contains("dbhost"), "{out}");
+    // Nor from the default bridge (networks are isolated from each other).
+    let out = env.ok(&["run", "--rm", "nettest/int:1", "sh", "-c", &script]);
+    assert!(!out.contains("dbhost"), "{out}");
+
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
