@@ -244,6 +244,7 @@ pub fn unpack_layer(r: &mut dyn Read, dest: &Path) -> Result<u64> {
         dir_times: Vec::new(),
         buf: vec![0u8; 256 * 1024],
         is_root: rustix::process::geteuid().is_root(),
+        dirty: std::cell::Cell::new(false),
     };
     let mut ar = tar::Archive::new(r);
     let entries = ar
@@ -305,6 +306,8 @@ struct Unpacker {
     dir_times: Vec<(Vec<u8>, u64)>,
     buf: Vec<u8>,
     is_root: bool,
+    /// Set when something was removed: cached parent lookups may be stale.
+    dirty: std::cell::Cell<bool>,
 }
 
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
@@ -399,7 +402,13 @@ impl Unpacker {
 
     /// Remove whatever is at `name` in `dir` (a directory only if `keep_dir` is false).
     /// Returns true if a directory was kept.
-    fn clear(dir: BorrowedFd<'_>, name: &OsStr, keep_dir: bool, shown: &str) -> Result<bool> {
+    fn clear(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        keep_dir: bool,
+        shown: &str,
+    ) -> Result<bool> {
         let st = match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => return Ok(false),
@@ -417,9 +426,11 @@ impl Unpacker {
             // The fd path is /proc/self/fd/N, a directory inside our own tmp tree;
             // remove_dir_all does not follow symlinks below it.
             let p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name);
+            self.dirty.set(true);
             fs::remove_dir_all(&p)
                 .map_err(|e| entry_err(shown, format!("cannot replace existing directory: {e}")))?;
         } else {
+            self.dirty.set(true);
             rfs::unlinkat(dir, name, AtFlags::empty())
                 .map_err(|e| entry_err(shown, format!("cannot replace existing file: {e}")))?;
         }
@@ -427,6 +438,14 @@ impl Unpacker {
     }
 
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>, shown: &str) -> Result<u64> {
+        let r = self.entry_inner(e, shown);
+        if self.dirty.replace(false) {
+            self.cache = None;
+        }
+        r
+    }
+
+    fn entry_inner<R: Read>(&mut self, e: &mut tar::Entry<'_, R>, shown: &str) -> Result<u64> {
         let path = e.path_bytes().into_owned();
         let comps = normalise(&path, shown)?;
         let h = e.header().clone();
@@ -511,7 +530,7 @@ impl Unpacker {
             let real = OsStr::from_bytes(real).to_owned();
             self.parent(parent, shown)?;
             let dir = self.pfd();
-            Self::clear(dir, &real, false, shown)?;
+            self.clear(dir, &real, false, shown)?;
             rfs::mknodat(
                 dir,
                 &real,
@@ -529,7 +548,7 @@ impl Unpacker {
             tar::EntryType::Directory => {
                 self.parent(parent, shown)?;
                 let dir = self.pfd();
-                let existed = Self::clear(dir, &name, true, shown)?;
+                let existed = self.clear(dir, &name, true, shown)?;
                 if !existed {
                     rfs::mkdirat(dir, &name, Mode::from_raw_mode(0o700)).map_err(|err| {
                         entry_err(shown, format!("cannot create directory: {err}"))
@@ -555,7 +574,7 @@ impl Unpacker {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 self.parent(parent, shown)?;
                 let dir = self.pfd();
-                Self::clear(dir, &name, false, shown)?;
+                self.clear(dir, &name, false, shown)?;
                 let fd = rfs::openat(
                     dir,
                     &name,
@@ -592,7 +611,7 @@ impl Unpacker {
                     .into_owned();
                 self.parent(parent, shown)?;
                 let dir = self.pfd();
-                Self::clear(dir, &name, false, shown)?;
+                self.clear(dir, &name, false, shown)?;
                 // Any target is allowed: it is resolved inside the container (and inside the
                 // layer root by our own later lookups).
                 rfs::symlinkat(OsStr::from_bytes(&target), dir, &name)
@@ -645,7 +664,7 @@ impl Unpacker {
                 }
                 self.parent(parent, shown)?;
                 let dir = self.pfd();
-                Self::clear(dir, &name, false, shown)?;
+                self.clear(dir, &name, false, shown)?;
                 rfs::linkat(&tdir, &tname, dir, &name, AtFlags::empty()).map_err(|err| {
                     entry_err(
                         shown,
@@ -666,7 +685,7 @@ impl Unpacker {
                 );
                 self.parent(parent, shown)?;
                 let dir = self.pfd();
-                Self::clear(dir, &name, false, shown)?;
+                self.clear(dir, &name, false, shown)?;
                 rfs::mknodat(dir, &name, ft, Mode::from_raw_mode(0o600), dev).map_err(|err| {
                     entry_err(shown, format!("cannot create device node or fifo: {err}"))
                 })?;
@@ -1006,6 +1025,23 @@ mod tests {
     }
 
     #[test]
+    fn replaced_symlink_is_not_followed_later() {
+        let s = Scratch::new();
+        let mut b = tar::Builder::new(Vec::new());
+        dir(&mut b, "x", 0o755);
+        raw(&mut b, tar::EntryType::Symlink, "s", Some("x"), b"");
+        raw(&mut b, tar::EntryType::Regular, "s/f1", None, b"1");
+        dir(&mut b, "s", 0o755);
+        raw(&mut b, tar::EntryType::Regular, "s/f2", None, b"2");
+        unpack(&s, b.into_inner().unwrap()).unwrap();
+        let d = s.dest();
+        assert_eq!(fs::read(d.join("x/f1")).unwrap(), b"1");
+        assert!(fs::symlink_metadata(d.join("s")).unwrap().is_dir());
+        assert_eq!(fs::read(d.join("s/f2")).unwrap(), b"2");
+        assert!(!d.join("x/f2").exists());
+    }
+
+    #[test]
     fn hardlink_escape_refused() {
         let s = Scratch::new();
         let mut b = tar::Builder::new(Vec::new());
@@ -1049,7 +1085,7 @@ mod tests {
         let mut h = header(tar::EntryType::Link, 0o644);
         b.append_link(&mut h, "c", &long_file).unwrap();
         let mut h = header(tar::EntryType::Symlink, 0o777);
-        b.append_link(&mut h, "lnk", &format!("/{long_file}"))
+        b.append_link(&mut h, "lnk", format!("/{long_file}"))
             .unwrap();
         let size = unpack(&s, b.into_inner().unwrap()).unwrap();
         assert_eq!(size, 6 + 4);
