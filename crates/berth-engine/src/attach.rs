@@ -78,7 +78,9 @@ pub fn foreground(store: &Store, c: &Container, started: &mut Started, tty: bool
     let Ok(sfd) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
         return crate::ops::wait_attached(store, &c.id, started);
     };
-    let mut interrupts = 0;
+    // Ctrl-C is forwarded; a container that is still running shortly after (PID 1 ignores
+    // SIGINT unless it installs a handler) is killed, so Ctrl-C always stops it.
+    let mut kill_at: Option<std::time::Instant> = None;
     loop {
         let sync_fd = started.sync.get_ref().as_fd();
         let buffered = !started.sync.buffer().is_empty();
@@ -87,7 +89,24 @@ pub fn foreground(store: &Store, c: &Container, started: &mut Started, tty: bool
             PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
         ];
         if !buffered {
-            match poll(&mut fds, PollTimeout::NONE) {
+            let timeout = match kill_at {
+                Some(t) => {
+                    let left = t.saturating_duration_since(std::time::Instant::now());
+                    PollTimeout::from(left.as_millis().min(60_000) as u16)
+                }
+                None => PollTimeout::NONE,
+            };
+            match poll(&mut fds, timeout) {
+                Ok(0) => {
+                    if kill_at.is_some_and(|t| std::time::Instant::now() >= t) {
+                        // SAFETY: kill(2) has no memory effects.
+                        unsafe {
+                            libc::kill(started.pid, libc::SIGKILL);
+                        }
+                        kill_at = None;
+                    }
+                    continue;
+                }
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => break,
@@ -105,13 +124,13 @@ pub fn foreground(store: &Store, c: &Container, started: &mut Started, tty: bool
                     }
                     continue;
                 }
-                if s == libc::SIGINT {
-                    interrupts += 1;
-                }
-                let target = if interrupts >= 3 { libc::SIGKILL } else { s };
                 // SAFETY: kill(2) has no memory effects.
                 unsafe {
-                    libc::kill(started.pid, target);
+                    libc::kill(started.pid, s);
+                }
+                if s == libc::SIGINT || s == libc::SIGTERM {
+                    let grace = std::time::Duration::from_secs(2);
+                    kill_at.get_or_insert(std::time::Instant::now() + grace);
                 }
             }
         }
@@ -160,27 +179,39 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
     let mut process = spec["process"].clone();
     let base_env: Vec<String> = process["env"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let env = crate::config::merge_env(&base_env, &req.env);
     let rootfs = bundle.rootfs();
-    let cwd = req.workdir.clone().unwrap_or_else(|| {
-        process["cwd"].as_str().unwrap_or("/").to_string()
-    });
+    let cwd = req
+        .workdir
+        .clone()
+        .unwrap_or_else(|| process["cwd"].as_str().unwrap_or("/").to_string());
     match crate::rootfs::check_executable(&rootfs, &req.args[0], &env, &cwd) {
         crate::rootfs::ExecCheck::Ok => {}
-        crate::rootfs::ExecCheck::NotFound => return Err(EngineError::CommandNotFound(req.args[0].clone())),
-        crate::rootfs::ExecCheck::NotExecutable => return Err(EngineError::NotExecutable(req.args[0].clone())),
+        crate::rootfs::ExecCheck::NotFound => {
+            return Err(EngineError::CommandNotFound(req.args[0].clone()))
+        }
+        crate::rootfs::ExecCheck::NotExecutable => {
+            return Err(EngineError::NotExecutable(req.args[0].clone()))
+        }
     }
     if let Some(u) = &req.user {
         let r = crate::user::resolve(&rootfs, u)?;
-        process["user"] = serde_json::json!({"uid": r.uid, "gid": r.gid, "additionalGids": r.additional_gids});
+        process["user"] =
+            serde_json::json!({"uid": r.uid, "gid": r.gid, "additionalGids": r.additional_gids});
     }
     process["args"] = serde_json::json!(req.args);
     process["env"] = serde_json::json!(env);
     process["cwd"] = serde_json::json!(cwd);
     process["terminal"] = serde_json::json!(req.tty);
-    let pfile = bundle.dir.join(format!("exec-{:08x}.json", rand::random::<u32>()));
+    let pfile = bundle
+        .dir
+        .join(format!("exec-{:08x}.json", rand::random::<u32>()));
     berth_store::write_replace(&pfile, &serde_json::to_vec(&process).unwrap_or_default())?;
     let _guard = RemoveOnDrop(pfile.clone());
 
@@ -197,11 +228,17 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
         stdio.stdin = Some(if req.interactive && !req.detach {
             dup_fd(0)?
         } else {
-            std::fs::File::open("/dev/null").map_err(|e| EngineError::io("/dev/null", e))?.into()
+            std::fs::File::open("/dev/null")
+                .map_err(|e| EngineError::io("/dev/null", e))?
+                .into()
         });
         if req.detach {
             let null = || -> Result<OwnedFd> {
-                Ok(std::fs::OpenOptions::new().write(true).open("/dev/null").map_err(|e| EngineError::io("/dev/null", e))?.into())
+                Ok(std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/null")
+                    .map_err(|e| EngineError::io("/dev/null", e))?
+                    .into())
             };
             stdio.stdout = Some(null()?);
             stdio.stderr = Some(null()?);
@@ -215,7 +252,12 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
     unsafe {
         let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
     }
-    let handle = runtime.exec(&c.id, &pfile, stdio, console.as_ref().map(|c| c.path.as_path()));
+    let handle = runtime.exec(
+        &c.id,
+        &pfile,
+        stdio,
+        console.as_ref().map(|c| c.path.as_path()),
+    );
     // SAFETY: back to ignoring SIGPIPE for ourselves.
     unsafe {
         let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
@@ -230,7 +272,9 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
     };
     match handle {
         ExecHandle::Child(mut child) => {
-            let st = child.wait().map_err(|e| EngineError::Runtime(e.to_string()))?;
+            let st = child
+                .wait()
+                .map_err(|e| EngineError::Runtime(e.to_string()))?;
             use std::os::unix::process::ExitStatusExt;
             Ok(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
         }
@@ -248,12 +292,18 @@ impl Drop for RemoveOnDrop {
 fn dup_fd(fd: i32) -> Result<OwnedFd> {
     // SAFETY: fd 0-2 are open for the life of the process; borrowing them to duplicate is sound.
     let b = unsafe { BorrowedFd::borrow_raw(fd) };
-    b.try_clone_to_owned().map_err(|e| EngineError::Other(format!("dup: {e}")))
+    b.try_clone_to_owned()
+        .map_err(|e| EngineError::Other(format!("dup: {e}")))
 }
 
 /// Wait for `pid` (our child), proxying a pty master to our stdio when given.
 fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
-    let set = signal_set(&[Signal::SIGCHLD, Signal::SIGWINCH, Signal::SIGINT, Signal::SIGTERM]);
+    let set = signal_set(&[
+        Signal::SIGCHLD,
+        Signal::SIGWINCH,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+    ]);
     let _ = set.thread_block();
     let Ok(sfd) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
         return 125;
@@ -283,14 +333,23 @@ fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
         } else {
             None
         };
-        let timeout = if code.is_some() { PollTimeout::from(200u16) } else { PollTimeout::NONE };
+        let timeout = if code.is_some() {
+            PollTimeout::from(200u16)
+        } else {
+            PollTimeout::NONE
+        };
         match poll(&mut fds, timeout) {
             Ok(0) if code.is_some() => break,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
         }
-        let r = |i: usize| fds.get(i).and_then(|f| f.revents()).map(|r| !r.is_empty()).unwrap_or(false);
+        let r = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .map(|r| !r.is_empty())
+                .unwrap_or(false)
+        };
         let sig_ready = r(0);
         let master_ready = master_open && r(1);
         let in_ready = in_idx.map(r).unwrap_or(false);
@@ -351,7 +410,12 @@ fn write_all(fd: i32, mut d: &[u8]) {
 }
 
 fn winsize(from: i32, to: i32) {
-    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ fills our struct; TIOCSWINSZ reads it.
     unsafe {
         if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_row > 0 {

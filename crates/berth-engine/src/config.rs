@@ -74,10 +74,12 @@ impl RestartPolicy {
             ))
         };
         match (name, n) {
-            ("no" | "always" | "unless-stopped", None) | ("on-failure", None) => Ok(RestartPolicy {
-                name: name.to_string(),
-                max_retries: 0,
-            }),
+            ("no" | "always" | "unless-stopped", None) | ("on-failure", None) => {
+                Ok(RestartPolicy {
+                    name: name.to_string(),
+                    max_retries: 0,
+                })
+            }
             ("on-failure", Some(n)) => Ok(RestartPolicy {
                 name: name.to_string(),
                 max_retries: n.parse().map_err(|_| bad())?,
@@ -123,7 +125,9 @@ pub fn parse_bytes(s: &str) -> Result<i64> {
         ))
     })?;
     if v < 0.0 || !v.is_finite() {
-        return Err(EngineError::InvalidArgument(format!("invalid size {s:?}: must be positive")));
+        return Err(EngineError::InvalidArgument(format!(
+            "invalid size {s:?}: must be positive"
+        )));
     }
     Ok((v * mult as f64) as i64)
 }
@@ -131,7 +135,9 @@ pub fn parse_bytes(s: &str) -> Result<i64> {
 /// `--cpus 1.5` → nano CPUs.
 pub fn parse_cpus(s: &str) -> Result<i64> {
     let v: f64 = s.trim().parse().map_err(|_| {
-        EngineError::InvalidArgument(format!("invalid --cpus {s:?}: use a number such as 0.5 or 2"))
+        EngineError::InvalidArgument(format!(
+            "invalid --cpus {s:?}: use a number such as 0.5 or 2"
+        ))
     })?;
     if v <= 0.0 || !v.is_finite() {
         return Err(EngineError::InvalidArgument(format!(
@@ -313,7 +319,9 @@ mod tests {
         assert!(p.should_restart(1, 1, false));
         assert!(!p.should_restart(1, 2, false));
         assert!(!p.should_restart(0, 0, false));
-        assert!(!RestartPolicy::parse("always").unwrap().should_restart(0, 9, true));
+        assert!(!RestartPolicy::parse("always")
+            .unwrap()
+            .should_restart(0, 9, true));
     }
 
     #[test]

@@ -42,7 +42,11 @@ pub struct LogOptions {
 
 /// Print a log to stdout/stderr. With `follow`, keep printing until `running()` is false and
 /// everything written has been shown.
-pub fn print(path: &Path, opts: &LogOptions, running: &mut dyn FnMut() -> bool) -> std::io::Result<()> {
+pub fn print(
+    path: &Path,
+    opts: &LogOptions,
+    running: &mut dyn FnMut() -> bool,
+) -> std::io::Result<()> {
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -67,7 +67,10 @@ pub fn run(root: &Path, id: &str) -> i32 {
             0
         }
         Err((code, e)) => {
-            sync.send(&format!("error {code} {}\n", e.to_string().replace('\n', " ")));
+            sync.send(&format!(
+                "error {code} {}\n",
+                e.to_string().replace('\n', " ")
+            ));
             1
         }
     }
@@ -118,7 +121,15 @@ fn monitor(root: &Path, id: &str, attached: bool, sync: &mut Sync) -> MonResult<
             Ok(r) => r,
             Err(e) => {
                 let code = 125;
-                cleanup_after_exit(&store, &runtime, &bundle, id, None, false, Some(&e.to_string()));
+                cleanup_after_exit(
+                    &store,
+                    &runtime,
+                    &bundle,
+                    id,
+                    None,
+                    false,
+                    Some(&e.to_string()),
+                );
                 if first {
                     return Err((code, e));
                 }
@@ -139,7 +150,11 @@ fn monitor(root: &Path, id: &str, attached: bool, sync: &mut Sync) -> MonResult<
         if started.elapsed() >= Duration::from_secs(10) {
             backoff = Duration::from_millis(100);
         }
-        if c.config.restart.should_restart(code, restart_count, stop_requested) && cur.is_some() {
+        if c.config
+            .restart
+            .should_restart(code, restart_count, stop_requested)
+            && cur.is_some()
+        {
             restart_count += 1;
             let now = chrono::Utc::now().to_rfc3339();
             let _ = state::update(
@@ -191,7 +206,13 @@ struct Running {
     sigfd: SignalFd,
 }
 
-fn start_once(store: &Store, runtime: &Runtime, bundle: &Bundle, c: &state::Container, id: &str) -> Result<Running> {
+fn start_once(
+    store: &Store,
+    runtime: &Runtime,
+    bundle: &Bundle,
+    c: &state::Container,
+    id: &str,
+) -> Result<Running> {
     let cfg = &c.config;
     let mut stdio = StdioFds::default();
     let (mut out_r, mut err_r, mut in_w) = (None, None, None);
@@ -221,7 +242,12 @@ fn start_once(store: &Store, runtime: &Runtime, bundle: &Bundle, c: &state::Cont
     unsafe {
         let _ = signal::signal(Signal::SIGPIPE, SigHandler::SigDfl);
     }
-    let created = runtime.create(id, &bundle.dir, stdio, console.as_ref().map(|c| c.path.as_path()));
+    let created = runtime.create(
+        id,
+        &bundle.dir,
+        stdio,
+        console.as_ref().map(|c| c.path.as_path()),
+    );
     // SAFETY: as above, for SIG_IGN.
     unsafe {
         let _ = signal::signal(Signal::SIGPIPE, SigHandler::SigIgn);
@@ -273,7 +299,13 @@ fn set_nonblocking(fd: i32) {
 
 fn handled_signals() -> SigSet {
     let mut s = SigSet::empty();
-    for sig in [Signal::SIGCHLD, Signal::SIGWINCH, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for sig in [
+        Signal::SIGCHLD,
+        Signal::SIGWINCH,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
         s.add(sig);
     }
     s
@@ -307,7 +339,12 @@ fn copy_winsize(from: i32, to: i32) {
 }
 
 /// Copy output to the log (and the attached CLI) until the container's init exits.
-fn io_loop(run: &Running, log: &mut File, attached_out: &mut bool, stdin_open: &mut bool) -> WaitStatus {
+fn io_loop(
+    run: &Running,
+    log: &mut File,
+    attached_out: &mut bool,
+    stdin_open: &mut bool,
+) -> WaitStatus {
     let mut buf = vec![0u8; 32 * 1024];
     let mut out_open = run.stdout.is_some() || run.master.is_some();
     let mut err_open = run.stderr.is_some();
@@ -341,7 +378,11 @@ fn io_loop(run: &Running, log: &mut File, attached_out: &mut bool, stdin_open: &
         }
         // Once the init is gone, drain what is left without blocking forever (a grandchild
         // may still hold the pipe; it dies with the pid namespace).
-        let timeout = if exit.is_some() { PollTimeout::from(200u16) } else { PollTimeout::NONE };
+        let timeout = if exit.is_some() {
+            PollTimeout::from(200u16)
+        } else {
+            PollTimeout::NONE
+        };
         let n = match poll(&mut fds, timeout) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => continue,
@@ -405,7 +446,8 @@ fn io_loop(run: &Running, log: &mut File, attached_out: &mut bool, stdin_open: &
                         // SAFETY: closing our write end by dup2-ing /dev/null over it keeps the
                         // OwnedFd valid while delivering EOF to the reader.
                         unsafe {
-                            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                            let null =
+                                libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                             if null >= 0 {
                                 libc::dup2(null, fd.as_raw_fd());
                                 libc::close(null);
@@ -422,7 +464,14 @@ fn io_loop(run: &Running, log: &mut File, attached_out: &mut bool, stdin_open: &
 }
 
 /// Read what is available from `fd`; false on EOF.
-fn pump(fd: i32, buf: &mut [u8], log: &mut File, stream: &str, dest: i32, attached: &mut bool) -> bool {
+fn pump(
+    fd: i32,
+    buf: &mut [u8],
+    log: &mut File,
+    stream: &str,
+    dest: i32,
+    attached: &mut bool,
+) -> bool {
     loop {
         // SAFETY: reading into our own buffer from a descriptor we own.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -484,16 +533,22 @@ fn oom_killed(id: &str, _store: &Store) -> bool {
     let parent = crate::cgroup_parent();
     let rel = format!("{}/{}", parent.trim_matches('/'), id);
     // cgroup v1
-    if let Ok(s) = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control")) {
-        return s
-            .lines()
-            .any(|l| l.strip_prefix("oom_kill ").map(|v| v.trim() != "0").unwrap_or(false));
+    if let Ok(s) =
+        std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"))
+    {
+        return s.lines().any(|l| {
+            l.strip_prefix("oom_kill ")
+                .map(|v| v.trim() != "0")
+                .unwrap_or(false)
+        });
     }
     // cgroup v2
     if let Ok(s) = std::fs::read_to_string(format!("/sys/fs/cgroup/{rel}/memory.events")) {
-        return s
-            .lines()
-            .any(|l| l.strip_prefix("oom_kill ").map(|v| v.trim() != "0").unwrap_or(false));
+        return s.lines().any(|l| {
+            l.strip_prefix("oom_kill ")
+                .map(|v| v.trim() != "0")
+                .unwrap_or(false)
+        });
     }
     false
 }

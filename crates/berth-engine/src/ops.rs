@@ -179,8 +179,12 @@ pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
     let user = crate::user::resolve(&bundle.rootfs(), &cfg.user).map_err(fail)?;
     // Docker creates the working directory if it is missing.
     if !cfg.working_dir.is_empty() && cfg.working_dir != "/" {
-        let p = bundle.rootfs().join(cfg.working_dir.trim_start_matches('/'));
-        if rootfs::open_in_root(&bundle.rootfs(), &cfg.working_dir, rustix::fs::OFlags::PATH).is_err() {
+        let p = bundle
+            .rootfs()
+            .join(cfg.working_dir.trim_start_matches('/'));
+        if rootfs::open_in_root(&bundle.rootfs(), &cfg.working_dir, rustix::fs::OFlags::PATH)
+            .is_err()
+        {
             let _ = std::fs::create_dir_all(&p);
         }
     }
@@ -242,7 +246,8 @@ pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
             init_binary: init_binary.as_deref(),
         },
     );
-    let spec_bytes = serde_json::to_vec_pretty(&spec).map_err(|e| fail(EngineError::Other(e.to_string())))?;
+    let spec_bytes =
+        serde_json::to_vec_pretty(&spec).map_err(|e| fail(EngineError::Other(e.to_string())))?;
     berth_store::write_replace(&bundle.config(), &spec_bytes).map_err(|e| fail(e.into()))?;
     let net_json = serde_json::to_string(&net).unwrap_or_default();
     state::update(
@@ -252,9 +257,8 @@ pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
         &[&net_json],
     )
     .map_err(fail)?;
-    spawn_monitor(store, c, attach).map_err(|e| {
+    spawn_monitor(store, c, attach).inspect_err(|_| {
         let _ = bundle.unmount();
-        e
     })
 }
 
@@ -273,14 +277,19 @@ pub fn find_init() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("BERTH_INIT_PATH") {
         return Some(PathBuf::from(p));
     }
-    ["/usr/bin/tini-static", "/usr/libexec/berth/init", "/usr/local/lib/berth/init"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
+    [
+        "/usr/bin/tini-static",
+        "/usr/libexec/berth/init",
+        "/usr/local/lib/berth/init",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
 }
 
 fn spawn_monitor(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
-    let exe = std::env::current_exe().map_err(|e| EngineError::Other(format!("locating berth: {e}")))?;
+    let exe =
+        std::env::current_exe().map_err(|e| EngineError::Other(format!("locating berth: {e}")))?;
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| EngineError::Other(format!("pipe: {e}")))?;
     let mut cmd = Command::new(exe);
@@ -291,7 +300,9 @@ fn spawn_monitor(store: &Store, c: &Container, attach: Attach) -> Result<Started
     cmd.env_remove(crate::monitor::ATTACH_ENV);
     match attach {
         Attach::No => {
-            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
         }
         Attach::Yes => {
             cmd.env(crate::monitor::ATTACH_ENV, "1");

@@ -13,7 +13,11 @@ use crate::{EngineError, Result};
 
 /// Open `path` (absolute inside the container) with every component resolved inside `root`.
 pub fn open_in_root(root: &Path, path: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
-    let dir = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
     Ok(openat2(
@@ -64,7 +68,9 @@ pub fn check_executable(root: &Path, cmd: &str, env: &[String], cwd: &str) -> Ex
         let Ok(fd) = open_in_root(root, &c, OFlags::PATH) else {
             continue;
         };
-        let Ok(st) = rustix::fs::fstat(&fd) else { continue };
+        let Ok(st) = rustix::fs::fstat(&fd) else {
+            continue;
+        };
         let is_file = (st.st_mode & libc::S_IFMT) == libc::S_IFREG;
         if is_file && st.st_mode & 0o111 != 0 {
             return ExecCheck::Ok;

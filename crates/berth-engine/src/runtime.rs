@@ -141,9 +141,12 @@ impl Runtime {
                     .map_err(rt_err)?;
                 c.start().map_err(rt_err)
             }
-            Runtime::Binary { path, state_root } => {
-                run_tool(Command::new(path).arg("--root").arg(state_root).args(["start", id]))
-            }
+            Runtime::Binary { path, state_root } => run_tool(
+                Command::new(path)
+                    .arg("--root")
+                    .arg(state_root)
+                    .args(["start", id]),
+            ),
         }
     }
 
@@ -290,7 +293,9 @@ fn clean_runtime_message(s: &str) -> String {
             msgs.push(line.trim().to_string());
         }
     }
-    msgs.last().cloned().unwrap_or_else(|| "the OCI runtime failed".into())
+    msgs.last()
+        .cloned()
+        .unwrap_or_else(|| "the OCI runtime failed".into())
 }
 
 fn run_tool(cmd: &mut Command) -> Result<()> {
@@ -317,7 +322,8 @@ pub fn find_in_path(name: &str) -> Option<PathBuf> {
         let p = PathBuf::from(name);
         return p.is_file().then_some(p);
     }
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into());
+    let path = std::env::var("PATH")
+        .unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into());
     path.split(':')
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
@@ -379,5 +385,7 @@ fn recv_fd(sock: RawFd) -> std::io::Result<OwnedFd> {
             }
         }
     }
-    Err(std::io::Error::other("the runtime sent no terminal on the console socket"))
+    Err(std::io::Error::other(
+        "the runtime sent no terminal on the console socket",
+    ))
 }

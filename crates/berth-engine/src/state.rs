@@ -152,9 +152,11 @@ pub fn insert(store: &Store, c: &Container) -> Result<()> {
         {
             let owner: Option<String> = store
                 .db()
-                .query_row("SELECT id FROM containers WHERE name = ?1", [&c.name], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT id FROM containers WHERE name = ?1",
+                    [&c.name],
+                    |r| r.get(0),
+                )
                 .optional()?;
             Err(EngineError::NameInUse {
                 name: c.name.clone(),
@@ -167,9 +169,9 @@ pub fn insert(store: &Store, c: &Container) -> Result<()> {
 
 pub fn all(store: &Store) -> Result<Vec<Container>> {
     migrate(store)?;
-    let mut st = store
-        .db()
-        .prepare(&format!("SELECT {COLS} FROM containers ORDER BY created DESC, rowid DESC"))?;
+    let mut st = store.db().prepare(&format!(
+        "SELECT {COLS} FROM containers ORDER BY created DESC, rowid DESC"
+    ))?;
     let rows = st.query_map([], from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
@@ -202,9 +204,9 @@ pub fn lookup(store: &Store, name_or_id: &str) -> Result<Container> {
         return Ok(c);
     }
     if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut st = store
-            .db()
-            .prepare(&format!("SELECT {COLS} FROM containers WHERE id LIKE ?1 || '%'"))?;
+        let mut st = store.db().prepare(&format!(
+            "SELECT {COLS} FROM containers WHERE id LIKE ?1 || '%'"
+        ))?;
         let mut found: Vec<Container> = st
             .query_map([key.to_ascii_lowercase()], from_row)?
             .collect::<rusqlite::Result<_>>()?;
@@ -223,7 +225,10 @@ pub fn lookup(store: &Store, name_or_id: &str) -> Result<Container> {
 
 /// Apply a partial update with a closure-built SQL fragment.
 pub fn update(store: &Store, id: &str, set: &str, values: &[&dyn rusqlite::ToSql]) -> Result<()> {
-    let sql = format!("UPDATE containers SET {set} WHERE id = ?{}", values.len() + 1);
+    let sql = format!(
+        "UPDATE containers SET {set} WHERE id = ?{}",
+        values.len() + 1
+    );
     let mut v: Vec<&dyn rusqlite::ToSql> = values.to_vec();
     v.push(&id);
     store.db().execute(&sql, v.as_slice())?;
@@ -256,14 +261,36 @@ pub fn image_ids_in_use(store: &Store) -> Result<HashSet<Digest>> {
 /// Names like Docker's: `adjective_scientist`.
 pub fn random_name() -> String {
     const A: &[&str] = &[
-        "brave", "calm", "clever", "eager", "fervent", "gentle", "happy", "jolly", "keen",
-        "lucid", "merry", "nifty", "quirky", "serene", "sharp", "tender", "upbeat", "vivid",
-        "wise", "zealous", "bold", "cool", "dazzling", "elated", "festive", "gallant",
+        "brave", "calm", "clever", "eager", "fervent", "gentle", "happy", "jolly", "keen", "lucid",
+        "merry", "nifty", "quirky", "serene", "sharp", "tender", "upbeat", "vivid", "wise",
+        "zealous", "bold", "cool", "dazzling", "elated", "festive", "gallant",
     ];
     const B: &[&str] = &[
-        "albattani", "babbage", "curie", "darwin", "euler", "fermat", "galileo", "hopper",
-        "hypatia", "kepler", "lovelace", "meitner", "newton", "noether", "pascal", "ramanujan",
-        "shannon", "tesla", "turing", "volta", "wright", "yalow", "zuse", "knuth", "ritchie",
+        "albattani",
+        "babbage",
+        "curie",
+        "darwin",
+        "euler",
+        "fermat",
+        "galileo",
+        "hopper",
+        "hypatia",
+        "kepler",
+        "lovelace",
+        "meitner",
+        "newton",
+        "noether",
+        "pascal",
+        "ramanujan",
+        "shannon",
+        "tesla",
+        "turing",
+        "volta",
+        "wright",
+        "yalow",
+        "zuse",
+        "knuth",
+        "ritchie",
         "thompson",
     ];
     let a = A[rand::random::<usize>() % A.len()];

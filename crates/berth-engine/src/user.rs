@@ -29,8 +29,17 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser> {
         if f.len() < 7 {
             return None;
         }
-        let matches = f[0] == user || (user.parse::<u32>().ok() == f[2].parse::<u32>().ok() && user.parse::<u32>().is_ok());
-        matches.then(|| (f[0].to_string(), f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok(), f[5].to_string()))
+        let matches = f[0] == user
+            || (user.parse::<u32>().ok() == f[2].parse::<u32>().ok()
+                && user.parse::<u32>().is_ok());
+        matches.then(|| {
+            (
+                f[0].to_string(),
+                f[2].parse::<u32>().ok(),
+                f[3].parse::<u32>().ok(),
+                f[5].to_string(),
+            )
+        })
     });
     let (uname, uid, mut gid, home) = match (entry, user.parse::<u32>()) {
         (Some((n, Some(uid), Some(gid), home)), _) => (n, uid, gid, home),
@@ -48,7 +57,9 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser> {
                 .lines()
                 .find_map(|l| {
                     let f: Vec<&str> = l.split(':').collect();
-                    (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok()).flatten()
+                    (f.len() >= 3 && f[0] == g)
+                        .then(|| f[2].parse::<u32>().ok())
+                        .flatten()
                 })
                 .ok_or_else(|| {
                     EngineError::InvalidArgument(format!(

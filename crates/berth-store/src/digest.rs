@@ -36,7 +36,11 @@ impl Digest {
                 return Err(DigestError::Unsupported(other.to_string()));
             }
         };
-        if hex.len() != want || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() != want
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(DigestError::Invalid(s.to_string()));
         }
         Ok(Digest(s.to_string()))

@@ -18,9 +18,9 @@ mod fsutil;
 
 pub use digest::{Digest, DigestError, Hasher};
 pub use fsutil::{fsync_dir, pid_alive, write_atomic, write_replace};
+pub use rusqlite;
 /// The SQLite error type, re-exported so components need not depend on rusqlite directly.
 pub use rusqlite::Error as DbError;
-pub use rusqlite;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -43,7 +43,9 @@ pub enum StoreError {
     Db(#[from] rusqlite::Error),
     #[error(transparent)]
     Digest(#[from] DigestError),
-    #[error("blob {expected} failed verification: content hashes to {actual}; the data was discarded")]
+    #[error(
+        "blob {expected} failed verification: content hashes to {actual}; the data was discarded"
+    )]
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("blob {digest} has {actual} bytes, expected {expected}; the data was discarded")]
     SizeMismatch {
@@ -279,9 +281,7 @@ impl Store {
     pub fn try_lock_exclusive(&self) -> Result<Option<StoreLock>> {
         match self.lock(rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(l) => Ok(Some(l)),
-            Err(StoreError::Io { source, .. })
-                if source.kind() == io::ErrorKind::WouldBlock =>
-            {
+            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::WouldBlock => {
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -333,7 +333,9 @@ impl Store {
 
 /// Path of a blob under a store root (whether or not it exists). Usable from any thread.
 pub fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
-    root.join("blobs").join(digest.algorithm()).join(digest.hex())
+    root.join("blobs")
+        .join(digest.algorithm())
+        .join(digest.hex())
 }
 
 /// A fresh temporary path under a store root's `tmp/`, swept if this process dies.
@@ -397,7 +399,11 @@ impl BlobWriter {
     }
 
     /// Verify against `expected` digest (and size), fsync, and move into place.
-    pub fn commit(mut self, expected: Option<&Digest>, expected_size: Option<u64>) -> Result<Digest> {
+    pub fn commit(
+        mut self,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+    ) -> Result<Digest> {
         let file = self.file.take().expect("writer already committed");
         let actual = std::mem::replace(&mut self.hasher, Hasher::sha256()).finish();
         if let Some(exp) = expected {
@@ -542,17 +548,23 @@ mod tests {
     fn migrations_run_once() {
         let dir = tempfile_dir();
         let s = Store::open(&dir).unwrap();
-        let steps = ["CREATE TABLE t (a INTEGER)", "ALTER TABLE t ADD COLUMN b TEXT"];
+        let steps = [
+            "CREATE TABLE t (a INTEGER)",
+            "ALTER TABLE t ADD COLUMN b TEXT",
+        ];
         s.migrate("x", &steps).unwrap();
         s.migrate("x", &steps).unwrap();
         let s2 = Store::open(&dir).unwrap();
         s2.migrate("x", &steps).unwrap();
-        s2.db().execute("INSERT INTO t(a, b) VALUES (1, 'x')", []).unwrap();
+        s2.db()
+            .execute("INSERT INTO t(a, b) VALUES (1, 'x')", [])
+            .unwrap();
         fs::remove_dir_all(&dir).unwrap();
     }
 
     fn tempfile_dir() -> PathBuf {
-        let p = std::env::temp_dir().join(format!("berth-store-test-{:016x}", rand::random::<u64>()));
+        let p =
+            std::env::temp_dir().join(format!("berth-store-test-{:016x}", rand::random::<u64>()));
         fs::create_dir_all(&p).unwrap();
         p
     }

@@ -149,7 +149,11 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(level: &str) {
-    let level = if level.contains("libcgroups") || level.contains('=') { level.to_string() } else { format!("{level},libcgroups=off,libcontainer=off") };
+    let level = if level.contains("libcgroups") || level.contains('=') {
+        level.to_string()
+    } else {
+        format!("{level},libcgroups=off,libcontainer=off")
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()

@@ -63,11 +63,18 @@ fn run_prints_output_and_returns_exit_codes() {
     // --rm removed it.
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 
-    let o = env.berth(&["run", "--rm", NONE, "bb", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        NONE,
+        "bb",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!(o.status.code(), Some(3));
     assert_eq!(out(&o), "out\n");
     assert_eq!(err(&o), "err\n");
-
 
     let (code, msg) = env.fails(&["run", "--rm", NONE, "bb", "nosuchcmd"]);
     assert_eq!(code, 127, "{msg}");
@@ -100,22 +107,60 @@ fn image_config_is_applied_and_overridden() {
     assert_eq!(env.ok(&["run", "--rm", NONE, "cfg"]), "ep default\n");
     assert_eq!(env.ok(&["run", "--rm", NONE, "cfg", "x", "y"]), "ep x y\n");
     let s = env.ok(&[
-        "run", "--rm", NONE, "--entrypoint", "/bin/sh", "cfg", "-c", "pwd; id -u; echo $FOO",
+        "run",
+        "--rm",
+        NONE,
+        "--entrypoint",
+        "/bin/sh",
+        "cfg",
+        "-c",
+        "pwd; id -u; echo $FOO",
     ]);
     assert_eq!(s, "/www\n1000\nbar\n");
     let s = env.ok(&[
-        "run", "--rm", NONE, "--entrypoint", "sh", "-w", "/tmp", "-u", "0:0", "-e", "FOO=baz",
-        "-e", "NEW=1", "cfg", "-c", "pwd; id -u; id -g; echo $FOO $NEW",
+        "run",
+        "--rm",
+        NONE,
+        "--entrypoint",
+        "sh",
+        "-w",
+        "/tmp",
+        "-u",
+        "0:0",
+        "-e",
+        "FOO=baz",
+        "-e",
+        "NEW=1",
+        "cfg",
+        "-c",
+        "pwd; id -u; id -g; echo $FOO $NEW",
     ]);
     assert_eq!(s, "/tmp\n0\n0\nbaz 1\n");
     let envfile = env.path("env.list");
     std::fs::write(&envfile, "# comment\nA=1\nB=two words\n").unwrap();
     let s = env.ok(&[
-        "run", "--rm", NONE, "--env-file", envfile.to_str().unwrap(), "--entrypoint", "sh",
-        "cfg", "-c", "echo $A-$B",
+        "run",
+        "--rm",
+        NONE,
+        "--env-file",
+        envfile.to_str().unwrap(),
+        "--entrypoint",
+        "sh",
+        "cfg",
+        "-c",
+        "echo $A-$B",
     ]);
     assert_eq!(s, "1-two words\n");
-    let s = env.ok(&["run", "--rm", NONE, "-h", "myhost", "--entrypoint", "hostname", "cfg"]);
+    let s = env.ok(&[
+        "run",
+        "--rm",
+        NONE,
+        "-h",
+        "myhost",
+        "--entrypoint",
+        "hostname",
+        "cfg",
+    ]);
     assert_eq!(s, "myhost\n");
     let (code, msg) = env.fails(&["run", "--rm", NONE, "-u", "nobody-here", "cfg"]);
     assert_eq!(code, 125);
@@ -127,7 +172,14 @@ fn detached_lifecycle() {
     let env = TestEnv::new();
     env.busybox_image("bb");
     let id = env.ok(&[
-        "run", "-d", NONE, "--name", "web", "bb", "sh", "-c",
+        "run",
+        "-d",
+        NONE,
+        "--name",
+        "web",
+        "bb",
+        "sh",
+        "-c",
         "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done",
     ]);
     let id = id.trim();
@@ -137,14 +189,30 @@ fn detached_lifecycle() {
     assert_eq!(env.ok(&["ps", "-q"]).trim(), &id[..12]);
     let js: serde_json::Value = serde_json::from_str(&env.ok(&["ps", "--format", "json"])).unwrap();
     assert_eq!(js[0]["State"], "running");
-    assert_eq!(env.ok(&["inspect", "-f", "{{.State.Running}}", "web"]).trim(), "true");
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.Running}}", "web"])
+            .trim(),
+        "true"
+    );
     assert!(wait_until(|| env.ok(&["logs", "web"]) == "started\n", 5));
     // exec: output, exit code, env, user, workdir
     assert_eq!(env.ok(&["exec", "web", "echo", "hi"]), "hi\n");
     let o = env.berth(&["exec", "web", "sh", "-c", "exit 7"]);
     assert_eq!(o.status.code(), Some(7));
     assert_eq!(
-        env.ok(&["exec", "-e", "X=1", "-u", "1000", "-w", "/tmp", "web", "sh", "-c", "echo $X $(id -u) $(pwd)"]),
+        env.ok(&[
+            "exec",
+            "-e",
+            "X=1",
+            "-u",
+            "1000",
+            "-w",
+            "/tmp",
+            "web",
+            "sh",
+            "-c",
+            "echo $X $(id -u) $(pwd)"
+        ]),
         "1 1000 /tmp\n"
     );
     let o = env.berth_stdin(&["exec", "-i", "web", "cat"], b"piped\n");
@@ -158,16 +226,33 @@ fn detached_lifecycle() {
     // stop runs the trap; exit code 0
     env.ok(&["stop", "web"]);
     assert!(env.ok(&["logs", "web"]).contains("bye"));
-    assert_eq!(env.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "web"]).trim(), "exited 0");
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "web"
+        ])
+        .trim(),
+        "exited 0"
+    );
     assert_eq!(env.ok(&["ps", "-q"]), "");
     assert!(env.ok(&["ps", "-a"]).contains("Exited (0)"));
     let (code, _) = env.fails(&["exec", "web", "true"]);
     assert_eq!(code, 125);
     // start again, restart, kill
     env.ok(&["start", "web"]);
-    assert_eq!(env.ok(&["inspect", "-f", "{{.State.Status}}", "web"]).trim(), "running");
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.Status}}", "web"])
+            .trim(),
+        "running"
+    );
     env.ok(&["restart", "-t", "1", "web"]);
-    assert_eq!(env.ok(&["inspect", "-f", "{{.State.Status}}", "web"]).trim(), "running");
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.Status}}", "web"])
+            .trim(),
+        "running"
+    );
     env.ok(&["kill", "-s", "KILL", "web"]);
     assert_eq!(env.ok(&["wait", "web"]).trim(), "137");
     let (code, msg) = env.fails(&["kill", "web"]);
@@ -185,14 +270,40 @@ fn detached_lifecycle() {
 fn create_start_attach_logs_and_prune() {
     let env = TestEnv::new();
     env.busybox_image("bb");
-    let id = env.ok(&["create", NONE, "--name", "c1", "bb", "sh", "-c", "for i in 1 2 3; do echo line$i; done"]);
-    assert_eq!(env.ok(&["inspect", "-f", "{{.State.Status}}", id.trim()]).trim(), "created");
+    let id = env.ok(&[
+        "create",
+        NONE,
+        "--name",
+        "c1",
+        "bb",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo line$i; done",
+    ]);
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.Status}}", id.trim()])
+            .trim(),
+        "created"
+    );
     assert_eq!(env.ok(&["start", "-a", "c1"]), "line1\nline2\nline3\n");
     assert_eq!(env.ok(&["logs", "--tail", "1", "c1"]), "line3\n");
     let ts = env.ok(&["logs", "-t", "c1"]);
-    assert!(ts.lines().all(|l| l.contains('T') && l.contains('Z')), "{ts}");
+    assert!(
+        ts.lines().all(|l| l.contains('T') && l.contains('Z')),
+        "{ts}"
+    );
     // logs -f returns when the container ends
-    env.ok(&["run", "-d", NONE, "--name", "c2", "bb", "sh", "-c", "echo a; sleep 1; echo b"]);
+    env.ok(&[
+        "run",
+        "-d",
+        NONE,
+        "--name",
+        "c2",
+        "bb",
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b",
+    ]);
     assert_eq!(env.ok(&["logs", "-f", "c2"]), "a\nb\n");
     let o = env.berth_stdin(&["run", "-i", "--rm", NONE, "bb", "cat"], b"stdin works\n");
     assert_eq!(out(&o), "stdin works\n");
@@ -209,21 +320,68 @@ fn mounts_volumes_tmpfs_readonly() {
     std::fs::write(host.join("index.html"), "from host\n").unwrap();
     let v = format!("{}:/www", host.display());
     let vro = format!("{}:/www:ro", host.display());
-    assert_eq!(env.ok(&["run", "--rm", NONE, "-v", &v, "bb", "cat", "/www/index.html"]), "from host\n");
-    env.ok(&["run", "--rm", NONE, "-v", &v, "bb", "sh", "-c", "echo new > /www/new.txt"]);
-    assert_eq!(std::fs::read_to_string(host.join("new.txt")).unwrap(), "new\n");
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            NONE,
+            "-v",
+            &v,
+            "bb",
+            "cat",
+            "/www/index.html"
+        ]),
+        "from host\n"
+    );
+    env.ok(&[
+        "run",
+        "--rm",
+        NONE,
+        "-v",
+        &v,
+        "bb",
+        "sh",
+        "-c",
+        "echo new > /www/new.txt",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("new.txt")).unwrap(),
+        "new\n"
+    );
     let o = env.berth(&["run", "--rm", NONE, "-v", &vro, "bb", "touch", "/www/x"]);
     assert!(!o.status.success());
     let o = env.berth(&["run", "--rm", NONE, "--read-only", "bb", "touch", "/x"]);
     assert!(!o.status.success());
-    let s = env.ok(&["run", "--rm", NONE, "--read-only", "--tmpfs", "/scratch", "bb", "sh", "-c", "echo ok > /scratch/f && cat /scratch/f && grep ' /scratch ' /proc/mounts | cut -d' ' -f3"]);
+    let s = env.ok(&[
+        "run",
+        "--rm",
+        NONE,
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        "bb",
+        "sh",
+        "-c",
+        "echo ok > /scratch/f && cat /scratch/f && grep ' /scratch ' /proc/mounts | cut -d' ' -f3",
+    ]);
     assert_eq!(s, "ok\ntmpfs\n");
     let (code, msg) = env.fails(&["run", "--rm", NONE, "-v", "relative:/x", "bb", "true"]);
     assert_eq!(code, 125);
     assert!(msg.contains("absolute"), "{msg}");
     // Writes to the container's own filesystem don't touch the image.
-    env.ok(&["run", "--rm", NONE, "bb", "sh", "-c", "echo x > /bin/busybox"]);
-    assert_eq!(env.ok(&["run", "--rm", NONE, "bb", "echo", "still fine"]), "still fine\n");
+    env.ok(&[
+        "run",
+        "--rm",
+        NONE,
+        "bb",
+        "sh",
+        "-c",
+        "echo x > /bin/busybox",
+    ]);
+    assert_eq!(
+        env.ok(&["run", "--rm", NONE, "bb", "echo", "still fine"]),
+        "still fine\n"
+    );
 }
 
 #[test]
@@ -244,11 +402,25 @@ fn isolation_matches_docker_defaults() {
     }
     assert_eq!(lines[7], "1", "--network none has only lo: {s}");
     // seccomp: mount is refused even for root
-    let o = env.berth(&["run", "--rm", NONE, "bb", "mount", "-t", "tmpfs", "t", "/mnt"]);
+    let o = env.berth(&[
+        "run", "--rm", NONE, "bb", "mount", "-t", "tmpfs", "t", "/mnt",
+    ]);
     assert!(!o.status.success());
     // host network shares the host's interfaces
-    let s = env.ok(&["run", "--rm", "--network", "host", "bb", "sh", "-c", "ip link | grep -c '^[0-9]'"]);
-    let host_links = Command::new("sh").args(["-c", "ip link | grep -c '^[0-9]'"]).output().unwrap();
+    let s = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "bb",
+        "sh",
+        "-c",
+        "ip link | grep -c '^[0-9]'",
+    ]);
+    let host_links = Command::new("sh")
+        .args(["-c", "ip link | grep -c '^[0-9]'"])
+        .output()
+        .unwrap();
     assert_eq!(s.trim(), String::from_utf8_lossy(&host_links.stdout).trim());
 }
 
@@ -257,15 +429,43 @@ fn limits_are_enforced() {
     let env = TestEnv::new();
     env.busybox_image("bb");
     // A process over --memory is OOM-killed and inspect says so.
-    let o = env.berth(&["run", NONE, "--name", "hog", "--memory", "16m", "bb", "sh", "-c", "x=a; while true; do x=$x$x; done"]);
+    let o = env.berth(&[
+        "run",
+        NONE,
+        "--name",
+        "hog",
+        "--memory",
+        "16m",
+        "bb",
+        "sh",
+        "-c",
+        "x=a; while true; do x=$x$x; done",
+    ]);
     assert_eq!(o.status.code(), Some(137), "{}", err(&o));
-    assert_eq!(env.ok(&["inspect", "-f", "{{.State.OOMKilled}}", "hog"]).trim(), "true");
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.OOMKilled}}", "hog"])
+            .trim(),
+        "true"
+    );
     // A fork loop stops at --pids-limit (busybox sh gives up when fork fails).
     let fork_loop = "i=0; while [ $i -lt 20 ]; do sleep 5 & i=$((i+1)); done; echo forked all";
-    let (code, msg) = env.fails(&["run", "--rm", NONE, "--pids-limit", "8", "bb", "sh", "-c", fork_loop]);
+    let (code, msg) = env.fails(&[
+        "run",
+        "--rm",
+        NONE,
+        "--pids-limit",
+        "8",
+        "bb",
+        "sh",
+        "-c",
+        fork_loop,
+    ]);
     assert_ne!(code, 0);
     assert!(msg.contains("can't fork"), "{msg}");
-    assert_eq!(env.ok(&["run", "--rm", NONE, "bb", "sh", "-c", fork_loop]), "forked all\n");
+    assert_eq!(
+        env.ok(&["run", "--rm", NONE, "bb", "sh", "-c", fork_loop]),
+        "forked all\n"
+    );
     // --cpus sets the CFS quota (cgroup v1 here, v2 elsewhere).
     let s = env.ok(&["run", "--rm", NONE, "--cpus", "0.5", "bb", "sh", "-c",
         "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max"]);
@@ -276,18 +476,73 @@ fn limits_are_enforced() {
 fn restart_policy_restarts_n_times() {
     let env = TestEnv::new();
     env.busybox_image("bb");
-    env.ok(&["run", "-d", NONE, "--name", "flaky", "--restart", "on-failure:3", "bb", "sh", "-c", "echo run; exit 1"]);
-    assert!(wait_until(|| env.ok(&["inspect", "-f", "{{.State.Status}}", "flaky"]).trim() == "exited", 20));
-    assert_eq!(env.ok(&["inspect", "-f", "{{.RestartCount}} {{.State.ExitCode}}", "flaky"]).trim(), "3 1");
+    env.ok(&[
+        "run",
+        "-d",
+        NONE,
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:3",
+        "bb",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
+    assert!(wait_until(
+        || env
+            .ok(&["inspect", "-f", "{{.State.Status}}", "flaky"])
+            .trim()
+            == "exited",
+        20
+    ));
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.ExitCode}}",
+            "flaky"
+        ])
+        .trim(),
+        "3 1"
+    );
     assert_eq!(env.ok(&["logs", "flaky"]), "run\nrun\nrun\nrun\n");
     // always: restarts until stopped
-    env.ok(&["run", "-d", NONE, "--name", "always", "--restart", "always", "bb", "sh", "-c", "sleep 0.2; exit 0"]);
-    assert!(wait_until(|| env.ok(&["inspect", "-f", "{{.RestartCount}}", "always"]).trim().parse::<u32>().unwrap_or(0) >= 2, 20));
+    env.ok(&[
+        "run",
+        "-d",
+        NONE,
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "bb",
+        "sh",
+        "-c",
+        "sleep 0.2; exit 0",
+    ]);
+    assert!(wait_until(
+        || env
+            .ok(&["inspect", "-f", "{{.RestartCount}}", "always"])
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 2,
+        20
+    ));
     env.ok(&["stop", "-t", "1", "always"]);
-    assert_eq!(env.ok(&["inspect", "-f", "{{.State.Status}}", "always"]).trim(), "exited");
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.Status}}", "always"])
+            .trim(),
+        "exited"
+    );
     let n1 = env.ok(&["inspect", "-f", "{{.RestartCount}}", "always"]);
     std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(env.ok(&["inspect", "-f", "{{.RestartCount}}", "always"]), n1, "restarted after stop");
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.RestartCount}}", "always"]),
+        n1,
+        "restarted after stop"
+    );
 }
 
 #[test]
@@ -295,22 +550,67 @@ fn init_and_other_runtimes() {
     let env = TestEnv::new();
     env.busybox_image("bb");
     if berth_has("tini-static") {
-        let s = env.ok(&["run", "--rm", NONE, "--init", "bb", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"]);
+        let s = env.ok(&[
+            "run",
+            "--rm",
+            NONE,
+            "--init",
+            "bb",
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline | tr '\\0' ' '",
+        ]);
         assert!(s.starts_with("/sbin/berth-init"), "{s}");
     }
     if which("runc") {
-        assert_eq!(env.ok(&["run", "--rm", NONE, "--runtime", "runc", "bb", "echo", "runc ok"]), "runc ok\n");
-        env.ok(&["run", "-d", NONE, "--runtime", "runc", "--name", "r", "bb", "sleep", "100"]);
+        assert_eq!(
+            env.ok(&[
+                "run",
+                "--rm",
+                NONE,
+                "--runtime",
+                "runc",
+                "bb",
+                "echo",
+                "runc ok"
+            ]),
+            "runc ok\n"
+        );
+        env.ok(&[
+            "run",
+            "-d",
+            NONE,
+            "--runtime",
+            "runc",
+            "--name",
+            "r",
+            "bb",
+            "sleep",
+            "100",
+        ]);
         assert_eq!(env.ok(&["exec", "r", "echo", "in runc"]), "in runc\n");
         env.ok(&["rm", "-f", "r"]);
     }
-    let (code, msg) = env.fails(&["run", "--rm", NONE, "--runtime", "no-such-runtime", "bb", "true"]);
+    let (code, msg) = env.fails(&[
+        "run",
+        "--rm",
+        NONE,
+        "--runtime",
+        "no-such-runtime",
+        "bb",
+        "true",
+    ]);
     assert_eq!(code, 125);
     assert!(msg.contains("not found"), "{msg}");
 }
 
 fn which(name: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {name}")]).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 fn berth_has(bin: &str) -> bool {
@@ -329,7 +629,11 @@ fn tty_gives_a_real_terminal() {
         env.root.display(),
         env!("CARGO_BIN_EXE_berth")
     );
-    let o = Command::new("script").args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::null()).output().unwrap();
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     let s = out(&o);
     assert!(s.contains("/dev/pts/0"), "{s}");
 }
@@ -359,40 +663,145 @@ fn killing_berth_leaves_a_usable_store() {
     // kill -9 the foreground CLI: the container lives on under its monitor.
     let mut child = env
         .cmd(&["run", NONE, "--name", "fg", "bb", "sleep", "1000"])
-        .stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null())
-        .spawn().unwrap();
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     assert!(wait_until(|| env.ok(&["ps", "-q"]).trim().len() == 12, 10));
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(env.ok(&["ps"]).contains("fg"));
     // kill -9 the monitor: the next command notices, the container is recorded as exited
     // and its mounts are released.
-    let pid: i32 = env.ok(&["inspect", "-f", "{{.State.Pid}}", "fg"]).trim().parse().unwrap();
+    let pid: i32 = env
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "fg"])
+        .trim()
+        .parse()
+        .unwrap();
     let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ppid: i32 = ppid[ppid.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
+    let ppid: i32 = ppid[ppid.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     unsafe_kill(ppid);
-    assert!(wait_until(|| !std::path::Path::new(&format!("/proc/{ppid}")).exists() || std::fs::read_to_string(format!("/proc/{ppid}/stat")).map(|s| s.contains(") Z")).unwrap_or(true), 5));
+    assert!(wait_until(
+        || !std::path::Path::new(&format!("/proc/{ppid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{ppid}/stat"))
+                .map(|s| s.contains(") Z"))
+                .unwrap_or(true),
+        5
+    ));
     let ps = env.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited"), "{ps}");
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || wait_until(|| !std::path::Path::new(&format!("/proc/{pid}")).exists(), 5));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || wait_until(
+                || !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                5
+            )
+    );
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(env.root.to_str().unwrap()), "mount left behind");
+    assert!(
+        !mounts.contains(env.root.to_str().unwrap()),
+        "mount left behind"
+    );
     // And everything still works.
     assert_eq!(env.ok(&["run", "--rm", NONE, "bb", "echo", "ok"]), "ok\n");
     env.ok(&["start", "fg"]);
     env.ok(&["rm", "-f", "fg"]);
     // kill -9 during a run's startup at random moments.
     for delay in [0u64, 5, 20, 50] {
-        let mut c = env.cmd(&["run", "--rm", NONE, "bb", "sleep", "1"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut c = env
+            .cmd(&["run", "--rm", NONE, "bb", "sleep", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(delay));
         let _ = c.kill();
         let _ = c.wait();
     }
     let _ = env.ok(&["ps", "-a"]);
-    assert_eq!(env.ok(&["run", "--rm", NONE, "bb", "echo", "still ok"]), "still ok\n");
+    assert_eq!(
+        env.ok(&["run", "--rm", NONE, "bb", "echo", "still ok"]),
+        "still ok\n"
+    );
     env.ok(&["images"]);
 }
 
 fn unsafe_kill(pid: i32) {
     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+}
+
+#[test]
+fn ctrl_c_stops_a_foreground_container() {
+    let env = TestEnv::new();
+    env.busybox_image("bb");
+    for args in [
+        // PID 1 without a SIGINT handler: berth kills it after a short grace period.
+        vec!["run", NONE, "--name", "c1", "bb", "sleep", "100"],
+        // A process that handles SIGINT exits on its own.
+        vec![
+            "run",
+            NONE,
+            "--name",
+            "c2",
+            "bb",
+            "sh",
+            "-c",
+            "trap 'exit 130' INT; while true; do sleep 0.1; done",
+        ],
+    ] {
+        let name = args[3];
+        let mut child = env
+            .cmd(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(wait_until(
+            || env.ok(&["ps", "-q", "--no-trunc"]).len() > 10,
+            10
+        ));
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        let st = child.wait().unwrap();
+        assert!(start.elapsed() < Duration::from_secs(8));
+        assert_ne!(st.code(), Some(0));
+        assert_eq!(
+            env.ok(&["inspect", "-f", "{{.State.Status}}", name]).trim(),
+            "exited"
+        );
+        env.ok(&["rm", name]);
+    }
+}
+
+#[test]
+fn exec_with_a_terminal() {
+    let env = TestEnv::new();
+    env.busybox_image("bb");
+    if !which("script") {
+        return;
+    }
+    env.ok(&["run", "-d", NONE, "--name", "t", "bb", "sleep", "100"]);
+    let cmd = format!(
+        "BERTH_ROOT={} {} exec -it t sh -c 'tty; exit 4'",
+        env.root.display(),
+        env!("CARGO_BIN_EXE_berth")
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let s = out(&o);
+    assert!(s.contains("/dev/pts/"), "{s}");
+    assert_eq!(o.status.code(), Some(4), "{s}");
 }

@@ -284,7 +284,6 @@ pub fn container_cmd(ctx: &Ctx, c: ContainerCmd) -> Result<i32> {
     }
 }
 
-
 /// Turn an engine error into an anyhow error carrying Docker's exit code.
 fn eng(e: EngineError) -> anyhow::Error {
     let code = e.exit_code();
@@ -319,7 +318,11 @@ fn build_config(store: &Store, o: &ContainerOpts) -> Result<(String, ContainerCo
     if o.pull == "always" {
         pull_for_run(store, &o.image)?;
     }
-    let image = if o.pull == "always" { images.resolve(&o.image)? } else { image };
+    let image = if o.pull == "always" {
+        images.resolve(&o.image)?
+    } else {
+        image
+    };
     let ic = &image.config;
     let (args, entrypoint, cmd) =
         ops::resolve_args(ic, o.entrypoint.as_deref(), &o.command).map_err(eng)?;
@@ -413,7 +416,11 @@ fn build_config(store: &Store, o: &ContainerOpts) -> Result<(String, ContainerCo
             .clone()
             .or_else(|| ic.working_dir.clone())
             .unwrap_or_default(),
-        user: o.user.clone().or_else(|| ic.user.clone()).unwrap_or_default(),
+        user: o
+            .user
+            .clone()
+            .or_else(|| ic.user.clone())
+            .unwrap_or_default(),
         hostname: o.hostname.clone().unwrap_or_default(),
         tty: o.tty,
         open_stdin: o.interactive,
@@ -425,8 +432,18 @@ fn build_config(store: &Store, o: &ContainerOpts) -> Result<(String, ContainerCo
         publish_all,
         dns: o.dns.clone(),
         add_hosts: o.add_host.clone(),
-        memory: o.memory.as_deref().map(ccfg::parse_bytes).transpose().map_err(eng)?,
-        nano_cpus: o.cpus.as_deref().map(ccfg::parse_cpus).transpose().map_err(eng)?,
+        memory: o
+            .memory
+            .as_deref()
+            .map(ccfg::parse_bytes)
+            .transpose()
+            .map_err(eng)?,
+        nano_cpus: o
+            .cpus
+            .as_deref()
+            .map(ccfg::parse_cpus)
+            .transpose()
+            .map_err(eng)?,
         pids_limit: o.pids_limit,
         restart,
         init: o.init,
@@ -471,7 +488,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
         println!("{}", c.id);
         return Ok(0);
     }
-    let mut started = ops::start(store, &c, Attach::Yes).map_err(|e| cleanup_failed(store, &c, e))?;
+    let mut started =
+        ops::start(store, &c, Attach::Yes).map_err(|e| cleanup_failed(store, &c, e))?;
     let code = attach::foreground(store, &c, &mut started, a.opts.tty);
     Ok(code)
 }
@@ -526,7 +544,11 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> Result<i32> {
     Ok(if failed { 1 } else { 0 })
 }
 
-fn each(ctx: &Ctx, names: &[String], mut f: impl FnMut(&Store, &Container) -> Result<()>) -> Result<i32> {
+fn each(
+    ctx: &Ctx,
+    names: &[String],
+    mut f: impl FnMut(&Store, &Container) -> Result<()>,
+) -> Result<i32> {
     let store = open(ctx)?;
     let mut failed = false;
     for n in names {
@@ -543,7 +565,9 @@ fn each(ctx: &Ctx, names: &[String], mut f: impl FnMut(&Store, &Container) -> Re
 }
 
 pub fn stop(ctx: &Ctx, a: StopArgs) -> Result<i32> {
-    each(ctx, &a.containers, |s, c| ops::stop(s, c, a.time).map_err(eng))
+    each(ctx, &a.containers, |s, c| {
+        ops::stop(s, c, a.time).map_err(eng)
+    })
 }
 
 pub fn restart(ctx: &Ctx, a: StopArgs) -> Result<i32> {
@@ -561,7 +585,9 @@ pub fn kill(ctx: &Ctx, a: KillArgs) -> Result<i32> {
 }
 
 pub fn rm(ctx: &Ctx, a: RmArgs) -> Result<i32> {
-    each(ctx, &a.containers, |s, c| ops::remove(s, c, a.force).map_err(eng))
+    each(ctx, &a.containers, |s, c| {
+        ops::remove(s, c, a.force).map_err(eng)
+    })
 }
 
 fn status_text(c: &Container) -> String {
@@ -573,12 +599,18 @@ fn status_text(c: &Container) -> String {
         State::Restarting => format!(
             "Restarting ({}) {}",
             c.exit_code.unwrap_or(0),
-            c.finished_at.as_deref().map(|t| format!("{} ago", since(t))).unwrap_or_default()
+            c.finished_at
+                .as_deref()
+                .map(|t| format!("{} ago", since(t)))
+                .unwrap_or_default()
         ),
         State::Exited => format!(
             "Exited ({}) {} ago",
             c.exit_code.unwrap_or(0),
-            c.finished_at.as_deref().map(since).unwrap_or_else(|| "a while".into())
+            c.finished_at
+                .as_deref()
+                .map(since)
+                .unwrap_or_else(|| "a while".into())
         ),
         State::Created => "Created".into(),
         State::Removing => "Removing".into(),
@@ -599,7 +631,12 @@ fn ports_text(c: &Container) -> String {
         .map(|n| {
             n.ports
                 .iter()
-                .map(|p| format!("{}:{}->{}/{}", p.host_ip, p.host_port, p.container_port, p.protocol))
+                .map(|p| {
+                    format!(
+                        "{}:{}->{}/{}",
+                        p.host_ip, p.host_port, p.container_port, p.protocol
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         })
@@ -662,7 +699,11 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
         .iter()
         .map(|c| {
             vec![
-                if a.no_trunc { c.id.clone() } else { c.id[..12].to_string() },
+                if a.no_trunc {
+                    c.id.clone()
+                } else {
+                    c.id[..12].to_string()
+                },
                 c.image_name.clone(),
                 command_text(c, !a.no_trunc),
                 ago(c.created),
@@ -673,7 +714,15 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
         })
         .collect();
     print_table(
-        &["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ],
         &rows,
     );
     Ok(0)

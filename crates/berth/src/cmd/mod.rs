@@ -138,7 +138,11 @@ pub fn human_size(n: u64) -> String {
     if i == 0 {
         format!("{n}B")
     } else {
-        format!("{:.3}", v).trim_end_matches('0').trim_end_matches('.').to_string() + U[i]
+        format!("{:.3}", v)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + U[i]
     }
 }
 
@@ -173,7 +177,11 @@ pub fn render_template(f: &str, doc: &serde_json::Value) -> String {
             None => (false, expr),
         };
         let mut v = doc;
-        for seg in path.trim_start_matches('.').split('.').filter(|s| !s.is_empty()) {
+        for seg in path
+            .trim_start_matches('.')
+            .split('.')
+            .filter(|s| !s.is_empty())
+        {
             v = v.get(seg).unwrap_or(&serde_json::Value::Null);
         }
         let text = match (json_mode, v) {
