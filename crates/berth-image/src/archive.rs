@@ -348,10 +348,18 @@ pub fn load_reader(is: &ImageStore<'_>, r: &mut dyn Read) -> Result<Vec<LoadedIm
         let mut src =
             decompressor(chained, comp).map_err(|e| ImageError::io("standard input", e))?;
         let mut out = File::create(&spool).map_err(|e| ImageError::io(&spool, e))?;
-        io::copy(&mut src, &mut out)
-            .map_err(|e| ImageError::Archive(format!("cannot read the archive: {e}")))?;
+        let n = io::copy(&mut src, &mut out).map_err(|e| {
+            ImageError::Archive(format!("cannot read the archive from standard input: {e}"))
+        })?;
+        if n == 0 {
+            return Err(ImageError::Archive(
+                "no archive data on standard input; use -i FILE or redirect a docker-archive or oci-archive into berth load".into(),
+            ));
+        }
     }
-    load_archive(is, &Archive::open(&spool)?)
+    let mut ar = Archive::open(&spool)?;
+    ar.path = PathBuf::from("standard input");
+    load_archive(is, &ar)
 }
 
 struct RemoveOnDrop(PathBuf);

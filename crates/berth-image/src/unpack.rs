@@ -253,8 +253,15 @@ pub fn unpack_layer(r: &mut dyn Read, dest: &Path) -> Result<u64> {
     let mut size = 0u64;
     let mut last = String::from("(start of archive)");
     for e in entries {
-        let mut e =
-            e.map_err(|err| ImageError::Layer(format!("corrupt tar after entry {last:?}: {err}")))?;
+        let mut e = e.map_err(|err| {
+            if size == 0 && last == "(start of archive)" {
+                ImageError::Layer(format!("not a valid tar archive: {err}"))
+            } else {
+                ImageError::Layer(format!(
+                    "corrupt tar after entry {last:?}: {err}; the layer is truncated or corrupt"
+                ))
+            }
+        })?;
         let shown = String::from_utf8_lossy(&e.path_bytes()).into_owned();
         last.clone_from(&shown);
         size += u.entry(&mut e, &shown)?;

@@ -244,11 +244,13 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<i32> {
         if stdin.is_terminal() {
             bail!("requested import from standard input, but it is a terminal; give a file or redirect a tarball");
         }
-        import_rootfs(&is, &mut stdin.lock(), reference.as_ref(), &opts)?
+        import_rootfs(&is, &mut stdin.lock(), reference.as_ref(), &opts)
+            .context("cannot import standard input")?
     } else {
         let mut f = std::fs::File::open(&a.file)
             .with_context(|| format!("cannot open the rootfs tarball {}", a.file))?;
-        import_rootfs(&is, &mut f, reference.as_ref(), &opts)?
+        import_rootfs(&is, &mut f, reference.as_ref(), &opts)
+            .with_context(|| format!("cannot import {}", a.file))?
     };
     println!("{id}");
     Ok(0)
