@@ -74,6 +74,7 @@ pub fn ensure_running(root: &Path, network: &str) -> Result<()> {
         .arg(root)
         .arg("__dns")
         .arg(network)
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log.map(Stdio::from).unwrap_or_else(Stdio::null));

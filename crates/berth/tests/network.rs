@@ -345,3 +345,90 @@ fn internal_network_is_isolated() {
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn connect_disconnect_and_prune() {
+    setup!(env, net, "nettest/conn:1", &[]);
+    let (a, b) = (format!("{}-a", net.prefix), format!("{}-b", net.prefix));
+    env.ok(&["network", "create", &a]);
+    env.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.215.{}.0/24", net.x),
+        &b,
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--hostname",
+        "srvhost",
+        "nettest/conn:1",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    env.ok(&["network", "connect", "--alias", "api", &a, "srv"]);
+    let mut got = String::new();
+    for _ in 0..20 {
+        let out = env.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            &a,
+            "nettest/conn:1",
+            "wget",
+            "-qO-",
+            "http://api/hostname",
+        ]);
+        got = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(got.trim(), "srvhost");
+    let insp: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", &a])).unwrap();
+    assert_eq!(insp[0]["Containers"].as_object().unwrap().len(), 1);
+    let (_, err) = env.fails(&["network", "rm", &a]);
+    assert!(err.contains("in use by container srv"), "{err}");
+    env.ok(&["network", "disconnect", &a, "srv"]);
+    let insp: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", &a])).unwrap();
+    assert!(insp[0]["Containers"].as_object().unwrap().is_empty());
+    // --dns is written as is.
+    let r = env.ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        "10.9.9.9",
+        "nettest/conn:1",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(r.contains("nameserver 10.9.9.9"), "{r}");
+    // --network none: only loopback, up.
+    let links = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "nettest/conn:1",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains("lo") && links.contains("UP"), "{links}");
+    let pruned = env.ok(&["network", "prune", "-f"]);
+    assert!(pruned.contains(&a) && pruned.contains(&b), "{pruned}");
+    assert!(!env.ok(&["network", "ls", "-q"]).is_empty());
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
