@@ -896,7 +896,7 @@ mod tests {
                 &cfg1,
                 &[a.clone(), b.clone()],
                 Some(b"m"),
-                &[app.clone()],
+                std::slice::from_ref(&app),
                 Some(&pinned),
             )
             .unwrap();
@@ -919,7 +919,13 @@ mod tests {
         // A second image takes the tag; the first becomes dangling but stays.
         let cfg2 = config(&[&a], "two");
         let id2 = is
-            .commit_image(&cfg2, &[a.clone()], None, &[app.clone()], None)
+            .commit_image(
+                &cfg2,
+                std::slice::from_ref(&a),
+                None,
+                std::slice::from_ref(&app),
+                None,
+            )
             .unwrap();
         assert_eq!(is.resolve("app").unwrap().id, id2);
         assert!(is.get(&id1).unwrap().tags.is_empty());
