@@ -807,3 +807,48 @@ fn kill_during_load_then_load_again() {
     env.ok(&["images"]);
     assert_eq!(std::fs::read_dir(env.root.join("tmp")).unwrap().count(), 0);
 }
+
+#[test]
+fn layers_work_as_overlay_lowerdirs() {
+    let env = TestEnv::new();
+    let mut t = TarBuilder::new();
+    t.dir("a", 0o755)
+        .file("a/keep", 0o644, b"k")
+        .file("a/gone", 0o644, b"g")
+        .dir("opq", 0o755)
+        .file("opq/old", 0o644, b"o");
+    let bottom = TestLayer::new(&t.finish(), Comp::Gzip);
+    let mut t = TarBuilder::new();
+    t.dir("a", 0o755)
+        .file("a/.wh.gone", 0o644, b"")
+        .dir("opq", 0o755)
+        .file("opq/.wh..wh..opq", 0o644, b"")
+        .file("opq/new", 0o644, b"n");
+    let top = TestLayer::new(&t.finish(), Comp::Zstd);
+    let layers = vec![bottom, top];
+    let cfg = image_config(&layers, &["sh"], &[]);
+    let p = env.path("wh.tar");
+    write_oci_archive(&p, &cfg, &layers, Some("wh:1"));
+    env.ok(&["load", "-i", p.to_str().unwrap()]);
+    let merged = env.dir.join("merged");
+    std::fs::create_dir_all(&merged).unwrap();
+    let lower = format!(
+        "lowerdir={}:{}",
+        layer_dir(&env, &layers[1].diff_id).display(),
+        layer_dir(&env, &layers[0].diff_id).display()
+    );
+    let st = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &lower])
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert!(st.success(), "overlay mount failed");
+    let check = (|| {
+        assert_eq!(std::fs::read(merged.join("a/keep")).unwrap(), b"k");
+        assert!(!merged.join("a/gone").exists(), "whiteout hides a/gone");
+        assert!(!merged.join("opq/old").exists(), "opaque dir hides opq/old");
+        assert_eq!(std::fs::read(merged.join("opq/new")).unwrap(), b"n");
+    })();
+    let _ = Command::new("umount").arg(&merged).status();
+    check
+}
