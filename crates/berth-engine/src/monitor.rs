@@ -52,16 +52,41 @@ impl Sync {
     }
 }
 
-/// Entry point of `berth __monitor ID`. Returns the monitor's exit status.
-pub fn run(root: &Path, id: &str) -> i32 {
+/// How the monitor was entered: fresh from the CLI, or back from `berth-supervise` after the
+/// container's init exited.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// Exit status (0-255, 128+signal) of the container's init.
+    pub code: i32,
+    /// Supervisor flags (see [`FLAG_ATTACHED`] …) as they were at exit.
+    pub flags: u32,
+    /// Current restart backoff in milliseconds.
+    pub backoff_ms: u64,
+    /// When the container was (re)started, ms since the epoch (for resetting the backoff).
+    pub started_ms: u64,
+}
+
+/// Supervisor flags: fds 0-2 belong to an attached CLI.
+pub const FLAG_ATTACHED: u32 = 1;
+/// Forward fd 0 to the container's stdin.
+pub const FLAG_STDIN: u32 = 2;
+/// The container has a terminal (OUT_FD is the pty master).
+pub const FLAG_TTY: u32 = 4;
+
+/// Entry point of `berth __monitor ID [--exited …]`. Returns the monitor's exit status.
+pub fn run(root: &Path, id: &str, resume: Option<Resume>) -> i32 {
     // SAFETY: fd 3 was set up by the spawning CLI as the write end of the sync pipe; we take
     // ownership of it exactly once. If it is not open, writes fail and are ignored.
     let sync_file = unsafe { File::from_raw_fd(3) };
     let mut sync = Sync { f: Some(sync_file) };
-    let attached = std::env::var_os(ATTACH_ENV).is_some();
-    match monitor(root, id, attached, &mut sync) {
+    let attached = match &resume {
+        Some(r) => r.flags & FLAG_ATTACHED != 0,
+        None => std::env::var_os(ATTACH_ENV).is_some(),
+    };
+    let was_attached = std::env::var_os(ATTACH_ENV).is_some();
+    match monitor(root, id, attached, &mut sync, resume) {
         Ok(code) => {
-            if attached {
+            if was_attached {
                 sync.send(&format!("exit {code}\n"));
             }
             0
@@ -82,24 +107,41 @@ fn engine(e: EngineError) -> (i32, EngineError) {
     (125, e)
 }
 
-fn monitor(root: &Path, id: &str, attached: bool, sync: &mut Sync) -> MonResult<i32> {
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn monitor(
+    root: &Path,
+    id: &str,
+    attached: bool,
+    sync: &mut Sync,
+    resume: Option<Resume>,
+) -> MonResult<i32> {
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and has no memory effects.
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
+    // Back from the supervisor, SIGCHLD & co. are still blocked: keep it that way until the
+    // next container is created.
     let store = Store::open(root).map_err(|e| engine(e.into()))?;
     let c = state::get(&store, id)
         .map_err(engine)?
         .ok_or_else(|| engine(EngineError::NotFound(id.to_string())))?;
-    let me = std::process::id() as i32;
-    let my_start = state::process_start_time(me).map(|v| v as i64);
-    state::update(
-        &store,
-        id,
-        "monitor_pid = ?1, monitor_start = ?2",
-        &[&me, &my_start],
-    )
-    .map_err(engine)?;
+    if resume.is_none() {
+        let me = std::process::id() as i32;
+        let my_start = state::process_start_time(me).map(|v| v as i64);
+        state::update(
+            &store,
+            id,
+            "monitor_pid = ?1, monitor_start = ?2",
+            &[&me, &my_start],
+        )
+        .map_err(engine)?;
+    }
 
     let bundle = Bundle::new(store.root(), id);
     let runtime = Runtime::new(store.root(), c.config.runtime.as_deref()).map_err(engine)?;
@@ -109,14 +151,63 @@ fn monitor(root: &Path, id: &str, attached: bool, sync: &mut Sync) -> MonResult<
         .open(bundle.log())
         .map_err(|e| engine(EngineError::io(bundle.log(), e)))?;
 
-    let mut restart_count = c.restart_count as u32;
-    let mut first = true;
-    let mut backoff = Duration::from_millis(100);
-    let mut attached_out = attached;
-    let mut stdin_open = attached && c.config.open_stdin;
-    let final_code;
+    let mut first = resume.is_none();
+    let mut backoff = resume
+        .as_ref()
+        .map(|r| Duration::from_millis(r.backoff_ms.max(100)))
+        .unwrap_or(Duration::from_millis(100));
+    let mut started_ms = resume.as_ref().map(|r| r.started_ms).unwrap_or(0);
+    let mut flags = match &resume {
+        Some(r) => r.flags,
+        None => {
+            let mut f = 0;
+            if attached {
+                f |= FLAG_ATTACHED;
+                if c.config.open_stdin {
+                    f |= FLAG_STDIN;
+                }
+            }
+            if c.config.tty {
+                f |= FLAG_TTY;
+            }
+            f
+        }
+    };
+    let mut pending_exit = resume.as_ref().map(|r| r.code);
     loop {
-        let started = Instant::now();
+        if let Some(code) = pending_exit.take() {
+            let oom = oom_killed(id, &store);
+            let _ = runtime.delete(id);
+            let cur = state::get(&store, id).ok().flatten();
+            let stop_requested = cur.as_ref().map(|c| c.stop_requested).unwrap_or(true);
+            let restarts = cur.as_ref().map(|c| c.restart_count).unwrap_or(0) as u32;
+            if now_ms().saturating_sub(started_ms) >= 10_000 {
+                backoff = Duration::from_millis(100);
+            }
+            if c.config
+                .restart
+                .should_restart(code, restarts, stop_requested)
+                && cur.is_some()
+            {
+                let now = chrono::Utc::now().to_rfc3339();
+                let _ = state::update(
+                    &store,
+                    id,
+                    "state = ?1, exit_code = ?2, finished_at = ?3, restart_count = ?4, pid = NULL, oom_killed = ?5",
+                    &[&State::Restarting.as_str(), &code, &now, &((restarts + 1) as i64), &(oom as i64)],
+                );
+                if wait_backoff(&store, id, backoff) {
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                } else {
+                    cleanup_after_exit(&store, &runtime, &bundle, id, Some(code), oom, None);
+                    return finish(&store, &c, code);
+                }
+            } else {
+                cleanup_after_exit(&store, &runtime, &bundle, id, Some(code), oom, None);
+                return finish(&store, &c, code);
+            }
+        }
+        started_ms = now_ms();
         let run = match start_once(&store, &runtime, &bundle, &c, id) {
             Ok(r) => r,
             Err(e) => {
@@ -134,49 +225,115 @@ fn monitor(root: &Path, id: &str, attached: bool, sync: &mut Sync) -> MonResult<
                     return Err((code, e));
                 }
                 let _ = logs_append_note(&mut log, &format!("restart failed: {e}"));
-                return Ok(code);
+                return finish(&store, &c, code);
             }
         };
         if first {
             sync.send(&format!("started {}\n", run.pid));
             first = false;
         }
+        if let Some(sup) = supervisor_path() {
+            // Only returns if the exec failed; then supervise in-process.
+            exec_supervisor(&sup, &store, id, &run, &log, flags, backoff, started_ms);
+        }
+        let mut attached_out = flags & FLAG_ATTACHED != 0;
+        let mut stdin_open = flags & FLAG_STDIN != 0;
         let ws = io_loop(&run, &mut log, &mut attached_out, &mut stdin_open);
-        let code = exit_code(ws).unwrap_or(255);
-        let oom = oom_killed(id, &store);
-        let _ = runtime.delete(id);
-        let cur = state::get(&store, id).ok().flatten();
-        let stop_requested = cur.as_ref().map(|c| c.stop_requested).unwrap_or(true);
-        if started.elapsed() >= Duration::from_secs(10) {
-            backoff = Duration::from_millis(100);
+        if !attached_out {
+            flags &= !FLAG_ATTACHED;
         }
-        if c.config
-            .restart
-            .should_restart(code, restart_count, stop_requested)
-            && cur.is_some()
-        {
-            restart_count += 1;
-            let now = chrono::Utc::now().to_rfc3339();
-            let _ = state::update(
-                &store,
-                id,
-                "state = ?1, exit_code = ?2, finished_at = ?3, restart_count = ?4, pid = NULL, oom_killed = ?5",
-                &[&State::Restarting.as_str(), &code, &now, &(restart_count as i64), &(oom as i64)],
-            );
-            if wait_backoff(&store, id, backoff) {
-                backoff = (backoff * 2).min(Duration::from_secs(60));
-                continue;
-            }
+        if !stdin_open {
+            flags &= !FLAG_STDIN;
         }
-        final_code = code;
-        cleanup_after_exit(&store, &runtime, &bundle, id, Some(code), oom, None);
-        break;
+        pending_exit = Some(exit_code(ws).unwrap_or(255));
     }
+}
+
+/// After the final exit: `--rm` removal; returns the exit code to report.
+fn finish(store: &Store, c: &state::Container, code: i32) -> MonResult<i32> {
     if c.config.auto_remove {
-        let _ = crate::ops::remove_files(&store, id);
-        let _ = state::delete(&store, id);
+        let _ = crate::ops::remove_files(store, &c.id);
+        let _ = state::delete(store, &c.id);
     }
-    Ok(final_code)
+    Ok(code)
+}
+
+/// The static supervisor binary, if installed next to berth (and not disabled).
+fn supervisor_path() -> Option<std::path::PathBuf> {
+    if std::env::var_os("BERTH_NO_SUPERVISOR").is_some() {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.join("berth-supervise");
+    p.is_file().then_some(p)
+}
+
+/// Replace this process with `berth-supervise`, handing over the container's stdio.
+#[allow(clippy::too_many_arguments)]
+fn exec_supervisor(
+    sup: &Path,
+    store: &Store,
+    id: &str,
+    run: &Running,
+    log: &File,
+    flags: u32,
+    backoff: Duration,
+    started_ms: u64,
+) {
+    use std::ffi::CString;
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let keep = |fd: Option<i32>| -> i32 {
+        match fd {
+            Some(fd) => {
+                // SAFETY: clearing FD_CLOEXEC on a descriptor we own.
+                unsafe {
+                    libc::fcntl(fd, libc::F_SETFD, 0);
+                }
+                fd
+            }
+            None => -1,
+        }
+    };
+    let out = keep(
+        run.master
+            .as_ref()
+            .or(run.stdout.as_ref())
+            .map(|f| f.as_raw_fd()),
+    );
+    let err = keep(run.stderr.as_ref().map(|f| f.as_raw_fd()));
+    let inp = keep(run.stdin.as_ref().map(|f| f.as_raw_fd()));
+    let logfd = keep(Some(log.as_raw_fd()));
+    let args: Vec<String> = vec![
+        sup.to_string_lossy().into_owned(),
+        exe.to_string_lossy().into_owned(),
+        store.root().to_string_lossy().into_owned(),
+        id.to_string(),
+        run.pid.to_string(),
+        logfd.to_string(),
+        out.to_string(),
+        err.to_string(),
+        inp.to_string(),
+        flags.to_string(),
+        (backoff.as_millis() as u64).to_string(),
+        started_ms.to_string(),
+    ];
+    let Ok(cargs) = args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return;
+    };
+    let Ok(path) = CString::new(sup.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    let e = nix::unistd::execv(&path, &cargs);
+    tracing::warn!(
+        "cannot exec {}: {e:?}; supervising in-process",
+        sup.display()
+    );
 }
 
 /// Sleep for the restart backoff; false if a stop was requested meanwhile.

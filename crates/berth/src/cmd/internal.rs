@@ -8,9 +8,22 @@ use super::Ctx;
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
     pub id: String,
+    /// Set by berth-supervise when it hands back after the container's init exited.
+    #[arg(long)]
+    pub exited: Option<i32>,
+    #[arg(long)]
+    pub flags: Option<u32>,
+    /// Restart bookkeeping passed through the supervisor: backoff ms, start time ms.
+    pub extra: Vec<String>,
 }
 
 /// `berth __monitor ID`: runs until the container has stopped for good.
 pub fn monitor(ctx: &Ctx, a: MonitorArgs) -> Result<i32> {
-    Ok(berth_engine::monitor::run(&ctx.root, &a.id))
+    let resume = a.exited.map(|code| berth_engine::monitor::Resume {
+        code,
+        flags: a.flags.unwrap_or(0),
+        backoff_ms: a.extra.first().and_then(|v| v.parse().ok()).unwrap_or(100),
+        started_ms: a.extra.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
+    });
+    Ok(berth_engine::monitor::run(&ctx.root, &a.id, resume))
 }
