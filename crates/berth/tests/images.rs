@@ -852,3 +852,38 @@ fn layers_work_as_overlay_lowerdirs() {
     let _ = Command::new("umount").arg(&merged).status();
     check
 }
+
+#[test]
+fn concurrent_loads_share_layers() {
+    let env = TestEnv::new();
+    let (cfg, layers) = two_layer_image(Comp::Gzip, "conc");
+    let p = env.path("conc.tar");
+    write_docker_archive(&p, &cfg, &layers, &["conc:1"]);
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            env.cmd(&["load", "-i", p.to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "Loaded image: conc:1"
+        );
+    }
+    assert_eq!(env.ok(&["images", "-q"]).lines().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(env.root.join("layers")).unwrap().count(),
+        2
+    );
+    assert_eq!(std::fs::read_dir(env.root.join("tmp")).unwrap().count(), 0);
+}
