@@ -472,7 +472,7 @@ impl<'a> ImageStore<'a> {
         })
     }
 
-    /// All images, newest first.
+    /// All images, newest first (damaged ones are skipped with a warning).
     pub fn list(&self) -> Result<Vec<Image>> {
         let mut st = self
             .store
@@ -481,7 +481,15 @@ impl<'a> ImageStore<'a> {
         let ids: Vec<String> = st
             .query_map([], |r| r.get(0))?
             .collect::<std::result::Result<_, _>>()?;
-        ids.iter().map(|i| self.get(&parse_digest(i)?)).collect()
+        let mut out = Vec::with_capacity(ids.len());
+        for i in &ids {
+            // One damaged image must not hide the others: report it and go on.
+            match parse_digest(i).and_then(|d| self.get(&d)) {
+                Ok(img) => out.push(img),
+                Err(e) => tracing::warn!("skipping image {i}: {e}"),
+            }
+        }
+        Ok(out)
     }
 
     /// Point a tag at an image (moving it from any other image).
