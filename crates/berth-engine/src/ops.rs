@@ -288,45 +288,11 @@ pub fn find_init() -> Option<PathBuf> {
 }
 
 fn spawn_monitor(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
-    let exe =
-        std::env::current_exe().map_err(|e| EngineError::Other(format!("locating berth: {e}")))?;
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| EngineError::Other(format!("pipe: {e}")))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--root")
-        .arg(store.root())
-        .arg("__monitor")
-        .arg(&c.id);
-    cmd.env_remove(crate::monitor::ATTACH_ENV);
-    match attach {
-        Attach::No => {
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-        }
-        Attach::Yes => {
-            cmd.env(crate::monitor::ATTACH_ENV, "1");
-        }
-    }
-    let wfd = w.as_raw_fd();
-    // SAFETY: the closure runs in the child between fork and exec and only calls
-    // async-signal-safe functions (setsid, dup2, fcntl).
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            if libc::dup2(wfd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
-        .map_err(|e| EngineError::Other(format!("starting the container monitor: {e}")))?;
+    let monitor_pid = exec_monitor(store, c, attach, &w)?;
     drop(w);
-    let monitor_pid = child.id() as i32;
-    // The monitor outlives us; we never wait for it (it reparents to init when we exit).
-    std::mem::forget(child);
+
     let mut sync = BufReader::new(File::from(r));
     let mut line = String::new();
     sync.read_line(&mut line)
@@ -350,6 +316,49 @@ fn spawn_monitor(store: &Store, c: &Container, attach: Attach) -> Result<Started
         code: 125,
         msg: "the container monitor exited before the container started".into(),
     })
+}
+
+/// Start the monitor as a fresh `berth __monitor` process. (Forking without exec would be a
+/// little faster, but the child would inherit this process's SQLite connection state, which
+/// SQLite forbids using across fork.)
+fn exec_monitor(store: &Store, c: &Container, attach: Attach, w: &OwnedFd) -> Result<i32> {
+    let exe =
+        std::env::current_exe().map_err(|e| EngineError::Other(format!("locating berth: {e}")))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root")
+        .arg(store.root())
+        .arg("__monitor")
+        .arg(&c.id);
+    cmd.env_remove(crate::monitor::ATTACH_ENV);
+    match attach {
+        Attach::No => {
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        }
+        Attach::Yes => {
+            cmd.env(crate::monitor::ATTACH_ENV, "1");
+        }
+    }
+    let wfd = w.as_raw_fd();
+    // SAFETY: the closure runs in the child between fork and exec and only calls
+    // async-signal-safe functions (setsid, dup2).
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            if libc::dup2(wfd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| EngineError::Other(format!("starting the container monitor: {e}")))?;
+    let pid = child.id() as i32;
+    // The monitor outlives us; we never wait for it (it reparents to init when we exit).
+    std::mem::forget(child);
+    Ok(pid)
 }
 
 /// After a foreground start: wait for `exit N` from the monitor.
