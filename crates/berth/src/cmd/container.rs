@@ -894,12 +894,21 @@ pub fn prune(ctx: &Ctx, _a: PruneArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Pull an image that `run`/`create` needs.
-fn pull_for_run(_store: &Store, image: &str) -> Result<()> {
-    bail!("image {image:?} is not in the store and pulling is not available yet: load it first")
+/// Pull an image that `run`/`create` needs (progress on stderr, as Docker does).
+fn pull_for_run(store: &Store, image: &str) -> Result<()> {
+    let reference = berth_image::Reference::parse(image)?;
+    let opts = berth_registry::PullOptions {
+        output: berth_registry::OutputStream::Stderr,
+        ..Default::default()
+    };
+    berth_registry::pull(store, &reference, &opts)
+        .with_context(|| format!("unable to find image {image:?} locally and pulling it failed"))?;
+    Ok(())
 }
 
 /// Image inspect document (for `inspect` without --type).
-fn image_json(_store: &Store, name: &str) -> Result<serde_json::Value> {
-    bail!("no such image: {name}")
+fn image_json(store: &Store, name: &str) -> Result<serde_json::Value> {
+    super::image::inspect_docs(store, &[name.to_string()])?
+        .pop()
+        .ok_or_else(|| anyhow!("no such image: {name}"))
 }
