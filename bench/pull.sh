@@ -37,16 +37,17 @@ if [ ! -x "$BERTH" ]; then
   (cd "$HERE" && cargo build --release -p berth)
 fi
 
-WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
+WORK=$(mktemp -d /tmp/berth-pullbench.XXXXXX)
 REG_PID=
 cleanup() {
+  set +e
   if [ -n "$REG_PID" ]; then
     kill "$REG_PID" 2>/dev/null || true
     wait "$REG_PID" 2>/dev/null || true
   fi
   # podman's overlay storage may hold mounts; unmount anything under WORK before removing it.
   if [ -d "$WORK" ]; then
-    grep -o " $WORK[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    { grep -o " $WORK[^ ]*" /proc/self/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
     rm -rf "$WORK"
   fi
 }
@@ -141,17 +142,25 @@ location = "127.0.0.1:$PORT"
 insecure = true
 CONF
 export CONTAINERS_CONF=$WORK/containers.conf CONTAINERS_REGISTRIES_CONF=$WORK/registries.conf
-PODMAN="podman --root $WORK/podman-root --runroot $WORK/podman-run --storage-driver overlay"
+PODMAN="podman --root $WORK/podman-root --runroot $WORK/podman-run --tmpdir $WORK/podman-tmp --storage-driver overlay"
 BERTH_STORE=$WORK/berth-root
+# Each run starts from an empty store. The previous store is renamed into trash/ instead of
+# deleted: on ext4, creating files right after deleting thousands of others makes the inode
+# allocator skip "recently deleted" inodes one by one, which would measure the deletion rather
+# than the pull. The trash is removed on exit.
+mkdir -p "$WORK/trash"
+fresh() { for d in "$@"; do [ -e "$d" ] && mv "$d" "$(mktemp -u "$WORK/trash/XXXXXXXX")"; done; true; }
+export -f fresh
+export WORK
 
 echo "== image: $IMAGE, one gzip layer of $LAYER_BYTES bytes; berth: $BERTH"
 # Sanity: both pull it.
 BERTH_ROOT=$BERTH_STORE "$BERTH" pull -q "$IMAGE" >/dev/null
 $PODMAN pull -q "$IMAGE" >/dev/null
 
-hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$WORK/pull.json" \
-  --prepare "rm -rf $BERTH_STORE; sync" -n "berth pull" "BERTH_ROOT=$BERTH_STORE $BERTH pull -q $IMAGE" \
-  --prepare "$PODMAN rmi -af >/dev/null 2>&1; rm -rf $WORK/podman-root $WORK/podman-run; sync" -n "podman pull" "$PODMAN pull -q $IMAGE"
+hyperfine --style basic --shell bash --warmup 1 --runs "$RUNS" --export-json "$WORK/pull.json" \
+  --prepare "fresh $BERTH_STORE; sync" -n "berth pull" "BERTH_ROOT=$BERTH_STORE $BERTH pull -q $IMAGE" \
+  --prepare "fresh $WORK/podman-root $WORK/podman-run $WORK/podman-tmp; sync" -n "podman pull" "$PODMAN pull -q $IMAGE"
 hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$WORK/gzip.json" \
   -n "gzip -dc" "gzip -dc $WORK/layer.tar.gz > /dev/null"
 
