@@ -679,6 +679,28 @@ fn misbehaving_registry_is_refused_and_nothing_is_stored() {
     );
     assert_store_has_no_content(&env);
 
+    // A connection that drops once: the download resumes with a range request.
+    let (r, layers, cfg) = fake_image(
+        &fake,
+        "flaky/app",
+        vec![layer_with(&[("f", &noise(300_000, 5))], Comp::Gzip)],
+    );
+    let blob_path = format!("/v2/flaky/app/blobs/{}", layers[0].digest());
+    let mut flaky = Canned::ok("application/octet-stream", layers[0].blob.clone());
+    flaky.cut_after = Some(100_000);
+    flaky.cut_once = true;
+    flaky.ranges = true;
+    fake.route(&blob_path, flaky);
+    let env_ok = TestEnv::new();
+    env_ok.ok(&["pull", &r]);
+    assert_eq!(image_id(&env_ok, &r), sha256_hex(&cfg));
+    let gets = fake
+        .log()
+        .iter()
+        .filter(|l| **l == format!("GET {blob_path}"))
+        .count();
+    assert_eq!(gets, 2, "{:?}", fake.log());
+
     // An oversized manifest.
     let mut big = b"{\"schemaVersion\":2,\"pad\":\"".to_vec();
     big.extend(std::iter::repeat_n(b'x', 5 << 20));
@@ -699,6 +721,8 @@ fn misbehaving_registry_is_refused_and_nothing_is_stored() {
             body: br#"{"errors":[{"code":"UNKNOWN","message":"storage is on fire"}]}"#.to_vec(),
             stall_after: None,
             cut_after: None,
+            cut_once: false,
+            ranges: false,
         },
     );
     let (_, err) = env.fails(&["pull", &format!("{}/bad/err:1", fake.host())]);

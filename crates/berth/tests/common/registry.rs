@@ -378,6 +378,10 @@ pub struct Canned {
     pub stall_after: Option<usize>,
     /// Send only this many body bytes, then close (a truncated response).
     pub cut_after: Option<usize>,
+    /// Apply `cut_after` to the first answer only.
+    pub cut_once: bool,
+    /// Honour `Range: bytes=N-` with 206 answers.
+    pub ranges: bool,
 }
 
 impl Canned {
@@ -391,6 +395,8 @@ impl Canned {
             body,
             stall_after: None,
             cut_after: None,
+            cut_once: false,
+            ranges: false,
         }
     }
 }
@@ -543,6 +549,7 @@ fn serve(
         let path = parts.next().unwrap_or("").to_string();
         let mut content_length = 0usize;
         let mut authorization = String::new();
+        let mut range_start: Option<usize> = None;
         loop {
             let mut h = String::new();
             match reader.read_line(&mut h) {
@@ -565,6 +572,13 @@ fn serve(
             if let Some((k, v)) = t.split_once(':') {
                 if k.eq_ignore_ascii_case("content-length") {
                     content_length = v.trim().parse().unwrap_or(0);
+                }
+                if k.eq_ignore_ascii_case("range") {
+                    range_start = v
+                        .trim()
+                        .strip_prefix("bytes=")
+                        .and_then(|r| r.strip_suffix('-'))
+                        .and_then(|n| n.parse().ok());
                 }
                 if k.eq_ignore_ascii_case("authorization") {
                     authorization = v.trim().to_string();
@@ -594,6 +608,8 @@ fn serve(
                 .to_vec(),
             stall_after: None,
             cut_after: None,
+            cut_once: false,
+            ranges: false,
         };
         let forced = match &bearer {
             Some((token, basic)) if path_only == "/token" => {
@@ -634,8 +650,26 @@ fn serve(
                 body: br#"{"errors":[{"code":"NOT_FOUND","message":"no such thing"}]}"#.to_vec(),
                 stall_after: None,
                 cut_after: None,
+                cut_once: false,
+                ranges: false,
             },
         };
+        let mut c = c;
+        if c.cut_once && c.cut_after.is_some() {
+            if let Some(r) = st.lock().unwrap().routes.get_mut(&path_only) {
+                r.cut_after = None;
+            }
+        }
+        if let (true, Some(start), 200) = (c.ranges, range_start, c.status) {
+            let total = c.body.len();
+            let start = start.min(total);
+            c.status = 206;
+            c.headers.push((
+                "Content-Range".into(),
+                format!("bytes {start}-{}/{total}", total.saturating_sub(1)),
+            ));
+            c.body = c.body[start..].to_vec();
+        }
         let mut head = format!(
             "HTTP/1.1 {} X\r\nContent-Length: {}\r\n",
             c.status,
