@@ -6,7 +6,7 @@
 //! bridge_subnet = 172.17.0.0/16  # the default `bridge` network
 //! bridge_gateway = 172.17.0.1
 //! pool = 172.18.0.0/16, 172.19.0.0/16   # subnets for `network create` without --subnet
-//! mtu = 1500
+//! mtu = 1500                     # default: 1500, or less if the default route's interface has less
 //! ```
 
 use std::net::Ipv4Addr;

@@ -58,8 +58,27 @@ impl std::fmt::Debug for BridgeDriver {
     }
 }
 
+/// MTU of the interface that carries the host's default route (when it is below 1500, as on
+/// many VMs, containers must not use more).
+fn uplink_mtu() -> Option<u32> {
+    let routes = fs::read_to_string("/proc/net/route").ok()?;
+    let dev = routes.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 7 && f[1] == "00000000" && f[7] == "00000000").then(|| f[0].to_string())
+    })?;
+    let mtu: u32 = fs::read_to_string(format!("/sys/class/net/{dev}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (mtu < 1500).then_some(mtu)
+}
+
 impl BridgeDriver {
-    pub fn new(conf: NetConf, root: &Path) -> BridgeDriver {
+    pub fn new(mut conf: NetConf, root: &Path) -> BridgeDriver {
+        if conf.mtu.is_none() {
+            conf.mtu = uplink_mtu();
+        }
         BridgeDriver {
             conf,
             state_dir: root.join("run").join("net"),

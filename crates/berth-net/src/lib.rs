@@ -369,6 +369,9 @@ pub fn setup(store: &Store, cfg: &NetConfig, dir: &Path) -> Result<NetSetup> {
     match &cfg.mode {
         NetworkMode::Host => {
             sb.mode = "host".into();
+            if !cfg.publish.is_empty() || !cfg.publish_all.is_empty() {
+                tracing::warn!("published ports are discarded with --network host");
+            }
             let mut hosts = fs::read_to_string("/etc/hosts")
                 .unwrap_or_else(|_| files::hosts(&cfg.hostname, "", &[], &[]));
             if !hosts.ends_with('\n') && !hosts.is_empty() {

@@ -5,6 +5,9 @@
 //! - `pany` / `pip` map published ports (any host address / one host address) to the
 //!   container address and port; DNAT happens in prerouting (traffic from outside and from
 //!   containers) and output (the host itself, including 127.0.0.1 thanks to `route_localnet`).
+//! - `route_localnet` would also let a container address the host's loopback services through
+//!   the bridge; the input chain drops such packets unless they answer the host's own
+//!   connections.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -31,11 +34,13 @@ add chain ip {t} prerouting {{ type nat hook prerouting priority dstnat; policy 
 add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}
 add chain ip {t} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}
 add chain ip {t} forward {{ type filter hook forward priority filter; policy accept; }}
+add chain ip {t} input {{ type filter hook input priority filter; policy accept; }}
 flush chain ip {t} ports
 flush chain ip {t} prerouting
 flush chain ip {t} output
 flush chain ip {t} postrouting
 flush chain ip {t} forward
+flush chain ip {t} input
 add rule ip {t} ports dnat ip addr . port to ip daddr . meta l4proto . th dport map @pip
 add rule ip {t} ports dnat ip addr . port to meta l4proto . th dport map @pany
 add rule ip {t} prerouting fib daddr type local jump ports
@@ -49,6 +54,8 @@ add rule ip {t} forward oifname @internal drop
 add rule ip {t} forward ct state established,related accept
 add rule ip {t} forward ct status dnat accept
 add rule ip {t} forward iifname @bridges oifname @bridges drop
+add rule ip {t} input iifname @bridges ip daddr 127.0.0.0/8 ct state established,related accept
+add rule ip {t} input iifname @bridges ip daddr 127.0.0.0/8 drop
 "
     )
 }
