@@ -235,6 +235,24 @@ async fn pull_async(
             .await?
     };
     let diff_ids = config_diff_ids(&config)?;
+    if let Some(actual) = config_platform(&config) {
+        match &opts.platform {
+            Some(want) if !want.matches(&actual) => {
+                return Err(RegistryError::NoMatchingPlatform {
+                    wanted: want.to_string(),
+                    reference: display.clone(),
+                    available: actual.to_string(),
+                })
+            }
+            None if !Platform::host().matches(&actual) => {
+                tracing::warn!(
+                    "the image's platform ({actual}) does not match this host ({}); it may not run",
+                    Platform::host()
+                );
+            }
+            _ => {}
+        }
+    }
     if diff_ids.len() != manifest.layers.len() {
         return Err(RegistryError::InvalidManifest(format!(
             "the manifest has {} layers but the image config lists {} diff ids",
@@ -564,4 +582,22 @@ async fn feed(
             }
         }
     }
+}
+
+/// `os/architecture/variant` of an image config, when it says.
+fn config_platform(config: &[u8]) -> Option<Platform> {
+    #[derive(serde::Deserialize)]
+    struct C {
+        os: Option<String>,
+        architecture: Option<String>,
+        variant: Option<String>,
+    }
+    let c: C = serde_json::from_slice(config).ok()?;
+    Some(Platform {
+        os: c.os.filter(|s| !s.is_empty())?,
+        architecture: c.architecture.filter(|s| !s.is_empty())?,
+        variant: c.variant.filter(|s| !s.is_empty()),
+        os_version: None,
+        os_features: None,
+    })
 }
