@@ -46,3 +46,31 @@ pub fn lookup(
     )?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_and_finds_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = Digest::sha256_of(b"a");
+        let b = Digest::sha256_of(b"b");
+        record(&store, "reg:5000", "team/app", &[&a, &b]).unwrap();
+        record(&store, "reg:5000", "team/app", &[&a]).unwrap();
+        record(&store, "reg:5000", "team/other", &[&a]).unwrap();
+        record(&store, "elsewhere", "x/y", &[&a]).unwrap();
+        assert_eq!(
+            lookup(&store, "reg:5000", &a, "team/new").unwrap(),
+            ["team/app", "team/other"]
+        );
+        assert_eq!(
+            lookup(&store, "reg:5000", &a, "team/app").unwrap(),
+            ["team/other"]
+        );
+        assert!(lookup(&store, "reg:5000", &b, "team/app")
+            .unwrap()
+            .is_empty());
+    }
+}
