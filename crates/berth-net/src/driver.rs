@@ -48,6 +48,8 @@ pub struct BridgeDriver {
     boot_id: String,
     script: RefCell<String>,
     delete: RefCell<Vec<String>>,
+    /// Firewall markers to write once the queued script is applied.
+    markers: RefCell<Vec<PathBuf>>,
 }
 
 impl std::fmt::Debug for BridgeDriver {
@@ -88,6 +90,7 @@ impl BridgeDriver {
                 .to_string(),
             script: RefCell::new(String::new()),
             delete: RefCell::new(Vec::new()),
+            markers: RefCell::new(Vec::new()),
         }
     }
 
@@ -152,9 +155,7 @@ impl Driver for BridgeDriver {
             for e in nft::network_elements(t, &net.bridge, &net.subnet, net.internal) {
                 s.push_str(&format!("add element {e}\n"));
             }
-            let _ = fs::create_dir_all(&self.state_dir);
-            // Written now, trusted only after commit succeeds (commit removes it on failure).
-            let _ = fs::write(&marker, &self.boot_id);
+            self.markers.borrow_mut().push(marker);
         }
         Ok(())
     }
@@ -256,11 +257,21 @@ impl Driver for BridgeDriver {
     fn commit(&self) -> Result<()> {
         let script = std::mem::take(&mut *self.script.borrow_mut());
         let delete = std::mem::take(&mut *self.delete.borrow_mut());
+        let markers = std::mem::take(&mut *self.markers.borrow_mut());
         let mut res = nft::delete_elements(&delete);
         if !script.is_empty() {
-            if let Err(e) = nft::apply(&script) {
-                self.forget_firewall();
-                res = Err(e);
+            match nft::apply(&script) {
+                Ok(()) => {
+                    // Only now is the network's firewall state known to be in place.
+                    let _ = fs::create_dir_all(&self.state_dir);
+                    for m in markers {
+                        let _ = fs::write(&m, &self.boot_id);
+                    }
+                }
+                Err(e) => {
+                    self.forget_firewall();
+                    res = Err(e);
+                }
             }
         }
         res

@@ -499,3 +499,97 @@ fn user_networks_dns_and_isolation() {
         );
     }
 }
+
+#[test]
+fn udp_publish() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let hp = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = env.cfg(
+        "udp",
+        NetworkMode::Networks(vec![Attachment {
+            network: "bridge".into(),
+            aliases: vec![],
+        }]),
+        &[format!("127.0.0.1:{hp}:5353/udp")],
+    );
+    let dir = env.dir(&cfg);
+    let s = berth_net::setup(&env.store, &cfg, &dir).unwrap();
+    let ns = s.netns_path.clone().unwrap();
+    // An echo server inside the container's namespace, for one datagram.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        berth_net::netns::run_in(&ns, move || {
+            let sock = std::net::UdpSocket::bind("0.0.0.0:5353")?;
+            sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let _ = tx.send(());
+            let mut buf = [0u8; 64];
+            let (n, peer) = sock.recv_from(&mut buf)?;
+            sock.send_to(&buf[..n], peer)?;
+            Ok(())
+        })
+    });
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.send_to(b"ping", ("127.0.0.1", hp)).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = c
+        .recv_from(&mut buf)
+        .expect("udp echo through the published port");
+    assert_eq!(&buf[..n], b"ping");
+    server.join().unwrap().unwrap();
+    berth_net::teardown(&env.store, &cfg.container_id).unwrap();
+}
+
+#[test]
+fn concurrent_setups_get_distinct_addresses() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let p = env.root.join("containers");
+    let cfgs: Vec<NetConfig> = (0..8)
+        .map(|i| {
+            env.cfg(
+                &format!("c{i}"),
+                NetworkMode::Networks(vec![Attachment {
+                    network: "bridge".into(),
+                    aliases: vec![],
+                }]),
+                &["80".to_string()],
+            )
+        })
+        .collect();
+    let results: Vec<(String, Vec<std::net::IpAddr>, u16)> = std::thread::scope(|s| {
+        let hs: Vec<_> = cfgs
+            .iter()
+            .map(|cfg| {
+                let root = env.root.clone();
+                let dir = p.join(&cfg.container_id);
+                s.spawn(move || {
+                    std::fs::create_dir_all(&dir).unwrap();
+                    let store = Store::open(&root).unwrap();
+                    let r = berth_net::setup(&store, cfg, &dir).expect("concurrent setup");
+                    (cfg.container_id.clone(), r.addresses, r.ports[0].host_port)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ips: HashSet<_> = results.iter().map(|r| r.1[0]).collect();
+    let ports: HashSet<_> = results.iter().map(|r| r.2).collect();
+    assert_eq!(ips.len(), 8, "{results:?}");
+    assert_eq!(ports.len(), 8, "{results:?}");
+    for (id, _, _) in &results {
+        berth_net::teardown(&env.store, id).unwrap();
+    }
+}
