@@ -2,7 +2,7 @@
 //!
 //! One small process per network (`berth __dns NETWORK`), started by the first container that
 //! joins the network and gone a moment after the last one leaves. It listens on the bridge's
-//! gateway address, port 53 (UDP), answers container names, network aliases and short ids of
+//! gateway address, port 53 (UDP and TCP), answers container names, network aliases and short ids of
 //! the containers on its network straight from the SQLite tables (so it never needs to be told
 //! about changes), answers other single-label names with NXDOMAIN, and relays everything else
 //! to the host's resolvers from /etc/resolv.conf.
@@ -199,7 +199,8 @@ fn upstreams() -> Vec<SocketAddr> {
         .collect()
 }
 
-async fn forward(sock: Arc<tokio::net::UdpSocket>, packet: Vec<u8>, peer: SocketAddr) {
+/// Ask the host's resolvers (at most three, 3 s each); the raw answer.
+async fn upstream_query(packet: &[u8]) -> Option<Vec<u8>> {
     for up in upstreams().into_iter().take(3) {
         let bind: SocketAddr = if up.is_ipv4() {
             "0.0.0.0:0".parse().unwrap()
@@ -209,14 +210,53 @@ async fn forward(sock: Arc<tokio::net::UdpSocket>, packet: Vec<u8>, peer: Socket
         let Ok(u) = tokio::net::UdpSocket::bind(bind).await else {
             continue;
         };
-        if u.send_to(&packet, up).await.is_err() {
+        if u.send_to(packet, up).await.is_err() {
             continue;
         }
         let mut buf = vec![0u8; 4096];
         if let Ok(Ok((n, _))) =
             tokio::time::timeout(Duration::from_secs(3), u.recv_from(&mut buf)).await
         {
-            let _ = sock.send_to(&buf[..n], peer).await;
+            buf.truncate(n);
+            return Some(buf);
+        }
+    }
+    None
+}
+
+async fn forward(sock: Arc<tokio::net::UdpSocket>, packet: Vec<u8>, peer: SocketAddr) {
+    if let Some(b) = upstream_query(&packet).await {
+        let _ = sock.send_to(&b, peer).await;
+    }
+}
+
+/// One DNS-over-TCP connection: length-prefixed queries until the client closes or idles.
+async fn serve_tcp(
+    mut conn: tokio::net::TcpStream,
+    db: std::rc::Rc<berth_store::rusqlite::Connection>,
+    network: String,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for _ in 0..64 {
+        let mut len = [0u8; 2];
+        let read = async {
+            conn.read_exact(&mut len).await?;
+            let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
+            conn.read_exact(&mut msg).await?;
+            Ok::<_, std::io::Error>(msg)
+        };
+        let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(10), read).await else {
+            return;
+        };
+        let reply = match answer(&db, &network, &msg) {
+            Answer::Reply(b) => Some(b),
+            Answer::Forward => upstream_query(&msg).await,
+            Answer::Drop => None,
+        };
+        let Some(b) = reply else { return };
+        let mut out = (b.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(&b);
+        if conn.write_all(&out).await.is_err() {
             return;
         }
     }
@@ -247,17 +287,22 @@ pub fn serve(root: &Path, network: &str) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| NetError::Other(format!("dns runtime: {e}")))?;
-    rt.block_on(async {
+    let db = std::rc::Rc::new(store.open_db()?);
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
         let addr = SocketAddr::from((net.gateway, 53));
-        let mut sock = None;
+        let (mut sock, mut tcp) = (None, None);
         for _ in 0..50 {
-            match tokio::net::UdpSocket::bind(addr).await {
-                Ok(s) => {
-                    sock = Some(s);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            if sock.is_none() {
+                sock = tokio::net::UdpSocket::bind(addr).await.ok();
             }
+            if tcp.is_none() {
+                tcp = tokio::net::TcpListener::bind(addr).await.ok();
+            }
+            if sock.is_some() && tcp.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let sock = Arc::new(sock.ok_or_else(|| {
             NetError::Other(format!("cannot listen on {addr}; is another DNS server using it?"))
@@ -265,15 +310,19 @@ pub fn serve(root: &Path, network: &str) -> Result<()> {
         ready();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut buf = vec![0u8; 4096];
-        let db = store.db();
         loop {
             tokio::select! {
                 r = sock.recv_from(&mut buf) => {
                     let Ok((n, peer)) = r else { continue };
-                    match answer(db, &net.name, &buf[..n]) {
+                    match answer(&db, &net.name, &buf[..n]) {
                         Answer::Reply(b) => { let _ = sock.send_to(&b, peer).await; }
                         Answer::Forward => { tokio::spawn(forward(sock.clone(), buf[..n].to_vec(), peer)); }
                         Answer::Drop => {}
+                    }
+                }
+                c = async { match &tcp { Some(l) => l.accept().await, None => std::future::pending().await } } => {
+                    if let Ok((conn, _)) = c {
+                        tokio::task::spawn_local(serve_tcp(conn, db.clone(), net.name.clone()));
                     }
                 }
                 _ = tick.tick() => {
@@ -281,9 +330,9 @@ pub fn serve(root: &Path, network: &str) -> Result<()> {
                         matches!(state::get_network(db, &net.name), Ok(Some(n)) if n.id == net.id)
                             && state::endpoints_of_network(db, &net.name).map(|v| !v.is_empty()).unwrap_or(true)
                     };
-                    if !in_use(db) {
+                    if !in_use(&db) {
                         let _ = flock(lock.as_fd(), FlockOperation::Unlock);
-                        if in_use(db) && try_lock(&lock) {
+                        if in_use(&db) && try_lock(&lock) {
                             continue;
                         }
                         return Ok(());

@@ -390,6 +390,35 @@ fn user_networks_dns_and_isolation() {
             assert!(out.contains(&db_ip.to_string()), "{name}: {out} {o:?}");
         }
     }
+    if exe.is_some() {
+        // DNS over TCP, from the host to the gateway.
+        use hickory_proto::op::{Message, Query};
+        use hickory_proto::rr::{Name, RData, RecordType};
+        let mut m = Message::new();
+        m.set_id(9).set_recursion_desired(true);
+        m.add_query(Query::query(
+            std::str::FromStr::from_str("database.")
+                .map(|n: Name| n)
+                .unwrap(),
+            RecordType::A,
+        ));
+        let q = m.to_vec().unwrap();
+        let mut s =
+            TcpStream::connect_timeout(&(shop.gateway, 53).into(), Duration::from_secs(3)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut out = (q.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(&q);
+        s.write_all(&out).unwrap();
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).unwrap();
+        let r = Message::from_vec(&body).unwrap();
+        assert_eq!(
+            r.answers().first().and_then(|a| a.data()),
+            Some(&RData::A(hickory_proto::rr::rdata::A(db_ip)))
+        );
+    }
     // network rm refuses while in use.
     match berth_net::remove_network(&env.store, &shop.name) {
         Err(e) => {
