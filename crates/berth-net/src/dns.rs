@@ -148,7 +148,36 @@ enum Answer {
     Drop,
 }
 
-fn answer(db: &berth_store::rusqlite::Connection, network: &str, packet: &[u8]) -> Answer {
+/// Names visible to the client at `peer` on `network`: that network's containers first, then
+/// those of the client's other user networks (a container on several networks resolves the
+/// names of all of them through the server of the network its resolv.conf points to).
+fn resolve(
+    db: &berth_store::rusqlite::Connection,
+    network: &str,
+    peer: Option<Ipv4Addr>,
+    name: &str,
+) -> Option<Ipv4Addr> {
+    if let Some(ip) = lookup(db, network, name) {
+        return Some(ip);
+    }
+    let peer = peer?;
+    let me = state::endpoints_of_network(db, network)
+        .ok()?
+        .into_iter()
+        .find(|e| e.ip == peer)?;
+    state::endpoints_of_container(db, &me.container_id)
+        .ok()?
+        .iter()
+        .filter(|e| e.network != network && e.network != crate::DEFAULT_NETWORK)
+        .find_map(|e| lookup(db, &e.network, name))
+}
+
+fn answer(
+    db: &berth_store::rusqlite::Connection,
+    network: &str,
+    peer: Option<Ipv4Addr>,
+    packet: &[u8],
+) -> Answer {
     let Ok(req) = Message::from_vec(packet) else {
         return Answer::Drop;
     };
@@ -160,7 +189,7 @@ fn answer(db: &berth_store::rusqlite::Connection, network: &str, packet: &[u8]) 
     };
     let name = q.name().to_ascii();
     let name = name.trim_end_matches('.').to_ascii_lowercase();
-    let found = lookup(db, network, &name);
+    let found = resolve(db, network, peer, &name);
     let single_label = !name.contains('.');
     if found.is_none() && !single_label {
         return Answer::Forward;
@@ -197,6 +226,13 @@ fn upstreams() -> Vec<SocketAddr> {
         .filter_map(|n| n.parse::<std::net::IpAddr>().ok())
         .map(|ip| SocketAddr::new(ip, 53))
         .collect()
+}
+
+fn v4(ip: std::net::IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        std::net::IpAddr::V4(ip) => Some(ip),
+        std::net::IpAddr::V6(ip) => ip.to_ipv4_mapped(),
+    }
 }
 
 /// Ask the host's resolvers (at most three, 3 s each); the raw answer.
@@ -237,6 +273,7 @@ async fn serve_tcp(
     network: String,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let peer = conn.peer_addr().ok().and_then(|a| v4(a.ip()));
     for _ in 0..64 {
         let mut len = [0u8; 2];
         let read = async {
@@ -248,7 +285,7 @@ async fn serve_tcp(
         let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(10), read).await else {
             return;
         };
-        let reply = match answer(&db, &network, &msg) {
+        let reply = match answer(&db, &network, peer, &msg) {
             Answer::Reply(b) => Some(b),
             Answer::Forward => upstream_query(&msg).await,
             Answer::Drop => None,
@@ -314,7 +351,7 @@ pub fn serve(root: &Path, network: &str) -> Result<()> {
             tokio::select! {
                 r = sock.recv_from(&mut buf) => {
                     let Ok((n, peer)) = r else { continue };
-                    match answer(&db, &net.name, &buf[..n]) {
+                    match answer(&db, &net.name, v4(peer.ip()), &buf[..n]) {
                         Answer::Reply(b) => { let _ = sock.send_to(&b, peer).await; }
                         Answer::Forward => { tokio::spawn(forward(sock.clone(), buf[..n].to_vec(), peer)); }
                         Answer::Drop => {}
@@ -374,7 +411,8 @@ mod tests {
         };
         state::insert_endpoint(store.db(), &ep).unwrap();
         for name in ["db.", "DATABASE", "0123456789ab"] {
-            let Answer::Reply(b) = answer(store.db(), "shop", &query(name, RecordType::A)) else {
+            let Answer::Reply(b) = answer(store.db(), "shop", None, &query(name, RecordType::A))
+            else {
                 panic!("no reply for {name}")
             };
             let m = Message::from_vec(&b).unwrap();
@@ -383,11 +421,48 @@ mod tests {
             assert_eq!(m.answers().len(), 1, "{name}");
             assert_eq!(m.answers()[0].data(), Some(&RData::A(A(ep.ip))));
         }
-        let Answer::Reply(b) = answer(store.db(), "shop", &query("db", RecordType::AAAA)) else {
+        let Answer::Reply(b) = answer(store.db(), "shop", None, &query("db", RecordType::AAAA))
+        else {
             panic!()
         };
         assert!(Message::from_vec(&b).unwrap().answers().is_empty());
-        let Answer::Reply(b) = answer(store.db(), "shop", &query("nosuch", RecordType::A)) else {
+        let Answer::Reply(b) = answer(store.db(), "shop", None, &query("nosuch", RecordType::A))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            Message::from_vec(&b).unwrap().response_code(),
+            ResponseCode::NXDomain
+        );
+        // A client on shop and back: sees names of back through shop's server.
+        let mk = |id: &str, net: &str, name: &str, ip: [u8; 4]| state::Endpoint {
+            container_id: id.into(),
+            network: net.into(),
+            container_name: name.into(),
+            ip: Ipv4Addr::from(ip),
+            mac: String::new(),
+            aliases: vec![],
+            veth: format!("v{id}{net}"),
+            ifname: "eth0".into(),
+        };
+        for e in [
+            mk("c1", "shop", "client", [10, 90, 0, 3]),
+            mk("c1", "back", "client", [10, 91, 0, 3]),
+            mk("c2", "back", "cache", [10, 91, 0, 4]),
+        ] {
+            state::insert_endpoint(store.db(), &e).unwrap();
+        }
+        let q = query("cache", RecordType::A);
+        let Answer::Reply(b) = answer(store.db(), "shop", Some(Ipv4Addr::new(10, 90, 0, 3)), &q)
+        else {
+            panic!()
+        };
+        let m = Message::from_vec(&b).unwrap();
+        assert_eq!(
+            m.answers()[0].data(),
+            Some(&RData::A(A(Ipv4Addr::new(10, 91, 0, 4))))
+        );
+        let Answer::Reply(b) = answer(store.db(), "shop", Some(ep.ip), &q) else {
             panic!()
         };
         assert_eq!(
@@ -396,11 +471,16 @@ mod tests {
         );
         // Other network: not visible.
         assert!(matches!(
-            answer(store.db(), "other", &query("db", RecordType::A)),
+            answer(store.db(), "other", None, &query("db", RecordType::A)),
             Answer::Reply(_)
         ));
         assert!(matches!(
-            answer(store.db(), "shop", &query("example.org", RecordType::A)),
+            answer(
+                store.db(),
+                "shop",
+                None,
+                &query("example.org", RecordType::A)
+            ),
             Answer::Forward
         ));
         fs::remove_dir_all(&dir).unwrap();
