@@ -199,6 +199,15 @@ fn ensure_default(store: &Store, conf: &NetConf) -> Result<Network> {
             created: now(),
         };
         state::insert_network(db, &n)?;
+        // Stores that share the default bridge (same prefix, e.g. test stores) keep separate
+        // address tables; starting at a random offset makes their collisions unlikely.
+        // The system store hands out addresses from the start, as Docker does.
+        if store.root() != Path::new(berth_store::DEFAULT_ROOT) {
+            let hosts = (1u64 << (32 - u32::from(subnet.prefix_len()))).saturating_sub(2) as u32;
+            if hosts > 16 {
+                state::set_next_ip(db, &n.name, 2 + rand::random::<u32>() % (hosts - 2))?;
+            }
+        }
         Ok(n)
     })
 }
