@@ -1,0 +1,1203 @@
+//! `berth-supervise`: the steady-state half of a container's monitor.
+//!
+//! The big `berth __monitor ID` process sets a container up, starts it and then execve()s
+//! this tiny program, which copies the container's output into its json-file log (and to an
+//! attached CLI), forwards stdin, signals and window-size changes, reaps children, and when
+//! the container's init has exited execve()s back into berth:
+//!
+//! ```text
+//! berth-supervise BERTH_EXE ROOT ID PID LOG_FD OUT_FD ERR_FD IN_FD FLAGS [EXTRA...]
+//!   -> BERTH_EXE --root ROOT __monitor ID --exited CODE --flags FLAGS [EXTRA...]
+//! ```
+//!
+//! It must stay far below 1 MiB of resident memory, so with `panic = "abort"` (the release
+//! profile) it is a `#![no_std]`, libc-free, statically linked executable using raw Linux
+//! syscalls, with its own `_start`. Under `panic = "unwind"` (the dev/test profiles) stable
+//! Rust refuses `no_std` executables (no `eh_personality`), so there `std` is merely *linked*
+//! to provide that lang item; nothing in this file uses it, the same `_start` runs, and the
+//! process never initialises libc or std (see `build.rs`).
+#![cfg_attr(panic = "abort", no_std)]
+#![no_main]
+// Every syscall wrapper deals in raw integers the kernel ABI defines; the casts are the ABI.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+compile_error!("berth-supervise supports only Linux on x86_64 (raw syscall numbers and _start)");
+
+use core::arch::{asm, global_asm};
+
+// ---------------------------------------------------------------------------------------
+// Process entry, runtime support symbols
+// ---------------------------------------------------------------------------------------
+
+global_asm!(
+    ".globl _start",
+    ".type _start,@function",
+    "_start:",
+    "xor ebp, ebp",
+    "mov rdi, rsp",
+    "and rsp, -16",
+    "call {entry}",
+    "ud2",
+    entry = sym entry,
+);
+
+/// Called from `_start` with the initial stack pointer: `argc`, `argv[]`, NULL, `envp[]`, NULL.
+extern "C" fn entry(sp: *const usize) -> ! {
+    // SAFETY: the kernel's initial stack layout: argc, then argc argv pointers and a NULL,
+    // then the environment pointers terminated by NULL.
+    let (argc, argv, envp) = unsafe {
+        let argc = *sp;
+        let argv = sp.add(1) as *mut *const u8;
+        (argc, argv, argv.add(argc + 1) as *const *const u8)
+    };
+    let code = main(argc, argv, envp);
+    exit(code)
+}
+
+#[cfg(panic = "abort")]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    exit(125)
+}
+
+/// Never called: with `panic = "abort"` nothing unwinds, but precompiled `core` may still
+/// reference the personality routine from its unwind tables.
+#[cfg(panic = "abort")]
+#[no_mangle]
+pub extern "C" fn rust_eh_personality() {}
+
+/// Never called, see [`rust_eh_personality`].
+#[cfg(panic = "abort")]
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    exit(125)
+}
+
+/// `memcpy` for the compiler; `rep movsb` so it cannot be turned into a call to itself.
+///
+/// # Safety
+/// `src` and `dst` must be valid for `n` bytes and must not overlap.
+#[no_mangle]
+pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    // SAFETY: the caller guarantees both ranges are valid; the direction flag is clear per ABI.
+    unsafe {
+        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
+             options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// `memmove` for the compiler.
+///
+/// # Safety
+/// `src` and `dst` must be valid for `n` bytes; they may overlap.
+#[no_mangle]
+pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if (dst as usize).wrapping_sub(src as usize) >= n {
+        // dst is below src or the ranges are disjoint: copying forwards is safe.
+        // SAFETY: as for memcpy; a forward copy never reads a byte it already overwrote.
+        unsafe {
+            asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
+                 options(nostack, preserves_flags));
+        }
+    } else {
+        // SAFETY: backwards copy from the last byte; the direction flag is restored (cld).
+        unsafe {
+            asm!("std", "rep movsb", "cld", inout("rcx") n => _,
+                 inout("rdi") dst.add(n - 1) => _, inout("rsi") src.add(n - 1) => _,
+                 options(nostack));
+        }
+    }
+    dst
+}
+
+/// `memset` for the compiler.
+///
+/// # Safety
+/// `dst` must be valid for `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
+    // SAFETY: the caller guarantees the range is valid.
+    unsafe {
+        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8,
+             options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// `memcmp` for the compiler.
+///
+/// # Safety
+/// `a` and `b` must be valid for `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i < n and the caller guarantees both ranges are valid; volatile reads keep
+        // the loop from being recognised as a memcmp idiom.
+        let (x, y) = unsafe {
+            (
+                core::ptr::read_volatile(a.add(i)),
+                core::ptr::read_volatile(b.add(i)),
+            )
+        };
+        if x != y {
+            return i32::from(x) - i32::from(y);
+        }
+        i += 1;
+    }
+    0
+}
+
+/// `bcmp` for the compiler.
+///
+/// # Safety
+/// `a` and `b` must be valid for `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // SAFETY: same contract.
+    unsafe { memcmp(a, b, n) }
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw syscalls (x86_64)
+// ---------------------------------------------------------------------------------------
+
+mod nr {
+    pub const READ: usize = 0;
+    pub const WRITE: usize = 1;
+    pub const CLOSE: usize = 3;
+    pub const POLL: usize = 7;
+    pub const RT_SIGACTION: usize = 13;
+    pub const RT_SIGPROCMASK: usize = 14;
+    pub const IOCTL: usize = 16;
+    pub const EXECVE: usize = 59;
+    pub const WAIT4: usize = 61;
+    pub const KILL: usize = 62;
+    pub const FCNTL: usize = 72;
+    pub const CLOCK_GETTIME: usize = 228;
+    pub const EXIT_GROUP: usize = 231;
+    pub const SIGNALFD4: usize = 289;
+}
+
+const EINTR: isize = 4;
+const ECHILD: isize = 10;
+const EAGAIN: isize = 11;
+
+const O_NONBLOCK: usize = 0o4000;
+const O_CLOEXEC: usize = 0o2000000;
+const F_SETFD: usize = 2;
+const F_GETFL: usize = 3;
+const F_SETFL: usize = 4;
+const FD_CLOEXEC: usize = 1;
+const WNOHANG: usize = 1;
+const SIG_BLOCK: usize = 0;
+const SIG_IGN: usize = 1;
+const TIOCGWINSZ: usize = 0x5413;
+const TIOCSWINSZ: usize = 0x5414;
+const CLOCK_REALTIME: usize = 0;
+const CLOCK_MONOTONIC: usize = 1;
+const POLLIN: i16 = 1;
+const POLLOUT: i16 = 4;
+
+const SIGHUP: u32 = 1;
+const SIGINT: u32 = 2;
+const SIGPIPE: u32 = 13;
+const SIGTERM: u32 = 15;
+const SIGCHLD: u32 = 17;
+const SIGWINCH: u32 = 28;
+
+/// Raw system call with up to six arguments; returns the kernel's result (`-errno` on error).
+///
+/// # Safety
+/// The arguments must satisfy the kernel contract of syscall `n` (valid pointers etc.).
+#[inline(always)]
+unsafe fn syscall(n: usize, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the caller upholds the syscall's contract; `syscall` clobbers rcx and r11 only.
+    unsafe {
+        asm!("syscall", inlateout("rax") n as isize => ret, in("rdi") a1, in("rsi") a2,
+             in("rdx") a3, in("r10") a4, lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    ret
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: exit_group takes no pointers and never returns.
+    unsafe {
+        asm!("syscall", in("rax") nr::EXIT_GROUP, in("rdi") code as isize as usize,
+             options(noreturn, nostack));
+    }
+}
+
+fn read(fd: i32, buf: &mut [u8]) -> isize {
+    // SAFETY: `buf` is valid for writes of its length.
+    unsafe {
+        syscall(
+            nr::READ,
+            fd as usize,
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+            0,
+        )
+    }
+}
+
+fn write(fd: i32, buf: &[u8]) -> isize {
+    // SAFETY: `buf` is valid for reads of its length.
+    unsafe { syscall(nr::WRITE, fd as usize, buf.as_ptr() as usize, buf.len(), 0) }
+}
+
+fn close(fd: i32) {
+    // SAFETY: closing a descriptor involves no memory; we only close fds we own.
+    unsafe {
+        syscall(nr::CLOSE, fd as usize, 0, 0, 0);
+    }
+}
+
+fn fcntl(fd: i32, cmd: usize, arg: usize) -> isize {
+    // SAFETY: only integer-argument fcntl commands are used.
+    unsafe { syscall(nr::FCNTL, fd as usize, cmd, arg, 0) }
+}
+
+fn set_nonblock(fd: i32) {
+    let fl = fcntl(fd, F_GETFL, 0);
+    if fl >= 0 {
+        fcntl(fd, F_SETFL, fl as usize | O_NONBLOCK);
+    }
+}
+
+fn kill(pid: i32, sig: u32) {
+    // SAFETY: no memory involved.
+    unsafe {
+        syscall(nr::KILL, pid as usize, sig as usize, 0, 0);
+    }
+}
+
+/// `wait4(pid, &status, WNOHANG, NULL)`: returns the pid (or 0 / -errno) and the status.
+fn wait_nohang(pid: i32) -> (isize, i32) {
+    let mut status: i32 = 0;
+    // SAFETY: `status` is a valid, writable i32; the rusage pointer is NULL.
+    let r = unsafe {
+        syscall(
+            nr::WAIT4,
+            pid as usize,
+            &mut status as *mut i32 as usize,
+            WNOHANG,
+            0,
+        )
+    };
+    (r, status)
+}
+
+#[repr(C)]
+struct PollFd {
+    fd: i32,
+    events: i16,
+    revents: i16,
+}
+
+fn poll(fds: &mut [PollFd], timeout_ms: i32) -> isize {
+    // SAFETY: `fds` is a valid array of `struct pollfd` of the given length.
+    unsafe {
+        syscall(
+            nr::POLL,
+            fds.as_mut_ptr() as usize,
+            fds.len(),
+            timeout_ms as isize as usize,
+            0,
+        )
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+fn clock(id: usize) -> Timespec {
+    let mut ts = Timespec::default();
+    // SAFETY: `ts` is a valid, writable `struct timespec`.
+    unsafe {
+        syscall(
+            nr::CLOCK_GETTIME,
+            id,
+            &mut ts as *mut Timespec as usize,
+            0,
+            0,
+        );
+    }
+    ts
+}
+
+/// CLOCK_MONOTONIC in milliseconds.
+fn now_ms() -> i64 {
+    let ts = clock(CLOCK_MONOTONIC);
+    ts.sec * 1000 + ts.nsec / 1_000_000
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Winsize {
+    row: u16,
+    col: u16,
+    xpixel: u16,
+    ypixel: u16,
+}
+
+/// Copies the window size of fd 0 to `master`.
+fn copy_winsize(master: i32) {
+    let mut ws = Winsize::default();
+    // SAFETY: TIOCGWINSZ writes a `struct winsize` to the valid pointer.
+    let r = unsafe {
+        syscall(
+            nr::IOCTL,
+            0,
+            TIOCGWINSZ,
+            &mut ws as *mut Winsize as usize,
+            0,
+        )
+    };
+    if r == 0 {
+        // SAFETY: TIOCSWINSZ reads a `struct winsize` from the valid pointer.
+        unsafe {
+            syscall(
+                nr::IOCTL,
+                master as usize,
+                TIOCSWINSZ,
+                &ws as *const Winsize as usize,
+                0,
+            );
+        }
+    }
+}
+
+fn sigbit(sig: u32) -> u64 {
+    1u64 << (sig - 1)
+}
+
+/// The kernel's `struct sigaction` on x86_64.
+#[repr(C)]
+struct KSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Sets SIGPIPE to SIG_IGN, blocks the supervised signals (they should already be) and
+/// returns a signalfd for them.
+fn setup_signals() -> isize {
+    let act = KSigaction {
+        handler: SIG_IGN,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: `act` is a valid kernel sigaction; the old-action pointer is NULL. SIG_IGN
+    // needs no restorer.
+    unsafe {
+        syscall(
+            nr::RT_SIGACTION,
+            SIGPIPE as usize,
+            &act as *const KSigaction as usize,
+            0,
+            8,
+        );
+    }
+    let mask: u64 =
+        sigbit(SIGCHLD) | sigbit(SIGWINCH) | sigbit(SIGTERM) | sigbit(SIGINT) | sigbit(SIGHUP);
+    // SAFETY: `mask` is a valid 8-byte sigset; the old-set pointer is NULL.
+    unsafe {
+        syscall(
+            nr::RT_SIGPROCMASK,
+            SIG_BLOCK,
+            &mask as *const u64 as usize,
+            0,
+            8,
+        );
+    }
+    // SAFETY: `mask` is a valid 8-byte sigset.
+    unsafe {
+        syscall(
+            nr::SIGNALFD4,
+            usize::MAX, // -1: create a new signalfd
+            &mask as *const u64 as usize,
+            8,
+            O_NONBLOCK | O_CLOEXEC,
+        )
+    }
+}
+
+/// Writes all of `buf` to `fd`, waiting for POLLOUT on EAGAIN. Returns false on error.
+fn write_all(fd: i32, mut buf: &[u8]) -> bool {
+    while !buf.is_empty() {
+        let r = write(fd, buf);
+        if r > 0 {
+            buf = &buf[r as usize..];
+        } else if r == -EINTR {
+            continue;
+        } else if r == -EAGAIN {
+            let mut p = [PollFd {
+                fd,
+                events: POLLOUT,
+                revents: 0,
+            }];
+            poll(&mut p, -1);
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+// ---------------------------------------------------------------------------------------
+// Small helpers: C strings, numbers
+// ---------------------------------------------------------------------------------------
+
+/// The bytes of a NUL-terminated string (without the NUL).
+fn cstr<'a>(p: *const u8) -> &'a [u8] {
+    let mut n = 0;
+    // SAFETY: `p` comes from argv and points to a NUL-terminated string that lives for the
+    // whole process. The volatile read keeps LLVM from turning the loop into `strlen`.
+    unsafe {
+        while core::ptr::read_volatile(p.add(n)) != 0 {
+            n += 1;
+        }
+        core::slice::from_raw_parts(p, n)
+    }
+}
+
+fn parse_int(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(c - b'0');
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// Formats `v` in decimal into `buf`, NUL-terminated; returns the digits (without the NUL).
+fn fmt_u64(mut v: u64, buf: &mut [u8; 24]) -> &[u8] {
+    let mut tmp = [0u8; 20];
+    let mut n = 0;
+    loop {
+        tmp[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in 0..n {
+        buf[i] = tmp[n - 1 - i];
+    }
+    buf[n] = 0;
+    &buf[..n]
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11]
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// CLOCK_REALTIME as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (30 bytes).
+fn rfc3339_now(out: &mut [u8; 30]) {
+    let ts = clock(CLOCK_REALTIME);
+    let days = ts.sec.div_euclid(86_400);
+    let secs = ts.sec.rem_euclid(86_400);
+    let (y, mo, d) = civil_from_days(days);
+    let y = y.clamp(0, 9999) as u64;
+    let mut put = |at: usize, width: usize, mut v: u64| {
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, u64::from(mo));
+    put(8, 2, u64::from(d));
+    put(11, 2, (secs / 3600) as u64);
+    put(14, 2, (secs / 60 % 60) as u64);
+    put(17, 2, (secs % 60) as u64);
+    put(20, 9, ts.nsec.clamp(0, 999_999_999) as u64);
+    out[4] = b'-';
+    out[7] = b'-';
+    out[10] = b'T';
+    out[13] = b':';
+    out[16] = b':';
+    out[19] = b'.';
+    out[29] = b'Z';
+}
+
+// ---------------------------------------------------------------------------------------
+// UTF-8 and the json-file log
+// ---------------------------------------------------------------------------------------
+
+/// For a UTF-8 lead byte: (sequence length, allowed range of the second byte).
+fn utf8_lead(b: u8) -> Option<(usize, u8, u8)> {
+    Some(match b {
+        0xC2..=0xDF => (2, 0x80, 0xBF),
+        0xE0 => (3, 0xA0, 0xBF),
+        0xE1..=0xEC | 0xEE..=0xEF => (3, 0x80, 0xBF),
+        0xED => (3, 0x80, 0x9F),
+        0xF0 => (4, 0x90, 0xBF),
+        0xF1..=0xF3 => (4, 0x80, 0xBF),
+        0xF4 => (4, 0x80, 0x8F),
+        _ => return None,
+    })
+}
+
+/// Length of the valid multi-byte sequence at the start of `s`, or 0 if it is invalid or
+/// incomplete.
+fn utf8_seq(s: &[u8]) -> usize {
+    let Some((need, lo, hi)) = utf8_lead(s[0]) else {
+        return 0;
+    };
+    if s.len() < need || s[1] < lo || s[1] > hi {
+        return 0;
+    }
+    if s[2..need].iter().all(|&c| (0x80..=0xBF).contains(&c)) {
+        need
+    } else {
+        0
+    }
+}
+
+/// Number of bytes at the end of `s` that form a valid but incomplete UTF-8 sequence (to be
+/// completed by the next read), or 0.
+fn utf8_incomplete_tail(s: &[u8]) -> usize {
+    let len = s.len();
+    let mut i = len;
+    while i > 0 && len - i < 3 {
+        i -= 1;
+        let b = s[i];
+        if b < 0x80 {
+            return 0;
+        }
+        if b >= 0xC0 {
+            let Some((need, lo, hi)) = utf8_lead(b) else {
+                return 0;
+            };
+            let have = len - i;
+            if have >= need {
+                return 0;
+            }
+            if have >= 2 && (s[i + 1] < lo || s[i + 1] > hi) {
+                return 0;
+            }
+            return have;
+        }
+    }
+    0
+}
+
+const LOG_BUF: usize = 64 * 1024;
+
+/// Buffered writer of json-file log lines.
+struct Log {
+    fd: i32,
+    len: usize,
+    buf: [u8; LOG_BUF],
+}
+
+impl Log {
+    fn flush(&mut self) {
+        if self.len > 0 {
+            // A failing log write (disk full, …) loses log data but must not stop us.
+            write_all(self.fd, &self.buf[..self.len]);
+            self.len = 0;
+        }
+    }
+
+    fn byte(&mut self, b: u8) {
+        if self.len == LOG_BUF {
+            self.flush();
+        }
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    fn bytes(&mut self, s: &[u8]) {
+        for &b in s {
+            self.byte(b);
+        }
+    }
+
+    /// One log entry; `text` is escaped as a JSON string, invalid UTF-8 becomes U+FFFD.
+    fn entry(&mut self, text: &[u8], stream: &[u8], time: &[u8; 30]) {
+        // Keep entries whole in one write() where possible.
+        if self.len > 0 && LOG_BUF - self.len < text.len() * 6 + 96 {
+            self.flush();
+        }
+        self.bytes(b"{\"log\":\"");
+        let mut i = 0;
+        while i < text.len() {
+            let b = text[i];
+            if b >= 0x80 {
+                let n = utf8_seq(&text[i..]);
+                if n == 0 {
+                    self.bytes(b"\\ufffd");
+                    i += 1;
+                } else {
+                    self.bytes(&text[i..i + n]);
+                    i += n;
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.bytes(b"\\\""),
+                b'\\' => self.bytes(b"\\\\"),
+                b'\n' => self.bytes(b"\\n"),
+                b'\r' => self.bytes(b"\\r"),
+                b'\t' => self.bytes(b"\\t"),
+                8 => self.bytes(b"\\b"),
+                12 => self.bytes(b"\\f"),
+                0..=0x1f => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    self.bytes(b"\\u00");
+                    self.byte(HEX[usize::from(b >> 4)]);
+                    self.byte(HEX[usize::from(b & 15)]);
+                }
+                _ => self.byte(b),
+            }
+            i += 1;
+        }
+        self.bytes(b"\",\"stream\":\"");
+        self.bytes(stream);
+        self.bytes(b"\",\"time\":\"");
+        self.bytes(time);
+        self.bytes(b"\"}\n");
+    }
+
+    /// Logs a chunk of one stream: one entry per line, a trailing partial line is its own.
+    fn chunk(&mut self, data: &[u8], stream: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let mut time = [0u8; 30];
+        rfc3339_now(&mut time);
+        let mut start = 0;
+        for (i, &b) in data.iter().enumerate() {
+            if b == b'\n' {
+                self.entry(&data[start..=i], stream, &time);
+                start = i + 1;
+            }
+        }
+        if start < data.len() {
+            self.entry(&data[start..], stream, &time);
+        }
+        self.flush();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Supervision
+// ---------------------------------------------------------------------------------------
+
+const FLAG_ATTACHED: u64 = 1;
+const FLAG_STDIN: u64 = 2;
+const FLAG_TTY: u64 = 4;
+
+/// How long to keep draining output after the init exited with no data arriving.
+const DRAIN_IDLE_MS: i64 = 200;
+/// Hard bound on the drain, in case something outside a pid namespace keeps writing.
+const DRAIN_MAX_MS: i64 = 5000;
+const READ_BUF: usize = 32 * 1024;
+const IN_BUF: usize = 16 * 1024;
+
+/// One container output stream (stdout, stderr, or the pty master).
+struct Stream {
+    fd: i32,
+    name: &'static [u8],
+    /// Attached CLI fd to copy to (1 or 2).
+    copy_to: i32,
+    /// Bytes of an incomplete UTF-8 sequence at the end of the previous read.
+    carry: [u8; 4],
+    carry_len: usize,
+}
+
+struct Sup {
+    pid: i32,
+    flags: u64,
+    tty: bool,
+    /// PID's exit code once reaped.
+    code: Option<i32>,
+    log: Log,
+    out: Stream,
+    err: Stream,
+    /// Where stdin data goes: IN_FD, or the master with TTY; -1 when not forwarding.
+    in_fd: i32,
+    /// Whether fd 0 is still polled.
+    stdin_open: bool,
+    /// fd 0 reached EOF/error but buffered data is still to be written.
+    stdin_eof: bool,
+    in_off: usize,
+    in_len: usize,
+    /// Whether copying to the attached fds 1/2 still works.
+    attached: bool,
+    last_data: i64,
+}
+
+impl Sup {
+    /// Reads `which` (0 = out, 1 = err) until EAGAIN (bounded), logging and copying.
+    fn drain(&mut self, which: usize, rbuf: &mut [u8; READ_BUF]) {
+        for _ in 0..16 {
+            let s = if which == 0 {
+                &mut self.out
+            } else {
+                &mut self.err
+            };
+            if s.fd < 0 {
+                return;
+            }
+            let c = s.carry_len;
+            rbuf[..c].copy_from_slice(&s.carry[..c]);
+            let r = read(s.fd, &mut rbuf[c..]);
+            if r == -EINTR {
+                continue;
+            }
+            if r == -EAGAIN {
+                return;
+            }
+            if r <= 0 {
+                // EOF, EIO (pty master without slave) or any other error: stream is done.
+                close(s.fd);
+                s.fd = -1;
+                s.carry_len = 0;
+                let name = s.name;
+                self.log.chunk(&rbuf[..c], name);
+                return;
+            }
+            let n = r as usize;
+            let (name, copy_to) = (s.name, s.copy_to);
+            let total = c + n;
+            let tail = utf8_incomplete_tail(&rbuf[..total]);
+            s.carry[..tail].copy_from_slice(&rbuf[total - tail..total]);
+            s.carry_len = tail;
+            self.last_data = now_ms();
+            if self.attached && !write_all(copy_to, &rbuf[c..total]) {
+                self.attached = false;
+            }
+            self.log.chunk(&rbuf[..total - tail], name);
+        }
+    }
+
+    /// Flushes pending stdin data to the target; closes it once fd 0 hit EOF (no TTY).
+    fn push_stdin(&mut self, ibuf: &[u8; IN_BUF]) {
+        while self.in_off < self.in_len {
+            let r = write(self.in_fd, &ibuf[self.in_off..self.in_len]);
+            if r > 0 {
+                self.in_off += r as usize;
+            } else if r == -EINTR {
+                continue;
+            } else if r == -EAGAIN {
+                return;
+            } else {
+                // The container closed its stdin: stop forwarding (fd 0 is left unread).
+                self.stop_stdin_target();
+                self.stdin_open = false;
+                return;
+            }
+        }
+        self.in_off = 0;
+        self.in_len = 0;
+        if self.stdin_eof {
+            self.stop_stdin_target();
+        }
+    }
+
+    fn stop_stdin_target(&mut self) {
+        if self.in_fd >= 0 && !self.tty {
+            close(self.in_fd);
+        }
+        self.in_fd = -1;
+        self.in_off = 0;
+        self.in_len = 0;
+    }
+
+    fn read_stdin(&mut self, ibuf: &mut [u8; IN_BUF]) {
+        let r = loop {
+            let r = read(0, ibuf);
+            if r != -EINTR {
+                break r;
+            }
+        };
+        if r == -EAGAIN {
+            return;
+        }
+        if r <= 0 {
+            self.stdin_open = false;
+            self.stdin_eof = true;
+            self.flags &= !FLAG_STDIN;
+            if self.in_len == 0 {
+                self.stop_stdin_target();
+            }
+            return;
+        }
+        self.in_off = 0;
+        self.in_len = r as usize;
+        self.push_stdin(ibuf);
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let (r, status) = wait_nohang(-1);
+            if r <= 0 {
+                return;
+            }
+            if r as i32 == self.pid && self.code.is_none() {
+                let sig = status & 0x7f;
+                self.code = Some(if sig == 0 {
+                    (status >> 8) & 0xff
+                } else {
+                    128 + sig
+                });
+            }
+        }
+    }
+
+    fn signals(&mut self, sfd: i32) {
+        // struct signalfd_siginfo is 128 bytes; ssi_signo is its first u32.
+        let mut buf = [0u8; 128 * 8];
+        loop {
+            let r = read(sfd, &mut buf);
+            if r == -EINTR {
+                continue;
+            }
+            if r <= 0 {
+                return;
+            }
+            for info in buf[..r as usize].chunks_exact(128) {
+                let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+                match signo {
+                    SIGCHLD => self.reap(),
+                    SIGWINCH if self.tty && self.out.fd >= 0 => copy_winsize(self.out.fd),
+                    // Never signal a reaped pid: it may have been reused.
+                    SIGTERM | SIGINT | SIGHUP if self.code.is_none() => kill(self.pid, signo),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn usage(why: &[u8]) -> i32 {
+    write(2, b"berth-supervise: ");
+    write(2, why);
+    write(
+        2,
+        b"; usage: berth-supervise BERTH_EXE ROOT ID PID LOG_FD OUT_FD ERR_FD IN_FD FLAGS [EXTRA...]\n",
+    );
+    125
+}
+
+fn parse_fd(s: &[u8]) -> Option<i32> {
+    match parse_int(s) {
+        Some(v) if (-1..=i64::from(i32::MAX)).contains(&v) => Some(v as i32),
+        _ => None,
+    }
+}
+
+fn main(argc: usize, argv: *mut *const u8, envp: *const *const u8) -> i32 {
+    if argc < 10 {
+        return usage(b"missing arguments");
+    }
+    // SAFETY: argv has argc valid entries.
+    let arg = |i: usize| cstr(unsafe { *argv.add(i) });
+    if arg(1).first() != Some(&b'/') {
+        return usage(b"BERTH_EXE must be an absolute path");
+    }
+    if arg(2).is_empty() || arg(3).is_empty() {
+        return usage(b"empty ROOT or ID");
+    }
+    let pid = match parse_int(arg(4)) {
+        Some(p) if p > 0 && p <= i64::from(i32::MAX) => p as i32,
+        _ => return usage(b"invalid PID"),
+    };
+    let (Some(log_fd), Some(out_fd), Some(err_fd), Some(in_fd)) = (
+        parse_fd(arg(5)),
+        parse_fd(arg(6)),
+        parse_fd(arg(7)),
+        parse_fd(arg(8)),
+    ) else {
+        return usage(b"invalid file descriptor");
+    };
+    if log_fd < 0 {
+        return usage(b"invalid LOG_FD");
+    }
+    let flags = match parse_int(arg(9)) {
+        Some(f) if (0..=i64::from(u32::MAX)).contains(&f) => f as u64,
+        _ => return usage(b"invalid FLAGS"),
+    };
+    let tty = flags & FLAG_TTY != 0;
+
+    let sfd = setup_signals();
+    if sfd < 0 {
+        write(2, b"berth-supervise: cannot create signalfd\n");
+        return 125;
+    }
+    let sfd = sfd as i32;
+
+    for fd in [out_fd, err_fd] {
+        if fd >= 0 {
+            set_nonblock(fd);
+        }
+    }
+    let stdin_target = if tty { out_fd } else { in_fd };
+    let forward_stdin = flags & FLAG_STDIN != 0 && stdin_target >= 0;
+    if forward_stdin {
+        set_nonblock(stdin_target);
+    }
+    if tty && out_fd >= 0 && flags & FLAG_ATTACHED != 0 {
+        copy_winsize(out_fd);
+    }
+
+    let mut rbuf = [0u8; READ_BUF];
+    let mut ibuf = [0u8; IN_BUF];
+    let mut sup = Sup {
+        pid,
+        flags,
+        tty,
+        code: None,
+        log: Log {
+            fd: log_fd,
+            len: 0,
+            buf: [0; LOG_BUF],
+        },
+        out: Stream {
+            fd: out_fd,
+            name: b"stdout",
+            copy_to: 1,
+            carry: [0; 4],
+            carry_len: 0,
+        },
+        err: Stream {
+            fd: if tty { -1 } else { err_fd },
+            name: b"stderr",
+            copy_to: 2,
+            carry: [0; 4],
+            carry_len: 0,
+        },
+        in_fd: if forward_stdin { stdin_target } else { -1 },
+        stdin_open: forward_stdin,
+        stdin_eof: false,
+        in_off: 0,
+        in_len: 0,
+        attached: flags & FLAG_ATTACHED != 0,
+        last_data: 0,
+    };
+
+    // PID may have exited before the signalfd existed; its SIGCHLD is still pending, but
+    // reap once anyway. A PID that is not our child can never be waited for.
+    sup.reap();
+    if sup.code.is_none() && wait_nohang(pid).0 == -ECHILD {
+        sup.log.chunk(
+            b"berth-supervise: container init is not our child\n",
+            b"stderr",
+        );
+        sup.code = Some(255);
+    }
+
+    let mut drain_start: Option<i64> = None;
+    loop {
+        let mut timeout: i32 = -1;
+        if sup.code.is_some() {
+            if sup.out.fd < 0 && sup.err.fd < 0 {
+                break;
+            }
+            let now = now_ms();
+            let start = *drain_start.get_or_insert(now);
+            let idle_end = if sup.last_data > start {
+                sup.last_data
+            } else {
+                start
+            } + DRAIN_IDLE_MS;
+            let end = idle_end.min(start + DRAIN_MAX_MS);
+            if now >= end {
+                break;
+            }
+            timeout = (end - now) as i32;
+            // Input is left for whoever comes next (a restarted container, berth).
+            sup.stdin_open = false;
+        }
+
+        let mut fds = [
+            PollFd {
+                fd: sfd,
+                events: POLLIN,
+                revents: 0,
+            },
+            PollFd {
+                fd: sup.out.fd,
+                events: POLLIN,
+                revents: 0,
+            },
+            PollFd {
+                fd: sup.err.fd,
+                events: POLLIN,
+                revents: 0,
+            },
+            PollFd {
+                fd: -1,
+                events: POLLIN,
+                revents: 0,
+            },
+            PollFd {
+                fd: -1,
+                events: POLLOUT,
+                revents: 0,
+            },
+        ];
+        let pending = sup.in_len > sup.in_off;
+        if sup.code.is_none() && sup.in_fd >= 0 {
+            if pending {
+                fds[4].fd = sup.in_fd;
+            } else if sup.stdin_open {
+                fds[3].fd = 0;
+            }
+        }
+        // poll ignores negative fds.
+        let r = poll(&mut fds, timeout);
+        if r == -EINTR || r == 0 {
+            continue;
+        }
+        if r < 0 {
+            // EFAULT/EINVAL/ENOMEM cannot be fixed by retrying: treat as a dead init.
+            if sup.code.is_none() {
+                sup.code = Some(255);
+            }
+            break;
+        }
+        if fds[0].revents != 0 {
+            sup.signals(sfd);
+        }
+        if fds[1].revents != 0 {
+            sup.drain(0, &mut rbuf);
+        }
+        if fds[2].revents != 0 {
+            sup.drain(1, &mut rbuf);
+        }
+        if fds[4].revents != 0 && sup.in_fd >= 0 {
+            sup.push_stdin(&ibuf);
+        }
+        if fds[3].revents != 0 && sup.in_fd >= 0 {
+            sup.read_stdin(&mut ibuf);
+        }
+        if sup.tty && sup.out.fd < 0 {
+            sup.in_fd = -1; // master closed
+        }
+    }
+
+    // Flush half-finished UTF-8 sequences (they become U+FFFD).
+    let (oc, ec) = (sup.out.carry_len, sup.err.carry_len);
+    let (ocarry, ecarry) = (sup.out.carry, sup.err.carry);
+    sup.log.chunk(&ocarry[..oc], b"stdout");
+    sup.log.chunk(&ecarry[..ec], b"stderr");
+
+    for fd in [sup.out.fd, sup.err.fd, if tty { -1 } else { in_fd }] {
+        if fd > 3 {
+            close(fd);
+        }
+    }
+    close(sfd);
+    if log_fd > 3 {
+        fcntl(log_fd, F_SETFD, FD_CLOEXEC);
+    }
+
+    let mut flags = sup.flags;
+    if !sup.attached {
+        flags &= !FLAG_ATTACHED;
+    }
+    let code = sup.code.unwrap_or(255) as u64;
+    exec_back(argc, argv, envp, code, flags, &mut sup.log)
+}
+
+/// execve()s `BERTH_EXE --root ROOT __monitor ID --exited CODE --flags FLAGS [EXTRA...]`,
+/// rewriting argv in place (the new vector is one entry shorter than ours).
+fn exec_back(
+    argc: usize,
+    argv: *mut *const u8,
+    envp: *const *const u8,
+    code: u64,
+    flags: u64,
+    log: &mut Log,
+) -> i32 {
+    let mut code_buf = [0u8; 24];
+    let mut flags_buf = [0u8; 24];
+    fmt_u64(code, &mut code_buf);
+    fmt_u64(flags, &mut flags_buf);
+    // SAFETY: argv has argc + 1 slots (the last is NULL). We read the three pointers we
+    // need, move EXTRA (indices 10..argc) down by one, and fill indices 0..9; every index
+    // written is < argc. All strings pointed to live on the initial stack or in this frame,
+    // which outlives the execve call.
+    let exe = unsafe {
+        let exe = *argv.add(1);
+        let root = *argv.add(2);
+        let id = *argv.add(3);
+        for i in 10..argc {
+            *argv.add(i - 1) = *argv.add(i);
+        }
+        *argv.add(argc - 1) = core::ptr::null();
+        let new: [*const u8; 9] = [
+            exe,
+            c"--root".as_ptr().cast(),
+            root,
+            c"__monitor".as_ptr().cast(),
+            id,
+            c"--exited".as_ptr().cast(),
+            code_buf.as_ptr(),
+            c"--flags".as_ptr().cast(),
+            flags_buf.as_ptr(),
+        ];
+        for (i, p) in new.into_iter().enumerate() {
+            *argv.add(i) = p;
+        }
+        exe
+    };
+    // SAFETY: `exe` is a NUL-terminated path; argv and envp are NULL-terminated vectors of
+    // NUL-terminated strings.
+    let r = unsafe { syscall(nr::EXECVE, exe as usize, argv as usize, envp as usize, 0) };
+    let mut msg = [0u8; 512];
+    let mut n = 0;
+    let mut errno_buf = [0u8; 24];
+    let path = cstr(exe);
+    let path = &path[..path.len().min(400)];
+    for part in [
+        &b"berth-supervise: cannot exec "[..],
+        path,
+        b": errno ",
+        fmt_u64(r.unsigned_abs() as u64, &mut errno_buf),
+        b"\n",
+    ] {
+        msg[n..n + part.len()].copy_from_slice(part);
+        n += part.len();
+    }
+    log.chunk(&msg[..n], b"stderr");
+    125
+}
