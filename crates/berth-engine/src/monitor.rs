@@ -176,6 +176,7 @@ fn monitor(
     let mut pending_exit = resume.as_ref().map(|r| r.code);
     loop {
         if let Some(code) = pending_exit.take() {
+            tracing::debug!("monitor {id}: container exited with {code}");
             let oom = oom_killed(id, &store);
             let _ = runtime.delete(id);
             let cur = state::get(&store, id).ok().flatten();
@@ -251,10 +252,13 @@ fn monitor(
 
 /// After the final exit: `--rm` removal; returns the exit code to report.
 fn finish(store: &Store, c: &state::Container, code: i32) -> MonResult<i32> {
+    tracing::debug!("monitor {}: resources released", c.id);
     if c.config.auto_remove {
         let _ = crate::ops::remove_files(store, &c.id);
+        tracing::debug!("monitor {}: files removed", c.id);
         let _ = state::delete(store, &c.id);
     }
+    tracing::debug!("monitor {}: done", c.id);
     Ok(code)
 }
 
@@ -399,6 +403,7 @@ fn start_once(
     unsafe {
         let _ = signal::signal(Signal::SIGPIPE, SigHandler::SigDfl);
     }
+    tracing::debug!("monitor {id}: creating container");
     let created = runtime.create(
         id,
         &bundle.dir,
@@ -418,7 +423,9 @@ fn start_once(
     if let Some(m) = &master {
         copy_winsize(0, m.as_raw_fd());
     }
+    tracing::debug!("monitor {id}: created");
     runtime.start(id)?;
+    tracing::debug!("monitor {id}: started");
     let now = chrono::Utc::now().to_rfc3339();
     state::update(
         store,
@@ -722,9 +729,11 @@ fn cleanup_after_exit(
     error: Option<&str>,
 ) {
     let _ = runtime.delete(id);
+    tracing::debug!("monitor {id}: runtime state deleted");
     if let Err(e) = berth_net::teardown(store, id) {
         tracing::warn!("network teardown of {id}: {e}");
     }
+    tracing::debug!("monitor {id}: network released");
     let _ = bundle.unmount();
     let now = chrono::Utc::now().to_rfc3339();
     let _ = state::update(

@@ -159,11 +159,13 @@ pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
     if c.state.is_active() && state::monitor_alive(c) {
         return Err(EngineError::AlreadyRunning(c.name.clone()));
     }
+    tracing::debug!("start {}: begin", c.name);
     let images = ImageStore::open(store)?;
     let image = images.get(&c.image_id)?;
     let bundle = Bundle::new(store.root(), &c.id);
     bundle.create()?;
     bundle.mount(&images.layer_dirs(&image))?;
+    tracing::debug!("start {}: rootfs mounted", c.name);
     let fail = |e: EngineError| -> EngineError {
         let _ = berth_net::teardown(store, &c.id);
         let _ = bundle.unmount();
@@ -227,6 +229,7 @@ pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
         add_hosts: cfg.add_hosts.clone(),
     };
     let net = berth_net::setup(store, &net_cfg, &bundle.dir).map_err(|e| fail(e.into()))?;
+    tracing::debug!("start {}: network ready", c.name);
     let init_binary = if cfg.init { find_init() } else { None };
     if cfg.init && init_binary.is_none() {
         return Err(fail(EngineError::InvalidArgument(
@@ -290,6 +293,7 @@ pub fn find_init() -> Option<PathBuf> {
 fn spawn_monitor(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| EngineError::Other(format!("pipe: {e}")))?;
+    tracing::debug!("start {}: spawning monitor", c.name);
     let monitor_pid = exec_monitor(store, c, attach, &w)?;
     drop(w);
 

@@ -156,12 +156,17 @@ fn init_tracing(level: &str) {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let debug = level.contains("debug") || level.contains("trace");
+    let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .try_init();
+        .with_target(false);
+    // Timestamps only when debugging (they show where time goes across CLI and monitor).
+    let _ = if debug {
+        b.try_init()
+    } else {
+        b.without_time().try_init()
+    };
 }
 
 #[cfg(test)]
