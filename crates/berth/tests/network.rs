@@ -432,3 +432,65 @@ fn connect_disconnect_and_prune() {
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn crashed_container_networking_is_released() {
+    setup!(env, net, "nettest/crash:1", &[]);
+    let p = free_port();
+    let id = env
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "crashme",
+            "-p",
+            &format!("{p}:80"),
+            "nettest/crash:1",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ])
+        .trim()
+        .to_string();
+    assert!(http_get(local(p), "/hostname", Duration::from_secs(10)).is_some());
+    let db = berth_store::rusqlite::Connection::open(env.root.join("berth.db")).unwrap();
+    let (pid, mon): (i64, i64) = db
+        .query_row(
+            "SELECT pid, monitor_pid FROM containers WHERE id = ?1",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    drop(db);
+    // Simulate a crash of berth's monitor, then of the container.
+    for pid in [mon, pid] {
+        // SAFETY: kill(2) on pids this test's container owns.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // The next command notices and releases the network: namespace, port, address.
+    env.ok(&["ps", "-a"]);
+    assert!(!env.root.join("run/netns").join(&id).exists());
+    assert_eq!(env.ok(&["port", "crashme"]).trim(), "");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "-p",
+        &format!("{p}:80"),
+        "nettest/crash:1",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    assert!(http_get(local(p), "/hostname", Duration::from_secs(10)).is_some());
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
