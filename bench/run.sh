@@ -54,17 +54,23 @@ done
 hyperfine -N -w 3 -r "$RUNS" --export-json "$WORK/ps.json" \
   -n "berth ps" "$BERTH ps" -n "podman ps" "podman ps"
 
-mem() { # name pattern -> "avg_rss_kib avg_pss_kib count"
+mem() { # pgrep arguments -> "avg_rss_kib avg_pss_kib count"
   local rss=0 pss=0 n=0 p
-  for p in $(pgrep -f "$1"); do
+  for p in $(pgrep "$@"); do
     rss=$((rss + $(awk '/^VmRSS/{print $2}' /proc/$p/status)))
     pss=$((pss + $(awk '/^Pss:/{print $2}' /proc/$p/smaps_rollup)))
     n=$((n + 1))
   done
   ((n)) && echo "$((rss / n)) $((pss / n)) $n" || echo "0 0 0"
 }
-read -r brss bpss bn < <(mem "__monitor")
-read -r crss cpss cn < <(mem "^/usr/bin/conmon")
+# berth's monitor is `berth-supervise` while the container runs (`berth __monitor` only
+# around starts and exits, or when berth-supervise is not installed).
+if pgrep -x berth-supervise >/dev/null; then
+  read -r brss bpss bn < <(mem -x berth-supervise)
+else
+  read -r brss bpss bn < <(mem -f "__monitor")
+fi
+read -r crss cpss cn < <(mem -x conmon)
 echo "== per-container monitor memory (KiB, average)"
 printf '%-14s RSS %6s  PSS %6s  (%s processes)\n' "berth monitor" "$brss" "$bpss" "$bn" "conmon" "$crss" "$cpss" "$cn"
 

@@ -28,8 +28,8 @@ if ! command -v cargo >/dev/null; then
 fi
 # Tests only need the packages (they build their own debug binary).
 if [[ -n ${BERTH_SETUP_NO_RUN:-} ]]; then exit 0; fi
-cargo build --release -p berth
-install -m 0755 target/release/berth /usr/local/bin/berth
+cargo build --release -p berth -p berth-supervise
+install -m 0755 target/release/berth target/release/berth-supervise /usr/local/bin/
 
 
 # A local image from busybox-static (no registry needed), then a container.
