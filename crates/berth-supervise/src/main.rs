@@ -29,6 +29,7 @@
 compile_error!("berth-supervise supports only Linux on x86_64 (raw syscall numbers and _start)");
 
 use core::arch::{asm, global_asm};
+use core::cell::UnsafeCell;
 
 // ---------------------------------------------------------------------------------------
 // Process entry, runtime support symbols
@@ -623,7 +624,7 @@ const LOG_BUF: usize = 64 * 1024;
 struct Log {
     fd: i32,
     len: usize,
-    buf: [u8; LOG_BUF],
+    buf: &'static mut [u8; LOG_BUF],
 }
 
 impl Log {
@@ -730,6 +731,17 @@ const DRAIN_IDLE_MS: i64 = 200;
 const DRAIN_MAX_MS: i64 = 5000;
 const READ_BUF: usize = 32 * 1024;
 const IN_BUF: usize = 16 * 1024;
+
+/// A zero-initialised buffer in .bss: unlike a zeroed stack array, its pages only become
+/// resident once data is actually written to them.
+struct Bss<const N: usize>(UnsafeCell<[u8; N]>);
+
+// SAFETY: the process is single-threaded, and `main` (run once) takes the only reference.
+unsafe impl<const N: usize> Sync for Bss<N> {}
+
+static READ_MEM: Bss<READ_BUF> = Bss(UnsafeCell::new([0; READ_BUF]));
+static IN_MEM: Bss<IN_BUF> = Bss(UnsafeCell::new([0; IN_BUF]));
+static LOG_MEM: Bss<LOG_BUF> = Bss(UnsafeCell::new([0; LOG_BUF]));
 
 /// One container output stream (stdout, stderr, or the pty master).
 struct Stream {
@@ -978,8 +990,15 @@ fn main(argc: usize, argv: *mut *const u8, envp: *const *const u8) -> i32 {
         copy_winsize(out_fd);
     }
 
-    let mut rbuf = [0u8; READ_BUF];
-    let mut ibuf = [0u8; IN_BUF];
+    // SAFETY: `main` runs exactly once in this single-threaded process; these are the only
+    // references ever taken to the buffers.
+    let (rbuf, ibuf, logbuf) = unsafe {
+        (
+            &mut *READ_MEM.0.get(),
+            &mut *IN_MEM.0.get(),
+            &mut *LOG_MEM.0.get(),
+        )
+    };
     let mut sup = Sup {
         pid,
         flags,
@@ -988,7 +1007,7 @@ fn main(argc: usize, argv: *mut *const u8, envp: *const *const u8) -> i32 {
         log: Log {
             fd: log_fd,
             len: 0,
-            buf: [0; LOG_BUF],
+            buf: logbuf,
         },
         out: Stream {
             fd: out_fd,
@@ -1098,16 +1117,16 @@ fn main(argc: usize, argv: *mut *const u8, envp: *const *const u8) -> i32 {
             sup.signals(sfd);
         }
         if fds[1].revents != 0 {
-            sup.drain(0, &mut rbuf);
+            sup.drain(0, rbuf);
         }
         if fds[2].revents != 0 {
-            sup.drain(1, &mut rbuf);
+            sup.drain(1, rbuf);
         }
         if fds[4].revents != 0 && sup.in_fd >= 0 {
-            sup.push_stdin(&ibuf);
+            sup.push_stdin(ibuf);
         }
         if fds[3].revents != 0 && sup.in_fd >= 0 {
-            sup.read_stdin(&mut ibuf);
+            sup.read_stdin(ibuf);
         }
         if sup.tty && sup.out.fd < 0 {
             sup.in_fd = -1; // master closed

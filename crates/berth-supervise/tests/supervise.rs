@@ -70,7 +70,7 @@ struct Spec<'a> {
     cmd: &'a str,
     flags: u32,
     extra: &'a [&'a str],
-    /// The container gets a pty (its master becomes OUT_FD); optional winsize for fd 0.
+    /// The container gets a pty (its master becomes OUT_FD).
     tty: bool,
     /// The supervisor's fds 0, 1, 2 (default /dev/null).
     stdio: [Option<RawFd>; 3],
@@ -83,7 +83,7 @@ struct Running {
     pid: libc::pid_t,
     dir: PathBuf,
     start: Instant,
-    /// Write end of the container's stdin pipe is passed on; nothing kept here.
+    /// Read end of the sync pipe (fd 3 of the supervisor), kept open like berth's CLI.
     _sync_r: OwnedFd,
 }
 
@@ -266,6 +266,7 @@ fn spawn(dir: &Path, spec: &Spec) -> Running {
         (high(in_w.as_raw_fd()), 23),
     ];
     let (c_in, c_out, c_err) = (in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd());
+    // SAFETY: sigset_t is plain data; all-zero is a valid (empty) value.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a valid sigset.
     unsafe {
@@ -292,7 +293,7 @@ fn spawn(dir: &Path, spec: &Spec) -> Running {
             let init = libc::fork();
             if init == 0 {
                 libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-                if c_out >= 0 && spec_tty(spec) {
+                if spec.tty {
                     libc::setsid();
                     libc::ioctl(c_out, libc::TIOCSCTTY, 0);
                     libc::dup2(c_out, 0);
@@ -342,10 +343,6 @@ fn spawn(dir: &Path, spec: &Spec) -> Running {
         start: Instant::now(),
         _sync_r: sync_r,
     }
-}
-
-fn spec_tty(spec: &Spec) -> bool {
-    spec.tty
 }
 
 fn read_all(fd: OwnedFd) -> String {
