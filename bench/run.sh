@@ -57,9 +57,11 @@ hyperfine -N -w 3 -r "$RUNS" --export-json "$WORK/ps.json" \
 mem() { # pgrep arguments -> "avg_rss_kib avg_pss_kib count"
   local rss=0 pss=0 n=0 p
   for p in $(pgrep "$@"); do
-    rss=$((rss + $(awk '/^VmRSS/{print $2}' /proc/$p/status)))
-    pss=$((pss + $(awk '/^Pss:/{print $2}' /proc/$p/smaps_rollup)))
-    n=$((n + 1))
+    local r s
+    r=$(awk '/^VmRSS/{print $2}' /proc/$p/status 2>/dev/null) || true
+    s=$(awk '/^Pss:/{print $2}' /proc/$p/smaps_rollup 2>/dev/null) || true
+    [[ -n $r && -n $s ]] || continue
+    rss=$((rss + r)) pss=$((pss + s)) n=$((n + 1))
   done
   ((n)) && echo "$((rss / n)) $((pss / n)) $n" || echo "0 0 0"
 }
