@@ -843,14 +843,18 @@ fn layers_work_as_overlay_lowerdirs() {
         .status()
         .unwrap();
     assert!(st.success(), "overlay mount failed");
-    let check = (|| {
-        assert_eq!(std::fs::read(merged.join("a/keep")).unwrap(), b"k");
-        assert!(!merged.join("a/gone").exists(), "whiteout hides a/gone");
-        assert!(!merged.join("opq/old").exists(), "opaque dir hides opq/old");
-        assert_eq!(std::fs::read(merged.join("opq/new")).unwrap(), b"n");
-    })();
-    let _ = Command::new("umount").arg(&merged).status();
-    check
+    // Unmount even when an assertion below fails.
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&merged);
+    assert_eq!(std::fs::read(merged.join("a/keep")).unwrap(), b"k");
+    assert!(!merged.join("a/gone").exists(), "whiteout hides a/gone");
+    assert!(!merged.join("opq/old").exists(), "opaque dir hides opq/old");
+    assert_eq!(std::fs::read(merged.join("opq/new")).unwrap(), b"n");
 }
 
 #[test]

@@ -882,11 +882,11 @@ pub fn prune(ctx: &Ctx, _a: PruneArgs) -> Result<i32> {
     let store = open(ctx)?;
     let mut n = 0;
     for c in state::all(store).map_err(eng)? {
-        if matches!(c.state, State::Exited | State::Created) {
-            if ops::remove(store, &c, false).is_ok() {
-                println!("{}", c.id);
-                n += 1;
-            }
+        if matches!(c.state, State::Exited | State::Created)
+            && ops::remove(store, &c, false).is_ok()
+        {
+            println!("{}", c.id);
+            n += 1;
         }
     }
     ops::sweep(store).map_err(eng)?;
