@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 need_pkgs=(
   build-essential pkg-config libseccomp-dev          # build (libseccomp for the builtin runtime)
   busybox-static tini                                # test images; static init for --init
-  iproute2 nftables iptables procps psmisc util-linux # networking, process tools, script(1)
+  iproute2 nftables iptables procps psmisc util-linux tmux # networking, process tools, terminals
   runc skopeo umoci docker-registry apache2-utils openssl curl  # peers/oracles used by the tests
   hyperfine debootstrap sqlite3                      # benchmarks, debugging
 )

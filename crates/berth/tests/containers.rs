@@ -805,3 +805,57 @@ fn exec_with_a_terminal() {
     assert!(s.contains("/dev/pts/"), "{s}");
     assert_eq!(o.status.code(), Some(4), "{s}");
 }
+
+#[test]
+fn terminal_size_follows_the_window() {
+    let env = TestEnv::new();
+    env.busybox_image("bb");
+    if !which("tmux") {
+        return;
+    }
+    let sock = env.path("tmux.sock");
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let cmd = format!(
+        "BERTH_ROOT={} {} run --rm -it {NONE} bb sh; sleep 5",
+        env.root.display(),
+        env!("CARGO_BIN_EXE_berth")
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "101",
+        "-y",
+        "31",
+        &cmd,
+    ]);
+    let screen =
+        || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned();
+    assert!(wait_until(|| screen().contains("/ #"), 10), "{}", screen());
+    tmux(&["send-keys", "-t", "t", "echo size-$(stty size)", "Enter"]);
+    assert!(
+        wait_until(|| screen().contains("size-31 101"), 5),
+        "{}",
+        screen()
+    );
+    tmux(&["resize-window", "-t", "t", "-x", "90", "-y", "20"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux(&["send-keys", "-t", "t", "echo size-$(stty size)", "Enter"]);
+    assert!(
+        wait_until(|| screen().contains("size-20 90"), 5),
+        "{}",
+        screen()
+    );
+    tmux(&["send-keys", "-t", "t", "exit", "Enter"]);
+    assert!(wait_until(|| env.ok(&["ps", "-aq"]).is_empty(), 10));
+    tmux(&["kill-server"]);
+}
