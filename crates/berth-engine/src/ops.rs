@@ -393,9 +393,23 @@ pub fn wait_attached(store: &Store, id: &str, started: &mut Started) -> i32 {
 pub fn reconcile(store: &Store) -> Result<()> {
     state::migrate(store)?;
     let all = state::all(store)?;
+    let mut reconciled = false;
     for c in &all {
         if c.state.is_active() && !state::monitor_alive(c) {
             reconcile_one(store, c);
+            reconciled = true;
+        }
+    }
+    if reconciled {
+        // After a crash or reboot, also release network resources that no container row
+        // accounts for. Containers that are not exited may be starting right now: keep theirs.
+        let keep: HashSet<String> = state::all(store)?
+            .into_iter()
+            .filter(|c| c.state != State::Exited)
+            .map(|c| c.id)
+            .collect();
+        if let Err(e) = berth_net::cleanup_stale(store, &keep) {
+            tracing::warn!("cleaning up stale network resources: {e}");
         }
     }
     Ok(())
