@@ -494,3 +494,57 @@ fn crashed_container_networking_is_released() {
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn host_and_container_modes() {
+    setup!(env, net, "nettest/modes:1", &[]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--hostname",
+        "webhost",
+        "nettest/modes:1",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    // container:web shares web's namespace: its server is on 127.0.0.1.
+    let mut out = String::new();
+    for _ in 0..20 {
+        let o = env.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:web",
+            "nettest/modes:1",
+            "wget",
+            "-qO-",
+            "http://127.0.0.1/hostname",
+        ]);
+        out = String::from_utf8_lossy(&o.stdout).into_owned();
+        if o.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(out.trim(), "webhost");
+    // host: the host's interfaces, and the host's bridge is visible.
+    let links = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "nettest/modes:1",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert!(links.contains(&format!("{}0", net.prefix)), "{links}");
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
