@@ -12,6 +12,20 @@
 //!   HTTP when the server does not speak TLS. Registries listed as insecure in
 //!   `registries.conf`, or any registry with `tls_verify = Some(false)`, use HTTPS without
 //!   verification and fall back to HTTP.
+//! * Distrust: manifests are limited to 4 MiB and configs to 16 MiB; every manifest, config and
+//!   layer is checked against its digest and size before anything is published.
+//!
+//! Files and environment:
+//!
+//! | what | default | override |
+//! |---|---|---|
+//! | credentials (Docker `config.json` format, mode 0600) | `~/.docker/config.json` | `--authfile`, `REGISTRY_AUTH_FILE`, `DOCKER_CONFIG` |
+//! | credential helpers | `credsStore` / `credHelpers` in that file run `docker-credential-NAME get\|store\|erase` | |
+//! | insecure registries, mirrors ([`conf`]) | `/etc/berth/registries.conf` | `BERTH_REGISTRIES_CONF` |
+//! | per-registry CAs (`*.crt`) and client certs (`X.cert` + `X.key`) | `/etc/berth/certs.d/HOST:PORT/` | `BERTH_CERTS_D` |
+//!
+//! Every public entry point ([`pull`], [`push`], [`login`], [`logout`]) is synchronous and
+//! builds its own tokio runtime; do not call them from inside an async runtime.
 
 pub mod auth;
 pub mod client;
