@@ -152,7 +152,6 @@ async fn pull_async(
         .strip_prefix(&format!("{registry}/"))
         .map(String::from)
         .unwrap_or_else(|| repo.to_string());
-    rep.line(&format!("{wanted}: Pulling from {repo_display}"));
 
     // Mirrors first (pulls only), then the registry itself.
     let mirrors: Vec<String> = transport.conf.mirrors_for(registry).to_vec();
@@ -176,6 +175,7 @@ async fn pull_async(
         }
     }
     let (client, (top_raw, top_ct, top_digest)) = found.expect("the loop returns or finds");
+    rep.line(&format!("{wanted}: Pulling from {repo_display}"));
     let client = Arc::new(client);
 
     let (manifest_raw, manifest) = match parse_document(top_ct.as_deref(), &top_raw)? {
