@@ -152,7 +152,7 @@ impl Driver for BridgeDriver {
             if !s.contains("add table") {
                 s.insert_str(0, &nft::base_script(t));
             }
-            for e in nft::network_elements(t, &net.bridge, &net.subnet, net.internal) {
+            for e in nft::network_elements(t, &net.bridge, &net.subnet, net.gateway, net.internal) {
                 s.push_str(&format!("add element {e}\n"));
             }
             self.markers.borrow_mut().push(marker);
@@ -172,6 +172,7 @@ impl Driver for BridgeDriver {
             self.conf.nft_table(),
             &net.bridge,
             &net.subnet,
+            net.gateway,
             net.internal,
         );
         if let Err(e) = nft::delete_elements(&elems) {

@@ -7,7 +7,8 @@
 //!   containers) and output (the host itself, including 127.0.0.1 thanks to `route_localnet`).
 //! - `route_localnet` would also let a container address the host's loopback services through
 //!   the bridge; the input chain drops such packets unless they answer the host's own
-//!   connections.
+//!   connections. A network's DNS server (on its gateway) answers only its own bridge:
+//!   `gateways` / `dnsgw` drop DNS queries from other bridges.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -27,6 +28,8 @@ add set ip {t} bridges {{ type ifname; }}
 add set ip {t} same {{ type ifname . ifname; }}
 add set ip {t} internal {{ type ifname; }}
 add set ip {t} masq {{ type ipv4_addr; flags interval; }}
+add set ip {t} gateways {{ type ipv4_addr; }}
+add set ip {t} dnsgw {{ type ifname . ipv4_addr; }}
 add map ip {t} pany {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
 add map ip {t} pip {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
 add chain ip {t} ports
@@ -56,15 +59,24 @@ add rule ip {t} forward ct status dnat accept
 add rule ip {t} forward iifname @bridges oifname @bridges drop
 add rule ip {t} input iifname @bridges ip daddr 127.0.0.0/8 ct state established,related accept
 add rule ip {t} input iifname @bridges ip daddr 127.0.0.0/8 drop
+add rule ip {t} input iifname @bridges meta l4proto {{ tcp, udp }} th dport 53 ip daddr @gateways iifname . ip daddr != @dnsgw drop
 "
     )
 }
 
 /// Elements describing one network.
-pub fn network_elements(t: &str, bridge: &str, subnet: &Ipv4Net, internal: bool) -> Vec<String> {
+pub fn network_elements(
+    t: &str,
+    bridge: &str,
+    subnet: &Ipv4Net,
+    gateway: Ipv4Addr,
+    internal: bool,
+) -> Vec<String> {
     let mut v = vec![
         format!("ip {t} bridges {{ \"{bridge}\" }}"),
         format!("ip {t} same {{ \"{bridge}\" . \"{bridge}\" }}"),
+        format!("ip {t} gateways {{ {gateway} }}"),
+        format!("ip {t} dnsgw {{ \"{bridge}\" . {gateway} }}"),
     ];
     if internal {
         v.push(format!("ip {t} internal {{ \"{bridge}\" }}"));
@@ -189,10 +201,23 @@ mod tests {
             port_element("berth", &p, true),
             "ip berth pip { 127.0.0.1 . udp . 8080 : 172.17.0.2 . 80 }"
         );
-        let n = network_elements("b", "b0", &"10.1.0.0/16".parse().unwrap(), false);
+        let n = network_elements(
+            "b",
+            "b0",
+            &"10.1.0.0/16".parse().unwrap(),
+            Ipv4Addr::new(10, 1, 0, 1),
+            false,
+        );
         assert!(n.contains(&"ip b masq { 10.1.0.0/16 }".to_string()));
-        let n = network_elements("b", "b0", &"10.1.0.0/16".parse().unwrap(), true);
+        let n = network_elements(
+            "b",
+            "b0",
+            &"10.1.0.0/16".parse().unwrap(),
+            Ipv4Addr::new(10, 1, 0, 1),
+            true,
+        );
         assert!(n.contains(&"ip b internal { \"b0\" }".to_string()));
+        assert!(n.contains(&"ip b dnsgw { \"b0\" . 10.1.0.1 }".to_string()));
         assert!(base_script("b").contains("add table ip b\n"));
     }
 }

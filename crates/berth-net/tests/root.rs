@@ -474,6 +474,25 @@ fn user_networks_dns_and_isolation() {
         !String::from_utf8_lossy(&o.stdout).contains("db says hi"),
         "internal reached shop"
     );
+    if exe.is_some() {
+        // Another network's DNS server does not answer this one (even with a route to it).
+        let o = run(
+            &ins,
+            &["busybox", "nslookup", "db", &shop.gateway.to_string()],
+        );
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains(&db_ip.to_string()),
+            "{o:?}"
+        );
+        let o = run(
+            &ins,
+            &["busybox", "nslookup", "db", &int.gateway.to_string()],
+        );
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains(&db_ip.to_string()),
+            "{o:?}"
+        );
+    }
 
     // connect / disconnect the internal container to shop.
     let ep = berth_net::connect(
