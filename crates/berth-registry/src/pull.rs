@@ -285,6 +285,15 @@ async fn pull_async(
             layers[i] = Some(l);
             continue;
         }
+        // The same content stored from another blob (e.g. loaded from an archive): as Docker
+        // does, reuse it; the diff id was verified when that layer was stored.
+        if let Some(l) = images.layer_by_diff_id(diff_id)? {
+            if !up_to_date {
+                rep.line(&format!("{}: Already exists", short(&desc.digest)));
+            }
+            layers[i] = Some(l);
+            continue;
+        }
         if let Some(v) = pending.get_mut(&desc.digest) {
             v.push(i);
             continue;
@@ -349,7 +358,8 @@ async fn pull_async(
             "stored image id {id} differs from the config digest {image_id}"
         )));
     }
-    let mut blobs: Vec<&Digest> = layers.iter().map(|l| &l.blob).collect();
+    // What this repository of the registry holds (for cross-repository mounts on push).
+    let mut blobs: Vec<&Digest> = manifest.layers.iter().map(|d| &d.digest).collect();
     blobs.push(&image_id);
     if let Err(e) = sources::record(store, registry, repo, &blobs) {
         tracing::warn!("cannot record blob sources: {e}");

@@ -243,6 +243,14 @@ fn push_with_skopeo_pull_with_berth() {
     let out = env.ok(&["pull", "-q", &by_digest]);
     assert_eq!(out.trim(), id);
 
+    // A store that has the same layer content from another blob (loaded uncompressed) reuses it.
+    let env_loaded = TestEnv::new();
+    env_loaded.busybox_image("local:1");
+    let out = env_loaded.ok(&["pull", &dest]);
+    assert!(out.contains("Already exists"), "{out}");
+    assert!(!out.contains("Pull complete"), "{out}");
+    assert_eq!(image_id(&env_loaded, &dest), id);
+
     // OCI manifest with a zstd and a plain layer, uploaded by hand.
     let l1 = layer_with(&[("zstd-file", b"from zstd")], Comp::Zstd);
     let l2 = layer_with(&[("plain-file", b"from tar")], Comp::None);
