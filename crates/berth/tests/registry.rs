@@ -603,7 +603,8 @@ fn kill_during_pull_then_retry_reuses_finished_layers() {
     wait_for(60, "the small layer and the stalled download", || {
         small_dir.is_dir() && fake.log().iter().any(|l| l == &format!("GET {big_path}"))
     });
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Give the finished layer time to be recorded in the database.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
     let pid = proc.pid();
     let st = Command::new("kill")
         .args(["-9", &pid.to_string()])
