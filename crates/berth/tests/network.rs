@@ -490,7 +490,18 @@ fn crashed_container_networking_is_released() {
         "-h",
         "/etc",
     ]);
-    assert!(http_get(local(p), "/hostname", Duration::from_secs(10)).is_some());
+    if http_get(local(p), "/hostname", Duration::from_secs(10)).is_none() {
+        let t = std::process::Command::new("nft")
+            .args(["list", "table", "ip", &net.prefix])
+            .output()
+            .unwrap();
+        panic!(
+            "port {p} not reachable after restart:\n{}\n{}\n{}",
+            env.ok(&["ps", "-a"]),
+            env.ok(&["network", "inspect", "bridge"]),
+            String::from_utf8_lossy(&t.stdout)
+        );
+    }
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
