@@ -124,6 +124,41 @@ fn published_ports_from_host_and_containers() {
     let hp = env.ok(&["port", "all"]);
     assert!(hp.starts_with("80/tcp -> 0.0.0.0:"), "{hp}");
 
+    // A range: two host ports to two container ports.
+    let base = loop {
+        let b = free_port();
+        if b < 65000 && std::net::TcpListener::bind(("0.0.0.0", b + 1)).is_ok() {
+            break b;
+        }
+    };
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "range",
+        "--hostname",
+        "rangehost",
+        "-p",
+        &format!("{}-{}:80-81", base, base + 1),
+        "nettest/web:1",
+        "sh",
+        "-c",
+        "httpd -p 81 -h /etc; exec httpd -f -p 80 -h /etc",
+    ]);
+    for port in [base, base + 1] {
+        let body = http_get(local(port), "/hostname", Duration::from_secs(10));
+        assert_eq!(
+            body.as_deref().map(str::trim),
+            Some("rangehost"),
+            "port {port}"
+        );
+    }
+    let hp = env.ok(&["port", "range"]);
+    assert!(
+        hp.contains(&format!("81/tcp -> 0.0.0.0:{}", base + 1)),
+        "{hp}"
+    );
+
     // Conflicts are reported before the container starts.
     let (_, err) = env.fails(&[
         "run",
