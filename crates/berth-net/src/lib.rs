@@ -1091,3 +1091,67 @@ pub fn reset(store: &Store) -> Result<()> {
     dns::stop_all(store.root());
     join_errors(errs)
 }
+
+/// Docker-like `NetworkSettings` of a container, for `inspect`.
+pub fn network_settings(store: &Store, container_id: &str) -> Result<serde_json::Value> {
+    state::migrate(store)?;
+    let db = store.db();
+    let sb = state::get_sandbox(db, container_id)?;
+    let eps = state::endpoints_of_container(db, container_id)?;
+    let ports = state::ports_of_container(db, container_id)?;
+    let mut pmap = serde_json::Map::new();
+    for p in &ports {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let entry = pmap.entry(key).or_insert_with(|| serde_json::json!([]));
+        if let Some(a) = entry.as_array_mut() {
+            a.push(serde_json::json!({
+                "HostIp": p.host_ip.to_string(),
+                "HostPort": p.host_port.to_string(),
+            }));
+        }
+    }
+    let mut nets = serde_json::Map::new();
+    let mut top = serde_json::json!({
+        "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
+    });
+    for e in &eps {
+        let Some(n) = state::get_network(db, &e.network)? else {
+            continue;
+        };
+        let mut dns_names = vec![e.container_name.clone()];
+        dns_names.extend(e.aliases.iter().cloned());
+        dns_names.push(e.container_id.chars().take(12).collect());
+        let v = serde_json::json!({
+            "Aliases": if e.aliases.is_empty() { serde_json::Value::Null } else { serde_json::json!(e.aliases) },
+            "NetworkID": n.id,
+            "EndpointID": e.veth,
+            "Gateway": n.gateway.to_string(),
+            "IPAddress": e.ip.to_string(),
+            "IPPrefixLen": n.subnet.prefix_len(),
+            "MacAddress": e.mac,
+            "DNSNames": if n.is_default() { serde_json::Value::Null } else { serde_json::json!(dns_names) },
+        });
+        if n.is_default() {
+            top = serde_json::json!({
+                "Gateway": n.gateway.to_string(),
+                "IPAddress": e.ip.to_string(),
+                "IPPrefixLen": n.subnet.prefix_len(),
+                "MacAddress": e.mac,
+            });
+        }
+        nets.insert(n.name.clone(), v);
+    }
+    let mut out = serde_json::json!({
+        "Bridge": "",
+        "SandboxID": sb.as_ref().map(|s| s.container_id.clone()).unwrap_or_default(),
+        "SandboxKey": sb.as_ref().and_then(|s| s.netns.as_ref()).map(|p| p.display().to_string()).unwrap_or_default(),
+        "Ports": pmap,
+        "Networks": nets,
+    });
+    if let (Some(o), Some(t)) = (out.as_object_mut(), top.as_object()) {
+        for (k, v) in t {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(out)
+}
