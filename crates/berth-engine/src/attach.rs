@@ -5,14 +5,13 @@ use std::io::BufRead;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios::{self, SetArg, Termios};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 
 use berth_store::Store;
 
+use crate::fdio::{copy_winsize, exit_code, reap, signal_set, write_all};
 use crate::ops::Started;
 use crate::rootfs::Bundle;
 use crate::runtime::{ConsoleSocket, ExecHandle, Runtime, StdioFds};
@@ -54,14 +53,6 @@ impl Drop for RawMode {
 pub fn isatty(fd: i32) -> bool {
     // SAFETY: isatty only inspects the descriptor.
     unsafe { libc::isatty(fd) == 1 }
-}
-
-fn signal_set(sigs: &[Signal]) -> SigSet {
-    let mut s = SigSet::empty();
-    for &x in sigs {
-        s.add(x);
-    }
-    s
 }
 
 /// Wait for a foreground container, forwarding signals (Ctrl-C stops it) and window size.
@@ -310,13 +301,15 @@ fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
     };
     let _raw = RawMode::enable(master.is_some() && isatty(0));
     if let Some(m) = &master {
-        winsize(0, m.as_raw_fd());
+        copy_winsize(0, m.as_raw_fd());
     }
     let mut code: Option<i32> = None;
     let mut stdin_open = interactive && master.is_some();
     let mut master_open = master.is_some();
     let mut buf = vec![0u8; 32 * 1024];
-    reap_for(pid, &mut code);
+    if let Some(ws) = reap(pid) {
+        code = exit_code(ws);
+    }
     loop {
         if code.is_some() && !master_open {
             break;
@@ -357,10 +350,14 @@ fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
         if sig_ready {
             while let Ok(Some(si)) = sfd.read_signal() {
                 match si.ssi_signo as i32 {
-                    libc::SIGCHLD => reap_for(pid, &mut code),
+                    libc::SIGCHLD => {
+                        if let Some(ws) = reap(pid) {
+                            code = exit_code(ws);
+                        }
+                    }
                     libc::SIGWINCH => {
                         if let Some(m) = &master {
-                            winsize(0, m.as_raw_fd());
+                            copy_winsize(0, m.as_raw_fd());
                         }
                     }
                     s => {
@@ -393,44 +390,4 @@ fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
         }
     }
     code.unwrap_or(125)
-}
-
-fn write_all(fd: i32, mut d: &[u8]) {
-    while !d.is_empty() {
-        // SAFETY: writing from our own buffer.
-        let n = unsafe { libc::write(fd, d.as_ptr().cast(), d.len()) };
-        if n <= 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return;
-        }
-        d = &d[n as usize..];
-    }
-}
-
-fn winsize(from: i32, to: i32) {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ fills our struct; TIOCSWINSZ reads it.
-    unsafe {
-        if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_row > 0 {
-            libc::ioctl(to, libc::TIOCSWINSZ, &ws);
-        }
-    }
-}
-
-fn reap_for(pid: i32, code: &mut Option<i32>) {
-    loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) | Err(_) => break,
-            Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => *code = Some(c),
-            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => *code = Some(128 + s as i32),
-            Ok(_) => {}
-        }
-    }
 }

@@ -7,6 +7,7 @@
 
 pub mod attach;
 pub mod config;
+pub mod fdio;
 pub mod logs;
 pub mod monitor;
 pub mod ops;

@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{self, SigHandler, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 use berth_store::Store;
 
+use crate::fdio::{copy_winsize, exit_code, reap, set_nonblocking, write_all};
 use crate::rootfs::Bundle;
 use crate::runtime::{ConsoleSocket, Runtime, StdioFds};
 use crate::state::{self, State};
@@ -28,15 +29,6 @@ use crate::{EngineError, Result};
 
 /// Environment variable telling the monitor that fds 0-2 belong to an attached CLI.
 pub const ATTACH_ENV: &str = "BERTH_MONITOR_ATTACHED";
-
-/// Exit status of a container process as Docker reports it.
-fn exit_code(ws: WaitStatus) -> Option<i32> {
-    match ws {
-        WaitStatus::Exited(_, c) => Some(c),
-        WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),
-        _ => None,
-    }
-}
 
 struct Sync {
     f: Option<File>,
@@ -451,16 +443,6 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
         .map_err(|e| EngineError::Other(format!("pipe: {e}")))
 }
 
-fn set_nonblocking(fd: i32) {
-    // SAFETY: fcntl on a descriptor we own; F_GETFL/F_SETFL only change file status flags.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl >= 0 {
-            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-        }
-    }
-}
-
 fn handled_signals() -> SigSet {
     let mut s = SigSet::empty();
     for sig in [
@@ -487,21 +469,6 @@ fn unblock_all() {
     let _ = SigSet::all().thread_unblock();
 }
 
-fn copy_winsize(from: i32, to: i32) {
-    let mut ws: libc::winsize = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes a winsize into the struct we pass; TIOCSWINSZ reads it.
-    unsafe {
-        if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_row > 0 {
-            libc::ioctl(to, libc::TIOCSWINSZ, &ws);
-        }
-    }
-}
-
 /// Copy output to the log (and the attached CLI) until the container's init exits.
 fn io_loop(
     run: &Running,
@@ -515,7 +482,9 @@ fn io_loop(
     let mut exit: Option<WaitStatus> = None;
     let mut stdin_w = run.stdin.as_ref().map(|f| f.as_raw_fd());
     // Reap anything that died before the signal mask was in place.
-    reap(run.pid, &mut exit);
+    if let Some(ws) = reap(run.pid) {
+        exit = Some(ws);
+    }
     loop {
         if exit.is_some() && !out_open && !err_open {
             break;
@@ -568,7 +537,11 @@ fn io_loop(
         if sig_ready {
             while let Ok(Some(si)) = run.sigfd.read_signal() {
                 match si.ssi_signo as i32 {
-                    libc::SIGCHLD => reap(run.pid, &mut exit),
+                    libc::SIGCHLD => {
+                        if let Some(ws) = reap(run.pid) {
+                            exit = Some(ws);
+                        }
+                    }
                     libc::SIGWINCH => {
                         if let Some(m) = &run.master {
                             copy_winsize(0, m.as_raw_fd());
@@ -620,7 +593,7 @@ fn io_loop(
                     }
                 }
             } else if let Some(t) = target {
-                write_all_fd(t, &buf[..n as usize]);
+                write_all(t, &buf[..n as usize]);
             }
         }
     }
@@ -653,41 +626,8 @@ fn pump(
         }
         let data = &buf[..n as usize];
         let _ = crate::logs::append(log, stream, data);
-        if *attached && !write_all_fd(dest, data) {
+        if *attached && !write_all(dest, data) {
             *attached = false;
-        }
-    }
-}
-
-fn write_all_fd(fd: i32, mut data: &[u8]) -> bool {
-    while !data.is_empty() {
-        // SAFETY: writing from our own buffer.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                }
-                _ => return false,
-            }
-        }
-        data = &data[n as usize..];
-    }
-    true
-}
-
-fn reap(init: i32, exit: &mut Option<WaitStatus>) {
-    loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) | Err(_) => break,
-            Ok(ws) => {
-                if ws.pid() == Some(Pid::from_raw(init)) {
-                    *exit = Some(ws);
-                }
-            }
         }
     }
 }

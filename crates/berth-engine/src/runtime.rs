@@ -68,22 +68,7 @@ impl Runtime {
                 std::fs::create_dir_all(state_root).map_err(|e| EngineError::io(state_root, e))?;
                 // A leftover state dir from a crashed run blocks re-creation.
                 let _ = std::fs::remove_dir_all(state_root.join(id));
-                let mut b = libcontainer::container::builder::ContainerBuilder::new(
-                    id.to_string(),
-                    libcontainer::syscall::syscall::SyscallType::Linux,
-                )
-                .with_root_path(state_root.clone())
-                .map_err(rt_err)?
-                .with_console_socket(console_socket);
-                if let Some(fd) = stdio.stdin {
-                    b = b.with_stdin(fd);
-                }
-                if let Some(fd) = stdio.stdout {
-                    b = b.with_stdout(fd);
-                }
-                if let Some(fd) = stdio.stderr {
-                    b = b.with_stderr(fd);
-                }
+                let b = builtin_builder(state_root, id, stdio, console_socket)?;
                 let c = b
                     .as_init(bundle)
                     .with_systemd(false)
@@ -193,22 +178,7 @@ impl Runtime {
     ) -> Result<ExecHandle> {
         match self {
             Runtime::Builtin { state_root } => {
-                let mut b = libcontainer::container::builder::ContainerBuilder::new(
-                    id.to_string(),
-                    libcontainer::syscall::syscall::SyscallType::Linux,
-                )
-                .with_root_path(state_root.clone())
-                .map_err(rt_err)?
-                .with_console_socket(console_socket);
-                if let Some(fd) = stdio.stdin {
-                    b = b.with_stdin(fd);
-                }
-                if let Some(fd) = stdio.stdout {
-                    b = b.with_stdout(fd);
-                }
-                if let Some(fd) = stdio.stderr {
-                    b = b.with_stderr(fd);
-                }
+                let b = builtin_builder(state_root, id, stdio, console_socket)?;
                 let pid = b
                     .as_tenant()
                     .with_process(Some(process_json))
@@ -310,6 +280,32 @@ fn run_tool(cmd: &mut Command) -> Result<()> {
             &String::from_utf8_lossy(&out.stderr),
         )))
     }
+}
+
+/// A libcontainer builder for container `id` with the given stdio and console socket.
+fn builtin_builder(
+    state_root: &Path,
+    id: &str,
+    stdio: StdioFds,
+    console_socket: Option<&Path>,
+) -> Result<libcontainer::container::builder::ContainerBuilder> {
+    let mut b = libcontainer::container::builder::ContainerBuilder::new(
+        id.to_string(),
+        libcontainer::syscall::syscall::SyscallType::Linux,
+    )
+    .with_root_path(state_root.to_path_buf())
+    .map_err(rt_err)?
+    .with_console_socket(console_socket);
+    if let Some(fd) = stdio.stdin {
+        b = b.with_stdin(fd);
+    }
+    if let Some(fd) = stdio.stdout {
+        b = b.with_stdout(fd);
+    }
+    if let Some(fd) = stdio.stderr {
+        b = b.with_stderr(fd);
+    }
+    Ok(b)
 }
 
 fn rt_err(e: libcontainer::error::LibcontainerError) -> EngineError {

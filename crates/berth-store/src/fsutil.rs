@@ -12,8 +12,20 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
     f.sync_all().map_err(|e| StoreError::io(dir, e))
 }
 
-/// Replace `path` atomically with `data`: write a sibling temp file, fsync, rename, fsync dir.
+/// Replace `path` atomically and durably with `data`: sibling temp file, fsync, rename,
+/// fsync of the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    replace(path, data, true)
+}
+
+/// Replace `path` with `data` by writing a sibling and renaming it, without fsync: for files
+/// that only matter while this boot lasts (runtime state, generated /etc/hosts, OCI specs
+/// that are rewritten on every start). Readers never see a partial file.
+pub fn write_replace(path: &Path, data: &[u8]) -> Result<()> {
+    replace(path, data, false)
+}
+
+fn replace(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -27,24 +39,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .open(&tmp)
         .map_err(|e| StoreError::io(&tmp, e))?;
     f.write_all(data).map_err(|e| StoreError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
+    if durable {
+        f.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
+    }
     drop(f);
     fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
-    fsync_dir(dir)
-}
-
-/// Replace `path` with `data` by writing a sibling and renaming it, without fsync: for files
-/// that only matter while this boot lasts (runtime state, generated /etc/hosts, OCI specs
-/// that are rewritten on every start). Readers never see a partial file.
-pub fn write_replace(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    fs::write(&tmp, data).map_err(|e| StoreError::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))
+    if durable {
+        fsync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Whether a process with this pid exists (zombies count as alive).

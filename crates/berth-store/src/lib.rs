@@ -125,32 +125,24 @@ impl Store {
         self.db.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
         )?;
-        let current: i64 = self
-            .db
-            .query_row(
-                "SELECT version FROM schema_versions WHERE component = ?1",
-                [component],
-                |r| r.get(0),
-            )
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(0),
-                e => Err(e),
-            })?;
-        if current as usize >= steps.len() {
+        let version = |db: &Connection| -> Result<i64> {
+            Ok(db
+                .query_row(
+                    "SELECT version FROM schema_versions WHERE component = ?1",
+                    [component],
+                    |r| r.get(0),
+                )
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(0),
+                    e => Err(e),
+                })?)
+        };
+        if version(&self.db)? as usize >= steps.len() {
             return Ok(());
         }
         let tx = self.db.unchecked_transaction()?;
         // Re-read inside the write transaction: another process may have migrated meanwhile.
-        let current: i64 = tx
-            .query_row(
-                "SELECT version FROM schema_versions WHERE component = ?1",
-                [component],
-                |r| r.get(0),
-            )
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(0),
-                e => Err(e),
-            })?;
+        let current = version(&tx)?;
         for step in &steps[current as usize..] {
             tx.execute_batch(step)?;
         }

@@ -621,21 +621,30 @@ fn berth_has(bin: &str) -> bool {
 fn tty_gives_a_real_terminal() {
     let env = TestEnv::new();
     env.busybox_image("bb");
-    if !which("script") {
+    let Some(o) = in_pty(&env, &format!("run --rm -t {NONE} bb sh -c 'tty'")) else {
         return;
+    };
+    let s = out(&o);
+    assert!(s.contains("/dev/pts/0"), "{s}");
+}
+
+/// Run `berth ARGS` (a shell fragment) with a terminal as its stdio, via script(1).
+fn in_pty(env: &TestEnv, args: &str) -> Option<std::process::Output> {
+    if !which("script") {
+        return None;
     }
     let cmd = format!(
-        "BERTH_ROOT={} {} run --rm -t {NONE} bb sh -c 'tty; echo cols=$COLUMNS'",
+        "BERTH_ROOT={} {} {args}",
         env.root.display(),
         env!("CARGO_BIN_EXE_berth")
     );
-    let o = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let s = out(&o);
-    assert!(s.contains("/dev/pts/0"), "{s}");
+    Some(
+        Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -787,20 +796,10 @@ fn ctrl_c_stops_a_foreground_container() {
 fn exec_with_a_terminal() {
     let env = TestEnv::new();
     env.busybox_image("bb");
-    if !which("script") {
-        return;
-    }
     env.ok(&["run", "-d", NONE, "--name", "t", "bb", "sleep", "100"]);
-    let cmd = format!(
-        "BERTH_ROOT={} {} exec -it t sh -c 'tty; exit 4'",
-        env.root.display(),
-        env!("CARGO_BIN_EXE_berth")
-    );
-    let o = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let Some(o) = in_pty(&env, "exec -it t sh -c 'tty; exit 4'") else {
+        return;
+    };
     let s = out(&o);
     assert!(s.contains("/dev/pts/"), "{s}");
     assert_eq!(o.status.code(), Some(4), "{s}");
