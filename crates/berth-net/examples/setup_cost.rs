@@ -15,7 +15,10 @@ fn main() {
         container_id: String::new(),
         container_name: "bench".into(),
         hostname: "bench".into(),
-        mode: NetworkMode::Networks(vec![Attachment { network: "bridge".into(), aliases: vec![] }]),
+        mode: NetworkMode::Networks(vec![Attachment {
+            network: "bridge".into(),
+            aliases: vec![],
+        }]),
         publish: vec![],
         publish_all: vec![],
         dns: vec![],
