@@ -32,9 +32,19 @@ pub const ATTACH_ENV: &str = "BERTH_MONITOR_ATTACHED";
 
 struct Sync {
     f: Option<File>,
+    /// A CLI waits for `exit CODE` (foreground run, `start -a`).
+    cli_waits: bool,
+    exit_sent: bool,
 }
 
 impl Sync {
+    fn send_exit(&mut self, code: i32) {
+        if self.cli_waits && !self.exit_sent {
+            self.exit_sent = true;
+            self.send(&format!("exit {code}\n"));
+        }
+    }
+
     fn send(&mut self, msg: &str) {
         if let Some(f) = self.f.as_mut() {
             if f.write_all(msg.as_bytes()).is_err() {
@@ -70,17 +80,18 @@ pub fn run(root: &Path, id: &str, resume: Option<Resume>) -> i32 {
     // SAFETY: fd 3 was set up by the spawning CLI as the write end of the sync pipe; we take
     // ownership of it exactly once. If it is not open, writes fail and are ignored.
     let sync_file = unsafe { File::from_raw_fd(3) };
-    let mut sync = Sync { f: Some(sync_file) };
+    let mut sync = Sync {
+        f: Some(sync_file),
+        cli_waits: std::env::var_os(ATTACH_ENV).is_some(),
+        exit_sent: false,
+    };
     let attached = match &resume {
         Some(r) => r.flags & FLAG_ATTACHED != 0,
         None => std::env::var_os(ATTACH_ENV).is_some(),
     };
-    let was_attached = std::env::var_os(ATTACH_ENV).is_some();
     match monitor(root, id, attached, &mut sync, resume) {
         Ok(code) => {
-            if was_attached {
-                sync.send(&format!("exit {code}\n"));
-            }
+            sync.send_exit(code);
             0
         }
         Err((code, e)) => {
@@ -192,12 +203,10 @@ fn monitor(
                 if wait_backoff(&store, id, backoff) {
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                 } else {
-                    cleanup_after_exit(&store, &runtime, &bundle, id, Some(code), oom, None);
-                    return finish(&store, &c, code);
+                    return finish(&store, &runtime, &bundle, &c, code, oom, sync);
                 }
             } else {
-                cleanup_after_exit(&store, &runtime, &bundle, id, Some(code), oom, None);
-                return finish(&store, &c, code);
+                return finish(&store, &runtime, &bundle, &c, code, oom, sync);
             }
         }
         started_ms = now_ms();
@@ -218,7 +227,11 @@ fn monitor(
                     return Err((code, e));
                 }
                 let _ = logs_append_note(&mut log, &format!("restart failed: {e}"));
-                return finish(&store, &c, code);
+                if c.config.auto_remove {
+                    let _ = crate::ops::remove_files(&store, &c.id);
+                    let _ = state::delete(&store, &c.id);
+                }
+                return Ok(code);
             }
         };
         if first {
@@ -243,14 +256,36 @@ fn monitor(
 }
 
 /// After the final exit: `--rm` removal; returns the exit code to report.
-fn finish(store: &Store, c: &state::Container, code: i32) -> MonResult<i32> {
-    tracing::debug!("monitor {}: resources released", c.id);
-    if c.config.auto_remove {
-        let _ = crate::ops::remove_files(store, &c.id);
-        tracing::debug!("monitor {}: files removed", c.id);
-        let _ = state::delete(store, &c.id);
+/// The container stopped for good: record it and release everything it held.
+///
+/// With `--rm`, what another command could trip over goes first (network, mount, the row and
+/// with it the name); then the waiting CLI is told the exit code; the runtime state and the
+/// directory, which are keyed by the unique id, are removed last, off the CLI's critical path.
+fn finish(
+    store: &Store,
+    runtime: &Runtime,
+    bundle: &Bundle,
+    c: &state::Container,
+    code: i32,
+    oom: bool,
+    sync: &mut Sync,
+) -> MonResult<i32> {
+    let id = c.id.as_str();
+    if !c.config.auto_remove {
+        cleanup_after_exit(store, runtime, bundle, id, Some(code), oom, None);
+        tracing::debug!("monitor {id}: done");
+        return Ok(code);
     }
-    tracing::debug!("monitor {}: done", c.id);
+    if let Err(e) = berth_net::teardown(store, id) {
+        tracing::warn!("network teardown of {id}: {e}");
+    }
+    let _ = bundle.unmount();
+    let _ = state::delete(store, id);
+    tracing::debug!("monitor {id}: removed");
+    sync.send_exit(code);
+    let _ = runtime.delete(id);
+    let _ = crate::ops::remove_files(store, id);
+    tracing::debug!("monitor {id}: done");
     Ok(code)
 }
 
