@@ -45,6 +45,7 @@ fn nl_err(what: &str, e: io::Error) -> NetError {
 pub struct BridgeDriver {
     conf: NetConf,
     state_dir: PathBuf,
+    conf_path: PathBuf,
     boot_id: String,
     script: RefCell<String>,
     delete: RefCell<Vec<String>>,
@@ -84,6 +85,7 @@ impl BridgeDriver {
         BridgeDriver {
             conf,
             state_dir: root.join("run").join("net"),
+            conf_path: root.join(crate::config::CONF_FILE),
             boot_id: fs::read_to_string("/proc/sys/kernel/random/boot_id")
                 .unwrap_or_default()
                 .trim()
@@ -125,6 +127,31 @@ impl Driver for BridgeDriver {
 
     fn ensure_network(&self, net: &Network) -> Result<()> {
         let mut nl = Netlink::open().map_err(|e| nl_err("netlink", e))?;
+        if nl
+            .link_index(&net.bridge)
+            .map_err(|e| nl_err("netlink", e))?
+            .is_none()
+        {
+            // A new bridge: its subnet must not shadow a route of the host (another
+            // engine's bridge, a VPN, the LAN).
+            if let Some((dev, r)) = ipam::host_routes()
+                .into_iter()
+                .find(|(dev, r)| dev != &net.bridge && ipam::overlap(r, &net.subnet))
+            {
+                let fix = if net.is_default() {
+                    format!("set bridge_subnet in {}", self.conf_path.display())
+                } else {
+                    format!(
+                        "remove network {} and create it with another --subnet",
+                        net.name
+                    )
+                };
+                return Err(NetError::Other(format!(
+                    "subnet {} of network {} overlaps the host route {r} on {dev}; {fix}",
+                    net.subnet, net.name
+                )));
+            }
+        }
         let created = nl
             .add_bridge(&net.bridge, self.conf.mtu)
             .map_err(|e| nl_err(&format!("cannot create bridge {}", net.bridge), e))?;

@@ -25,16 +25,20 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let r: u32 = rand::random();
-        let prefix = format!("bt{:04x}", r & 0xffff);
+        // Unique per test in this process (counter), random across processes.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        static BASE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let base = *BASE.get_or_init(rand::random::<u32>);
+        let prefix = format!("bn{:03x}{:x}", (base >> 20) & 0xfff, n % 16);
         let root = std::env::temp_dir().join(format!("berth-net-root-{prefix}"));
         std::fs::create_dir_all(&root).unwrap();
-        // Subnets from 10.213-215.x.0/24, x random per run.
-        let x = (r >> 16) & 0xff;
+        // Subnets from 10.216-218.x.0/24 (the CLI tests use 10.213-215).
+        let x = (base % 251 + n) % 251;
         std::fs::write(
             root.join("net.conf"),
             format!(
-                "prefix = {prefix}\nbridge_subnet = 10.213.{x}.0/24\npool = 10.214.{x}.0/24, 10.215.{x}.0/24\n"
+                "prefix = {prefix}\nbridge_subnet = 10.216.{x}.0/24\npool = 10.217.{x}.0/24, 10.218.{x}.0/24\n"
             ),
         )
         .unwrap();
@@ -644,4 +648,40 @@ fn concurrent_setups_get_distinct_addresses() {
     for (id, _, _) in &results {
         berth_net::teardown(&env.store, id).unwrap();
     }
+}
+
+#[test]
+fn default_subnet_overlapping_a_host_route_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let Some((dev, route)) = berth_net::ipam::host_routes().into_iter().next() else {
+        return;
+    };
+    let env = Env::new();
+    std::fs::write(
+        env.root.join("net.conf"),
+        format!("prefix = {}\nbridge_subnet = {route}\n", env.prefix),
+    )
+    .unwrap();
+    let cfg = env.cfg(
+        "x",
+        NetworkMode::Networks(vec![Attachment {
+            network: "bridge".into(),
+            aliases: vec![],
+        }]),
+        &[],
+    );
+    let dir = env.dir(&cfg);
+    let e = berth_net::setup(&env.store, &cfg, &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("overlaps the host route {route} on {dev}")),
+        "{e}"
+    );
+    assert!(e.contains("bridge_subnet"), "{e}");
+    assert!(!link_exists(&format!("{}0", env.prefix)));
+    assert!(!env.root.join("run/netns").join(&cfg.container_id).exists());
 }

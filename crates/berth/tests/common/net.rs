@@ -27,12 +27,16 @@ pub struct NetEnv {
 
 impl NetEnv {
     pub fn new(env: &TestEnv) -> NetEnv {
+        // Unique per test in this process (counter), random across processes.
         let n = N.fetch_add(1, Ordering::SeqCst);
-        let seed = std::process::id()
-            .wrapping_mul(2_654_435_761)
-            .wrapping_add(n * 97);
-        let x = (seed % 251) as u8;
-        let prefix = format!("bt{:04x}", (seed >> 8) & 0xffff);
+        let r = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            h.finish()
+        };
+        let x = ((r as u32 % 251) + n) as u8 % 251;
+        let prefix = format!("bt{:03x}{:x}", (r >> 16) & 0xfff, n % 16);
         std::fs::write(
             env.root.join("net.conf"),
             format!(
