@@ -113,12 +113,18 @@ impl Running {
     fn log(&self) -> Vec<serde_json::Value> {
         let text = fs::read(self.dir.join("log")).unwrap();
         assert!(text.is_empty() || text.ends_with(b"\n"));
+        let today = std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%d"])
+            .output()
+            .unwrap()
+            .stdout;
+        let today = String::from_utf8(today).unwrap();
         text.split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_slice(l)
                     .unwrap_or_else(|e| panic!("bad line {:?}: {e}", String::from_utf8_lossy(l)));
-                check_time(v["time"].as_str().unwrap());
+                check_time(v["time"].as_str().unwrap(), today.trim());
                 assert_eq!(v.as_object().unwrap().len(), 3);
                 v
             })
@@ -161,7 +167,7 @@ impl Running {
     }
 }
 
-fn check_time(t: &str) {
+fn check_time(t: &str, today: &str) {
     // 2026-11-22T00:33:00.123456789Z
     let b = t.as_bytes();
     assert_eq!(b.len(), 30, "{t}");
@@ -175,12 +181,8 @@ fn check_time(t: &str) {
             _ => assert!(c.is_ascii_digit(), "{t}"),
         }
     }
-    // Same date as the system's `date -u` (run now; may straddle midnight, but rarely).
-    let out = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d"])
-        .output()
-        .unwrap();
-    assert_eq!(&t[..10], String::from_utf8_lossy(&out.stdout).trim(), "{t}");
+    // Same date as the system's `date -u` (may straddle midnight, but rarely).
+    assert_eq!(&t[..10], today, "{t}");
 }
 
 fn cstr(s: &str) -> CString {
@@ -453,6 +455,13 @@ fn forwards_sigterm_and_reports_signal_exit_and_rss() {
         },
     );
     r.wait_supervising();
+    // Wait until the container has written its line (and is therefore running `sleep`).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fs::read(dir.join("log")).unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no output");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
     let rss = r.status_field("VmRSS:").unwrap();
     eprintln!("berth-supervise VmRSS while supervising sleep: {rss}");
     let kib: u64 = rss.trim_end_matches("kB").trim().parse().unwrap();
@@ -645,4 +654,35 @@ fn bad_arguments() {
         );
         assert_eq!(err.lines().count(), 1);
     }
+}
+
+#[test]
+fn bulk_output_is_complete() {
+    let dir = tmpdir("bulk");
+    let r = spawn(
+        &dir,
+        &Spec {
+            cmd: "seq 1 100000; head -c 300000 /dev/urandom >&2",
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.wait(), 0);
+    let e = r.entries(); // every line parses as JSON
+    let out: String = e
+        .iter()
+        .filter(|(s, _)| s == "stdout")
+        .map(|(_, l)| l.as_str())
+        .collect();
+    let want: String = (1..=100_000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(out, want);
+    // A line split across two reads is logged as two entries (like Docker's partial lines).
+    assert!(e.iter().filter(|(s, _)| s == "stdout").count() >= 100_000);
+    let err_bytes: usize = e
+        .iter()
+        .filter(|(s, _)| s == "stderr")
+        .map(|(_, l)| l.chars().count())
+        .sum();
+    // Each random byte becomes at most one character (U+FFFD or itself), valid multi-byte
+    // sequences fewer.
+    assert!(err_bytes > 100_000 && err_bytes <= 300_000, "{err_bytes}");
 }
