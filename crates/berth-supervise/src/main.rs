@@ -765,6 +765,8 @@ struct Sup {
     err: Stream,
     /// Where stdin data goes: IN_FD, or the master with TTY; -1 when not forwarding.
     in_fd: i32,
+    /// IN_FD while it is still open (we own it; closing it gives the container EOF).
+    in_pipe: i32,
     /// Whether fd 0 is still polled.
     stdin_open: bool,
     /// fd 0 reached EOF/error but buffered data is still to be written.
@@ -845,8 +847,9 @@ impl Sup {
     }
 
     fn stop_stdin_target(&mut self) {
-        if self.in_fd >= 0 && !self.tty {
-            close(self.in_fd);
+        if !self.tty && self.in_pipe >= 0 {
+            close(self.in_pipe);
+            self.in_pipe = -1;
         }
         self.in_fd = -1;
         self.in_off = 0;
@@ -1024,6 +1027,7 @@ fn main(argc: usize, argv: *mut *const u8, envp: *const *const u8) -> i32 {
             carry_len: 0,
         },
         in_fd: if forward_stdin { stdin_target } else { -1 },
+        in_pipe: in_fd,
         stdin_open: forward_stdin,
         stdin_eof: false,
         in_off: 0,
@@ -1139,10 +1143,15 @@ fn main(argc: usize, argv: *mut *const u8, envp: *const *const u8) -> i32 {
     sup.log.chunk(&ocarry[..oc], b"stdout");
     sup.log.chunk(&ecarry[..ec], b"stderr");
 
-    for fd in [sup.out.fd, sup.err.fd, if tty { -1 } else { in_fd }] {
-        if fd > 3 {
+    // (With TTY, ERR_FD and IN_FD are not expected, but close them if passed anyway.)
+    let tty_err = if tty { err_fd } else { -1 };
+    for fd in [sup.out.fd, sup.err.fd, sup.in_pipe, tty_err] {
+        if fd > 3 && fd != out_fd {
             close(fd);
         }
+    }
+    if sup.out.fd > 3 {
+        close(sup.out.fd);
     }
     close(sfd);
     if log_fd > 3 {

@@ -578,6 +578,8 @@ fn tty_output_and_winsize() {
     assert_eq!(r.wait(), 0);
     drop(cli_m);
     expect_args(&r, "5", "4", &[]);
+    let fds = r.fds();
+    assert!(!fds.contains(&20) && !fds.contains(&21), "{fds:?}");
     let out: String = r
         .entries()
         .iter()
