@@ -396,6 +396,21 @@ fn check_manifest(m: &Manifest) -> Result<()> {
     Ok(())
 }
 
+/// Digest of what the registry serves for `desc` (at most `desc.size` bytes), if it can be read.
+async fn remote_digest(client: &Client, repo: &str, desc: &Descriptor) -> Option<Digest> {
+    let mut resp = client.get_blob(repo, &desc.digest, 0).await.ok()?;
+    let mut h = Hasher::new(desc.digest.algorithm()).ok()?;
+    let mut n = 0u64;
+    while let Some(c) = resp.chunk().await.ok()? {
+        n += c.len() as u64;
+        if n > desc.size {
+            return None;
+        }
+        h.update(&c);
+    }
+    Some(h.finish())
+}
+
 /// Why feeding a layer stopped early.
 enum FeedError {
     /// The ingest side stopped reading (it failed; its error is the one to report).
@@ -462,6 +477,17 @@ async fn fetch_layer(
         }
         Err(e) => {
             item.abandon("Failed");
+            // The unpacker may give up on corrupt data before the blob digest is checked: fetch
+            // the blob again (failure path only) to tell a registry sending wrong content apart.
+            if let Some(actual) = remote_digest(&client, &repo, &desc).await {
+                if actual != desc.digest {
+                    return Err(RegistryError::DigestMismatch {
+                        what: "layer",
+                        expected: desc.digest.clone(),
+                        actual,
+                    });
+                }
+            }
             Err(RegistryError::Layer {
                 digest: desc.digest.clone(),
                 source: e,
@@ -470,9 +496,7 @@ async fn fetch_layer(
     }
 }
 
-/// Stream the blob into `tx`, resuming with a range request when the connection drops. The
-/// blob is hashed here too, so a registry sending the wrong content is named as such even when
-/// the unpacker gives up first.
+/// Stream the blob into `tx`, resuming with a range request when the connection drops.
 async fn feed(
     client: &Client,
     repo: &str,
@@ -490,18 +514,11 @@ async fn feed(
             actual,
         })
     };
-    let mut hasher = Hasher::new(desc.digest.algorithm())
-        .map_err(|e| FeedError::Failed(RegistryError::Other(e.to_string())))?;
     let mut got: u64 = 0;
     let mut attempt = 0;
     let mut last_err = String::new();
-    // Set when the unpacker stopped reading: keep downloading only to name a bad digest.
-    let mut reader_gone = false;
     loop {
         if attempt > RETRIES {
-            if reader_gone {
-                return Err(FeedError::ReaderGone);
-            }
             return Err(FeedError::Failed(RegistryError::Truncated {
                 what: "layer",
                 digest: desc.digest.clone(),
@@ -560,27 +577,14 @@ async fn feed(
                         return Err(too_long(got + c.len() as u64));
                     }
                     got += c.len() as u64;
-                    hasher.update(&c);
                     item.inc(c.len() as u64);
-                    if !reader_gone && tx.send(Msg::Data(c)).await.is_err() {
-                        reader_gone = true;
+                    if tx.send(Msg::Data(c)).await.is_err() {
+                        return Err(FeedError::ReaderGone);
                     }
                 }
                 Ok(None) => {
                     if got == size {
-                        let actual = hasher.finish();
-                        if actual != desc.digest {
-                            return Err(FeedError::Failed(RegistryError::DigestMismatch {
-                                what: "layer",
-                                expected: desc.digest.clone(),
-                                actual,
-                            }));
-                        }
-                        return if reader_gone {
-                            Err(FeedError::ReaderGone)
-                        } else {
-                            Ok(())
-                        };
+                        return Ok(());
                     }
                     last_err = format!("the registry sent {got} of {size} bytes");
                     break;
