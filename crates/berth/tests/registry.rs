@@ -238,6 +238,14 @@ fn push_with_skopeo_pull_with_berth() {
         out.contains(&format!("Status: Image is up to date for {dest}")),
         "{out}"
     );
+    // Pushed elsewhere, the image keeps the manifest (and digest) it was pulled with.
+    let copy = format!("{}/copies/bb:1", reg.host());
+    let out = env.ok(&["push", &dest, &copy]);
+    assert!(out.contains("Mounted from lib/bb"), "{out}");
+    assert!(
+        out.contains(&format!("1: digest: {manifest_digest} size: {}", raw.len())),
+        "{out}"
+    );
     // By digest, quietly: prints the image id.
     let by_digest = format!("{}/lib/bb@{manifest_digest}", reg.host());
     let out = env.ok(&["pull", "-q", &by_digest]);
