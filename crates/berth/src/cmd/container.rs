@@ -772,20 +772,9 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
 }
 
 /// Docker-style inspect document of a container.
-pub fn container_json(c: &Container) -> serde_json::Value {
+pub fn container_json(store: &Store, c: &Container) -> serde_json::Value {
     let running = c.state == State::Running;
-    let (net_settings, ports) = match &c.net {
-        Some(n) => (
-            json!({
-                "IPAddress": n.addresses.first().map(|a| a.to_string()).unwrap_or_default(),
-                "SandboxKey": n.netns_path,
-                "Ports": n.ports.iter().map(|p| (format!("{}/{}", p.container_port, p.protocol), json!([{"HostIp": p.host_ip, "HostPort": p.host_port.to_string()}]))).collect::<serde_json::Map<_, _>>(),
-            }),
-            n.ports.len(),
-        ),
-        None => (json!({}), 0),
-    };
-    let _ = ports;
+    let net_settings = berth_net::network_settings(store, &c.id).unwrap_or_else(|_| json!({}));
     json!({
         "Id": c.id,
         "Created": chrono::DateTime::from_timestamp(c.created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
@@ -846,7 +835,7 @@ pub fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<i32> {
         let want_img = a.kind.as_deref() != Some("container");
         if want_ctr {
             if let Ok(c) = state::lookup(store, n) {
-                docs.push(container_json(&c));
+                docs.push(container_json(store, &c));
                 continue;
             }
         }

@@ -53,6 +53,18 @@ impl TestEnv {
         let scratch = dir.join("scratch");
         std::fs::create_dir_all(&root).unwrap();
         std::fs::create_dir_all(&scratch).unwrap();
+        // Own bridge/table names and subnets, so that tests running at the same time (and a
+        // real berth on this machine) never share networking state.
+        let x = (std::process::id() as usize * 7 + n) % 250;
+        std::fs::write(
+            root.join("net.conf"),
+            format!(
+                "prefix = b{:03x}{:02}\nbridge_subnet = 10.216.{x}.0/24\npool = 10.217.{x}.0/24\n",
+                std::process::id() % 4096,
+                n % 100
+            ),
+        )
+        .unwrap();
         TestEnv { dir, root, scratch }
     }
 
@@ -174,6 +186,13 @@ impl Drop for TestEnv {
                 }
             }
         }
+        // Bridges, nft table, namespaces of this store.
+        let _ = self
+            .cmd(&["network", "reset"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         unmount_under(&self.dir);
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
