@@ -108,6 +108,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&cli.log_level);
+    tracing::debug!("berth {:?}", std::env::args().nth(1));
     let ctx = Ctx::new(cli.root);
     let res = match cli.cmd {
         Cmd::Run(a) => container::run(&ctx, a),
