@@ -15,7 +15,16 @@
 //! syscalls, with its own `_start`. Under `panic = "unwind"` (the dev/test profiles) stable
 //! Rust refuses `no_std` executables (no `eh_personality`), so there `std` is merely *linked*
 //! to provide that lang item; nothing in this file uses it, the same `_start` runs, and the
-//! process never initialises libc or std (see `build.rs`).
+//! process never initialises libc or std (see `build.rs`). The only difference is that a
+//! panic (a bug) ends in std's panic machinery, which crashes, instead of `exit(125)`.
+//!
+//! Details beyond the calling contract:
+//! - After PID exits, output is drained until EOF, 200 ms without data, or 5 s in total.
+//! - A PID that is not our child (wait4 says ECHILD) is reported as `--exited 255`, with a
+//!   note in the log.
+//! - If writing to IN_FD fails (the container closed its stdin), IN_FD is closed and fd 0 is
+//!   no longer read, but `--flags` keeps STDIN: only EOF/error on fd 0 clears it.
+//! - Unknown FLAGS bits are passed back unchanged.
 #![cfg_attr(panic = "abort", no_std)]
 #![no_main]
 // Every syscall wrapper deals in raw integers the kernel ABI defines; the casts are the ABI.
