@@ -152,11 +152,14 @@ pub fn ingest_layer(
                 n: 0,
             };
             let size = match &tmp.0 {
-                Some(dir) => unpack_layer(&mut hr, dir)?,
-                None => scan_layer(&mut hr)?,
+                Some(dir) => pipelined_unpack(&mut hr, dir, comp)?,
+                None => {
+                    let size = scan_layer(&mut hr)?;
+                    // The tar may have padding after its end marker: part of the diff id.
+                    io::copy(&mut hr, &mut io::sink()).map_err(|e| layer_read_error(comp, e))?;
+                    size
+                }
             };
-            // The tar may have padding after its end marker: it is part of the diff id.
-            io::copy(&mut hr, &mut io::sink()).map_err(|e| layer_read_error(comp, e))?;
             let HashReader { hasher, n, .. } = hr;
             (hasher.finish(), n, size)
         };
@@ -191,11 +194,98 @@ pub fn ingest_layer(
     })
 }
 
-/// syncfs the unpacked tree, then rename it into place (an existing identical layer wins).
+/// Decompressed data flows from the reading thread (download or archive, blob copy,
+/// decompression, two digests) to the unpacking thread (tar parsing, file creation) in chunks
+/// of this size, at most `PIPE_DEPTH` chunks ahead.
+const PIPE_CHUNK: usize = 256 * 1024;
+const PIPE_DEPTH: usize = 16;
+
+/// Unpack the tar read from `src` into `dir`, with reading/decompressing/hashing on this
+/// thread and unpacking on another, so the two overlap. Reads `src` to its end (tar padding
+/// after the end marker is part of the diff id).
+fn pipelined_unpack(src: &mut dyn Read, dir: &Path, comp: Compression) -> Result<u64> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let failed = &failed;
+        let unpacker = scope.spawn(move || {
+            let mut r = ChanReader {
+                rx,
+                cur: Vec::new(),
+                pos: 0,
+            };
+            let res = unpack_layer(&mut r, dir);
+            if res.is_err() {
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            // Hanging up lets the producer go on without us: after a successful unpack it
+            // still reads (and hashes) the rest; after a failure it stops.
+            drop(r);
+            res
+        });
+        let mut produce = || -> std::result::Result<(), io::Error> {
+            loop {
+                let mut chunk = vec![0u8; PIPE_CHUNK];
+                let mut got = 0;
+                while got < PIPE_CHUNK {
+                    match src.read(&mut chunk[got..]) {
+                        Ok(0) => break,
+                        Ok(n) => got += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                if got == 0 {
+                    return Ok(());
+                }
+                chunk.truncate(got);
+                if tx.send(chunk).is_err() && failed.load(std::sync::atomic::Ordering::SeqCst) {
+                    // The unpacker refused the layer; its error is reported below.
+                    return Ok(());
+                }
+            }
+        };
+        let produced = produce();
+        drop(tx);
+        let unpacked = unpacker
+            .join()
+            .unwrap_or_else(|_| Err(ImageError::Layer("the layer unpacker panicked".into())));
+        produced.map_err(|e| layer_read_error(comp, e))?;
+        unpacked
+    })
+}
+
+/// Reads the chunks sent by [`pipelined_unpack`]'s producer; end of stream when it hangs up.
+struct ChanReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.cur = c;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Rename the unpacked tree into place (an existing identical layer wins).
+///
+/// The files are not fsynced one by one nor with syncfs (which would also wait for every other
+/// process's dirty data on the filesystem), as Docker and Podman do not: a `kill -9` cannot
+/// lose page-cache data, and the layer's blob, which is fsynced, stays in the store.
 fn publish_dir(dir: &Path, dest: &Path) -> Result<()> {
-    let f = File::open(dir).map_err(|e| ImageError::io(dir, e))?;
-    rfs::syncfs(&f).map_err(|e| ImageError::io(dir, e.into()))?;
-    drop(f);
     let parent = dest.parent().expect("layer dir has a parent");
     fs::create_dir_all(parent).map_err(|e| ImageError::io(parent, e))?;
     match fs::rename(dir, dest) {
