@@ -896,12 +896,7 @@ impl Sup {
                 return;
             }
             if r as i32 == self.pid && self.code.is_none() {
-                let sig = status & 0x7f;
-                self.code = Some(if sig == 0 {
-                    (status >> 8) & 0xff
-                } else {
-                    128 + sig
-                });
+                self.code = Some(exit_status_code(status));
             }
         }
     }
@@ -928,6 +923,16 @@ impl Sup {
                 }
             }
         }
+    }
+}
+
+/// Docker's exit code for a wait status: the exit status, or 128 + the signal number.
+fn exit_status_code(status: i32) -> i32 {
+    let sig = status & 0x7f;
+    if sig == 0 {
+        (status >> 8) & 0xff
+    } else {
+        128 + sig
     }
 }
 
@@ -1048,12 +1053,19 @@ fn main(argc: usize, argv: *mut *const u8, envp: *const *const u8) -> i32 {
     // PID may have exited before the signalfd existed; its SIGCHLD is still pending, but
     // reap once anyway. A PID that is not our child can never be waited for.
     sup.reap();
-    if sup.code.is_none() && wait_nohang(pid).0 == -ECHILD {
-        sup.log.chunk(
-            b"berth-supervise: container init is not our child\n",
-            b"stderr",
-        );
-        sup.code = Some(255);
+    if sup.code.is_none() {
+        // Between the sweep above and this call PID may exit: then this call reaps it, and
+        // its status must be kept (its SIGCHLD will find nothing left to reap).
+        let (r, status) = wait_nohang(pid);
+        if r == -ECHILD {
+            sup.log.chunk(
+                b"berth-supervise: container init is not our child\n",
+                b"stderr",
+            );
+            sup.code = Some(255);
+        } else if r as i32 == pid {
+            sup.code = Some(exit_status_code(status));
+        }
     }
 
     let mut drain_start: Option<i64> = None;

@@ -662,6 +662,11 @@ fn parallel_runs_of_one_image() {
         let o = h.wait_with_output().unwrap();
         assert_eq!(out(&o), format!("n{i}\n"), "stderr: {}", err(&o));
     }
+    // Containers that exit at once (the monitor must never miss their exit).
+    for _ in 0..20 {
+        let o = env.berth(&["run", "--rm", NONE, "bb", "true"]);
+        assert!(o.status.success(), "stderr: {}", err(&o));
+    }
     assert_eq!(env.ok(&["ps", "-aq"]), "");
 }
 
