@@ -181,7 +181,6 @@ fn monitor(
         if let Some(code) = pending_exit.take() {
             tracing::debug!("monitor {id}: container exited with {code}");
             let oom = oom_killed(id, &store);
-            let _ = runtime.delete(id);
             let cur = state::get(&store, id).ok().flatten();
             let stop_requested = cur.as_ref().map(|c| c.stop_requested).unwrap_or(true);
             let restarts = cur.as_ref().map(|c| c.restart_count).unwrap_or(0) as u32;
@@ -200,6 +199,8 @@ fn monitor(
                     "state = ?1, exit_code = ?2, finished_at = ?3, restart_count = ?4, pid = NULL, oom_killed = ?5",
                     &[&State::Restarting.as_str(), &code, &now, &((restarts + 1) as i64), &(oom as i64)],
                 );
+                // The old runtime state must go before the container is created again.
+                let _ = runtime.delete(id);
                 if wait_backoff(&store, id, backoff) {
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                 } else {
@@ -279,7 +280,9 @@ fn finish(
     if let Err(e) = berth_net::teardown(store, id) {
         tracing::warn!("network teardown of {id}: {e}");
     }
+    tracing::debug!("monitor {id}: network released");
     let _ = bundle.unmount();
+    tracing::debug!("monitor {id}: unmounted");
     let _ = state::delete(store, id);
     tracing::debug!("monitor {id}: removed");
     sync.send_exit(code);

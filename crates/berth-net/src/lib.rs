@@ -642,7 +642,8 @@ pub fn teardown(store: &Store, container_id: &str) -> Result<()> {
     // a namespace that is still in use (or not ours) are deleted explicitly.
     let mut ns_gone = false;
     if let Some(ns) = &owned_ns {
-        let in_use = netns::in_use_by_process(ns);
+        // Scanning /proc is only worth it when there are veths to delete.
+        let in_use = !eps.is_empty() && netns::in_use_by_process(ns);
         match netns::remove(ns) {
             Ok(()) => ns_gone = !in_use,
             Err(e) => errs.push(NetError::Other(format!(
