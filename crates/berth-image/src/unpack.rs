@@ -144,24 +144,23 @@ pub fn ingest_layer(
             out: &mut blob,
         };
         let res = {
-            let dec =
+            let mut dec =
                 decompressor(Box::new(&mut tee), comp).map_err(|e| layer_read_error(comp, e))?;
-            let mut hr = HashReader {
-                inner: dec,
-                hasher: Hasher::sha256(),
-                n: 0,
-            };
-            let size = match &tmp.0 {
-                Some(dir) => pipelined_unpack(&mut hr, dir, comp)?,
+            match &tmp.0 {
+                Some(dir) => pipelined_unpack(&mut dec, dir, comp)?,
                 None => {
+                    let mut hr = HashReader {
+                        inner: dec,
+                        hasher: Hasher::sha256(),
+                        n: 0,
+                    };
                     let size = scan_layer(&mut hr)?;
                     // The tar may have padding after its end marker: part of the diff id.
                     io::copy(&mut hr, &mut io::sink()).map_err(|e| layer_read_error(comp, e))?;
-                    size
+                    let HashReader { hasher, n, .. } = hr;
+                    (hasher.finish(), n, size)
                 }
-            };
-            let HashReader { hasher, n, .. } = hr;
-            (hasher.finish(), n, size)
+            }
         };
         // Trailing bytes after the compressed stream still belong to the blob.
         io::copy(&mut tee, &mut io::sink()).map_err(|e| layer_read_error(comp, e))?;
@@ -200,28 +199,46 @@ pub fn ingest_layer(
 const PIPE_CHUNK: usize = 256 * 1024;
 const PIPE_DEPTH: usize = 16;
 
-/// Unpack the tar read from `src` into `dir`, with reading/decompressing/hashing on this
-/// thread and unpacking on another, so the two overlap. Reads `src` to its end (tar padding
-/// after the end marker is part of the diff id).
-fn pipelined_unpack(src: &mut dyn Read, dir: &Path, comp: Compression) -> Result<u64> {
+/// Unpack the tar read from `src` into `dir`: reading and decompressing on this thread;
+/// hashing (the diff id) and unpacking on another, so the two overlap. Reads `src` to its end
+/// (tar padding after the end marker is part of the diff id). Returns the diff id, the
+/// uncompressed size and the unpacked content size.
+fn pipelined_unpack(
+    src: &mut dyn Read,
+    dir: &Path,
+    comp: Compression,
+) -> Result<(Digest, u64, u64)> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
     let failed = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         let failed = &failed;
-        let unpacker = scope.spawn(move || {
-            let mut r = ChanReader {
-                rx,
-                cur: Vec::new(),
-                pos: 0,
+        let unpacker = scope.spawn(move || -> Result<(Digest, u64, u64)> {
+            let mut hr = HashReader {
+                inner: ChanReader {
+                    rx,
+                    cur: Vec::new(),
+                    pos: 0,
+                },
+                hasher: Hasher::sha256(),
+                n: 0,
             };
-            let res = unpack_layer(&mut r, dir);
-            if res.is_err() {
-                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+            let res = unpack_layer(&mut hr, dir).and_then(|size| {
+                // Padding after the tar's end marker still counts for the diff id.
+                io::copy(&mut hr, &mut io::sink()).map_err(|e| layer_read_error(comp, e))?;
+                Ok(size)
+            });
+            match res {
+                Ok(size) => {
+                    let HashReader { hasher, n, .. } = hr;
+                    Ok((hasher.finish(), n, size))
+                }
+                Err(e) => {
+                    // Hanging up tells the producer to stop.
+                    failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                    drop(hr);
+                    Err(e)
+                }
             }
-            // Hanging up lets the producer go on without us: after a successful unpack it
-            // still reads (and hashes) the rest; after a failure it stops.
-            drop(r);
-            res
         });
         let mut produce = || -> std::result::Result<(), io::Error> {
             loop {
