@@ -8,6 +8,7 @@
 #        RUNS=5                   hyperfine runs per command
 #        MIRROR=http://deb.debian.org/debian
 #        ROOTFS_TAR=file.tar      reuse a tarred minbase rootfs instead of running debootstrap
+#        SETTLE=30                seconds to let the filesystem settle before timing
 # Everything it creates (registry process, stores, temp files) is removed on exit.
 set -euo pipefail
 
@@ -158,6 +159,10 @@ echo "== image: $IMAGE, one gzip layer of $LAYER_BYTES bytes; berth: $BERTH"
 BERTH_ROOT=$BERTH_STORE "$BERTH" pull -q "$IMAGE" >/dev/null
 $PODMAN pull -q "$IMAGE" >/dev/null
 
+# On these VMs, ext4 file creation is many times slower for a while after many files were
+# deleted (e.g. a previous benchmark's cleanup, or debootstrap's own churn): let it settle.
+sync
+sleep "${SETTLE:-30}"
 hyperfine --style basic --shell bash --warmup 1 --runs "$RUNS" --export-json "$WORK/pull.json" \
   --prepare "fresh $BERTH_STORE; sync" -n "berth pull" "BERTH_ROOT=$BERTH_STORE $BERTH pull -q $IMAGE" \
   --prepare "fresh $WORK/podman-root $WORK/podman-run $WORK/podman-tmp; sync" -n "podman pull" "$PODMAN pull -q $IMAGE"
