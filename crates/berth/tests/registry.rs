@@ -206,6 +206,42 @@ fn push_with_skopeo_pull_with_berth() {
     let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
     let manifest_digest = sha256_hex(raw.as_bytes());
 
+    // `run` pulls a missing image (progress on stderr, the container's output on stdout);
+    // --pull never refuses; --pull always pulls again.
+    let env2 = TestEnv::new();
+    let (code, msg) = env2.fails(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "--pull",
+        "never",
+        &dest,
+        "true",
+    ]);
+    assert_eq!(code, 125, "{msg}");
+    let o = env2.berth(&[
+        "run",
+        "--rm",
+        "--network=none",
+        &dest,
+        "echo",
+        "pulled and ran",
+    ]);
+    assert_eq!(stdout(&o), "pulled and ran\n", "{}", stderr(&o));
+    assert!(stderr(&o).contains("Pulling from lib/bb"), "{}", stderr(&o));
+    let o = env2.berth(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "--pull",
+        "always",
+        &dest,
+        "true",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Image is up to date"), "{}", stderr(&o));
+    drop(env2);
+
     let out = env.ok(&["pull", &dest]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "1: Pulling from lib/bb", "{out}");
