@@ -81,13 +81,10 @@ impl Runtime {
             }
             Runtime::Binary { path, state_root } => {
                 std::fs::create_dir_all(state_root).map_err(|e| EngineError::io(state_root, e))?;
-                let _ = Command::new(path)
-                    .arg("--root")
-                    .arg(state_root)
-                    .args(["delete", "--force", id])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
+                // Leftover state of a crashed run would make `create` fail.
+                if state_root.join(id).exists() {
+                    self.delete(id)?;
+                }
                 let pid_file = bundle.join("init.pid");
                 let _ = std::fs::remove_file(&pid_file);
                 let errfile = bundle.join("runtime.log");

@@ -161,10 +161,12 @@ pub fn print_inspect(docs: &[serde_json::Value], format: Option<&str>) -> Result
     Ok(())
 }
 
-/// A small subset of Go templates: text with `{{.Path.To.Field}}` and `{{json .Path}}`.
+/// A small subset of Go templates: text with `{{.Path.To.Field}}` and `{{json .Path}}`;
+/// `\t` and `\n` written in the format stand for a tab and a newline, as with Docker.
 pub fn render_template(f: &str, doc: &serde_json::Value) -> String {
+    let f = f.replace("\\t", "\t").replace("\\n", "\n");
     let mut out = String::new();
-    let mut rest = f;
+    let mut rest = f.as_str();
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let Some(end) = rest[start..].find("}}") else {

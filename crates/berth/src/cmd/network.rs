@@ -209,34 +209,7 @@ pub fn network_cmd(ctx: &Ctx, c: NetworkCmd) -> Result<i32> {
 
 /// `{{.Field}}` / `{{json .Field}}` substitution over a JSON document.
 fn template(f: &str, doc: &serde_json::Value) -> String {
-    let mut out = String::new();
-    let mut rest = f;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            break;
-        };
-        let expr = rest[start + 2..start + end].trim();
-        let (json, path) = match expr.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, expr),
-        };
-        let mut v = doc;
-        for seg in path
-            .trim_start_matches('.')
-            .split('.')
-            .filter(|s| !s.is_empty())
-        {
-            v = v.get(seg).unwrap_or(&serde_json::Value::Null);
-        }
-        match (json, v) {
-            (false, serde_json::Value::String(s)) => out.push_str(s),
-            (_, v) => out.push_str(&v.to_string()),
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out.replace("\\n", "\n").replace("\\t", "\t")
+    super::render_template(f, doc)
 }
 
 /// Look a container up in the engine's table (by id, name or unique id prefix).
