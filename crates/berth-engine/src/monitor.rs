@@ -8,7 +8,7 @@
 //! `start -a`), finally `exit CODE\n`. When attached, fds 0-2 are the CLI's terminal/streams.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -720,11 +720,4 @@ fn cleanup_after_exit(
         "state = ?1, exit_code = ?2, finished_at = ?3, oom_killed = ?4, pid = NULL, monitor_pid = NULL, monitor_start = NULL, error = ?5",
         &[&State::Exited.as_str(), &code.unwrap_or(125), &now, &(oom as i64), &error],
     );
-}
-
-/// Read a whole small file (used by tests and tools).
-pub fn read_to_string(p: &Path) -> Option<String> {
-    let mut s = String::new();
-    File::open(p).ok()?.read_to_string(&mut s).ok()?;
-    Some(s)
 }
