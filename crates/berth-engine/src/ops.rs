@@ -416,9 +416,14 @@ pub fn reconcile(store: &Store) -> Result<()> {
 }
 
 fn reconcile_one(store: &Store, c: &Container) {
-    // A container process may survive its monitor; it must not run unobserved.
+    // A container process may survive its monitor; it must not run unobserved. After a reboot
+    // the recorded pid may belong to anything: only a process in this container's cgroup is
+    // killed.
     if let Some(pid) = c.pid {
-        if berth_store::pid_alive(pid) {
+        let ours = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .map(|cg| cg.contains(&c.id))
+            .unwrap_or(false);
+        if ours {
             // SAFETY: kill(2) has no memory effects.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
