@@ -59,7 +59,7 @@ impl TestEnv {
         std::fs::write(
             root.join("net.conf"),
             format!(
-                "prefix = b{:03x}{:02}\nbridge_subnet = 10.216.{x}.0/24\npool = 10.217.{x}.0/24\n",
+                "prefix = b{:03x}{:02}\nbridge_subnet = 10.219.{x}.0/24\npool = 10.220.{x}.0/24\n",
                 std::process::id() % 4096,
                 n % 100
             ),

@@ -27,16 +27,13 @@ pub struct NetEnv {
 
 impl NetEnv {
     pub fn new(env: &TestEnv) -> NetEnv {
-        // Unique per test in this process (counter), random across processes.
+        // Unique per test within this process (the counter; tests of one binary run at the
+        // same time), varied across processes by the pid. Two tests must never share a subnet:
+        // their bridges would fight over the routes.
         let n = N.fetch_add(1, Ordering::SeqCst);
-        let r = {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u32(std::process::id());
-            h.finish()
-        };
-        let x = ((r as u32 % 251) + n) as u8 % 251;
-        let prefix = format!("bt{:03x}{:x}", (r >> 16) & 0xfff, n % 16);
+        let pid = std::process::id();
+        let x = ((pid as usize * 13 + n as usize) % 251) as u8;
+        let prefix = format!("bt{:03x}{:x}", pid % 4096, n % 16);
         std::fs::write(
             env.root.join("net.conf"),
             format!(
