@@ -134,6 +134,14 @@ impl Runtime {
 
     /// Release runtime state (cgroups, state dir) of a stopped container. Idempotent.
     pub fn delete(&self, id: &str) -> Result<()> {
+        let res = self.delete_state(id);
+        // Whatever the runtime managed, no cgroup of this container may outlive it (its
+        // state may already be gone after a crash, or it may have failed half-way).
+        remove_cgroups(id);
+        res
+    }
+
+    fn delete_state(&self, id: &str) -> Result<()> {
         match self {
             Runtime::Builtin { state_root } => {
                 let dir = state_root.join(id);
@@ -276,6 +284,30 @@ fn run_tool(cmd: &mut Command) -> Result<()> {
         Err(EngineError::Runtime(clean_runtime_message(
             &String::from_utf8_lossy(&out.stderr),
         )))
+    }
+}
+
+/// Remove the (empty) cgroups of container `id` under berth's cgroup parent, v1 and v2.
+fn remove_cgroups(id: &str) {
+    let rel = format!("{}/{}", crate::cgroup_parent().trim_matches('/'), id);
+    let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path().join(&rel)).collect();
+    dirs.push(Path::new("/sys/fs/cgroup").join(&rel));
+    for d in dirs {
+        if d.is_dir() {
+            // A cgroup dies only once its last process has: retry briefly.
+            for _ in 0..20 {
+                match std::fs::remove_dir(&d) {
+                    Ok(()) => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(5))
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
     }
 }
 

@@ -186,6 +186,9 @@ impl Drop for TestEnv {
                 }
             }
         }
+        // `run --rm` returns before its monitor has removed the last files: wait for this
+        // store's monitors to be gone before deleting the store under them.
+        wait_for_processes_using(&self.root);
         // Bridges, nft table, namespaces of this store.
         let _ = self
             .cmd(&["network", "reset"])
@@ -199,6 +202,33 @@ impl Drop for TestEnv {
                 eprintln!("warning: cannot remove {}: {e}", self.dir.display());
             }
         }
+    }
+}
+
+/// Wait (up to 10 s) until no process has `dir` on its command line (berth monitors and
+/// supervisors carry their store root there).
+pub fn wait_for_processes_using(dir: &Path) {
+    let needle = dir.to_string_lossy().into_owned();
+    let me = std::process::id().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let busy = std::fs::read_dir("/proc")
+            .map(|rd| {
+                rd.flatten().any(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name.bytes().all(|b| b.is_ascii_digit())
+                        && name != me
+                        && std::fs::read(e.path().join("cmdline"))
+                            .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                            .unwrap_or(false)
+                })
+            })
+            .unwrap_or(false);
+        if !busy || std::time::Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
