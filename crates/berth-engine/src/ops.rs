@@ -18,20 +18,20 @@ use crate::rootfs::{self, Bundle, ExecCheck};
 use crate::state::{self, Container, State};
 use crate::{EngineError, Result};
 
-/// A request to create a container (already merged with the image config by the caller
-/// through [`resolve_config`]).
+/// A request to create a container. The caller has resolved the image (and merged its config
+/// into `config`, see [`resolve_args`]).
 #[derive(Debug, Clone)]
 pub struct CreateRequest {
     pub name: Option<String>,
+    /// The image as the user named it (shown by `ps`).
     pub image_ref: String,
+    pub image_id: berth_store::Digest,
     pub config: ContainerConfig,
 }
 
 /// Create a container row and its directory. Nothing runs yet.
 pub fn create(store: &Store, req: CreateRequest) -> Result<Container> {
     state::migrate(store)?;
-    let images = ImageStore::open(store)?;
-    let image = images.resolve(&req.image_ref)?;
     if let Some(n) = &req.name {
         validate_name(n)?;
     }
@@ -53,7 +53,7 @@ pub fn create(store: &Store, req: CreateRequest) -> Result<Container> {
     let c = Container {
         id: id.clone(),
         name,
-        image_id: image.id.clone(),
+        image_id: req.image_id.clone(),
         image_name: req.image_ref.clone(),
         config,
         state: State::Created,
@@ -163,7 +163,6 @@ pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
     let images = ImageStore::open(store)?;
     let image = images.get(&c.image_id)?;
     let bundle = Bundle::new(store.root(), &c.id);
-    bundle.create()?;
     bundle.mount(&images.layer_dirs(&image))?;
     tracing::debug!("start {}: rootfs mounted", c.name);
     let fail = |e: EngineError| -> EngineError {
@@ -391,6 +390,11 @@ pub fn wait_attached(store: &Store, id: &str, started: &mut Started) -> i32 {
 /// Bring rows in line with reality: containers whose monitor died (crash, `kill -9`,
 /// reboot) are marked exited and their mounts and network released.
 pub fn reconcile(store: &Store) -> Result<()> {
+    reconciled_rows(store).map(|_| ())
+}
+
+/// [`reconcile`], returning every container row as it is afterwards.
+pub fn reconciled_rows(store: &Store) -> Result<Vec<Container>> {
     state::migrate(store)?;
     let all = state::all(store)?;
     let mut reconciled = false;
@@ -403,16 +407,18 @@ pub fn reconcile(store: &Store) -> Result<()> {
     if reconciled {
         // After a crash or reboot, also release network resources that no container row
         // accounts for. Containers that are not exited may be starting right now: keep theirs.
-        let keep: HashSet<String> = state::all(store)?
-            .into_iter()
+        let rows = state::all(store)?;
+        let keep: HashSet<String> = rows
+            .iter()
             .filter(|c| c.state != State::Exited)
-            .map(|c| c.id)
+            .map(|c| c.id.clone())
             .collect();
         if let Err(e) = berth_net::cleanup_stale(store, &keep) {
             tracing::warn!("cleaning up stale network resources: {e}");
         }
+        return Ok(rows);
     }
-    Ok(())
+    Ok(all)
 }
 
 fn reconcile_one(store: &Store, c: &Container) {

@@ -335,6 +335,22 @@ fn write_file(p: &Path, s: &str) -> Result<()> {
     berth_store::write_replace(p, s.as_bytes()).map_err(NetError::from)
 }
 
+/// /etc/hosts and /etc/resolv.conf for a container on no berth network (none, container:).
+fn write_plain_files(
+    out: &NetSetup,
+    cfg: &NetConfig,
+    add_hosts: &[(String, String)],
+) -> Result<()> {
+    write_file(
+        &out.hosts_file,
+        &files::hosts(&cfg.hostname, &cfg.container_name, &[], add_hosts),
+    )?;
+    write_file(
+        &out.resolv_conf,
+        &files::resolv_conf(&host_resolv(), &cfg.dns, None),
+    )
+}
+
 fn host_resolv() -> files::HostResolv {
     files::parse_resolv(&fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
 }
@@ -425,14 +441,7 @@ pub fn setup(store: &Store, cfg: &NetConfig, dir: &Path) -> Result<NetSetup> {
                 None => {
                     // Not set up by berth-net (the engine joins its namespace through the
                     // process): generic files, no namespace of ours.
-                    write_file(
-                        &out.hosts_file,
-                        &files::hosts(&cfg.hostname, &cfg.container_name, &[], &add_hosts),
-                    )?;
-                    write_file(
-                        &out.resolv_conf,
-                        &files::resolv_conf(&host_resolv(), &cfg.dns, None),
-                    )?;
+                    write_plain_files(&out, cfg, &add_hosts)?;
                 }
             }
             state::immediate(store.db(), |db| state::insert_sandbox(db, &sb))?;
@@ -447,14 +456,7 @@ pub fn setup(store: &Store, cfg: &NetConfig, dir: &Path) -> Result<NetSetup> {
                 let _ = teardown(store, id);
                 return Err(e);
             }
-            write_file(
-                &out.hosts_file,
-                &files::hosts(&cfg.hostname, &cfg.container_name, &[], &add_hosts),
-            )?;
-            write_file(
-                &out.resolv_conf,
-                &files::resolv_conf(&host_resolv(), &cfg.dns, None),
-            )?;
+            write_plain_files(&out, cfg, &add_hosts)?;
             out.netns_path = Some(ns);
         }
         NetworkMode::Networks(atts) => {

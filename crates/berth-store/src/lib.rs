@@ -77,6 +77,8 @@ pub const DEFAULT_ROOT: &str = "/var/lib/berth";
 pub struct Store {
     root: PathBuf,
     db: Connection,
+    /// Components whose schema this connection has already brought up to date.
+    migrated: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -95,7 +97,11 @@ impl Store {
         }
         let root = fs::canonicalize(root).map_err(|e| StoreError::io(root, e))?;
         let db = open_db(&root.join("berth.db"))?;
-        let store = Store { root, db };
+        let store = Store {
+            root,
+            db,
+            migrated: Default::default(),
+        };
         store.migrate(
             "store",
             &["CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)"],
@@ -122,6 +128,15 @@ impl Store {
     ///
     /// `steps[i]` brings the component from version `i` to `i + 1`; steps are append-only.
     pub fn migrate(&self, component: &str, steps: &[&str]) -> Result<()> {
+        if self.migrated.borrow().contains(component) {
+            return Ok(());
+        }
+        self.migrate_now(component, steps)?;
+        self.migrated.borrow_mut().insert(component.to_string());
+        Ok(())
+    }
+
+    fn migrate_now(&self, component: &str, steps: &[&str]) -> Result<()> {
         self.db.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
         )?;

@@ -305,7 +305,10 @@ fn find(store: &Store, name: &str) -> Result<Container> {
 }
 
 /// Build the container configuration from flags and the image.
-fn build_config(store: &Store, o: &ContainerOpts) -> Result<(String, ContainerConfig)> {
+fn build_config(
+    store: &Store,
+    o: &ContainerOpts,
+) -> Result<(berth_store::Digest, ContainerConfig)> {
     let images = ImageStore::open(store)?;
     let image = match images.resolve(&o.image) {
         Ok(i) => i,
@@ -460,17 +463,18 @@ fn build_config(store: &Store, o: &ContainerOpts) -> Result<(String, ContainerCo
     if let Some(rt) = &cfg.runtime {
         berth_engine::runtime::Runtime::new(store.root(), Some(rt)).map_err(eng)?;
     }
-    Ok((image.id.to_string(), cfg))
+    Ok((image.id, cfg))
 }
 
 fn create_from(ctx: &Ctx, o: &ContainerOpts) -> Result<Container> {
     let store = open(ctx)?;
-    let (_, config) = build_config(store, o)?;
+    let (image_id, config) = build_config(store, o)?;
     ops::create(
         store,
         CreateRequest {
             name: o.name.clone(),
             image_ref: o.image.clone(),
+            image_id,
             config,
         },
     )
@@ -653,8 +657,7 @@ fn command_text(c: &Container, trunc: bool) -> String {
 }
 
 pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
-    let store = open(ctx)?;
-    let all = state::all(store).map_err(eng)?;
+    let all = ops::reconciled_rows(ctx.store()?).map_err(eng)?;
     let list: Vec<&Container> = all
         .iter()
         .filter(|c| a.all || c.state.is_active())

@@ -163,11 +163,7 @@ pub fn pull(ctx: &Ctx, a: PullArgs) -> Result<i32> {
         platform,
         tls_verify: a.tls_verify,
         auth_file: a.authfile,
-        progress: if a.quiet {
-            ProgressMode::Quiet
-        } else {
-            ProgressMode::Auto
-        },
+        progress: progress_mode(a.quiet),
         output: OutputStream::Stdout,
         ..PullOptions::default()
     };
@@ -192,11 +188,7 @@ pub fn push(ctx: &Ctx, a: PushArgs) -> Result<i32> {
     let opts = PushOptions {
         tls_verify: a.tls_verify,
         auth_file: a.authfile,
-        progress: if a.quiet {
-            ProgressMode::Quiet
-        } else {
-            ProgressMode::Auto
-        },
+        progress: progress_mode(a.quiet),
         output: OutputStream::Stdout,
         chunk_size: a.chunk_size,
         ..PushOptions::default()
@@ -207,4 +199,12 @@ pub fn push(ctx: &Ctx, a: PushArgs) -> Result<i32> {
         println!("{digest}");
     }
     Ok(0)
+}
+
+fn progress_mode(quiet: bool) -> ProgressMode {
+    if quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::Auto
+    }
 }
