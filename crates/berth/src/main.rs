@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cmd::{container, image, internal, network, registry, Ctx};
+use cmd::{compose, container, image, internal, network, registry, Ctx};
 
 /// Run containers without a daemon.
 #[derive(Debug, Parser)]
@@ -91,6 +91,10 @@ enum Cmd {
     /// List a container's published ports.
     Port(network::PortArgs),
 
+    // ---- projects ----
+    /// Define and run multi-container applications (compose files).
+    Compose(compose::ComposeArgs),
+
     // ---- internal ----
     #[command(name = "__monitor", hide = true)]
     Monitor(internal::MonitorArgs),
@@ -137,6 +141,7 @@ fn main() -> ExitCode {
         Cmd::Push(a) => registry::push(&ctx, a),
         Cmd::Network(c) => network::network_cmd(&ctx, c),
         Cmd::Port(a) => network::port(&ctx, a),
+        Cmd::Compose(a) => compose::compose(&ctx, a),
         Cmd::Monitor(a) => internal::monitor(&ctx, a),
         Cmd::Dns(a) => network::dns(&ctx, a),
     };

@@ -1,5 +1,7 @@
 //! Subcommand implementations, one module per area. Each returns the process exit code.
 
+pub mod compose;
+pub mod compose_run;
 pub mod container;
 pub mod image;
 pub mod internal;

@@ -1,0 +1,665 @@
+//! Project-level operations: find a project's containers by label, `up` (converge to the
+//! model), `down`, and the per-container verbs in dependency order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use berth_compose::{Project, Service};
+use berth_engine::ops::{self, Attach, CreateRequest};
+use berth_engine::state::{self, Container};
+use berth_image::ImageStore;
+use berth_net::NetworkMode;
+use berth_store::Store;
+
+use crate::convert::{self, Instance};
+use crate::{labels, Result, RunError};
+
+/// A container that belongs to a project.
+#[derive(Debug, Clone)]
+pub struct ProjectContainer {
+    /// The engine's row.
+    pub container: Container,
+    /// Its service.
+    pub service: String,
+    /// Its replica number.
+    pub number: u64,
+    /// A `compose run` container.
+    pub oneoff: bool,
+}
+
+/// Every container of project `name` (one-offs included), by service then number.
+pub fn list(store: &Store, name: &str) -> Result<Vec<ProjectContainer>> {
+    let mut out: Vec<ProjectContainer> = ops::reconciled_rows(store)?
+        .into_iter()
+        .filter(|c| c.config.labels.get(labels::PROJECT).map(String::as_str) == Some(name))
+        .map(|c| ProjectContainer {
+            service: c
+                .config
+                .labels
+                .get(labels::SERVICE)
+                .cloned()
+                .unwrap_or_default(),
+            number: c
+                .config
+                .labels
+                .get(labels::NUMBER)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            oneoff: c.config.labels.get(labels::ONEOFF).map(String::as_str) == Some("True"),
+            container: c,
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.service, a.oneoff, a.number).cmp(&(&b.service, b.oneoff, b.number)));
+    Ok(out)
+}
+
+/// Projects that have containers: name → (containers, config files label).
+pub fn projects(store: &Store) -> Result<BTreeMap<String, (Vec<Container>, String)>> {
+    let mut out: BTreeMap<String, (Vec<Container>, String)> = BTreeMap::new();
+    for c in ops::reconciled_rows(store)? {
+        if let Some(p) = c.config.labels.get(labels::PROJECT).cloned() {
+            let files = c
+                .config
+                .labels
+                .get(labels::CONFIG_FILES)
+                .cloned()
+                .unwrap_or_default();
+            let e = out.entry(p).or_insert_with(|| (Vec::new(), files));
+            e.0.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Options of [`up`].
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Services to bring up (empty: all), plus their dependencies unless `no_deps`.
+    pub services: Vec<String>,
+    /// Don't start linked services.
+    pub no_deps: bool,
+    /// Recreate containers even if nothing changed.
+    pub force_recreate: bool,
+    /// Never recreate existing containers.
+    pub no_recreate: bool,
+    /// Create, don't start.
+    pub no_start: bool,
+    /// Replica overrides (`--scale web=3`).
+    pub scale: BTreeMap<String, u64>,
+    /// Remove containers of services no longer in the project.
+    pub remove_orphans: bool,
+    /// `--pull always|missing|never` (default: each service's pull_policy, else missing).
+    pub pull: Option<String>,
+    /// Stop timeout for replaced containers (seconds).
+    pub timeout: Option<u32>,
+}
+
+/// A progress line: (object, e.g. `Container p-web-1`; status, e.g. `Started`).
+pub type Progress<'a> = &'a mut dyn FnMut(&str, &str);
+
+/// The services `targets` and, unless `no_deps`, everything they depend on; in dependency
+/// order. Unknown names are an error.
+pub fn selection(p: &Project, targets: &[String], no_deps: bool) -> Result<Vec<String>> {
+    for t in targets {
+        if !p.services.contains_key(t) {
+            let why = if p.disabled.contains_key(t) {
+                " (its profile is not enabled)"
+            } else {
+                ""
+            };
+            return Err(RunError::Invalid(format!("no such service: {t}{why}")));
+        }
+    }
+    let mut want: BTreeSet<String> = if targets.is_empty() {
+        p.services.keys().cloned().collect()
+    } else {
+        targets.iter().cloned().collect()
+    };
+    if !no_deps {
+        let mut stack: Vec<String> = want.iter().cloned().collect();
+        while let Some(s) = stack.pop() {
+            if let Some(svc) = p.services.get(&s) {
+                for d in svc.depends_on.keys() {
+                    if p.services.contains_key(d) && want.insert(d.clone()) {
+                        stack.push(d.clone());
+                    }
+                }
+            }
+        }
+    }
+    Ok(p.dependency_order()
+        .into_iter()
+        .filter(|s| want.contains(s))
+        .collect())
+}
+
+/// Refuse services using what berth cannot run yet, naming every such key at once.
+pub fn check_supported(p: &Project, services: &[String]) -> Result<()> {
+    let mut all = Vec::new();
+    for n in services {
+        if let Some(s) = p.services.get(n) {
+            all.extend(convert::unsupported(p, n, s));
+        }
+    }
+    if all.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Unsupported(all.join("; ")))
+    }
+}
+
+/// Resolve (pulling when needed and allowed) the image of each service: name → (ref, image).
+pub fn ensure_images(
+    store: &Store,
+    p: &Project,
+    services: &[String],
+    pull: Option<&str>,
+    progress: Progress<'_>,
+) -> Result<BTreeMap<String, (String, berth_image::Image)>> {
+    let images = ImageStore::open(store)?;
+    let mut out = BTreeMap::new();
+    for n in services {
+        let s = &p.services[n];
+        let r = convert::image_ref(p, n, s);
+        let policy = pull
+            .map(str::to_string)
+            .or_else(|| s.pull_policy.clone())
+            .unwrap_or_else(|| "missing".into());
+        let found = images.resolve(&r);
+        let need_pull = match (&found, policy.as_str()) {
+            (_, "always") => s.image.is_some(),
+            (Err(berth_image::ImageError::NotFound(_)), _) => true,
+            (Err(e), _) => return Err(RunError::Invalid(format!("services.{n}.image: {e}"))),
+            (Ok(_), _) => false,
+        };
+        if need_pull {
+            if s.build.is_some() && (s.image.is_none() || policy == "build" || found.is_err()) {
+                return Err(RunError::Unsupported(format!(
+                    "services.{n}.build: image {r} is not built and berth compose cannot build images yet; build it and tag it {r}, or use image:"
+                )));
+            }
+            if matches!(policy.as_str(), "never") {
+                return Err(RunError::Invalid(format!(
+                    "services.{n}: image {r} not found and pull_policy is never"
+                )));
+            }
+            pull_image(store, &r, progress)?;
+        }
+        let img = images.resolve(&r)?;
+        out.insert(n.clone(), (r, img));
+    }
+    Ok(out)
+}
+
+/// Pull one image (progress on stderr).
+pub fn pull_image(store: &Store, r: &str, progress: Progress<'_>) -> Result<()> {
+    progress(&format!("Image {r}"), "Pulling");
+    let reference = berth_image::Reference::parse(r)
+        .map_err(|e| RunError::Invalid(format!("invalid image reference {r:?}: {e}")))?;
+    let opts = berth_registry::PullOptions {
+        output: berth_registry::OutputStream::Stderr,
+        ..Default::default()
+    };
+    berth_registry::pull(store, &reference, &opts).map_err(|e| RunError::Pull {
+        image: r.to_string(),
+        source: e,
+    })?;
+    progress(&format!("Image {r}"), "Pulled");
+    Ok(())
+}
+
+/// Create the project's networks used by `services` (external ones must exist).
+pub fn ensure_networks(
+    store: &Store,
+    p: &Project,
+    services: &[String],
+    progress: Progress<'_>,
+) -> Result<()> {
+    let used: BTreeSet<&String> = services
+        .iter()
+        .filter_map(|s| p.services.get(s))
+        .filter(|s| s.network_mode.is_none())
+        .flat_map(|s| s.networks.keys())
+        .collect();
+    for key in used {
+        let Some(n) = p.networks.get(key) else {
+            continue;
+        };
+        let real = n
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}_{key}", p.name));
+        if berth_net::get_network(store, &real).is_ok() {
+            continue;
+        }
+        if n.external {
+            return Err(RunError::Invalid(format!(
+                "network {real} declared as external, but could not be found: create it with berth network create {real}"
+            )));
+        }
+        let pool = n.ipam.config.first();
+        berth_net::create_network(
+            store,
+            &berth_net::CreateOptions {
+                name: real.clone(),
+                subnet: pool.and_then(|c| c.subnet.clone()),
+                gateway: pool.and_then(|c| c.gateway.clone()),
+                internal: n.internal,
+                driver: n.driver.clone().unwrap_or_default(),
+            },
+        )?;
+        progress(&format!("Network {real}"), "Created");
+    }
+    Ok(())
+}
+
+/// Bring the project to its model: networks, then each service in dependency order —
+/// containers are created when missing, recreated when their configuration hash or image
+/// changed (or a dependency was recreated), started when stopped; extra replicas removed.
+/// Returns the containers of the selected services.
+///
+/// Nothing is created when a service uses something unsupported or an image is missing
+/// and cannot be pulled.
+pub fn up(
+    store: &Store,
+    p: &Project,
+    o: &UpOptions,
+    progress: Progress<'_>,
+) -> Result<Vec<ProjectContainer>> {
+    let services = selection(p, &o.services, o.no_deps)?;
+    check_supported(p, &services)?;
+    for (s, n) in &o.scale {
+        if !p.services.contains_key(s) {
+            return Err(RunError::Invalid(format!(
+                "--scale {s}={n}: no such service"
+            )));
+        }
+    }
+    let images = ensure_images(store, p, &services, o.pull.as_deref(), progress)?;
+    ensure_networks(store, p, &services, progress)?;
+    let existing = list(store, &p.name)?;
+    // Orphans.
+    for pc in existing
+        .iter()
+        .filter(|c| !c.oneoff && !p.services.contains_key(&c.service))
+    {
+        if o.remove_orphans {
+            stop_remove(store, &pc.container, o.timeout)?;
+            progress(&format!("Container {}", pc.container.name), "Removed");
+        } else {
+            progress(
+                &format!("Container {}", pc.container.name),
+                "Orphan (its service is not in the project; use --remove-orphans to remove it)",
+            );
+        }
+    }
+    let mut recreated: BTreeSet<String> = BTreeSet::new();
+    let mut result = Vec::new();
+    for name in &services {
+        let s = &p.services[name];
+        let (image_ref, image) = &images[name];
+        let hash = convert::config_hash(s);
+        let want = o.scale.get(name).copied().unwrap_or_else(|| s.replicas());
+        let mine: Vec<&ProjectContainer> = existing
+            .iter()
+            .filter(|c| &c.service == name && !c.oneoff)
+            .collect();
+        let dep_recreated = s.depends_on.keys().any(|d| recreated.contains(d));
+        wait_dependencies(store, p, name, s)?;
+        for n in 1..=want {
+            let current = mine.iter().find(|c| c.number == n);
+            let cname = convert::container_name(p, name, s, n);
+            let c = match current {
+                Some(pc) => {
+                    let c = &pc.container;
+                    let changed = c.config.labels.get(labels::CONFIG_HASH) != Some(&hash)
+                        || c.image_id != image.id
+                        || dep_recreated
+                        || o.force_recreate;
+                    if changed && !o.no_recreate {
+                        stop_remove(store, c, o.timeout)?;
+                        let c = create(store, p, name, s, image_ref, image, n)?;
+                        recreated.insert(name.clone());
+                        progress(&format!("Container {cname}"), "Recreated");
+                        c
+                    } else {
+                        progress(
+                            &format!("Container {cname}"),
+                            if c.state.is_active() {
+                                "Running"
+                            } else {
+                                "Created"
+                            },
+                        );
+                        c.clone()
+                    }
+                }
+                None => {
+                    let c = create(store, p, name, s, image_ref, image, n)?;
+                    progress(&format!("Container {cname}"), "Created");
+                    c
+                }
+            };
+            let c = if !o.no_start && !c.state.is_active() {
+                let c = state::get(store, &c.id)?.unwrap_or(c);
+                ops::start(store, &c, Attach::No)?;
+                progress(&format!("Container {cname}"), "Started");
+                state::get(store, &c.id)?.unwrap_or(c)
+            } else {
+                c
+            };
+            result.push(ProjectContainer {
+                container: c,
+                service: name.clone(),
+                number: n,
+                oneoff: false,
+            });
+        }
+        for extra in mine.iter().filter(|c| c.number > want) {
+            stop_remove(store, &extra.container, o.timeout)?;
+            progress(&format!("Container {}", extra.container.name), "Removed");
+        }
+    }
+    Ok(result)
+}
+
+/// Wait for `service_completed_successfully` dependencies (started ones are started by now).
+fn wait_dependencies(store: &Store, p: &Project, name: &str, s: &Service) -> Result<()> {
+    for (dep, d) in &s.depends_on {
+        if d.condition != "service_completed_successfully" || !p.services.contains_key(dep) {
+            continue;
+        }
+        for pc in list(store, &p.name)?
+            .iter()
+            .filter(|c| &c.service == dep && !c.oneoff)
+        {
+            let code = ops::wait(store, &pc.container)?;
+            if code != 0 {
+                return Err(RunError::Dependency(format!(
+                    "service {name:?} depends on {dep:?} completing successfully, but container {} exited with {code}",
+                    pc.container.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Create container number `n` of a service (not started).
+pub fn create(
+    store: &Store,
+    p: &Project,
+    name: &str,
+    s: &Service,
+    image_ref: &str,
+    image: &berth_image::Image,
+    n: u64,
+) -> Result<Container> {
+    let inst = Instance {
+        number: n,
+        publish: true,
+        ..Default::default()
+    };
+    create_instance(
+        store,
+        p,
+        name,
+        s,
+        image_ref,
+        image,
+        &inst,
+        Some(convert::container_name(p, name, s, n)),
+    )
+}
+
+/// Create a container of a service for `inst` with `container_name` (`None`: generated).
+#[allow(clippy::too_many_arguments)]
+pub fn create_instance(
+    store: &Store,
+    p: &Project,
+    name: &str,
+    s: &Service,
+    image_ref: &str,
+    image: &berth_image::Image,
+    inst: &Instance,
+    container_name: Option<String>,
+) -> Result<Container> {
+    let mut cfg = convert::container_config(p, name, s, &image.config, image.id.as_str(), inst)?;
+    if let NetworkMode::Container(m) = &cfg.network {
+        cfg.network = NetworkMode::Container(resolve_network_mode(store, p, m)?);
+    }
+    Ok(ops::create(
+        store,
+        CreateRequest {
+            name: container_name,
+            image_ref: image_ref.to_string(),
+            image_id: image.id.clone(),
+            config: cfg,
+        },
+    )?)
+}
+
+/// `service:NAME` → the id of that service's first container; `container:NAME` → its id.
+fn resolve_network_mode(store: &Store, p: &Project, m: &str) -> Result<String> {
+    if let Some(svc) = m.strip_prefix("service:") {
+        let c = list(store, &p.name)?
+            .into_iter()
+            .find(|c| c.service == svc && !c.oneoff)
+            .ok_or_else(|| {
+                RunError::Dependency(format!("network_mode {m}: service {svc} has no container"))
+            })?;
+        return Ok(c.container.id);
+    }
+    let other = m.strip_prefix("container:").unwrap_or(m);
+    Ok(state::lookup(store, other)?.id)
+}
+
+/// Stop (if running) and remove a container.
+pub fn stop_remove(store: &Store, c: &Container, timeout: Option<u32>) -> Result<()> {
+    let _ = ops::stop(store, c, timeout);
+    match ops::remove(store, c, true) {
+        Ok(()) | Err(berth_engine::EngineError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Stop containers, in reverse dependency order of their services; containers of one
+/// service (and of independent services at the same depth) stop in parallel.
+pub fn stop_ordered(
+    store: &Store,
+    p: Option<&Project>,
+    cs: &[ProjectContainer],
+    timeout: Option<u32>,
+    progress: Progress<'_>,
+) -> Result<()> {
+    let mut errors = Vec::new();
+    for level in levels(p, cs).into_iter().rev() {
+        let root = store.root().to_path_buf();
+        let handles: Vec<_> = level
+            .into_iter()
+            .filter(|pc| pc.container.state.is_active())
+            .map(|pc| {
+                let root = root.clone();
+                let c = pc.container.clone();
+                std::thread::spawn(move || -> std::result::Result<String, String> {
+                    let st = Store::open(&root).map_err(|e| e.to_string())?;
+                    ops::stop(&st, &c, timeout).map_err(|e| format!("{}: {e}", c.name))?;
+                    Ok(c.name)
+                })
+            })
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(Ok(n)) => progress(&format!("Container {n}"), "Stopped"),
+                Ok(Err(e)) => errors.push(e),
+                Err(_) => errors.push("a stop thread panicked".into()),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Invalid(errors.join("; ")))
+    }
+}
+
+/// Group containers by the dependency depth of their service (0: no dependencies).
+fn levels(p: Option<&Project>, cs: &[ProjectContainer]) -> Vec<Vec<ProjectContainer>> {
+    fn depth(p: &Project, s: &str, seen: &mut Vec<String>) -> usize {
+        if seen.iter().any(|x| x == s) {
+            return 0;
+        }
+        seen.push(s.to_string());
+        let d = p
+            .services
+            .get(s)
+            .map(|svc| {
+                svc.depends_on
+                    .keys()
+                    .map(|d| depth(p, d, seen) + 1)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        seen.pop();
+        d
+    }
+    let mut by: BTreeMap<usize, Vec<ProjectContainer>> = BTreeMap::new();
+    for pc in cs {
+        let d = match p {
+            Some(p) => {
+                if pc.oneoff {
+                    usize::MAX
+                } else {
+                    depth(p, &pc.service, &mut Vec::new())
+                }
+            }
+            None => 0,
+        };
+        by.entry(d).or_default().push(pc.clone());
+    }
+    by.into_values().collect()
+}
+
+/// Options of [`down`].
+#[derive(Debug, Clone, Default)]
+pub struct DownOptions {
+    /// Remove containers of services not in the project too.
+    pub remove_orphans: bool,
+    /// Stop timeout (seconds).
+    pub timeout: Option<u32>,
+    /// Remove named volumes (refused: berth has no volumes yet).
+    pub volumes: bool,
+    /// Remove images: `local` (built ones without a custom tag) or `all`.
+    pub rmi: Option<String>,
+}
+
+/// Stop and remove the project's containers (reverse dependency order), then its networks.
+/// Keeps going after a failure and reports every one.
+pub fn down(store: &Store, p: &Project, o: &DownOptions, progress: Progress<'_>) -> Result<()> {
+    let all = list(store, &p.name)?;
+    let cs: Vec<ProjectContainer> = all
+        .into_iter()
+        .filter(|c| o.remove_orphans || c.oneoff || p.services.contains_key(&c.service))
+        .collect();
+    let mut errors = Vec::new();
+    if let Err(e) = stop_ordered(store, Some(p), &cs, o.timeout, progress) {
+        errors.push(e.to_string());
+    }
+    for pc in &cs {
+        match ops::remove(store, &pc.container, true) {
+            Ok(()) | Err(berth_engine::EngineError::NotFound(_)) => {
+                progress(&format!("Container {}", pc.container.name), "Removed")
+            }
+            Err(e) => errors.push(format!("{}: {e}", pc.container.name)),
+        }
+    }
+    if !list(store, &p.name)?
+        .iter()
+        .any(|c| !o.remove_orphans && !p.services.contains_key(&c.service))
+    {
+        for (key, n) in &p.networks {
+            if n.external {
+                continue;
+            }
+            let real = n
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}_{key}", p.name));
+            if berth_net::get_network(store, &real).is_err() {
+                continue;
+            }
+            match berth_net::remove_network(store, &real) {
+                Ok(_) => progress(&format!("Network {real}"), "Removed"),
+                Err(e) => errors.push(format!("network {real}: {e}")),
+            }
+        }
+    }
+    if let Some(rmi) = &o.rmi {
+        let images = ImageStore::open(store)?;
+        let in_use = berth_engine::image_ids_in_use(store)?;
+        for (n, s) in &p.services {
+            if rmi == "local" && s.image.is_some() {
+                continue;
+            }
+            let r = convert::image_ref(p, n, s);
+            if images.resolve(&r).is_ok() {
+                match images.remove(&r, false, &in_use) {
+                    Ok(_) => progress(&format!("Image {r}"), "Removed"),
+                    Err(e) => errors.push(format!("image {r}: {e}")),
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Invalid(format!("down: {}", errors.join("; "))))
+    }
+}
+
+/// The containers of `services` (all when empty), without one-offs.
+pub fn service_containers(
+    store: &Store,
+    p: &Project,
+    services: &[String],
+) -> Result<Vec<ProjectContainer>> {
+    for s in services {
+        if !p.services.contains_key(s) {
+            return Err(RunError::Invalid(format!("no such service: {s}")));
+        }
+    }
+    Ok(list(store, &p.name)?
+        .into_iter()
+        .filter(|c| !c.oneoff && (services.is_empty() || services.contains(&c.service)))
+        .collect())
+}
+
+/// Start stopped containers of `services` in dependency order.
+pub fn start(
+    store: &Store,
+    p: &Project,
+    services: &[String],
+    progress: Progress<'_>,
+) -> Result<()> {
+    let cs = service_containers(store, p, services)?;
+    if cs.is_empty() {
+        return Err(RunError::Invalid(
+            "no containers to start: run up first".into(),
+        ));
+    }
+    for level in levels(Some(p), &cs) {
+        for pc in level {
+            if !pc.container.state.is_active() {
+                ops::start(store, &pc.container, Attach::No)?;
+                progress(&format!("Container {}", pc.container.name), "Started");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Project directory label of a container (where `compose` was run).
+pub fn working_dir(c: &Container) -> Option<&Path> {
+    c.config.labels.get(labels::WORKING_DIR).map(Path::new)
+}

@@ -1,0 +1,143 @@
+//! Malformed projects give one-line errors naming file, line and key.
+
+use std::path::Path;
+
+fn load_in(dir: &Path, files: &[&str]) -> Result<berth_compose::Project, String> {
+    let o = berth_compose::Options {
+        cwd: dir.to_path_buf(),
+        files: files.iter().map(|f| f.into()).collect(),
+        ..Default::default()
+    };
+    berth_compose::load(&o).map_err(|e| e.to_string())
+}
+
+fn err(yaml: &str) -> String {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("compose.yaml"), yaml).unwrap();
+    let e = load_in(d.path(), &[]).unwrap_err();
+    e.replace(&format!("{}/", d.path().display()), "")
+}
+
+#[test]
+fn bad_port_names_file_line_and_key() {
+    let e = err(
+        "services:\n  web:\n    image: busybox\n    ports:\n      - \"80:80\"\n      - \"80:x\"\n",
+    );
+    assert_eq!(
+        e,
+        "compose.yaml:6: services.web.ports[1]: invalid port \"80:x\""
+    );
+}
+
+#[test]
+fn interpolation_errors() {
+    let e = err("services:\n  web:\n    image: ${IMG:?set IMG to the image}\n");
+    assert_eq!(
+        e,
+        "compose.yaml:3: services.web.image: required variable IMG is missing a value: set IMG to the image"
+    );
+    let e = err("services:\n  web:\n    image: busybox\n    command: echo ${oops\n");
+    assert!(
+        e.starts_with("compose.yaml:4: services.web.command: invalid interpolation format"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_key_and_types() {
+    let e = err("services:\n  web:\n    image: busybox\n    colour: blue\n");
+    assert_eq!(e, "compose.yaml:4: services.web: unknown key \"colour\"");
+    let e = err("services:\n  web:\n    image: busybox\n    healthcheck:\n      interval: soon\n");
+    assert!(
+        e.starts_with(
+            "compose.yaml:5: services.web.healthcheck.interval: invalid duration \"soon\""
+        ),
+        "{e}"
+    );
+    let e = err("services:\n  web:\n    image: busybox\n    volumes:\n      - a:b:c:d\n");
+    assert!(
+        e.starts_with("compose.yaml:5: services.web.volumes[0]: invalid volume"),
+        "{e}"
+    );
+    let e = err("servics:\n  web: {}\n");
+    assert!(
+        e.starts_with("compose.yaml:1: servics: unknown top-level key"),
+        "{e}"
+    );
+}
+
+#[test]
+fn yaml_syntax_error_names_the_line() {
+    let e = err("services:\n  web:\n    image: busybox\n   ports: [\n");
+    assert!(
+        e.starts_with("compose.yaml:4:") || e.starts_with("compose.yaml:5:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn error_in_an_override_file_names_that_file() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("a.yaml"),
+        "services:\n  web:\n    image: busybox\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("b.yaml"),
+        "services:\n  web:\n    ports: [\"1:2:3:4:x\"]\n",
+    )
+    .unwrap();
+    let e = load_in(d.path(), &["a.yaml", "b.yaml"]).unwrap_err();
+    assert!(
+        e.contains("b.yaml:3: services.web.ports[0]: invalid port"),
+        "{e}"
+    );
+}
+
+#[test]
+fn lookup_goes_upward_and_names_normalise() {
+    let d = tempfile::tempdir().unwrap();
+    let proj = d.path().join("My_Project.X");
+    std::fs::create_dir_all(proj.join("sub/deeper")).unwrap();
+    std::fs::write(
+        proj.join("docker-compose.yml"),
+        "services:\n  a:\n    image: busybox\n",
+    )
+    .unwrap();
+    std::fs::write(
+        proj.join("compose.override.yaml"),
+        "services:\n  a:\n    environment: [X=1]\n",
+    )
+    .unwrap();
+    let p = load_in(&proj.join("sub/deeper"), &[]).unwrap();
+    assert_eq!(p.name, "my_projectx");
+    assert_eq!(p.services["a"].environment["X"].as_deref(), Some("1"));
+    assert_eq!(p.working_dir, proj);
+    assert_eq!(p.config_files.len(), 2);
+}
+
+#[test]
+fn project_name_precedence() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("compose.yaml"),
+        "name: fromfile\nservices:\n  a:\n    image: busybox\n",
+    )
+    .unwrap();
+    let mut o = berth_compose::Options {
+        cwd: d.path().to_path_buf(),
+        ..Default::default()
+    };
+    assert_eq!(berth_compose::load(&o).unwrap().name, "fromfile");
+    o.environ
+        .insert("COMPOSE_PROJECT_NAME".into(), "fromenv".into());
+    assert_eq!(berth_compose::load(&o).unwrap().name, "fromenv");
+    o.project_name = Some("fromflag".into());
+    assert_eq!(berth_compose::load(&o).unwrap().name, "fromflag");
+    o.project_name = Some("Bad Name".into());
+    assert!(berth_compose::load(&o)
+        .unwrap_err()
+        .to_string()
+        .contains("invalid project name"));
+}
