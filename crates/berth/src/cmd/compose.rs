@@ -385,10 +385,7 @@ pub fn compose(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
             Ok(0)
         }
         ComposeCmd::Ls(l) => super::compose_run::ls(ctx, l),
-        _ => {
-            let p = load_project(&a)?;
-            super::compose_run::run_cmd(ctx, &p, &a.cmd)
-        }
+        _ => load_project(&a).and_then(|p| super::compose_run::run_cmd(ctx, &p, &a.cmd)),
     };
     // Docker compose exits 1 on its own failures.
     r.map_err(|e| match e.downcast_ref::<super::ExitError>() {

@@ -1,0 +1,327 @@
+//! `berth compose` end to end (root): up/ps/exec/down of busybox services on a project
+//! network, name resolution by service name, --scale, recreating only what changed, and
+//! malformed or unsupported projects creating nothing.
+
+mod common;
+#[path = "common/net.rs"]
+mod net;
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use common::TestEnv;
+use net::{is_root, load_image, NetEnv};
+
+const IMG: &str = "composetest/bb:1";
+
+macro_rules! setup {
+    ($env:ident, $net:ident) => {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let $env = TestEnv::new();
+        let $net = NetEnv::new(&$env);
+        if !load_image(&$env, IMG, &[]) {
+            return;
+        }
+    };
+}
+
+/// A project directory with `compose.yaml` = `yaml`.
+fn project(env: &TestEnv, name: &str, yaml: &str) -> PathBuf {
+    let d = env.path(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("compose.yaml"), yaml).unwrap();
+    d
+}
+
+fn compose(env: &TestEnv, dir: &Path, args: &[&str]) -> Output {
+    let mut c = env.cmd(&["compose"]);
+    c.args(args).current_dir(dir).stdin(Stdio::null());
+    c.output().unwrap()
+}
+
+#[track_caller]
+fn compose_ok(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
+    let out = compose(env, dir, args);
+    assert!(
+        out.status.success(),
+        "compose {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn id_of(env: &TestEnv, name: &str) -> String {
+    env.ok(&["inspect", "--format", "{{.Id}}", name])
+        .trim()
+        .to_string()
+}
+
+/// Fetch `url` from inside `service`'s first container (retrying while the server starts).
+fn fetch(env: &TestEnv, dir: &Path, service: &str, url: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        let out = compose(env, dir, &["exec", "-T", service, "wget", "-qO-", url]);
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("cannot fetch {url} from {service}: {last}");
+}
+
+const WEB_APP: &str = r#"
+services:
+  web:
+    image: composetest/bb:1
+    command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
+    stop_grace_period: 1s
+  app:
+    image: composetest/bb:1
+    command: ["sleep", "1000"]
+    stop_grace_period: 1s
+    environment:
+      MODE: ${MODE:-one}
+    depends_on: [web]
+"#;
+
+#[test]
+fn up_ps_exec_down_and_recreate_only_what_changed() {
+    setup!(env, net);
+    let dir = project(&env, "shop", WEB_APP);
+    let out = compose(&env, &dir, &["up", "-d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Network shop_default  Created"), "{err}");
+    let ps = compose_ok(&env, &dir, &["ps"]);
+    assert!(
+        ps.contains("shop-web-1") && ps.contains("shop-app-1"),
+        "{ps}"
+    );
+    assert_eq!(
+        compose_ok(&env, &dir, &["ps", "--services"]).trim(),
+        "app\nweb"
+    );
+
+    // Compose's labels, as Docker writes them.
+    let labels: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}}",
+        "shop-app-1",
+    ]))
+    .unwrap();
+    assert_eq!(labels["com.docker.compose.project"], "shop");
+    assert_eq!(labels["com.docker.compose.service"], "app");
+    assert_eq!(labels["com.docker.compose.container-number"], "1");
+    assert_eq!(labels["com.docker.compose.oneoff"], "False");
+    assert_eq!(
+        labels["com.docker.compose.depends_on"],
+        "web:service_started:false"
+    );
+    assert_eq!(
+        labels["com.docker.compose.project.working_dir"],
+        dir.to_str().unwrap()
+    );
+    assert!(
+        labels["com.docker.compose.config-hash"]
+            .as_str()
+            .unwrap()
+            .len()
+            == 64
+    );
+
+    // The network resolves services by name.
+    let web_host = env.ok(&["inspect", "--format", "{{.Config.Hostname}}", "shop-web-1"]);
+    assert_eq!(
+        fetch(&env, &dir, "app", "http://web/hostname").trim(),
+        web_host.trim()
+    );
+    assert_eq!(
+        compose_ok(&env, &dir, &["exec", "-T", "app", "sh", "-c", "echo $MODE"]).trim(),
+        "one"
+    );
+
+    // Nothing changed: nothing recreated.
+    let (web1, app1) = (id_of(&env, "shop-web-1"), id_of(&env, "shop-app-1"));
+    let out = compose(&env, &dir, &["up", "-d"]);
+    assert!(out.status.success());
+    assert_eq!(
+        (id_of(&env, "shop-web-1"), id_of(&env, "shop-app-1")),
+        (web1.clone(), app1.clone())
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Recreated"));
+
+    // A changed environment recreates only that service.
+    let mut c = env.cmd(&["compose", "up", "-d"]);
+    let out = c
+        .current_dir(&dir)
+        .env("MODE", "two")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(id_of(&env, "shop-web-1"), web1);
+    assert_ne!(id_of(&env, "shop-app-1"), app1);
+    let mut c = env.cmd(&["compose", "exec", "-T", "app", "sh", "-c", "echo $MODE"]);
+    let out = c
+        .current_dir(&dir)
+        .env("MODE", "two")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "two");
+
+    // Logs with prefixes; stop/start; ls.
+    compose_ok(&env, &dir, &["stop", "app"]);
+    let ps = compose_ok(&env, &dir, &["ps", "-a"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.contains("shop-app-1") && l.contains("exited")),
+        "{ps}"
+    );
+    compose_ok(&env, &dir, &["start"]);
+    assert!(compose_ok(&env, &dir, &["ls"]).contains("shop"));
+
+    let out = compose(&env, &dir, &["down"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    assert!(!env.ok(&["network", "ls"]).contains("shop_default"));
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn scale_gives_replicas_reachable_by_name() {
+    setup!(env, net);
+    let dir = project(&env, "scaled", WEB_APP);
+    compose_ok(&env, &dir, &["up", "-d", "--scale", "web=3"]);
+    let ps = compose_ok(&env, &dir, &["ps", "-q", "web"]);
+    assert_eq!(ps.lines().count(), 3, "{ps}");
+    for n in 1..=3 {
+        let name = format!("scaled-web-{n}");
+        let host = env.ok(&["inspect", "--format", "{{.Config.Hostname}}", &name]);
+        assert_eq!(
+            fetch(&env, &dir, "app", &format!("http://{name}/hostname")).trim(),
+            host.trim()
+        );
+    }
+    // The service name answers too (one of the replicas).
+    assert!(!fetch(&env, &dir, "app", "http://web/hostname")
+        .trim()
+        .is_empty());
+    // Scaling down removes the extra replicas, keeps the first.
+    let first = id_of(&env, "scaled-web-1");
+    compose_ok(&env, &dir, &["up", "-d", "--scale", "web=1"]);
+    assert_eq!(
+        compose_ok(&env, &dir, &["ps", "-q", "web"]).lines().count(),
+        1
+    );
+    assert_eq!(id_of(&env, "scaled-web-1"), first);
+    compose_ok(&env, &dir, &["down"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn malformed_or_unsupported_projects_create_nothing() {
+    setup!(env, net);
+    let before = env.ok(&["network", "ls"]);
+    let cases = [
+        (
+            "badport",
+            "services:\n  web:\n    image: composetest/bb:1\n    ports:\n      - \"80:80\"\n      - \"80:x\"\n",
+            "compose.yaml:6: services.web.ports[1]: invalid port \"80:x\"",
+        ),
+        (
+            "badvar",
+            "services:\n  web:\n    image: composetest/bb:1\n    command: [\"echo\", \"${NEEDED:?please set NEEDED}\"]\n",
+            "compose.yaml:4: services.web.command[1]: required variable NEEDED is missing a value: please set NEEDED",
+        ),
+        (
+            "badyaml",
+            "services:\n  web:\n    image: composetest/bb:1\n  command: [unclosed\n",
+            "compose.yaml:",
+        ),
+        (
+            "nodep",
+            "services:\n  web:\n    image: composetest/bb:1\n    depends_on: [db]\n",
+            "depends on undefined service \"db\"",
+        ),
+        (
+            "noimage",
+            "services:\n  a:\n    image: composetest/bb:1\n    command: [\"true\"]\n  web:\n    image: nosuch.invalid/none:1\n    pull_policy: never\n",
+            "not found and pull_policy is never",
+        ),
+    ];
+    for (name, yaml, want) in cases {
+        let dir = project(&env, name, yaml);
+        let out = compose(&env, &dir, &["up", "-d"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+        assert_eq!(env.ok(&["ps", "-aq"]).trim(), "", "{name}");
+        assert_eq!(env.ok(&["network", "ls"]), before, "{name}");
+    }
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn run_oneoff_and_config_from_the_cli() {
+    setup!(env, net);
+    let dir = project(&env, "oneoff", WEB_APP);
+    let out = compose(
+        &env,
+        &dir,
+        &[
+            "run",
+            "--rm",
+            "--no-deps",
+            "-e",
+            "X=42",
+            "app",
+            "sh",
+            "-c",
+            "echo x=$X mode=$MODE",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "x=42 mode=one");
+    let out = compose(
+        &env,
+        &dir,
+        &["run", "--rm", "--no-deps", "app", "sh", "-c", "exit 3"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&compose_ok(&env, &dir, &["config", "--format", "json"])).unwrap();
+    assert_eq!(cfg["name"], "oneoff");
+    assert_eq!(cfg["services"]["app"]["environment"]["MODE"], "one");
+    assert_eq!(
+        compose_ok(&env, &dir, &["config", "--services"]),
+        "app\nweb\n"
+    );
+    compose_ok(&env, &dir, &["down"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
