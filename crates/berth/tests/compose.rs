@@ -325,3 +325,95 @@ fn run_oneoff_and_config_from_the_cli() {
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn attached_up_prefixes_output_and_ctrl_c_stops() {
+    setup!(env, net);
+    let dir = project(
+        &env,
+        "attached",
+        "services:\n  a:\n    image: composetest/bb:1\n    command: [\"sh\", \"-c\", \"echo hello from a; sleep 1000\"]\n    stop_grace_period: 1s\n  longer:\n    image: composetest/bb:1\n    command: [\"sh\", \"-c\", \"echo hello from longer; sleep 1000\"]\n    stop_grace_period: 1s\n",
+    );
+    let mut child = env
+        .cmd(&["compose", "up"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = Vec::new();
+        for l in std::io::BufReader::new(stdout).lines() {
+            let l = l.unwrap();
+            lines.push(l);
+        }
+        lines
+    });
+    // Wait until both containers run, then Ctrl-C.
+    for _ in 0..100 {
+        let ps = env.ok(&["ps", "--format", "json"]);
+        if ps.matches("\"running\"").count() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    let lines = reader.join().unwrap();
+    assert!(status.success(), "{status:?} {lines:?}");
+    assert!(
+        lines.contains(&"a-1      | hello from a".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"longer-1 | hello from longer".to_string()),
+        "{lines:?}"
+    );
+    // Stopped, not removed.
+    let ps = compose_ok(&env, &dir, &["ps", "-a"]);
+    assert_eq!(
+        ps.lines().filter(|l| l.contains("exited")).count(),
+        2,
+        "{ps}"
+    );
+    // logs: aligned prefixes, --tail.
+    let logs = compose_ok(&env, &dir, &["logs", "--no-color"]);
+    assert!(logs.contains("a-1      | hello from a\n"), "{logs}");
+    let logs = compose_ok(&env, &dir, &["logs", "--tail", "1", "longer"]);
+    assert_eq!(logs, "longer-1 | hello from longer\n");
+    compose_ok(&env, &dir, &["down"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn depends_on_completed_successfully_waits() {
+    setup!(env, net);
+    let dir = project(
+        &env,
+        "ordered",
+        "services:\n  init:\n    image: composetest/bb:1\n    command: [\"sh\", \"-c\", \"sleep 1; echo done > /out/marker\"]\n    volumes: [\"./out:/out\"]\n  app:\n    image: composetest/bb:1\n    command: [\"sh\", \"-c\", \"cat /out/marker; sleep 1000\"]\n    stop_grace_period: 1s\n    volumes: [\"./out:/out\"]\n    depends_on:\n      init:\n        condition: service_completed_successfully\n",
+    );
+    compose_ok(&env, &dir, &["up", "-d"]);
+    // app started only after init wrote the marker.
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = compose_ok(&env, &dir, &["logs", "app"]);
+        if !logs.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(logs, "app-1 | done\n");
+    compose_ok(&env, &dir, &["down"]);
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}

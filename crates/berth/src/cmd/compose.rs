@@ -12,19 +12,19 @@ use super::Ctx;
 #[derive(Debug, Args)]
 pub struct ComposeArgs {
     /// Compose file(s), merged in order (default: compose.yaml … looked up from the working directory).
-    #[arg(short = 'f', long = "file", global = true)]
+    #[arg(short = 'f', long = "file")]
     pub files: Vec<PathBuf>,
     /// Project name (default: COMPOSE_PROJECT_NAME, the file's name:, or the directory name).
-    #[arg(short = 'p', long = "project-name", global = true)]
+    #[arg(short = 'p', long = "project-name")]
     pub project_name: Option<String>,
     /// Project directory (default: the first file's directory).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub project_directory: Option<PathBuf>,
     /// Environment file(s) for interpolation (default: .env in the project directory).
-    #[arg(long = "env-file", global = true)]
+    #[arg(long = "env-file")]
     pub env_files: Vec<PathBuf>,
     /// Enable services of this profile (also COMPOSE_PROFILES).
-    #[arg(long = "profile", global = true)]
+    #[arg(long = "profile")]
     pub profiles: Vec<String>,
     #[command(subcommand)]
     pub cmd: ComposeCmd,
