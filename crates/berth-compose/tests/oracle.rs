@@ -130,6 +130,14 @@ fn corpus_agrees_with_docker_compose() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
         .collect();
+    // The examples are part of the corpus too.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for e in std::fs::read_dir(&examples).unwrap() {
+        let p = e.unwrap().path();
+        if p.join("docker-compose.yml").exists() {
+            dirs.push(p);
+        }
+    }
     dirs.sort();
     assert!(dirs.len() >= 10);
     let mut failures = Vec::new();
