@@ -130,16 +130,28 @@ pub fn stop_all(root: &Path) {
     }
 }
 
-/// Names this server answers: container name, aliases and 12-character id per endpoint.
-fn lookup(db: &berth_store::rusqlite::Connection, network: &str, name: &str) -> Option<Ipv4Addr> {
-    let eps = state::endpoints_of_network(db, network).ok()?;
-    eps.iter()
-        .find(|e| {
+/// Names this server answers: container name, aliases and 12-character id per endpoint. An
+/// alias shared by several containers (compose replicas of one service) gives all their
+/// addresses, rotated at random so that clients spread over them (as Docker's DNS does).
+fn lookup(db: &berth_store::rusqlite::Connection, network: &str, name: &str) -> Vec<Ipv4Addr> {
+    let Ok(eps) = state::endpoints_of_network(db, network) else {
+        return Vec::new();
+    };
+    let mut ips: Vec<Ipv4Addr> = eps
+        .iter()
+        .filter(|e| {
             e.container_name.eq_ignore_ascii_case(name)
                 || e.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
                 || (name.len() == 12 && e.container_id.starts_with(name))
         })
         .map(|e| e.ip)
+        .collect();
+    ips.dedup();
+    if ips.len() > 1 {
+        let k = rand::random::<usize>() % ips.len();
+        ips.rotate_left(k);
+    }
+    ips
 }
 
 enum Answer {
@@ -156,20 +168,27 @@ fn resolve(
     network: &str,
     peer: Option<Ipv4Addr>,
     name: &str,
-) -> Option<Ipv4Addr> {
-    if let Some(ip) = lookup(db, network, name) {
-        return Some(ip);
+) -> Vec<Ipv4Addr> {
+    let here = lookup(db, network, name);
+    if !here.is_empty() {
+        return here;
     }
-    let peer = peer?;
-    let me = state::endpoints_of_network(db, network)
-        .ok()?
-        .into_iter()
-        .find(|e| e.ip == peer)?;
+    let Some(peer) = peer else {
+        return Vec::new();
+    };
+    let Some(me) = state::endpoints_of_network(db, network)
+        .ok()
+        .and_then(|eps| eps.into_iter().find(|e| e.ip == peer))
+    else {
+        return Vec::new();
+    };
     state::endpoints_of_container(db, &me.container_id)
-        .ok()?
+        .unwrap_or_default()
         .iter()
         .filter(|e| e.network != network && e.network != crate::DEFAULT_NETWORK)
-        .find_map(|e| lookup(db, &e.network, name))
+        .map(|e| lookup(db, &e.network, name))
+        .find(|ips| !ips.is_empty())
+        .unwrap_or_default()
 }
 
 fn answer(
@@ -191,7 +210,7 @@ fn answer(
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     let found = resolve(db, network, peer, &name);
     let single_label = !name.contains('.');
-    if found.is_none() && !single_label {
+    if found.is_empty() && !single_label {
         return Answer::Forward;
     }
     let mut resp = Message::new();
@@ -202,16 +221,15 @@ fn answer(
         .set_recursion_available(true)
         .set_authoritative(true);
     resp.add_query(q.clone());
-    match found {
-        Some(ip) => {
-            if q.query_type() == RecordType::A {
+    if found.is_empty() {
+        resp.set_response_code(ResponseCode::NXDomain);
+    } else {
+        if q.query_type() == RecordType::A {
+            for ip in found {
                 resp.add_answer(Record::from_rdata(q.name().clone(), 10, RData::A(A(ip))));
             }
-            resp.set_response_code(ResponseCode::NoError);
         }
-        None => {
-            resp.set_response_code(ResponseCode::NXDomain);
-        }
+        resp.set_response_code(ResponseCode::NoError);
     }
     match resp.to_vec() {
         Ok(b) => Answer::Reply(b),
