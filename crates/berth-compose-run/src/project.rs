@@ -148,12 +148,63 @@ pub fn check_supported(p: &Project, services: &[String]) -> Result<()> {
     }
 }
 
-/// Resolve (pulling when needed and allowed) the image of each service: name → (ref, image).
+/// Builds a service's image (the seam to `berth-build`; the CLI provides it).
+pub trait ImageBuilder {
+    /// Build `b` and tag the result `tag`. Errors are shown to the user as they are.
+    fn build(
+        &self,
+        store: &Store,
+        service: &str,
+        b: &berth_compose::model::Build,
+        tag: &str,
+    ) -> std::result::Result<(), String>;
+}
+
+/// How [`ensure_images`] gets images.
+#[derive(Clone, Copy, Default)]
+pub struct ImagePolicy<'a> {
+    /// `--pull always|missing|never` (default: each service's pull_policy, else missing).
+    pub pull: Option<&'a str>,
+    /// `--build`: build every selected service that has `build:`.
+    pub build: bool,
+    /// `--no-build`: never build (a missing built image is an error).
+    pub no_build: bool,
+    /// The builder (`None`: building is not available).
+    pub builder: Option<&'a dyn ImageBuilder>,
+}
+
+/// Build the image of service `n` with `policy`'s builder.
+pub fn build_service(
+    store: &Store,
+    p: &Project,
+    n: &str,
+    policy: &ImagePolicy<'_>,
+    progress: Progress<'_>,
+) -> Result<()> {
+    let s = &p.services[n];
+    let Some(b) = &s.build else { return Ok(()) };
+    let r = convert::image_ref(p, n, s);
+    let Some(builder) = policy.builder else {
+        return Err(RunError::Unsupported(format!(
+            "services.{n}.build: image {r} needs a build and berth compose cannot build images yet; build it and tag it {r}, or use image:"
+        )));
+    };
+    progress(&format!("Service {n}"), "Building");
+    builder
+        .build(store, n, b, &r)
+        .map_err(|e| RunError::Invalid(format!("services.{n}.build: {e}")))?;
+    progress(&format!("Service {n}"), "Built");
+    Ok(())
+}
+
+/// Resolve the image of each service, building (services with `build:` whose image is
+/// missing, or all of them with `--build`) or pulling when needed and allowed:
+/// name → (ref, image).
 pub fn ensure_images(
     store: &Store,
     p: &Project,
     services: &[String],
-    pull: Option<&str>,
+    policy: &ImagePolicy<'_>,
     progress: Progress<'_>,
 ) -> Result<BTreeMap<String, (String, berth_image::Image)>> {
     let images = ImageStore::open(store)?;
@@ -161,24 +212,33 @@ pub fn ensure_images(
     for n in services {
         let s = &p.services[n];
         let r = convert::image_ref(p, n, s);
-        let policy = pull
+        let pull_policy = policy
+            .pull
             .map(str::to_string)
             .or_else(|| s.pull_policy.clone())
             .unwrap_or_else(|| "missing".into());
         let found = images.resolve(&r);
-        let need_pull = match (&found, policy.as_str()) {
+        if s.build.is_some()
+            && !policy.no_build
+            && (policy.build || pull_policy == "build" || found.is_err())
+        {
+            build_service(store, p, n, policy, progress)?;
+            out.insert(n.clone(), (r.clone(), images.resolve(&r)?));
+            continue;
+        }
+        let need_pull = match (&found, pull_policy.as_str()) {
             (_, "always") => s.image.is_some(),
             (Err(berth_image::ImageError::NotFound(_)), _) => true,
             (Err(e), _) => return Err(RunError::Invalid(format!("services.{n}.image: {e}"))),
             (Ok(_), _) => false,
         };
         if need_pull {
-            if s.build.is_some() && (s.image.is_none() || policy == "build" || found.is_err()) {
-                return Err(RunError::Unsupported(format!(
-                    "services.{n}.build: image {r} is not built and berth compose cannot build images yet; build it and tag it {r}, or use image:"
+            if s.build.is_some() && found.is_err() {
+                return Err(RunError::Invalid(format!(
+                    "services.{n}: image {r} is not built (--no-build was given)"
                 )));
             }
-            if matches!(policy.as_str(), "never") {
+            if matches!(pull_policy.as_str(), "never") {
                 return Err(RunError::Invalid(format!(
                     "services.{n}: image {r} not found and pull_policy is never"
                 )));
@@ -253,17 +313,18 @@ pub fn ensure_networks(
     Ok(())
 }
 
-/// Bring the project to its model: networks, then each service in dependency order —
-/// containers are created when missing, recreated when their configuration hash or image
-/// changed (or a dependency was recreated), started when stopped; extra replicas removed.
-/// Returns the containers of the selected services.
+/// Bring the project to its model: images (built or pulled as needed), networks, then each
+/// service in dependency order — containers are created when missing, recreated when their
+/// configuration hash or image changed (or a dependency was recreated), started when
+/// stopped; extra replicas removed. Returns the containers of the selected services.
 ///
 /// Nothing is created when a service uses something unsupported or an image is missing
-/// and cannot be pulled.
+/// and cannot be built or pulled.
 pub fn up(
     store: &Store,
     p: &Project,
     o: &UpOptions,
+    images: &ImagePolicy<'_>,
     progress: Progress<'_>,
 ) -> Result<Vec<ProjectContainer>> {
     let services = selection(p, &o.services, o.no_deps)?;
@@ -275,7 +336,11 @@ pub fn up(
             )));
         }
     }
-    let images = ensure_images(store, p, &services, o.pull.as_deref(), progress)?;
+    let policy = ImagePolicy {
+        pull: o.pull.as_deref().or(images.pull),
+        ..*images
+    };
+    let images = ensure_images(store, p, &services, &policy, progress)?;
     ensure_networks(store, p, &services, progress)?;
     let existing = list(store, &p.name)?;
     // Orphans.

@@ -110,6 +110,7 @@ pub fn run_cmd(ctx: &Ctx, p: &Project, cmd: &ComposeCmd) -> Result<i32> {
                     no_start: true,
                     ..Default::default()
                 },
+                &image_policy(false, false),
                 &mut pr,
             )
             .map_err(rerr)?;
@@ -229,8 +230,9 @@ pub fn run_cmd(ctx: &Ctx, p: &Project, cmd: &ComposeCmd) -> Result<i32> {
         }
         ComposeCmd::Build(a) => {
             let services = proj::selection(p, &a.services, true).map_err(rerr)?;
-            if services.iter().any(|n| p.services[n].build.is_some()) {
-                bail!("berth compose cannot build images yet (berth build is not available); build and tag them, or use image:");
+            let policy = image_policy(true, false);
+            for n in services {
+                proj::build_service(store, p, &n, &policy, &mut pr).map_err(rerr)?;
             }
             Ok(0)
         }
@@ -252,13 +254,20 @@ fn parse_scale(v: &[String]) -> Result<BTreeMap<String, u64>> {
         .collect()
 }
 
+/// How `up`/`run`/`create`/`build` get images: `build` forces builds, `no_build` forbids them.
+fn image_policy(build: bool, no_build: bool) -> proj::ImagePolicy<'static> {
+    proj::ImagePolicy {
+        pull: None,
+        build,
+        no_build,
+        builder: None,
+    }
+}
+
 fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> Result<i32> {
     let store = ctx.store()?;
-    if a.build {
-        let sel = proj::selection(p, &a.services, a.no_deps).map_err(rerr)?;
-        if sel.iter().any(|n| p.services[n].build.is_some()) {
-            bail!("--build: berth compose cannot build images yet (berth build is not available)");
-        }
+    if a.build && a.no_build {
+        bail!("--build and --no-build cannot be used together");
     }
     if let Some(x) = &a.exit_code_from {
         if !p.services.contains_key(x) {
@@ -281,7 +290,8 @@ fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> Result<i32> {
     if !detach && !a.no_start {
         catch_sigint();
     }
-    let cs = proj::up(store, p, &opts, &mut pr).map_err(rerr)?;
+    let cs =
+        proj::up(store, p, &opts, &image_policy(a.build, a.no_build), &mut pr).map_err(rerr)?;
     if a.no_start {
         return Ok(0);
     }
@@ -591,14 +601,21 @@ fn run(ctx: &Ctx, p: &Project, a: &RunArgs) -> Result<i32> {
                     services: deps,
                     ..Default::default()
                 },
+                &image_policy(false, false),
                 &mut pr,
             )
             .map_err(rerr)?;
         }
     }
     proj::check_supported(p, std::slice::from_ref(&a.service)).map_err(rerr)?;
-    let images = proj::ensure_images(store, p, std::slice::from_ref(&a.service), None, &mut pr)
-        .map_err(rerr)?;
+    let images = proj::ensure_images(
+        store,
+        p,
+        std::slice::from_ref(&a.service),
+        &image_policy(false, false),
+        &mut pr,
+    )
+    .map_err(rerr)?;
     proj::ensure_networks(store, p, std::slice::from_ref(&a.service), &mut pr).map_err(rerr)?;
     let (image_ref, image) = &images[&a.service];
     let tty = !a.no_tty && !a.detach && attach::isatty(0);
