@@ -50,8 +50,8 @@ pub enum RunError {
     /// Network error.
     #[error(transparent)]
     Net(#[from] berth_net::NetError),
-    /// Registry (pull) error.
-    #[error("pulling {image}: {source}")]
+    /// Registry (pull or push) error.
+    #[error("{image}: {source}")]
     Pull {
         /// The image.
         image: String,

@@ -268,6 +268,36 @@ pub fn pull_image(store: &Store, r: &str, progress: Progress<'_>) -> Result<()> 
     Ok(())
 }
 
+/// Push the image of each service that names one (`image:`), as `compose push` does.
+pub fn push_images(
+    store: &Store,
+    p: &Project,
+    services: &[String],
+    progress: Progress<'_>,
+) -> Result<()> {
+    for n in services {
+        let Some(r) = p.services.get(n).and_then(|s| s.image.clone()) else {
+            continue;
+        };
+        let reference = berth_image::Reference::parse(&r).map_err(|e| {
+            RunError::Invalid(format!("services.{n}.image: invalid reference {r:?}: {e}"))
+        })?;
+        progress(&format!("Image {r}"), "Pushing");
+        berth_registry::push(
+            store,
+            &r,
+            &reference,
+            &berth_registry::PushOptions::default(),
+        )
+        .map_err(|e| RunError::Pull {
+            image: r.clone(),
+            source: e,
+        })?;
+        progress(&format!("Image {r}"), "Pushed");
+    }
+    Ok(())
+}
+
 /// Create the project's networks used by `services` (external ones must exist).
 pub fn ensure_networks(
     store: &Store,

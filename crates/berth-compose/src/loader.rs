@@ -921,6 +921,12 @@ fn convert(mut tree: Node, name: &str, profiles: &BTreeSet<String>, env: &Env) -
             }
         }
     }
+    if let Some(cycle) = dependency_cycle(&p) {
+        return Err(ComposeError::Project(format!(
+            "dependency cycle detected: {}",
+            cycle.join(" -> ")
+        )));
+    }
     for n in &used_networks {
         if n == "default" && !networks.contains_key("default") {
             networks.insert(
@@ -979,6 +985,40 @@ fn convert(mut tree: Node, name: &str, profiles: &BTreeSet<String>, env: &Env) -
     p.secrets = secrets;
     p.configs = configs;
     Ok(p)
+}
+
+/// A cycle in `depends_on` (its services, first repeated at the end), if any.
+fn dependency_cycle(p: &Project) -> Option<Vec<String>> {
+    fn visit(
+        p: &Project,
+        n: &str,
+        stack: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = stack.iter().position(|x| x == n) {
+            let mut c = stack[i..].to_vec();
+            c.push(n.to_string());
+            return Some(c);
+        }
+        if done.contains(n) {
+            return None;
+        }
+        stack.push(n.to_string());
+        if let Some(s) = p.services.get(n) {
+            for d in s.depends_on.keys() {
+                if let Some(c) = visit(p, d, stack, done) {
+                    return Some(c);
+                }
+            }
+        }
+        stack.pop();
+        done.insert(n.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    p.services
+        .keys()
+        .find_map(|n| visit(p, n, &mut Vec::new(), &mut done))
 }
 
 fn path_str(service: &str) -> String {

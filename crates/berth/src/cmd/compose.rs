@@ -65,6 +65,8 @@ pub enum ComposeCmd {
     Ls(LsArgs),
     /// Pull the services' images.
     Pull(ServicesArgs),
+    /// Push the services' images.
+    Push(ServicesArgs),
     /// Build the services' images.
     Build(ServicesArgs),
     /// Print the normalised project model.

@@ -228,6 +228,11 @@ pub fn run_cmd(ctx: &Ctx, p: &Project, cmd: &ComposeCmd) -> Result<i32> {
             }
             Ok(0)
         }
+        ComposeCmd::Push(a) => {
+            let services = proj::selection(p, &a.services, true).map_err(rerr)?;
+            proj::push_images(store, p, &services, &mut pr).map_err(rerr)?;
+            Ok(0)
+        }
         ComposeCmd::Build(a) => {
             let services = proj::selection(p, &a.services, true).map_err(rerr)?;
             let policy = image_policy(true, false);
