@@ -188,7 +188,8 @@ pub fn load(o: &Options) -> Result<Project> {
     } else if let Some(p) = env.get("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()) {
         check_name(&p, "COMPOSE_PROJECT_NAME")?
     } else if let Some(p) = name_in_file {
-        check_name(&p, "name:")?
+        // Docker normalises a name: from the file (but refuses a bad -p or env name).
+        check_name(&normalize_project_name(&p), "name:")?
     } else {
         let base = project_dir
             .file_name()
