@@ -17,6 +17,7 @@ use crate::auth::{parse_www_authenticate, Credentials};
 use crate::conf::{is_loopback, registry_certs, RegistriesConf};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{ACCEPT_MANIFESTS, MAX_MANIFEST};
+use crate::retry::{self, Decision, RetryPolicy};
 
 const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
 
@@ -67,6 +68,22 @@ pub struct Client {
     http: reqwest::Client,
     creds: Option<Credentials>,
     state: Mutex<AuthState>,
+    retry: RetryPolicy,
+    notice: Notice,
+}
+
+/// Where retry notices go (the progress output of the operation).
+#[derive(Clone, Default)]
+struct Notice(Option<std::sync::Arc<dyn Fn(&str) + Send + Sync>>);
+
+impl std::fmt::Debug for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Notice(set)"
+        } else {
+            "Notice(none)"
+        })
+    }
 }
 
 /// Scope string for a repository.
@@ -145,7 +162,30 @@ impl Client {
                 RegistryError::Other(format!("invalid registry address {hostport:?}: {e}"))
             })?;
             let ping = base.join("/v2/").expect("static path");
-            match http.get(ping).send().await {
+            let mut sent = http.get(ping.clone()).send().await;
+            // A rate-limited or briefly unavailable registry gets the same retries as
+            // later requests.
+            let (policy, mut failures, mut waited) = (RetryPolicy::default(), 0, Duration::ZERO);
+            while let Ok(resp) = &sent {
+                if !retry::is_transient_status(resp.status().as_u16()) {
+                    break;
+                }
+                failures += 1;
+                match policy.next(failures, waited, retry_after_of(resp)) {
+                    Decision::Retry(d) => {
+                        tracing::warn!(
+                            "{hostport}: GET /v2/ answered {}; retrying in {} ms",
+                            resp.status(),
+                            d.as_millis()
+                        );
+                        tokio::time::sleep(d).await;
+                        waited += d;
+                        sent = http.get(ping.clone()).send().await;
+                    }
+                    Decision::GiveUp(_) => break,
+                }
+            }
+            match sent {
                 Ok(resp) => {
                     let scheme = scheme_from_ping(resp, registry).await?;
                     return Ok(Client {
@@ -157,6 +197,8 @@ impl Client {
                             scheme,
                             tokens: HashMap::new(),
                         }),
+                        retry: RetryPolicy::default(),
+                        notice: Notice::default(),
                     });
                 }
                 Err(e) => {
@@ -209,6 +251,69 @@ impl Client {
 
     pub fn has_credentials(&self) -> bool {
         self.creds.is_some()
+    }
+
+    /// Send retry notices (`what: error; retrying in N s (attempt I of M)`) to `f`, e.g. the
+    /// progress output.
+    pub fn set_retry_notice(&mut self, f: impl Fn(&str) + Send + Sync + 'static) {
+        self.notice = Notice(Some(std::sync::Arc::new(f)));
+    }
+
+    /// Replace the retry bounds (default [`RetryPolicy::default`]).
+    pub fn set_retry_policy(&mut self, p: RetryPolicy) {
+        self.retry = p;
+    }
+
+    /// The retry bounds in force.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// Tell the user about a retry.
+    pub fn notify(&self, msg: &str) {
+        match &self.notice.0 {
+            Some(f) => f(msg),
+            None => tracing::warn!("{msg}"),
+        }
+    }
+
+    /// Run `f` until it succeeds, fails for good, or the retry bounds run out (see
+    /// [`crate::retry`]). `what` names the request in notices and errors.
+    pub async fn retrying<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let (mut failures, mut waited) = (0u32, Duration::ZERO);
+        loop {
+            let e = match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let Some(retry_after) = retry::transient(&e) else {
+                return Err(e);
+            };
+            failures += 1;
+            match self.retry.next(failures, waited, retry_after) {
+                Decision::Retry(d) => {
+                    self.notify(&format!(
+                        "{what}: {e}; retrying in {} (attempt {} of {})",
+                        human_delay(d),
+                        failures + 1,
+                        self.retry.max_attempts
+                    ));
+                    tokio::time::sleep(d).await;
+                    waited += d;
+                }
+                Decision::GiveUp(why) => {
+                    return Err(RegistryError::GaveUp {
+                        what: what.to_string(),
+                        message: e.to_string(),
+                        why,
+                    })
+                }
+            }
+        }
     }
 
     /// Send a request built by `mk`, authenticating for `scopes` and retrying once when the
@@ -408,6 +513,17 @@ impl Client {
         reference: &str,
         display: &str,
     ) -> Result<(Vec<u8>, Option<String>, Digest)> {
+        let what = format!("manifest {display}");
+        self.retrying(&what, || self.get_manifest_once(repo, reference, display))
+            .await
+    }
+
+    async fn get_manifest_once(
+        &self,
+        repo: &str,
+        reference: &str,
+        display: &str,
+    ) -> Result<(Vec<u8>, Option<String>, Digest)> {
         let scopes = [repo_scope(repo, "pull")];
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
         let resp = self
@@ -459,8 +575,14 @@ impl Client {
         Ok((body, ct, digest))
     }
 
-    /// Start a blob download (from `offset` when resuming).
+    /// Start a blob download (from `offset` when resuming); transient answers are retried.
     pub async fn get_blob(&self, repo: &str, digest: &Digest, offset: u64) -> Result<Response> {
+        let what = format!("blob {digest}");
+        self.retrying(&what, || self.get_blob_once(repo, digest, offset))
+            .await
+    }
+
+    async fn get_blob_once(&self, repo: &str, digest: &Digest, offset: u64) -> Result<Response> {
         let scopes = [repo_scope(repo, "pull")];
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
         let resp = self
@@ -495,7 +617,21 @@ impl Client {
                 limit,
             });
         }
-        let resp = self.get_blob(repo, digest, 0).await?;
+        let label = format!("{what} {digest}");
+        self.retrying(&label, || {
+            self.get_small_blob_once(repo, what, digest, size)
+        })
+        .await
+    }
+
+    async fn get_small_blob_once(
+        &self,
+        repo: &str,
+        what: &'static str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Vec<u8>> {
+        let resp = self.get_blob_once(repo, digest, 0).await?;
         let body = read_limited(resp, size, what, &self.registry)
             .await
             .map_err(|e| match e {
@@ -650,9 +786,28 @@ pub async fn read_limited(
     }
 }
 
-/// Turn an error response (and its OCI error document) into an error.
+/// The `Retry-After` of an answer, if it has a readable one.
+fn retry_after_of(resp: &Response) -> Option<Duration> {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry::parse_retry_after(v, std::time::SystemTime::now()))
+}
+
+/// `750 ms`, `1 s`, `12 s`.
+fn human_delay(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", d.as_secs())
+    }
+}
+
+/// Turn an error response (and its OCI error document) into an error: transient statuses
+/// (429, 502, 503, 504) become [`RegistryError::Unavailable`] with their `Retry-After`.
 pub async fn error_from_response(resp: Response) -> RegistryError {
     let status = resp.status();
+    let retry_after = retry_after_of(&resp);
     let body = read_limited(resp, 64 << 10, "error document", "")
         .await
         .unwrap_or_default();
@@ -663,6 +818,13 @@ pub async fn error_from_response(resp: Response) -> RegistryError {
             .unwrap_or(&message)
             .to_string();
         return RegistryError::Unauthorized { message: m };
+    }
+    if retry::is_transient_status(status.as_u16()) {
+        return RegistryError::Unavailable {
+            status: status.as_u16(),
+            message,
+            retry_after,
+        };
     }
     RegistryError::Registry {
         status: status.as_u16(),

@@ -30,6 +30,21 @@ pub enum RegistryError {
     /// The registry answered with an error (status plus its error document).
     #[error("{message}")]
     Registry { status: u16, message: String },
+    /// A transient answer (429, 502, 503, 504), worth trying again after `retry_after` (the
+    /// registry's `Retry-After`, when it sent one); see [`crate::retry`].
+    #[error("{message}")]
+    Unavailable {
+        status: u16,
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
+    /// A transient failure that persisted through every retry [`crate::retry`] allows.
+    #[error("{what}: {message}; {why}; try again later")]
+    GaveUp {
+        what: String,
+        message: String,
+        why: String,
+    },
     /// A manifest or tag does not exist.
     #[error("manifest for {reference} not found: {message}")]
     ManifestUnknown { reference: String, message: String },

@@ -12,6 +12,9 @@
 //!   HTTP when the server does not speak TLS. Registries listed as insecure in
 //!   `registries.conf`, or any registry with `tls_verify = Some(false)`, use HTTPS without
 //!   verification and fall back to HTTP.
+//! * Hiccups ([`retry`]): 429, 502, 503, 504, resets and truncated bodies are retried with
+//!   backoff honouring `Retry-After`, bounded in tries and time, and progress says so; other
+//!   errors fail at once.
 //! * Distrust: manifests are limited to 4 MiB and configs to 16 MiB; every manifest, config and
 //!   layer is checked against its digest and size before anything is published.
 //!
@@ -32,6 +35,7 @@ pub mod client;
 pub mod conf;
 pub mod error;
 pub mod manifest;
+pub mod retry;
 
 pub use auth::Credentials;
 pub use client::Transport;

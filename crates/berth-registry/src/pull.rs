@@ -22,6 +22,7 @@ use crate::manifest::{
     MT_OCI_CONFIG,
 };
 use crate::progress::{Item, OutputStream, ProgressMode, Reporter};
+use crate::retry::Decision;
 use crate::sources;
 
 /// Options of [`pull`].
@@ -158,7 +159,9 @@ async fn pull_async(
     let mut found = None;
     for m in mirrors.iter().map(|m| Some(m.as_str())).chain([None]) {
         let attempt = async {
-            let c = connect_for(registry, m, &transport, &auth).await?;
+            let mut c = connect_for(registry, m, &transport, &auth).await?;
+            let r = rep.clone();
+            c.set_retry_notice(move |msg| r.line(msg));
             let man = c.get_manifest(repo, &wanted, &display).await?;
             Ok::<_, RegistryError>((c, man))
         }
@@ -504,7 +507,7 @@ async fn feed(
     tx: &mpsc::Sender<Msg>,
     item: &Item,
 ) -> std::result::Result<(), FeedError> {
-    const RETRIES: u32 = 3;
+    let policy = client.retry_policy();
     let size = desc.size;
     let too_long = |actual: u64| {
         FeedError::Failed(RegistryError::SizeMismatch {
@@ -515,29 +518,38 @@ async fn feed(
         })
     };
     let mut got: u64 = 0;
-    let mut attempt = 0;
+    // Interrupted bodies (resets, truncation, bad resumes): each resumes where it stopped,
+    // within the client's retry bounds. Transient answers to the request itself are retried
+    // inside `get_blob`.
+    let (mut failures, mut waited) = (0u32, Duration::ZERO);
     let mut last_err = String::new();
     loop {
-        if attempt > RETRIES {
-            return Err(FeedError::Failed(RegistryError::Truncated {
-                what: "layer",
-                digest: desc.digest.clone(),
-                got,
-                expected: size,
-                attempts: attempt,
-                detail: last_err,
-            }));
+        if failures > 0 {
+            match policy.next(failures, waited, None) {
+                Decision::Retry(d) => {
+                    item.status(&format!(
+                        "Retrying in {} s ({last_err})",
+                        d.as_secs_f32().ceil()
+                    ));
+                    tokio::time::sleep(d).await;
+                    waited += d;
+                    item.status("Downloading");
+                }
+                Decision::GiveUp(_) => {
+                    return Err(FeedError::Failed(RegistryError::Truncated {
+                        what: "layer",
+                        digest: desc.digest.clone(),
+                        got,
+                        expected: size,
+                        attempts: failures,
+                        detail: last_err,
+                    }));
+                }
+            }
         }
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-        }
-        attempt += 1;
+        failures += 1;
         let mut resp = match client.get_blob(repo, &desc.digest, got).await {
             Ok(r) => r,
-            Err(RegistryError::Connect { detail, .. }) => {
-                last_err = detail;
-                continue;
-            }
             Err(e) => return Err(FeedError::Failed(e)),
         };
         // Bytes to drop from this response (a server that ignores Range restarts at 0).

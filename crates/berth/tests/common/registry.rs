@@ -385,6 +385,29 @@ pub struct Canned {
 }
 
 impl Canned {
+    /// An error answer with an OCI error document and extra headers (e.g. `Retry-After`).
+    pub fn error(status: u16, code: &str, message: &str, headers: &[(&str, &str)]) -> Canned {
+        let mut h: Vec<(String, String)> = vec![("Content-Type".into(), "application/json".into())];
+        h.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Canned {
+            status,
+            headers: h,
+            body: format!(r#"{{"errors":[{{"code":"{code}","message":"{message}"}}]}}"#)
+                .into_bytes(),
+            stall_after: None,
+            cut_after: None,
+            cut_once: false,
+            ranges: false,
+        }
+    }
+
+    /// `self`, but the connection is reset after `n` body bytes.
+    pub fn reset_after(mut self, n: usize) -> Canned {
+        self.cut_after = Some(n);
+        self.headers.push((RESET_MARK.into(), "1".into()));
+        self
+    }
+
     pub fn ok(content_type: &str, body: Vec<u8>) -> Canned {
         Canned {
             status: 200,
@@ -403,6 +426,8 @@ impl Canned {
 
 struct FakeState {
     routes: HashMap<String, Canned>,
+    /// One-shot answers served (in order) before `routes`' answer for the path.
+    once: HashMap<String, std::collections::VecDeque<Canned>>,
     log: Vec<String>,
     /// When set: every request but `/token` needs `Authorization: Bearer <token>`, and
     /// `/token` hands the token out to `Basic <basic>` (or to anyone when `basic` is None).
@@ -426,6 +451,7 @@ impl FakeRegistry {
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(FakeState {
             routes: HashMap::new(),
+            once: HashMap::new(),
             log: Vec::new(),
             bearer: None,
         }));
@@ -466,6 +492,18 @@ impl FakeRegistry {
             .unwrap()
             .routes
             .insert(path.to_string(), c);
+    }
+
+    /// Answer the next request for `path` with `c`, once (queued behind earlier ones), before
+    /// the path's regular answer.
+    pub fn route_once(&self, path: &str, c: Canned) {
+        self.state
+            .lock()
+            .unwrap()
+            .once
+            .entry(path.to_string())
+            .or_default()
+            .push_back(c);
     }
 
     /// Require Bearer tokens from `/token` (see `FakeState::bearer`).
@@ -596,7 +634,11 @@ fn serve(
             } else {
                 s.log.push(format!("{method} {path_only}"));
             }
-            (s.routes.get(&path_only).cloned(), s.bearer.clone())
+            let once = s.once.get_mut(&path_only).and_then(|q| q.pop_front());
+            (
+                once.or_else(|| s.routes.get(&path_only).cloned()),
+                s.bearer.clone(),
+            )
         };
         let unauthorized = |challenge: String| Canned {
             status: 401,
@@ -670,6 +712,8 @@ fn serve(
             ));
             c.body = c.body[start..].to_vec();
         }
+        let reset = c.headers.iter().any(|(k, _)| k == RESET_MARK);
+        c.headers.retain(|(k, _)| k != RESET_MARK);
         let mut head = format!(
             "HTTP/1.1 {} X\r\nContent-Length: {}\r\n",
             c.status,
@@ -701,10 +745,18 @@ fn serve(
             return;
         }
         if c.cut_after.is_some() {
+            if reset {
+                // SO_LINGER 0: closing sends RST, a "connection reset by peer".
+                let _ = rustix::net::sockopt::set_socket_linger(&w, Some(Duration::ZERO));
+            }
             return;
         }
     }
 }
+
+/// Header name marking a canned answer whose connection is reset (not closed) after
+/// `cut_after` bytes; never sent.
+const RESET_MARK: &str = "X-Fake-Reset";
 
 /// Wait for `cond`, panicking with `what` after `secs`.
 pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
