@@ -191,8 +191,9 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
             return Err(EngineError::NotExecutable(req.args[0].clone()))
         }
     }
+    // Docker resolves `exec -u` like `run -u`, with the container's --group-add.
     if let Some(u) = &req.user {
-        let r = crate::user::resolve(&rootfs, u)?;
+        let r = crate::user::resolve(&rootfs, u, &fresh.config.group_add)?;
         process["user"] =
             serde_json::json!({"uid": r.uid, "gid": r.gid, "additionalGids": r.additional_gids});
     }

@@ -18,6 +18,10 @@ pub struct ContainerConfig {
     pub working_dir: String,
     /// `USER[:GROUP]` as given (resolved against the image's /etc/passwd at start).
     pub user: String,
+    /// `--group-add`: extra supplementary groups (names or numbers) for the container's
+    /// processes and its exec sessions; see [`crate::user`].
+    #[serde(default)]
+    pub group_add: Vec<String>,
     pub hostname: String,
     pub tty: bool,
     pub open_stdin: bool,
@@ -28,6 +32,12 @@ pub struct ContainerConfig {
     pub publish: Vec<String>,
     pub publish_all: Vec<String>,
     pub dns: Vec<String>,
+    /// `--dns-search` (`.`: no search domains).
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    #[serde(default)]
+    pub dns_options: Vec<String>,
     pub add_hosts: Vec<String>,
     pub memory: Option<i64>,
     pub nano_cpus: Option<i64>,
@@ -255,54 +265,10 @@ pub fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
     out
 }
 
-/// Signal names/numbers (`TERM`, `SIGTERM`, `15`).
+/// Signal names/numbers as Docker accepts them (`TERM`, `SIGTERM`, `15`, `SIGRTMIN+3`); see
+/// [`berth_signal::parse`]. Errors: [`EngineError::InvalidArgument`] naming the input.
 pub fn parse_signal(s: &str) -> Result<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
-    }
-    let up = s.to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    let n = match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "ILL" => libc::SIGILL,
-        "TRAP" => libc::SIGTRAP,
-        "ABRT" | "IOT" => libc::SIGABRT,
-        "BUS" => libc::SIGBUS,
-        "FPE" => libc::SIGFPE,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "SEGV" => libc::SIGSEGV,
-        "USR2" => libc::SIGUSR2,
-        "PIPE" => libc::SIGPIPE,
-        "ALRM" => libc::SIGALRM,
-        "TERM" => libc::SIGTERM,
-        "STKFLT" => libc::SIGSTKFLT,
-        "CHLD" => libc::SIGCHLD,
-        "CONT" => libc::SIGCONT,
-        "STOP" => libc::SIGSTOP,
-        "TSTP" => libc::SIGTSTP,
-        "TTIN" => libc::SIGTTIN,
-        "TTOU" => libc::SIGTTOU,
-        "URG" => libc::SIGURG,
-        "XCPU" => libc::SIGXCPU,
-        "XFSZ" => libc::SIGXFSZ,
-        "VTALRM" => libc::SIGVTALRM,
-        "PROF" => libc::SIGPROF,
-        "WINCH" => libc::SIGWINCH,
-        "IO" | "POLL" => libc::SIGIO,
-        "PWR" => libc::SIGPWR,
-        "SYS" => libc::SIGSYS,
-        _ => {
-            return Err(EngineError::InvalidArgument(format!(
-                "invalid signal {s:?}: use a name such as TERM or KILL, or a number"
-            )))
-        }
-    };
-    Ok(n)
+    berth_signal::parse(s).map_err(|e| EngineError::InvalidArgument(e.to_string()))
 }
 
 #[cfg(test)]
@@ -347,5 +313,9 @@ mod tests {
         assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
         assert_eq!(parse_signal("kill").unwrap(), 9);
         assert!(parse_signal("NOPE").is_err());
+        // The shared parser: real-time names too (the full table is in berth-signal).
+        assert_eq!(parse_signal("SIGRTMIN+3").unwrap(), 37);
+        assert_eq!(parse_signal("rtmax-1").unwrap(), 63);
+        assert!(parse_signal("RTMIN+99").is_err());
     }
 }

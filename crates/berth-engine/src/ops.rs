@@ -177,7 +177,7 @@ pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
             std::fs::create_dir_all(&b.source).map_err(|e| fail(EngineError::io(&b.source, e)))?;
         }
     }
-    let user = crate::user::resolve(&bundle.rootfs(), &cfg.user).map_err(fail)?;
+    let user = crate::user::resolve(&bundle.rootfs(), &cfg.user, &cfg.group_add).map_err(fail)?;
     // Docker creates the working directory if it is missing.
     if !cfg.working_dir.is_empty() && cfg.working_dir != "/" {
         let p = bundle
@@ -225,6 +225,8 @@ pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
         publish: cfg.publish.clone(),
         publish_all: cfg.publish_all.clone(),
         dns: cfg.dns.clone(),
+        dns_search: cfg.dns_search.clone(),
+        dns_options: cfg.dns_options.clone(),
         add_hosts: cfg.add_hosts.clone(),
     };
     let net = berth_net::setup(store, &net_cfg, &bundle.dir).map_err(|e| fail(e.into()))?;

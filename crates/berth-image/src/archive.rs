@@ -16,11 +16,11 @@ use std::sync::Mutex;
 use berth_store::{Digest, Hasher};
 use serde_json::{json, Value};
 
+use crate::decompress::{self, StreamCompression, MAGIC_LEN};
 use crate::store::config_diff_ids;
 use crate::unpack::decompressor;
 use crate::{
-    detect_compression, ingest_layer, layer_dir, Compression, Image, ImageError, ImageStore, Layer,
-    Reference, Result,
+    ingest_layer, layer_dir, Compression, Image, ImageError, ImageStore, Layer, Reference, Result,
 };
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -319,46 +319,54 @@ struct Pending {
     tags: Vec<Reference>,
 }
 
-/// Load every image in a docker-archive or oci-archive file (possibly gzip/zstd compressed).
+/// Load every image in a docker-archive or oci-archive file, plain or compressed with gzip,
+/// bzip2, xz or zstd (detected by content, whatever the file's name).
 pub fn load_file(is: &ImageStore<'_>, path: &Path) -> Result<Vec<LoadedImage>> {
     let mut f = File::open(path).map_err(|e| ImageError::io(path, e))?;
-    let mut head = [0u8; 4];
-    let n = f.read(&mut head).map_err(|e| ImageError::io(path, e))?;
-    if detect_compression(&head[..n]) != Compression::None {
+    let mut head = Vec::new();
+    (&mut f)
+        .take(MAGIC_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| ImageError::io(path, e))?;
+    if StreamCompression::detect(&head) != StreamCompression::None {
         drop(f);
         let f = File::open(path).map_err(|e| ImageError::io(path, e))?;
-        return load_reader(is, &mut io::BufReader::new(f));
+        return load_stream(is, &mut io::BufReader::new(f), &path.display().to_string());
     }
     load_archive(is, &Archive::open(path)?)
 }
 
-/// Load from a stream (e.g. standard input): spooled to `tmp/` first (decompressed if needed).
+/// Load from a stream (e.g. standard input), plain or compressed like [`load_file`]: spooled
+/// to `tmp/` first, decompressed.
 pub fn load_reader(is: &ImageStore<'_>, r: &mut dyn Read) -> Result<Vec<LoadedImage>> {
+    load_stream(is, r, "standard input")
+}
+
+fn load_stream(is: &ImageStore<'_>, r: &mut dyn Read, what: &str) -> Result<Vec<LoadedImage>> {
     let store = is.store();
     let spool = store.tmp_path("load.tar");
     let _guard = RemoveOnDrop(spool.clone());
     {
-        let mut head = Vec::new();
-        (&mut *r)
-            .take(4)
-            .read_to_end(&mut head)
-            .map_err(|e| ImageError::io("standard input", e))?;
-        let comp = detect_compression(&head);
-        let chained: Box<dyn Read + '_> = Box::new(io::Cursor::new(head).chain(r));
-        let mut src =
-            decompressor(chained, comp).map_err(|e| ImageError::io("standard input", e))?;
+        let (comp, mut src) =
+            decompress::decompressed(Box::new(r)).map_err(|e| ImageError::io(what, e))?;
         let mut out = File::create(&spool).map_err(|e| ImageError::io(&spool, e))?;
         let n = io::copy(&mut src, &mut out).map_err(|e| {
-            ImageError::Archive(format!("cannot read the archive from standard input: {e}"))
+            let how = match comp {
+                StreamCompression::None => String::new(),
+                c => format!(" ({c} data)"),
+            };
+            ImageError::Archive(format!(
+                "cannot read the archive from {what}{how}: {e}; the file is truncated or corrupt"
+            ))
         })?;
         if n == 0 {
-            return Err(ImageError::Archive(
-                "no archive data on standard input; use -i FILE or redirect a docker-archive or oci-archive into berth load".into(),
-            ));
+            return Err(ImageError::Archive(format!(
+                "no archive data in {what}; use -i FILE or redirect a docker-archive or oci-archive into berth load"
+            )));
         }
     }
     let mut ar = Archive::open(&spool)?;
-    ar.path = PathBuf::from("standard input");
+    ar.path = PathBuf::from(what);
     load_archive(is, &ar)
 }
 

@@ -111,7 +111,10 @@ pub fn apply_changes(cfg: &mut ImageConfig, changes: &[String]) -> Result<()> {
             "ENTRYPOINT" => cfg.entrypoint = Some(exec_form(arg)),
             "WORKDIR" => cfg.working_dir = Some(arg.to_string()),
             "USER" => cfg.user = Some(arg.to_string()),
-            "STOPSIGNAL" => cfg.stop_signal = Some(arg.to_string()),
+            "STOPSIGNAL" => {
+                berth_signal::parse(arg).map_err(|e| change_err(change, &e.to_string()))?;
+                cfg.stop_signal = Some(arg.to_string());
+            }
             "ENV" => {
                 let env = cfg.env.get_or_insert_with(Vec::new);
                 for (k, v) in pairs(change, arg, true)? {
@@ -172,7 +175,10 @@ fn config_value(cfg: &ImageConfig) -> Value {
     v
 }
 
-/// Create an image from a root filesystem tar stream (plain, gzip or zstd) and tag it.
+/// Create an image from a root filesystem tar stream and tag it. The stream may be plain or
+/// compressed with gzip, bzip2, xz or zstd (detected by content). gzip and zstd layers are
+/// kept as received; bzip2 and xz ones (which OCI layers cannot carry) are stored as the plain
+/// tar. The diff id is always the digest of the uncompressed tar.
 pub fn import_rootfs(
     is: &ImageStore<'_>,
     r: &mut dyn Read,
@@ -183,7 +189,22 @@ pub fn import_rootfs(
     let mut cfg = ImageConfig::default();
     apply_changes(&mut cfg, &opts.changes)?;
     let store = is.store();
-    let layer = ingest_layer(store.root(), r, Compression::None, None, None)?;
+    let (comp, sniffed) = crate::decompress::sniff(Box::new(r))
+        .map_err(|e| ImageError::io(opts.source.as_str(), e))?;
+    let (hint, mut src) = match comp.as_layer() {
+        Some(c) => (c, sniffed),
+        None => (
+            Compression::None,
+            comp.decoder(sniffed)
+                .map_err(|e| ImageError::io(opts.source.as_str(), e))?,
+        ),
+    };
+    let layer = ingest_layer(store.root(), &mut src, hint, None, None).map_err(|e| match e {
+        ImageError::Layer(m) if comp != crate::decompress::StreamCompression::None => {
+            ImageError::Layer(format!("{m} ({comp} data from {})", opts.source))
+        }
+        e => e,
+    })?;
     let existed = is.layer_recorded(&layer.diff_id)?;
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let comment = opts
@@ -244,5 +265,13 @@ mod tests {
         assert!(apply_changes(&mut c, &["FROM x".into()]).is_err());
         assert!(apply_changes(&mut c, &["EXPOSE abc".into()]).is_err());
         assert!(apply_changes(&mut c, &["CMD".into()]).is_err());
+        // STOPSIGNAL takes every name Docker accepts, and only those.
+        for ok in ["SIGRTMIN+3", "rtmax-2", "TERM", "9"] {
+            let mut c = ImageConfig::default();
+            apply_changes(&mut c, &[format!("STOPSIGNAL {ok}")]).unwrap();
+            assert_eq!(c.stop_signal.as_deref(), Some(ok));
+        }
+        let e = apply_changes(&mut c, &["STOPSIGNAL SIGNOPE".into()]).unwrap_err();
+        assert!(e.to_string().contains("invalid signal"), "{e}");
     }
 }

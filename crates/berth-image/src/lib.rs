@@ -18,6 +18,7 @@
 
 pub mod archive;
 pub mod config;
+pub mod decompress;
 pub mod import;
 pub mod reference;
 mod store;

@@ -22,6 +22,8 @@ fn main() {
         publish: vec![],
         publish_all: vec![],
         dns: vec![],
+        dns_search: vec![],
+        dns_options: vec![],
         add_hosts: vec![],
     };
     let (mut s_tot, mut t_tot) = (0f64, 0f64);

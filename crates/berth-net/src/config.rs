@@ -7,9 +7,15 @@
 //! bridge_gateway = 172.17.0.1
 //! pool = 172.18.0.0/16, 172.19.0.0/16   # subnets for `network create` without --subnet
 //! mtu = 1500                     # default: 1500, or less if the default route's interface has less
+//! host_gateway_ip = 172.17.0.1   # what `--add-host NAME:host-gateway` points at (Docker's
+//!                                # `host-gateway-ip`); one IPv4 and/or one IPv6 address,
+//!                                # comma-separated; default: the default bridge's gateway
+//! public_dns_fallback = no       # yes: when the host has no resolver containers can reach
+//!                                # (only 127.0.0.53 and no systemd-resolved upstreams), give
+//!                                # containers Docker's fallback 8.8.8.8, 8.8.4.4; no: warn
 //! ```
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use ipnet::Ipv4Net;
@@ -26,6 +32,12 @@ pub struct NetConf {
     pub bridge_gateway: Option<Ipv4Addr>,
     pub pool: Vec<Ipv4Net>,
     pub mtu: Option<u32>,
+    /// `host_gateway_ip`: the addresses `host-gateway` stands for in `--add-host`; empty means
+    /// the default bridge's gateway (see [`NetConf::host_gateway_ips`]).
+    pub host_gateway_ip: Vec<IpAddr>,
+    /// `public_dns_fallback`: allow Docker's public resolvers when the host has none that
+    /// containers can reach (default: no, with a warning).
+    pub public_dns_fallback: bool,
 }
 
 impl Default for NetConf {
@@ -40,6 +52,8 @@ impl Default for NetConf {
             bridge_gateway: None,
             pool,
             mtu: None,
+            host_gateway_ip: Vec::new(),
+            public_dns_fallback: false,
         }
     }
 }
@@ -95,10 +109,47 @@ impl NetConf {
                         .map_err(|_| bad("expected a comma-separated list of a.b.c.d/len"))?;
                 }
                 "mtu" => c.mtu = Some(v.parse().map_err(|_| bad("expected a number"))?),
+                "public_dns_fallback" => {
+                    c.public_dns_fallback = match v {
+                        "yes" | "true" | "1" => true,
+                        "no" | "false" | "0" => false,
+                        _ => return Err(bad("expected yes or no")),
+                    }
+                }
+                "host_gateway_ip" => {
+                    let ips: Vec<IpAddr> = v
+                        .split(',')
+                        .map(|s| s.trim().parse())
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(|_| bad("expected one or two IP addresses, comma-separated"))?;
+                    let v4 = ips.iter().filter(|i| i.is_ipv4()).count();
+                    if ips.is_empty() || v4 > 1 || ips.len() - v4 > 1 {
+                        return Err(bad("give at most one IPv4 and one IPv6 address"));
+                    }
+                    c.host_gateway_ip = ips;
+                }
                 _ => return Err(format!("line {}: unknown setting {k}", no + 1)),
             }
         }
         Ok(c)
+    }
+
+    /// Where the host's resolver settings are read from (the real paths) and whether the
+    /// public fallback is allowed.
+    pub fn host_dns(&self) -> crate::files::HostDns {
+        crate::files::HostDns::system(self.public_dns_fallback)
+    }
+
+    /// The addresses `--add-host NAME:host-gateway` points at: `host_gateway_ip` when set,
+    /// else the default bridge's gateway (as Docker does with docker0's address).
+    pub fn host_gateway_ips(&self) -> Vec<IpAddr> {
+        if !self.host_gateway_ip.is_empty() {
+            return self.host_gateway_ip.clone();
+        }
+        let gw = self
+            .bridge_gateway
+            .unwrap_or_else(|| crate::ipam::default_gateway(&self.bridge_subnet.trunc()));
+        vec![IpAddr::V4(gw)]
     }
 
     pub fn default_bridge(&self) -> String {
@@ -147,5 +198,38 @@ mod tests {
         assert!(NetConf::parse("prefix = TooLongName").is_err());
         assert!(NetConf::parse("nosuch = 1").is_err());
         assert_eq!(NetConf::parse("").unwrap(), NetConf::default());
+        // host-gateway: the default bridge's gateway unless configured.
+        assert_eq!(
+            NetConf::default().host_gateway_ips(),
+            vec!["172.17.0.1".parse::<IpAddr>().unwrap()]
+        );
+        let c = NetConf::parse("bridge_subnet = 10.90.1.0/24").unwrap();
+        assert_eq!(
+            c.host_gateway_ips(),
+            vec!["10.90.1.1".parse::<IpAddr>().unwrap()]
+        );
+        let c =
+            NetConf::parse("bridge_gateway = 10.90.1.254\nbridge_subnet = 10.90.1.0/24").unwrap();
+        assert_eq!(
+            c.host_gateway_ips(),
+            vec!["10.90.1.254".parse::<IpAddr>().unwrap()]
+        );
+        let c = NetConf::parse("host_gateway_ip = 192.0.2.1, fd00::1").unwrap();
+        assert_eq!(
+            c.host_gateway_ips(),
+            vec![
+                "192.0.2.1".parse::<IpAddr>().unwrap(),
+                "fd00::1".parse::<IpAddr>().unwrap()
+            ]
+        );
+        assert!(NetConf::parse("host_gateway_ip = 1.1.1.1, 2.2.2.2").is_err());
+        assert!(NetConf::parse("host_gateway_ip = nope").is_err());
+        assert!(!NetConf::default().public_dns_fallback);
+        assert!(
+            NetConf::parse("public_dns_fallback = yes")
+                .unwrap()
+                .public_dns_fallback
+        );
+        assert!(NetConf::parse("public_dns_fallback = maybe").is_err());
     }
 }

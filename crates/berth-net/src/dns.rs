@@ -5,7 +5,10 @@
 //! gateway address, port 53 (UDP and TCP), answers container names, network aliases and short ids of
 //! the containers on its network straight from the SQLite tables (so it never needs to be told
 //! about changes), answers other single-label names with NXDOMAIN, and relays everything else
-//! to the host's resolvers from /etc/resolv.conf.
+//! to the asking container's `--dns` servers when it has some (the file
+//! [`crate::DNS_UPSTREAM_FILE`] in its directory), else to the host's resolvers
+//! ([`crate::files::HostDns::upstreams`]: the host's /etc/resolv.conf, loopback resolvers
+//! included since this server runs in the host's namespace).
 //!
 //! Exactly one server per network: the server holds an exclusive flock on
 //! `<root>/run/dns/<network>.lock` for its lifetime. When it finds the network unused it drops
@@ -237,13 +240,35 @@ fn answer(
     }
 }
 
-fn upstreams() -> Vec<SocketAddr> {
-    let r = crate::files::parse_resolv(&fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
-    r.nameservers
+/// Resolver addresses (port 53) from `nameserver`-style strings; unparsable ones skipped.
+fn socket_addrs(servers: &[String]) -> Vec<SocketAddr> {
+    servers
         .iter()
         .filter_map(|n| n.parse::<std::net::IpAddr>().ok())
         .map(|ip| SocketAddr::new(ip, 53))
         .collect()
+}
+
+/// Where to relay a query from `peer`: its container's `--dns` servers, else the host's.
+fn upstreams_for(
+    db: &berth_store::rusqlite::Connection,
+    host: &crate::files::HostDns,
+    network: &str,
+    peer: Option<Ipv4Addr>,
+) -> Vec<SocketAddr> {
+    let own = peer.and_then(|peer| {
+        let ep = state::endpoints_of_network(db, network)
+            .ok()?
+            .into_iter()
+            .find(|e| e.ip == peer)?;
+        let sb = state::get_sandbox(db, &ep.container_id).ok()??;
+        let text = fs::read_to_string(sb.dir.join(crate::DNS_UPSTREAM_FILE)).ok()?;
+        Some(crate::files::parse_resolv(&text).nameservers)
+    });
+    match own {
+        Some(servers) if !servers.is_empty() => socket_addrs(&servers),
+        _ => socket_addrs(&host.upstreams()),
+    }
 }
 
 fn v4(ip: std::net::IpAddr) -> Option<Ipv4Addr> {
@@ -253,9 +278,9 @@ fn v4(ip: std::net::IpAddr) -> Option<Ipv4Addr> {
     }
 }
 
-/// Ask the host's resolvers (at most three, 3 s each); the raw answer.
-async fn upstream_query(packet: &[u8]) -> Option<Vec<u8>> {
-    for up in upstreams().into_iter().take(3) {
+/// Ask `ups` in turn (at most three, 3 s each); the raw answer.
+async fn upstream_query(packet: &[u8], ups: Vec<SocketAddr>) -> Option<Vec<u8>> {
+    for up in ups.into_iter().take(3) {
         let bind: SocketAddr = if up.is_ipv4() {
             "0.0.0.0:0".parse().unwrap()
         } else {
@@ -278,8 +303,13 @@ async fn upstream_query(packet: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-async fn forward(sock: Arc<tokio::net::UdpSocket>, packet: Vec<u8>, peer: SocketAddr) {
-    if let Some(b) = upstream_query(&packet).await {
+async fn forward(
+    sock: Arc<tokio::net::UdpSocket>,
+    packet: Vec<u8>,
+    peer: SocketAddr,
+    ups: Vec<SocketAddr>,
+) {
+    if let Some(b) = upstream_query(&packet, ups).await {
         let _ = sock.send_to(&b, peer).await;
     }
 }
@@ -289,6 +319,7 @@ async fn serve_tcp(
     mut conn: tokio::net::TcpStream,
     db: std::rc::Rc<berth_store::rusqlite::Connection>,
     network: String,
+    host: crate::files::HostDns,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let peer = conn.peer_addr().ok().and_then(|a| v4(a.ip()));
@@ -305,7 +336,10 @@ async fn serve_tcp(
         };
         let reply = match answer(&db, &network, peer, &msg) {
             Answer::Reply(b) => Some(b),
-            Answer::Forward => upstream_query(&msg).await,
+            Answer::Forward => {
+                let ups = upstreams_for(&db, &host, &network, peer);
+                upstream_query(&msg, ups).await
+            }
             Answer::Drop => None,
         };
         let Some(b) = reply else { return };
@@ -324,6 +358,7 @@ pub fn serve(root: &Path, network: &str) -> Result<()> {
     state::migrate(&store)?;
     let net = state::get_network(store.db(), network)?
         .ok_or_else(|| NetError::NotFound(network.to_string()))?;
+    let host_dns = crate::config::NetConf::load(root)?.host_dns();
     let lock = open_lock(root, network)?;
     let ready = || {
         let mut out = std::io::stdout();
@@ -371,13 +406,16 @@ pub fn serve(root: &Path, network: &str) -> Result<()> {
                     let Ok((n, peer)) = r else { continue };
                     match answer(&db, &net.name, v4(peer.ip()), &buf[..n]) {
                         Answer::Reply(b) => { let _ = sock.send_to(&b, peer).await; }
-                        Answer::Forward => { tokio::spawn(forward(sock.clone(), buf[..n].to_vec(), peer)); }
+                        Answer::Forward => {
+                            let ups = upstreams_for(&db, &host_dns, &net.name, v4(peer.ip()));
+                            tokio::spawn(forward(sock.clone(), buf[..n].to_vec(), peer, ups));
+                        }
                         Answer::Drop => {}
                     }
                 }
                 c = async { match &tcp { Some(l) => l.accept().await, None => std::future::pending().await } } => {
                     if let Ok((conn, _)) = c {
-                        tokio::task::spawn_local(serve_tcp(conn, db.clone(), net.name.clone()));
+                        tokio::task::spawn_local(serve_tcp(conn, db.clone(), net.name.clone(), host_dns.clone()));
                     }
                 }
                 _ = tick.tick() => {

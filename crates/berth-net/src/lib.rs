@@ -100,7 +100,15 @@ pub struct NetConfig {
     pub publish: Vec<String>,
     /// `-P`: publish these (image EXPOSE, e.g. `80/tcp`) on random ports.
     pub publish_all: Vec<String>,
+    /// `--dns`: nameservers replacing the host's (on user networks: the embedded DNS
+    /// server's upstreams for this container).
     pub dns: Vec<String>,
+    /// `--dns-search`: search domains replacing the host's (`.`: none).
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// `--dns-option`: resolver options replacing the host's.
+    #[serde(default)]
+    pub dns_options: Vec<String>,
     /// `--add-host HOST:IP`.
     pub add_hosts: Vec<String>,
 }
@@ -337,6 +345,7 @@ fn write_file(p: &Path, s: &str) -> Result<()> {
 
 /// /etc/hosts and /etc/resolv.conf for a container on no berth network (none, container:).
 fn write_plain_files(
+    root: &Path,
     out: &NetSetup,
     cfg: &NetConfig,
     add_hosts: &[(String, String)],
@@ -347,13 +356,35 @@ fn write_plain_files(
     )?;
     write_file(
         &out.resolv_conf,
-        &files::resolv_conf(&host_resolv(), &cfg.dns, None),
+        &container_resolv(NetConf::load(root)?.host_dns(), cfg, None),
     )
 }
 
-fn host_resolv() -> files::HostResolv {
-    files::parse_resolv(&fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+/// The user's DNS flags of a container.
+fn dns_overrides(cfg: &NetConfig) -> files::DnsOverrides {
+    files::DnsOverrides {
+        servers: cfg.dns.clone(),
+        search: cfg.dns_search.clone(),
+        options: cfg.dns_options.clone(),
+    }
 }
+
+/// A container's resolv.conf text (see [`files::resolv_conf`]); warns when the host has no
+/// resolver the container can reach, the user gave none and the container has a network.
+fn container_resolv(host: files::HostDns, cfg: &NetConfig, embedded: Option<&str>) -> String {
+    let cd = host.for_containers();
+    let ov = dns_overrides(cfg);
+    if let Some(w) = &cd.warning {
+        if embedded.is_none() && ov.servers.is_empty() && cfg.mode != NetworkMode::None {
+            tracing::warn!("{w}");
+        }
+    }
+    files::resolv_conf(&cd.resolv, &ov, embedded)
+}
+
+/// The file in a container's directory listing its `--dns` servers, which the embedded DNS
+/// server of a user network relays that container's queries to (`nameserver` lines).
+pub const DNS_UPSTREAM_FILE: &str = "resolv.upstream";
 
 /// Prepare networking for a container that is about to start. `dir` is the container's
 /// directory, where the generated files are written. Calling it again for the same container
@@ -366,15 +397,15 @@ pub fn setup(store: &Store, cfg: &NetConfig, dir: &Path) -> Result<NetSetup> {
     {
         teardown(store, id)?;
     }
-    let add_hosts = cfg
-        .add_hosts
-        .iter()
-        .map(|h| {
-            files::parse_add_host(h).ok_or_else(|| {
-                NetError::Other(format!("invalid --add-host {h:?}: expected HOST:IP"))
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let host_gateway = NetConf::load(store.root())?.host_gateway_ips();
+    let mut add_hosts = Vec::new();
+    for h in &cfg.add_hosts {
+        add_hosts.extend(
+            files::parse_add_host(h)
+                .map_err(NetError::Other)?
+                .resolve(&host_gateway),
+        );
+    }
     let mut out = NetSetup {
         hosts_file: dir.join("hosts"),
         resolv_conf: dir.join("resolv.conf"),
@@ -406,10 +437,13 @@ pub fn setup(store: &Store, cfg: &NetConfig, dir: &Path) -> Result<NetSetup> {
                 hosts.push_str(&format!("{ip}\t{h}\n"));
             }
             write_file(&out.hosts_file, &hosts)?;
-            let resolv = if cfg.dns.is_empty() {
-                fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+            // The host's file as is (its loopback resolvers work here), flags on top.
+            let host_dns = NetConf::load(store.root())?.host_dns();
+            let ov = dns_overrides(cfg);
+            let resolv = if ov.is_empty() {
+                fs::read_to_string(&host_dns.resolv_conf).unwrap_or_default()
             } else {
-                files::resolv_conf(&host_resolv(), &cfg.dns, None)
+                files::resolv_conf(&host_dns.host(), &ov, None)
             };
             write_file(&out.resolv_conf, &resolv)?;
             state::immediate(store.db(), |db| state::insert_sandbox(db, &sb))?;
@@ -441,7 +475,7 @@ pub fn setup(store: &Store, cfg: &NetConfig, dir: &Path) -> Result<NetSetup> {
                 None => {
                     // Not set up by berth-net (the engine joins its namespace through the
                     // process): generic files, no namespace of ours.
-                    write_plain_files(&out, cfg, &add_hosts)?;
+                    write_plain_files(store.root(), &out, cfg, &add_hosts)?;
                 }
             }
             state::immediate(store.db(), |db| state::insert_sandbox(db, &sb))?;
@@ -456,7 +490,7 @@ pub fn setup(store: &Store, cfg: &NetConfig, dir: &Path) -> Result<NetSetup> {
                 let _ = teardown(store, id);
                 return Err(e);
             }
-            write_plain_files(&out, cfg, &add_hosts)?;
+            write_plain_files(store.root(), &out, cfg, &add_hosts)?;
             out.netns_path = Some(ns);
         }
         NetworkMode::Networks(atts) => {
@@ -593,9 +627,21 @@ fn setup_networks(
         .iter()
         .find(|(n, _)| !n.is_default())
         .map(|(n, _)| n.gateway.to_string());
+    // With the embedded server, --dns names its upstreams for this container.
+    let upstream = sb.dir.join(DNS_UPSTREAM_FILE);
+    if embedded.is_some() && !cfg.dns.is_empty() {
+        let text: String = cfg
+            .dns
+            .iter()
+            .map(|d| format!("nameserver {d}\n"))
+            .collect();
+        write_file(&upstream, &text)?;
+    } else if upstream.exists() {
+        let _ = fs::remove_file(&upstream);
+    }
     write_file(
         &out.resolv_conf,
-        &files::resolv_conf(&host_resolv(), &cfg.dns, embedded.as_deref()),
+        &container_resolv(conf.host_dns(), cfg, embedded.as_deref()),
     )?;
     out.netns_path = Some(ns);
     out.addresses = own;

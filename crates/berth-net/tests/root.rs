@@ -64,6 +64,8 @@ impl Env {
             publish: publish.to_vec(),
             publish_all: vec![],
             dns: vec![],
+            dns_search: vec![],
+            dns_options: vec![],
             add_hosts: vec!["extra:10.1.2.3".into()],
         }
     }

@@ -70,10 +70,17 @@ pub struct ContainerOpts {
     /// Publish all exposed ports to random host ports.
     #[arg(short = 'P', long)]
     pub publish_all: bool,
-    /// DNS servers.
+    /// DNS servers (on user networks: the upstreams of the embedded DNS server).
     #[arg(long)]
     pub dns: Vec<String>,
-    /// Extra /etc/hosts entries HOST:IP.
+    /// DNS search domains (`.`: none).
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// DNS resolver options (e.g. ndots:2).
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Extra /etc/hosts entries: NAME:IP, NAME=IP, NAME:[IPv6], NAME:host-gateway (several
+    /// space-separated names allowed).
     #[arg(long)]
     pub add_host: Vec<String>,
     /// Memory limit (e.g. 64m, 1g).
@@ -406,6 +413,16 @@ fn build_config(
     if let Some(s) = &o.stop_signal {
         ccfg::parse_signal(s).map_err(eng)?;
     }
+    berth_net::files::DnsOverrides {
+        servers: o.dns.clone(),
+        search: o.dns_search.clone(),
+        options: o.dns_option.clone(),
+    }
+    .validate()
+    .map_err(anyhow::Error::msg)?;
+    for h in &o.add_host {
+        berth_net::files::parse_add_host(h).map_err(anyhow::Error::msg)?;
+    }
     if !matches!(o.pull.as_str(), "missing" | "always" | "never") {
         bail!("invalid --pull {:?}: use missing, always or never", o.pull);
     }
@@ -424,6 +441,7 @@ fn build_config(
             .clone()
             .or_else(|| ic.user.clone())
             .unwrap_or_default(),
+        group_add: Vec::new(),
         hostname: o.hostname.clone().unwrap_or_default(),
         tty: o.tty,
         open_stdin: o.interactive,
@@ -434,6 +452,8 @@ fn build_config(
         publish: o.publish.clone(),
         publish_all,
         dns: o.dns.clone(),
+        dns_search: o.dns_search.clone(),
+        dns_options: o.dns_option.clone(),
         add_hosts: o.add_host.clone(),
         memory: o
             .memory
