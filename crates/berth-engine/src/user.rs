@@ -208,10 +208,13 @@ dup:x:29:
         resolve_in(PASSWD, GROUP, spec, &add).map(|u| (u.uid, u.gid, u.additional_gids, u.home))
     }
 
+    /// `-u` spec, `--group-add`, and the expected (uid, gid, supplementary groups, home).
+    type Row = (&'static str, &'static [&'static str], (u32, u32, &'static [u32], &'static str));
+
     #[test]
     fn docker_rules_table() {
         #[rustfmt::skip]
-        let table: &[(&str, &[&str], (u32, u32, &[u32], &str))] = &[
+        let table: &[Row] = &[
             // The cases: implicit memberships plus the primary gid.
             ("alice", &[], (1000, 1000, &[10, 29, 1000], "/home/alice")),
             // An explicit group: only that group.

@@ -72,9 +72,12 @@ pub struct Client {
     notice: Notice,
 }
 
+/// A sink for one-line messages.
+type NoticeFn = dyn Fn(&str) + Send + Sync;
+
 /// Where retry notices go (the progress output of the operation).
 #[derive(Clone, Default)]
-struct Notice(Option<std::sync::Arc<dyn Fn(&str) + Send + Sync>>);
+struct Notice(Option<std::sync::Arc<NoticeFn>>);
 
 impl std::fmt::Debug for Notice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
