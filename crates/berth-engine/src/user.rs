@@ -209,7 +209,11 @@ dup:x:29:
     }
 
     /// `-u` spec, `--group-add`, and the expected (uid, gid, supplementary groups, home).
-    type Row = (&'static str, &'static [&'static str], (u32, u32, &'static [u32], &'static str));
+    type Row = (
+        &'static str,
+        &'static [&'static str],
+        (u32, u32, &'static [u32], &'static str),
+    );
 
     #[test]
     fn docker_rules_table() {
