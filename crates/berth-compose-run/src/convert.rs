@@ -415,6 +415,10 @@ pub fn container_config(
         publish,
         publish_all: vec![],
         dns: s.dns.clone(),
+        dns_search: s.dns_search.clone(),
+        // The compose model has no dns_opt / group_add yet.
+        dns_options: vec![],
+        group_add: vec![],
         add_hosts: s
             .extra_hosts
             .iter()
