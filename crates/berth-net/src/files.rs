@@ -166,7 +166,8 @@ pub struct HostDns {
 /// The host's resolvers as seen from a container network namespace.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ContainerDns {
-    /// The host's settings: nameservers reachable from a container (loopback ones replaced),
+    /// The host's settings: nameservers reachable from a container (loopback and IPv6 ones
+    /// dropped or replaced),
     /// search domains and options of the host's own file.
     pub resolv: HostResolv,
     /// Every nameserver of the host's file, loopback ones included (they are reachable from
@@ -191,16 +192,18 @@ impl HostDns {
         parse_resolv(&std::fs::read_to_string(&self.resolv_conf).unwrap_or_default())
     }
 
-    /// The host's resolvers the way Docker derives a container's: the host file's non-loopback
-    /// nameservers; when it has only loopback ones, systemd-resolved's upstream servers; when
+    /// The host's resolvers the way Docker derives a container's on a network without IPv6:
+    /// the host file's nameservers that are neither loopback nor IPv6; when there are none, systemd-resolved's upstream servers; when
     /// there are none either, [`PUBLIC_FALLBACK`] if allowed, else none and a warning. Search
     /// domains and options always come from the host's file.
     pub fn for_containers(&self) -> ContainerDns {
         let host = self.host();
+        // As Docker on a network without IPv6 (berth's networks are IPv4): loopback and IPv6
+        // resolvers are unreachable from the container.
         let reachable = |r: &HostResolv| -> Vec<String> {
             r.nameservers
                 .iter()
-                .filter(|n| !is_loopback(n))
+                .filter(|n| !is_loopback(n) && !n.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv6()))
                 .cloned()
                 .collect()
         };
@@ -217,7 +220,7 @@ impl HostDns {
                 format!("{} lists no nameserver", self.resolv_conf.display())
             } else {
                 format!(
-                    "{} lists only loopback resolvers ({}), which containers cannot reach, and {} has no other",
+                    "{} lists only loopback or IPv6 resolvers ({}), which containers cannot reach, and {} has no other",
                     self.resolv_conf.display(),
                     host.nameservers.join(", "),
                     self.resolved_conf.display()
@@ -456,18 +459,19 @@ mod tests {
         // (ndots included) stay.
         let (_d, h) = host_dns(STUB, Some(UPSTREAM), false);
         let c = h.for_containers();
-        assert_eq!(c.resolv.nameservers, vec!["192.0.2.1", "2001:db8::1"]);
+        assert_eq!(c.resolv.nameservers, vec!["192.0.2.1"]);
         assert_eq!(c.resolv.search, vec!["corp.example", "lab.example"]);
         assert_eq!(c.resolv.options, vec!["edns0", "trust-ad", "ndots:2"]);
         assert_eq!(c.warning, None);
         assert_eq!(h.upstreams(), vec!["127.0.0.53"]);
         assert_eq!(
             resolv_conf(&c.resolv, &DnsOverrides::default(), None),
-            "nameserver 192.0.2.1\nnameserver 2001:db8::1\nsearch corp.example lab.example\noptions edns0 trust-ad ndots:2\n"
+            "nameserver 192.0.2.1\nsearch corp.example lab.example\noptions edns0 trust-ad ndots:2\n"
         );
-        // A host with real resolvers: loopback ones dropped, the rest kept, no fallback.
+        // A host with real resolvers: loopback and IPv6 ones dropped (berth's networks have
+        // no IPv6), the rest kept, no fallback.
         let (_d, h) = host_dns(
-            "nameserver 127.0.0.1\nnameserver 198.51.100.7 # c\n",
+            "nameserver 127.0.0.1\nnameserver ::1\nnameserver 2001:db8::53\nnameserver 198.51.100.7 # c\n",
             Some(UPSTREAM),
             true,
         );

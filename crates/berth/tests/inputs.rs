@@ -520,7 +520,7 @@ echo "=== end"
     assert!(!r.contains("nameserver"), "{r}");
     assert!(r.contains("search corp.example lab.example"), "{r}");
     assert!(
-        err.contains("only loopback resolvers")
+        err.contains("only loopback or IPv6 resolvers")
             && err.contains("use --dns")
             && err.contains("public_dns_fallback"),
         "{err}"
