@@ -416,9 +416,8 @@ pub fn container_config(
         publish_all: vec![],
         dns: s.dns.clone(),
         dns_search: s.dns_search.clone(),
-        // The compose model has no dns_opt / group_add yet.
-        dns_options: vec![],
-        group_add: vec![],
+        dns_options: s.dns_opt.clone(),
+        group_add: s.group_add.clone(),
         add_hosts: s
             .extra_hosts
             .iter()

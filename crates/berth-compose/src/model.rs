@@ -245,6 +245,13 @@ pub struct Service {
     /// DNS servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
+    /// DNS resolver options (`ndots:2`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_str_vec"
+    )]
+    pub dns_opt: Vec<String>,
     /// DNS search domains.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_search: Vec<String>,
@@ -271,6 +278,13 @@ pub struct Service {
     /// Extra /etc/hosts entries `HOST=IP`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+    /// Extra supplementary groups (names or numbers).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_str_vec"
+    )]
+    pub group_add: Vec<String>,
     /// Host name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
