@@ -94,7 +94,10 @@ async fn push_async(
     let manifest_digest = Digest::sha256_of(&manifest_raw);
 
     let creds = auth.credentials(registry)?;
-    let client = Arc::new(Client::connect(registry, None, &transport, creds).await?);
+    let mut client = Client::connect(registry, None, &transport, creds).await?;
+    let r = rep.clone();
+    client.set_retry_notice(move |msg| r.line(msg));
+    let client = Arc::new(client);
 
     // Layers (top first, as Docker shows them), then the config.
     let mut jobs: Vec<BlobJob> = Vec::new();
@@ -160,18 +163,25 @@ async fn push_async(
     let url = client.url(&format!("/v2/{repo}/manifests/{reference}"));
     let body = Bytes::from(manifest_raw.clone());
     let resp = client
-        .send(&scopes, |h| {
-            h.put(url.clone())
-                .header(CONTENT_TYPE, media_type)
-                .body(body.clone())
+        .retrying("manifest upload", || async {
+            let resp = client
+                .send(&scopes, |h| {
+                    h.put(url.clone())
+                        .header(CONTENT_TYPE, media_type)
+                        .body(body.clone())
+                })
+                .await?;
+            if resp.status().is_success() {
+                return Ok(resp);
+            }
+            match error_from_response(resp).await {
+                e @ RegistryError::Unavailable { .. } => Err(e),
+                e => Err(RegistryError::Other(format!(
+                    "the registry refused the manifest: {e}"
+                ))),
+            }
         })
         .await?;
-    if !resp.status().is_success() {
-        let e = error_from_response(resp).await;
-        return Err(RegistryError::Other(format!(
-            "the registry refused the manifest: {e}"
-        )));
-    }
     if let Some(d) = resp
         .headers()
         .get("docker-content-digest")
@@ -348,7 +358,13 @@ async fn upload_blob(
         .acquire_owned()
         .await
         .map_err(|_| RegistryError::Other("upload queue closed".into()))?;
-    let res = upload_inner(&client, &repo, &job, &from, chunk_size, item.as_ref()).await;
+    // A transient failure restarts the blob's upload with a fresh session.
+    let what = format!("upload of blob {}", job.digest);
+    let res = client
+        .retrying(&what, || {
+            upload_inner(&client, &repo, &job, &from, chunk_size, item.as_ref())
+        })
+        .await;
     if let Some(i) = &item {
         match &res {
             Ok(s) => i.finish(s),

@@ -235,3 +235,59 @@ fn permanent_errors_fail_fast_and_persistent_hiccups_give_up() {
     // Nothing of the failed pulls was kept as an image.
     assert_eq!(env.ok(&["images", "-q"]).trim(), "");
 }
+
+/// An empty answer with `status` and, when given, a `Location`.
+fn bare(status: u16, location: Option<&str>) -> Canned {
+    Canned {
+        status,
+        headers: location
+            .map(|l| vec![("Location".to_string(), l.to_string())])
+            .unwrap_or_default(),
+        body: vec![],
+        stall_after: None,
+        cut_after: None,
+        cut_once: false,
+        ranges: false,
+    }
+}
+
+#[test]
+fn push_retries_transient_answers() {
+    let fake = FakeRegistry::start();
+    let env = TestEnv::new();
+    env.busybox_image("bb");
+    // A registry that accepts uploads: a session at /upload/s1, blobs and manifest created.
+    fake.route("/v2/p/app/blobs/uploads/", bare(202, Some("/upload/s1")));
+    fake.route("/upload/s1", bare(201, None));
+    fake.route("/v2/p/app/manifests/1", bare(201, None));
+    // Hiccups: one upload session refused with 503, the manifest rate limited once.
+    fake.route_once(
+        "/v2/p/app/blobs/uploads/",
+        Canned::error(503, "UNAVAILABLE", "back soon", &[]),
+    );
+    fake.route_once(
+        "/v2/p/app/manifests/1",
+        Canned::error(429, "TOOMANYREQUESTS", "slow down", &[("Retry-After", "1")]),
+    );
+    let r = format!("{}/p/app:1", fake.host());
+    env.ok(&["tag", "bb", &r]);
+    let o = env.cmd(&["push", &r]).output().unwrap();
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "stdout: {out}\nstderr: {err}");
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("back soon") && all.contains("slow down"),
+        "{all}"
+    );
+    assert!(all.contains("retrying in"), "{all}");
+    let count = |what: &str| fake.log().iter().filter(|l| *l == what).count();
+    // Two blobs (layer, config): one extra upload session for the 503.
+    assert_eq!(
+        count("POST /v2/p/app/blobs/uploads/"),
+        3,
+        "{:?}",
+        fake.log()
+    );
+    assert_eq!(count("PUT /upload/s1"), 2, "{:?}", fake.log());
+    assert_eq!(count("PUT /v2/p/app/manifests/1"), 2, "{:?}", fake.log());
+}
