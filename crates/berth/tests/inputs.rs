@@ -541,3 +541,38 @@ echo "=== end"
         .unwrap()
         .contains("crafted"));
 }
+
+/// `group_add` (compose's form of `--group-add`) for run and exec: names and numbers without
+/// entries, after the implicit memberships, the primary gid included.
+#[test]
+fn group_add_through_compose_for_run_and_exec() {
+    let env = TestEnv::new();
+    users_image(&env, "users");
+    let f = env.path("compose.yaml");
+    std::fs::write(
+        &f,
+        "services:\n  s:\n    image: users\n    network_mode: none\n    user: alice\n    group_add: [staff, \"4242\"]\n    command: [sleep, \"300\"]\n",
+    )
+    .unwrap();
+    let fs = f.to_str().unwrap();
+    let c = |args: &[&str]| {
+        let mut a = vec!["compose", "-f", fs, "-p", "t16groups"];
+        a.extend_from_slice(args);
+        env.ok(&a)
+    };
+    assert_eq!(
+        c(&["run", "--rm", "s", "sh", "-c", ID]).trim(),
+        "1000 1000 10 29 50 1000 4242"
+    );
+    c(&["up", "-d"]);
+    assert_eq!(
+        c(&["exec", "s", "sh", "-c", ID]).trim(),
+        "1000 1000 10 29 50 1000 4242"
+    );
+    // An explicit group drops the implicit memberships, not the added groups.
+    assert_eq!(
+        c(&["exec", "-u", "alice:audio", "s", "sh", "-c", ID]).trim(),
+        "1000 29 29 50 4242"
+    );
+    c(&["down"]);
+}
