@@ -65,6 +65,32 @@ fn realtime_signal_names_reach_the_container() {
     env.ok(&["stop", "-t", "30", "st"]);
     assert_eq!(env.ok(&["wait", "st"]).trim(), "37");
 
+    // An image's STOPSIGNAL (here set by import --change) goes through the same parser.
+    let rootfs = env.path("rootfs.tar");
+    busybox_rootfs_tar(&rootfs);
+    env.ok(&[
+        "import",
+        "-c",
+        "STOPSIGNAL SIGRTMIN+3",
+        rootfs.to_str().unwrap(),
+        "bbsig:1",
+    ]);
+    env.ok(&[
+        "run", "-d", "--name", "img", NONE, "bbsig:1", "sh", "-c", TRAP_RT3,
+    ]);
+    assert!(wait_until(|| env.ok(&["logs", "img"]) == "ready\n", 10));
+    env.ok(&["stop", "-t", "30", "img"]);
+    assert_eq!(env.ok(&["wait", "img"]).trim(), "37");
+    let (code, msg) = env.fails(&[
+        "import",
+        "-c",
+        "STOPSIGNAL SIGNOPE",
+        rootfs.to_str().unwrap(),
+        "bbsig:2",
+    ]);
+    assert_eq!(code, 125);
+    assert!(msg.contains("invalid signal"), "{msg}");
+
     // Bad names fail before anything is created, naming the input.
     let (code, msg) = env.fails(&["run", "--stop-signal", "SIGRTMIN+99", NONE, "bb", "true"]);
     assert_eq!(code, 125);
