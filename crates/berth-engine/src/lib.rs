@@ -10,6 +10,7 @@ pub mod config;
 pub mod fdio;
 pub mod logs;
 pub mod monitor;
+pub mod oneshot;
 pub mod ops;
 pub mod rootfs;
 pub mod runtime;

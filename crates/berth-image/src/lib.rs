@@ -20,11 +20,13 @@ pub mod archive;
 pub mod config;
 pub mod decompress;
 pub mod import;
+mod pack;
 pub mod reference;
 mod store;
 mod unpack;
 
 pub use config::ImageConfig;
+pub use pack::{copy_layer_dir, ingest_dir};
 pub use reference::{Reference, ReferenceError};
 pub use store::ImageStore;
 pub use unpack::{detect_compression, ingest_layer, unpack_layer};

@@ -745,6 +745,36 @@ impl<'a> ImageStore<'a> {
         Ok((out, reclaimed))
     }
 
+    /// Remove these layers (rows, unpacked directories, blobs) unless an image uses them
+    /// (e.g. layers only the build cache kept). Returns the bytes of content removed.
+    pub fn remove_layers_unless_used(&self, diffs: &[Digest]) -> Result<u64> {
+        let db = self.store.db();
+        let tx = db.unchecked_transaction()?;
+        let used = layers_in_use(&tx)?;
+        let mut gone = Vec::new();
+        let mut bytes = 0u64;
+        for d in diffs {
+            if used.contains(d.as_str()) {
+                continue;
+            }
+            let size: Option<i64> = tx
+                .query_row(
+                    "SELECT size FROM layers WHERE diff_id = ?1",
+                    [d.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(size) = size else { continue };
+            bytes += u64::try_from(size).unwrap_or(0);
+            gone.push(self.forget_layer(&tx, d)?);
+        }
+        tx.commit()?;
+        for (d, blobs) in gone {
+            self.remove_layer_files(&d, &blobs);
+        }
+        Ok(bytes)
+    }
+
     fn layer_sizes(&self) -> Result<u64> {
         Ok(self
             .store

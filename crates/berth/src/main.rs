@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cmd::{compose, container, image, internal, network, registry, sif, Ctx};
+use cmd::{build, compose, container, image, internal, network, registry, sif, Ctx};
 
 /// Run containers without a daemon.
 #[derive(Debug, Parser)]
@@ -73,6 +73,15 @@ enum Cmd {
     /// Manage images.
     #[command(subcommand)]
     Image(image::ImageCmd),
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
+    /// Show the history of an image.
+    History(build::HistoryArgs),
+    /// Create a new image from a container's changes.
+    Commit(build::CommitArgs),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(build::BuilderCmd),
 
     // ---- registries ----
     /// Log in to a registry.
@@ -105,6 +114,8 @@ enum Cmd {
     Monitor(internal::MonitorArgs),
     #[command(name = "__dns", hide = true)]
     Dns(network::DnsArgs),
+    #[command(name = "__oneshot", hide = true)]
+    Oneshot(internal::OneshotArgs),
 }
 
 fn main() -> ExitCode {
@@ -142,6 +153,10 @@ fn main() -> ExitCode {
         Cmd::Tag(a) => image::tag(&ctx, a),
         Cmd::Rmi(a) => image::rmi(&ctx, a),
         Cmd::Image(c) => image::image_cmd(&ctx, c),
+        Cmd::Build(a) => build::build(&ctx, a),
+        Cmd::History(a) => build::history(&ctx, a),
+        Cmd::Commit(a) => build::commit(&ctx, a),
+        Cmd::Builder(c) => build::builder_cmd(&ctx, c),
         Cmd::Login(a) => registry::login(&ctx, a),
         Cmd::Logout(a) => registry::logout(&ctx, a),
         Cmd::Pull(a) => registry::pull(&ctx, a),
@@ -152,6 +167,7 @@ fn main() -> ExitCode {
         Cmd::Sif(c) => sif::sif_cmd(&ctx, c),
         Cmd::Monitor(a) => internal::monitor(&ctx, a),
         Cmd::Dns(a) => network::dns(&ctx, a),
+        Cmd::Oneshot(a) => internal::oneshot(&ctx, a),
     };
     match res {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -120,6 +120,10 @@ pub enum ImageCmd {
     Save(SaveArgs),
     /// Import a rootfs tarball.
     Import(ImportArgs),
+    /// Build an image from a Dockerfile.
+    Build(Box<super::build::BuildArgs>),
+    /// Show the history of an image.
+    History(super::build::HistoryArgs),
 }
 
 /// Open the image store; clean up after crashed commands when nobody else is working.
@@ -494,5 +498,7 @@ pub fn image_cmd(ctx: &Ctx, c: ImageCmd) -> Result<i32> {
         ImageCmd::Import(a) => import(ctx, a),
         ImageCmd::Inspect(a) => image_inspect(ctx, a),
         ImageCmd::Prune(a) => prune(ctx, a),
+        ImageCmd::Build(a) => super::build::build(ctx, *a),
+        ImageCmd::History(a) => super::build::history(ctx, a),
     }
 }

@@ -1,4 +1,4 @@
-//! Hidden subcommands berth runs itself: the per-container monitor.
+//! Hidden subcommands berth runs itself: the per-container monitor, the build-step helper.
 
 use anyhow::Result;
 use clap::Args;
@@ -26,4 +26,22 @@ pub fn monitor(ctx: &Ctx, a: MonitorArgs) -> Result<i32> {
         started_ms: a.extra.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
     });
     Ok(berth_engine::monitor::run(&ctx.root, &a.id, resume))
+}
+
+#[derive(Debug, Args)]
+pub struct OneshotArgs {
+    pub id: String,
+    pub dir: std::path::PathBuf,
+    #[arg(long)]
+    pub runtime: Option<String>,
+}
+
+/// `berth __oneshot ID DIR`: runs one build step's container (see berth_engine::oneshot).
+pub fn oneshot(ctx: &Ctx, a: OneshotArgs) -> Result<i32> {
+    Ok(berth_engine::oneshot::helper_main(
+        &ctx.root,
+        &a.id,
+        &a.dir,
+        a.runtime.as_deref(),
+    ))
 }

@@ -1,5 +1,6 @@
 //! Subcommand implementations, one module per area. Each returns the process exit code.
 
+pub mod build;
 pub mod compose;
 pub mod compose_run;
 pub mod container;

@@ -1,0 +1,299 @@
+//! The build cache: one table, `build_cache`, owned by this module.
+//!
+//! A step's key is `sha256(parent key, instruction as expanded, digest of its inputs)`, like
+//! BuildKit's cache keys: the parent key chains everything before the step (base image id,
+//! ENV/ARG/WORKDIR/USER/SHELL values), the inputs digest covers the content of the files a
+//! COPY/ADD reads (names, modes, contents; not mtimes). A row maps a key to the layer the step
+//! produced (or none, when it changed nothing). Rows are shared by every build in the store.
+//!
+//! To explain a miss, a row also keeps its parent key, its instruction and a short per-file
+//! digest list; a miss looks for rows with the same parent and says what differs.
+
+use std::collections::BTreeMap;
+
+use berth_store::rusqlite::{params, OptionalExtension};
+use berth_store::{Digest, Store};
+
+use crate::BuildError;
+
+const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS build_cache (
+        key TEXT PRIMARY KEY,
+        parent TEXT NOT NULL,
+        instruction TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        diff_id TEXT,
+        created INTEGER NOT NULL,
+        last_used INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS build_cache_parent ON build_cache(parent);"];
+
+/// Create the table if needed.
+pub fn migrate(store: &Store) -> Result<(), BuildError> {
+    store.migrate("build-cache", MIGRATIONS)?;
+    Ok(())
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The key of a step (lowercase hex sha256).
+pub fn key(parent: &str, instruction: &str, inputs: &str) -> String {
+    let mut h = berth_store::Hasher::sha256();
+    for part in [parent, instruction, inputs] {
+        h.update(part.as_bytes());
+        h.update(b"\0");
+    }
+    h.finish().hex().to_string()
+}
+
+/// What a cached step produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hit {
+    /// The step changed no file.
+    Empty,
+    /// The step's layer (diff id).
+    Layer(Digest),
+}
+
+/// The cached result of `key`, if any (and marks it used).
+pub fn lookup(store: &Store, key: &str) -> Result<Option<Hit>, BuildError> {
+    Ok(lookup_with_time(store, key)?.map(|(h, _)| h))
+}
+
+/// [`lookup`], with when the entry was created (Unix seconds: the step's history time).
+pub fn lookup_with_time(store: &Store, key: &str) -> Result<Option<(Hit, i64)>, BuildError> {
+    migrate(store)?;
+    let row: Option<(Option<String>, i64)> = store
+        .db()
+        .query_row(
+            "SELECT diff_id, created FROM build_cache WHERE key = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((diff, created)) = row else {
+        return Ok(None);
+    };
+    store.db().execute(
+        "UPDATE build_cache SET last_used = ?1 WHERE key = ?2",
+        params![now(), key],
+    )?;
+    let hit = match diff {
+        None => Hit::Empty,
+        Some(d) => Hit::Layer(
+            Digest::parse(&d)
+                .map_err(|e| BuildError::Other(format!("corrupt build cache row: {e}")))?,
+        ),
+    };
+    Ok(Some((hit, created)))
+}
+
+/// Forget one entry (its layer vanished).
+pub fn forget(store: &Store, key: &str) -> Result<(), BuildError> {
+    store
+        .db()
+        .execute("DELETE FROM build_cache WHERE key = ?1", [key])?;
+    Ok(())
+}
+
+/// Record a step's result. The layer must already be recorded in the image store.
+pub fn insert(
+    store: &Store,
+    key: &str,
+    parent: &str,
+    instruction: &str,
+    inputs: &BTreeMap<String, String>,
+    diff_id: Option<&Digest>,
+) -> Result<(), BuildError> {
+    migrate(store)?;
+    let inputs = serde_json::to_string(inputs).unwrap_or_else(|_| "{}".into());
+    store.db().execute(
+        "INSERT INTO build_cache(key, parent, instruction, inputs, diff_id, created, last_used)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+         ON CONFLICT(key) DO UPDATE SET diff_id = excluded.diff_id, last_used = excluded.last_used",
+        params![
+            key,
+            parent,
+            instruction,
+            inputs,
+            diff_id.map(|d| d.as_str().to_string()),
+            now()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Why `instruction` (with `inputs`, after `parent`) missed the cache, in one line.
+pub fn explain_miss(
+    store: &Store,
+    parent: &str,
+    instruction: &str,
+    inputs: &BTreeMap<String, String>,
+) -> Result<String, BuildError> {
+    migrate(store)?;
+    let mut st = store.db().prepare(
+        "SELECT instruction, inputs FROM build_cache WHERE parent = ?1 ORDER BY last_used DESC LIMIT 50",
+    )?;
+    let rows: Vec<(String, String)> = st
+        .query_map([parent], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    if rows.is_empty() {
+        return Ok("no cached step follows the previous step (first build of this step, or an earlier step changed)".into());
+    }
+    if let Some((_, old)) = rows.iter().find(|(i, _)| i == instruction) {
+        let old: BTreeMap<String, String> = serde_json::from_str(old).unwrap_or_default();
+        let mut changed = Vec::new();
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for (k, v) in inputs {
+            match old.get(k) {
+                Some(o) if o == v => {}
+                Some(_) => changed.push(k.as_str()),
+                None => added.push(k.as_str()),
+            }
+        }
+        for k in old.keys() {
+            if !inputs.contains_key(k) {
+                removed.push(k.as_str());
+            }
+        }
+        let mut parts = Vec::new();
+        for (what, list) in [
+            ("changed", &changed),
+            ("added", &added),
+            ("removed", &removed),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            let shown: Vec<&str> = list.iter().take(3).copied().collect();
+            let more = if list.len() > 3 {
+                format!(" and {} more", list.len() - 3)
+            } else {
+                String::new()
+            };
+            parts.push(format!("{what}: {}{more}", shown.join(", ")));
+        }
+        if parts.is_empty() {
+            return Ok("the files this step reads changed (modes, links or file types)".into());
+        }
+        return Ok(format!("input files {}", parts.join("; ")));
+    }
+    let (prev, _) = &rows[0];
+    Ok(format!(
+        "the instruction changed; the cache has {prev:?} after the previous step"
+    ))
+}
+
+/// One line per removed entry count and the layers no longer referenced by the cache.
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    /// Cache entries removed.
+    pub entries: usize,
+    /// Diff ids that the removed entries referenced (the caller removes those no image uses).
+    pub layers: Vec<Digest>,
+}
+
+/// Remove cache entries: all of them, or only those not used since `until` (Unix seconds).
+pub fn prune(store: &Store, until: Option<i64>) -> Result<PruneReport, BuildError> {
+    migrate(store)?;
+    let db = store.db();
+    let tx = db.unchecked_transaction()?;
+    let cutoff = until.unwrap_or(i64::MAX);
+    let mut layers = Vec::new();
+    {
+        let mut st = tx.prepare(
+            "SELECT DISTINCT diff_id FROM build_cache WHERE last_used < ?1 AND diff_id IS NOT NULL",
+        )?;
+        for d in st.query_map([cutoff], |r| r.get::<_, String>(0))? {
+            if let Ok(d) = Digest::parse(&d?) {
+                layers.push(d);
+            }
+        }
+    }
+    let n = tx.execute("DELETE FROM build_cache WHERE last_used < ?1", [cutoff])?;
+    // Layers still referenced by remaining entries stay.
+    let mut keep = std::collections::HashSet::new();
+    {
+        let mut st =
+            tx.prepare("SELECT DISTINCT diff_id FROM build_cache WHERE diff_id IS NOT NULL")?;
+        for d in st.query_map([], |r| r.get::<_, String>(0))? {
+            keep.insert(d?);
+        }
+    }
+    tx.commit()?;
+    layers.retain(|d| !keep.contains(d.as_str()));
+    Ok(PruneReport { entries: n, layers })
+}
+
+/// What [`prune_store`] removed.
+#[derive(Debug, Default)]
+pub struct PruneSummary {
+    /// Cache entries removed.
+    pub entries: usize,
+    /// Bytes of layer content removed (layers no image and no remaining entry used).
+    pub bytes: u64,
+}
+
+/// `builder prune`: remove cache entries unused since `until` (Unix seconds; all when
+/// `None`), then the layers only they kept, and the cache mounts when everything goes.
+pub fn prune_store(store: &Store, until: Option<i64>) -> Result<PruneSummary, BuildError> {
+    let _lock = store.lock_shared()?;
+    let r = prune(store, until)?;
+    let images = berth_image::ImageStore::open(store)?;
+    let bytes = images.remove_layers_unless_used(&r.layers)?;
+    if until.is_none() {
+        let d = store.root().join("build-cache-mounts");
+        if d.exists() {
+            let _ = std::fs::remove_dir_all(&d);
+        }
+    }
+    Ok(PruneSummary {
+        entries: r.entries,
+        bytes,
+    })
+}
+
+/// Diff ids any cache entry refers to (image prune keeps them).
+pub fn layers_in_use(store: &Store) -> Result<Vec<Digest>, BuildError> {
+    migrate(store)?;
+    let mut st = store
+        .db()
+        .prepare("SELECT DISTINCT diff_id FROM build_cache WHERE diff_id IS NOT NULL")?;
+    let v: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(v.iter().filter_map(|d| Digest::parse(d).ok()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_misses() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let k0 = key("", "FROM sha256:abc", "");
+        let mut inputs = BTreeMap::new();
+        inputs.insert("src/a".to_string(), "1111".to_string());
+        inputs.insert("src/b".to_string(), "2222".to_string());
+        let k1 = key(&k0, "COPY src /app", "digest1");
+        assert_ne!(k1, key(&k0, "COPY src /app", "digest2"));
+        assert_eq!(lookup(&store, &k1).unwrap(), None);
+        insert(&store, &k1, &k0, "COPY src /app", &inputs, None).unwrap();
+        assert_eq!(lookup(&store, &k1).unwrap(), Some(Hit::Empty));
+        let mut changed = inputs.clone();
+        changed.insert("src/b".into(), "3333".into());
+        changed.insert("src/c".into(), "4444".into());
+        let why = explain_miss(&store, &k0, "COPY src /app", &changed).unwrap();
+        assert!(why.contains("changed: src/b"), "{why}");
+        assert!(why.contains("added: src/c"), "{why}");
+        let why = explain_miss(&store, &k0, "COPY other /app", &changed).unwrap();
+        assert!(why.contains("instruction changed"), "{why}");
+        let why = explain_miss(&store, "nope", "RUN x", &BTreeMap::new()).unwrap();
+        assert!(why.contains("no cached step"), "{why}");
+        let r = prune(&store, None).unwrap();
+        assert_eq!(r.entries, 1);
+        assert_eq!(lookup(&store, &k1).unwrap(), None);
+    }
+}
