@@ -13,6 +13,7 @@ need_pkgs=(
   python3-pip                                        # fetches the docker-compose oracle (PyPI)
   squashfs-tools                                     # SIF images (mksquashfs/unsquashfs)
   golang-go golang-github-sylabs-sif-dev             # tests: sylabs' SIF library as an independent reader
+  fuse-overlayfs                                     # stores on overlayfs (berth inside a container)
 )
 missing=()
 for p in "${need_pkgs[@]}"; do

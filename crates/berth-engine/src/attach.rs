@@ -156,6 +156,34 @@ pub struct ExecRequest {
     pub detach: bool,
 }
 
+/// The environment of an exec process, as Docker builds it: the default PATH, HOSTNAME and
+/// (with a terminal) TERM, then the container's configured environment (image `ENV` and
+/// `run -e`/`--env-file`), then the exec's own `-e`/`--env-file` (`extra`, `KEY=VALUE`);
+/// HOME, when still unset, is the exec user's home from its passwd entry (`home`). Nothing
+/// is taken from the main process's runtime environment (its HOME belongs to its user).
+/// `hostname` and `configured` are the container's hostname and configured environment.
+pub fn exec_env(
+    hostname: &str,
+    configured: &[String],
+    tty: bool,
+    home: &str,
+    extra: &[String],
+) -> Vec<String> {
+    let mut base = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if tty {
+        base.push("TERM=xterm".into());
+    }
+    let env = crate::config::merge_env(&base, configured);
+    let mut env = crate::config::merge_env(&env, extra);
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
 /// Run a process in a running container; returns its exit code (0 when detached).
 pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
     let fresh = state::get(store, &c.id)?.ok_or_else(|| EngineError::NotFound(c.name.clone()))?;
@@ -168,16 +196,17 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
     )
     .map_err(|e| EngineError::Other(format!("container spec: {e}")))?;
     let mut process = spec["process"].clone();
-    let base_env: Vec<String> = process["env"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    let env = crate::config::merge_env(&base_env, &req.env);
     let rootfs = bundle.rootfs();
+    // The exec's own user: its passwd entry gives HOME (never the main process's).
+    let user_spec = req.user.as_deref().unwrap_or(&fresh.config.user);
+    let user = crate::user::resolve(&rootfs, user_spec, &fresh.config.group_add)?;
+    let env = exec_env(
+        &fresh.config.hostname,
+        &fresh.config.env,
+        req.tty,
+        &user.home,
+        &req.env,
+    );
     let cwd = req
         .workdir
         .clone()
@@ -192,10 +221,8 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
         }
     }
     // Docker resolves `exec -u` like `run -u`, with the container's --group-add.
-    if let Some(u) = &req.user {
-        let r = crate::user::resolve(&rootfs, u, &fresh.config.group_add)?;
-        process["user"] =
-            serde_json::json!({"uid": r.uid, "gid": r.gid, "additionalGids": r.additional_gids});
+    if req.user.is_some() {
+        process["user"] = serde_json::json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});
     }
     process["args"] = serde_json::json!(req.args);
     process["env"] = serde_json::json!(env);
@@ -391,4 +418,48 @@ fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
         }
     }
     code.unwrap_or(125)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exec_env;
+
+    fn get<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
+        env.iter().find_map(|e| e.strip_prefix(&format!("{key}=")))
+    }
+
+    #[test]
+    fn exec_environment_comes_from_the_exec_user_and_flags() {
+        let configured = vec!["PATH=/opt/bin:/bin".to_string(), "APP=1".to_string()];
+        // HOME from the exec user's passwd entry, not from the container's first process.
+        let env = exec_env("h1", &configured, false, "/nonexistent", &[]);
+        assert_eq!(get(&env, "HOME"), Some("/nonexistent"));
+        assert_eq!(get(&env, "PATH"), Some("/opt/bin:/bin"));
+        assert_eq!(get(&env, "HOSTNAME"), Some("h1"));
+        assert_eq!(get(&env, "APP"), Some("1"));
+        assert_eq!(get(&env, "TERM"), None);
+        // A HOME the image or `run -e` configured stays, as with Docker.
+        let with_home = vec!["HOME=/srv".to_string()];
+        assert_eq!(
+            get(&exec_env("h", &with_home, false, "/root", &[]), "HOME"),
+            Some("/srv")
+        );
+        // The exec's own -e wins over everything; a terminal brings TERM.
+        let env = exec_env(
+            "h",
+            &configured,
+            true,
+            "/root",
+            &["HOME=/tmp".into(), "APP=2".into()],
+        );
+        assert_eq!(get(&env, "HOME"), Some("/tmp"));
+        assert_eq!(get(&env, "APP"), Some("2"));
+        assert_eq!(get(&env, "TERM"), Some("xterm"));
+        // Without a PATH anywhere, Docker's default.
+        let env = exec_env("h", &[], false, "/", &[]);
+        assert_eq!(
+            get(&env, "PATH"),
+            Some("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        );
+    }
 }

@@ -23,6 +23,10 @@ pub struct ContainerConfig {
     #[serde(default)]
     pub group_add: Vec<String>,
     pub hostname: String,
+    /// `--domainname`: the UTS domain name (empty: none); with the hostname it makes the
+    /// FQDN of /etc/hosts.
+    #[serde(default)]
+    pub domainname: String,
     pub tty: bool,
     pub open_stdin: bool,
     pub binds: Vec<Bind>,

@@ -44,6 +44,9 @@ pub enum EngineError {
     },
     #[error("no such container: {0}")]
     NotFound(String),
+    /// A word that is a prefix of several containers' ids.
+    #[error("{0}")]
+    Ambiguous(berth_store::lookup::LookupError),
     #[error("the container name {name:?} is already in use by container {id}; remove that container or choose another name")]
     NameInUse { name: String, id: String },
     #[error("container {0} is already running")]

@@ -221,6 +221,7 @@ pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
         container_id: c.id.clone(),
         container_name: c.name.clone(),
         hostname: cfg.hostname.clone(),
+        domainname: cfg.domainname.clone(),
         mode,
         publish: cfg.publish.clone(),
         publish_all: cfg.publish_all.clone(),

@@ -156,16 +156,65 @@ impl Bundle {
                 lowers.len()
             )));
         }
-        let data_c = std::ffi::CString::new(data)
+        let data_c = std::ffi::CString::new(data.clone())
             .map_err(|_| EngineError::Other("layer path contains a NUL byte".into()))?;
-        rustix::mount::mount(
+        self.apply_root_attributes(lowers);
+        let err = match rustix::mount::mount(
             "overlay",
             &rootfs,
             "overlay",
             rustix::mount::MountFlags::empty(),
             Some(data_c.as_c_str()),
-        )
-        .map_err(|e| EngineError::Other(format!("mounting the container root filesystem: {e}")))
+        ) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        // The kernel refuses upper directories on some filesystems (overlayfs itself, when
+        // berth runs inside a container; network filesystems). fuse-overlayfs can still do it
+        // (Podman's fallback); otherwise say what to do.
+        let fs = upper_fs_name(&self.upper());
+        if let Some(fs) = fs {
+            if let Some(fuse) = fuse_overlayfs() {
+                return mount_fuse_overlayfs(&fuse, &data, &rootfs, fs, &self.dir);
+            }
+            return Err(EngineError::Other(format!(
+                "mounting the container root filesystem: the store ({}) is on {fs}, which cannot hold overlay upper directories; put the store on another filesystem with --root (or BERTH_ROOT), e.g. a volume or a tmpfs, or install fuse-overlayfs",
+                self.dir.parent().and_then(Path::parent).unwrap_or(&self.dir).display()
+            )));
+        }
+        Err(EngineError::Other(format!(
+            "mounting the container root filesystem: {err}"
+        )))
+    }
+
+    /// Give a fresh upper directory (never mounted: empty work dir) the attributes of the
+    /// image's root directory, as Docker's snapshotters do: the root of the merged view takes
+    /// the upper directory's mode, owner, times and xattrs, so without this every container's
+    /// `/` would be 0755 root whatever the image says. The image's root is the root of the
+    /// topmost layer whose tar set `./` (unpack marks the others, see
+    /// [`berth_image::IMPLICIT_ROOT_XATTR`]).
+    fn apply_root_attributes(&self, lowers: &[PathBuf]) {
+        let fresh = fs::read_dir(self.work())
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if !fresh {
+            return;
+        }
+        let Some(src) = lowers.iter().rev().find(|l| {
+            rustix::fs::getxattr(
+                l.as_path(),
+                berth_image::IMPLICIT_ROOT_XATTR,
+                &mut [0u8; 8][..],
+            )
+            .is_err()
+        }) else {
+            return;
+        };
+        if let Err(e) = copy_dir_attributes(src, &self.upper()) {
+            tracing::warn!(
+                "cannot give the container's root directory the image's attributes: {e}"
+            );
+        }
     }
 
     /// Unmount the overlay (idempotent).
@@ -191,6 +240,108 @@ impl Bundle {
             Err(e) => Err(EngineError::io(&self.dir, e)),
         }
     }
+}
+
+/// Mode, owner, xattrs (not overlay's or berth's own) and times of directory `src` onto `dst`.
+fn copy_dir_attributes(src: &Path, dst: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let md = fs::symlink_metadata(src)?;
+    std::os::unix::fs::chown(dst, Some(md.uid()), Some(md.gid()))?;
+    fs::set_permissions(dst, fs::Permissions::from_mode(md.mode() & 0o7777))?;
+    let mut names = vec![0u8; 4096];
+    if let Ok(n) = rustix::fs::listxattr(src, &mut names[..]) {
+        for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+            let name = String::from_utf8_lossy(name).into_owned();
+            if name.starts_with("trusted.overlay.")
+                || name.starts_with("user.overlay.")
+                || name.starts_with("trusted.berth.")
+            {
+                continue;
+            }
+            let mut value = vec![0u8; 65536];
+            if let Ok(len) = rustix::fs::getxattr(src, name.as_str(), &mut value[..]) {
+                let _ = rustix::fs::setxattr(
+                    dst,
+                    name.as_str(),
+                    &value[..len],
+                    rustix::fs::XattrFlags::empty(),
+                );
+            }
+        }
+    }
+    let times = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: md.atime(),
+            tv_nsec: md.atime_nsec(),
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: md.mtime(),
+            tv_nsec: md.mtime_nsec(),
+        },
+    };
+    rustix::fs::utimensat(rustix::fs::CWD, dst, &times, rustix::fs::AtFlags::empty())?;
+    Ok(())
+}
+
+/// Linux `statfs` magic numbers of filesystems the kernel's overlayfs refuses as upper layer.
+const NO_UPPER_FS: &[(i64, &str)] = &[
+    (0x794c_7630, "overlayfs"),
+    (0x6969, "NFS"),
+    (0xff53_4d42, "CIFS"),
+    (0xfe53_4d42, "SMB2"),
+    (0x0102_1997, "9p"),
+    (0x6573_5546, "a FUSE filesystem"),
+];
+
+/// The name of the filesystem holding `upper` when overlayfs cannot use it as upper layer.
+pub fn upper_fs_name(upper: &Path) -> Option<&'static str> {
+    let st = rustix::fs::statfs(upper).ok()?;
+    #[allow(clippy::unnecessary_cast)] // f_type's type differs between targets
+    let magic = st.f_type as i64;
+    NO_UPPER_FS
+        .iter()
+        .find(|(m, _)| *m == magic)
+        .map(|(_, name)| *name)
+}
+
+/// The fuse-overlayfs binary: `BERTH_FUSE_OVERLAYFS` (a path; empty disables it), else the
+/// first `fuse-overlayfs` on PATH.
+fn fuse_overlayfs() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("BERTH_FUSE_OVERLAYFS") {
+        let p = PathBuf::from(p);
+        return (!p.as_os_str().is_empty() && p.is_file()).then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("fuse-overlayfs"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Mount the overlay with fuse-overlayfs (same `lowerdir=…,upperdir=…,workdir=…` options).
+/// It daemonizes: its error output goes to a file in the bundle, not to a pipe it would hold.
+fn mount_fuse_overlayfs(bin: &Path, data: &str, rootfs: &Path, fs: &str, dir: &Path) -> Result<()> {
+    tracing::info!("the store is on {fs}: mounting the root filesystem with fuse-overlayfs");
+    let errpath = dir.join("fuse-overlayfs.err");
+    let errfile = fs::File::create(&errpath).map_err(|e| EngineError::io(&errpath, e))?;
+    let status = std::process::Command::new(bin)
+        .arg("-o")
+        .arg(data)
+        .arg(rootfs)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(errfile)
+        .status()
+        .map_err(|e| EngineError::Other(format!("running {}: {e}", bin.display())))?;
+    let err = fs::read_to_string(&errpath).unwrap_or_default();
+    let _ = fs::remove_file(&errpath);
+    if !status.success() || !is_mountpoint(rootfs) {
+        return Err(EngineError::Other(format!(
+            "mounting the container root filesystem with fuse-overlayfs (the store is on {fs}): {}; put the store on another filesystem with --root",
+            err.trim()
+        )));
+    }
+    Ok(())
 }
 
 /// Whether `p` is a mount point (its own entry in /proc/self/mountinfo).

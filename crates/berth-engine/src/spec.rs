@@ -260,6 +260,9 @@ pub fn build(cfg: &ContainerConfig, inp: &SpecInputs<'_>) -> Value {
     });
     if !hostname.is_null() {
         spec["hostname"] = hostname;
+        if !cfg.domainname.is_empty() {
+            spec["domainname"] = json!(cfg.domainname);
+        }
     }
     spec
 }

@@ -188,39 +188,31 @@ pub fn get(store: &Store, id: &str) -> Result<Option<Container>> {
         .optional()?)
 }
 
-/// Find by exact name, full id, or unique id prefix.
+/// Find by full id, exact name, or unique id prefix (Docker's precedence, see
+/// [`berth_store::lookup`]); an ambiguous prefix is [`EngineError::Ambiguous`].
 pub fn lookup(store: &Store, name_or_id: &str) -> Result<Container> {
+    use berth_store::lookup::{pick, Candidate, LookupError, ID_OR_NAME_OR_PREFIX};
     migrate(store)?;
     let key = name_or_id.trim_start_matches('/');
-    if let Some(c) = store
-        .db()
-        .query_row(
-            &format!("SELECT {COLS} FROM containers WHERE name = ?1 OR id = ?1"),
-            [key],
-            from_row,
-        )
-        .optional()?
-    {
-        return Ok(c);
+    let mut st = store.db().prepare(&format!(
+        "SELECT id, name FROM containers WHERE {ID_OR_NAME_OR_PREFIX}"
+    ))?;
+    let rows: Vec<(String, String)> = st
+        .query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let candidates: Vec<Candidate<'_>> = rows
+        .iter()
+        .map(|(id, name)| Candidate {
+            id,
+            id_hex: id,
+            names: vec![name.as_str()],
+        })
+        .collect();
+    match pick(key, &candidates) {
+        Ok(i) => get(store, &rows[i].0)?.ok_or_else(|| EngineError::NotFound(name_or_id.into())),
+        Err(LookupError::NotFound(_)) => Err(EngineError::NotFound(name_or_id.to_string())),
+        Err(e @ LookupError::Ambiguous { .. }) => Err(EngineError::Ambiguous(e)),
     }
-    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut st = store.db().prepare(&format!(
-            "SELECT {COLS} FROM containers WHERE id LIKE ?1 || '%'"
-        ))?;
-        let mut found: Vec<Container> = st
-            .query_map([key.to_ascii_lowercase()], from_row)?
-            .collect::<rusqlite::Result<_>>()?;
-        match found.len() {
-            1 => return Ok(found.remove(0)),
-            0 => {}
-            n => {
-                return Err(EngineError::Other(format!(
-                    "container id prefix {key:?} is ambiguous ({n} matches); use more characters"
-                )))
-            }
-        }
-    }
-    Err(EngineError::NotFound(name_or_id.to_string()))
 }
 
 /// Apply a partial update with a closure-built SQL fragment.

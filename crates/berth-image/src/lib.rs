@@ -22,6 +22,7 @@ pub mod decompress;
 pub mod import;
 mod pack;
 pub mod reference;
+pub mod sparse;
 mod store;
 mod unpack;
 
@@ -30,6 +31,11 @@ pub use pack::{copy_layer_dir, ingest_dir};
 pub use reference::{Reference, ReferenceError};
 pub use store::ImageStore;
 pub use unpack::{detect_compression, ingest_layer, unpack_layer};
+
+/// Extended attribute on the root of an unpacked layer whose tar did not set `./`: that
+/// layer says nothing about the image's root directory (mode, owner, times, xattrs), which
+/// then comes from a lower layer (see the engine's rootfs).
+pub const IMPLICIT_ROOT_XATTR: &str = "trusted.berth.implicit-root";
 
 use std::path::{Path, PathBuf};
 
@@ -52,7 +58,7 @@ pub enum ImageError {
     Db(#[from] berth_store::DbError),
     #[error("no such image: {0}")]
     NotFound(String),
-    #[error("image reference {name:?} is ambiguous: it matches {count} images; use a longer id")]
+    #[error("multiple IDs found with provided prefix: {name} ({count} images); use more characters of the id or the name")]
     Ambiguous { name: String, count: usize },
     /// A layer tar entry that is refused or cannot be created.
     #[error("layer entry {entry:?}: {why}")]

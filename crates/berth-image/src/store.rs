@@ -333,8 +333,7 @@ impl<'a> ImageStore<'a> {
         if let Some(hex) = s.strip_prefix("sha256:") {
             return Ok((self.by_id_prefix(s, hex)?, Matched::Id));
         }
-        let hexish = s.len() >= 4
-            && s.len() <= 64
+        let hexish = s.len() <= 64
             && s.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         match Reference::parse(s) {
@@ -382,8 +381,11 @@ impl<'a> ImageStore<'a> {
         }
     }
 
+    /// An image by full id or unique id prefix (`hex` without `sha256:`), with the shared
+    /// resolver's rules and messages ([`berth_store::lookup`]).
     fn by_id_prefix(&self, shown: &str, hex: &str) -> Result<Image> {
-        if hex.len() < 4
+        use berth_store::lookup::{pick, Candidate, LookupError};
+        if hex.is_empty()
             || hex.len() > 64
             || !hex
                 .bytes()
@@ -394,16 +396,24 @@ impl<'a> ImageStore<'a> {
         let mut st = self
             .store
             .db()
-            .prepare("SELECT id FROM images WHERE id LIKE ?1 LIMIT 2")?;
+            .prepare("SELECT id FROM images WHERE substr(id, 1, length(?1)) = ?1")?;
         let ids: Vec<String> = st
-            .query_map([format!("sha256:{hex}%")], |r| r.get(0))?
+            .query_map([format!("sha256:{hex}")], |r| r.get(0))?
             .collect::<std::result::Result<_, _>>()?;
-        match ids.len() {
-            0 => Err(ImageError::NotFound(shown.to_string())),
-            1 => self.get(&parse_digest(&ids[0])?),
-            n => Err(ImageError::Ambiguous {
+        let candidates: Vec<Candidate<'_>> = ids
+            .iter()
+            .map(|id| Candidate {
+                id,
+                id_hex: id.strip_prefix("sha256:").unwrap_or(id),
+                names: vec![],
+            })
+            .collect();
+        match pick(&format!("sha256:{hex}"), &candidates) {
+            Ok(i) => self.get(&parse_digest(&ids[i])?),
+            Err(LookupError::NotFound(_)) => Err(ImageError::NotFound(shown.to_string())),
+            Err(LookupError::Ambiguous { count, .. }) => Err(ImageError::Ambiguous {
                 name: shown.to_string(),
-                count: n,
+                count,
             }),
         }
     }

@@ -352,6 +352,7 @@ pub fn unpack_layer(r: &mut dyn Read, dest: &Path) -> Result<u64> {
         buf: vec![0u8; 256 * 1024],
         is_root: rustix::process::geteuid().is_root(),
         dirty: std::cell::Cell::new(false),
+        saw_root: false,
     };
     let mut ar = tar::Archive::new(r);
     let entries = ar
@@ -422,6 +423,8 @@ struct Unpacker {
     is_root: bool,
     /// Set when something was removed: cached parent lookups may be stale.
     dirty: std::cell::Cell<bool>,
+    /// Whether the tar set the layer root (`./`); if not, the root is marked as implicit.
+    saw_root: bool,
 }
 
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
@@ -560,8 +563,7 @@ impl Unpacker {
     }
 
     fn entry_inner<R: Read>(&mut self, e: &mut tar::Entry<'_, R>, shown: &str) -> Result<u64> {
-        let path = e.path_bytes().into_owned();
-        let comps = normalise(&path, shown)?;
+        let mut path = e.path_bytes().into_owned();
         let h = e.header().clone();
         let kind = h.entry_type();
         let mode = h
@@ -573,6 +575,7 @@ impl Unpacker {
         let mut gid = h.gid().unwrap_or(0);
         let mut mtime = h.mtime().unwrap_or(0);
         let mut xattrs = Vec::new();
+        let mut sparse_records: Vec<(String, Vec<u8>)> = Vec::new();
         if let Some(exts) = e
             .pax_extensions()
             .map_err(|err| entry_err(shown, format!("bad PAX header: {err}")))?
@@ -593,6 +596,8 @@ impl Unpacker {
                     _ => {
                         if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
                             xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
+                        } else if k.starts_with("GNU.sparse.") {
+                            sparse_records.push((k.to_string(), ext.value_bytes().to_vec()));
                         }
                     }
                 }
@@ -608,6 +613,16 @@ impl Unpacker {
         ) {
             return Ok(0);
         }
+        // A GNU sparse file in PAX form: its real name and chunk map (see sparse.rs).
+        let sparse = if matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
+            crate::sparse::from_pax(&sparse_records, shown)?
+        } else {
+            None
+        };
+        if let Some(name) = sparse.as_ref().and_then(|s| s.name.clone()) {
+            path = name;
+        }
+        let comps = normalise(&path, shown)?;
         let Some((name, parent)) = comps.split_last() else {
             // The layer root itself ("./"): take its metadata.
             if kind.is_dir() {
@@ -616,6 +631,7 @@ impl Unpacker {
                     .map_err(|err| entry_err(shown, format!("cannot open layer root: {err}")))?;
                 self.set_meta_fd(&fd, owner, mode, &xattrs, None, shown)?;
                 self.dir_times.push((Vec::new(), mtime));
+                self.saw_root = true;
             }
             return Ok(0);
         };
@@ -701,6 +717,30 @@ impl Unpacker {
                 )
                 .map_err(|err| entry_err(shown, format!("cannot create file: {err}")))?;
                 let mut f = File::from(fd);
+                if let Some(sp) = &sparse {
+                    let mut data_len = e.size();
+                    let map = match &sp.map {
+                        Some(m) => m.clone(),
+                        None => {
+                            let (m, used) = crate::sparse::read_map_v1(e, shown)?;
+                            data_len = data_len.checked_sub(used).ok_or_else(|| {
+                                entry_err(shown, "GNU sparse map is larger than the entry")
+                            })?;
+                            m
+                        }
+                    };
+                    crate::sparse::write(
+                        e,
+                        &mut f,
+                        &map,
+                        sp.real_size,
+                        data_len,
+                        &mut self.buf,
+                        shown,
+                    )?;
+                    self.set_meta_fd(&f, owner, mode, &xattrs, Some(mtime), shown)?;
+                    return Ok(sp.real_size);
+                }
                 loop {
                     let n = match e.read(&mut self.buf) {
                         Ok(0) => break,
@@ -915,9 +955,16 @@ impl Unpacker {
         Ok(())
     }
 
-    /// Directory mtimes last, since creating entries inside changed them.
+    /// Directory mtimes last, since creating entries inside changed them. A root the tar did
+    /// not set is marked [`crate::IMPLICIT_ROOT_XATTR`]: the image's root attributes then come
+    /// from a lower layer.
     fn finish(&mut self) -> Result<()> {
         self.cache = None;
+        if !self.saw_root {
+            if let Ok(fd) = self.open_in_root(b".", OFlags::RDONLY) {
+                let _ = rfs::fsetxattr(&fd, crate::IMPLICIT_ROOT_XATTR, b"1", XattrFlags::empty());
+            }
+        }
         let dirs = std::mem::take(&mut self.dir_times);
         for (rel, mtime) in dirs {
             let fd = self.open_in_root(if rel.is_empty() { b"." } else { &rel }, OFlags::RDONLY);

@@ -15,6 +15,7 @@ fn main() {
         container_id: String::new(),
         container_name: "bench".into(),
         hostname: "bench".into(),
+        domainname: String::new(),
         mode: NetworkMode::Networks(vec![Attachment {
             network: "bridge".into(),
             aliases: vec![],

@@ -2,19 +2,38 @@
 
 use std::net::IpAddr;
 
-/// `/etc/hosts`: loopback names, the container's own addresses with its hostname (and name),
-/// then `--add-host` entries (`HOST:IP`).
-pub fn hosts(hostname: &str, name: &str, own: &[IpAddr], add_hosts: &[(String, String)]) -> String {
+/// The names of the container's own line in `/etc/hosts`, by Docker's rule: the FQDN
+/// (`hostname.domainname`, or a dotted hostname as given) followed by the short name (its
+/// first label) when the FQDN has a dot; a bare hostname alone. The container's name and its
+/// network aliases are not there: on user networks the embedded DNS answers for them, on the
+/// default bridge they do not resolve (as with Docker).
+pub fn own_names(hostname: &str, domainname: &str) -> String {
+    let fqdn = if domainname.is_empty() {
+        hostname.to_string()
+    } else {
+        format!("{hostname}.{domainname}")
+    };
+    match fqdn.split_once('.') {
+        Some((short, _)) if !short.is_empty() => format!("{fqdn} {short}"),
+        _ => fqdn,
+    }
+}
+
+/// `/etc/hosts`: loopback names, the container's own addresses with its names
+/// ([`own_names`]), then `--add-host` entries (`HOST:IP`). Without an address (network
+/// `none`), the names go on `127.0.1.1` (Debian's convention), so `hostname -f` still works.
+pub fn hosts(
+    hostname: &str,
+    domainname: &str,
+    own: &[IpAddr],
+    add_hosts: &[(String, String)],
+) -> String {
     let mut s = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
          fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
          ff02::2\tip6-allrouters\n",
     );
-    let mut names = hostname.to_string();
-    if !name.is_empty() && name != hostname {
-        names.push(' ');
-        names.push_str(name);
-    }
+    let names = own_names(hostname, domainname);
     if own.is_empty() {
         s.push_str(&format!("127.0.1.1\t{names}\n"));
     }
@@ -368,15 +387,38 @@ mod tests {
     fn hosts_file() {
         let h = hosts(
             "abc123",
-            "web",
+            "",
             &["172.17.0.2".parse().unwrap()],
             &[("db".into(), "10.0.0.9".into())],
         );
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
-        assert!(h.contains("172.17.0.2\tabc123 web\n"));
+        assert!(h.contains("172.17.0.2\tabc123\n"), "{h}");
         assert!(h.ends_with("10.0.0.9\tdb\n"));
-        let h = hosts("web", "web", &[], &[]);
+        let h = hosts("web", "", &[], &[]);
         assert!(h.contains("127.0.1.1\tweb\n"));
+    }
+
+    /// Docker's rules for the container's own line: FQDN then short name, whether the FQDN
+    /// comes from a dotted --hostname or from --hostname plus --domainname; never the
+    /// container's name.
+    #[test]
+    fn own_line_follows_docker_fqdn_rules() {
+        let ip: IpAddr = "10.1.0.2".parse().unwrap();
+        for (hostname, domain, want) in [
+            ("web.example.com", "", "web.example.com web"),
+            ("web", "example.com", "web.example.com web"),
+            ("web.a", "b.c", "web.a.b.c web"),
+            ("web", "", "web"),
+            ("3f2a9c1d0b7e", "", "3f2a9c1d0b7e"),
+            ("db.internal", "", "db.internal db"),
+        ] {
+            assert_eq!(own_names(hostname, domain), want);
+            let h = hosts(hostname, domain, &[ip], &[]);
+            assert!(h.contains(&format!("10.1.0.2\t{want}\n")), "{h}");
+            assert_eq!(h.matches("10.1.0.2").count(), 1, "{h}");
+            let none = hosts(hostname, domain, &[], &[]);
+            assert!(none.contains(&format!("127.0.1.1\t{want}\n")), "{none}");
+        }
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub enum NetError {
     BadPort { spec: String, why: String },
     #[error("network {0} not found; list networks with berth network ls")]
     NotFound(String),
+    /// A word that is a prefix of several networks' ids.
+    #[error("{0}")]
+    Ambiguous(berth_store::lookup::LookupError),
     #[error("network {network} is in use by container {container}; stop it first or use network disconnect")]
     InUse { network: String, container: String },
     #[error("network {0} already exists; choose another name")]
@@ -95,6 +98,9 @@ pub struct NetConfig {
     pub container_id: String,
     pub container_name: String,
     pub hostname: String,
+    /// `--domainname` (empty: none); the FQDN in /etc/hosts is `hostname.domainname`.
+    #[serde(default)]
+    pub domainname: String,
     pub mode: NetworkMode,
     /// `-p` specs as the user wrote them.
     pub publish: Vec<String>,
@@ -265,8 +271,43 @@ fn reserve_port(
             .into_iter()
             .find(|r| ports::overlaps(r.host_ip, m.host_ip)))
     };
-    let host_port = match m.host_port {
-        Some(p) => {
+    let host_port = match (m.host_port, m.host_port_end) {
+        // A host range for one container port: its first port that is free (Docker skips
+        // ports that another container or program holds).
+        (Some(first), Some(last)) => {
+            let mut found = None;
+            for p in m.host_candidates() {
+                if taken(p)?.is_some() {
+                    continue;
+                }
+                match probe_port(m.host_ip, p, m.protocol) {
+                    Ok(_) => {
+                        found = Some(p);
+                        break;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                        return Err(NetError::Other(format!(
+                            "cannot publish on {}: not an address of this host; use one of the host's addresses or omit it",
+                            m.host_ip
+                        )))
+                    }
+                    Err(e) => {
+                        return Err(NetError::Other(format!(
+                            "cannot check host port {p}/{proto} on {}: {e}",
+                            m.host_ip
+                        )))
+                    }
+                }
+            }
+            found.ok_or_else(|| {
+                NetError::PortInUse(format!(
+                    "every host port of {first}-{last}/{proto} on {} is already in use; give a wider or another range",
+                    m.host_ip
+                ))
+            })?
+        }
+        (Some(p), None) => {
             if let Some(r) = taken(p)? {
                 return Err(NetError::PortInUse(format!(
                     "host port {p}/{proto} is already published by container {}; choose another host port",
@@ -295,7 +336,7 @@ fn reserve_port(
                 }
             }
         }
-        None => {
+        (None, _) => {
             let mut found = None;
             for _ in 0..64 {
                 let p = probe_port(m.host_ip, 0, m.protocol).map_err(|e| {
@@ -352,7 +393,7 @@ fn write_plain_files(
 ) -> Result<()> {
     write_file(
         &out.hosts_file,
-        &files::hosts(&cfg.hostname, &cfg.container_name, &[], add_hosts),
+        &files::hosts(&cfg.hostname, &cfg.domainname, &[], add_hosts),
     )?;
     write_file(
         &out.resolv_conf,
@@ -419,7 +460,11 @@ pub fn setup(store: &Store, cfg: &NetConfig, dir: &Path) -> Result<NetSetup> {
         netns: None,
         owns_netns: false,
         dir: dir.to_path_buf(),
-        hostname: cfg.hostname.clone(),
+        // The FQDN: `network connect` writes the new address with the same names.
+        hostname: match cfg.domainname.as_str() {
+            "" => cfg.hostname.clone(),
+            d => format!("{}.{d}", cfg.hostname),
+        },
     };
     write_file(&out.hostname_file, &format!("{}\n", cfg.hostname))?;
     match &cfg.mode {
@@ -429,7 +474,7 @@ pub fn setup(store: &Store, cfg: &NetConfig, dir: &Path) -> Result<NetSetup> {
                 tracing::warn!("published ports are discarded with --network host");
             }
             let mut hosts = fs::read_to_string("/etc/hosts")
-                .unwrap_or_else(|_| files::hosts(&cfg.hostname, "", &[], &[]));
+                .unwrap_or_else(|_| files::hosts(&cfg.hostname, &cfg.domainname, &[], &[]));
             if !hosts.ends_with('\n') && !hosts.is_empty() {
                 hosts.push('\n');
             }
@@ -621,7 +666,7 @@ fn setup_networks(
     let own: Vec<IpAddr> = eps.iter().map(|e| IpAddr::V4(e.ip)).collect();
     write_file(
         &out.hosts_file,
-        &files::hosts(&cfg.hostname, &cfg.container_name, &own, add_hosts),
+        &files::hosts(&cfg.hostname, &cfg.domainname, &own, add_hosts),
     )?;
     let embedded = nets
         .iter()
@@ -1051,7 +1096,11 @@ pub fn connect(store: &Store, container_id: &str, att: &Attachment) -> Result<En
     // The hosts file is bind-mounted: rewrite it in place so the container sees the change.
     let hosts = sb.dir.join("hosts");
     if let Ok(mut text) = fs::read_to_string(&hosts) {
-        text.push_str(&format!("{}\t{}\n", ep.ip, sb.hostname));
+        text.push_str(&format!(
+            "{}\t{}\n",
+            ep.ip,
+            files::own_names(&sb.hostname, "")
+        ));
         let _ = fs::write(&hosts, text);
     }
     Ok(ep)

@@ -1,4 +1,8 @@
-//! `-p` / `--publish` specifications: `[IP:][HOST:]CONTAINER[/PROTO]` with optional ranges.
+//! `-p` / `--publish` specifications, every form of Docker's documentation:
+//!
+//! * short: `[IP:][HOST:]CONTAINER[/PROTO]`, where HOST and CONTAINER may be ranges
+//!   (`8000-8001:80-81`: one to one; `8000-8010:80`: the first free host port of the range);
+//! * long: `published=HOST,target=CONTAINER[,protocol=tcp|udp][,mode=host|ingress][,host_ip=IP]`.
 
 use std::net::Ipv4Addr;
 
@@ -9,8 +13,23 @@ use crate::{NetError, Result};
 pub struct PortMapping {
     pub host_ip: Ipv4Addr,
     pub host_port: Option<u16>,
+    /// With `host_port`, the last port of a host range mapped to this one container port: the
+    /// first free port of `host_port..=host_port_end` is used (Docker's `8000-8010:80`).
+    pub host_port_end: Option<u16>,
     pub container_port: u16,
     pub protocol: Proto,
+}
+
+impl PortMapping {
+    /// The host ports to try, in order (empty: any free port).
+    pub fn host_candidates(&self) -> std::ops::RangeInclusive<u16> {
+        match (self.host_port, self.host_port_end) {
+            (Some(a), Some(b)) => a..=b,
+            (Some(a), None) => a..=a,
+            #[allow(clippy::reversed_empty_ranges)]
+            (None, _) => 1..=0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,8 +90,11 @@ fn parse_range(spec: &str, s: &str, what: &str) -> Result<(u16, u16)> {
     }
 }
 
-/// Parse one `-p` specification into the mappings it stands for.
+/// Parse one `-p` specification (short or long syntax) into the mappings it stands for.
 pub fn parse_publish(spec: &str) -> Result<Vec<PortMapping>> {
+    if spec.contains('=') {
+        return parse_long(spec);
+    }
     let (body, proto) = match spec.rsplit_once('/') {
         Some((b, p)) => (
             b,
@@ -94,23 +116,49 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortMapping>> {
         [ip, h, c] => (Some(*ip), Some(*h), *c),
         _ => unreachable!(),
     };
-    let host_ip = match ip {
-        None | Some("") => Ipv4Addr::UNSPECIFIED,
-        Some(ip) => ip
-            .parse()
-            .map_err(|_| bad(spec, format!("host address {ip:?} is not an IPv4 address")))?,
-    };
+    let host_ip = parse_host_ip(spec, ip)?;
     let ctr = parse_range(spec, ctr, "container")?;
     let host = match host {
         None | Some("") => None,
         Some(h) => Some(parse_range(spec, h, "host")?),
     };
+    mappings(spec, host_ip, host, ctr, proto)
+}
+
+fn parse_host_ip(spec: &str, ip: Option<&str>) -> Result<Ipv4Addr> {
+    match ip {
+        None | Some("") => Ok(Ipv4Addr::UNSPECIFIED),
+        Some(ip) => ip
+            .parse()
+            .map_err(|_| bad(spec, format!("host address {ip:?} is not an IPv4 address"))),
+    }
+}
+
+/// The mappings of a host port (range) and a container port range: one to one when both
+/// ranges have the same length, the first free port of the host range when the container
+/// side is a single port.
+fn mappings(
+    spec: &str,
+    host_ip: Ipv4Addr,
+    host: Option<(u16, u16)>,
+    ctr: (u16, u16),
+    protocol: Proto,
+) -> Result<Vec<PortMapping>> {
     let n = ctr.1 - ctr.0;
     if let Some(h) = host {
+        if n == 0 && h.1 > h.0 {
+            return Ok(vec![PortMapping {
+                host_ip,
+                host_port: Some(h.0),
+                host_port_end: Some(h.1),
+                container_port: ctr.0,
+                protocol,
+            }]);
+        }
         if h.1 - h.0 != n {
             return Err(bad(
                 spec,
-                "host and container port ranges must have the same length",
+                "host and container port ranges must have the same length (or give one container port for a host range)",
             ));
         }
     }
@@ -118,10 +166,59 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortMapping>> {
         .map(|i| PortMapping {
             host_ip,
             host_port: host.map(|h| h.0 + i),
+            host_port_end: None,
             container_port: ctr.0 + i,
-            protocol: proto,
+            protocol,
         })
         .collect())
+}
+
+/// The long syntax: comma-separated `key=value` fields `target` (required), `published`,
+/// `protocol`, `mode` (`host`; `ingress` is the swarm routing mesh, taken as `host` without a
+/// swarm, as Docker does for a single engine) and `host_ip`.
+fn parse_long(spec: &str) -> Result<Vec<PortMapping>> {
+    let (mut target, mut published, mut proto, mut host_ip) = (None, None, Proto::Tcp, None);
+    for field in spec.split(',') {
+        let (k, v) = field
+            .split_once('=')
+            .ok_or_else(|| bad(spec, format!("field {field:?} is not KEY=VALUE")))?;
+        match k.trim().to_ascii_lowercase().as_str() {
+            "target" => target = Some(parse_range(spec, v, "container")?),
+            "published" => {
+                published = if v.is_empty() {
+                    None
+                } else {
+                    Some(parse_range(spec, v, "host")?)
+                }
+            }
+            "protocol" => {
+                proto = Proto::parse(v)
+                    .ok_or_else(|| bad(spec, format!("protocol {v:?} is not tcp or udp")))?
+            }
+            "mode" => {
+                if !matches!(v.to_ascii_lowercase().as_str(), "host" | "ingress") {
+                    return Err(bad(spec, format!("mode {v:?} is not host or ingress")));
+                }
+            }
+            "host_ip" | "host-ip" => host_ip = Some(v),
+            other => {
+                return Err(bad(
+                    spec,
+                    format!(
+                        "unknown field {other:?}; use published, target, protocol, mode or host_ip"
+                    ),
+                ))
+            }
+        }
+    }
+    let target = target.ok_or_else(|| {
+        bad(
+            spec,
+            "the target (container) port is missing; add target=PORT",
+        )
+    })?;
+    let host_ip = parse_host_ip(spec, host_ip)?;
+    mappings(spec, host_ip, published, target, proto)
 }
 
 /// Parse an image EXPOSE entry (`80`, `80/tcp`, `53/udp`) for `-P`: a random host port each.
@@ -134,6 +231,7 @@ pub fn parse_expose(spec: &str) -> Result<Vec<PortMapping>> {
         .map(|p| PortMapping {
             host_ip: Ipv4Addr::UNSPECIFIED,
             host_port: None,
+            host_port_end: None,
             container_port: p,
             protocol: proto,
         })
@@ -145,7 +243,7 @@ pub fn parse_all(publish: &[String], publish_all: &[String]) -> Result<Vec<PortM
     let mut out: Vec<PortMapping> = Vec::new();
     for s in publish {
         for m in parse_publish(s)? {
-            if let Some(hp) = m.host_port {
+            if let (Some(hp), None) = (m.host_port, m.host_port_end) {
                 if out.iter().any(|o| {
                     o.host_port == Some(hp)
                         && o.protocol == m.protocol
@@ -186,6 +284,7 @@ mod tests {
         PortMapping {
             host_ip: Ipv4Addr::from(ip),
             host_port: h,
+            host_port_end: None,
             container_port: c,
             protocol: p,
         }
@@ -217,6 +316,74 @@ mod tests {
             ]
         );
         assert_eq!(parse_publish("5000-5001").unwrap().len(), 2);
+        assert_eq!(
+            parse_publish(":80").unwrap(),
+            vec![m([0; 4], None, 80, Proto::Tcp)]
+        );
+        assert_eq!(
+            parse_publish("0.0.0.0:8080:80/TCP").unwrap(),
+            vec![m([0; 4], Some(8080), 80, Proto::Tcp)]
+        );
+    }
+
+    /// A host range for one container port: the first free port of the range (Docker).
+    #[test]
+    fn host_range_to_one_container_port() {
+        for spec in ["127.0.0.1:23200-23202:80", "23200-23202:80/tcp"] {
+            let v = parse_publish(spec).unwrap();
+            assert_eq!(v.len(), 1, "{spec}");
+            assert_eq!(v[0].host_port, Some(23200));
+            assert_eq!(v[0].host_port_end, Some(23202));
+            assert_eq!(v[0].container_port, 80);
+            assert_eq!(
+                v[0].host_candidates().collect::<Vec<_>>(),
+                vec![23200, 23201, 23202]
+            );
+        }
+        let v = parse_publish("127.0.0.1:9000-9009:53/udp").unwrap();
+        assert_eq!(v[0].host_ip, Ipv4Addr::LOCALHOST);
+        assert_eq!(v[0].protocol, Proto::Udp);
+        // Two overlapping host ranges are not "given twice": each takes a free port.
+        assert!(parse_all(&["8000-8010:80".into(), "8000-8010:81".into()], &[]).is_ok());
+        assert_eq!(parse_publish("80").unwrap()[0].host_candidates().count(), 0);
+    }
+
+    /// The long syntax of `--publish`.
+    #[test]
+    fn long_syntax() {
+        assert_eq!(
+            parse_publish("published=8080,target=80").unwrap(),
+            vec![m([0; 4], Some(8080), 80, Proto::Tcp)]
+        );
+        assert_eq!(
+            parse_publish("published=8080,target=80,protocol=udp,mode=host").unwrap(),
+            vec![m([0; 4], Some(8080), 80, Proto::Udp)]
+        );
+        assert_eq!(
+            parse_publish("mode=host,target=80,published=8080,host_ip=127.0.0.1").unwrap(),
+            vec![m([127, 0, 0, 1], Some(8080), 80, Proto::Tcp)]
+        );
+        assert_eq!(
+            parse_publish("target=80").unwrap(),
+            vec![m([0; 4], None, 80, Proto::Tcp)]
+        );
+        assert_eq!(
+            parse_publish("target=80,published=").unwrap(),
+            vec![m([0; 4], None, 80, Proto::Tcp)]
+        );
+        let v = parse_publish("published=8000-8002,target=80").unwrap();
+        assert_eq!(v[0].host_candidates().count(), 3);
+        for bad in [
+            "published=8080",
+            "published=8080,target=80,protocol=sctp",
+            "published=8080,target=80,mode=bridge",
+            "published=8080,target=80,color=red",
+            "published=x,target=80",
+            "published=8080,target=80,host_ip=nope",
+            "target",
+        ] {
+            assert!(parse_publish(bad).is_err(), "{bad} should fail");
+        }
     }
 
     #[test]
@@ -228,6 +395,7 @@ mod tests {
             "70000",
             "80/sctp",
             "8000-8002:80-81",
+            "8000:80-81",
             "90-80",
             "x:80:80",
             "[::1]:80:80",

@@ -130,25 +130,30 @@ pub fn get_network(db: &Connection, name: &str) -> Result<Option<Network>> {
         .optional()?)
 }
 
-/// A network by name, id or unique id prefix.
+/// A network by full id, exact name or unique id prefix (Docker's precedence, see
+/// [`berth_store::lookup`]); [`crate::NetError::Ambiguous`] when the word is a prefix of
+/// several ids.
 pub fn find_network(db: &Connection, name: &str) -> Result<Option<Network>> {
-    if let Some(n) = get_network(db, name)? {
-        return Ok(Some(n));
-    }
-    if name.len() < 3 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok(None);
-    }
+    use berth_store::lookup::{pick, Candidate, LookupError, ID_OR_NAME_OR_PREFIX};
     let mut st = db.prepare(&format!(
-        "SELECT {NET_COLS} FROM net_networks WHERE id LIKE ?1 || '%'"
+        "SELECT {NET_COLS} FROM net_networks WHERE {ID_OR_NAME_OR_PREFIX}"
     ))?;
-    let v: Vec<Network> = st
+    let rows: Vec<Network> = st
         .query_map([name], net_row)?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(if v.len() == 1 {
-        v.into_iter().next()
-    } else {
-        None
-    })
+    let candidates: Vec<Candidate<'_>> = rows
+        .iter()
+        .map(|n| Candidate {
+            id: &n.id,
+            id_hex: &n.id,
+            names: vec![n.name.as_str()],
+        })
+        .collect();
+    match pick(name, &candidates) {
+        Ok(i) => Ok(rows.into_iter().nth(i)),
+        Err(LookupError::NotFound(_)) => Ok(None),
+        Err(e) => Err(crate::NetError::Ambiguous(e)),
+    }
 }
 
 pub fn list_networks(db: &Connection) -> Result<Vec<Network>> {
@@ -434,4 +439,49 @@ pub fn all_container_ids(db: &Connection) -> Result<Vec<String>> {
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(name: &str, id: &str, third: u8) -> Network {
+        Network {
+            name: name.into(),
+            id: id.into(),
+            driver: "bridge".into(),
+            bridge: format!("br-{name}"),
+            subnet: format!("10.250.{third}.0/24").parse().unwrap(),
+            gateway: Ipv4Addr::new(10, 250, third, 1),
+            internal: false,
+            created: 0,
+        }
+    }
+
+    /// Networks resolve as containers and images do: full id, then name, then a unique id
+    /// prefix; an ambiguous prefix says so instead of "not found".
+    #[test]
+    fn networks_resolve_by_id_name_and_unique_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        migrate(&store).unwrap();
+        let db = store.db();
+        insert_network(db, &net("front", "1a2b", 1)).unwrap();
+        insert_network(db, &net("back", "1a3c", 2)).unwrap();
+        insert_network(db, &net("1a", "ffff", 3)).unwrap();
+        let find = |w: &str| find_network(db, w).map(|n| n.map(|n| n.name));
+        assert_eq!(find("1a2b").unwrap().as_deref(), Some("front"));
+        assert_eq!(find("back").unwrap().as_deref(), Some("back"));
+        assert_eq!(find("1a3").unwrap().as_deref(), Some("back"));
+        // A name beats an id prefix.
+        assert_eq!(find("1a").unwrap().as_deref(), Some("1a"));
+        assert_eq!(find("f").unwrap().as_deref(), Some("1a"));
+        assert_eq!(find("zz").unwrap(), None);
+        let e = find("1").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("multiple IDs found with provided prefix: 1"),
+            "{e}"
+        );
+    }
 }

@@ -60,6 +60,7 @@ impl Env {
             ),
             container_name: name.into(),
             hostname: name.into(),
+            domainname: String::new(),
             mode,
             publish: publish.to_vec(),
             publish_all: vec![],

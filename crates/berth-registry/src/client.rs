@@ -210,7 +210,7 @@ impl Client {
                     if *scheme == "https" && *verify && is_cert_error(&text) {
                         return Err(RegistryError::Tls {
                             registry: hostport.to_string(),
-                            detail: text,
+                            detail: crate::tls::explain(&text, hostport),
                             certs_dir,
                         });
                     }
@@ -682,26 +682,9 @@ fn build_http(
         .read_timeout(Duration::from_secs(120))
         .pool_idle_timeout(Duration::from_secs(30))
         .tcp_nodelay(true);
-    if !verify {
-        b = b.danger_accept_invalid_certs(true);
-    }
-    for (path, pem) in &certs.roots {
-        let certs =
-            reqwest::Certificate::from_pem_bundle(pem).map_err(|e| RegistryError::ConfigFile {
-                path: path.clone(),
-                message: format!("not a PEM certificate ({e}); fix or remove it"),
-            })?;
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    if let Some((path, pem)) = &certs.identity {
-        let id = reqwest::Identity::from_pem(pem).map_err(|e| RegistryError::ConfigFile {
-            path: path.clone(),
-            message: format!("not a PEM client certificate and key ({e}); fix or remove it"),
-        })?;
-        b = b.identity(id);
-    }
+    // Our own rustls configuration: certs.d certificates trusted as Docker (Go) trusts them,
+    // client certificates, --tls-verify=false (see tls.rs).
+    b = b.use_preconfigured_tls(crate::tls::client_config(certs, verify)?);
     b.build().map_err(|e| {
         RegistryError::Other(format!(
             "cannot set up HTTP for {hostport}: {}",

@@ -45,6 +45,7 @@ pub mod progress;
 mod pull;
 mod push;
 mod sources;
+pub mod tls;
 
 pub use progress::{OutputStream, ProgressMode};
 pub use pull::{pull, pull_report, PullOptions, PullReport};

@@ -15,6 +15,7 @@
 
 mod digest;
 mod fsutil;
+pub mod lookup;
 
 pub use digest::{Digest, DigestError, Hasher};
 pub use fsutil::{fsync_dir, pid_alive, write_atomic, write_replace};

@@ -4,7 +4,7 @@ mod cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cmd::{build, compose, container, image, internal, network, registry, sif, Ctx};
 
@@ -118,10 +118,60 @@ enum Cmd {
     Oneshot(internal::OneshotArgs),
 }
 
+/// The command line definition, with every option that takes a value accepting a negative
+/// number as a separate word (`--pids-limit -1`, `stop -t -1`, `logs --tail -1`), as Docker's
+/// CLI does; without this clap reads `-1` as an unknown short option.
+fn cli_command() -> clap::Command {
+    fn negative_numbers(cmd: clap::Command) -> clap::Command {
+        cmd.mut_args(|a| {
+            if a.get_action().takes_values() {
+                a.allow_negative_numbers(true)
+            } else {
+                a
+            }
+        })
+        .mut_subcommands(negative_numbers)
+    }
+    negative_numbers(Cli::command())
+}
+
+fn parse_cli(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+    let mut cmd = cli_command();
+    let m = cmd.try_get_matches_from_mut(argv)?;
+    Cli::from_arg_matches(&m).map_err(|e| e.format(&mut cmd))
+}
+
+impl Cmd {
+    /// The exit status of a failure that carries no status of its own. Docker's CLI uses 125
+    /// ("the engine failed") only for `run`, `create` and `exec`; every other command exits 1.
+    fn failure_code(&self) -> u8 {
+        match self {
+            Cmd::Run(_) | Cmd::Create(_) | Cmd::Exec(_) => cmd::EXIT_ENGINE,
+            Cmd::Container(
+                container::ContainerCmd::Run(_)
+                | container::ContainerCmd::Create(_)
+                | container::ContainerCmd::Exec(_),
+            ) => cmd::EXIT_ENGINE,
+            _ => 1,
+        }
+    }
+}
+
+/// Map an error to the process's exit status: an explicit status (126/127 from `run`, a
+/// container's own code) wins; a status of 125 from the engine becomes the command's own
+/// failure code (see [`Cmd::failure_code`]).
+fn exit_status(e: &anyhow::Error, failure_code: u8) -> u8 {
+    match cmd::exit_code_of(e) {
+        cmd::EXIT_ENGINE => failure_code,
+        c => c,
+    }
+}
+
 fn main() -> ExitCode {
+    cmd::output::end_quietly_on_broken_pipe();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let argv = sif::argv_for_alias(&argv).unwrap_or(argv);
-    let cli = match Cli::try_parse_from(argv) {
+    let cli = match parse_cli(argv) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 125 } else { 0 };
@@ -129,6 +179,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let failure_code = cli.cmd.failure_code();
     init_tracing(&cli.log_level);
     tracing::debug!("berth {:?}", std::env::args().nth(1));
     let ctx = Ctx::new(cli.root);
@@ -171,9 +222,10 @@ fn main() -> ExitCode {
     };
     match res {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) if cmd::output::is_broken_pipe(&e) => cmd::output::broken_pipe_exit(),
         Err(e) => {
             eprintln!("berth: {}", cmd::render_error(&e));
-            ExitCode::from(cmd::exit_code_of(&e))
+            ExitCode::from(exit_status(&e, failure_code))
         }
     }
 }
@@ -201,10 +253,111 @@ fn init_tracing(level: &str) {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::FromArgMatches;
 
     #[test]
     fn cli_definition_is_consistent() {
-        super::Cli::command().debug_assert();
+        super::cli_command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<super::Cli, clap::Error> {
+        let m = super::cli_command()
+            .try_get_matches_from(std::iter::once("berth").chain(args.iter().copied()))?;
+        super::Cli::from_arg_matches(&m)
+    }
+
+    /// Every option that takes a value, in every subcommand, takes `-1` as its value when it is
+    /// given as a separate word: the value may then be refused by the option's own parser (a
+    /// name, a path), but never read as an unknown option `-1`.
+    #[test]
+    fn every_value_option_takes_a_negative_number_as_a_separate_word() {
+        fn walk(cmd: &clap::Command, path: &mut Vec<String>, checked: &mut usize) {
+            if cmd.get_subcommands().next().is_some() {
+                for sub in cmd.get_subcommands() {
+                    path.push(sub.get_name().to_string());
+                    walk(sub, path, checked);
+                    path.pop();
+                }
+                return;
+            }
+            let positionals: Vec<String> = cmd
+                .get_positionals()
+                .filter(|p| p.is_required_set())
+                .map(|_| "x".to_string())
+                .collect();
+            for opt in cmd.get_opts().filter(|o| o.get_action().takes_values()) {
+                let flag = match (opt.get_long(), opt.get_short()) {
+                    (Some(l), _) => format!("--{l}"),
+                    (None, Some(s)) => format!("-{s}"),
+                    (None, None) => continue,
+                };
+                let mut argv = vec!["berth".to_string()];
+                argv.extend(path.iter().cloned());
+                argv.push(flag.clone());
+                argv.push("-1".into());
+                argv.extend(positionals.iter().cloned());
+                let root = super::cli_command();
+                if let Err(e) = root.try_get_matches_from(&argv) {
+                    assert!(
+                        !matches!(
+                            e.kind(),
+                            clap::error::ErrorKind::UnknownArgument
+                                | clap::error::ErrorKind::NoEquals
+                        ) && !e.to_string().contains("unexpected argument '-1'"),
+                        "{argv:?}: {e}"
+                    );
+                }
+                *checked += 1;
+            }
+        }
+        let mut checked = 0;
+        walk(&super::cli_command(), &mut vec![], &mut checked);
+        assert!(checked > 20, "only {checked} options checked");
+    }
+
+    #[test]
+    fn negative_limits_timeouts_and_tails_parse() {
+        use super::Cmd;
+        use crate::cmd::container::ContainerCmd;
+        match parse(&["run", "--rm", "--pids-limit", "-1", "img", "true"])
+            .unwrap()
+            .cmd
+        {
+            Cmd::Run(a) => assert_eq!(a.opts.pids_limit, Some(-1)),
+            c => panic!("{c:?}"),
+        }
+        match parse(&["create", "--stop-timeout", "-1", "img"])
+            .unwrap()
+            .cmd
+        {
+            Cmd::Create(a) => assert_eq!(a.opts.stop_timeout, Some(-1)),
+            c => panic!("{c:?}"),
+        }
+        for args in [
+            &["stop", "-t", "-1", "c"][..],
+            &["restart", "--time", "-1", "c"],
+        ] {
+            match parse(args).unwrap().cmd {
+                Cmd::Stop(a) | Cmd::Restart(a) => assert_eq!(a.time, Some(-1)),
+                c => panic!("{c:?}"),
+            }
+        }
+        match parse(&["container", "stop", "--timeout", "-5", "c"])
+            .unwrap()
+            .cmd
+        {
+            Cmd::Container(ContainerCmd::Stop(a)) => assert_eq!(a.time, Some(-5)),
+            c => panic!("{c:?}"),
+        }
+        match parse(&["logs", "--tail", "-1", "c"]).unwrap().cmd {
+            Cmd::Logs(a) => assert_eq!(a.tail.as_deref(), Some("-1")),
+            c => panic!("{c:?}"),
+        }
+        match parse(&["logs", "-n", "-1", "c"]).unwrap().cmd {
+            Cmd::Logs(a) => assert_eq!(a.tail.as_deref(), Some("-1")),
+            c => panic!("{c:?}"),
+        }
+        // A flag without a value is still a flag: `-1` after it is the image, refused later.
+        assert!(parse(&["run", "--rm", "-d", "img"]).is_ok());
     }
 }

@@ -49,6 +49,9 @@ pub struct ContainerOpts {
     /// Container host name.
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
+    /// Container NIS domain name (with the host name, the FQDN in /etc/hosts).
+    #[arg(long)]
+    pub domainname: Option<String>,
     /// Bind mount: HOST:CONTAINER[:ro|rw].
     #[arg(short, long = "volume")]
     pub volume: Vec<String>,
@@ -64,7 +67,8 @@ pub struct ContainerOpts {
     /// Extra name for the container on its user network.
     #[arg(long)]
     pub network_alias: Vec<String>,
-    /// Publish ports: [IP:][HOST:]CONTAINER[/PROTO].
+    /// Publish ports: [IP:][HOST[-END]:]CONTAINER[-END][/PROTO], or
+    /// published=HOST,target=CONTAINER[,protocol=tcp|udp][,mode=host][,host_ip=IP].
     #[arg(short, long = "publish")]
     pub publish: Vec<String>,
     /// Publish all exposed ports to random host ports.
@@ -107,9 +111,9 @@ pub struct ContainerOpts {
     /// Signal to stop the container.
     #[arg(long)]
     pub stop_signal: Option<String>,
-    /// Seconds to wait before killing on stop.
+    /// Seconds to wait before killing on stop (-1 to wait without limit).
     #[arg(long)]
-    pub stop_timeout: Option<u32>,
+    pub stop_timeout: Option<i64>,
     /// Pull policy: missing (default), always, never.
     #[arg(long, default_value = "missing")]
     pub pull: String,
@@ -152,9 +156,9 @@ pub struct StartArgs {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait before killing.
-    #[arg(short, long)]
-    pub time: Option<u32>,
+    /// Seconds to wait before killing (-1 to wait without limit).
+    #[arg(short = 't', long = "time", visible_alias = "timeout")]
+    pub time: Option<i64>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -201,7 +205,7 @@ pub struct LogsArgs {
     /// Follow output.
     #[arg(short, long)]
     pub follow: bool,
-    /// Number of lines from the end ("all" for everything).
+    /// Number of lines from the end ("all" or a negative number for everything).
     #[arg(short = 'n', long)]
     pub tail: Option<String>,
     /// Show timestamps.
@@ -218,8 +222,12 @@ pub struct ExecArgs {
     pub tty: bool,
     #[arg(short, long)]
     pub detach: bool,
+    /// Set environment variables (KEY=VALUE, or KEY to copy from the host).
     #[arg(short, long = "env")]
     pub env: Vec<String>,
+    /// Read environment variables from a file.
+    #[arg(long)]
+    pub env_file: Vec<std::path::PathBuf>,
     #[arg(short, long)]
     pub user: Option<String>,
     #[arg(short, long)]
@@ -311,6 +319,23 @@ fn find(store: &Store, name: &str) -> Result<Container> {
     state::lookup(store, name).map_err(eng)
 }
 
+/// The `--env-file` then `-e` variables of `run`, `create` and `exec` (`-e KEY` copies the
+/// host's value, and is dropped when the host has none, as Docker does).
+fn user_env(files: &[std::path::PathBuf], flags: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in files {
+        out.extend(ccfg::read_env_file(f).map_err(eng)?);
+    }
+    for e in flags {
+        if e.contains('=') {
+            out.push(e.clone());
+        } else if let Ok(v) = std::env::var(e) {
+            out.push(format!("{e}={v}"));
+        }
+    }
+    Ok(out)
+}
+
 /// Build the container configuration from flags and the image.
 fn build_config(
     store: &Store,
@@ -343,18 +368,7 @@ fn build_config(
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
         );
     }
-    let mut user_env = Vec::new();
-    for f in &o.env_file {
-        user_env.extend(ccfg::read_env_file(f).map_err(eng)?);
-    }
-    for e in &o.env {
-        if e.contains('=') {
-            user_env.push(e.clone());
-        } else if let Ok(v) = std::env::var(e) {
-            user_env.push(format!("{e}={v}"));
-        }
-    }
-    let env = ccfg::merge_env(&env, &user_env);
+    let env = ccfg::merge_env(&env, &user_env(&o.env_file, &o.env)?);
     let binds = o
         .volume
         .iter()
@@ -368,6 +382,9 @@ fn build_config(
         .collect::<Result<Vec<_>, _>>()
         .map_err(eng)?;
     let network = match o.network.as_deref() {
+        None | Some("bridge") | Some("default") if !o.network_alias.is_empty() => {
+            bail!("network-scoped alias is supported only for containers in user defined networks; create a network with berth network create and use --network")
+        }
         None | Some("bridge") | Some("default") => NetworkMode::Networks(vec![Attachment {
             network: "bridge".into(),
             aliases: o.network_alias.clone(),
@@ -443,6 +460,7 @@ fn build_config(
             .unwrap_or_default(),
         group_add: Vec::new(),
         hostname: o.hostname.clone().unwrap_or_default(),
+        domainname: o.domainname.clone().unwrap_or_default(),
         tty: o.tty,
         open_stdin: o.interactive,
         binds,
@@ -477,7 +495,7 @@ fn build_config(
             .clone()
             .or_else(|| ic.stop_signal.clone())
             .unwrap_or_else(|| "SIGTERM".into()),
-        stop_timeout: o.stop_timeout.unwrap_or(10),
+        stop_timeout: o.stop_timeout.map_or(10, stop_seconds),
         auto_remove: o.rm,
     };
     if let Some(rt) = &cfg.runtime {
@@ -588,15 +606,22 @@ fn each(
     Ok(if failed { 1 } else { 0 })
 }
 
+/// A stop timeout given on the command line: negative means no limit (as Docker's `-1`).
+fn stop_seconds(t: i64) -> u32 {
+    u32::try_from(t).unwrap_or(if t < 0 { u32::MAX } else { u32::MAX - 1 })
+}
+
 pub fn stop(ctx: &Ctx, a: StopArgs) -> Result<i32> {
+    let time = a.time.map(stop_seconds);
     each(ctx, &a.containers, |s, c| {
-        ops::stop(s, c, a.time).map_err(eng)
+        ops::stop(s, c, time).map_err(eng)
     })
 }
 
 pub fn restart(ctx: &Ctx, a: StopArgs) -> Result<i32> {
+    let time = a.time.map(stop_seconds);
     each(ctx, &a.containers, |s, c| {
-        ops::stop(s, c, a.time).map_err(eng)?;
+        ops::stop(s, c, time).map_err(eng)?;
         let c = find(s, &c.id)?;
         ops::start(s, &c, Attach::No).map_err(eng)?;
         Ok(())
@@ -756,6 +781,7 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
     let c = find(store, &a.container)?;
     let tail = match a.tail.as_deref() {
         None | Some("all") => None,
+        Some(n) if n.parse::<i64>().is_ok_and(|n| n < 0) => None,
         Some(n) => Some(
             n.parse::<usize>()
                 .map_err(|_| anyhow!("invalid --tail {n:?}: use a number or \"all\""))?,
@@ -784,7 +810,7 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
     let c = find(store, &a.container)?;
     let req = ExecRequest {
         args: a.command.clone(),
-        env: a.env.clone(),
+        env: user_env(&a.env_file, &a.env)?,
         user: a.user.clone(),
         workdir: a.workdir.clone(),
         tty: a.tty,
@@ -834,6 +860,7 @@ pub fn container_json(store: &Store, c: &Container) -> serde_json::Value {
         },
         "Config": {
             "Hostname": c.config.hostname,
+            "Domainname": c.config.domainname,
             "User": c.config.user,
             "Env": c.config.env,
             "Cmd": c.config.cmd,
@@ -851,25 +878,58 @@ pub fn container_json(store: &Store, c: &Container) -> serde_json::Value {
 
 pub fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<i32> {
     let store = open(ctx)?;
+    let kind = a.kind.as_deref();
+    if let Some(k) = kind {
+        if !matches!(k, "container" | "image" | "network") {
+            bail!("invalid --type {k:?}: use container, image or network");
+        }
+    }
     let mut docs = Vec::new();
     let mut failed = false;
     for n in &a.names {
-        let want_ctr = a.kind.as_deref() != Some("image");
-        let want_img = a.kind.as_deref() != Some("container");
-        if want_ctr {
-            if let Ok(c) = state::lookup(store, n) {
-                docs.push(container_json(store, &c));
-                continue;
+        // Each kind in turn (Docker's order); a kind that does not know the word passes it on,
+        // a kind that finds it ambiguous is remembered and reported if no kind has it.
+        let mut problem: Option<String> = None;
+        let mut found = None;
+        if kind.is_none() || kind == Some("container") {
+            match state::lookup(store, n) {
+                Ok(c) => found = Some(container_json(store, &c)),
+                Err(EngineError::NotFound(_)) => {}
+                Err(e) => problem = Some(e.to_string()),
             }
         }
-        if want_img {
-            if let Ok(v) = image_json(store, n) {
-                docs.push(v);
-                continue;
+        if found.is_none() && (kind.is_none() || kind == Some("image")) {
+            match super::image::inspect_docs(store, &[n.clone()]) {
+                Ok(mut v) => found = v.pop(),
+                Err(e) => {
+                    if let Some(berth_image::ImageError::Ambiguous { .. }) =
+                        e.downcast_ref::<berth_image::ImageError>()
+                    {
+                        problem.get_or_insert_with(|| e.to_string());
+                    }
+                }
             }
         }
-        eprintln!("berth: no such object: {n}");
-        failed = true;
+        if found.is_none() && (kind.is_none() || kind == Some("network")) {
+            match berth_net::inspect_network(store, n) {
+                Ok(v) => found = Some(v),
+                Err(berth_net::NetError::NotFound(_)) => {}
+                Err(e) => {
+                    problem.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        match found {
+            Some(d) => docs.push(d),
+            None => {
+                let what = kind.unwrap_or("object");
+                eprintln!(
+                    "berth: {}",
+                    problem.unwrap_or_else(|| format!("no such {what}: {n}"))
+                );
+                failed = true;
+            }
+        }
     }
     super::print_inspect(&docs, a.format.as_deref())?;
     Ok(if failed { 1 } else { 0 })
@@ -916,11 +976,4 @@ fn pull_for_run(store: &Store, image: &str) -> Result<()> {
     berth_registry::pull(store, &reference, &opts)
         .with_context(|| format!("unable to find image {image:?} locally and pulling it failed"))?;
     Ok(())
-}
-
-/// Image inspect document (for `inspect` without --type).
-fn image_json(store: &Store, name: &str) -> Result<serde_json::Value> {
-    super::image::inspect_docs(store, &[name.to_string()])?
-        .pop()
-        .ok_or_else(|| anyhow!("no such image: {name}"))
 }

@@ -7,6 +7,7 @@ pub mod container;
 pub mod image;
 pub mod internal;
 pub mod network;
+pub mod output;
 pub mod registry;
 pub mod sif;
 

@@ -171,6 +171,22 @@ impl Registry {
     pub fn start(opts: RegistryOpts) -> Registry {
         let dir = TempDir::new("registry");
         let tls = opts.tls.then(|| make_tls(dir.path()));
+        Self::start_in(dir, opts, tls, None)
+    }
+
+    /// A TLS registry serving the given certificate and key (made by the caller, e.g. a
+    /// self-signed one-liner); with `client_ca`, it requires client certificates signed by it.
+    pub fn start_with_tls(tls: Tls, client_ca: Option<&Path>) -> Registry {
+        let dir = TempDir::new("registry");
+        Self::start_in(dir, RegistryOpts::default(), Some(tls), client_ca)
+    }
+
+    fn start_in(
+        dir: TempDir,
+        opts: RegistryOpts,
+        tls: Option<Tls>,
+        client_ca: Option<&Path>,
+    ) -> Registry {
         let mut auth = String::new();
         if let Some((u, p)) = &opts.htpasswd {
             let out = Command::new("htpasswd")
@@ -189,8 +205,11 @@ impl Registry {
             let tls_conf = tls
                 .as_ref()
                 .map(|t| {
+                    let clientcas = client_ca
+                        .map(|c| format!("    clientcas:\n      - {}\n", c.display()))
+                        .unwrap_or_default();
                     format!(
-                        "  tls:\n    certificate: {}\n    key: {}\n",
+                        "  tls:\n    certificate: {}\n    key: {}\n{clientcas}",
                         t.cert.display(),
                         t.key.display()
                     )
