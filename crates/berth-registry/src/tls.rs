@@ -186,8 +186,22 @@ impl ServerCertVerifier for CertsDirVerifier {
             rustls::client::verify_server_name(&parsed, server_name)?;
             return Ok(ServerCertVerified::assertion());
         }
-        self.webpki
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            // A CA certificate as leaf that is not itself trusted: for Go (and so for the
+            // user) it is simply signed by an unknown authority.
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(e)))
+                if format!("{e:?}").contains("CaUsedAsEndEntity") =>
+            {
+                Err(CertificateError::UnknownIssuer.into())
+            }
+            r => r,
+        }
     }
 
     fn verify_tls12_signature(
@@ -284,13 +298,13 @@ pub fn explain(detail: &str, host: &str) -> String {
     let has = |s: &str| detail.contains(s);
     if has("CaUsedAsEndEntity") {
         format!("the certificate of {host} is a CA certificate (CA:TRUE) that no certs.d file lists; put that very certificate in certs.d")
-    } else if has("NotValidForName") {
+    } else if has("NotValidForName") || has("not valid for name") {
         format!("the certificate of {host} is not valid for the name {host} (its subject alternative names do not include it)")
-    } else if has("UnknownIssuer") {
+    } else if has("UnknownIssuer") || has("unknown issuer") {
         format!("the certificate of {host} is not signed by a trusted authority")
-    } else if has("Expired") {
+    } else if has("Expired") || has("certificate expired") {
         format!("the certificate of {host} has expired")
-    } else if has("NotValidYet") {
+    } else if has("NotValidYet") || has("not valid yet") {
         format!("the certificate of {host} is not valid yet (check the clocks)")
     } else if has("BadSignature") || has("InvalidSignatureForPublicKey") {
         format!("the certificate of {host} has a bad signature")

@@ -887,8 +887,8 @@ pub fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<i32> {
     let mut docs = Vec::new();
     let mut failed = false;
     for n in &a.names {
-        // Each kind in turn (Docker's order); a kind that does not know the word passes it on,
-        // a kind that finds it ambiguous is remembered and reported if no kind has it.
+        // Each kind in turn (Docker's order): a kind that does not know the word passes it
+        // on; any other failure (an ambiguous id prefix) is the answer, as Docker's CLI does.
         let mut problem: Option<String> = None;
         let mut found = None;
         if kind.is_none() || kind == Some("container") {
@@ -898,25 +898,23 @@ pub fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<i32> {
                 Err(e) => problem = Some(e.to_string()),
             }
         }
-        if found.is_none() && (kind.is_none() || kind == Some("image")) {
+        if found.is_none() && problem.is_none() && (kind.is_none() || kind == Some("image")) {
             match super::image::inspect_docs(store, &[n.clone()]) {
                 Ok(mut v) => found = v.pop(),
                 Err(e) => {
                     if let Some(berth_image::ImageError::Ambiguous { .. }) =
                         e.downcast_ref::<berth_image::ImageError>()
                     {
-                        problem.get_or_insert_with(|| e.to_string());
+                        problem = Some(e.to_string());
                     }
                 }
             }
         }
-        if found.is_none() && (kind.is_none() || kind == Some("network")) {
+        if found.is_none() && problem.is_none() && (kind.is_none() || kind == Some("network")) {
             match berth_net::inspect_network(store, n) {
                 Ok(v) => found = Some(v),
                 Err(berth_net::NetError::NotFound(_)) => {}
-                Err(e) => {
-                    problem.get_or_insert_with(|| e.to_string());
-                }
+                Err(e) => problem = Some(e.to_string()),
             }
         }
         match found {

@@ -212,29 +212,10 @@ fn template(f: &str, doc: &serde_json::Value) -> String {
     super::render_template(f, doc)
 }
 
-/// Look a container up in the engine's table (by id, name or unique id prefix).
+/// Look a container up with the engine's resolver (full id, name, unique id prefix).
 fn find_container(store: &berth_store::Store, what: &str) -> Result<(String, String)> {
-    let db = store.db();
-    let q = |sql: &str| -> Vec<(String, String)> {
-        db.prepare(sql)
-            .and_then(|mut st| {
-                st.query_map([what], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .unwrap_or_default()
-    };
-    let exact = q("SELECT id, name FROM containers WHERE id = ?1 OR name = ?1");
-    if let Some(c) = exact.into_iter().next() {
-        return Ok(c);
-    }
-    let pre = q("SELECT id, name FROM containers WHERE id LIKE ?1 || '%'");
-    match pre.len() {
-        1 => Ok(pre.into_iter().next().unwrap()),
-        0 => Err(anyhow!("no such container: {what}")),
-        _ => Err(anyhow!(
-            "container id prefix {what} is ambiguous; give more characters"
-        )),
-    }
+    let c = berth_engine::state::lookup(store, what).map_err(|e| anyhow!("{e}"))?;
+    Ok((c.id, c.name))
 }
 
 pub fn port(ctx: &Ctx, a: PortArgs) -> Result<i32> {
