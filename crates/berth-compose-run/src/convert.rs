@@ -406,6 +406,7 @@ pub fn container_config(
             .or_else(|| image.user.clone())
             .unwrap_or_default(),
         hostname: s.hostname.clone().unwrap_or_default(),
+        domainname: s.domainname.clone().unwrap_or_default(),
         tty: inst.tty.unwrap_or(s.tty),
         open_stdin: inst.stdin_open.unwrap_or(s.stdin_open),
         binds,

@@ -75,7 +75,7 @@ fn negative_numbers_are_option_values() {
 
 /// Run berth with its stdout a pipe whose reader is already gone: every write fails with EPIPE.
 fn with_closed_stdout(env: &TestEnv, args: &[&str]) -> std::process::Output {
-    let (r, w) = std::io::pipe().unwrap();
+    let (r, w) = rustix::pipe::pipe().unwrap();
     drop(r);
     env.cmd(args)
         .stdin(Stdio::null())

@@ -899,7 +899,7 @@ pub fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<i32> {
             }
         }
         if found.is_none() && problem.is_none() && (kind.is_none() || kind == Some("image")) {
-            match super::image::inspect_docs(store, &[n.clone()]) {
+            match super::image::inspect_docs(store, std::slice::from_ref(n)) {
                 Ok(mut v) => found = v.pop(),
                 Err(e) => {
                     if let Some(berth_image::ImageError::Ambiguous { .. }) =
