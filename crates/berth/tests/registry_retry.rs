@@ -156,7 +156,7 @@ fn permanent_errors_fail_fast_and_persistent_hiccups_give_up() {
         Canned::error(404, "MANIFEST_UNKNOWN", "manifest unknown", &[]),
     );
     let (code, err) = env.fails(&["pull", &r]);
-    assert_eq!(code, 125);
+    assert_eq!(code, 1);
     assert!(
         err.contains("not found") && err.contains("manifest unknown"),
         "{err}"
@@ -174,7 +174,7 @@ fn permanent_errors_fail_fast_and_persistent_hiccups_give_up() {
             Canned::error(status, code_name, "access to the resource is denied", &[]),
         );
         let (code, err) = env.fails(&["pull", &r]);
-        assert_eq!(code, 125);
+        assert_eq!(code, 1);
         assert!(err.contains("denied"), "{status}: {err}");
         assert!(!err.contains("retrying"), "{status}: {err}");
         assert_eq!(gets(&fake, &mpath), 1, "{status}: {:?}", fake.log());
@@ -190,7 +190,7 @@ fn permanent_errors_fail_fast_and_persistent_hiccups_give_up() {
         Canned::error(404, "BLOB_UNKNOWN", "blob unknown to registry", &[]),
     );
     let (code, err) = env.fails(&["pull", &r]);
-    assert_eq!(code, 125);
+    assert_eq!(code, 1);
     assert!(err.contains("blob unknown"), "{err}");
     assert_eq!(gets(&fake, &lpaths[1]), 1);
     // A Retry-After far beyond the retry budget: fails at once, saying when to come back.
@@ -209,7 +209,7 @@ fn permanent_errors_fail_fast_and_persistent_hiccups_give_up() {
         ),
     );
     let (code, err) = env.fails(&["pull", &r]);
-    assert_eq!(code, 125);
+    assert_eq!(code, 1);
     assert!(
         err.contains("slow down") && err.contains("wait 3600 s") && err.contains("try again later"),
         "{err}"
@@ -226,7 +226,7 @@ fn permanent_errors_fail_fast_and_persistent_hiccups_give_up() {
         Canned::error(503, "UNAVAILABLE", "maintenance", &[]),
     );
     let (code, err) = env.fails(&["pull", &r]);
-    assert_eq!(code, 125);
+    assert_eq!(code, 1);
     assert!(
         err.contains("maintenance") && err.contains("gave up after 6 attempts"),
         "{err}"
