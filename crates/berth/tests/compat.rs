@@ -209,7 +209,7 @@ fn shared_and_unique_first_digit(ids: &[String]) -> (char, Option<char>) {
 #[test]
 fn ambiguous_prefixes_are_reported_by_every_command() {
     let env = TestEnv::new();
-    env.busybox_image("prefix:1");
+    let base_id = env.busybox_image("prefix:1");
     // 17 containers: two of them share the first digit of their ids.
     let ids: Vec<String> = (0..17)
         .map(|i| {
@@ -294,9 +294,11 @@ fn ambiguous_prefixes_are_reported_by_every_command() {
     }
     // A short unique image id prefix resolves (no minimum length, as Docker).
     let full = &img_ids[5];
+    let mut all_ids = img_ids.clone();
+    all_ids.push(base_id.trim_start_matches("sha256:").to_string());
     let short = (1..=full.len())
         .map(|n| &full[..n])
-        .find(|s| img_ids.iter().filter(|i| i.starts_with(s)).count() == 1)
+        .find(|s| all_ids.iter().filter(|i| i.starts_with(s)).count() == 1)
         .unwrap();
     let got = env.ok(&["image", "inspect", "--format", "{{.Id}}", short]);
     assert_eq!(got.trim(), format!("sha256:{full}"));
