@@ -1369,6 +1369,7 @@ impl Build<'_> {
             },
             user,
             hostname: "buildkitsandbox".into(),
+            domainname: String::new(),
             tty: false,
             open_stdin: false,
             binds,

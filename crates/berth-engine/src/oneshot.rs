@@ -62,6 +62,7 @@ pub fn run(store: &Store, req: OneshotRequest<'_>) -> Result<i32> {
         container_id: req.id.to_string(),
         container_name: format!("build-{}", &req.id[..req.id.len().min(12)]),
         hostname: cfg.hostname.clone(),
+        domainname: cfg.domainname.clone(),
         mode: cfg.network.clone(),
         publish: Vec::new(),
         publish_all: Vec::new(),
