@@ -35,11 +35,6 @@ fn prepare(env: &TestEnv, name: &str) -> Option<PathBuf> {
         eprintln!("skipped: needs root");
         return None;
     }
-    // Until `berth build` exists, the examples' images cannot be built.
-    if !env.berth(&["build", "--help"]).status.success() {
-        eprintln!("skipped: berth build is not available");
-        return None;
-    }
     let dst = env.path(name);
     let st = Command::new("cp")
         .args([

@@ -265,7 +265,7 @@ fn image_policy(build: bool, no_build: bool) -> proj::ImagePolicy<'static> {
         pull: None,
         build,
         no_build,
-        builder: None,
+        builder: Some(&super::compose_build::ComposeBuilder),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod compose;
+pub mod compose_build;
 pub mod compose_run;
 pub mod container;
 pub mod image;
