@@ -794,8 +794,12 @@ fn copy_in(
                     f.src
                 ),
             })?;
-            // Keep the fd alive via the path of a dup'd descriptor.
-            let p = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            // `cp` reads it through this process's descriptor (kept open until exit).
+            let p = PathBuf::from(format!(
+                "/proc/{}/fd/{}",
+                std::process::id(),
+                fd.as_raw_fd()
+            ));
             std::mem::forget(fd);
             p
         }
@@ -815,7 +819,13 @@ fn copy_in(
     };
     let root = open_dir(merged)?;
     let pfd = mountpoint_in_root(&root, if parent.is_empty() { "/" } else { parent }, false)?;
-    let target = PathBuf::from(format!("/proc/self/fd/{}/{}", pfd.as_raw_fd(), name));
+    // `cp` is another process: name our descriptor through our pid.
+    let target = PathBuf::from(format!(
+        "/proc/{}/fd/{}/{}",
+        std::process::id(),
+        pfd.as_raw_fd(),
+        name
+    ));
     let out = Command::new("cp")
         .arg("-a")
         .arg("-L")

@@ -2,6 +2,9 @@
 //! unprivileged user (root integration tests; each creates and removes its own test user).
 
 mod common;
+#[path = "common/registry.rs"]
+#[allow(dead_code)]
+mod registry_support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -498,6 +501,127 @@ fn sif_import_and_apptainer_written_images() {
     assert!(o.contains("args: t"), "{o}");
     let o = env.ok(&["sif", "inspect", "--deffile", theirs.to_str().unwrap()]);
     assert!(o.contains("Bootstrap: localimage"), "{o}");
+}
+
+#[test]
+fn sif_multistage_files_setup_and_build_args() {
+    let env = TestEnv::new();
+    env.busybox_image("sifbase:1");
+    let dir = shared_dir(&env, "work");
+    std::fs::write(dir.join("hostfile.txt"), "from-host\n").unwrap();
+    let def = format!(
+        "Bootstrap: localimage
+From: {{{{ BASE }}}}
+Stage: build
+
+%post
+    echo artifact > /artifact
+
+Bootstrap: localimage
+From: sifbase:1
+
+%setup
+    echo from-setup > $APPTAINER_ROOTFS/setup.txt
+
+%files
+    {host} /opt/host.txt
+
+%files from build
+    /artifact /copied
+",
+        host = dir.join("hostfile.txt").display()
+    );
+    let defp = dir.join("multi.def");
+    std::fs::write(&defp, def).unwrap();
+    let out = dir.join("multi.sif");
+    env.ok(&[
+        "sif",
+        "build",
+        "--build-arg",
+        "BASE=sifbase:1",
+        out.to_str().unwrap(),
+        defp.to_str().unwrap(),
+    ]);
+    let o = env.ok(&[
+        "sif",
+        "exec",
+        out.to_str().unwrap(),
+        "cat",
+        "/copied",
+        "/setup.txt",
+        "/opt/host.txt",
+    ]);
+    assert_eq!(o, "artifact\nfrom-setup\nfrom-host\n");
+    // The stored definition has the build argument substituted.
+    let o = env.ok(&["sif", "inspect", "--deffile", out.to_str().unwrap()]);
+    assert!(o.contains("From: sifbase:1"), "{o}");
+}
+
+#[test]
+fn sif_build_from_registry_and_instances() {
+    let reg = registry_support::Registry::plain();
+    let env = TestEnv::new();
+    env.busybox_image("sifpush:1");
+    let dest = format!("{}/team/sifapp:1", reg.host());
+    env.ok(&["push", "sifpush:1", &dest]);
+    let dir = shared_dir(&env, "work");
+    let sif = dir.join("reg.sif");
+    env.ok(&[
+        "sif",
+        "build",
+        sif.to_str().unwrap(),
+        &format!("docker://{dest}"),
+    ]);
+    let o = env.ok(&["sif", "exec", sif.to_str().unwrap(), "cat", "/etc/passwd"]);
+    assert!(o.contains("app:x:1000"), "{o}");
+
+    // An instance runs %startscript in the background until stopped.
+    let def = "Bootstrap: localimage\nFrom: sifpush:1\n\n%startscript\n    echo started-$1\n    exec sleep 1000\n";
+    let (svc, _) = build(&env, &dir, "svc.sif", def);
+    let name = format!("sifinst{}", std::process::id());
+    let cache = env.dir.join("instcache");
+    let run = |args: &[&str]| {
+        env.cmd(args)
+            .env("XDG_CACHE_HOME", &cache)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = run(&[
+        "sif",
+        "instance",
+        "start",
+        svc.to_str().unwrap(),
+        &name,
+        "arg1",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["sif", "instance", "list"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&name),
+        "{}",
+        text(&o)
+    );
+    let log = cache
+        .join("berth/sif-instances")
+        .join(format!("{name}.out"));
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = std::fs::read_to_string(&log).unwrap_or_default();
+        if seen.contains("started-arg1") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(seen.contains("started-arg1"), "{seen}");
+    let o = run(&["sif", "instance", "stop", &name]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["sif", "instance", "list"]);
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains(&name),
+        "{}",
+        text(&o)
+    );
 }
 
 /// Build the sylabs-library checker (tests/sifcheck) offline from Debian's sources.
