@@ -3,7 +3,6 @@
 
 mod common;
 #[path = "common/registry.rs"]
-#[allow(dead_code)]
 mod registry_support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
