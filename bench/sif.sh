@@ -55,9 +55,9 @@ hyperfine -N -w 3 -r "$RUNS" --export-json "$WORK/root.json" \
   -n "berth ./x.sif (root)" "$WORK/x.sif true" \
   -n podman "podman run --rm --network none $IMG true"
 echo "== ./x.sif true (unprivileged user)"
-cp "$WORK/root.json" "$WORK/podman.json"
 runuser -u "$USR" -- env HOME="$WORK/home" PATH="$PATH" \
-  hyperfine -N -w 3 -r "$RUNS" --export-json "$WORK/user.json" -n "berth ./x.sif (user)" "$WORK/x.sif true"
+  hyperfine -N -w 3 -r "$RUNS" --export-json "$WORK/home/user.json" -n "berth ./x.sif (user)" "$WORK/x.sif true"
+cp "$WORK/home/user.json" "$WORK/user.json"
 
 if [[ -z ${NO_MIRROR:-} ]]; then
   cat >"$WORK/deb.def" <<'EOF'
