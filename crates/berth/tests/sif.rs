@@ -321,6 +321,58 @@ fn sif_build_from_store_and_run_as_root_and_user() {
 }
 
 #[test]
+fn sif_run_flags_bind_pwd_cleanenv_writable_nv() {
+    let env = TestEnv::new();
+    env.busybox_image("sifbase:1");
+    let dir = shared_dir(&env, "work");
+    let (sif, _) = build(&env, &dir, "f.sif", DEF);
+    let s = sif.to_str().unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("in.txt"), "bound\n").unwrap();
+    let bind = format!("{}:/mnt/data:ro", data.display());
+    let o = env.ok(&[
+        "sif",
+        "exec",
+        "--bind",
+        &bind,
+        "--pwd",
+        "/mnt/data",
+        s,
+        "cat",
+        "in.txt",
+    ]);
+    assert_eq!(o, "bound\n");
+    // Read-only bind.
+    let o = env.berth(&["sif", "exec", "--bind", &bind, s, "touch", "/mnt/data/x"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    // --cleanenv drops the host's variables; %environment still applies.
+    let o = env
+        .cmd(&["sif", "exec", "--cleanenv", s, "env"])
+        .env("HOSTVAR", "hv")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !out.contains("HOSTVAR") && out.contains("FROMDEF=yes"),
+        "{out}"
+    );
+    // --writable-tmpfs: writes succeed and vanish.
+    env.ok(&["sif", "exec", "--writable-tmpfs", s, "touch", "/newfile"]);
+    let o = env.berth(&["sif", "exec", s, "test", "-e", "/newfile"]);
+    assert!(!o.status.success());
+    // --nv is refused clearly on a machine without an NVIDIA GPU.
+    if !Path::new("/dev/nvidiactl").exists() {
+        let (code, err) = env.fails(&["sif", "exec", "--nv", s, "true"]);
+        assert_eq!(code, 255);
+        assert!(
+            err.contains("--nv") && err.contains("no NVIDIA GPU"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn sif_malformed_definition_names_its_line() {
     let env = TestEnv::new();
     let dir = shared_dir(&env, "work");
