@@ -689,3 +689,36 @@ fn built_image_saves_for_skopeo_and_commit_history() {
     assert_eq!(run(&env, "committed:1", &[]), "committed\n");
     env.ok(&["rm", "c1"]);
 }
+
+#[test]
+fn compose_builds_services_through_berth_build() {
+    let env = TestEnv::new();
+    env.busybox_image("busybox:local");
+    let dir = context(
+        &env,
+        "cb",
+        &[
+            (
+                "docker-compose.yml",
+                "services:\n  app:\n    build:\n      context: .\n      args:\n        V: \"7\"\n      labels:\n        built.by: compose\n",
+            ),
+            ("Dockerfile", "FROM busybox:local\nARG V\nRUN echo $V > /v\nCMD [\"cat\", \"/v\"]\n"),
+        ],
+    );
+    let out = env
+        .cmd(&["compose", "build"])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run(&env, "cb-app", &[]), "7\n");
+    assert_eq!(
+        inspect(&env, "cb-app")["Config"]["Labels"]["built.by"],
+        "compose"
+    );
+}
