@@ -68,8 +68,11 @@ fn multi_stage_copy_from_and_target() {
              RUN echo built > /artifact && mkdir -p /out/sub && echo x > /out/sub/f\n\
              FROM busybox:local AS unused\n\
              RUN exit 7\n\
+             FROM busybox:local AS other\n\
+             RUN echo other > /other\n\
              FROM busybox:local\n\
              COPY --from=build /artifact /app/artifact\n\
+             COPY --from=other /other /app/other\n\
              COPY --from=0 /out/ /app/out/\n\
              CMD [\"cat\", \"/app/artifact\"]\n",
         )],
@@ -81,6 +84,8 @@ fn multi_stage_copy_from_and_target() {
     );
     assert_eq!(run(&env, "ms:1", &[]), "built\n");
     assert_eq!(run(&env, "ms:1", &["cat", "/app/out/sub/f"]), "x\n");
+    // The independent stages build and both reach the final one.
+    assert_eq!(run(&env, "ms:1", &["cat", "/app/other"]), "other\n");
     // --target builds only what that stage needs.
     build_ok(&env, &dir, &["-t", "ms:build", "--target", "build"]);
     assert_eq!(run(&env, "ms:build", &["cat", "/artifact"]), "built\n");
