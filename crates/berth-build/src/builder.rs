@@ -1400,6 +1400,7 @@ impl Build<'_> {
             stop_signal: "SIGTERM".into(),
             stop_timeout: 10,
             auto_remove: false,
+            security: Default::default(),
         };
         let code = self.exec(store, &id, &root, &cfg).map_err(|e| match e {
             BuildError::Engine(e) => err(e.to_string()),

@@ -390,7 +390,42 @@ pub fn container_config(
     lab.insert(labels::IMAGE.into(), image_id.to_string());
     lab.insert(labels::VERSION.into(), env!("CARGO_PKG_VERSION").into());
 
+    let security = berth_engine::security::SecurityConfig::from_flags(
+        &berth_engine::security::SecurityFlags {
+            privileged: s.privileged,
+            cap_add: s.cap_add.clone(),
+            cap_drop: s.cap_drop.clone(),
+            device: s
+                .devices
+                .iter()
+                .map(|d| {
+                    let perm = if d.permissions.is_empty() {
+                        "rwm"
+                    } else {
+                        &d.permissions
+                    };
+                    let target = if d.target.is_empty() {
+                        &d.source
+                    } else {
+                        &d.target
+                    };
+                    format!("{}:{target}:{perm}", d.source)
+                })
+                .collect(),
+            ulimit: s
+                .ulimits
+                .iter()
+                .map(|(k, u)| format!("{k}={}:{}", u.soft, u.hard))
+                .collect(),
+            sysctl: s.sysctls.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            shm_size: s.shm_size.map(|n| n.to_string()),
+            ..Default::default()
+        },
+        matches!(network, NetworkMode::Host),
+    )
+    .map_err(bad)?;
     Ok(ContainerConfig {
+        security,
         args,
         entrypoint,
         cmd,

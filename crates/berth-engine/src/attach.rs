@@ -190,12 +190,22 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
     if fresh.state != State::Running || !state::monitor_alive(&fresh) {
         return Err(EngineError::NotRunning(c.name.clone()));
     }
+    if matches!(
+        Runtime::new(store.root(), c.config.runtime.as_deref())?,
+        Runtime::Builtin { .. }
+    ) {
+        // The builtin runtime clones this process into the container: run it from the
+        // read-only view of berth's binary (CVE-2019-5736). Does not return when it re-execs.
+        crate::exeguard::reexec_protected(&Bundle::new(store.root(), &c.id).dir);
+    }
     let bundle = Bundle::new(store.root(), &c.id);
-    let spec: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(bundle.config()).map_err(|e| EngineError::io(bundle.config(), e))?,
-    )
-    .map_err(|e| EngineError::Other(format!("container spec: {e}")))?;
-    let mut process = spec["process"].clone();
+    let spec = oci_spec::runtime::Spec::load(bundle.config()).map_err(|e| {
+        EngineError::Other(format!("container spec {}: {e}", bundle.config().display()))
+    })?;
+    let mut process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| EngineError::Other("container spec has no process".into()))?;
     let rootfs = bundle.rootfs();
     // The exec's own user: its passwd entry gives HOME (never the main process's).
     let user_spec = req.user.as_deref().unwrap_or(&fresh.config.user);
@@ -210,7 +220,7 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
     let cwd = req
         .workdir
         .clone()
-        .unwrap_or_else(|| process["cwd"].as_str().unwrap_or("/").to_string());
+        .unwrap_or_else(|| process.cwd().to_string_lossy().into_owned());
     match crate::rootfs::check_executable(&rootfs, &req.args[0], &env, &cwd) {
         crate::rootfs::ExecCheck::Ok => {}
         crate::rootfs::ExecCheck::NotFound => {
@@ -222,12 +232,14 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
     }
     // Docker resolves `exec -u` like `run -u`, with the container's --group-add.
     if req.user.is_some() {
-        process["user"] = serde_json::json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});
+        let typed =
+            crate::spec::process(&c.config.security, vec![], vec![], "/", false, &user, &[])?;
+        process.set_user(typed.user().clone());
     }
-    process["args"] = serde_json::json!(req.args);
-    process["env"] = serde_json::json!(env);
-    process["cwd"] = serde_json::json!(cwd);
-    process["terminal"] = serde_json::json!(req.tty);
+    process.set_args(Some(req.args.clone()));
+    process.set_env(Some(env));
+    process.set_cwd(std::path::PathBuf::from(cwd));
+    process.set_terminal(Some(req.tty));
     let pfile = bundle
         .dir
         .join(format!("exec-{:08x}.json", rand::random::<u32>()));

@@ -54,6 +54,9 @@ pub struct ContainerConfig {
     pub stop_signal: String,
     pub stop_timeout: u32,
     pub auto_remove: bool,
+    /// Confinement: capabilities, seccomp, devices, limits (Docker's defaults when absent).
+    #[serde(default)]
+    pub security: crate::security::SecurityConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

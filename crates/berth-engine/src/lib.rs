@@ -6,14 +6,21 @@
 //! builtin runtime (which clones without exec) always runs in a single-threaded process.
 
 pub mod attach;
+pub mod capabilities;
 pub mod config;
+pub mod exeguard;
+pub mod exits;
 pub mod fdio;
 pub mod logs;
 pub mod monitor;
+pub mod names;
 pub mod oneshot;
 pub mod ops;
+pub mod pidfd;
 pub mod rootfs;
 pub mod runtime;
+pub mod seccomp;
+pub mod security;
 pub mod spec;
 pub mod state;
 pub mod user;

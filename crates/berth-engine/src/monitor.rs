@@ -283,6 +283,7 @@ fn finish(
     tracing::debug!("monitor {id}: network released");
     let _ = bundle.unmount();
     tracing::debug!("monitor {id}: unmounted");
+    crate::exits::record(store.root(), id, code);
     let _ = state::delete(store, id);
     tracing::debug!("monitor {id}: removed");
     sync.send_exit(code);

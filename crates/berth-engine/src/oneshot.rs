@@ -84,11 +84,27 @@ pub fn run(store: &Store, req: OneshotRequest<'_>) -> Result<i32> {
                 cgroup_parent: &crate::ops::cgroup_parent(),
                 init_binary: None,
             },
-        );
+        )?;
+        let mut spec = spec;
+        rootfs::secure_mounts(req.rootfs, &mut spec)?;
         let bytes =
             serde_json::to_vec_pretty(&spec).map_err(|e| EngineError::Other(e.to_string()))?;
         berth_store::write_replace(&req.dir.join("config.json"), &bytes)?;
-        spawn_helper(store, req.id, req.dir, cfg.runtime.as_deref(), req.output)
+        if matches!(
+            Runtime::new(store.root(), cfg.runtime.as_deref()),
+            Ok(Runtime::Builtin { .. })
+        ) {
+            crate::seccomp::write_builtin_bundle(req.dir, &spec)?;
+        }
+        let r = spawn_helper(store, req.id, req.dir, cfg.runtime.as_deref(), req.output);
+        // The read-only view of berth's binary the helper ran from (CVE-2019-5736).
+        let exe = crate::exeguard::protected_dir(req.dir);
+        while rootfs::is_mountpoint(&exe) {
+            if rustix::mount::unmount(&exe, rustix::mount::UnmountFlags::DETACH).is_err() {
+                break;
+            }
+        }
+        r
     })();
     if let Err(e) = berth_net::teardown(store, req.id) {
         tracing::warn!("network teardown of build step {}: {e}", req.id);
@@ -107,8 +123,9 @@ fn spawn_helper(
     runtime: Option<&str>,
     output: OwnedFd,
 ) -> Result<i32> {
-    let exe =
-        std::env::current_exe().map_err(|e| EngineError::Other(format!("locating berth: {e}")))?;
+    // The step's processes are clones of the helper: run it from a read-only view of berth's
+    // binary, so a build step can never rewrite it (CVE-2019-5736).
+    let exe = crate::exeguard::protected_exe(dir);
     let errfile = dir.join("oneshot.err");
     let _ = std::fs::remove_file(&errfile);
     let out2 = output

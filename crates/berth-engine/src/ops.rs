@@ -37,15 +37,10 @@ pub fn create(store: &Store, req: CreateRequest) -> Result<Container> {
     }
     berth_net::validate_publish(&req.config.publish)?;
     let id = new_id();
-    let name = req.name.clone().unwrap_or_else(|| {
-        // Retry on the (rare) collision of generated names.
-        loop {
-            let n = state::random_name();
-            if state::lookup(store, &n).is_err() {
-                break n;
-            }
-        }
-    });
+    let name = req
+        .name
+        .clone()
+        .unwrap_or_else(|| crate::names::generate(|n| state::lookup(store, n).is_ok()));
     let mut config = req.config;
     if config.hostname.is_empty() {
         config.hostname = id[..12].to_string();
@@ -178,17 +173,8 @@ pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
         }
     }
     let user = crate::user::resolve(&bundle.rootfs(), &cfg.user, &cfg.group_add).map_err(fail)?;
-    // Docker creates the working directory if it is missing.
-    if !cfg.working_dir.is_empty() && cfg.working_dir != "/" {
-        let p = bundle
-            .rootfs()
-            .join(cfg.working_dir.trim_start_matches('/'));
-        if rootfs::open_in_root(&bundle.rootfs(), &cfg.working_dir, rustix::fs::OFlags::PATH)
-            .is_err()
-        {
-            let _ = std::fs::create_dir_all(&p);
-        }
-    }
+    // Docker creates the working directory if it is missing (inside the root, never outside).
+    rootfs::create_workdir(&bundle.rootfs(), &cfg.working_dir).map_err(fail)?;
     if !cfg.init {
         match rootfs::check_executable(&bundle.rootfs(), &cfg.args[0], &cfg.env, &cfg.working_dir) {
             ExecCheck::Ok => {}
@@ -250,10 +236,19 @@ pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
             cgroup_parent: &cgroup_parent(),
             init_binary: init_binary.as_deref(),
         },
-    );
+    )
+    .map_err(fail)?;
+    let mut spec = spec;
+    rootfs::secure_mounts(&rootfs_path, &mut spec).map_err(fail)?;
     let spec_bytes =
         serde_json::to_vec_pretty(&spec).map_err(|e| fail(EngineError::Other(e.to_string())))?;
     berth_store::write_replace(&bundle.config(), &spec_bytes).map_err(|e| fail(e.into()))?;
+    if matches!(
+        crate::runtime::Runtime::new(store.root(), cfg.runtime.as_deref()),
+        Ok(crate::runtime::Runtime::Builtin { .. })
+    ) {
+        crate::seccomp::write_builtin_bundle(&bundle.dir, &spec).map_err(fail)?;
+    }
     let net_json = serde_json::to_string(&net).unwrap_or_default();
     state::update(
         store,
@@ -328,8 +323,9 @@ fn spawn_monitor(store: &Store, c: &Container, attach: Attach) -> Result<Started
 /// little faster, but the child would inherit this process's SQLite connection state, which
 /// SQLite forbids using across fork.)
 fn exec_monitor(store: &Store, c: &Container, attach: Attach, w: &OwnedFd) -> Result<i32> {
-    let exe =
-        std::env::current_exe().map_err(|e| EngineError::Other(format!("locating berth: {e}")))?;
+    // The monitor (and the container init it clones) runs from a read-only view of berth's
+    // binary, so a container can never write to it (CVE-2019-5736).
+    let exe = crate::exeguard::protected_exe(&Bundle::new(store.root(), &c.id).dir);
     let mut cmd = Command::new(exe);
     cmd.arg("--root")
         .arg(store.root())
@@ -429,15 +425,7 @@ fn reconcile_one(store: &Store, c: &Container) {
     // the recorded pid may belong to anything: only a process in this container's cgroup is
     // killed.
     if let Some(pid) = c.pid {
-        let ours = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .map(|cg| cg.contains(&c.id))
-            .unwrap_or(false);
-        if ours {
-            // SAFETY: kill(2) has no memory effects.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-        }
+        let _ = crate::pidfd::signal_container(pid, &c.id, libc::SIGKILL);
     }
     if let Ok(rt) = crate::runtime::Runtime::new(store.root(), c.config.runtime.as_deref()) {
         let _ = rt.delete(&c.id);
@@ -463,6 +451,7 @@ pub fn sweep(store: &Store) -> Result<()> {
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return Ok(());
     };
+    crate::exits::sweep(store.root());
     let known: HashSet<String> = state::all(store)?.into_iter().map(|c| c.id).collect();
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -486,16 +475,14 @@ pub fn kill(store: &Store, c: &Container, sig: i32) -> Result<()> {
     let fresh = state::get(store, &c.id)?.ok_or_else(|| EngineError::NotFound(c.name.clone()))?;
     match (fresh.state, fresh.pid) {
         (State::Running, Some(pid)) if state::monitor_alive(&fresh) => {
-            // SAFETY: kill(2) has no memory effects.
-            let r = unsafe { libc::kill(pid, sig) };
-            if r != 0 {
-                return Err(EngineError::Other(format!(
-                    "cannot signal container {}: {}",
-                    c.name,
-                    std::io::Error::last_os_error()
-                )));
+            match crate::pidfd::signal_container(pid, &c.id, sig) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(EngineError::NotRunning(c.name.clone())),
+                Err(e) => Err(EngineError::Other(format!(
+                    "cannot signal container {}: {e}",
+                    c.name
+                ))),
             }
-            Ok(())
         }
         _ => Err(EngineError::NotRunning(c.name.clone())),
     }
@@ -514,19 +501,13 @@ pub fn stop(store: &Store, c: &Container, timeout: Option<u32>) -> Result<()> {
     let sig = crate::config::parse_signal(&c.config.stop_signal).unwrap_or(libc::SIGTERM);
     let timeout = Duration::from_secs(timeout.unwrap_or(c.config.stop_timeout) as u64);
     if let Some(pid) = fresh.pid {
-        // SAFETY: kill(2) has no memory effects.
-        unsafe {
-            libc::kill(pid, sig);
-        }
+        let _ = crate::pidfd::signal_container(pid, &c.id, sig);
     }
     if wait_state(store, &c.id, timeout)? {
         return Ok(());
     }
     if let Some(pid) = state::get(store, &c.id)?.and_then(|c| c.pid) {
-        // SAFETY: kill(2) has no memory effects.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
+        let _ = crate::pidfd::signal_container(pid, &c.id, libc::SIGKILL);
     }
     if wait_state(store, &c.id, Duration::from_secs(10))? {
         return Ok(());
@@ -566,9 +547,11 @@ pub fn wait(store: &Store, c: &Container) -> Result<i32> {
             break;
         }
     }
-    Ok(state::get(store, &c.id)?
-        .and_then(|c| c.exit_code)
-        .unwrap_or(0))
+    // A --rm container's row is gone once it exited: its monitor left the code behind.
+    Ok(match state::get(store, &c.id)? {
+        Some(row) => row.exit_code.unwrap_or(0),
+        None => crate::exits::get(store.root(), &c.id).unwrap_or(0),
+    })
 }
 
 /// Remove a stopped container (or, with `force`, kill it first).
@@ -583,10 +566,7 @@ pub fn remove(store: &Store, c: &Container, force: bool) -> Result<()> {
         }
         state::update(store, &c.id, "stop_requested = 1", &[])?;
         if let Some(pid) = fresh.pid {
-            // SAFETY: kill(2) has no memory effects.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+            let _ = crate::pidfd::signal_container(pid, &c.id, libc::SIGKILL);
         }
         wait_state(store, &c.id, Duration::from_secs(10))?;
     } else if fresh.state.is_active() {

@@ -3,38 +3,90 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+use berth_store::inroot;
+use rustix::fs::OFlags;
 
 use crate::{EngineError, Result};
 
 /// Open `path` (absolute inside the container) with every component resolved inside `root`.
 pub fn open_in_root(root: &Path, path: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
-    let dir = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let rel = path.trim_start_matches('/');
-    let rel = if rel.is_empty() { "." } else { rel };
-    Ok(openat2(
-        &dir,
-        rel,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )?)
+    let dir = inroot::open_root(root)?;
+    inroot::open_in(dir.as_fd(), Path::new(path), flags)
 }
 
+/// Read a file of the container (at most 16 MiB), resolved inside `root`.
 pub fn read_file_in_root(root: &Path, path: &str) -> std::io::Result<Vec<u8>> {
     let fd = open_in_root(root, path, OFlags::RDONLY)?;
     let f = fs::File::from(fd);
     let mut buf = Vec::new();
     f.take(16 << 20).read_to_end(&mut buf)?;
     Ok(buf)
+}
+
+/// Create the working directory inside the root if it is missing (as Docker does), resolving
+/// it inside the root: a WORKDIR or `-w` with `..` or symlinks never creates anything on the
+/// host.
+///
+/// Errors: a component exists and is not a directory, or the filesystem refuses.
+pub fn create_workdir(root: &Path, dir: &str) -> Result<()> {
+    if dir.is_empty() || dir == "/" {
+        return Ok(());
+    }
+    inroot::create(root, Path::new(dir), inroot::Kind::Dir)
+        .map(|_| ())
+        .map_err(|e| {
+            EngineError::InvalidArgument(format!(
+                "cannot create the working directory {dir:?} in the container: {e}"
+            ))
+        })
+}
+
+/// Make every mount destination of `spec` safe before a runtime sees it: resolve it inside
+/// the root (symlinks, also dangling ones, and `..` followed as a chroot would, never leaving
+/// the root), create the missing mount point there (a file for a bound file, else a
+/// directory) and put the resolved, symlink-free path into the spec. Destinations below the
+/// kernel filesystems and earlier mounts are left to the runtime (they do not live in the
+/// image).
+///
+/// Errors: a destination that cannot be created (a file in the way, read-only root).
+pub fn secure_mounts(root: &Path, spec: &mut oci_spec::runtime::Spec) -> Result<()> {
+    let Some(mounts) = spec.mounts().clone() else {
+        return Ok(());
+    };
+    let mut earlier: Vec<PathBuf> = Vec::new();
+    let mut out = Vec::with_capacity(mounts.len());
+    for mut m in mounts {
+        let dest = m.destination().clone();
+        let under_earlier = earlier.iter().any(|e| dest != *e && dest.starts_with(e));
+        // proc and sysfs must land on a real directory: the runtimes check that themselves.
+        let kernel_fs = matches!(m.typ().as_deref(), Some("proc" | "sysfs" | "cgroup"));
+        if !under_earlier && !kernel_fs && dest != Path::new("/") {
+            let is_bind = m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|o| o == "bind" || o == "rbind"));
+            let kind = match (is_bind, m.source()) {
+                (true, Some(src)) if !src.is_dir() => inroot::Kind::File,
+                _ => inroot::Kind::Dir,
+            };
+            let resolved = inroot::create(root, &dest, kind).map_err(|e| {
+                EngineError::InvalidArgument(format!(
+                    "cannot create the mount point {} in the container: {e}",
+                    dest.display()
+                ))
+            })?;
+            m.set_destination(resolved);
+        }
+        earlier.push(dest);
+        earlier.push(m.destination().clone());
+        out.push(m);
+    }
+    spec.set_mounts(Some(out));
+    Ok(())
 }
 
 /// Why a command cannot be started.
@@ -217,8 +269,15 @@ impl Bundle {
         }
     }
 
-    /// Unmount the overlay (idempotent).
+    /// Unmount the overlay and the read-only view of berth's binary (idempotent).
     pub fn unmount(&self) -> Result<()> {
+        let exe = crate::exeguard::protected_dir(&self.dir);
+        while is_mountpoint(&exe) {
+            if let Err(e) = rustix::mount::unmount(&exe, rustix::mount::UnmountFlags::DETACH) {
+                tracing::warn!("unmounting {}: {e}", exe.display());
+                break;
+            }
+        }
         let rootfs = self.rootfs();
         while is_mountpoint(&rootfs) {
             if let Err(e) = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH) {

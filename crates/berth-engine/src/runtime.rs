@@ -69,6 +69,14 @@ impl Runtime {
                 // A leftover state dir from a crashed run blocks re-creation.
                 let _ = std::fs::remove_dir_all(state_root.join(id));
                 let b = builtin_builder(state_root, id, stdio, console_socket)?;
+                // The builtin runtime's copy of the spec, when there is one (see
+                // seccomp::for_libcontainer).
+                let own = crate::seccomp::builtin_bundle(bundle);
+                let bundle = if own.join("config.json").exists() {
+                    own.as_path()
+                } else {
+                    bundle
+                };
                 let c = b
                     .as_init(bundle)
                     .with_systemd(false)

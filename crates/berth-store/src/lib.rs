@@ -15,6 +15,7 @@
 
 mod digest;
 mod fsutil;
+pub mod inroot;
 pub mod lookup;
 
 pub use digest::{Digest, DigestError, Hasher};

@@ -114,6 +114,36 @@ pub struct ContainerOpts {
     /// Seconds to wait before killing on stop (-1 to wait without limit).
     #[arg(long)]
     pub stop_timeout: Option<i64>,
+    /// Give the container all capabilities, all host devices, no seccomp and a writable /sys.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add Linux capabilities (NET_ADMIN, CAP_SYS_PTRACE, ALL).
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities (CHOWN, ALL).
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// Security options: no-new-privileges, seccomp=unconfined|PROFILE.json, apparmor=NAME, label=...
+    #[arg(long)]
+    pub security_opt: Vec<String>,
+    /// Add a host device: HOST[:CONTAINER][:rwm].
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Allow devices in the device cgroup: 'c|b|a MAJOR:MINOR rwm'.
+    #[arg(long)]
+    pub device_cgroup_rule: Vec<String>,
+    /// Add supplementary groups (names or ids).
+    #[arg(long)]
+    pub group_add: Vec<String>,
+    /// Resource limits: NAME=SOFT[:HARD] (e.g. nofile=1024:2048).
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Namespaced kernel parameters NAME=VALUE (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*).
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Size of /dev/shm (e.g. 128m).
+    #[arg(long)]
+    pub shm_size: Option<String>,
     /// Pull policy: missing (default), always, never.
     #[arg(long, default_value = "missing")]
     pub pull: String,
@@ -443,7 +473,24 @@ fn build_config(
     if !matches!(o.pull.as_str(), "missing" | "always" | "never") {
         bail!("invalid --pull {:?}: use missing, always or never", o.pull);
     }
+    let security = berth_engine::security::SecurityConfig::from_flags(
+        &berth_engine::security::SecurityFlags {
+            privileged: o.privileged,
+            cap_add: o.cap_add.clone(),
+            cap_drop: o.cap_drop.clone(),
+            security_opt: o.security_opt.clone(),
+            device: o.device.clone(),
+            device_cgroup_rule: o.device_cgroup_rule.clone(),
+            group_add: o.group_add.clone(),
+            ulimit: o.ulimit.clone(),
+            sysctl: o.sysctl.clone(),
+            shm_size: o.shm_size.clone(),
+        },
+        matches!(network, NetworkMode::Host),
+    )
+    .map_err(eng)?;
     let cfg = ContainerConfig {
+        security,
         args,
         entrypoint,
         cmd,
@@ -458,7 +505,7 @@ fn build_config(
             .clone()
             .or_else(|| ic.user.clone())
             .unwrap_or_default(),
-        group_add: Vec::new(),
+        group_add: o.group_add.clone(),
         hostname: o.hostname.clone().unwrap_or_default(),
         domainname: o.domainname.clone().unwrap_or_default(),
         tty: o.tty,

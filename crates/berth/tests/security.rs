@@ -1,0 +1,626 @@
+//! Confinement and container-escape tests (root): paths berth creates inside a container's
+//! root never leave it, Docker's default seccomp/capabilities/no_new_privs, the flags that
+//! loosen or tighten them, and the published escapes (CVE-2019-5736, CVE-2024-21626).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::*;
+
+const NONE: &str = "--network=none";
+
+fn out(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn err(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The static probe program (tests/helpers/probe.c), built once per test process.
+fn probe() -> &'static [u8] {
+    static P: OnceLock<Vec<u8>> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("berth-t-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("probe");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/probe.c");
+        let st = Command::new("cc")
+            .args(["-static", "-O1", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .status()
+            .expect("a C compiler (gcc) with static glibc (libc6-dev) is needed");
+        assert!(st.success(), "building the probe failed");
+        let b = std::fs::read(&bin).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        b
+    })
+}
+
+/// Load an image made of the busybox rootfs plus `extra` (a layer built by the caller), with
+/// `config` merged into the image config.
+fn image_with(env: &TestEnv, name: &str, extra: Vec<u8>, config: serde_json::Value) {
+    let base = TestLayer::new(&busybox_rootfs(), Comp::None);
+    let l2 = TestLayer::new(&extra, Comp::None);
+    let mut cfg = serde_json::json!({"Env": [PATH_ENV], "Cmd": ["sh"]});
+    if let (Some(c), Some(extra)) = (cfg.as_object_mut(), config.as_object()) {
+        for (k, v) in extra {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    let full = serde_json::json!({
+        "architecture": host_arch(), "os": "linux", "config": cfg,
+        "rootfs": {"type": "layers", "diff_ids": [base.diff_id.clone(), l2.diff_id.clone()]}
+    });
+    let p = env.path(&format!("{name}.tar"));
+    write_docker_archive(
+        &p,
+        &serde_json::to_vec(&full).unwrap(),
+        &[base, l2],
+        &[name],
+    );
+    env.ok(&["load", "-i", p.to_str().unwrap()]);
+}
+
+/// An image with the probe at /probe and a setuid-root copy at /suid-probe.
+fn probe_image(env: &TestEnv, name: &str) {
+    let mut t = TarBuilder::new();
+    t.file("probe", 0o755, probe())
+        .file("suid-probe", 0o4755, probe())
+        .dir("mnt", 0o755);
+    image_with(env, name, t.finish(), serde_json::json!({}));
+}
+
+/// A unique host path under /tmp that must never appear (checked and removed by the guard).
+struct MustNotExist(PathBuf);
+impl MustNotExist {
+    fn new(tag: &str) -> MustNotExist {
+        let p = std::env::temp_dir().join(format!(
+            "berth-t-escape-{tag}-{}-{:08x}",
+            std::process::id(),
+            rand_u32()
+        ));
+        MustNotExist(p)
+    }
+    fn s(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+    #[track_caller]
+    fn check(&self) {
+        assert!(
+            !self.0.exists(),
+            "{} was created on the host: a path escaped the container root",
+            self.0.display()
+        );
+    }
+}
+impl Drop for MustNotExist {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn rand_u32() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    t.subsec_nanos() ^ std::process::id().rotate_left(16)
+}
+
+#[test]
+fn workdir_outside_the_root_is_created_inside_it() {
+    let env = TestEnv::new();
+    let esc = MustNotExist::new("workdir");
+    let wd = format!("/../../../../../..{}", esc.s());
+    image_with(
+        &env,
+        "wd",
+        TarBuilder::new().finish(),
+        serde_json::json!({"WorkingDir": wd}),
+    );
+    let o = env.berth(&["run", "--rm", NONE, "wd", "pwd"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o).trim(), esc.s());
+    esc.check();
+
+    env.busybox_image("bb");
+    let esc2 = MustNotExist::new("dash-w");
+    let wd2 = format!("/../../../../..{}/sub", esc2.s());
+    let o = env.berth(&["run", "--rm", NONE, "-w", &wd2, "bb", "pwd"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o).trim(), format!("{}/sub", esc2.s()));
+    esc2.check();
+
+    // A WORKDIR through a symlink that points out of the root.
+    let esc3 = MustNotExist::new("wd-link");
+    let mut t = TarBuilder::new();
+    t.symlink("up", &format!("../../../../../../..{}", esc3.s()));
+    image_with(
+        &env,
+        "wdl",
+        t.finish(),
+        serde_json::json!({"WorkingDir": "/up/deeper"}),
+    );
+    let o = env.berth(&["run", "--rm", NONE, "wdl", "pwd"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o).trim(), format!("{}/deeper", esc3.s()));
+    esc3.check();
+}
+
+#[test]
+fn symlinked_mount_destinations_resolve_inside_the_root() {
+    let env = TestEnv::new();
+    let file_target = MustNotExist::new("made-by-mount");
+    let dir_target = MustNotExist::new("mnt-dir");
+    let tmpfs_target = MustNotExist::new("tmpfs-dir");
+    let mut t = TarBuilder::new();
+    t.symlink("dangle.txt", &file_target.s())
+        .symlink("data", &format!("../../../../../..{}", dir_target.s()))
+        .symlink("scratch", &tmpfs_target.s());
+    image_with(&env, "links", t.finish(), serde_json::json!({}));
+    let host_file = env.path("host.txt");
+    std::fs::write(&host_file, "from the host\n").unwrap();
+    let host_dir = env.path("hostdir");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("f"), "in dir\n").unwrap();
+    let v1 = format!("{}:/dangle.txt:ro", host_file.display());
+    let v2 = format!("{}:/data", host_dir.display());
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        NONE,
+        "-v",
+        &v1,
+        "-v",
+        &v2,
+        "--tmpfs",
+        "/scratch",
+        "links",
+        "sh",
+        "-c",
+        "cat /dangle.txt /data/f && touch /scratch/x && ls /scratch",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "from the host\nin dir\nx\n");
+    file_target.check();
+    dir_target.check();
+    tmpfs_target.check();
+}
+
+#[test]
+fn generated_files_and_passwd_symlinked_to_host_paths() {
+    let env = TestEnv::new();
+    // Host files the image's links point at: they must stay exactly as they are.
+    let hosts = env.path("host-hosts");
+    let resolv = env.path("host-resolv");
+    let hostname = env.path("host-hostname");
+    let passwd = env.path("host-passwd");
+    for p in [&hosts, &resolv, &hostname] {
+        std::fs::write(p, "HOST ORIGINAL\n").unwrap();
+    }
+    std::fs::write(&passwd, "hostonly:x:4242:4242::/:/bin/sh\n").unwrap();
+    let rel = |p: &Path| format!("../../../../../../..{}", p.display());
+    let mut t = TarBuilder::new();
+    t.dir("etc", 0o755)
+        .symlink("etc/hosts", &hosts.to_string_lossy())
+        .symlink("etc/resolv.conf", &rel(&resolv))
+        .symlink("etc/hostname", &hostname.to_string_lossy())
+        .symlink("etc/passwd", &rel(&passwd));
+    image_with(&env, "etclinks", t.finish(), serde_json::json!({}));
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        "etclinks",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/hostname /etc/resolv.conf",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("localhost"), "{}", out(&o));
+    assert!(!out(&o).contains("HOST ORIGINAL"), "{}", out(&o));
+    for p in [&hosts, &resolv, &hostname] {
+        assert_eq!(std::fs::read_to_string(p).unwrap(), "HOST ORIGINAL\n");
+    }
+    // The user lookup reads the image's passwd, never the host file the link names.
+    let (code, e) = env.fails(&["run", "--rm", NONE, "-u", "hostonly", "etclinks", "id"]);
+    assert_eq!(code, 125, "{e}");
+    assert!(e.contains("unable to find user hostonly"), "{e}");
+}
+
+fn status_fields(s: &str) -> (String, String, String) {
+    let get = |k: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    (get("Seccomp:"), get("NoNewPrivs:"), get("CapEff:"))
+}
+
+#[test]
+fn default_confinement_is_dockers() {
+    let env = TestEnv::new();
+    env.busybox_image("bb");
+    let cmd = [
+        "grep",
+        "-E",
+        "Seccomp|NoNewPrivs|CapEff",
+        "/proc/self/status",
+    ];
+    let mut args = vec!["run", "--rm", NONE, "bb"];
+    args.extend(cmd);
+    let o = env.ok(&args);
+    // Docker's documented defaults: filter mode 2, no_new_privs off, its 14 capabilities.
+    assert_eq!(
+        status_fields(&o),
+        ("2".into(), "0".into(), "00000000a80425fb".into()),
+        "{o}"
+    );
+    let mut args = vec![
+        "run",
+        "--rm",
+        NONE,
+        "--security-opt",
+        "no-new-privileges",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "chown",
+        "bb",
+    ];
+    args.extend(cmd);
+    let o = env.ok(&args);
+    assert_eq!(
+        status_fields(&o),
+        ("2".into(), "1".into(), "0000000000000001".into()),
+        "{o}"
+    );
+    let mut args = vec!["run", "--rm", NONE, "--privileged", "bb"];
+    args.extend(cmd);
+    let o = env.ok(&args);
+    let (sc, nnp, eff) = status_fields(&o);
+    assert_eq!((sc.as_str(), nnp.as_str()), ("0", "0"), "{o}");
+    // Every capability berth itself may hold (its bounding set).
+    let bnd = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = bnd
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim();
+    assert_eq!(eff, bnd, "{o}");
+    // The same values through an OCI runtime binary, when one is installed.
+    if Path::new("/usr/sbin/runc").exists() {
+        let mut args = vec!["run", "--rm", NONE, "--runtime", "runc", "bb"];
+        args.extend(cmd);
+        let o = env.ok(&args);
+        assert_eq!(
+            status_fields(&o),
+            ("2".into(), "0".into(), "00000000a80425fb".into()),
+            "{o}"
+        );
+    }
+}
+
+fn probe_run(env: &TestEnv, flags: &[&str], what: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", NONE];
+    args.extend_from_slice(flags);
+    args.push("pr");
+    args.push("/probe");
+    args.extend_from_slice(what);
+    env.ok(&args)
+}
+
+#[test]
+fn seccomp_default_profile_refuses_escapes_privileged_allows() {
+    let env = TestEnv::new();
+    probe_image(&env, "pr");
+    let o = probe_run(
+        &env,
+        &[],
+        &[
+            "fork",
+            "keyctl",
+            "add_key",
+            "unshare_user",
+            "mount",
+            "bpf",
+            "perf_event_open",
+            "kexec_load",
+            "open_by_handle_at",
+            "io_uring_setup",
+        ],
+    );
+    assert_eq!(
+        o,
+        "fork=ok\nkeyctl=EPERM\nadd_key=EPERM\nunshare_user=EPERM\nmount=EPERM\nbpf=EPERM\n\
+         perf_event_open=EPERM\nkexec_load=EPERM\nopen_by_handle_at=EPERM\nio_uring_setup=EPERM\n"
+    );
+    assert_eq!(
+        probe_run(&env, &[], &["clone_newuser"]),
+        "clone_newuser=EPERM\n"
+    );
+    // The kernel itself would allow these: it is the profile that refuses them.
+    let o = probe_run(
+        &env,
+        &["--security-opt", "seccomp=unconfined"],
+        &["keyctl", "io_uring_setup"],
+    );
+    assert_eq!(o, "keyctl=ok\nio_uring_setup=EFAULT\n");
+    let o = probe_run(
+        &env,
+        &["--privileged"],
+        &["keyctl", "mount", "unshare_user"],
+    );
+    assert_eq!(o, "keyctl=ok\nmount=ok\nunshare_user=ok\n");
+    assert_eq!(
+        probe_run(&env, &["--privileged"], &["clone_newuser"]),
+        "clone_newuser=ok\n"
+    );
+    // CAP_SYS_ADMIN unlocks what the profile guards with it (Docker's rule).
+    assert_eq!(
+        probe_run(&env, &["--cap-add", "SYS_ADMIN"], &["mount", "keyctl"]),
+        "mount=ok\nkeyctl=EPERM\n"
+    );
+    // busybox's own unshare applet, as a user would type it.
+    let o = env.berth(&[
+        "run", "--rm", NONE, "pr", "busybox", "unshare", "-U", "true",
+    ]);
+    assert!(!o.status.success());
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        NONE,
+        "--privileged",
+        "pr",
+        "busybox",
+        "unshare",
+        "-U",
+        "true",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+}
+
+#[test]
+fn seccomp_profile_files() {
+    let env = TestEnv::new();
+    probe_image(&env, "pr");
+    // Docker's format: allow everything but keyctl.
+    let p = env.path("profile.json");
+    std::fs::write(
+        &p,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","archMap":null,"syscalls":[
+            {"names":["keyctl"],"action":"SCMP_ACT_ERRNO","errnoRet":13,"args":[],"comment":"","includes":{},"excludes":{}}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", p.display());
+    let o = probe_run(&env, &["--security-opt", &opt], &["keyctl", "unshare_user"]);
+    assert_eq!(o, "keyctl=EACCES\nunshare_user=ok\n");
+    // A malformed profile is refused before anything is created, naming file and JSON path.
+    let bad = env.path("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"},{"names":["write"],"action":"SCMP_ACT_SOMETIMES"}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", bad.display());
+    let before = env.ok(&["ps", "-aq"]);
+    let (code, e) = env.fails(&["run", "--rm", NONE, "--security-opt", &opt, "pr", "true"]);
+    assert_eq!(code, 125);
+    assert!(
+        e.contains(&bad.display().to_string()) && e.contains("syscalls[1].action"),
+        "{e}"
+    );
+    assert_eq!(env.ok(&["ps", "-aq"]), before);
+}
+
+#[test]
+fn setuid_works_by_default_and_not_with_no_new_privileges() {
+    let env = TestEnv::new();
+    probe_image(&env, "pr");
+    let o = env.ok(&[
+        "run",
+        "--rm",
+        NONE,
+        "-u",
+        "1000",
+        "pr",
+        "/suid-probe",
+        "euid",
+    ]);
+    assert_eq!(o, "euid=0\n");
+    let o = env.ok(&[
+        "run",
+        "--rm",
+        NONE,
+        "-u",
+        "1000",
+        "--security-opt",
+        "no-new-privileges=true",
+        "pr",
+        "/suid-probe",
+        "euid",
+    ]);
+    assert_eq!(o, "euid=1000\n");
+}
+
+#[test]
+fn capability_device_ulimit_sysctl_shm_group_flags() {
+    let env = TestEnv::new();
+    env.busybox_image("bb");
+    let o = env.ok(&[
+        "run",
+        "--rm",
+        NONE,
+        "--cap-drop",
+        "all",
+        "--cap-add",
+        "CAP_NET_ADMIN",
+        "bb",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert!(o.contains("0000000000001000"), "{o}");
+    let (code, e) = env.fails(&["run", "--rm", NONE, "--cap-add", "FLY", "bb", "true"]);
+    assert_eq!(code, 125);
+    assert!(e.contains("unknown capability"), "{e}");
+
+    let o = env.ok(&[
+        "run",
+        "--rm",
+        NONE,
+        "--device",
+        "/dev/null:/dev/mynull",
+        "--ulimit",
+        "nofile=512:1024",
+        "--sysctl",
+        "kernel.shmmni=2048",
+        "--shm-size",
+        "16m",
+        "--group-add",
+        "4242",
+        "--group-add",
+        "app",
+        "bb",
+        "sh",
+        "-c",
+        "echo hi > /dev/mynull && ulimit -n && cat /proc/sys/kernel/shmmni && df -k /dev/shm | tail -1 && id -G",
+    ]);
+    let lines: Vec<&str> = o.lines().collect();
+    assert_eq!(lines[0], "512", "{o}");
+    assert_eq!(lines[1], "2048", "{o}");
+    assert!(lines[2].contains("16384"), "{o}");
+    assert!(
+        lines[3].contains("4242") && lines[3].contains("1000"),
+        "{o}"
+    );
+
+    let (code, e) = env.fails(&[
+        "run",
+        "--rm",
+        NONE,
+        "--sysctl",
+        "kernel.panic=1",
+        "bb",
+        "true",
+    ]);
+    assert_eq!(code, 125);
+    assert!(e.contains("not namespaced"), "{e}");
+    let (code, e) = env.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "bb",
+        "true",
+    ]);
+    assert_eq!(code, 125, "{e}");
+    // Accepted where the host has no LSM to apply them.
+    env.ok(&[
+        "run",
+        "--rm",
+        NONE,
+        "--security-opt",
+        "label=disable",
+        "--security-opt",
+        "apparmor=unconfined",
+        "bb",
+        "true",
+    ]);
+    // --privileged: host devices, writable /sys, no masked paths.
+    let o = env.ok(&[
+        "run",
+        "--rm",
+        NONE,
+        "--privileged",
+        "bb",
+        "sh",
+        "-c",
+        "test -c /dev/tty && grep -c ' /sys sysfs rw' /proc/mounts && cat /proc/timer_list | head -c 5",
+    ]);
+    assert!(o.starts_with("1\n") && o.len() > 2, "{o}");
+}
+
+#[test]
+fn cve_2024_21626_leaked_fd_as_working_directory() {
+    let env = TestEnv::new();
+    env.busybox_image("bb");
+    let marker = env.path("marker-21626");
+    std::fs::write(&marker, "host\n").unwrap();
+    let host_path = format!("../../../../../../../..{}", marker.display());
+    for n in 3..=12 {
+        let wd = format!("/proc/self/fd/{n}");
+        let o = env.berth(&["run", "--rm", NONE, "-w", &wd, "bb", "cat", &host_path]);
+        assert!(
+            !out(&o).contains("host"),
+            "-w {wd} reached the host: {}",
+            out(&o)
+        );
+    }
+    env.ok(&["run", "-d", "--name", "c21626", NONE, "bb", "sleep", "60"]);
+    for n in 3..=12 {
+        let wd = format!("/proc/self/fd/{n}");
+        let o = env.berth(&["exec", "-w", &wd, "c21626", "cat", &host_path]);
+        assert!(
+            !out(&o).contains("host"),
+            "exec -w {wd} reached the host: {}",
+            out(&o)
+        );
+    }
+    env.ok(&["rm", "-f", "c21626"]);
+}
+
+#[test]
+fn cve_2019_5736_runtime_binary_is_not_writable_from_the_container() {
+    let env = TestEnv::new();
+    let mut t = TarBuilder::new();
+    t.file("probe", 0o755, probe())
+        .file("evil", 0o755, b"#!/proc/self/exe\n");
+    image_with(&env, "evil", t.finish(), serde_json::json!({}));
+    let berth_bin = std::fs::read(env!("CARGO_BIN_EXE_berth")).unwrap();
+    // The container watches for foreign executables entering it and tries to open them for
+    // writing (never writing); meanwhile the runtime enters it again and again.
+    env.ok(&[
+        "run", "-d", "--name", "w5736", NONE, "evil", "/probe", "watch", "15",
+    ]);
+    for _ in 0..20 {
+        let _ = env.berth(&["exec", "w5736", "/evil"]);
+        let _ = env.berth(&["exec", "w5736", "/probe", "euid"]);
+    }
+    let _ = env.berth(&["wait", "w5736"]);
+    let logs = env.ok(&["logs", "w5736"]);
+    for l in logs.lines().filter(|l| l.starts_with("caught")) {
+        assert!(!l.ends_with("writable=ok"), "runtime binary writable: {l}");
+    }
+    assert!(logs.contains("watch done"), "{logs}");
+    assert_eq!(
+        std::fs::read(env!("CARGO_BIN_EXE_berth")).unwrap(),
+        berth_bin,
+        "the berth binary changed"
+    );
+    env.ok(&["rm", "-f", "w5736"]);
+}
+
+#[test]
+fn generated_names_never_run_out_and_wait_reports_rm_exit_status() {
+    let env = TestEnv::new();
+    env.busybox_image("bb");
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        NONE,
+        "bb",
+        "sh",
+        "-c",
+        "sleep 1; exit 7",
+    ]);
+    let o = env.berth(&["wait", id.trim()]);
+    assert_eq!(out(&o).trim(), "7", "{}", err(&o));
+}
