@@ -1264,6 +1264,7 @@ impl Build<'_> {
                         source: src.to_string_lossy().into_owned(),
                         destination: abs(target),
                         read_only: !rw,
+                        propagation: None,
                     });
                 }
                 Mount::Cache {
@@ -1291,6 +1292,7 @@ impl Build<'_> {
                         source: d.to_string_lossy().into_owned(),
                         destination: abs(target),
                         read_only: false,
+                        propagation: None,
                     });
                 }
                 Mount::Tmpfs { target, size } => {
@@ -1315,6 +1317,7 @@ impl Build<'_> {
                             source: src.to_string_lossy().into_owned(),
                             destination: abs(target),
                             read_only: true,
+                            propagation: None,
                         });
                     }
                     None if *required => {
@@ -1339,6 +1342,7 @@ impl Build<'_> {
                 source: script_dir.to_string_lossy().into_owned(),
                 destination: "/dev/pipes".into(),
                 read_only: true,
+                propagation: None,
             });
         }
         // Mount points the runtime creates must not end up in the layer: note what is missing.
@@ -1401,6 +1405,9 @@ impl Build<'_> {
             stop_timeout: 10,
             auto_remove: false,
             security: Default::default(),
+            volumes: Vec::new(),
+            healthcheck: None,
+            log_config: Default::default(),
         };
         let code = self.exec(store, &id, &root, &cfg).map_err(|e| match e {
             BuildError::Engine(e) => err(e.to_string()),

@@ -255,6 +255,7 @@ pub fn container_config(
                 source: file.clone(),
                 destination: target,
                 read_only: true,
+                propagation: None,
             });
         }
     }
@@ -473,6 +474,9 @@ pub fn container_config(
             .unwrap_or_else(|| "SIGTERM".into()),
         stop_timeout,
         auto_remove: inst.auto_remove,
+        volumes: Vec::new(),
+        healthcheck: None,
+        log_config: Default::default(),
     })
 }
 
@@ -498,6 +502,7 @@ fn mount(m: &Mount, binds: &mut Vec<Bind>, tmpfs: &mut Vec<ccfg::Tmpfs>, name: &
                 source: src,
                 destination: m.target.clone(),
                 read_only: m.read_only,
+                propagation: None,
             });
         }
         "tmpfs" => {

@@ -57,6 +57,15 @@ pub struct ContainerConfig {
     /// Confinement: capabilities, seccomp, devices, limits (Docker's defaults when absent).
     #[serde(default)]
     pub security: crate::security::SecurityConfig,
+    /// Volumes (named and anonymous) mounted into the container; see [`crate::volumes`].
+    #[serde(default)]
+    pub volumes: Vec<crate::volumes::VolumeMount>,
+    /// The health check (image `HEALTHCHECK` merged with `--health-*`); `None` = no check.
+    #[serde(default)]
+    pub healthcheck: Option<crate::health::HealthConfig>,
+    /// Log driver and options (`--log-driver`, `--log-opt`).
+    #[serde(default)]
+    pub log_config: crate::logs::LogConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -64,6 +73,9 @@ pub struct Bind {
     pub source: String,
     pub destination: String,
     pub read_only: bool,
+    /// Mount propagation (`rprivate` when `None`): `private`, `rshared`, `slave`, ….
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -164,46 +176,15 @@ pub fn parse_cpus(s: &str) -> Result<i64> {
     Ok((v * 1e9) as i64)
 }
 
-/// `-v HOST:CTR[:ro|rw]` (host path must be absolute).
+/// `-v HOST:CTR[:OPTIONS]` as a bind mount (named and anonymous volumes are refused here;
+/// [`crate::volumes::parse_volume_flag`] accepts every form).
 pub fn parse_volume(s: &str) -> Result<Bind> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let (src, dst, opts) = match parts.as_slice() {
-        [src, dst] => (*src, *dst, ""),
-        [src, dst, opts] => (*src, *dst, *opts),
-        _ => {
-            return Err(EngineError::InvalidArgument(format!(
-                "invalid volume {s:?}: use HOST:CONTAINER[:ro]"
-            )))
-        }
-    };
-    if !src.starts_with('/') {
-        return Err(EngineError::InvalidArgument(format!(
-            "invalid volume {s:?}: the host path must be absolute (named volumes are not supported yet)"
-        )));
+    match crate::volumes::parse_volume_flag(s)? {
+        crate::volumes::MountRequest::Bind(b) => Ok(b),
+        _ => Err(EngineError::InvalidArgument(format!(
+            "invalid bind mount {s:?}: the host path must be absolute"
+        ))),
     }
-    if !dst.starts_with('/') {
-        return Err(EngineError::InvalidArgument(format!(
-            "invalid volume {s:?}: the container path must be absolute"
-        )));
-    }
-    let mut read_only = false;
-    for o in opts.split(',').filter(|o| !o.is_empty()) {
-        match o {
-            "ro" => read_only = true,
-            "rw" => read_only = false,
-            "z" | "Z" | "rprivate" | "private" | "rshared" | "shared" | "rslave" | "slave" => {}
-            other => {
-                return Err(EngineError::InvalidArgument(format!(
-                    "invalid volume {s:?}: unknown option {other:?} (use ro or rw)"
-                )))
-            }
-        }
-    }
-    Ok(Bind {
-        source: src.to_string(),
-        destination: dst.to_string(),
-        read_only,
-    })
 }
 
 /// `--tmpfs /run[:size=64m,mode=1777]`

@@ -11,12 +11,14 @@ pub mod config;
 pub mod exeguard;
 pub mod exits;
 pub mod fdio;
+pub mod health;
 pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod oneshot;
 pub mod ops;
 pub mod pidfd;
+pub mod resources;
 pub mod rootfs;
 pub mod runtime;
 pub mod seccomp;
@@ -24,6 +26,7 @@ pub mod security;
 pub mod spec;
 pub mod state;
 pub mod user;
+pub mod volumes;
 
 pub use ops::cgroup_parent;
 pub use state::image_ids_in_use;
@@ -43,6 +46,8 @@ pub enum EngineError {
     Image(#[from] berth_image::ImageError),
     #[error(transparent)]
     Net(#[from] berth_net::NetError),
+    #[error(transparent)]
+    Volume(#[from] berth_volume::VolumeError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

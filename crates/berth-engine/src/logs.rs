@@ -1,13 +1,18 @@
 //! Container log files in Docker's json-file format: one JSON object per line,
 //! `{"log":"…","stream":"stdout","time":"RFC 3339 with nanoseconds"}`.
 
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::{EngineError, Result};
 
 use serde::{Deserialize, Serialize};
 
+/// One json-file log line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub log: String,
@@ -32,103 +37,722 @@ pub fn append(f: &mut File, stream: &str, data: &[u8]) -> std::io::Result<()> {
     f.write_all(&out)
 }
 
+/// A container's log driver and its options (`--log-driver`, `--log-opt`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `json-file` (default), `local`, `none` or `journald`.
+    pub driver: String,
+    /// Driver options (`max-size`, `max-file`, `compress`, …).
+    #[serde(default)]
+    pub opts: BTreeMap<String, String>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            driver: "json-file".into(),
+            opts: BTreeMap::new(),
+        }
+    }
+}
+
+/// The daemon-wide defaults file in the store root, with Docker's `daemon.json` keys:
+/// `{"log-driver": "local", "log-opts": {"max-size": "10m"}}`.
+pub const DAEMON_CONFIG: &str = "daemon.json";
+
+/// Where the journald socket lives when systemd-journald runs.
+const JOURNALD_SOCKET: &str = "/run/systemd/journal/socket";
+
+/// Size-based rotation settings of a container's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// Rotate once the file holds this many bytes.
+    pub max_size: u64,
+    /// Files kept, the current one included (1 = truncate in place).
+    pub max_file: u64,
+    /// gzip rotated files.
+    pub compress: bool,
+}
+
+fn bad_opt(msg: String) -> EngineError {
+    EngineError::InvalidArgument(msg)
+}
+
+impl LogConfig {
+    /// The daemon-wide default from `<root>/daemon.json` (json-file when absent).
+    pub fn daemon_default(root: &Path) -> Result<LogConfig> {
+        let p = root.join(DAEMON_CONFIG);
+        let text = match std::fs::read(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LogConfig::default()),
+            Err(e) => return Err(EngineError::io(&p, e)),
+        };
+        #[derive(Deserialize)]
+        struct Daemon {
+            #[serde(rename = "log-driver", default)]
+            log_driver: Option<String>,
+            #[serde(rename = "log-opts", default)]
+            log_opts: BTreeMap<String, String>,
+        }
+        let d: Daemon = serde_json::from_slice(&text).map_err(|e| {
+            bad_opt(format!(
+                "{}: {e}; fix the file (keys \"log-driver\" and \"log-opts\" with string values)",
+                p.display()
+            ))
+        })?;
+        let c = LogConfig {
+            driver: d.log_driver.unwrap_or_else(|| "json-file".into()),
+            opts: d.log_opts,
+        };
+        c.validate()
+            .map_err(|e| bad_opt(format!("{}: {e}", p.display())))?;
+        Ok(c)
+    }
+
+    /// Merge `--log-driver` / `--log-opt KEY=VALUE` over the daemon default, as Docker does:
+    /// the default driver's options apply unless another driver is chosen. Errors on unknown
+    /// drivers or options and on bad values.
+    pub fn resolve(root: &Path, driver: Option<&str>, opts: &[String]) -> Result<LogConfig> {
+        let base = LogConfig::daemon_default(root)?;
+        let mut c = match driver {
+            Some(d) if d != base.driver => LogConfig {
+                driver: d.to_string(),
+                opts: BTreeMap::new(),
+            },
+            _ => base,
+        };
+        for o in opts {
+            let (k, v) = o.split_once('=').ok_or_else(|| {
+                bad_opt(format!(
+                    "invalid --log-opt {o:?}: use KEY=VALUE (e.g. max-size=10m)"
+                ))
+            })?;
+            c.opts.insert(k.to_string(), v.to_string());
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Check the driver and its options.
+    pub fn validate(&self) -> Result<()> {
+        let allowed: &[&str] = match self.driver.as_str() {
+            "json-file" => &[
+                "max-size",
+                "max-file",
+                "compress",
+                "labels",
+                "labels-regex",
+                "env",
+                "env-regex",
+                "tag",
+            ],
+            "local" => &["max-size", "max-file", "compress"],
+            "none" => &[],
+            "journald" => {
+                if !Path::new(JOURNALD_SOCKET).exists() {
+                    return Err(bad_opt(format!(
+                        "log driver journald needs systemd-journald, which is not running on this host ({JOURNALD_SOCKET} is missing): use json-file or local"
+                    )));
+                }
+                return Err(bad_opt(
+                    "log driver journald is not supported by berth yet: use json-file or local"
+                        .into(),
+                ));
+            }
+            other => {
+                return Err(bad_opt(format!(
+                    "unknown log driver {other:?}: use json-file, local, none or journald"
+                )))
+            }
+        };
+        for k in self.opts.keys() {
+            if !allowed.contains(&k.as_str()) {
+                return Err(bad_opt(format!(
+                    "unknown log opt {k:?} for the {} log driver{}",
+                    self.driver,
+                    if allowed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (use {})", allowed.join(", "))
+                    }
+                )));
+            }
+        }
+        if let Some(v) = self.opts.get("max-size") {
+            let n = crate::config::parse_bytes(v)?;
+            if n <= 0 {
+                return Err(bad_opt(format!("invalid max-size {v:?}: must be positive")));
+            }
+        }
+        if let Some(v) = self.opts.get("max-file") {
+            let n: u64 = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                bad_opt(format!(
+                    "invalid max-file {v:?}: use a whole number of files, at least 1"
+                ))
+            })?;
+            if n > 1 && !self.opts.contains_key("max-size") && self.driver == "json-file" {
+                return Err(bad_opt(
+                    "max-file needs max-size: give --log-opt max-size=… too".into(),
+                ));
+            }
+        }
+        if let Some(v) = self.opts.get("compress") {
+            if v.parse::<bool>().is_err() {
+                return Err(bad_opt(format!(
+                    "invalid compress {v:?}: use true or false"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `logs` can read this driver's output.
+    pub fn readable(&self) -> bool {
+        matches!(self.driver.as_str(), "json-file" | "local")
+    }
+
+    /// The rotation settings, if the log is bounded (`local` is, by default: 20 MB × 5,
+    /// compressed, as Docker's).
+    pub fn rotation(&self) -> Option<Rotation> {
+        let local = self.driver == "local";
+        let size = match self.opts.get("max-size") {
+            Some(v) => u64::try_from(crate::config::parse_bytes(v).ok()?).ok()?,
+            None if local => 20 << 20,
+            None => return None,
+        };
+        let max_file = self
+            .opts
+            .get("max-file")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if local { 5 } else { 1 });
+        let compress = self
+            .opts
+            .get("compress")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(local);
+        Some(Rotation {
+            max_size: size,
+            max_file,
+            compress,
+        })
+    }
+}
+
+/// Environment variable handing the rotation settings to `berth-supervise`.
+pub const ROTATE_ENV: &str = "BERTH_LOG_ROTATE";
+
+impl Rotation {
+    /// The value of [`ROTATE_ENV`] for the log at `path`.
+    pub fn supervise_env(&self, path: &Path) -> String {
+        format!(
+            "{}:{}:{}:{}",
+            self.max_size,
+            self.max_file,
+            u8::from(self.compress),
+            path.display()
+        )
+    }
+
+    /// Rotate `f` (the log at `path`) if it is full; `f` then writes the fresh file. The same
+    /// scheme as `berth-supervise`'s.
+    pub fn maybe_rotate(&self, f: &mut File, path: &Path) -> std::io::Result<()> {
+        if f.metadata()?.len() < self.max_size {
+            return Ok(());
+        }
+        if self.max_file < 2 {
+            return f.set_len(0);
+        }
+        for i in (1..self.max_file - 1).rev() {
+            for gz in [false, true] {
+                let _ = std::fs::rename(rotated_name(path, i, gz), rotated_name(path, i + 1, gz));
+            }
+        }
+        let _ = std::fs::remove_file(rotated_name(path, 1, true));
+        std::fs::rename(path, rotated_name(path, 1, false))?;
+        *f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        if self.compress {
+            compress_rotated(path);
+        }
+        Ok(())
+    }
+}
+
+/// `PATH.N` or `PATH.N.gz`.
+pub fn rotated_name(path: &Path, n: u64, gz: bool) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(format!(".{n}{}", if gz { ".gz" } else { "" }));
+    PathBuf::from(s)
+}
+
+/// gzip every rotated `PATH.N` that is not compressed yet (`PATH.N.gz`, written to a
+/// temporary name and renamed, then `PATH.N` removed). Errors are logged, not returned.
+pub fn compress_rotated(path: &Path) {
+    for n in 1..=MAX_ROTATED {
+        let plain = rotated_name(path, n, false);
+        if !plain.exists() {
+            continue;
+        }
+        let gz = rotated_name(path, n, true);
+        let mut tmp = gz.as_os_str().to_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let r = (|| -> std::io::Result<()> {
+            let mut input = File::open(&plain)?;
+            let out = File::create(&tmp)?;
+            let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+            std::io::copy(&mut input, &mut enc)?;
+            enc.finish()?.sync_all()?;
+            std::fs::rename(&tmp, &gz)?;
+            std::fs::remove_file(&plain)
+        })();
+        if let Err(e) = r {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!("compressing {}: {e}", plain.display());
+        }
+    }
+}
+
+/// Highest rotated file number looked at.
+const MAX_ROTATED: u64 = 100;
+
 /// Options for [`print`].
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
+    /// Keep printing new output until the container stops (`-f`).
     pub follow: bool,
+    /// Only the last N lines (`--tail`).
     pub tail: Option<usize>,
+    /// Prefix each line with its time (`-t`).
     pub timestamps: bool,
+    /// Only entries at or after this time (`--since`).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only entries before this time (`--until`).
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Show extra attributes (`--details`; berth records none, so a space, as Docker).
+    pub details: bool,
 }
 
-/// Print a log to stdout/stderr. With `follow`, keep printing until `running()` is false and
-/// everything written has been shown.
+/// Parse `--since`/`--until`: RFC 3339 (`2024-01-02T03:04:05Z`, or a date), a Unix time
+/// (`1700000000[.5]`), or a duration before now (`10m`, `1h30m`).
+pub fn parse_time(flag: &str, s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
+        return Ok(t.and_utc());
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        if let Some(t) = d.and_hms_opt(0, 0, 0) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            // Whole seconds and nanoseconds of a finite, non-negative value.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let (w, n) = (secs.trunc() as i64, (secs.fract() * 1e9) as u32);
+            if let Some(t) = DateTime::from_timestamp(w, n) {
+                return Ok(t);
+            }
+        }
+    }
+    if let Ok(ns) = crate::health::parse_duration(flag, s) {
+        return Ok(Utc::now() - chrono::Duration::nanoseconds(ns));
+    }
+    Err(bad_opt(format!(
+        "invalid {flag} {s:?}: use a time (2024-01-02T15:04:05Z), a Unix timestamp or a duration (10m)"
+    )))
+}
+
+/// The files of a log, oldest first: `PATH.N[.gz]` … `PATH.1[.gz]` (the current `PATH` is not
+/// included).
+fn rotated_files(path: &Path) -> Vec<(PathBuf, bool)> {
+    let mut out = Vec::new();
+    for n in (1..=MAX_ROTATED).rev() {
+        let gz = rotated_name(path, n, true);
+        if gz.exists() {
+            out.push((gz, true));
+            continue;
+        }
+        let plain = rotated_name(path, n, false);
+        if plain.exists() {
+            out.push((plain, false));
+        }
+    }
+    out
+}
+
+struct Printer<'a> {
+    opts: &'a LogOptions,
+    out: std::io::StdoutLock<'static>,
+    err: std::io::Stderr,
+    /// The last entry printed did not end its line (a partial message).
+    open_line: bool,
+}
+
+impl Printer<'_> {
+    /// Whether the entry is inside --since/--until.
+    fn wanted(&self, e: &Entry) -> bool {
+        if self.opts.since.is_none() && self.opts.until.is_none() {
+            return true;
+        }
+        let Ok(t) = chrono::DateTime::parse_from_rfc3339(&e.time) else {
+            return true;
+        };
+        let t = t.with_timezone(&chrono::Utc);
+        self.opts.since.is_none_or(|s| t >= s) && self.opts.until.is_none_or(|u| t < u)
+    }
+
+    fn emit(&mut self, line: &str) -> std::io::Result<()> {
+        let Ok(e) = serde_json::from_str::<Entry>(line) else {
+            return Ok(());
+        };
+        if !self.wanted(&e) {
+            return Ok(());
+        }
+        let w: &mut dyn Write = if e.stream == "stderr" {
+            &mut self.err
+        } else {
+            &mut self.out
+        };
+        if self.opts.timestamps {
+            write!(w, "{} ", e.time)?;
+        }
+        if self.opts.details {
+            w.write_all(b" ")?;
+        }
+        self.open_line = !e.log.ends_with('\n');
+        w.write_all(e.log.as_bytes())
+    }
+
+    /// Output was lost (the follower fell behind the rotation): end a partial line so the
+    /// next one does not continue it.
+    fn gap(&mut self) -> std::io::Result<()> {
+        if std::mem::take(&mut self.open_line) {
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+/// Read the complete lines of `r` (a trailing partial line is left unread: its length is
+/// returned so a follower can rewind).
+fn read_lines(r: &mut dyn BufRead, lines: &mut Vec<String>) -> std::io::Result<usize> {
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        let n = r.read_line(&mut buf)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        if !buf.ends_with('\n') {
+            return Ok(n);
+        }
+        lines.push(buf.trim_end_matches('\n').to_string());
+    }
+}
+
+/// A log file being read: complete lines are handed out, an incomplete last line (the writer
+/// is in the middle of it) waits for its end.
+struct Tail {
+    file: File,
+    pending: Vec<u8>,
+}
+
+impl Tail {
+    fn new(file: File) -> Tail {
+        Tail {
+            file,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Append the complete lines written since the last call to `out`.
+    fn read(&mut self, out: &mut Vec<String>) -> std::io::Result<()> {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let n = match self.file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+        if let Some(end) = self.pending.iter().rposition(|b| *b == b'\n') {
+            let rest = self.pending.split_off(end + 1);
+            let done = std::mem::replace(&mut self.pending, rest);
+            out.extend(String::from_utf8_lossy(&done).lines().map(str::to_string));
+        }
+        Ok(())
+    }
+}
+
+/// After the file with inode `ino` (renamed to `PATH.k`), the file written after it:
+/// `PATH.(k-1)`, …, `PATH`. Compressed ones in between are printed whole; the first plain one
+/// is returned open. `None` when `ino` is no longer among the rotated files.
+fn next_file(path: &Path, ino: u64, p: &mut Printer<'_>) -> std::io::Result<Option<File>> {
+    let Some(k) = (1..=MAX_ROTATED)
+        .find(|k| std::fs::metadata(rotated_name(path, *k, false)).is_ok_and(|m| m.ino() == ino))
+    else {
+        return Ok(None);
+    };
+    for j in (0..k).rev() {
+        let plain = if j == 0 {
+            path.to_path_buf()
+        } else {
+            rotated_name(path, j, false)
+        };
+        if let Ok(f) = File::open(&plain) {
+            return Ok(Some(f));
+        }
+        if let Ok(f) = File::open(rotated_name(path, j, true)) {
+            let mut lines = Vec::new();
+            let _ = read_lines(
+                &mut BufReader::new(flate2::read::GzDecoder::new(f)),
+                &mut lines,
+            );
+            for l in &lines {
+                p.emit(l)?;
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Print a log (rotated files first, oldest first) to stdout/stderr. With `follow`, keep
+/// printing until `running()` is false and everything written has been shown, following the
+/// log across rotations (a writer that rotates faster than the follower polls can make it
+/// skip whole files, never repeat or reorder lines).
 pub fn print(
     path: &Path,
     opts: &LogOptions,
     running: &mut dyn FnMut() -> bool,
 ) -> std::io::Result<()> {
-    let f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if !opts.follow {
-                return Ok(());
-            }
-            // Wait for the monitor to create it.
-            let mut n = 0;
-            loop {
-                if let Ok(f) = File::open(path) {
-                    break f;
-                }
-                if !running() || n > 100 {
-                    return Ok(());
-                }
-                n += 1;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+    let mut p = Printer {
+        opts,
+        out: std::io::stdout().lock(),
+        err: std::io::stderr(),
+        open_line: false,
+    };
+    // The current file is opened first: rotated files read afterwards may then include it
+    // (renamed meanwhile), which is detected by its inode and not read twice.
+    let mut cur = match File::open(path) {
+        Ok(f) => Some(Tail::new(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
-    let mut rd = BufReader::new(f);
-    let mut stdout = std::io::stdout().lock();
-    let mut stderr = std::io::stderr();
-    let emit = |line: &str, out: &mut dyn Write, err: &mut dyn Write| -> std::io::Result<()> {
-        let Ok(e) = serde_json::from_str::<Entry>(line) else {
-            return Ok(());
-        };
-        let w: &mut dyn Write = if e.stream == "stderr" { err } else { out };
-        if opts.timestamps {
-            write!(w, "{} ", e.time)?;
-        }
-        w.write_all(e.log.as_bytes())
+    let cur_ino = match &cur {
+        Some(t) => Some(t.file.metadata()?.ino()),
+        None => None,
     };
-    // Initial part (with --tail).
     let mut lines: Vec<String> = Vec::new();
-    let mut buf = String::new();
-    loop {
-        buf.clear();
-        let n = rd.read_line(&mut buf)?;
-        if n == 0 || !buf.ends_with('\n') {
-            // Partial line: rewind so follow mode re-reads it complete.
-            if n > 0 {
-                rd.seek(SeekFrom::Current(-(n as i64)))?;
-            }
-            break;
+    for (f, gz) in rotated_files(path) {
+        let Ok(file) = File::open(&f) else { continue };
+        if !gz && Some(file.metadata()?.ino()) == cur_ino {
+            continue;
         }
-        lines.push(buf.trim_end_matches('\n').to_string());
+        let mut r: Box<dyn BufRead> = if gz {
+            Box::new(BufReader::new(flate2::read::GzDecoder::new(file)))
+        } else {
+            Box::new(BufReader::new(file))
+        };
+        // A damaged rotated file ends its part early; the rest is still shown.
+        let _ = read_lines(&mut *r, &mut lines);
+    }
+    if let Some(t) = cur.as_mut() {
+        t.read(&mut lines)?;
     }
     let skip = match opts.tail {
         Some(t) if t < lines.len() => lines.len() - t,
         _ => 0,
     };
     for l in &lines[skip..] {
-        emit(l, &mut stdout, &mut stderr)?;
+        p.emit(l)?;
     }
-    stdout.flush()?;
+    p.out.flush()?;
     if !opts.follow {
         return Ok(());
     }
+    drop(lines);
+    let mut waited = 0;
+    // Poll quickly while output flows (a fast writer rotates often), slowly when idle.
+    let mut delay = Duration::from_millis(10);
+    let mut fresh = Vec::new();
     loop {
         let was_running = running();
-        let mut progressed = false;
-        loop {
-            buf.clear();
-            let n = rd.read_line(&mut buf)?;
-            if n == 0 {
-                break;
+        let Some(t) = cur.as_mut() else {
+            match File::open(path) {
+                Ok(f) => {
+                    cur = Some(Tail::new(f));
+                    continue;
+                }
+                Err(_) => {
+                    if !was_running || waited > 100 {
+                        return Ok(());
+                    }
+                    waited += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
             }
-            if !buf.ends_with('\n') {
-                rd.seek(SeekFrom::Current(-(n as i64)))?;
-                break;
-            }
-            progressed = true;
-            emit(buf.trim_end_matches('\n'), &mut stdout, &mut stderr)?;
+        };
+        fresh.clear();
+        t.read(&mut fresh)?;
+        for l in &fresh {
+            p.emit(l)?;
         }
-        stdout.flush()?;
-        if !was_running && !progressed {
+        p.out.flush()?;
+        if !fresh.is_empty() {
+            delay = Duration::from_millis(10);
+            continue;
+        }
+        // Nothing new here: has the file been rotated (a new file at PATH) or truncated?
+        let ours = t.file.metadata()?;
+        match std::fs::metadata(path) {
+            Ok(m) if m.ino() != ours.ino() || m.dev() != ours.dev() => {
+                // The writer finished this file before renaming it: take its last lines,
+                // then continue with the file written after it.
+                fresh.clear();
+                t.read(&mut fresh)?;
+                for l in &fresh {
+                    p.emit(l)?;
+                }
+                cur = None;
+                match next_file(path, ours.ino(), &mut p)? {
+                    Some(f) => cur = Some(Tail::new(f)),
+                    // Rotated away before we got here: what it held is lost to us.
+                    None => p.gap()?,
+                }
+                continue;
+            }
+            Ok(m) => {
+                let pos = t.file.stream_position()?;
+                if m.len() < pos {
+                    t.file.seek(SeekFrom::Start(0))?;
+                    t.pending.clear();
+                    continue;
+                }
+            }
+            Err(_) => {}
+        }
+        if !was_running {
             return Ok(());
         }
-        if !progressed {
-            std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// Read every entry of a log (rotated files included), for tests and tools.
+pub fn read_all(path: &Path) -> std::io::Result<Vec<Entry>> {
+    let mut lines = Vec::new();
+    for (f, gz) in rotated_files(path) {
+        let mut data = Vec::new();
+        let file = File::open(&f)?;
+        if gz {
+            flate2::read::GzDecoder::new(file).read_to_end(&mut data)?;
+        } else {
+            BufReader::new(file).read_to_end(&mut data)?;
         }
+        let _ = read_lines(&mut &data[..], &mut lines);
+    }
+    if let Ok(f) = File::open(path) {
+        read_lines(&mut BufReader::new(f), &mut lines)?;
+    }
+    Ok(lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_config() {
+        let d = tempfile::tempdir().unwrap();
+        let c = LogConfig::resolve(d.path(), None, &["max-size=1m".into(), "max-file=3".into()])
+            .unwrap();
+        assert_eq!(
+            c.rotation(),
+            Some(Rotation {
+                max_size: 1 << 20,
+                max_file: 3,
+                compress: false
+            })
+        );
+        assert!(LogConfig::resolve(d.path(), Some("syslog"), &[]).is_err());
+        assert!(LogConfig::resolve(d.path(), None, &["max-file=3".into()]).is_err());
+        assert!(LogConfig::resolve(d.path(), None, &["colour=red".into()]).is_err());
+        assert!(LogConfig::resolve(d.path(), Some("none"), &["max-size=1m".into()]).is_err());
+        let l = LogConfig::resolve(d.path(), Some("local"), &[]).unwrap();
+        assert_eq!(l.rotation().unwrap().max_file, 5);
+        std::fs::write(
+            d.path().join(DAEMON_CONFIG),
+            r#"{"log-driver": "json-file", "log-opts": {"max-size": "10m"}}"#,
+        )
+        .unwrap();
+        let c = LogConfig::resolve(d.path(), None, &[]).unwrap();
+        assert_eq!(c.opts.get("max-size").map(String::as_str), Some("10m"));
+        let c = LogConfig::resolve(d.path(), Some("none"), &[]).unwrap();
+        assert!(c.opts.is_empty() && !c.readable());
+        std::fs::write(d.path().join(DAEMON_CONFIG), "{").unwrap();
+        let e = LogConfig::resolve(d.path(), None, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("daemon.json"), "{e}");
+    }
+
+    #[test]
+    fn rotation_keeps_files_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("ctr.log");
+        let r = Rotation {
+            max_size: 100,
+            max_file: 3,
+            compress: true,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        for i in 0..50 {
+            r.maybe_rotate(&mut f, &path).unwrap();
+            append(&mut f, "stdout", format!("line {i}\n").as_bytes()).unwrap();
+        }
+        let mut names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["ctr.log", "ctr.log.1.gz", "ctr.log.2.gz"]);
+        let all = read_all(&path).unwrap();
+        assert_eq!(all.last().unwrap().log, "line 49\n");
+        // Consecutive lines, the oldest ones rotated away.
+        let first: usize = all[0].log[5..].trim().parse().unwrap();
+        for (k, e) in all.iter().enumerate() {
+            assert_eq!(e.log, format!("line {}\n", first + k));
+        }
+        assert!(first > 0);
+    }
+
+    #[test]
+    fn times() {
+        let t = parse_time("--since", "2024-01-02T03:04:05Z").unwrap();
+        assert_eq!(t.timestamp(), 1_704_164_645);
+        assert_eq!(
+            parse_time("--since", "1700000000").unwrap().timestamp(),
+            1_700_000_000
+        );
+        let ago = parse_time("--since", "10m").unwrap();
+        assert!((chrono::Utc::now() - ago).num_seconds() >= 599);
+        assert!(parse_time("--since", "yesterday").is_err());
     }
 }

@@ -148,11 +148,22 @@ fn monitor(
 
     let bundle = Bundle::new(store.root(), id);
     let runtime = Runtime::new(store.root(), c.config.runtime.as_deref()).map_err(engine)?;
+    // `--log-driver none`: output goes nowhere (but is still drained).
+    let log_path = if c.config.log_config.driver == "none" {
+        std::path::PathBuf::from("/dev/null")
+    } else {
+        bundle.log()
+    };
     let mut log = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(bundle.log())
-        .map_err(|e| engine(EngineError::io(bundle.log(), e)))?;
+        .open(&log_path)
+        .map_err(|e| engine(EngineError::io(&log_path, e)))?;
+    let rotation = c
+        .config
+        .log_config
+        .rotation()
+        .filter(|_| c.config.log_config.readable());
 
     let mut first = resume.is_none();
     let mut backoff = resume
@@ -231,6 +242,8 @@ fn monitor(
                 if c.config.auto_remove {
                     let _ = crate::ops::remove_files(&store, &c.id);
                     let _ = state::delete(&store, &c.id);
+                    let _ = crate::volumes::release(&store, &c.id);
+                    let _ = crate::volumes::remove_anonymous(&store, &c.config);
                 }
                 return Ok(code);
             }
@@ -239,13 +252,35 @@ fn monitor(
             sync.send(&format!("started {}\n", run.pid));
             first = false;
         }
+        // The supervisor runs the health check's schedule; without one nothing else runs.
+        match &c.config.healthcheck {
+            Some(h) => std::env::set_var(crate::health::SUPERVISE_ENV, h.supervise_env()),
+            None => std::env::remove_var(crate::health::SUPERVISE_ENV),
+        }
+        match &rotation {
+            Some(r) => std::env::set_var(crate::logs::ROTATE_ENV, r.supervise_env(&log_path)),
+            None => std::env::remove_var(crate::logs::ROTATE_ENV),
+        }
         if let Some(sup) = supervisor_path() {
             // Only returns if the exec failed; then supervise in-process.
             exec_supervisor(&sup, &store, id, &run, &log, flags, backoff, started_ms);
         }
         let mut attached_out = flags & FLAG_ATTACHED != 0;
         let mut stdin_open = flags & FLAG_STDIN != 0;
-        let ws = io_loop(&run, &mut log, &mut attached_out, &mut stdin_open);
+        let mut health =
+            crate::health::Scheduler::new(store.root(), id, c.config.healthcheck.as_ref());
+        let mut sink = LogSink {
+            file: log,
+            path: log_path.clone(),
+            rotation,
+        };
+        let ws = io_loop(
+            &run,
+            &mut sink,
+            &mut attached_out,
+            &mut stdin_open,
+            health.as_mut(),
+        );
         if !attached_out {
             flags &= !FLAG_ATTACHED;
         }
@@ -253,6 +288,7 @@ fn monitor(
             flags &= !FLAG_STDIN;
         }
         pending_exit = Some(exit_code(ws).unwrap_or(255));
+        log = sink.file;
     }
 }
 
@@ -285,6 +321,9 @@ fn finish(
     tracing::debug!("monitor {id}: unmounted");
     crate::exits::record(store.root(), id, code);
     let _ = state::delete(store, id);
+    let _ = crate::volumes::release(store, id);
+    let _ = crate::volumes::remove_anonymous(store, &c.config);
+    let _ = crate::health::forget(store, id);
     tracing::debug!("monitor {id}: removed");
     sync.send_exit(code);
     let _ = runtime.delete(id);
@@ -464,6 +503,9 @@ fn start_once(
         "state = ?1, pid = ?2, started_at = ?3, error = NULL, exit_code = NULL, oom_killed = 0",
         &[&State::Running.as_str(), &pid, &now],
     )?;
+    if cfg.healthcheck.is_some() {
+        crate::health::reset(store, id)?;
+    }
     for fd in [&out_r, &err_r, &master].into_iter().flatten() {
         set_nonblocking(fd.as_raw_fd());
     }
@@ -511,9 +553,10 @@ fn unblock_all() {
 /// Copy output to the log (and the attached CLI) until the container's init exits.
 fn io_loop(
     run: &Running,
-    log: &mut File,
+    log: &mut LogSink,
     attached_out: &mut bool,
     stdin_open: &mut bool,
+    mut health: Option<&mut crate::health::Scheduler>,
 ) -> WaitStatus {
     let mut buf = vec![0u8; 32 * 1024];
     let mut out_open = run.stdout.is_some() || run.master.is_some();
@@ -552,6 +595,8 @@ fn io_loop(
         // may still hold the pipe; it dies with the pid namespace).
         let timeout = if exit.is_some() {
             PollTimeout::from(200u16)
+        } else if let Some(d) = health.as_ref().and_then(|h| h.timeout()) {
+            PollTimeout::from(u16::try_from(d.as_millis().clamp(1, 60_000)).unwrap_or(60_000))
         } else {
             PollTimeout::NONE
         };
@@ -562,6 +607,9 @@ fn io_loop(
         };
         if n == 0 && exit.is_some() {
             break;
+        }
+        if let (Some(h), None) = (health.as_mut(), &exit) {
+            h.tick();
         }
         let ready = |i: Option<usize>, fds: &Vec<PollFd>| {
             i.and_then(|i| fds[i].revents())
@@ -639,11 +687,18 @@ fn io_loop(
     exit.unwrap_or(WaitStatus::Exited(Pid::from_raw(run.pid), 255))
 }
 
+/// The in-process monitor's log: the file, where it lives, how it rotates.
+struct LogSink {
+    file: File,
+    path: std::path::PathBuf,
+    rotation: Option<crate::logs::Rotation>,
+}
+
 /// Read what is available from `fd`; false on EOF.
 fn pump(
     fd: i32,
     buf: &mut [u8],
-    log: &mut File,
+    log: &mut LogSink,
     stream: &str,
     dest: i32,
     attached: &mut bool,
@@ -664,7 +719,10 @@ fn pump(
             return false;
         }
         let data = &buf[..n as usize];
-        let _ = crate::logs::append(log, stream, data);
+        if let Some(r) = &log.rotation {
+            let _ = r.maybe_rotate(&mut log.file, &log.path);
+        }
+        let _ = crate::logs::append(&mut log.file, stream, data);
         if *attached && !write_all(dest, data) {
             *attached = false;
         }

@@ -45,6 +45,8 @@ pub fn create(store: &Store, req: CreateRequest) -> Result<Container> {
     if config.hostname.is_empty() {
         config.hostname = id[..12].to_string();
     }
+    // Volume references before the row (a crash leaves only a stale reference, forgotten later).
+    crate::volumes::acquire(store, &id, &mut config)?;
     let c = Container {
         id: id.clone(),
         name,
@@ -67,9 +69,10 @@ pub fn create(store: &Store, req: CreateRequest) -> Result<Container> {
     };
     // Directory first, row second: a crash in between leaves an orphan dir that sweep removes.
     let bundle = Bundle::new(store.root(), &id);
-    bundle.create()?;
-    if let Err(e) = state::insert(store, &c) {
+    if let Err(e) = bundle.create().and_then(|()| state::insert(store, &c)) {
         let _ = bundle.remove();
+        let _ = crate::volumes::release(store, &id);
+        let _ = crate::volumes::remove_anonymous(store, &c.config);
         return Err(e);
     }
     Ok(c)
@@ -225,8 +228,13 @@ pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
         )));
     }
     let rootfs_path = bundle.rootfs();
+    // Volumes (created, mounted, filled from the image) join the bind mounts.
+    let spec_cfg = ContainerConfig {
+        binds: crate::volumes::prepare(store, &c.id, cfg, &rootfs_path).map_err(fail)?,
+        ..cfg.clone()
+    };
     let spec = crate::spec::build(
-        cfg,
+        &spec_cfg,
         &crate::spec::SpecInputs {
             id: &c.id,
             rootfs: &rootfs_path,
@@ -442,6 +450,8 @@ fn reconcile_one(store: &Store, c: &Container) {
     if c.config.auto_remove {
         let _ = remove_files(store, &c.id);
         let _ = state::delete(store, &c.id);
+        let _ = crate::volumes::release(store, &c.id);
+        let _ = crate::volumes::remove_anonymous(store, &c.config);
     }
 }
 
@@ -578,7 +588,9 @@ pub fn remove(store: &Store, c: &Container, force: bool) -> Result<()> {
         let _ = rt.delete(&c.id);
     }
     remove_files(store, &c.id)?;
-    state::delete(store, &c.id)
+    state::delete(store, &c.id)?;
+    let _ = crate::health::forget(store, &c.id);
+    crate::volumes::release(store, &c.id)
 }
 
 /// Delete a container's directory (unmounting first).

@@ -25,6 +25,17 @@
 //! - If writing to IN_FD fails (the container closed its stdin), IN_FD is closed and fd 0 is
 //!   no longer read, but `--flags` keeps STDIN: only EOF/error on fd 0 clears it.
 //! - Unknown FLAGS bits are passed back unchanged.
+//! - Health checks: with `BERTH_HEALTH=INTERVAL_MS:START_INTERVAL_MS:START_PERIOD_MS` in the
+//!   environment, it forks and execs `BERTH_EXE --root ROOT __healthcheck ID` (stdio on
+//!   /dev/null, no other descriptors, default signal mask) whenever a probe is due: the
+//!   interval after the previous probe ended (the start interval while inside the start period
+//!   and no probe has reported healthy, i.e. exited 0). Without it nothing extra ever runs.
+//! - Log rotation: with `BERTH_LOG_ROTATE=MAX_SIZE:MAX_FILE:COMPRESS:PATH` (PATH = the file
+//!   LOG_FD writes), once the file holds MAX_SIZE bytes the next write first rotates it:
+//!   `PATH.N[.gz]` → `PATH.N+1[.gz]` (the oldest beyond MAX_FILE - 1 is replaced), `PATH` →
+//!   `PATH.1`, and a fresh `PATH` takes LOG_FD's number; with MAX_FILE 1 the file is
+//!   truncated instead. With COMPRESS 1, `BERTH_EXE __compress-log PATH` then gzips the rotated
+//!   files in the background.
 #![cfg_attr(panic = "abort", no_std)]
 #![no_main]
 // Every syscall wrapper deals in raw integers the kernel ABI defines; the casts are the ABI.
@@ -190,6 +201,14 @@ mod nr {
     pub const WAIT4: usize = 61;
     pub const KILL: usize = 62;
     pub const FCNTL: usize = 72;
+    pub const OPEN: usize = 2;
+    pub const DUP2: usize = 33;
+    pub const FORK: usize = 57;
+    pub const CLOSE_RANGE: usize = 436;
+    pub const LSEEK: usize = 8;
+    pub const FTRUNCATE: usize = 77;
+    pub const RENAME: usize = 82;
+    pub const UNLINK: usize = 87;
     pub const CLOCK_GETTIME: usize = 228;
     pub const EXIT_GROUP: usize = 231;
     pub const SIGNALFD4: usize = 289;
@@ -207,6 +226,14 @@ const F_SETFL: usize = 4;
 const FD_CLOEXEC: usize = 1;
 const WNOHANG: usize = 1;
 const SIG_BLOCK: usize = 0;
+const SIG_SETMASK: usize = 2;
+const SIG_DFL: usize = 0;
+const O_RDWR: usize = 2;
+const O_WRONLY: usize = 1;
+const O_CREAT: usize = 0o100;
+const O_APPEND: usize = 0o2000;
+const SEEK_END: usize = 2;
+const PATH_MAX: usize = 4096;
 const SIG_IGN: usize = 1;
 const TIOCGWINSZ: usize = 0x5413;
 const TIOCSWINSZ: usize = 0x5414;
@@ -473,7 +500,7 @@ fn write_all(fd: i32, mut buf: &[u8]) -> bool {
 // ---------------------------------------------------------------------------------------
 
 /// The bytes of a NUL-terminated string (without the NUL).
-fn cstr<'a>(p: *const u8) -> &'a [u8] {
+fn cstr(p: *const u8) -> &'static [u8] {
     let mut n = 0;
     // SAFETY: `p` comes from argv and points to a NUL-terminated string that lives for the
     // whole process. The volatile read keeps LLVM from turning the loop into `strlen`.
@@ -629,16 +656,181 @@ fn utf8_incomplete_tail(s: &[u8]) -> usize {
 
 const LOG_BUF: usize = 64 * 1024;
 
+/// Size-based rotation of the log file (see the crate documentation).
+struct Rotate {
+    max_size: u64,
+    max_file: u64,
+    compress: bool,
+    path: &'static [u8],
+    /// Bytes in the current file.
+    written: u64,
+    /// BERTH_EXE and the environment, for the compressor.
+    exe: *const u8,
+    envp: *const *const u8,
+}
+
+/// `PATH` or `PATH.N` or `PATH.N.gz`, NUL-terminated, in `buf`; false if too long.
+fn log_name(buf: &mut [u8; PATH_MAX], path: &[u8], n: u64, gz: bool) -> bool {
+    let mut num = [0u8; 24];
+    let digits = fmt_u64(n, &mut num);
+    let need = path.len() + 1 + digits.len() + 3 + 1;
+    if need > PATH_MAX {
+        return false;
+    }
+    buf[..path.len()].copy_from_slice(path);
+    let mut at = path.len();
+    if n > 0 {
+        buf[at] = b'.';
+        at += 1;
+        buf[at..at + digits.len()].copy_from_slice(digits);
+        at += digits.len();
+        if gz {
+            buf[at..at + 3].copy_from_slice(b".gz");
+            at += 3;
+        }
+    }
+    buf[at] = 0;
+    true
+}
+
+impl Rotate {
+    /// Rotates the file behind `fd` (see the crate documentation).
+    fn rotate(&mut self, fd: i32) {
+        self.written = 0;
+        if self.max_file < 2 {
+            // SAFETY: ftruncate on our own descriptor; O_APPEND writes continue at the new end.
+            unsafe {
+                syscall(nr::FTRUNCATE, fd as usize, 0, 0, 0);
+            }
+            return;
+        }
+        let mut a = [0u8; PATH_MAX];
+        let mut b = [0u8; PATH_MAX];
+        // PATH.1 … PATH.(MAX_FILE-1) are kept: shift them up by one, the oldest is replaced.
+        let mut i = self.max_file - 2;
+        while i >= 1 {
+            for gz in [false, true] {
+                if log_name(&mut a, self.path, i, gz) && log_name(&mut b, self.path, i + 1, gz) {
+                    // SAFETY: both are NUL-terminated paths in local buffers.
+                    unsafe {
+                        syscall(nr::RENAME, a.as_ptr() as usize, b.as_ptr() as usize, 0, 0);
+                    }
+                }
+            }
+            i -= 1;
+        }
+        // With one rotated file kept, an earlier PATH.1.gz would shadow the new PATH.1.
+        if log_name(&mut a, self.path, 1, true) {
+            // SAFETY: NUL-terminated path in a local buffer.
+            unsafe {
+                syscall(nr::UNLINK, a.as_ptr() as usize, 0, 0, 0);
+            }
+        }
+        if !(log_name(&mut a, self.path, 0, false) && log_name(&mut b, self.path, 1, false)) {
+            return;
+        }
+        // SAFETY: NUL-terminated paths in local buffers.
+        unsafe {
+            syscall(nr::RENAME, a.as_ptr() as usize, b.as_ptr() as usize, 0, 0);
+        }
+        // SAFETY: NUL-terminated path; integer flags and mode.
+        let nfd = unsafe {
+            syscall(
+                nr::OPEN,
+                a.as_ptr() as usize,
+                O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                0o640,
+                0,
+            )
+        };
+        if nfd >= 0 {
+            // SAFETY: dup2 over our own log descriptor (dup2 leaves it without FD_CLOEXEC).
+            unsafe {
+                syscall(nr::DUP2, nfd as usize, fd as usize, 0, 0);
+            }
+            close(nfd as i32);
+        }
+        if self.compress {
+            self.spawn_compressor();
+        }
+    }
+
+    fn spawn_compressor(&self) {
+        // SAFETY: fork takes no arguments; this process is single-threaded.
+        let pid = unsafe { syscall(nr::FORK, 0, 0, 0, 0) };
+        if pid != 0 {
+            return; // reaped with every other child in Sup::reap
+        }
+        child_setup();
+        let mut p = [0u8; PATH_MAX];
+        if !log_name(&mut p, self.path, 0, false) {
+            exit(125);
+        }
+        let args: [*const u8; 4] = [
+            self.exe,
+            c"__compress-log".as_ptr().cast(),
+            p.as_ptr(),
+            core::ptr::null(),
+        ];
+        // SAFETY: NUL-terminated strings in NULL-terminated vectors.
+        unsafe {
+            syscall(
+                nr::EXECVE,
+                self.exe as usize,
+                args.as_ptr() as usize,
+                self.envp as usize,
+                0,
+            );
+        }
+        exit(127)
+    }
+}
+
+/// Parses `MAX_SIZE:MAX_FILE:COMPRESS:PATH`; the current size comes from the file.
+fn parse_rotate(
+    v: &'static [u8],
+    fd: i32,
+    exe: *const u8,
+    envp: *const *const u8,
+) -> Option<Rotate> {
+    let mut it = v.splitn(4, |&c| c == b':');
+    let max_size = parse_int(it.next()?).filter(|&x| x > 0)? as u64;
+    let max_file = parse_int(it.next()?).filter(|&x| x > 0)? as u64;
+    let compress = it.next()? == b"1";
+    let path = it.next()?;
+    if path.first() != Some(&b'/') {
+        return None;
+    }
+    // SAFETY: lseek on our own descriptor; no memory involved.
+    let size = unsafe { syscall(nr::LSEEK, fd as usize, 0, SEEK_END, 0) };
+    Some(Rotate {
+        max_size,
+        max_file,
+        compress,
+        path,
+        written: size.max(0) as u64,
+        exe,
+        envp,
+    })
+}
+
 /// Buffered writer of json-file log lines.
 struct Log {
     fd: i32,
     len: usize,
     buf: &'static mut [u8; LOG_BUF],
+    rotate: Option<Rotate>,
 }
 
 impl Log {
     fn flush(&mut self) {
         if self.len > 0 {
+            if let Some(r) = self.rotate.as_mut() {
+                if r.written >= r.max_size {
+                    r.rotate(self.fd);
+                }
+                r.written += self.len as u64;
+            }
             // A failing log write (disk full, …) loses log data but must not stop us.
             write_all(self.fd, &self.buf[..self.len]);
             self.len = 0;
@@ -727,6 +919,165 @@ impl Log {
 }
 
 // ---------------------------------------------------------------------------------------
+// Health check schedule
+// ---------------------------------------------------------------------------------------
+
+/// When to start `berth __healthcheck ID` (all times CLOCK_MONOTONIC ms).
+struct Health {
+    interval: i64,
+    start_interval: i64,
+    start_period: i64,
+    started: i64,
+    next: i64,
+    /// The running probe, or 0.
+    probe: i32,
+    /// A probe has reported healthy (exit 0): the start interval no longer applies.
+    healthy_seen: bool,
+}
+
+impl Health {
+    /// Parses `INTERVAL_MS:START_INTERVAL_MS:START_PERIOD_MS`.
+    fn parse(v: &[u8], now: i64) -> Option<Health> {
+        let mut it = v.split(|&c| c == b':');
+        let mut num = || parse_int(it.next()?).filter(|&x| x >= 0);
+        let (interval, start_interval, start_period) = (num()?, num()?, num()?);
+        if interval == 0 {
+            return None;
+        }
+        let mut h = Health {
+            interval,
+            start_interval: if start_interval == 0 {
+                interval
+            } else {
+                start_interval
+            },
+            start_period,
+            started: now,
+            next: 0,
+            probe: 0,
+            healthy_seen: false,
+        };
+        h.next = now + h.gap(now);
+        Some(h)
+    }
+
+    fn gap(&self, now: i64) -> i64 {
+        if !self.healthy_seen && now - self.started < self.start_period {
+            self.start_interval
+        } else {
+            self.interval
+        }
+    }
+
+    /// The probe `pid` exited with wait status `status`.
+    fn done(&mut self, status: i32) {
+        if exit_status_code(status) == 0 {
+            self.healthy_seen = true;
+        }
+        self.probe = 0;
+        let now = now_ms();
+        self.next = now + self.gap(now);
+    }
+}
+
+/// The value of the environment variable `KEY` (given with its `=`), if set.
+fn env_value(envp: *const *const u8, key: &[u8]) -> Option<&'static [u8]> {
+    let mut i = 0;
+    loop {
+        // SAFETY: envp is the NULL-terminated environment vector from the initial stack.
+        let p = unsafe { *envp.add(i) };
+        if p.is_null() {
+            return None;
+        }
+        let e = cstr(p);
+        if e.len() >= key.len() && &e[..key.len()] == key {
+            return Some(&e[key.len()..]);
+        }
+        i += 1;
+    }
+}
+
+/// In a forked child before execve: /dev/null on 0-2, no other descriptors, the default
+/// signal mask and SIGPIPE disposition.
+fn child_setup() {
+    // SAFETY: the path is a NUL-terminated literal.
+    let null = unsafe { syscall(nr::OPEN, c"/dev/null".as_ptr() as usize, O_RDWR, 0, 0) };
+    if null >= 0 {
+        for fd in 0..3 {
+            // SAFETY: dup2 on descriptors only.
+            unsafe {
+                syscall(nr::DUP2, null as usize, fd, 0, 0);
+            }
+        }
+    }
+    // SAFETY: close_range only closes descriptors of this (child) process.
+    let r = unsafe { syscall(nr::CLOSE_RANGE, 3, u32::MAX as usize, 0, 0) };
+    if r < 0 {
+        for fd in 3..1024 {
+            close(fd);
+        }
+    }
+    let empty: u64 = 0;
+    // SAFETY: `empty` is a valid 8-byte sigset; the old-set pointer is NULL.
+    unsafe {
+        syscall(
+            nr::RT_SIGPROCMASK,
+            SIG_SETMASK,
+            &empty as *const u64 as usize,
+            0,
+            8,
+        );
+    }
+    let dfl = KSigaction {
+        handler: SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: `dfl` is a valid kernel sigaction; the old-action pointer is NULL.
+    unsafe {
+        syscall(
+            nr::RT_SIGACTION,
+            SIGPIPE as usize,
+            &dfl as *const KSigaction as usize,
+            0,
+            8,
+        );
+    }
+}
+
+/// fork + exec `EXE --root ROOT __healthcheck ID`; returns the child's pid (or <= 0).
+fn spawn_probe(argv: *mut *const u8, envp: *const *const u8) -> i32 {
+    // SAFETY: fork takes no arguments; this process is single-threaded.
+    let pid = unsafe { syscall(nr::FORK, 0, 0, 0, 0) };
+    if pid != 0 {
+        return pid as i32;
+    }
+    child_setup();
+    // SAFETY: argv has at least 10 entries (checked in main): 1 = EXE, 2 = ROOT, 3 = ID.
+    let (exe, root, id) = unsafe { (*argv.add(1), *argv.add(2), *argv.add(3)) };
+    let args: [*const u8; 6] = [
+        exe,
+        c"--root".as_ptr().cast(),
+        root,
+        c"__healthcheck".as_ptr().cast(),
+        id,
+        core::ptr::null(),
+    ];
+    // SAFETY: NUL-terminated strings in NULL-terminated vectors.
+    unsafe {
+        syscall(
+            nr::EXECVE,
+            exe as usize,
+            args.as_ptr() as usize,
+            envp as usize,
+            0,
+        );
+    }
+    exit(127)
+}
+
+// ---------------------------------------------------------------------------------------
 // Supervision
 // ---------------------------------------------------------------------------------------
 
@@ -785,6 +1136,7 @@ struct Sup {
     /// Whether copying to the attached fds 1/2 still works.
     attached: bool,
     last_data: i64,
+    health: Option<Health>,
 }
 
 impl Sup {
@@ -897,6 +1249,11 @@ impl Sup {
             }
             if r as i32 == self.pid && self.code.is_none() {
                 self.code = Some(exit_status_code(status));
+            }
+            if let Some(h) = self.health.as_mut() {
+                if h.probe != 0 && r as i32 == h.probe {
+                    h.done(status);
+                }
             }
         }
     }
@@ -1025,6 +1382,8 @@ fn main(argc: usize, argv: *mut *const u8, envp: *const *const u8) -> i32 {
             fd: log_fd,
             len: 0,
             buf: logbuf,
+            rotate: env_value(envp, b"BERTH_LOG_ROTATE=")
+                .and_then(|v| parse_rotate(v, log_fd, arg(1).as_ptr(), envp)),
         },
         out: Stream {
             fd: out_fd,
@@ -1048,6 +1407,7 @@ fn main(argc: usize, argv: *mut *const u8, envp: *const *const u8) -> i32 {
         in_len: 0,
         attached: flags & FLAG_ATTACHED != 0,
         last_data: 0,
+        health: env_value(envp, b"BERTH_HEALTH=").and_then(|v| Health::parse(v, now_ms())),
     };
 
     // PID may have exited before the signalfd existed; its SIGCHLD is still pending, but
@@ -1071,6 +1431,22 @@ fn main(argc: usize, argv: *mut *const u8, envp: *const *const u8) -> i32 {
     let mut drain_start: Option<i64> = None;
     loop {
         let mut timeout: i32 = -1;
+        if let (Some(h), None) = (sup.health.as_mut(), sup.code) {
+            if h.probe == 0 {
+                let now = now_ms();
+                if now >= h.next {
+                    let pid = spawn_probe(argv, envp);
+                    if pid > 0 {
+                        h.probe = pid;
+                    } else {
+                        h.next = now + h.interval;
+                    }
+                }
+                if h.probe == 0 {
+                    timeout = (h.next - now).clamp(0, i64::from(i32::MAX)) as i32;
+                }
+            }
+        }
         if sup.code.is_some() {
             if sup.out.fd < 0 && sup.err.fd < 0 {
                 break;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use cmd::{build, compose, container, image, internal, network, registry, sif, Ctx};
+use cmd::{build, compose, container, image, internal, network, registry, sif, volume, Ctx};
 
 /// Run containers without a daemon.
 #[derive(Debug, Parser)]
@@ -97,6 +97,11 @@ enum Cmd {
     /// Manage networks.
     #[command(subcommand)]
     Network(network::NetworkCmd),
+
+    // ---- volumes ----
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume::VolumeCmd),
     /// List a container's published ports.
     Port(network::PortArgs),
 
@@ -112,6 +117,10 @@ enum Cmd {
     // ---- internal ----
     #[command(name = "__monitor", hide = true)]
     Monitor(internal::MonitorArgs),
+    #[command(name = "__healthcheck", hide = true)]
+    Healthcheck(internal::HealthcheckArgs),
+    #[command(name = "__compress-log", hide = true)]
+    CompressLog(internal::CompressLogArgs),
     #[command(name = "__dns", hide = true)]
     Dns(network::DnsArgs),
     #[command(name = "__oneshot", hide = true)]
@@ -213,10 +222,13 @@ fn main() -> ExitCode {
         Cmd::Pull(a) => registry::pull(&ctx, a),
         Cmd::Push(a) => registry::push(&ctx, a),
         Cmd::Network(c) => network::network_cmd(&ctx, c),
+        Cmd::Volume(c) => volume::volume_cmd(&ctx, c),
         Cmd::Port(a) => network::port(&ctx, a),
         Cmd::Compose(a) => compose::compose(&ctx, a),
         Cmd::Sif(c) => sif::sif_cmd(&ctx, c),
         Cmd::Monitor(a) => internal::monitor(&ctx, a),
+        Cmd::Healthcheck(a) => internal::healthcheck(&ctx, a),
+        Cmd::CompressLog(a) => internal::compress_log(a),
         Cmd::Dns(a) => network::dns(&ctx, a),
         Cmd::Oneshot(a) => internal::oneshot(&ctx, a),
     };

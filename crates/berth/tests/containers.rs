@@ -365,7 +365,7 @@ fn mounts_volumes_tmpfs_readonly() {
         "echo ok > /scratch/f && cat /scratch/f && grep ' /scratch ' /proc/mounts | cut -d' ' -f3",
     ]);
     assert_eq!(s, "ok\ntmpfs\n");
-    let (code, msg) = env.fails(&["run", "--rm", NONE, "-v", "relative:/x", "bb", "true"]);
+    let (code, msg) = env.fails(&["run", "--rm", NONE, "-v", "./relative:/x", "bb", "true"]);
     assert_eq!(code, 125);
     assert!(msg.contains("absolute"), "{msg}");
     // Writes to the container's own filesystem don't touch the image.

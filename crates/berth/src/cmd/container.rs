@@ -5,6 +5,7 @@ use std::io::Write;
 use anyhow::{anyhow, bail, Context, Result};
 use berth_engine::attach::{self, ExecRequest};
 use berth_engine::config::{self as ccfg, ContainerConfig, RestartPolicy};
+use berth_engine::health::{HealthConfig, HealthFlags};
 use berth_engine::ops::{self, Attach, CreateRequest};
 use berth_engine::state::{self, Container, State};
 use berth_engine::EngineError;
@@ -52,9 +53,15 @@ pub struct ContainerOpts {
     /// Container NIS domain name (with the host name, the FQDN in /etc/hosts).
     #[arg(long)]
     pub domainname: Option<String>,
-    /// Bind mount: HOST:CONTAINER[:ro|rw].
+    /// Mount a volume or host path: [NAME|HOST:]CONTAINER[:ro|rw|nocopy|z|Z].
     #[arg(short, long = "volume")]
     pub volume: Vec<String>,
+    /// Mount: type=bind|volume|tmpfs,src=…,dst=…[,readonly][,…].
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Mount the volumes of another container: CONTAINER[:ro|rw].
+    #[arg(long)]
+    pub volumes_from: Vec<String>,
     /// Mount a tmpfs: PATH[:OPTIONS].
     #[arg(long)]
     pub tmpfs: Vec<String>,
@@ -144,6 +151,33 @@ pub struct ContainerOpts {
     /// Size of /dev/shm (e.g. 128m).
     #[arg(long)]
     pub shm_size: Option<String>,
+    /// Command to run to check health (run with /bin/sh -c).
+    #[arg(long)]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s, 1m).
+    #[arg(long)]
+    pub health_interval: Option<String>,
+    /// Maximum time a health check may run.
+    #[arg(long)]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy.
+    #[arg(long)]
+    pub health_retries: Option<i64>,
+    /// Start period during which failures do not count.
+    #[arg(long)]
+    pub health_start_period: Option<String>,
+    /// Time between health checks during the start period.
+    #[arg(long)]
+    pub health_start_interval: Option<String>,
+    /// Disable any health check (also the image's HEALTHCHECK).
+    #[arg(long)]
+    pub no_healthcheck: bool,
+    /// Log driver: json-file (default), local, none, journald.
+    #[arg(long)]
+    pub log_driver: Option<String>,
+    /// Log driver options: max-size=10m, max-file=3, compress=true.
+    #[arg(long)]
+    pub log_opt: Vec<String>,
     /// Pull policy: missing (default), always, never.
     #[arg(long, default_value = "missing")]
     pub pull: String,
@@ -207,7 +241,7 @@ pub struct RmArgs {
     /// Kill and remove running containers.
     #[arg(short, long)]
     pub force: bool,
-    /// Remove anonymous volumes too (accepted for compatibility).
+    /// Also remove the container's anonymous volumes.
     #[arg(short, long)]
     pub volumes: bool,
     #[arg(required = true)]
@@ -228,6 +262,10 @@ pub struct PsArgs {
     /// Do not truncate output.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Filters: health=starting|healthy|unhealthy|none, status=STATE, name=TEXT, id=PREFIX,
+    /// label=KEY[=VALUE], volume=NAME.
+    #[arg(short, long)]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +279,15 @@ pub struct LogsArgs {
     /// Show timestamps.
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Only output since this time (2024-01-02T15:04:05Z, a Unix time, or a duration like 10m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only output before this time (same forms as --since).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Show extra details given to the log (berth records none).
+    #[arg(long)]
+    pub details: bool,
     pub container: String,
 }
 
@@ -399,12 +446,6 @@ fn build_config(
         );
     }
     let env = ccfg::merge_env(&env, &user_env(&o.env_file, &o.env)?);
-    let binds = o
-        .volume
-        .iter()
-        .map(|v| ccfg::parse_volume(v))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(eng)?;
     let tmpfs = o
         .tmpfs
         .iter()
@@ -489,7 +530,7 @@ fn build_config(
         matches!(network, NetworkMode::Host),
     )
     .map_err(eng)?;
-    let cfg = ContainerConfig {
+    let mut cfg = ContainerConfig {
         security,
         args,
         entrypoint,
@@ -510,7 +551,7 @@ fn build_config(
         domainname: o.domainname.clone().unwrap_or_default(),
         tty: o.tty,
         open_stdin: o.interactive,
-        binds,
+        binds: Vec::new(),
         tmpfs,
         read_only: o.read_only,
         network,
@@ -544,7 +585,43 @@ fn build_config(
             .unwrap_or_else(|| "SIGTERM".into()),
         stop_timeout: o.stop_timeout.map_or(10, stop_seconds),
         auto_remove: o.rm,
+        volumes: Vec::new(),
+        healthcheck: HealthConfig::resolve(
+            HealthConfig::from_image(ic.healthcheck.as_ref()),
+            &HealthFlags {
+                cmd: o.health_cmd.clone(),
+                interval: o.health_interval.clone(),
+                timeout: o.health_timeout.clone(),
+                start_period: o.health_start_period.clone(),
+                start_interval: o.health_start_interval.clone(),
+                retries: o.health_retries,
+                disable: o.no_healthcheck,
+            },
+        )
+        .map_err(eng)?,
+        log_config: berth_engine::logs::LogConfig::resolve(
+            store.root(),
+            o.log_driver.as_deref(),
+            &o.log_opt,
+        )
+        .map_err(eng)?,
     };
+    let image_volumes: Vec<String> = ic
+        .volumes
+        .as_ref()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    berth_engine::volumes::apply(
+        store,
+        &mut cfg,
+        &berth_engine::volumes::MountFlags {
+            volume: &o.volume,
+            mount: &o.mount,
+            volumes_from: &o.volumes_from,
+        },
+        &image_volumes,
+    )
+    .map_err(eng)?;
     if let Some(rt) = &cfg.runtime {
         berth_engine::runtime::Runtime::new(store.root(), Some(rt)).map_err(eng)?;
     }
@@ -587,6 +664,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
 fn cleanup_failed(store: &Store, c: &Container, e: EngineError) -> anyhow::Error {
     if c.config.auto_remove {
         let _ = ops::remove(store, c, true);
+        let _ = berth_engine::volumes::remove_anonymous(store, &c.config);
     }
     eng(e)
 }
@@ -682,16 +760,27 @@ pub fn kill(ctx: &Ctx, a: KillArgs) -> Result<i32> {
 
 pub fn rm(ctx: &Ctx, a: RmArgs) -> Result<i32> {
     each(ctx, &a.containers, |s, c| {
-        ops::remove(s, c, a.force).map_err(eng)
+        ops::remove(s, c, a.force).map_err(eng)?;
+        if a.volumes {
+            berth_engine::volumes::remove_anonymous(s, &c.config).map_err(eng)?;
+        }
+        Ok(())
     })
 }
 
-fn status_text(c: &Container) -> String {
+fn status_text(c: &Container, health: Option<&str>) -> String {
     match c.state {
-        State::Running => match &c.started_at {
-            Some(t) => format!("Up {}", since(t)),
-            None => "Up".into(),
-        },
+        State::Running => {
+            let up = match &c.started_at {
+                Some(t) => format!("Up {}", since(t)),
+                None => "Up".into(),
+            };
+            match health {
+                Some("starting") => format!("{up} (health: starting)"),
+                Some(h) => format!("{up} ({h})"),
+                None => up,
+            }
+        }
         State::Restarting => format!(
             "Restarting ({}) {}",
             c.exit_code.unwrap_or(0),
@@ -749,10 +838,20 @@ fn command_text(c: &Container, trunc: bool) -> String {
 }
 
 pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
-    let all = ops::reconciled_rows(ctx.store()?).map_err(eng)?;
+    let store = ctx.store()?;
+    let all = ops::reconciled_rows(store).map_err(eng)?;
+    let health = berth_engine::health::all_status(store).map_err(eng)?;
+    let health_of = |c: &Container| -> Option<&str> {
+        c.config
+            .healthcheck
+            .as_ref()
+            .and(health.get(&c.id).map(String::as_str))
+    };
+    let filters = PsFilter::parse(&a.filter)?;
     let list: Vec<&Container> = all
         .iter()
-        .filter(|c| a.all || c.state.is_active())
+        .filter(|c| a.all || c.state.is_active() || filters.has_status)
+        .filter(|c| filters.matches(c, health_of(c)))
         .collect();
     if a.quiet {
         let mut out = std::io::stdout().lock();
@@ -774,7 +873,7 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
                     "Command": c.config.args.join(" "),
                     "Created": c.created,
                     "State": c.state.as_str(),
-                    "Status": status_text(c),
+                    "Status": status_text(c, health_of(c)),
                     "Ports": ports_text(c),
                     "Labels": c.config.labels,
                     "ExitCode": c.exit_code,
@@ -802,7 +901,7 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
                 c.image_name.clone(),
                 command_text(c, !a.no_trunc),
                 ago(c.created),
-                status_text(c),
+                status_text(c, health_of(c)),
                 ports_text(c),
                 c.name.clone(),
             ]
@@ -823,6 +922,65 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `ps --filter` conditions: all keys must match; several values of one key are alternatives.
+#[derive(Debug, Default)]
+struct PsFilter {
+    conds: Vec<(String, Vec<String>)>,
+    /// A status filter also looks at stopped containers (as Docker).
+    has_status: bool,
+}
+
+impl PsFilter {
+    fn parse(items: &[String]) -> Result<PsFilter> {
+        let mut f = PsFilter::default();
+        for i in items {
+            let (k, v) = i
+                .split_once('=')
+                .ok_or_else(|| anyhow!("invalid --filter {i:?}: use KEY=VALUE"))?;
+            match k {
+                "health" => {
+                    if !matches!(v, "starting" | "healthy" | "unhealthy" | "none") {
+                        bail!("invalid --filter {i:?}: health is starting, healthy, unhealthy or none");
+                    }
+                }
+                "status" => f.has_status = true,
+                "name" | "id" | "label" | "volume" => {}
+                _ => bail!(
+                    "invalid --filter {i:?}: use health=, status=, name=, id=, label= or volume="
+                ),
+            }
+            match f.conds.iter_mut().find(|(ck, _)| ck == k) {
+                Some((_, vs)) => vs.push(v.to_string()),
+                None => f.conds.push((k.to_string(), vec![v.to_string()])),
+            }
+        }
+        Ok(f)
+    }
+
+    fn matches(&self, c: &Container, health: Option<&str>) -> bool {
+        self.conds.iter().all(|(k, vs)| {
+            vs.iter().any(|v| match k.as_str() {
+                "health" => health.unwrap_or("none") == v,
+                "status" => c.state.as_str() == v,
+                "name" => c.name.contains(v.as_str()),
+                "id" => c.id.starts_with(v.as_str()),
+                "label" => match v.split_once('=') {
+                    Some((lk, lv)) => c.config.labels.get(lk).map(String::as_str) == Some(lv),
+                    None => c.config.labels.contains_key(v.as_str()),
+                },
+                "volume" => {
+                    c.config
+                        .volumes
+                        .iter()
+                        .any(|m| &m.name == v || &m.destination == v)
+                        || c.config.binds.iter().any(|b| &b.destination == v)
+                }
+                _ => false,
+            })
+        })
+    }
+}
+
 pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
     let store = open(ctx)?;
     let c = find(store, &a.container)?;
@@ -834,10 +992,25 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
                 .map_err(|_| anyhow!("invalid --tail {n:?}: use a number or \"all\""))?,
         ),
     };
+    if !c.config.log_config.readable() {
+        bail!(
+            "configured logging driver {:?} does not support reading: run the container with --log-driver json-file or local",
+            c.config.log_config.driver
+        );
+    }
+    let time = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| berth_engine::logs::parse_time(flag, s))
+            .transpose()
+            .map_err(eng)
+    };
     let opts = berth_engine::logs::LogOptions {
         follow: a.follow,
         tail,
         timestamps: a.timestamps,
+        since: time("--since", &a.since)?,
+        until: time("--until", &a.until)?,
+        details: a.details,
     };
     let path = berth_engine::rootfs::Bundle::new(store.root(), &c.id).log();
     let id = c.id.clone();
@@ -888,12 +1061,15 @@ pub fn container_json(store: &Store, c: &Container) -> serde_json::Value {
             "Error": c.error.clone().unwrap_or_default(),
             "StartedAt": c.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
             "FinishedAt": c.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "Health": c.config.healthcheck.as_ref().and_then(|_| berth_engine::health::get(store, &c.id).ok().flatten()),
         },
         "Image": c.image_id.as_str(),
         "Name": format!("/{}", c.name),
         "RestartCount": c.restart_count,
         "HostConfig": {
-            "Binds": c.config.binds.iter().map(|b| format!("{}:{}{}", b.source, b.destination, if b.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
+            "Binds": c.config.binds.iter().map(|b| format!("{}:{}{}", b.source, b.destination, if b.read_only { ":ro" } else { "" }))
+                .chain(c.config.volumes.iter().filter(|v| !v.anonymous).map(|v| format!("{}:{}{}", v.name, v.destination, if v.mode.is_empty() { String::new() } else { format!(":{}", v.mode) })))
+                .collect::<Vec<_>>(),
             "NetworkMode": match &c.config.network { NetworkMode::None => "none".to_string(), NetworkMode::Host => "host".into(), NetworkMode::Container(id) => format!("container:{id}"), NetworkMode::Networks(n) => n.first().map(|a| a.network.clone()).unwrap_or_default() },
             "RestartPolicy": {"Name": c.config.restart.name, "MaximumRetryCount": c.config.restart.max_retries},
             "AutoRemove": c.config.auto_remove,
@@ -903,6 +1079,7 @@ pub fn container_json(store: &Store, c: &Container) -> serde_json::Value {
             "ReadonlyRootfs": c.config.read_only,
             "Init": c.config.init,
             "Runtime": c.config.runtime.clone().unwrap_or_else(|| "builtin".into()),
+            "LogConfig": {"Type": c.config.log_config.driver, "Config": c.config.log_config.opts},
             "Tmpfs": c.config.tmpfs.iter().map(|t| (t.destination.clone(), json!(t.options.join(",")))).collect::<serde_json::Map<_, _>>(),
         },
         "Config": {
@@ -918,7 +1095,9 @@ pub fn container_json(store: &Store, c: &Container) -> serde_json::Value {
             "OpenStdin": c.config.open_stdin,
             "Labels": c.config.labels,
             "StopSignal": c.config.stop_signal,
+            "Healthcheck": c.config.healthcheck,
         },
+        "Mounts": berth_engine::volumes::mounts_json(store, &c.config),
         "NetworkSettings": net_settings,
     })
 }

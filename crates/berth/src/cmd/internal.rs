@@ -45,3 +45,27 @@ pub fn oneshot(ctx: &Ctx, a: OneshotArgs) -> Result<i32> {
         a.runtime.as_deref(),
     ))
 }
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    pub id: String,
+}
+
+/// `berth __healthcheck ID`: one probe, started by the container's supervisor. Exit status 0
+/// when the container is healthy afterwards, 1 when not, 2 when no probe ran.
+pub fn healthcheck(ctx: &Ctx, a: HealthcheckArgs) -> Result<i32> {
+    let store = ctx.store()?;
+    Ok(berth_engine::health::probe(store, &a.id)?)
+}
+
+#[derive(Debug, Args)]
+pub struct CompressLogArgs {
+    /// The container log whose rotated files (`PATH.N`) are to be gzipped.
+    pub path: std::path::PathBuf,
+}
+
+/// `berth __compress-log PATH`: gzip rotated log files (started by the supervisor).
+pub fn compress_log(a: CompressLogArgs) -> Result<i32> {
+    berth_engine::logs::compress_rotated(&a.path);
+    Ok(0)
+}

@@ -11,6 +11,7 @@ pub mod network;
 pub mod output;
 pub mod registry;
 pub mod sif;
+pub mod volume;
 
 use std::cell::OnceCell;
 use std::path::PathBuf;

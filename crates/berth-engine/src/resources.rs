@@ -1,0 +1,509 @@
+//! The cgroup and namespace flags of `run`/`create` beyond `--memory`, `--cpus` and
+//! `--pids-limit`: `--cpu-shares`, `--cpuset-cpus`, `--cpuset-mems`, `--cpu-period`,
+//! `--cpu-quota`, `--memory-swap`, `--memory-reservation`, `--memory-swappiness`,
+//! `--oom-kill-disable`, `--oom-score-adj`, `--blkio-weight`, and `--pid`, `--ipc`, `--uts`,
+//! `--cgroupns`.
+//!
+//! [`ResourceFlags::parse`] checks values as Docker does; [`check_kernel`] refuses what the
+//! host's cgroups cannot do (v1 and v2 differ: v2 has no per-cgroup swappiness and no OOM-killer
+//! switch), so a flag is never silently ignored.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{EngineError, Result};
+
+/// Extra cgroup settings (units as Docker's flags: bytes, microseconds, shares).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Resources {
+    /// Relative CPU weight (`cpu.shares`, 2–262144).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs allowed, e.g. `0-1,3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes allowed, e.g. `0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_mems: Option<String>,
+    /// CFS period in µs (1000–1000000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<u64>,
+    /// CFS quota in µs per period (≥ 1000, or -1 for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<i64>,
+    /// Memory + swap limit in bytes (-1 = unlimited swap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
+    /// Soft memory limit in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<i64>,
+    /// Swappiness 0–100 (cgroup v1 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swappiness: Option<u64>,
+    /// Disable the OOM killer (cgroup v1 only).
+    #[serde(default)]
+    pub oom_kill_disable: bool,
+    /// The container's `oom_score_adj` (-1000–1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+    /// Block I/O weight 10–1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blkio_weight: Option<u16>,
+}
+
+/// Namespace modes (`None` = Docker's default: a private namespace).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NamespaceModes {
+    /// `host` or `container:<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    /// `host`, `container:<id>`, `shareable`, `private` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<String>,
+    /// `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts: Option<String>,
+    /// `host` or `private`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroupns: Option<String>,
+}
+
+/// The raw flags, as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceFlags {
+    /// `--cpu-shares`.
+    pub cpu_shares: Option<i64>,
+    /// `--cpuset-cpus`.
+    pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`.
+    pub cpuset_mems: Option<String>,
+    /// `--cpu-period` (µs).
+    pub cpu_period: Option<i64>,
+    /// `--cpu-quota` (µs).
+    pub cpu_quota: Option<i64>,
+    /// `--memory-swap` (bytes with unit, or -1).
+    pub memory_swap: Option<String>,
+    /// `--memory-reservation`.
+    pub memory_reservation: Option<String>,
+    /// `--memory-swappiness`.
+    pub memory_swappiness: Option<i64>,
+    /// `--oom-kill-disable`.
+    pub oom_kill_disable: bool,
+    /// `--oom-score-adj`.
+    pub oom_score_adj: Option<i64>,
+    /// `--blkio-weight`.
+    pub blkio_weight: Option<i64>,
+}
+
+fn bad(msg: String) -> EngineError {
+    EngineError::InvalidArgument(msg)
+}
+
+/// Check a cpuset list such as `0-3,5` against the host's `allowed` list (same syntax).
+fn check_cpuset(flag: &str, v: &str, allowed: Option<&str>) -> Result<()> {
+    let parse = |s: &str| -> Option<Vec<u32>> {
+        let mut out = Vec::new();
+        for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                    if a > b || b - a > 4096 {
+                        return None;
+                    }
+                    out.extend(a..=b);
+                }
+                None => out.push(part.parse().ok()?),
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    };
+    let want =
+        parse(v).ok_or_else(|| bad(format!("invalid {flag} {v:?}: use a list such as 0-2,4")))?;
+    if let Some(have) = allowed.and_then(parse) {
+        if let Some(x) = want.iter().find(|x| !have.contains(x)) {
+            return Err(bad(format!(
+                "invalid {flag} {v:?}: {x} is not available on this host (available: {})",
+                allowed.unwrap_or("").trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl ResourceFlags {
+    /// Check the values (Docker's ranges and rules) and convert them. `memory` is the
+    /// `--memory` limit in bytes, `nano_cpus` the `--cpus` value.
+    pub fn parse(&self, memory: Option<i64>, nano_cpus: Option<i64>) -> Result<Resources> {
+        let mut r = Resources::default();
+        if let Some(s) = self.cpu_shares {
+            if s != 0 && !(2..=262_144).contains(&s) {
+                return Err(bad(format!(
+                    "invalid --cpu-shares {s}: use a value from 2 to 262144"
+                )));
+            }
+            r.cpu_shares = u64::try_from(s).ok().filter(|s| *s != 0);
+        }
+        if nano_cpus.is_some() && (self.cpu_period.is_some() || self.cpu_quota.is_some()) {
+            return Err(bad(
+                "conflicting options: --cpus cannot be used with --cpu-period or --cpu-quota"
+                    .into(),
+            ));
+        }
+        if let Some(p) = self.cpu_period {
+            if p != 0 && !(1000..=1_000_000).contains(&p) {
+                return Err(bad(format!(
+                    "invalid --cpu-period {p}: use 1000 to 1000000 microseconds"
+                )));
+            }
+            r.cpu_period = u64::try_from(p).ok().filter(|p| *p != 0);
+        }
+        if let Some(q) = self.cpu_quota {
+            if q != 0 && q != -1 && q < 1000 {
+                return Err(bad(format!(
+                    "invalid --cpu-quota {q}: use at least 1000 microseconds (or -1 for no limit)"
+                )));
+            }
+            r.cpu_quota = (q != 0).then_some(q);
+        }
+        let host = |f: &str| std::fs::read_to_string(f).ok();
+        if let Some(c) = &self.cpuset_cpus {
+            let allowed = host("/sys/fs/cgroup/cpuset/cpuset.cpus")
+                .or_else(|| host("/sys/fs/cgroup/cpuset.cpus.effective"))
+                .or_else(|| host("/sys/devices/system/cpu/online"));
+            check_cpuset("--cpuset-cpus", c, allowed.as_deref())?;
+            r.cpuset_cpus = Some(c.trim().to_string());
+        }
+        if let Some(m) = &self.cpuset_mems {
+            let allowed = host("/sys/fs/cgroup/cpuset/cpuset.mems")
+                .or_else(|| host("/sys/fs/cgroup/cpuset.mems.effective"))
+                .or_else(|| host("/sys/devices/system/node/online"));
+            check_cpuset("--cpuset-mems", m, allowed.as_deref())?;
+            r.cpuset_mems = Some(m.trim().to_string());
+        }
+        if let Some(s) = &self.memory_swap {
+            let v = if s.trim() == "-1" {
+                -1
+            } else {
+                crate::config::parse_bytes(s)?
+            };
+            let Some(mem) = memory else {
+                return Err(bad(
+                    "--memory-swap needs --memory: set the memory limit too".into(),
+                ));
+            };
+            if v != -1 && v < mem {
+                return Err(bad(format!(
+                    "invalid --memory-swap {s:?}: it is memory plus swap, so it must be at least --memory (or -1 for unlimited swap)"
+                )));
+            }
+            r.memory_swap = Some(v);
+        }
+        if let Some(s) = &self.memory_reservation {
+            let v = crate::config::parse_bytes(s)?;
+            if let Some(mem) = memory {
+                if v > mem {
+                    return Err(bad(format!(
+                        "invalid --memory-reservation {s:?}: it must be below --memory"
+                    )));
+                }
+            }
+            r.memory_reservation = Some(v);
+        }
+        if let Some(s) = self.memory_swappiness {
+            if s != -1 && !(0..=100).contains(&s) {
+                return Err(bad(format!(
+                    "invalid --memory-swappiness {s}: use 0 to 100 (or -1 for the host's)"
+                )));
+            }
+            r.memory_swappiness = u64::try_from(s).ok();
+        }
+        r.oom_kill_disable = self.oom_kill_disable;
+        if let Some(a) = self.oom_score_adj {
+            r.oom_score_adj = Some(
+                i32::try_from(a)
+                    .ok()
+                    .filter(|a| (-1000..=1000).contains(a))
+                    .ok_or_else(|| {
+                        bad(format!("invalid --oom-score-adj {a}: use -1000 to 1000"))
+                    })?,
+            );
+        }
+        if let Some(w) = self.blkio_weight {
+            if w != 0 && !(10..=1000).contains(&w) {
+                return Err(bad(format!("invalid --blkio-weight {w}: use 10 to 1000")));
+            }
+            r.blkio_weight = u16::try_from(w).ok().filter(|w| *w != 0);
+        }
+        Ok(r)
+    }
+}
+
+/// The cgroup hierarchy of this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    /// Legacy or hybrid: controllers under `/sys/fs/cgroup/<controller>`.
+    V1,
+    /// Unified: `/sys/fs/cgroup/cgroup.controllers`.
+    V2,
+}
+
+/// Which hierarchy the host uses.
+pub fn cgroup_version() -> CgroupVersion {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        CgroupVersion::V2
+    } else {
+        CgroupVersion::V1
+    }
+}
+
+/// Refuse settings the host's cgroups cannot apply (checked in berth's cgroup parent, where
+/// the container's cgroup will be created).
+pub fn check_kernel(r: &Resources, swap_limit_with_memory: bool) -> Result<()> {
+    let parent = crate::cgroup_parent();
+    let parent = parent.trim_matches('/');
+    let v = cgroup_version();
+    let has = |ctrl: &str, file: &str| -> bool {
+        let base = match v {
+            CgroupVersion::V1 => Path::new("/sys/fs/cgroup").join(ctrl),
+            CgroupVersion::V2 => Path::new("/sys/fs/cgroup").to_path_buf(),
+        };
+        // The parent may not exist yet: then look at the hierarchy's root.
+        let p = base.join(parent).join(file);
+        p.exists() || base.join(file).exists()
+    };
+    let v2_controller = |c: &str| -> bool {
+        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .map(|s| s.split_whitespace().any(|x| x == c))
+            .unwrap_or(false)
+    };
+    let refuse = |flag: &str, why: &str| -> Result<()> {
+        Err(bad(format!(
+            "{flag} cannot be honoured on this host: {why}"
+        )))
+    };
+    match v {
+        CgroupVersion::V1 => {
+            if (r.memory_swap.is_some_and(|s| s != -1) || swap_limit_with_memory)
+                && !has("memory", "memory.memsw.limit_in_bytes")
+            {
+                return refuse(
+                    "--memory-swap",
+                    "the kernel has no swap accounting (memory.memsw.limit_in_bytes is missing; boot with swapaccount=1)",
+                );
+            }
+            if r.memory_swappiness.is_some() && !has("memory", "memory.swappiness") {
+                return refuse("--memory-swappiness", "memory.swappiness is missing");
+            }
+            if r.oom_kill_disable && !has("memory", "memory.oom_control") {
+                return refuse("--oom-kill-disable", "memory.oom_control is missing");
+            }
+            if r.blkio_weight.is_some()
+                && !has("blkio", "blkio.weight")
+                && !has("blkio", "blkio.bfq.weight")
+            {
+                return refuse(
+                    "--blkio-weight",
+                    "the blkio controller has no weight file (needs the BFQ or CFQ I/O scheduler)",
+                );
+            }
+            if (r.cpu_shares.is_some() || r.cpu_period.is_some() || r.cpu_quota.is_some())
+                && !has("cpu", "cpu.shares")
+            {
+                return refuse(
+                    "--cpu-shares/--cpu-period/--cpu-quota",
+                    "the cpu controller is not mounted",
+                );
+            }
+            if (r.cpuset_cpus.is_some() || r.cpuset_mems.is_some()) && !has("cpuset", "cpuset.cpus")
+            {
+                return refuse(
+                    "--cpuset-cpus/--cpuset-mems",
+                    "the cpuset controller is not mounted",
+                );
+            }
+        }
+        CgroupVersion::V2 => {
+            if r.memory_swappiness.is_some() {
+                return refuse(
+                    "--memory-swappiness",
+                    "cgroup v2 has no per-cgroup swappiness",
+                );
+            }
+            if r.oom_kill_disable {
+                return refuse(
+                    "--oom-kill-disable",
+                    "cgroup v2 cannot disable the OOM killer",
+                );
+            }
+            if (r.memory_swap.is_some() || r.memory_reservation.is_some())
+                && !v2_controller("memory")
+            {
+                return refuse(
+                    "--memory-swap/--memory-reservation",
+                    "the memory controller is not enabled",
+                );
+            }
+            if r.blkio_weight.is_some() && !v2_controller("io") {
+                return refuse("--blkio-weight", "the io controller is not enabled");
+            }
+            if (r.cpu_shares.is_some() || r.cpu_period.is_some() || r.cpu_quota.is_some())
+                && !v2_controller("cpu")
+            {
+                return refuse(
+                    "--cpu-shares/--cpu-period/--cpu-quota",
+                    "the cpu controller is not enabled",
+                );
+            }
+            if (r.cpuset_cpus.is_some() || r.cpuset_mems.is_some()) && !v2_controller("cpuset") {
+                return refuse(
+                    "--cpuset-cpus/--cpuset-mems",
+                    "the cpuset controller is not enabled",
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Check `--pid`, `--ipc`, `--uts` and `--cgroupns` values; `container:NAME` is resolved to
+/// `container:<id>` by `resolve` (which fails for unknown containers).
+pub fn parse_namespaces(
+    pid: Option<&str>,
+    ipc: Option<&str>,
+    uts: Option<&str>,
+    cgroupns: Option<&str>,
+    resolve: &mut dyn FnMut(&str) -> Result<String>,
+) -> Result<NamespaceModes> {
+    let mut m = NamespaceModes::default();
+    let mut join = |flag: &str, v: &str, extra: &[&str]| -> Result<Option<String>> {
+        if v == "host" || extra.contains(&v) {
+            return Ok(Some(v.to_string()));
+        }
+        if let Some(name) = v.strip_prefix("container:") {
+            return Ok(Some(format!("container:{}", resolve(name)?)));
+        }
+        Err(bad(format!(
+            "invalid {flag} {v:?}: use host, container:NAME{}",
+            extra.iter().map(|e| format!(", {e}")).collect::<String>()
+        )))
+    };
+    if let Some(v) = pid {
+        m.pid = join("--pid", v, &[])?;
+    }
+    if let Some(v) = ipc {
+        m.ipc = join("--ipc", v, &["shareable", "private", "none"])?;
+    }
+    if let Some(v) = uts {
+        if v != "host" {
+            return Err(bad(format!("invalid --uts {v:?}: only host is supported")));
+        }
+        m.uts = Some(v.to_string());
+    }
+    if let Some(v) = cgroupns {
+        if !matches!(v, "host" | "private") {
+            return Err(bad(format!(
+                "invalid --cgroupns {v:?}: use host or private"
+            )));
+        }
+        m.cgroupns = Some(v.to_string());
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_ranges() {
+        let ok = |f: ResourceFlags| f.parse(Some(64 << 20), None);
+        assert!(ok(ResourceFlags {
+            cpu_shares: Some(1),
+            ..Default::default()
+        })
+        .is_err());
+        assert_eq!(
+            ok(ResourceFlags {
+                cpu_shares: Some(512),
+                ..Default::default()
+            })
+            .unwrap()
+            .cpu_shares,
+            Some(512)
+        );
+        assert!(ok(ResourceFlags {
+            cpu_period: Some(10),
+            ..Default::default()
+        })
+        .is_err());
+        assert!(ResourceFlags {
+            cpu_quota: Some(50_000),
+            ..Default::default()
+        }
+        .parse(None, Some(1_000_000_000))
+        .is_err());
+        assert!(ok(ResourceFlags {
+            memory_swap: Some("32m".into()),
+            ..Default::default()
+        })
+        .is_err());
+        assert_eq!(
+            ok(ResourceFlags {
+                memory_swap: Some("-1".into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .memory_swap,
+            Some(-1)
+        );
+        assert!(ResourceFlags {
+            memory_swap: Some("1g".into()),
+            ..Default::default()
+        }
+        .parse(None, None)
+        .is_err());
+        assert!(ok(ResourceFlags {
+            memory_swappiness: Some(101),
+            ..Default::default()
+        })
+        .is_err());
+        assert!(ok(ResourceFlags {
+            oom_score_adj: Some(2000),
+            ..Default::default()
+        })
+        .is_err());
+        assert!(ok(ResourceFlags {
+            blkio_weight: Some(5),
+            ..Default::default()
+        })
+        .is_err());
+        assert!(check_cpuset("x", "0-1", Some("0-3\n")).is_ok());
+        assert!(check_cpuset("x", "5", Some("0-3\n")).is_err());
+        assert!(check_cpuset("x", "a-b", None).is_err());
+    }
+
+    #[test]
+    fn namespaces() {
+        let mut r = |n: &str| -> Result<String> {
+            if n == "db" {
+                Ok("abc".into())
+            } else {
+                Err(EngineError::NotFound(n.into()))
+            }
+        };
+        let m = parse_namespaces(
+            Some("container:db"),
+            Some("shareable"),
+            Some("host"),
+            Some("host"),
+            &mut r,
+        )
+        .unwrap();
+        assert_eq!(m.pid.as_deref(), Some("container:abc"));
+        assert_eq!(m.ipc.as_deref(), Some("shareable"));
+        assert!(parse_namespaces(Some("private"), None, None, None, &mut r).is_err());
+        assert!(parse_namespaces(None, None, Some("private"), None, &mut r).is_err());
+        assert!(parse_namespaces(None, Some("container:nope"), None, None, &mut r).is_err());
+    }
+}
