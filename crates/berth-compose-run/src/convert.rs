@@ -524,3 +524,84 @@ fn mount(m: &Mount, binds: &mut Vec<Bind>, tmpfs: &mut Vec<ccfg::Tmpfs>, name: &
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(yaml: &str) -> Project {
+        let d = std::env::temp_dir().join(format!(
+            "berth-compose-run-unit-{}-{}",
+            std::process::id(),
+            yaml.len()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("compose.yaml"), yaml).unwrap();
+        let p = berth_compose::load(&berth_compose::Options {
+            cwd: d.clone(),
+            project_name: Some("t".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&d);
+        p
+    }
+
+    #[test]
+    fn hash_ignores_replicas_but_not_environment() {
+        let a = project("services:\n  w:\n    image: x\n    environment: {A: '1'}\n");
+        let b = project(
+            "services:\n  w:\n    image: x\n    environment: {A: '1'}\n    deploy: {replicas: 3}\n",
+        );
+        let c = project("services:\n  w:\n    image: x\n    environment: {A: '2'}\n");
+        let h = |p: &Project| {
+            let mut s = p.services["w"].clone();
+            s.deploy = None;
+            config_hash(&s)
+        };
+        assert_eq!(config_hash(&a.services["w"]).len(), 64);
+        assert_eq!(h(&a), h(&b));
+        assert_ne!(config_hash(&a.services["w"]), config_hash(&c.services["w"]));
+    }
+
+    #[test]
+    fn unsupported_keys_are_all_named() {
+        let p = project("services:\n  w:\n    image: x\n    cap_add: [NET_ADMIN]\n    volumes: [data:/d]\nvolumes:\n  data:\n");
+        let u = unsupported(&p, "w", &p.services["w"]);
+        assert_eq!(u.len(), 2, "{u:?}");
+        assert!(u[0].starts_with("services.w.cap_add"), "{u:?}");
+        assert!(u[1].starts_with("services.w.volumes[0]"), "{u:?}");
+    }
+
+    #[test]
+    fn command_entrypoint_and_labels() {
+        let p = project("services:\n  w:\n    image: x\n    entrypoint: [/bin/sh, -c]\n    environment: {A: '1', UNSET: null}\n    ports: ['127.0.0.1:8080:80', '53/udp']\n    extra_hosts: ['h:1.2.3.4']\n");
+        let img = ImageConfig {
+            cmd: Some(vec!["image-cmd".into()]),
+            entrypoint: Some(vec!["image-ep".into()]),
+            ..Default::default()
+        };
+        let inst = Instance {
+            number: 2,
+            publish: true,
+            ..Default::default()
+        };
+        let c = container_config(&p, "w", &p.services["w"], &img, "sha256:x", &inst).unwrap();
+        // An entrypoint set in the service resets the image's CMD (as Docker).
+        assert_eq!(c.args, vec!["/bin/sh", "-c"]);
+        assert!(c.env.contains(&"A=1".to_string()));
+        assert!(!c.env.iter().any(|e| e.starts_with("UNSET")));
+        assert_eq!(c.publish, vec!["127.0.0.1:8080:80/tcp", "53/udp"]);
+        assert_eq!(c.add_hosts, vec!["h:1.2.3.4"]);
+        assert_eq!(c.labels[labels::NUMBER], "2");
+        assert_eq!(c.labels[labels::PROJECT], "t");
+        assert_eq!(c.labels[labels::ONEOFF], "False");
+        match &c.network {
+            NetworkMode::Networks(a) => {
+                assert_eq!(a[0].network, "t_default");
+                assert_eq!(a[0].aliases, vec!["w"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
