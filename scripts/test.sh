@@ -8,6 +8,8 @@ if [[ ${CI:-} == true ]] || ! command -v skopeo >/dev/null || ! command -v nft >
 fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# Unit tests of the engine and the network code must pass without root.
+scripts/unit-unprivileged.sh
 # Integration tests start containers, registries and networks; two at a time keeps them fast
 # on small machines without starving each other.
 cargo test --workspace -- --test-threads=2

@@ -14,7 +14,7 @@ use berth_store::Store;
 use crate::fdio::{copy_winsize, exit_code, reap, signal_set, write_all};
 use crate::ops::Started;
 use crate::rootfs::Bundle;
-use crate::runtime::{ConsoleSocket, ExecHandle, Runtime, StdioFds};
+use crate::runtime::{ConsoleSocket, ExecHandle, StdioFds};
 use crate::state::{self, Container, State};
 use crate::{EngineError, Result};
 
@@ -190,10 +190,9 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
     if fresh.state != State::Running || !state::monitor_alive(&fresh) {
         return Err(EngineError::NotRunning(c.name.clone()));
     }
-    if matches!(
-        Runtime::new(store.root(), c.config.runtime.as_deref())?,
-        Runtime::Builtin { .. }
-    ) {
+    // Fails early when the container's runtime binary is gone.
+    crate::runtime::open(store.root(), c.config.runtime.as_deref())?;
+    if crate::runtime::is_builtin(c.config.runtime.as_deref()) {
         // The builtin runtime clones this process into the container: run it from the
         // read-only view of berth's binary (CVE-2019-5736). Does not return when it re-execs.
         crate::exeguard::reexec_protected(&Bundle::new(store.root(), &c.id).dir);
@@ -246,7 +245,7 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
     berth_store::write_replace(&pfile, &serde_json::to_vec(&process).unwrap_or_default())?;
     let _guard = RemoveOnDrop(pfile.clone());
 
-    let runtime = Runtime::new(store.root(), c.config.runtime.as_deref())?;
+    let runtime = crate::runtime::open(store.root(), c.config.runtime.as_deref())?;
     // Processes whose runtime parent exits (runc exec --detach) are reparented to us.
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag only.
     unsafe {

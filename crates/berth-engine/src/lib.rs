@@ -7,11 +7,13 @@
 
 pub mod attach;
 pub mod capabilities;
+pub mod cgroups;
 pub mod config;
 pub mod exeguard;
 pub mod exits;
 pub mod fdio;
 pub mod health;
+pub mod host;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -19,6 +21,7 @@ pub mod oneshot;
 pub mod ops;
 pub mod pidfd;
 pub mod resources;
+pub mod paths;
 pub mod rootfs;
 pub mod runtime;
 pub mod seccomp;
@@ -28,7 +31,10 @@ pub mod state;
 pub mod user;
 pub mod volumes;
 
-pub use ops::cgroup_parent;
+#[cfg(test)]
+mod testutil;
+
+pub use paths::cgroup_parent;
 pub use state::image_ids_in_use;
 
 use std::path::PathBuf;

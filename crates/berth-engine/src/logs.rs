@@ -20,21 +20,52 @@ pub struct Entry {
     pub time: String,
 }
 
-/// Append one chunk of output, split into one entry per line (a trailing partial line is its
-/// own entry).
-pub fn append(f: &mut File, stream: &str, data: &[u8]) -> std::io::Result<()> {
-    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    let mut out = Vec::with_capacity(data.len() + 64);
-    for piece in data.split_inclusive(|b| *b == b'\n') {
-        let e = Entry {
-            log: String::from_utf8_lossy(piece).into_owned(),
-            stream: stream.to_string(),
-            time: time.clone(),
-        };
-        serde_json::to_writer(&mut out, &e)?;
-        out.push(b'\n');
+struct Buf(Vec<u8>);
+
+impl berth_jsonlog::Sink for Buf {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
     }
-    f.write_all(&out)
+}
+
+/// Append one chunk of output, split into one entry per line (a trailing partial line is its
+/// own entry); bytes that are not UTF-8 become U+FFFD. The encoder is `berth-jsonlog`, the
+/// same as `berth-supervise`'s.
+pub fn append(f: &mut File, stream: &str, data: &[u8]) -> std::io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let mut out = Buf(Vec::with_capacity(berth_jsonlog::entry_size_bound(
+        data.len(),
+    )));
+    berth_jsonlog::chunk(&mut out, data, stream.as_bytes(), time.as_bytes());
+    f.write_all(&out.0)
+}
+
+/// One output stream's writer: holds back an incomplete UTF-8 sequence at the end of a read
+/// until the next read completes it, so a character split across reads stays whole.
+#[derive(Debug, Default)]
+pub struct StreamLog {
+    carry: Vec<u8>,
+}
+
+impl StreamLog {
+    /// Log `data` read from `stream`, after what was held back.
+    pub fn write(&mut self, f: &mut File, stream: &str, data: &[u8]) -> std::io::Result<()> {
+        self.carry.extend_from_slice(data);
+        let tail = berth_jsonlog::utf8_incomplete_tail(&self.carry);
+        let keep = self.carry.split_off(self.carry.len() - tail);
+        let res = append(f, stream, &self.carry);
+        self.carry = keep;
+        res
+    }
+
+    /// The stream ended: log what was held back (an incomplete sequence becomes U+FFFD).
+    pub fn finish(&mut self, f: &mut File, stream: &str) -> std::io::Result<()> {
+        let rest = std::mem::take(&mut self.carry);
+        append(f, stream, &rest)
+    }
 }
 
 /// A container's log driver and its options (`--log-driver`, `--log-opt`).
@@ -754,5 +785,62 @@ mod tests {
         let ago = parse_time("--since", "10m").unwrap();
         assert!((chrono::Utc::now() - ago).num_seconds() >= 599);
         assert!(parse_time("--since", "yesterday").is_err());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(path: &Path) -> Vec<Entry> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_character_split_across_reads_is_logged_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ctr.log");
+        let mut f = File::create(&p).unwrap();
+        let mut s = StreamLog::default();
+        let text = "a€\n".as_bytes();
+        s.write(&mut f, "stdout", &text[..2]).unwrap();
+        s.write(&mut f, "stdout", &text[2..]).unwrap();
+        s.finish(&mut f, "stdout").unwrap();
+        let e = entries(&p);
+        let joined: String = e.iter().map(|e| e.log.as_str()).collect();
+        assert_eq!(joined, "a€\n");
+        assert!(e.iter().all(|e| e.stream == "stdout"));
+    }
+
+    #[test]
+    fn an_unfinished_sequence_at_the_end_becomes_a_replacement_character() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ctr.log");
+        let mut f = File::create(&p).unwrap();
+        let mut s = StreamLog::default();
+        s.write(&mut f, "stderr", b"x\xe2\x82").unwrap();
+        s.finish(&mut f, "stderr").unwrap();
+        let joined: String = entries(&p).iter().map(|e| e.log.clone()).collect();
+        assert_eq!(joined, "x\u{fffd}\u{fffd}");
+    }
+
+    #[test]
+    fn lines_are_entries_with_nanosecond_times() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ctr.log");
+        let mut f = File::create(&p).unwrap();
+        append(&mut f, "stdout", b"one\ntwo\nthr").unwrap();
+        let e = entries(&p);
+        let logs: Vec<&str> = e.iter().map(|e| e.log.as_str()).collect();
+        assert_eq!(logs, ["one\n", "two\n", "thr"]);
+        assert!(
+            e[0].time.ends_with('Z') && e[0].time.len() == 30,
+            "{}",
+            e[0].time
+        );
     }
 }

@@ -81,7 +81,7 @@ pub fn run(store: &Store, req: OneshotRequest<'_>) -> Result<i32> {
                 user: &user,
                 net: &net,
                 join_netns: None,
-                cgroup_parent: &crate::ops::cgroup_parent(),
+                cgroup_parent: &crate::paths::cgroup_parent(),
                 init_binary: None,
             },
         )?;
@@ -90,10 +90,7 @@ pub fn run(store: &Store, req: OneshotRequest<'_>) -> Result<i32> {
         let bytes =
             serde_json::to_vec_pretty(&spec).map_err(|e| EngineError::Other(e.to_string()))?;
         berth_store::write_replace(&req.dir.join("config.json"), &bytes)?;
-        if matches!(
-            Runtime::new(store.root(), cfg.runtime.as_deref()),
-            Ok(Runtime::Builtin { .. })
-        ) {
+        if crate::runtime::is_builtin(cfg.runtime.as_deref()) {
             crate::seccomp::write_builtin_bundle(req.dir, &spec)?;
         }
         let r = spawn_helper(store, req.id, req.dir, cfg.runtime.as_deref(), req.output);
@@ -178,7 +175,7 @@ pub fn helper_main(root: &Path, id: &str, dir: &Path, runtime: Option<&str>) -> 
 }
 
 fn helper(root: &Path, id: &str, dir: &Path, runtime: Option<&str>) -> Result<i32> {
-    let rt = Runtime::new(root, runtime)?;
+    let rt = crate::runtime::open(root, runtime)?;
     let dup = |fd: i32| -> Result<OwnedFd> {
         // SAFETY: fds 1 and 2 are open for the whole life of this process; we only borrow them.
         let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
@@ -200,7 +197,7 @@ fn helper(root: &Path, id: &str, dir: &Path, runtime: Option<&str>) -> Result<i3
     let pid = match res {
         Ok(pid) => pid,
         Err(e) => {
-            let _ = rt.delete(id);
+            release(rt.as_ref(), id);
             return Err(e);
         }
     };
@@ -226,6 +223,15 @@ fn helper(root: &Path, id: &str, dir: &Path, runtime: Option<&str>) -> Result<i3
             });
         }
     }
-    let _ = rt.delete(id);
+    release(rt.as_ref(), id);
     code.ok_or_else(|| EngineError::Runtime("lost track of the build step's process".into()))
+}
+
+/// Delete the runtime state and the cgroups of build step `id` (best effort).
+fn release(rt: &dyn Runtime, id: &str) {
+    use crate::cgroups::Cgroups;
+    let _ = rt.delete(id);
+    // The spec put the step under the cgroup parent of this process's environment.
+    let path = crate::paths::cgroup_path_for(&crate::paths::cgroup_parent(), id);
+    crate::cgroups::CgroupFs::host().remove(&path);
 }

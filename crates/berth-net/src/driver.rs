@@ -1,8 +1,7 @@
-//! Network drivers. A driver makes networks exist on the host and plugs container network
-//! namespaces into them; published ports go through the driver too, so a rootless backend
-//! (pasta, slirp4netns) can implement the same trait with its own port forwarder.
+//! Network drivers. A driver makes networks exist on the host (links, addresses) and plugs
+//! container network namespaces into them. Packet filtering is the [`crate::firewall`]'s job,
+//! so a rootless driver (pasta, slirp4netns) can pair with another firewall, or none.
 
-use std::cell::RefCell;
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -10,15 +9,17 @@ use std::path::{Path, PathBuf};
 
 use crate::config::NetConf;
 use crate::netlink::Netlink;
-use crate::nft::{self, PortRule};
 use crate::state::{Endpoint, Network};
 use crate::{ipam, netns, NetError, Result};
 
-pub trait Driver {
+/// The link side of a network backend.
+pub trait Driver: std::fmt::Debug {
+    /// Short name (`bridge`, …).
     fn name(&self) -> &'static str;
-    /// Make the network usable on the host (idempotent; cheap when already done).
-    fn ensure_network(&self, net: &Network) -> Result<()>;
-    /// Remove the network from the host; keeps going past errors.
+    /// Make the network usable on the host (idempotent; cheap when already done). Returns
+    /// whether its link was created just now.
+    fn ensure_network(&self, net: &Network) -> Result<bool>;
+    /// Remove the network's link from the host.
     fn remove_network(&self, net: &Network) -> Result<()>;
     /// Plug the namespace at `netns` into `net` with the endpoint's address. With
     /// `default_route` the namespace's default route goes through this network.
@@ -26,10 +27,6 @@ pub trait Driver {
         -> Result<()>;
     /// Unplug an endpoint (missing pieces are fine).
     fn detach(&self, ep: &Endpoint) -> Result<()>;
-    fn publish(&self, ports: &[PortRule]) -> Result<()>;
-    fn unpublish(&self, ports: &[PortRule]) -> Result<()>;
-    /// Apply firewall changes queued by the calls above, in one batch.
-    fn commit(&self) -> Result<()>;
 }
 
 fn nl_err(what: &str, e: io::Error) -> NetError {
@@ -41,16 +38,10 @@ fn nl_err(what: &str, e: io::Error) -> NetError {
     NetError::Other(format!("{what}: {e}{hint}"))
 }
 
-/// Linux bridge + veth pairs + nftables, for rootful berth.
+/// Linux bridge + veth pairs, for rootful berth.
 pub struct BridgeDriver {
     conf: NetConf,
-    state_dir: PathBuf,
     conf_path: PathBuf,
-    boot_id: String,
-    script: RefCell<String>,
-    delete: RefCell<Vec<String>>,
-    /// Firewall markers to write once the queued script is applied.
-    markers: RefCell<Vec<PathBuf>>,
 }
 
 impl std::fmt::Debug for BridgeDriver {
@@ -78,36 +69,15 @@ fn uplink_mtu() -> Option<u32> {
 }
 
 impl BridgeDriver {
+    /// The bridge driver of the store at `root` with settings `conf` (the MTU defaults to the
+    /// uplink's when it is below 1500).
     pub fn new(mut conf: NetConf, root: &Path) -> BridgeDriver {
         if conf.mtu.is_none() {
             conf.mtu = uplink_mtu();
         }
         BridgeDriver {
             conf,
-            state_dir: root.join("run").join("net"),
             conf_path: root.join(crate::config::CONF_FILE),
-            boot_id: fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-            script: RefCell::new(String::new()),
-            delete: RefCell::new(Vec::new()),
-            markers: RefCell::new(Vec::new()),
-        }
-    }
-
-    fn marker(&self, bridge: &str) -> PathBuf {
-        self.state_dir.join(format!("fw-{bridge}"))
-    }
-
-    /// Forget that firewall state was applied (after the table was removed).
-    pub fn forget_firewall(&self) {
-        if let Ok(rd) = fs::read_dir(&self.state_dir) {
-            for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with("fw-") {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
         }
     }
 }
@@ -125,7 +95,7 @@ impl Driver for BridgeDriver {
         "bridge"
     }
 
-    fn ensure_network(&self, net: &Network) -> Result<()> {
+    fn ensure_network(&self, net: &Network) -> Result<bool> {
         let mut nl = Netlink::open().map_err(|e| nl_err("netlink", e))?;
         if nl
             .link_index(&net.bridge)
@@ -171,42 +141,14 @@ impl Driver for BridgeDriver {
         if !net.internal {
             sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
         }
-        let marker = self.marker(&net.bridge);
-        let fresh = fs::read_to_string(&marker).is_ok_and(|b| b == self.boot_id);
-        if created || !fresh {
-            let t = self.conf.nft_table();
-            let mut s = self.script.borrow_mut();
-            if !s.contains("add table") {
-                s.insert_str(0, &nft::base_script(t));
-            }
-            for e in nft::network_elements(t, &net.bridge, &net.subnet, net.gateway, net.internal) {
-                s.push_str(&format!("add element {e}\n"));
-            }
-            self.markers.borrow_mut().push(marker);
-        }
-        Ok(())
+        Ok(created)
     }
 
     fn remove_network(&self, net: &Network) -> Result<()> {
-        let mut first: Option<NetError> = None;
-        match Netlink::open().and_then(|mut nl| nl.del_link(&net.bridge)) {
-            Ok(_) => {}
-            Err(e) => {
-                first.get_or_insert(nl_err(&format!("cannot delete bridge {}", net.bridge), e));
-            }
-        }
-        let elems = nft::network_elements(
-            self.conf.nft_table(),
-            &net.bridge,
-            &net.subnet,
-            net.gateway,
-            net.internal,
-        );
-        if let Err(e) = nft::delete_elements(&elems) {
-            first.get_or_insert(e);
-        }
-        let _ = fs::remove_file(self.marker(&net.bridge));
-        first.map_or(Ok(()), Err)
+        Netlink::open()
+            .and_then(|mut nl| nl.del_link(&net.bridge))
+            .map(|_| ())
+            .map_err(|e| nl_err(&format!("cannot delete bridge {}", net.bridge), e))
     }
 
     fn attach(
@@ -264,49 +206,9 @@ impl Driver for BridgeDriver {
             .map(|_| ())
             .map_err(|e| nl_err(&format!("cannot delete veth {}", ep.veth), e))
     }
-
-    fn publish(&self, ports: &[PortRule]) -> Result<()> {
-        let t = self.conf.nft_table();
-        let mut s = self.script.borrow_mut();
-        for p in ports {
-            s.push_str(&format!("add element {}\n", nft::port_element(t, p, true)));
-        }
-        Ok(())
-    }
-
-    fn unpublish(&self, ports: &[PortRule]) -> Result<()> {
-        let t = self.conf.nft_table();
-        self.delete
-            .borrow_mut()
-            .extend(ports.iter().map(|p| nft::port_element(t, p, false)));
-        Ok(())
-    }
-
-    fn commit(&self) -> Result<()> {
-        let script = std::mem::take(&mut *self.script.borrow_mut());
-        let delete = std::mem::take(&mut *self.delete.borrow_mut());
-        let markers = std::mem::take(&mut *self.markers.borrow_mut());
-        let mut res = nft::delete_elements(&delete);
-        if !script.is_empty() {
-            match nft::apply(&script) {
-                Ok(()) => {
-                    // Only now is the network's firewall state known to be in place.
-                    let _ = fs::create_dir_all(&self.state_dir);
-                    for m in markers {
-                        let _ = fs::write(&m, &self.boot_id);
-                    }
-                }
-                Err(e) => {
-                    self.forget_firewall();
-                    res = Err(e);
-                }
-            }
-        }
-        res
-    }
 }
 
-/// Parse a path-or-nothing column.
+/// Where the network namespace of container `container_id` is pinned.
 pub fn default_netns_path(root: &Path, container_id: &str) -> PathBuf {
     root.join("run").join("netns").join(container_id)
 }

@@ -117,3 +117,35 @@ pub fn in_use_by_process(path: &Path) -> bool {
                 .unwrap_or(false)
         })
 }
+
+/// Network namespaces as the container setup uses them.
+pub trait Namespaces: std::fmt::Debug {
+    /// Create a namespace pinned at `path`, with its loopback up.
+    fn create(&self, path: &Path) -> io::Result<()>;
+    /// Unpin and remove the namespace at `path`; a missing one is fine.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Whether a process still lives in the namespace pinned at `path`.
+    fn in_use(&self, path: &Path) -> bool;
+}
+
+/// This host's namespaces (bind mounts, setns).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostNamespaces;
+
+impl Namespaces for HostNamespaces {
+    fn create(&self, path: &Path) -> io::Result<()> {
+        create(path, || {
+            let mut nl = crate::netlink::Netlink::open()?;
+            if let Some(lo) = nl.link_index("lo")? {
+                nl.set_up(lo)?;
+            }
+            Ok(())
+        })
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        remove(path)
+    }
+    fn in_use(&self, path: &Path) -> bool {
+        in_use_by_process(path)
+    }
+}

@@ -422,6 +422,24 @@ pub fn insert_port(db: &Connection, p: &PortRow) -> Result<()> {
 }
 
 /// Forget everything about a container (sandbox, endpoints, ports).
+/// Forget container `container_id`'s endpoint on `network`.
+pub fn delete_endpoint(db: &Connection, container_id: &str, network: &str) -> Result<()> {
+    db.execute(
+        "DELETE FROM net_endpoints WHERE container_id = ?1 AND network = ?2",
+        [container_id, network],
+    )?;
+    Ok(())
+}
+
+/// Forget the ports container `container_id` published to its address `ip`.
+pub fn delete_ports_of_address(db: &Connection, container_id: &str, ip: Ipv4Addr) -> Result<()> {
+    db.execute(
+        "DELETE FROM net_ports WHERE container_id = ?1 AND container_ip = ?2",
+        [container_id, ip.to_string().as_str()],
+    )?;
+    Ok(())
+}
+
 pub fn delete_container(db: &Connection, id: &str) -> Result<()> {
     db.execute("DELETE FROM net_ports WHERE container_id = ?1", [id])?;
     db.execute("DELETE FROM net_endpoints WHERE container_id = ?1", [id])?;

@@ -596,63 +596,8 @@ fn rfc3339_now(out: &mut [u8; 30]) {
 // UTF-8 and the json-file log
 // ---------------------------------------------------------------------------------------
 
-/// For a UTF-8 lead byte: (sequence length, allowed range of the second byte).
-fn utf8_lead(b: u8) -> Option<(usize, u8, u8)> {
-    Some(match b {
-        0xC2..=0xDF => (2, 0x80, 0xBF),
-        0xE0 => (3, 0xA0, 0xBF),
-        0xE1..=0xEC | 0xEE..=0xEF => (3, 0x80, 0xBF),
-        0xED => (3, 0x80, 0x9F),
-        0xF0 => (4, 0x90, 0xBF),
-        0xF1..=0xF3 => (4, 0x80, 0xBF),
-        0xF4 => (4, 0x80, 0x8F),
-        _ => return None,
-    })
-}
-
-/// Length of the valid multi-byte sequence at the start of `s`, or 0 if it is invalid or
-/// incomplete.
-fn utf8_seq(s: &[u8]) -> usize {
-    let Some((need, lo, hi)) = utf8_lead(s[0]) else {
-        return 0;
-    };
-    if s.len() < need || s[1] < lo || s[1] > hi {
-        return 0;
-    }
-    if s[2..need].iter().all(|&c| (0x80..=0xBF).contains(&c)) {
-        need
-    } else {
-        0
-    }
-}
-
-/// Number of bytes at the end of `s` that form a valid but incomplete UTF-8 sequence (to be
-/// completed by the next read), or 0.
-fn utf8_incomplete_tail(s: &[u8]) -> usize {
-    let len = s.len();
-    let mut i = len;
-    while i > 0 && len - i < 3 {
-        i -= 1;
-        let b = s[i];
-        if b < 0x80 {
-            return 0;
-        }
-        if b >= 0xC0 {
-            let Some((need, lo, hi)) = utf8_lead(b) else {
-                return 0;
-            };
-            let have = len - i;
-            if have >= need {
-                return 0;
-            }
-            if have >= 2 && (s[i + 1] < lo || s[i + 1] > hi) {
-                return 0;
-            }
-            return have;
-        }
-    }
-    0
-}
+// The encoding itself is `berth-jsonlog`, shared with the in-process monitor.
+use berth_jsonlog::utf8_incomplete_tail;
 
 const LOG_BUF: usize = 64 * 1024;
 
@@ -851,52 +796,6 @@ impl Log {
         }
     }
 
-    /// One log entry; `text` is escaped as a JSON string, invalid UTF-8 becomes U+FFFD.
-    fn entry(&mut self, text: &[u8], stream: &[u8], time: &[u8; 30]) {
-        // Keep entries whole in one write() where possible.
-        if self.len > 0 && LOG_BUF - self.len < text.len() * 6 + 96 {
-            self.flush();
-        }
-        self.bytes(b"{\"log\":\"");
-        let mut i = 0;
-        while i < text.len() {
-            let b = text[i];
-            if b >= 0x80 {
-                let n = utf8_seq(&text[i..]);
-                if n == 0 {
-                    self.bytes(b"\\ufffd");
-                    i += 1;
-                } else {
-                    self.bytes(&text[i..i + n]);
-                    i += n;
-                }
-                continue;
-            }
-            match b {
-                b'"' => self.bytes(b"\\\""),
-                b'\\' => self.bytes(b"\\\\"),
-                b'\n' => self.bytes(b"\\n"),
-                b'\r' => self.bytes(b"\\r"),
-                b'\t' => self.bytes(b"\\t"),
-                8 => self.bytes(b"\\b"),
-                12 => self.bytes(b"\\f"),
-                0..=0x1f => {
-                    const HEX: &[u8; 16] = b"0123456789abcdef";
-                    self.bytes(b"\\u00");
-                    self.byte(HEX[usize::from(b >> 4)]);
-                    self.byte(HEX[usize::from(b & 15)]);
-                }
-                _ => self.byte(b),
-            }
-            i += 1;
-        }
-        self.bytes(b"\",\"stream\":\"");
-        self.bytes(stream);
-        self.bytes(b"\",\"time\":\"");
-        self.bytes(time);
-        self.bytes(b"\"}\n");
-    }
-
     /// Logs a chunk of one stream: one entry per line, a trailing partial line is its own.
     fn chunk(&mut self, data: &[u8], stream: &[u8]) {
         if data.is_empty() {
@@ -904,17 +803,20 @@ impl Log {
         }
         let mut time = [0u8; 30];
         rfc3339_now(&mut time);
-        let mut start = 0;
-        for (i, &b) in data.iter().enumerate() {
-            if b == b'\n' {
-                self.entry(&data[start..=i], stream, &time);
-                start = i + 1;
+        for line in data.split_inclusive(|&b| b == b'\n') {
+            // Keep entries whole in one write() where possible.
+            if self.len > 0 && LOG_BUF - self.len < berth_jsonlog::entry_size_bound(line.len()) {
+                self.flush();
             }
-        }
-        if start < data.len() {
-            self.entry(&data[start..], stream, &time);
+            berth_jsonlog::entry(self, line, stream, &time);
         }
         self.flush();
+    }
+}
+
+impl berth_jsonlog::Sink for Log {
+    fn put(&mut self, bytes: &[u8]) {
+        self.bytes(bytes);
     }
 }
 

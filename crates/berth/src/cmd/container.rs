@@ -623,7 +623,7 @@ fn build_config(
     )
     .map_err(eng)?;
     if let Some(rt) = &cfg.runtime {
-        berth_engine::runtime::Runtime::new(store.root(), Some(rt)).map_err(eng)?;
+        berth_engine::runtime::open(store.root(), Some(rt)).map_err(eng)?;
     }
     Ok((image.id, cfg))
 }

@@ -1,0 +1,27 @@
+//! Container lifecycle operations, called by the CLI (and later the API and compose front
+//! ends): one module per step, like the OCI lifecycle.
+//!
+//! - [`create`](create()): the row and the bundle directory; nothing runs.
+//! - [`start`](start()): rootfs, network, spec, then the monitor.
+//! - [`stop`](stop()), [`kill`](kill()), [`wait`](wait()): signals and waiting for the recorded exit.
+//! - [`remove`](remove()): release everything and forget the container.
+//! - [`reconcile`](reconcile()): containers whose monitor died are recorded as exited.
+//!
+//! Each public operation uses the real host ([`crate::host::Host::real`]); the `*_with`
+//! variants take the host services as trait objects, so tests run them against fakes.
+
+mod create;
+mod reconcile;
+mod remove;
+mod start;
+mod stop;
+
+pub use crate::paths::cgroup_parent;
+pub use create::{create, resolve_args, CreateRequest};
+pub use reconcile::{reconcile, reconcile_with, reconciled_rows, reconciled_rows_with, sweep};
+pub use remove::{remove, remove_with};
+pub use start::{find_init, start, wait_attached, Attach, Started};
+pub use stop::{kill, kill_with, stop, stop_with, wait};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! `start`: mount the root, set up networking, write the OCI spec, spawn the monitor.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use berth_image::ImageStore;
+use berth_net::{NetConfig, NetworkMode};
+use berth_store::Store;
+
+use crate::host::Host;
+use crate::paths::ATTACH_ENV;
+use crate::rootfs::{self, Bundle, ExecCheck};
+use crate::state::{self, Container, State};
+use crate::{EngineError, Result};
+
+/// How the CLI wants to be attached to a starting container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// Detached: the monitor gets /dev/null.
+    No,
+    /// The monitor gets the CLI's stdin/stdout/stderr and reports the exit code.
+    Yes,
+}
+
+/// A started container.
+#[derive(Debug)]
+pub struct Started {
+    /// Host pid of the container's init.
+    pub pid: i32,
+    /// Pid of its monitor.
+    pub monitor_pid: i32,
+    /// Read end of the monitor's sync pipe (attached mode: `exit N` arrives here).
+    pub sync: BufReader<File>,
+}
+
+/// Start a created or exited container: mount its root, set up networking, write the OCI
+/// spec and spawn its monitor. Returns once the process runs (or failed to start).
+///
+/// Errors: [`EngineError::AlreadyRunning`]; [`EngineError::CommandNotFound`] /
+/// [`EngineError::NotExecutable`] (exit 127/126, recorded in the row) before anything runs;
+/// [`EngineError::StartFailed`] with the monitor's message; network, mount and store errors.
+/// On error, the network and the mount are released again.
+pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
+    start_with(&Host::real(), store, c, attach)
+}
+
+fn start_with(host: &Host, store: &Store, c: &Container, attach: Attach) -> Result<Started> {
+    if c.state.is_active() && state::monitor_alive(c) {
+        return Err(EngineError::AlreadyRunning(c.name.clone()));
+    }
+    tracing::debug!("start {}: begin", c.name);
+    let images = ImageStore::open(store)?;
+    let image = images.get(&c.image_id)?;
+    let bundle = Bundle::new(store.root(), &c.id);
+    bundle.mount(&images.layer_dirs(&image))?;
+    tracing::debug!("start {}: rootfs mounted", c.name);
+    let fail = |e: EngineError| -> EngineError {
+        let _ = host.network.teardown(store, &c.id);
+        let _ = bundle.unmount();
+        e
+    };
+    let cfg = &c.config;
+    // Volumes must exist on the host (Docker creates missing dirs; we do the same).
+    for b in &cfg.binds {
+        if !Path::new(&b.source).exists() {
+            std::fs::create_dir_all(&b.source).map_err(|e| fail(EngineError::io(&b.source, e)))?;
+        }
+    }
+    let user = crate::user::resolve(&bundle.rootfs(), &cfg.user, &cfg.group_add).map_err(fail)?;
+    // Docker creates the working directory if it is missing (inside the root, never outside).
+    rootfs::create_workdir(&bundle.rootfs(), &cfg.working_dir).map_err(fail)?;
+    if !cfg.init {
+        let failed = match rootfs::check_executable(
+            &bundle.rootfs(),
+            &cfg.args[0],
+            &cfg.env,
+            &cfg.working_dir,
+        ) {
+            ExecCheck::Ok => None,
+            ExecCheck::NotFound => Some(EngineError::CommandNotFound(cfg.args[0].clone())),
+            ExecCheck::NotExecutable => Some(EngineError::NotExecutable(cfg.args[0].clone())),
+        };
+        if let Some(e) = failed {
+            let _ = state::mark_start_failed(store, &c.id, e.exit_code(), &e.to_string());
+            return Err(fail(e));
+        }
+    }
+    let (mode, join_netns) = match &cfg.network {
+        NetworkMode::Container(other) => {
+            let o = state::lookup(store, other).map_err(fail)?;
+            let pid = o.pid.filter(|_| o.state == State::Running).ok_or_else(|| {
+                fail(EngineError::InvalidArgument(format!(
+                    "cannot join the network of container {}: it is not running",
+                    o.name
+                )))
+            })?;
+            (cfg.network.clone(), Some(format!("/proc/{pid}/ns/net")))
+        }
+        m => (m.clone(), None),
+    };
+    let net_cfg = NetConfig {
+        container_id: c.id.clone(),
+        container_name: c.name.clone(),
+        hostname: cfg.hostname.clone(),
+        domainname: cfg.domainname.clone(),
+        mode,
+        publish: cfg.publish.clone(),
+        publish_all: cfg.publish_all.clone(),
+        dns: cfg.dns.clone(),
+        dns_search: cfg.dns_search.clone(),
+        dns_options: cfg.dns_options.clone(),
+        add_hosts: cfg.add_hosts.clone(),
+    };
+    let net = host
+        .network
+        .setup(store, &net_cfg, &bundle.dir)
+        .map_err(fail)?;
+    tracing::debug!("start {}: network ready", c.name);
+    let init_binary = if cfg.init { find_init() } else { None };
+    if cfg.init && init_binary.is_none() {
+        return Err(fail(EngineError::InvalidArgument(
+            "--init needs a static init binary: install Debian's tini package (tini-static) or set BERTH_INIT_PATH".into(),
+        )));
+    }
+    let rootfs_path = bundle.rootfs();
+    // The spec joins parent and id; the row holds the whole path chosen at create.
+    let cgroup_path = c.cgroup_path();
+    let cgroup_parent = cgroup_path
+        .strip_suffix(c.id.as_str())
+        .unwrap_or(cgroup_path.as_str());
+    // Volumes (created, mounted, filled from the image) join the bind mounts.
+    let spec_cfg = crate::config::ContainerConfig {
+        binds: crate::volumes::prepare(store, &c.id, cfg, &rootfs_path).map_err(fail)?,
+        ..cfg.clone()
+    };
+    let spec = crate::spec::build(
+        &spec_cfg,
+        &crate::spec::SpecInputs {
+            id: &c.id,
+            rootfs: &rootfs_path,
+            user: &user,
+            net: &net,
+            join_netns,
+            cgroup_parent,
+            init_binary: init_binary.as_deref(),
+        },
+    )
+    .map_err(fail)?;
+    let mut spec = spec;
+    rootfs::secure_mounts(&rootfs_path, &mut spec).map_err(fail)?;
+    let spec_bytes =
+        serde_json::to_vec_pretty(&spec).map_err(|e| fail(EngineError::Other(e.to_string())))?;
+    berth_store::write_replace(&bundle.config(), &spec_bytes).map_err(|e| fail(e.into()))?;
+    if crate::runtime::is_builtin(cfg.runtime.as_deref()) {
+        crate::seccomp::write_builtin_bundle(&bundle.dir, &spec).map_err(fail)?;
+    }
+    state::mark_starting(store, &c.id, &net).map_err(fail)?;
+    spawn_monitor(store, c, attach).inspect_err(|_| {
+        let _ = bundle.unmount();
+    })
+}
+
+/// The static init used for `--init`: `BERTH_INIT_PATH`, else tini-static or berth's own.
+pub fn find_init() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("BERTH_INIT_PATH") {
+        return Some(PathBuf::from(p));
+    }
+    [
+        "/usr/bin/tini-static",
+        "/usr/libexec/berth/init",
+        "/usr/local/lib/berth/init",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+fn spawn_monitor(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
+    let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| EngineError::Other(format!("pipe: {e}")))?;
+    tracing::debug!("start {}: spawning monitor", c.name);
+    let monitor_pid = exec_monitor(store, c, attach, &w)?;
+    drop(w);
+
+    let mut sync = BufReader::new(File::from(r));
+    let mut line = String::new();
+    sync.read_line(&mut line)
+        .map_err(|e| EngineError::Other(format!("waiting for the monitor: {e}")))?;
+    parse_first_line(line.trim_end()).map(|pid| Started {
+        pid,
+        monitor_pid,
+        sync,
+    })
+}
+
+/// The monitor's first word on the sync pipe: `started PID` or `error CODE MESSAGE`.
+pub(crate) fn parse_first_line(line: &str) -> Result<i32> {
+    if let Some(pid) = line.strip_prefix("started ") {
+        return Ok(pid.parse().unwrap_or(0));
+    }
+    if let Some(rest) = line.strip_prefix("error ") {
+        let (code, msg) = rest.split_once(' ').unwrap_or(("125", rest));
+        return Err(EngineError::StartFailed {
+            code: code.parse().unwrap_or(125),
+            msg: msg.to_string(),
+        });
+    }
+    Err(EngineError::StartFailed {
+        code: 125,
+        msg: "the container monitor exited before the container started".into(),
+    })
+}
+
+/// Start the monitor as a fresh `berth __monitor` process. (Forking without exec would be a
+/// little faster, but the child would inherit this process's SQLite connection state, which
+/// SQLite forbids using across fork.)
+fn exec_monitor(store: &Store, c: &Container, attach: Attach, w: &OwnedFd) -> Result<i32> {
+    // The monitor (and the container init it clones) runs from a read-only view of berth's
+    // binary, so a container can never write to it (CVE-2019-5736).
+    let exe = crate::exeguard::protected_exe(&Bundle::new(store.root(), &c.id).dir);
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root")
+        .arg(store.root())
+        .arg("__monitor")
+        .arg(&c.id);
+    cmd.env_remove(ATTACH_ENV);
+    match attach {
+        Attach::No => {
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        }
+        Attach::Yes => {
+            cmd.env(ATTACH_ENV, "1");
+        }
+    }
+    let wfd = w.as_raw_fd();
+    // SAFETY: the closure runs in the child between fork and exec and only calls
+    // async-signal-safe functions (setsid, dup2).
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            if libc::dup2(wfd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| EngineError::Other(format!("starting the container monitor: {e}")))?;
+    let pid = i32::try_from(child.id())
+        .map_err(|_| EngineError::Other("the monitor's pid is out of range".into()))?;
+    // The monitor outlives us; we never wait for it (it reparents to init when we exit).
+    std::mem::forget(child);
+    Ok(pid)
+}
+
+/// After a foreground start: wait for `exit N` from the monitor; returns N (or the recorded
+/// exit code if the monitor vanished, 125 if there is none).
+pub fn wait_attached(store: &Store, id: &str, started: &mut Started) -> i32 {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match started.sync.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                if let Some(code) = line.trim_end().strip_prefix("exit ") {
+                    return code.parse().unwrap_or(125);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    // The monitor went away without a word (killed): use what the store says.
+    match state::get(store, id) {
+        Ok(Some(c)) => c.exit_code.unwrap_or(125),
+        _ => 125,
+    }
+}

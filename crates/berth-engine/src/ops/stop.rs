@@ -1,0 +1,106 @@
+//! `stop`, `kill` and `wait`: signals to the container's init, and waiting until its monitor
+//! records the exit.
+
+use std::time::{Duration, Instant};
+
+use berth_store::Store;
+
+use super::reconcile::reconcile_one;
+use crate::host::Host;
+use crate::state::{self, Container, State};
+use crate::{EngineError, Result};
+
+/// Send signal `sig` to the container's init.
+///
+/// Errors: [`EngineError::NotRunning`] unless it runs under a live monitor;
+/// [`EngineError::Other`] when the signal cannot be sent.
+pub fn kill(store: &Store, c: &Container, sig: i32) -> Result<()> {
+    kill_with(&Host::real(), store, c, sig)
+}
+
+/// [`kill`] with the given host services.
+pub fn kill_with(host: &Host, store: &Store, c: &Container, sig: i32) -> Result<()> {
+    let fresh = state::get(store, &c.id)?.ok_or_else(|| EngineError::NotFound(c.name.clone()))?;
+    match (fresh.state, fresh.pid) {
+        (State::Running, Some(pid)) if state::monitor_alive(&fresh) => host
+            .signals
+            .kill(pid, sig)
+            .map_err(|e| EngineError::Other(format!("cannot signal container {}: {e}", c.name))),
+        _ => Err(EngineError::NotRunning(c.name.clone())),
+    }
+}
+
+/// Stop: no restart, the stop signal, then SIGKILL after `timeout` seconds (default: the
+/// container's `--stop-timeout`); waits until the exit is recorded.
+///
+/// Errors: [`EngineError::Other`] if it is still running 10 s after SIGKILL.
+pub fn stop(store: &Store, c: &Container, timeout: Option<u32>) -> Result<()> {
+    stop_with(&Host::real(), store, c, timeout)
+}
+
+/// [`stop`] with the given host services.
+pub fn stop_with(host: &Host, store: &Store, c: &Container, timeout: Option<u32>) -> Result<()> {
+    state::request_stop(store, &c.id)?;
+    let fresh = state::get(store, &c.id)?.ok_or_else(|| EngineError::NotFound(c.name.clone()))?;
+    if !fresh.state.is_active() || !state::monitor_alive(&fresh) {
+        if fresh.state.is_active() {
+            reconcile_one(host, store, &fresh);
+        }
+        return Ok(());
+    }
+    let sig = crate::config::parse_signal(&c.config.stop_signal).unwrap_or(libc::SIGTERM);
+    let timeout = Duration::from_secs(u64::from(timeout.unwrap_or(c.config.stop_timeout)));
+    if let Some(pid) = fresh.pid {
+        let _ = host.signals.signal_container(pid, &c.id, sig);
+    }
+    if wait_state(host, store, &c.id, timeout)? {
+        return Ok(());
+    }
+    if let Some(pid) = state::get(store, &c.id)?.and_then(|c| c.pid) {
+        let _ = host.signals.signal_container(pid, &c.id, libc::SIGKILL);
+    }
+    if wait_state(host, store, &c.id, Duration::from_secs(10))? {
+        return Ok(());
+    }
+    Err(EngineError::Other(format!(
+        "container {} did not stop within the timeout",
+        c.name
+    )))
+}
+
+/// Poll until the container is no longer active (or gone). True if it stopped.
+pub(super) fn wait_state(host: &Host, store: &Store, id: &str, timeout: Duration) -> Result<bool> {
+    let end = Instant::now() + timeout;
+    let mut delay = Duration::from_millis(5);
+    loop {
+        match state::get(store, id)? {
+            None => return Ok(true),
+            Some(c) if !c.state.is_active() => return Ok(true),
+            Some(c) if !state::monitor_alive(&c) => {
+                reconcile_one(host, store, &c);
+                return Ok(true);
+            }
+            _ => {}
+        }
+        if Instant::now() >= end {
+            return Ok(false);
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Block until the container is not running; returns its exit code (0 if none is recorded).
+pub fn wait(store: &Store, c: &Container) -> Result<i32> {
+    let host = Host::real();
+    loop {
+        if wait_state(&host, store, &c.id, Duration::from_secs(3600))? {
+            break;
+        }
+    }
+    // A --rm container's row is gone once it exited: its monitor left the code behind.
+    Ok(match state::get(store, &c.id)? {
+        Some(row) => row.exit_code.unwrap_or(0),
+        None => crate::exits::get(store.root(), &c.id).unwrap_or(0),
+    })
+}

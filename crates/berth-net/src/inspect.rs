@@ -1,0 +1,115 @@
+//! Docker-shaped JSON: `network inspect` and a container's `NetworkSettings`.
+
+use berth_store::Store;
+
+use crate::networks::get_network;
+use crate::state;
+use crate::Result;
+
+/// Docker-like `network inspect` object.
+pub fn inspect_network(store: &Store, name: &str) -> Result<serde_json::Value> {
+    let n = get_network(store, name)?;
+    let eps = state::endpoints_of_network(store.db(), &n.name)?;
+    let containers: serde_json::Map<String, serde_json::Value> = eps
+        .iter()
+        .map(|e| {
+            (
+                e.container_id.clone(),
+                serde_json::json!({
+                    "Name": e.container_name,
+                    "EndpointID": e.veth,
+                    "MacAddress": e.mac,
+                    "IPv4Address": format!("{}/{}", e.ip, n.subnet.prefix_len()),
+                    "IPv6Address": "",
+                    "Aliases": e.aliases,
+                }),
+            )
+        })
+        .collect();
+    let created = chrono::DateTime::from_timestamp(n.created, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    Ok(serde_json::json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": created,
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv6": false,
+        "IPAM": {
+            "Driver": "default",
+            "Options": {},
+            "Config": [{"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()}],
+        },
+        "Internal": n.internal,
+        "Attachable": false,
+        "Ingress": false,
+        "Containers": containers,
+        "Options": {"com.docker.network.bridge.name": n.bridge},
+        "Labels": {},
+    }))
+}
+
+/// Docker-like `NetworkSettings` of a container, for `inspect`.
+pub fn network_settings(store: &Store, container_id: &str) -> Result<serde_json::Value> {
+    state::migrate(store)?;
+    let db = store.db();
+    let sb = state::get_sandbox(db, container_id)?;
+    let eps = state::endpoints_of_container(db, container_id)?;
+    let ports = state::ports_of_container(db, container_id)?;
+    let mut pmap = serde_json::Map::new();
+    for p in &ports {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let entry = pmap.entry(key).or_insert_with(|| serde_json::json!([]));
+        if let Some(a) = entry.as_array_mut() {
+            a.push(serde_json::json!({
+                "HostIp": p.host_ip.to_string(),
+                "HostPort": p.host_port.to_string(),
+            }));
+        }
+    }
+    let mut nets = serde_json::Map::new();
+    let mut top = serde_json::json!({
+        "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
+    });
+    for e in &eps {
+        let Some(n) = state::get_network(db, &e.network)? else {
+            continue;
+        };
+        let mut dns_names = vec![e.container_name.clone()];
+        dns_names.extend(e.aliases.iter().cloned());
+        dns_names.push(e.container_id.chars().take(12).collect());
+        let v = serde_json::json!({
+            "Aliases": if e.aliases.is_empty() { serde_json::Value::Null } else { serde_json::json!(e.aliases) },
+            "NetworkID": n.id,
+            "EndpointID": e.veth,
+            "Gateway": n.gateway.to_string(),
+            "IPAddress": e.ip.to_string(),
+            "IPPrefixLen": n.subnet.prefix_len(),
+            "MacAddress": e.mac,
+            "DNSNames": if n.is_default() { serde_json::Value::Null } else { serde_json::json!(dns_names) },
+        });
+        if n.is_default() {
+            top = serde_json::json!({
+                "Gateway": n.gateway.to_string(),
+                "IPAddress": e.ip.to_string(),
+                "IPPrefixLen": n.subnet.prefix_len(),
+                "MacAddress": e.mac,
+            });
+        }
+        nets.insert(n.name.clone(), v);
+    }
+    let mut out = serde_json::json!({
+        "Bridge": "",
+        "SandboxID": sb.as_ref().map(|s| s.container_id.clone()).unwrap_or_default(),
+        "SandboxKey": sb.as_ref().and_then(|s| s.netns.as_ref()).map(|p| p.display().to_string()).unwrap_or_default(),
+        "Ports": pmap,
+        "Networks": nets,
+    });
+    if let (Some(o), Some(t)) = (out.as_object_mut(), top.as_object()) {
+        for (k, v) in t {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(out)
+}
