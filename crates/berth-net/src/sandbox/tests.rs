@@ -43,6 +43,8 @@ fn cfg(id: &str, mode: NetworkMode) -> NetConfig {
         publish: vec![],
         publish_all: vec![],
         dns: vec![],
+        dns_search: vec![],
+        dns_options: vec![],
         add_hosts: vec![],
     }
 }
