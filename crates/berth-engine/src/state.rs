@@ -471,7 +471,7 @@ mod tests {
         assert_eq!(lookup(&t.store, &a.id).unwrap().name, "alpha");
         // Both ids start with zeros: a short prefix is ambiguous, a long one is not.
         let e = lookup(&t.store, "0000").unwrap_err();
-        assert!(e.to_string().contains("ambiguous"), "{e}");
+        assert!(matches!(e, EngineError::Ambiguous(_)), "{e}");
         assert_eq!(lookup(&t.store, &a.id[..60]).unwrap().id, a.id);
         assert!(matches!(
             lookup(&t.store, "nope"),

@@ -30,6 +30,7 @@ pub(crate) fn config() -> ContainerConfig {
         working_dir: String::new(),
         user: String::new(),
         hostname: String::new(),
+        domainname: String::new(),
         tty: false,
         open_stdin: false,
         binds: vec![],

@@ -39,6 +39,7 @@ fn cfg(id: &str, mode: NetworkMode) -> NetConfig {
         container_id: id.into(),
         container_name: format!("name-{id}"),
         hostname: format!("host-{id}"),
+        domainname: String::new(),
         mode,
         publish: vec![],
         publish_all: vec![],
