@@ -54,6 +54,7 @@ pub(crate) fn config() -> ContainerConfig {
         stop_signal: "SIGTERM".into(),
         stop_timeout: 10,
         auto_remove: false,
+        security: Default::default(),
     }
 }
 

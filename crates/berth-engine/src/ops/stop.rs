@@ -22,10 +22,16 @@ pub fn kill(store: &Store, c: &Container, sig: i32) -> Result<()> {
 pub fn kill_with(host: &Host, store: &Store, c: &Container, sig: i32) -> Result<()> {
     let fresh = state::get(store, &c.id)?.ok_or_else(|| EngineError::NotFound(c.name.clone()))?;
     match (fresh.state, fresh.pid) {
-        (State::Running, Some(pid)) if state::monitor_alive(&fresh) => host
-            .signals
-            .kill(pid, sig)
-            .map_err(|e| EngineError::Other(format!("cannot signal container {}: {e}", c.name))),
+        (State::Running, Some(pid)) if state::monitor_alive(&fresh) => {
+            match host.signals.signal_container(pid, &c.id, sig) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(EngineError::NotRunning(c.name.clone())),
+                Err(e) => Err(EngineError::Other(format!(
+                    "cannot signal container {}: {e}",
+                    c.name
+                ))),
+            }
+        }
         _ => Err(EngineError::NotRunning(c.name.clone())),
     }
 }

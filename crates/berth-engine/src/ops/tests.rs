@@ -289,12 +289,12 @@ struct Stubborn {
 }
 
 impl crate::host::Signals for Stubborn {
-    fn kill(&self, _pid: i32, sig: i32) -> std::io::Result<()> {
+    fn signal_container(&self, _pid: i32, _id: &str, sig: i32) -> std::io::Result<bool> {
         self.sent.borrow_mut().push(sig);
         if sig != self.ignore {
             state::mark_exited(&self.store, &self.id, 128 + sig, false, None).unwrap();
         }
-        Ok(())
+        Ok(true)
     }
 }
 
