@@ -23,7 +23,7 @@ use berth_store::rusqlite::{params, OptionalExtension};
 use berth_store::Store;
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::{ExecHandle, Runtime, StdioFds};
+use crate::runtime::{ExecHandle, StdioFds};
 use crate::state::{self, State};
 use crate::{EngineError, Result};
 
@@ -514,7 +514,7 @@ fn run_probe(store: &Store, c: &state::Container, cfg: &HealthConfig) -> Result<
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
-    let runtime = Runtime::new(store.root(), c.config.runtime.as_deref())?;
+    let runtime = crate::runtime::open(store.root(), c.config.runtime.as_deref())?;
     let handle = runtime.exec(&c.id, &pfile, stdio, None)?;
     let (pid, mut child) = match handle {
         ExecHandle::Pid(p) => (p, None),

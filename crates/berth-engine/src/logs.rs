@@ -789,7 +789,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod tests {
+mod stream_tests {
     use super::*;
 
     fn entries(path: &Path) -> Vec<Entry> {

@@ -55,6 +55,9 @@ pub(crate) fn config() -> ContainerConfig {
         stop_timeout: 10,
         auto_remove: false,
         security: Default::default(),
+        healthcheck: None,
+        log_config: Default::default(),
+        volumes: Default::default(),
     }
 }
 
