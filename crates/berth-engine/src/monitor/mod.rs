@@ -309,7 +309,7 @@ fn monitor(
         let mut sink = LogSink {
             file: log,
             path: log_path.clone(),
-            rotation: rotation.clone(),
+            rotation,
         };
         let ws = io_loop(
             &run,
