@@ -476,15 +476,9 @@ fn ingest_all(
                 let Some((member, blob, diff)) = jobs.get(i) else {
                     break;
                 };
-                let r = ar.section(member).and_then(|mut sec| {
-                    ingest_layer(
-                        &root,
-                        &mut sec,
-                        Compression::None,
-                        blob.as_ref(),
-                        Some(diff),
-                    )
-                });
+                let r = ar
+                    .section(member)
+                    .and_then(|sec| ingest_member(&root, &ar.path, sec, blob.as_ref(), diff));
                 let r = r.map_err(|e| ImageError::Archive(format!("layer {member:?}: {e}")));
                 let failed = r.is_err();
                 results.lock().expect("no panics while locked").push((i, r));
@@ -534,6 +528,27 @@ fn ingest_all(
         done.insert(l.diff_id.clone(), l);
     }
     Ok(done)
+}
+
+/// Ingest one layer member of an archive. Layers kept as OCI allows (plain tar, gzip, zstd)
+/// are stored as they are, checked against their blob digest. bzip2 and xz layers, which
+/// Docker's `load` also reads (its `DecompressStream`) but no registry takes, are stored
+/// as the uncompressed tar, whose digest is the diff id: still verified, against the diff id
+/// listed in the config that the archive's manifest names by digest.
+fn ingest_member(
+    root: &Path,
+    archive: &Path,
+    sec: Section<'_>,
+    blob: Option<&Digest>,
+    diff: &Digest,
+) -> Result<Layer> {
+    let (comp, mut raw) =
+        decompress::sniff(Box::new(sec)).map_err(|e| ImageError::io(archive, e))?;
+    if comp.as_layer().is_some() {
+        return ingest_layer(root, &mut raw, Compression::None, blob, Some(diff));
+    }
+    let mut tar = comp.decoder(raw).map_err(|e| ImageError::io(archive, e))?;
+    ingest_layer(root, &mut tar, Compression::None, None, Some(diff))
 }
 
 fn parse_refs(tags: &[String], path: &Path) -> Result<Vec<Reference>> {

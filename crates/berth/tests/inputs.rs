@@ -350,6 +350,46 @@ fn load_detects_every_compression_by_content() {
     assert!(e.contains("bzip2"), "{e}");
 }
 
+/// Layers inside an archive may be bzip2 or xz too (Docker's `load` reads them): they load,
+/// keep their diff id, and run.
+#[test]
+fn load_reads_layers_compressed_any_way() {
+    let env = TestEnv::new();
+    let tar = busybox_rootfs();
+    for fmt in FORMATS {
+        let l = TestLayer {
+            blob: compress(&tar, fmt),
+            comp: Comp::None,
+            diff_id: sha256(&tar),
+        };
+        let cfg = image_config(std::slice::from_ref(&l), &["sh"], &[]);
+        let p = env.path(&format!("layers-{fmt}.tar"));
+        let tag = format!("bbl:{fmt}");
+        write_docker_archive(&p, &cfg, &[l], &[&tag]);
+        let o = env.ok(&["load", "-i", p.to_str().unwrap()]);
+        assert!(o.contains(&format!("Loaded image: {tag}")), "{fmt}: {o}");
+        assert_eq!(layers(&env, &tag), vec![sha256(&tar)], "{fmt}");
+        let o = env.ok(&["run", "--rm", NONE, &tag, "/bin/echo", "ok"]);
+        assert_eq!(o, "ok\n", "{fmt}");
+    }
+    // A layer whose content does not match its diff id is refused, and nothing is stored.
+    let before = env.ok(&["images", "-q"]);
+    let mut other = tar.clone();
+    other.extend_from_slice(&[0u8; 1024]);
+    let l = TestLayer {
+        blob: compress(&tar, "xz"),
+        comp: Comp::None,
+        diff_id: sha256(&other),
+    };
+    let cfg = image_config(std::slice::from_ref(&l), &["sh"], &[]);
+    let p = env.path("layers-bad.tar");
+    write_docker_archive(&p, &cfg, &[l], &["bbl:bad"]);
+    let (code, msg) = env.fails(&["load", "-i", p.to_str().unwrap()]);
+    assert_eq!(code, 1, "{msg}");
+    assert!(msg.contains("diff id"), "{msg}");
+    assert_eq!(env.ok(&["images", "-q"]), before);
+}
+
 /// A scripted DNS upstream on a loopback address: answers every A query with `answer`, other
 /// types with no records. Stops when the returned flag is set.
 fn fake_dns(
