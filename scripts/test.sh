@@ -12,4 +12,4 @@ cargo clippy --workspace --all-targets -- -D warnings
 scripts/unit-unprivileged.sh
 # Integration tests start containers, registries and networks; two at a time keeps them fast
 # on small machines without starving each other.
-cargo test --workspace -- --test-threads=2
+cargo test --workspace --no-fail-fast -- --test-threads=2
