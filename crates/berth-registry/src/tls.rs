@@ -4,14 +4,20 @@
 //! Go's `crypto/x509` trusts a certificate that is itself in the root pool, whatever its
 //! basic constraints: the usual self-signed recipe (`openssl req -x509 … -subj /CN=HOST
 //! -addext subjectAltName=IP:…`), which OpenSSL 3 marks `CA:TRUE`, placed as
-//! `certs.d/HOST:PORT/ca.crt`, works with Docker. webpki (rustls) refuses such a leaf
-//! (`CaUsedAsEndEntity`). [`CertsDirVerifier`] therefore accepts a server certificate that is
-//! byte for byte one of the registry's `certs.d` certificates, after checking its validity
-//! period and that its subject alternative names cover the host name or IP address; the
-//! handshake signature still proves the server holds its key. Every other certificate goes
-//! through normal webpki verification against the system roots plus the `certs.d` CAs.
-//! rustls is used directly (the same crate reqwest uses) so that the verifier can be plugged
-//! into reqwest with `use_preconfigured_tls`.
+//! `certs.d/HOST:PORT/ca.crt`, works with Docker. Go also ignores the basic constraints of
+//! the leaf when it builds a chain, so a `CA:TRUE` server certificate signed by a `certs.d`
+//! CA works too. webpki (rustls) refuses both (`CaUsedAsEndEntity`). [`CertsDirVerifier`]
+//! therefore accepts a server certificate that is byte for byte one of the registry's
+//! `certs.d` certificates, and, when webpki refuses a leaf only for being a CA, one whose
+//! signature verifies with the public key of a `certs.d` certificate whose subject is the
+//! leaf's issuer. In both cases the validity periods, the extended key usage (server
+//! authentication, when the extension is present) and the subject alternative names against
+//! the host name or IP address are still checked; the handshake signature proves the server
+//! holds the leaf's key. Every other certificate goes through normal webpki verification
+//! against the system roots plus the `certs.d` CAs. rustls is used directly (the same crate
+//! reqwest uses) so that the verifier can be plugged into reqwest with
+//! `use_preconfigured_tls`; certificates are read with `x509-parser` (its `verify` feature
+//! checks signatures with ring, the provider rustls already uses here).
 
 use std::sync::Arc;
 
@@ -21,6 +27,8 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::prelude::FromDer;
 
 use crate::conf::RegistryCerts;
 use crate::error::RegistryError;
@@ -157,6 +165,73 @@ fn fallback_roots() -> RootCertStore {
     r
 }
 
+impl CertsDirVerifier {
+    /// A `CA:TRUE` server certificate `end_entity` that webpki refused only for its basic
+    /// constraints: accepted when a `certs.d` certificate whose subject is its issuer signed
+    /// it, both are within their validity periods, it may serve TLS (extended key usage) and
+    /// it names `server_name`.
+    ///
+    /// Errors: `UnknownIssuer` when no `certs.d` certificate signed it; `Expired`,
+    /// `NotValidYet`, `InvalidPurpose`, `NotValidForName`, `BadEncoding` as webpki says them.
+    fn verify_ca_leaf(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let leaf = parse(end_entity)?;
+        let issuer = self
+            .pinned
+            .iter()
+            .filter_map(|p| X509Certificate::from_der(p.as_ref()).ok())
+            .map(|(_, ca)| ca)
+            .find(|ca| {
+                ca.subject().as_raw() == leaf.issuer().as_raw()
+                    && leaf.verify_signature(Some(ca.public_key())).is_ok()
+            })
+            .ok_or(CertificateError::UnknownIssuer)?;
+        check_dates(&issuer, now)?;
+        check_dates(&leaf, now)?;
+        check_server_auth(&leaf)?;
+        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_name(&parsed, server_name)?;
+        Ok(ServerCertVerified::assertion())
+    }
+}
+
+/// `der` parsed; `BadEncoding` if it is not an X.509 certificate.
+fn parse<'a>(der: &'a CertificateDer<'_>) -> Result<X509Certificate<'a>, CertificateError> {
+    match X509Certificate::from_der(der.as_ref()) {
+        Ok((_, cert)) => Ok(cert),
+        Err(_) => Err(CertificateError::BadEncoding),
+    }
+}
+
+/// `Expired` or `NotValidYet` unless `now` lies within `cert`'s validity period.
+fn check_dates(cert: &X509Certificate<'_>, now: UnixTime) -> Result<(), CertificateError> {
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let validity = cert.validity();
+    if now > validity.not_after.timestamp() {
+        return Err(CertificateError::Expired);
+    }
+    if now < validity.not_before.timestamp() {
+        return Err(CertificateError::NotValidYet);
+    }
+    Ok(())
+}
+
+/// `InvalidPurpose` when `cert` has an extended key usage extension that allows neither TLS
+/// server authentication nor any purpose (Go's rule; no extension allows everything);
+/// `BadEncoding` when the extension cannot be read.
+fn check_server_auth(cert: &X509Certificate<'_>) -> Result<(), CertificateError> {
+    match cert.extended_key_usage() {
+        Ok(None) => Ok(()),
+        Ok(Some(eku)) if eku.value.server_auth || eku.value.any => Ok(()),
+        Ok(Some(_)) => Err(CertificateError::InvalidPurpose),
+        Err(_) => Err(CertificateError::BadEncoding),
+    }
+}
+
 impl ServerCertVerifier for CertsDirVerifier {
     fn verify_server_cert(
         &self,
@@ -171,17 +246,9 @@ impl ServerCertVerifier for CertsDirVerifier {
             .iter()
             .any(|p| p.as_ref() == end_entity.as_ref())
         {
-            if let Some((not_before, not_after)) = validity(end_entity.as_ref()) {
-                let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-                if now > not_after {
-                    return Err(CertificateError::Expired.into());
-                }
-                if now < not_before {
-                    return Err(CertificateError::NotValidYet.into());
-                }
-            } else {
-                return Err(CertificateError::BadEncoding.into());
-            }
+            let leaf = parse(end_entity)?;
+            check_dates(&leaf, now)?;
+            check_server_auth(&leaf)?;
             let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
             rustls::client::verify_server_name(&parsed, server_name)?;
             return Ok(ServerCertVerified::assertion());
@@ -193,12 +260,13 @@ impl ServerCertVerifier for CertsDirVerifier {
             ocsp_response,
             now,
         ) {
-            // A CA certificate as leaf that is not itself trusted: for Go (and so for the
-            // user) it is simply signed by an unknown authority.
+            // A CA certificate as leaf: Go accepts it when a trusted CA signed it. If no
+            // certs.d certificate did, it is for Go (and so for the user) simply signed by an
+            // unknown authority.
             Err(rustls::Error::InvalidCertificate(CertificateError::Other(e)))
                 if format!("{e:?}").contains("CaUsedAsEndEntity") =>
             {
-                Err(CertificateError::UnknownIssuer.into())
+                self.verify_ca_leaf(end_entity, server_name, now)
             }
             r => r,
         }
@@ -328,91 +396,89 @@ fn last_part(detail: &str) -> &str {
     detail.rsplit(": ").next().unwrap_or(detail).trim()
 }
 
-/// `notBefore` and `notAfter` of a DER certificate, in Unix seconds.
-fn validity(der: &[u8]) -> Option<(i64, i64)> {
-    // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL,
-    //   serialNumber INTEGER, signature SEQUENCE, issuer SEQUENCE, validity SEQUENCE {..}, .. } .. }
-    let (_, cert, _) = der_item(der)?;
-    let (_, tbs, _) = der_item(cert)?;
-    let mut rest = tbs;
-    let (tag, _, after) = der_item(rest)?;
-    if tag == 0xa0 {
-        rest = after;
-    }
-    for _ in 0..3 {
-        let (_, _, after) = der_item(rest)?;
-        rest = after;
-    }
-    let (tag, validity, _) = der_item(rest)?;
-    if tag != 0x30 {
-        return None;
-    }
-    let (t1, nb, after) = der_item(validity)?;
-    let (t2, na, _) = der_item(after)?;
-    Some((der_time(t1, nb)?, der_time(t2, na)?))
-}
-
-/// One DER element: (tag, contents, the bytes after it).
-fn der_item(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *b.first()?;
-    let first = *b.get(1)?;
-    let (len, head) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | usize::from(*b.get(2 + i)?);
-        }
-        (len, 2 + n)
-    };
-    let end = head.checked_add(len)?;
-    Some((tag, b.get(head..end)?, b.get(end..)?))
-}
-
-/// UTCTime (`YYMMDDHHMMSSZ`, tag 0x17) or GeneralizedTime (`YYYYMMDDHHMMSSZ`, tag 0x18).
-fn der_time(tag: u8, b: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(b).ok()?.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        0x17 => {
-            let yy: i64 = s.get(..2)?.parse().ok()?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, s.get(2..)?)
-        }
-        0x18 => (s.get(..4)?.parse().ok()?, s.get(4..)?),
-        _ => return None,
-    };
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { rest.get(r)?.parse().ok() };
-    let (mo, d, h, mi, se) = (num(0..2)?, num(2..4)?, num(4..6)?, num(6..8)?, num(8..10)?);
-    Some(days_from_civil(year, mo, d)? * 86_400 + h * 3600 + mi * 60 + se)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> Option<i64> {
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const CA: &[u8] = include_bytes!("../testdata/tls/ca.crt");
+
+    /// A verifier whose certs.d holds only `ca.crt`, and the DER of `testdata/tls/NAME.crt`.
+    fn setup(name: &str) -> (CertsDirVerifier, CertificateDer<'static>) {
+        let certs = RegistryCerts {
+            roots: vec![("certs.d/127.0.0.1:5000/ca.crt".into(), CA.to_vec())],
+            identity: None,
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let v = CertsDirVerifier::new(&certs, provider).unwrap();
+        let path = format!("{}/testdata/tls/{name}.crt", env!("CARGO_MANIFEST_DIR"));
+        let pem = std::fs::read(path).unwrap();
+        (v, CertificateDer::from_pem_slice(&pem).unwrap())
+    }
+
+    fn verify(name: &str, host: &str, now_secs: u64) -> Result<ServerCertVerified, rustls::Error> {
+        let (v, leaf) = setup(name);
+        let server = ServerName::try_from(host.to_string()).unwrap();
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now_secs));
+        v.verify_server_cert(&leaf, &[], &server, &[], now)
+    }
+
+    /// 2030-01-01: inside every fixture's validity period (2026 to 2126).
+    const NOW: u64 = 1_893_456_000;
+
     #[test]
-    fn der_times() {
-        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
-        assert_eq!(der_time(0x18, b"20000301000000Z"), Some(951_868_800));
-        assert_eq!(der_time(0x17, b"491231235959Z"), Some(2_524_607_999));
-        assert_eq!(der_time(0x17, b"bad"), None);
+    fn ca_leaf_signed_by_a_certs_d_ca_is_accepted_for_its_names_only() {
+        verify("leaf_ip", "127.0.0.1", NOW).unwrap();
+        verify("leaf_dns", "registry.test", NOW).unwrap();
+        let e = verify("leaf_ip", "127.0.0.2", NOW).unwrap_err();
+        assert!(
+            explain(&format!("{e:?}"), "h").contains("not valid for the name"),
+            "{e:?}"
+        );
+        let e = verify("leaf_dns", "other.test", NOW).unwrap_err();
+        assert!(format!("{e:?}").contains("NotValidForName"), "{e:?}");
+        let e = verify("leaf_dns", "127.0.0.1", NOW).unwrap_err();
+        assert!(format!("{e:?}").contains("NotValidForName"), "{e:?}");
+    }
+
+    #[test]
+    fn ca_leaf_dates_purpose_and_signer_are_checked() {
+        // 2200-01-01 and 1970: outside the validity period.
+        let e = verify("leaf_ip", "127.0.0.1", 7_258_118_400).unwrap_err();
+        assert!(explain(&format!("{e:?}"), "h").contains("expired"), "{e:?}");
+        let e = verify("leaf_ip", "127.0.0.1", 0).unwrap_err();
+        assert!(
+            explain(&format!("{e:?}"), "h").contains("not valid yet"),
+            "{e:?}"
+        );
+        // Signed by another CA with the same subject name: the signature decides.
+        let e = verify("leaf_other_ca", "127.0.0.1", NOW).unwrap_err();
+        assert!(
+            explain(&format!("{e:?}"), "h").contains("not signed by a trusted authority"),
+            "{e:?}"
+        );
+        // extendedKeyUsage=clientAuth only: not for a TLS server.
+        let e = verify("leaf_client_only", "127.0.0.1", NOW).unwrap_err();
+        assert!(
+            explain(&format!("{e:?}"), "h").contains("not meant for TLS servers"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn pinned_certificate_dates_and_names_are_checked() {
+        let (v, ca) = setup("ca");
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(NOW));
+        // The CA has no SAN: pinned, but not valid for any name.
+        let server = ServerName::try_from("127.0.0.1".to_string()).unwrap();
+        let e = v
+            .verify_server_cert(&ca, &[], &server, &[], now)
+            .unwrap_err();
+        assert!(format!("{e:?}").contains("NotValidForName"), "{e:?}");
+        let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(7_258_118_400));
+        let e = v
+            .verify_server_cert(&ca, &[], &server, &[], later)
+            .unwrap_err();
+        assert!(format!("{e:?}").contains("Expired"), "{e:?}");
     }
 
     #[test]

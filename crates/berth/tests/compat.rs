@@ -680,6 +680,63 @@ fn self_signed(dir: &std::path::Path, name: &str, san: &str) -> registry_support
     }
 }
 
+/// A `CA:TRUE` server certificate for `san`, signed by the CA `ca` (`ca.crt`, `ca.key` in
+/// `dir`), the way `openssl x509 -req -extfile` makes one.
+fn ca_signed_leaf(dir: &std::path::Path, ca: &str, name: &str, san: &str) -> registry_support::Tls {
+    let (cert, key, csr, ext) = (
+        format!("{name}.crt"),
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.ext"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    std::fs::write(
+        dir.join(&ext),
+        format!("basicConstraints=CA:TRUE\nsubjectAltName={san}\n"),
+    )
+    .unwrap();
+    let (ca_cert, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_cert,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    );
+    registry_support::Tls {
+        ca: dir.join(&ca_cert),
+        cert: dir.join(&cert),
+        key: dir.join(&key),
+    }
+}
+
 fn with_certs_d(env: &TestEnv, certs_d: &std::path::Path, args: &[&str]) -> std::process::Output {
     env.cmd(args)
         .env("BERTH_CERTS_D", certs_d)
@@ -759,6 +816,105 @@ fn self_signed_registry_certificates_docker_accepts() {
     );
     assert!(!o.status.success());
     assert!(err(&o).contains("not valid for the name"), "{}", err(&o));
+    drop(reg);
+
+    // A CA:TRUE leaf signed by a CA, only the CA in certs.d (Go ignores the leaf's basic
+    // constraints): push and pull work, the signature and the host name are still checked.
+    let d = scratch.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "sca.key",
+            "-out",
+            "sca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=server CA",
+        ],
+    );
+    let tls = ca_signed_leaf(d, "sca", "caleaf", "IP:127.0.0.1");
+    let ca = tls.ca.clone();
+    let reg = registry_support::Registry::start_with_tls(tls, None);
+    let host = reg.host();
+    let dest = format!("{host}/tls15/app:4");
+    let o = with_certs_d(&env, &certs_d, &["push", "app:1", &dest]);
+    assert!(
+        !o.status.success(),
+        "an untrusted CA:TRUE leaf was accepted"
+    );
+    let e = err(&o);
+    assert!(e.contains("not signed by a trusted authority"), "{e}");
+    trust(&certs_d, &host, &ca, "ca.crt");
+    let o = with_certs_d(&env, &certs_d, &["push", "app:1", &dest]);
+    assert!(o.status.success(), "push to a CA:TRUE leaf: {}", err(&o));
+    let env3 = TestEnv::new();
+    let o = with_certs_d(&env3, &certs_d, &["pull", &dest]);
+    assert!(o.status.success(), "pull from a CA:TRUE leaf: {}", err(&o));
+    drop(reg);
+    // Signed by the same CA but for another IP and a DNS name: refused by name, in words.
+    for (name, san) in [
+        ("caleaf2", "IP:127.0.0.2"),
+        ("caleaf3", "DNS:registry.example"),
+    ] {
+        let tls = ca_signed_leaf(d, "sca", name, san);
+        let reg = registry_support::Registry::start_with_tls(tls, None);
+        let host = reg.host();
+        trust(&certs_d, &host, &ca, "ca.crt");
+        let o = with_certs_d(
+            &env,
+            &certs_d,
+            &["push", "app:1", &format!("{host}/tls15/app:5")],
+        );
+        assert!(!o.status.success(), "{san} accepted for {host}");
+        let e = err(&o);
+        assert!(e.contains("not valid for the name"), "{san}: {e}");
+        assert!(
+            !e.contains("Other(") && !e.contains("CaUsedAsEndEntity"),
+            "{e}"
+        );
+        drop(reg);
+    }
+    // A CA:TRUE leaf from another CA with the same name is not let in by this one.
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "sca2.key",
+            "-out",
+            "sca2.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=server CA",
+        ],
+    );
+    let tls = ca_signed_leaf(d, "sca2", "caleaf4", "IP:127.0.0.1");
+    let reg = registry_support::Registry::start_with_tls(tls, None);
+    let host = reg.host();
+    trust(&certs_d, &host, &ca, "ca.crt");
+    let o = with_certs_d(
+        &env,
+        &certs_d,
+        &["push", "app:1", &format!("{host}/tls15/app:6")],
+    );
+    assert!(!o.status.success(), "a leaf of another CA was accepted");
+    assert!(
+        err(&o).contains("not signed by a trusted authority"),
+        "{}",
+        err(&o)
+    );
     drop(reg);
 
     // Client certificates: certs.d/HOST:PORT/client.cert + client.key.
