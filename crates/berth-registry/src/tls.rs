@@ -171,7 +171,8 @@ impl CertsDirVerifier {
     /// it, both are within their validity periods, it may serve TLS (extended key usage) and
     /// it names `server_name`.
     ///
-    /// Errors: `UnknownIssuer` when no `certs.d` certificate signed it; `Expired`,
+    /// Errors: `UnsupportedSignatureAlgorithm` for a SHA-1 signature (Go's rule);
+    /// `UnknownIssuer` when no `certs.d` certificate signed it; `Expired`,
     /// `NotValidYet`, `InvalidPurpose`, `NotValidForName`, `BadEncoding` as webpki says them.
     fn verify_ca_leaf(
         &self,
@@ -180,6 +181,17 @@ impl CertsDirVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let leaf = parse(end_entity)?;
+        // Go refuses SHA-1 certificate signatures (x509: insecure algorithm); so does berth.
+        let alg = &leaf.signature_algorithm.algorithm;
+        if *alg == x509_parser::oid_registry::OID_PKCS1_SHA1WITHRSA
+            || *alg == x509_parser::oid_registry::OID_SHA1_WITH_RSA
+        {
+            return Err(CertificateError::UnsupportedSignatureAlgorithmContext {
+                signature_algorithm_id: alg.as_bytes().to_vec(),
+                supported_algorithms: Vec::new(),
+            }
+            .into());
+        }
         let issuer = self
             .pinned
             .iter()
@@ -402,10 +414,17 @@ mod tests {
 
     const CA: &[u8] = include_bytes!("../testdata/tls/ca.crt");
 
-    /// A verifier whose certs.d holds only `ca.crt`, and the DER of `testdata/tls/NAME.crt`.
+    /// A verifier whose certs.d holds only `ca.crt` (and `ca_rsa.crt`), and the DER of
+    /// `testdata/tls/NAME.crt`.
     fn setup(name: &str) -> (CertsDirVerifier, CertificateDer<'static>) {
         let certs = RegistryCerts {
-            roots: vec![("certs.d/127.0.0.1:5000/ca.crt".into(), CA.to_vec())],
+            roots: vec![
+                ("certs.d/127.0.0.1:5000/ca.crt".into(), CA.to_vec()),
+                (
+                    "certs.d/127.0.0.1:5000/ca_rsa.crt".into(),
+                    include_bytes!("../testdata/tls/ca_rsa.crt").to_vec(),
+                ),
+            ],
             identity: None,
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -454,6 +473,13 @@ mod tests {
         let e = verify("leaf_other_ca", "127.0.0.1", NOW).unwrap_err();
         assert!(
             explain(&format!("{e:?}"), "h").contains("not signed by a trusted authority"),
+            "{e:?}"
+        );
+        // RSA: SHA-256 accepted, SHA-1 refused as Go refuses it.
+        verify("leaf_rsa", "127.0.0.1", NOW).unwrap();
+        let e = verify("leaf_sha1", "127.0.0.1", NOW).unwrap_err();
+        assert!(
+            explain(&format!("{e:?}"), "h").contains("signature algorithm"),
             "{e:?}"
         );
         // extendedKeyUsage=clientAuth only: not for a TLS server.
