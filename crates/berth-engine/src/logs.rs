@@ -582,9 +582,17 @@ pub fn print(
         None => None,
     };
     let mut lines: Vec<String> = Vec::new();
+    // Set when the file opened first was rotated meanwhile: its lines then go where it now
+    // stands among the rotated files (files rotated after it are newer), and the file at PATH
+    // is opened afresh afterwards.
+    let mut cur_rotated = false;
     for (f, gz) in rotated_files(path) {
         let Ok(file) = File::open(&f) else { continue };
         if !gz && Some(file.metadata()?.ino()) == cur_ino {
+            if let Some(t) = cur.as_mut() {
+                t.read(&mut lines)?;
+            }
+            cur_rotated = true;
             continue;
         }
         let mut r: Box<dyn BufRead> = if gz {
@@ -594,6 +602,15 @@ pub fn print(
         };
         // A damaged rotated file ends its part early; the rest is still shown.
         let _ = read_lines(&mut *r, &mut lines);
+    }
+    if cur_rotated {
+        // A rotation between these opens skips that file (a gap), never repeats one: the file
+        // now at PATH is newer than every rotated file read above.
+        cur = match File::open(path) {
+            Ok(f) => Some(Tail::new(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
     }
     if let Some(t) = cur.as_mut() {
         t.read(&mut lines)?;
