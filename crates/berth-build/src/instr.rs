@@ -2,44 +2,10 @@
 
 use std::collections::BTreeMap;
 
-/// A Go-style duration (`30s`, `1m30s`, `500ms`, `1h`) in nanoseconds.
+/// A Go-style duration (`30s`, `1m30s`, `500ms`, `1h`) in nanoseconds: the engine's parser,
+/// the one `--health-*` flags use.
 pub(crate) fn duration_ns(s: &str) -> Result<i64, String> {
-    let bad = || format!("invalid duration {s:?}: use e.g. 30s, 1m30s, 500ms");
-    if s == "0" {
-        return Ok(0);
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    if !(0.0..9.2e18).contains(&total) {
-        return Err(bad());
-    }
-    // In range (checked above); fractional nanoseconds are dropped as Go does.
-    #[allow(clippy::cast_possible_truncation)]
-    Ok(total as i64)
+    berth_engine::health::parse_duration("duration", s).map_err(|e| e.to_string())
 }
 
 /// `--chmod=0755` (octal).
