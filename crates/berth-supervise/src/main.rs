@@ -317,6 +317,26 @@ fn kill(pid: i32, sig: u32) {
 }
 
 /// `wait4(pid, &status, WNOHANG, NULL)`: returns the pid (or 0 / -errno) and the status.
+/// Waits for child `pid` to exit (retrying on EINTR); an error (already reaped) ends the wait.
+fn wait_blocking(pid: i32) {
+    loop {
+        let mut status: i32 = 0;
+        // SAFETY: `status` is a valid, writable i32; the rusage pointer is NULL.
+        let r = unsafe {
+            syscall(
+                nr::WAIT4,
+                pid as usize,
+                &mut status as *mut i32 as usize,
+                0,
+                0,
+            )
+        };
+        if r != -EINTR {
+            return;
+        }
+    }
+}
+
 fn wait_nohang(pid: i32) -> (isize, i32) {
     let mut status: i32 = 0;
     // SAFETY: `status` is a valid, writable i32; the rusage pointer is NULL.
@@ -612,6 +632,10 @@ struct Rotate {
     /// BERTH_EXE and the environment, for the compressor.
     exe: *const u8,
     envp: *const *const u8,
+    /// The compressor started by the last rotation while it runs (0: none). The next rotation
+    /// waits for it: renaming `PATH` over a `PATH.1` it is still reading would let it unlink
+    /// the newer file and keep the older contents.
+    compressor: i32,
 }
 
 /// `PATH` or `PATH.N` or `PATH.N.gz`, NUL-terminated, in `buf`; false if too long.
@@ -642,6 +666,10 @@ impl Rotate {
     /// Rotates the file behind `fd` (see the crate documentation).
     fn rotate(&mut self, fd: i32) {
         self.written = 0;
+        if self.compressor > 0 {
+            wait_blocking(self.compressor);
+            self.compressor = 0;
+        }
         if self.max_file < 2 {
             // SAFETY: ftruncate on our own descriptor; O_APPEND writes continue at the new end.
             unsafe {
@@ -700,11 +728,13 @@ impl Rotate {
         }
     }
 
-    fn spawn_compressor(&self) {
+    fn spawn_compressor(&mut self) {
         // SAFETY: fork takes no arguments; this process is single-threaded.
         let pid = unsafe { syscall(nr::FORK, 0, 0, 0, 0) };
         if pid != 0 {
-            return; // reaped with every other child in Sup::reap
+            // Reaped in Sup::reap, or waited for by the next rotation.
+            self.compressor = if pid > 0 { pid as i32 } else { 0 };
+            return;
         }
         child_setup();
         let mut p = [0u8; PATH_MAX];
@@ -756,6 +786,7 @@ fn parse_rotate(
         written: size.max(0) as u64,
         exe,
         envp,
+        compressor: 0,
     })
 }
 
@@ -1155,6 +1186,11 @@ impl Sup {
             if let Some(h) = self.health.as_mut() {
                 if h.probe != 0 && r as i32 == h.probe {
                     h.done(status);
+                }
+            }
+            if let Some(rot) = self.log.rotate.as_mut() {
+                if rot.compressor == r as i32 {
+                    rot.compressor = 0;
                 }
             }
         }
