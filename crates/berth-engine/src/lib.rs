@@ -29,6 +29,7 @@ pub mod security;
 pub mod spec;
 pub mod state;
 pub mod user;
+pub mod view;
 pub mod volumes;
 
 #[cfg(test)]

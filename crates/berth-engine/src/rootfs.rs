@@ -434,3 +434,29 @@ fn unescape_mount(s: &str) -> String {
     }
     out
 }
+
+/// Bytes of regular files (and symlink targets' lengths) in a container's writable layer
+/// (its overlay upper directory), as `ps -s` and `system df` count them; 0 when it cannot be
+/// read. Symlinks are not followed.
+pub fn upper_size(store: &berth_store::Store, id: &str) -> u64 {
+    dir_size(&Bundle::new(store.root(), id).upper())
+}
+
+/// Bytes under `dir` (regular files and symlinks, not following them; hard links counted
+/// once per name).
+pub fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(md) = e.metadata() else { continue };
+            if md.is_dir() {
+                stack.push(e.path());
+            } else {
+                total = total.saturating_add(md.len());
+            }
+        }
+    }
+    total
+}

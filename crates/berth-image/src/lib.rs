@@ -25,6 +25,7 @@ pub mod reference;
 pub mod sparse;
 mod store;
 mod unpack;
+pub mod view;
 
 pub use config::ImageConfig;
 pub use pack::{copy_layer_dir, ingest_dir};

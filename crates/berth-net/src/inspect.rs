@@ -113,3 +113,52 @@ pub fn network_settings(store: &Store, container_id: &str) -> Result<serde_json:
     }
     Ok(out)
 }
+
+/// Docker's default `network ls` table.
+pub const NETWORKS_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
+
+/// Header text of `network ls` fields.
+pub const NETWORKS_HEADERS: &[(&str, &str)] = &[("ID", "NETWORK ID"), ("IPv6", "IPV6")];
+
+/// One `network ls` row with the fields `docker network ls --format` knows (strings), plus
+/// `Subnet` and `Gateway`.
+pub fn network_row(n: &crate::Network, no_trunc: bool) -> serde_json::Value {
+    let id = if no_trunc || n.id.len() <= 12 {
+        &n.id[..]
+    } else {
+        &n.id[..12]
+    };
+    serde_json::json!({
+        "CreatedAt": chrono_utc(n.created),
+        "Driver": n.driver,
+        "ID": id,
+        "IPv4": "true",
+        "IPv6": "false",
+        "Internal": n.internal.to_string(),
+        "Labels": "",
+        "Name": n.name,
+        "Scope": "local",
+        "Subnet": n.subnet.to_string(),
+        "Gateway": n.gateway.to_string(),
+        "@labels": {},
+    })
+}
+
+/// `2024-01-02 15:04:05 +0000 UTC` for a Unix time (civil-from-days, no date crate).
+fn chrono_utc(ts: i64) -> String {
+    let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
+    let z = days + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000 UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}

@@ -44,7 +44,9 @@ use berth_store::StoreError;
 pub use backend::Backend;
 pub use config::NetConf;
 pub use connect::{connect, disconnect};
-pub use inspect::{inspect_network, network_settings};
+pub use inspect::{
+    inspect_network, network_row, network_settings, NETWORKS_HEADERS, NETWORKS_TABLE,
+};
 pub use networks::{
     create_network, get_network, list_networks, network_endpoints, prune_networks, remove_network,
     reset, CreateOptions,

@@ -279,6 +279,21 @@ impl<'a> VolumeStore<'a> {
         Ok(rows.collect::<rusqlite::Result<HashSet<_>>>()?)
     }
 
+    /// How many containers use each volume (volumes no container uses are absent).
+    pub fn links(&self) -> Result<std::collections::HashMap<String, usize>> {
+        let mut st = self
+            .store
+            .db()
+            .prepare("SELECT volume, COUNT(DISTINCT container) FROM volume_refs GROUP BY volume")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = std::collections::HashMap::new();
+        for r in rows {
+            let (v, n) = r?;
+            out.insert(v, usize::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
     /// Create a volume. Creating an existing named volume again returns it unchanged (as
     /// Docker does), unless the driver differs. Returns the volume and whether it is new.
     ///
@@ -588,6 +603,32 @@ fn dir_size(p: &Path) -> u64 {
         }
     }
     total
+}
+
+/// Docker's default `volume ls` table.
+pub const VOLUMES_TABLE: &str = "table {{.Driver}}\t{{.Name}}";
+
+/// Header text of `volume ls` fields.
+pub const VOLUMES_HEADERS: &[(&str, &str)] = &[("Name", "VOLUME NAME")];
+
+/// One `volume ls` row with the fields `docker volume ls --format` knows (strings); `links`
+/// is the number of containers using it.
+pub fn volume_row(v: &Volume, links: usize) -> serde_json::Value {
+    let labels: Vec<String> = v.labels.iter().map(|(k, x)| format!("{k}={x}")).collect();
+    serde_json::json!({
+        "Availability": "N/A",
+        "CreatedAt": v.created,
+        "Driver": v.driver,
+        "Group": "N/A",
+        "Labels": labels.join(","),
+        "Links": links.to_string(),
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Scope": "local",
+        "Size": "N/A",
+        "Status": "N/A",
+        "@labels": v.labels,
+    })
 }
 
 #[cfg(test)]

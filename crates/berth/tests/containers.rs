@@ -187,8 +187,10 @@ fn detached_lifecycle() {
     let ps = env.ok(&["ps"]);
     assert!(ps.contains("web") && ps.contains(&id[..12]), "{ps}");
     assert_eq!(env.ok(&["ps", "-q"]).trim(), &id[..12]);
-    let js: serde_json::Value = serde_json::from_str(&env.ok(&["ps", "--format", "json"])).unwrap();
-    assert_eq!(js[0]["State"], "running");
+    // One JSON object per line, as Docker prints them.
+    let ps = env.ok(&["ps", "--format", "json"]);
+    let js: serde_json::Value = serde_json::from_str(ps.lines().next().unwrap()).unwrap();
+    assert_eq!(js["State"], "running");
     assert_eq!(
         env.ok(&["inspect", "-f", "{{.State.Running}}", "web"])
             .trim(),

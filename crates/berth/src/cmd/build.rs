@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use berth_build::{BuildOptions, Context, Event, ImageSource, Network, Progress};
 use clap::{Args, Subcommand};
 
-use super::{ago, human_size, print_table, render_template, Ctx, ExitError};
+use super::{ago, human_size, Ctx, ExitError};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -425,33 +425,18 @@ pub fn history(ctx: &Ctx, a: HistoryArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    match a.format.as_deref() {
-        None | Some("table") => {
-            let table: Vec<Vec<String>> = docs
-                .iter()
-                .map(|d| {
-                    ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"]
-                        .iter()
-                        .map(|k| d[*k].as_str().unwrap_or("").to_string())
-                        .collect()
-                })
-                .collect();
-            print_table(
-                &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
-                &table,
-            );
-        }
-        Some("json") => {
-            for d in &docs {
-                println!("{}", serde_json::to_string(d)?);
-            }
-        }
-        Some(t) => {
-            for d in &docs {
-                println!("{}", render_template(t, d));
-            }
-        }
-    }
+    super::print_rows(
+        &docs,
+        a.format.as_deref(),
+        "historyFormat",
+        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+        &[
+            ("ID", "IMAGE"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("CreatedBy", "CREATED BY"),
+        ],
+    )?;
     Ok(0)
 }
 

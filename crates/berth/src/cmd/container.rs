@@ -15,7 +15,7 @@ use berth_store::Store;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{ago, print_table, Ctx, ExitError};
+use super::{Ctx, ExitError};
 
 /// Options shared by `run` and `create`.
 #[derive(Debug, Args, Clone)]
@@ -256,14 +256,23 @@ pub struct PsArgs {
     /// Only ids.
     #[arg(short, long)]
     pub quiet: bool,
-    /// table (default) or json.
+    /// table (default), table TEMPLATE, json, or a Go template such as '{{.Names}}'.
     #[arg(long)]
     pub format: Option<String>,
     /// Do not truncate output.
     #[arg(long)]
     pub no_trunc: bool,
-    /// Filters: health=starting|healthy|unhealthy|none, status=STATE, name=TEXT, id=PREFIX,
-    /// label=KEY[=VALUE], volume=NAME.
+    /// Show the last N created containers (all states).
+    #[arg(short = 'n', long = "last")]
+    pub last: Option<i64>,
+    /// Show the latest created container (all states).
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Show sizes (the container's writable layer, and virtual: with its image).
+    #[arg(short, long)]
+    pub size: bool,
+    /// Filters: id, name, label, status, exited, ancestor, before, since, volume, network,
+    /// publish, expose, health, is-task (KEY=VALUE).
     #[arg(short, long)]
     pub filter: Vec<String>,
 }
@@ -768,76 +777,8 @@ pub fn rm(ctx: &Ctx, a: RmArgs) -> Result<i32> {
     })
 }
 
-fn status_text(c: &Container, health: Option<&str>) -> String {
-    match c.state {
-        State::Running => {
-            let up = match &c.started_at {
-                Some(t) => format!("Up {}", since(t)),
-                None => "Up".into(),
-            };
-            match health {
-                Some("starting") => format!("{up} (health: starting)"),
-                Some(h) => format!("{up} ({h})"),
-                None => up,
-            }
-        }
-        State::Restarting => format!(
-            "Restarting ({}) {}",
-            c.exit_code.unwrap_or(0),
-            c.finished_at
-                .as_deref()
-                .map(|t| format!("{} ago", since(t)))
-                .unwrap_or_default()
-        ),
-        State::Exited => format!(
-            "Exited ({}) {} ago",
-            c.exit_code.unwrap_or(0),
-            c.finished_at
-                .as_deref()
-                .map(since)
-                .unwrap_or_else(|| "a while".into())
-        ),
-        State::Created => "Created".into(),
-        State::Removing => "Removing".into(),
-    }
-}
-
-fn since(rfc3339: &str) -> String {
-    let Ok(t) = chrono::DateTime::parse_from_rfc3339(rfc3339) else {
-        return "a while".into();
-    };
-    ago(t.timestamp()).trim_end_matches(" ago").to_string()
-}
-
-fn ports_text(c: &Container) -> String {
-    c.net
-        .as_ref()
-        .filter(|_| c.state == State::Running)
-        .map(|n| {
-            n.ports
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{}:{}->{}/{}",
-                        p.host_ip, p.host_port, p.container_port, p.protocol
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
-}
-
-fn command_text(c: &Container, trunc: bool) -> String {
-    let s = c.config.args.join(" ");
-    if trunc && s.chars().count() > 20 {
-        format!("\"{}…\"", s.chars().take(19).collect::<String>())
-    } else {
-        format!("\"{s}\"")
-    }
-}
-
 pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
+    use berth_engine::view;
     let store = ctx.store()?;
     let all = ops::reconciled_rows(store).map_err(eng)?;
     let health = berth_engine::health::all_status(store).map_err(eng)?;
@@ -847,12 +788,40 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
             .as_ref()
             .and(health.get(&c.id).map(String::as_str))
     };
-    let filters = PsFilter::parse(&a.filter)?;
-    let list: Vec<&Container> = all
+    let filters = view::PsFilter::parse(&a.filter)?;
+    let mut fctx = view::FilterContext {
+        order: all.iter().map(|c| c.id.clone()).collect(),
+        ..Default::default()
+    };
+    for (k, v) in filters.references() {
+        let c = find(store, v)?;
+        if k == "before" {
+            fctx.before = Some(c);
+        } else {
+            fctx.since = Some(c);
+        }
+    }
+    if let Ok(is) = berth_image::ImageStore::open(store) {
+        for f in a.filter.iter().filter_map(|f| f.strip_prefix("ancestor=")) {
+            if let Ok(img) = is.resolve(f) {
+                fctx.ancestor_ids.push(img.id.to_string());
+            }
+        }
+    }
+    let last = if a.latest {
+        Some(1)
+    } else {
+        a.last.filter(|n| *n >= 0)
+    };
+    let show_all = a.all || last.is_some() || filters.implies_all();
+    let mut list: Vec<&Container> = all
         .iter()
-        .filter(|c| a.all || c.state.is_active() || filters.has_status)
-        .filter(|c| filters.matches(c, health_of(c)))
+        .filter(|c| show_all || c.state.is_active())
+        .filter(|c| filters.matches(c, health_of(c), &fctx))
         .collect();
+    if let Some(n) = last {
+        list.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+    }
     if a.quiet {
         let mut out = std::io::stdout().lock();
         for c in list {
@@ -861,124 +830,46 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    if matches!(a.format.as_deref(), Some("json") | Some("{{json .}}")) {
-        let v: Vec<_> = list
-            .iter()
-            .map(|c| {
-                json!({
-                    "Id": c.id,
-                    "Names": [c.name],
-                    "Image": c.image_name,
-                    "ImageID": c.image_id.as_str(),
-                    "Command": c.config.args.join(" "),
-                    "Created": c.created,
-                    "State": c.state.as_str(),
-                    "Status": status_text(c, health_of(c)),
-                    "Ports": ports_text(c),
-                    "Labels": c.config.labels,
-                    "ExitCode": c.exit_code,
-                    "Pid": c.pid,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(0);
-    }
-    if let Some(f) = &a.format {
-        if f != "table" {
-            bail!("unsupported --format {f:?}: use table or json");
-        }
-    }
-    let rows: Vec<Vec<String>> = list
+    let image_sizes: std::collections::HashMap<String, u64> = if a.size {
+        berth_image::ImageStore::open(store)
+            .and_then(|is| is.list())
+            .map(|l| l.into_iter().map(|i| (i.id.to_string(), i.size)).collect())
+            .unwrap_or_default()
+    } else {
+        Default::default()
+    };
+    let rows: Vec<serde_json::Value> = list
         .iter()
         .map(|c| {
-            vec![
-                if a.no_trunc {
-                    c.id.clone()
-                } else {
-                    c.id[..12].to_string()
+            let size = a.size.then(|| {
+                (
+                    berth_engine::rootfs::upper_size(store, &c.id),
+                    image_sizes.get(c.image_id.as_str()).copied().unwrap_or(0),
+                )
+            });
+            view::ps_row(
+                c,
+                &view::RowExtras {
+                    health: health_of(c),
+                    no_trunc: a.no_trunc,
+                    size,
                 },
-                c.image_name.clone(),
-                command_text(c, !a.no_trunc),
-                ago(c.created),
-                status_text(c, health_of(c)),
-                ports_text(c),
-                c.name.clone(),
-            ]
+            )
         })
         .collect();
-    print_table(
-        &[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ],
+    let table = if a.size {
+        format!("{}\t{{{{.Size}}}}", view::PS_TABLE)
+    } else {
+        view::PS_TABLE.to_string()
+    };
+    super::print_rows(
         &rows,
-    );
+        a.format.as_deref(),
+        "psFormat",
+        &table,
+        view::PS_HEADERS,
+    )?;
     Ok(0)
-}
-
-/// `ps --filter` conditions: all keys must match; several values of one key are alternatives.
-#[derive(Debug, Default)]
-struct PsFilter {
-    conds: Vec<(String, Vec<String>)>,
-    /// A status filter also looks at stopped containers (as Docker).
-    has_status: bool,
-}
-
-impl PsFilter {
-    fn parse(items: &[String]) -> Result<PsFilter> {
-        let mut f = PsFilter::default();
-        for i in items {
-            let (k, v) = i
-                .split_once('=')
-                .ok_or_else(|| anyhow!("invalid --filter {i:?}: use KEY=VALUE"))?;
-            match k {
-                "health" => {
-                    if !matches!(v, "starting" | "healthy" | "unhealthy" | "none") {
-                        bail!("invalid --filter {i:?}: health is starting, healthy, unhealthy or none");
-                    }
-                }
-                "status" => f.has_status = true,
-                "name" | "id" | "label" | "volume" => {}
-                _ => bail!(
-                    "invalid --filter {i:?}: use health=, status=, name=, id=, label= or volume="
-                ),
-            }
-            match f.conds.iter_mut().find(|(ck, _)| ck == k) {
-                Some((_, vs)) => vs.push(v.to_string()),
-                None => f.conds.push((k.to_string(), vec![v.to_string()])),
-            }
-        }
-        Ok(f)
-    }
-
-    fn matches(&self, c: &Container, health: Option<&str>) -> bool {
-        self.conds.iter().all(|(k, vs)| {
-            vs.iter().any(|v| match k.as_str() {
-                "health" => health.unwrap_or("none") == v,
-                "status" => c.state.as_str() == v,
-                "name" => c.name.contains(v.as_str()),
-                "id" => c.id.starts_with(v.as_str()),
-                "label" => match v.split_once('=') {
-                    Some((lk, lv)) => c.config.labels.get(lk).map(String::as_str) == Some(lv),
-                    None => c.config.labels.contains_key(v.as_str()),
-                },
-                "volume" => {
-                    c.config
-                        .volumes
-                        .iter()
-                        .any(|m| &m.name == v || &m.destination == v)
-                        || c.config.binds.iter().any(|b| &b.destination == v)
-                }
-                _ => false,
-            })
-        })
-    }
 }
 
 pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {

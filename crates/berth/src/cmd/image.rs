@@ -6,12 +6,12 @@ use std::io::{IsTerminal, Write};
 use anyhow::{anyhow, bail, Context, Result};
 use berth_image::archive::{self, ArchiveFormat, SaveItem};
 use berth_image::import::{import_rootfs, ImportOptions};
-use berth_image::{Image, ImageStore, Reference};
+use berth_image::{ImageStore, Reference};
 use berth_store::{Digest, Store};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::{ago, human_size, print_inspect, print_table, render_template, Ctx};
+use super::{human_size, print_inspect, Ctx};
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -64,6 +64,10 @@ pub struct ImagesArgs {
     /// Show full ids.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Filters: dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE,
+    /// reference=PATTERN.
+    #[arg(short, long)]
+    pub filter: Vec<String>,
     /// Only images of this repository[:tag].
     pub reference: Option<String>,
 }
@@ -260,49 +264,12 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// One `images` row as Docker's `--format json` prints it.
-fn image_row(img: &Image, tag: Option<&Reference>, no_trunc: bool) -> Value {
-    let (repo, tagname) = match tag {
-        Some(t) => (t.familiar_name(), t.tag().unwrap_or("latest").to_string()),
-        None => ("<none>".to_string(), "<none>".to_string()),
-    };
-    let id = if no_trunc {
-        img.id.to_string()
-    } else {
-        img.id.short().to_string()
-    };
-    let created_at = chrono::DateTime::from_timestamp(img.created, 0)
-        .map(|d| d.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
-        .unwrap_or_default();
-    let digest = img
-        .repo_digests
-        .iter()
-        .find(|d| {
-            tag.map(|t| d.starts_with(&format!("{}@", t.familiar_name())))
-                .unwrap_or(false)
-        })
-        .and_then(|d| d.split_once('@').map(|(_, x)| x.to_string()))
-        .unwrap_or_else(|| "<none>".into());
-    json!({
-        "Containers": "N/A",
-        "CreatedAt": created_at,
-        "CreatedSince": ago(img.created),
-        "Digest": digest,
-        "ID": id,
-        "Repository": repo,
-        "SharedSize": "N/A",
-        "Size": human_size(img.size),
-        "Tag": tagname,
-        "UniqueSize": "N/A",
-        "VirtualSize": human_size(img.size),
-    })
-}
-
 fn matches_filter(t: &Reference, f: &Reference) -> bool {
     t.name() == f.name() && f.tag().map(|ft| t.tag() == Some(ft)).unwrap_or(true)
 }
 
 pub fn images(ctx: &Ctx, a: ImagesArgs) -> Result<i32> {
+    use berth_image::view::{image_row, ImageFilter, IMAGES_HEADERS, IMAGES_TABLE};
     let filter = a
         .reference
         .as_deref()
@@ -310,15 +277,34 @@ pub fn images(ctx: &Ctx, a: ImagesArgs) -> Result<i32> {
         .transpose()?;
     let store = ctx.store()?;
     let is = open_images(store)?;
+    let mut filters = ImageFilter::parse(&a.filter)?;
+    for (k, v) in filters
+        .references()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<Vec<_>>()
+    {
+        let t = is.resolve(&v)?.created;
+        if k == "before" {
+            filters.before = Some(t);
+        } else {
+            filters.since = Some(t);
+        }
+    }
     let mut rows: Vec<Value> = Vec::new();
     let mut ids: Vec<String> = Vec::new();
     for img in is.list()? {
-        let tags: Vec<&Reference> = match &filter {
-            Some(f) => img.tags.iter().filter(|t| matches_filter(t, f)).collect(),
-            None => img.tags.iter().collect(),
-        };
+        if !filters.matches_image(&img) {
+            continue;
+        }
+        let tags: Vec<&Reference> = img
+            .tags
+            .iter()
+            .filter(|t| filter.as_ref().is_none_or(|f| matches_filter(t, f)))
+            .filter(|t| filters.matches_tag(t))
+            .collect();
         if tags.is_empty() {
-            if filter.is_some() {
+            if filter.is_some() || filters.has_reference() {
                 continue;
             }
             rows.push(image_row(&img, None, a.no_trunc));
@@ -342,51 +328,14 @@ pub fn images(ctx: &Ctx, a: ImagesArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    match a.format.as_deref() {
-        None | Some("table") => {
-            let table: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    ["Repository", "Tag", "ID", "CreatedSince", "Size"]
-                        .iter()
-                        .map(|k| r[*k].as_str().unwrap_or("").to_string())
-                        .collect()
-                })
-                .collect();
-            print_table(
-                &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-                &table,
-            );
-        }
-        Some("json") => {
-            for r in &rows {
-                println!("{}", serde_json::to_string(r)?);
-            }
-        }
-        Some(tpl) => {
-            let tpl = tpl.replace("\\t", "\t").replace("\\n", "\n");
-            if let Some(t) = tpl.strip_prefix("table ") {
-                let header = render_template(t, &header_doc());
-                println!("{header}");
-                for r in &rows {
-                    println!("{}", render_template(t, r));
-                }
-            } else {
-                for r in &rows {
-                    println!("{}", render_template(&tpl, r));
-                }
-            }
-        }
-    }
+    super::print_rows(
+        &rows,
+        a.format.as_deref(),
+        "imagesFormat",
+        IMAGES_TABLE,
+        IMAGES_HEADERS,
+    )?;
     Ok(0)
-}
-
-fn header_doc() -> Value {
-    json!({
-        "Containers": "CONTAINERS", "CreatedAt": "CREATED AT", "CreatedSince": "CREATED",
-        "Digest": "DIGEST", "ID": "IMAGE ID", "Repository": "REPOSITORY", "SharedSize": "SHARED SIZE",
-        "Size": "SIZE", "Tag": "TAG", "UniqueSize": "UNIQUE SIZE", "VirtualSize": "SIZE",
-    })
 }
 
 pub fn tag(ctx: &Ctx, a: TagArgs) -> Result<i32> {

@@ -115,93 +115,39 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
 
 /// Human "x ago" for a unix timestamp, as Docker prints it.
 pub fn ago(ts: i64) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let d = (now - ts).max(0);
-    let s = match d {
-        0 => return "Less than a second ago".into(),
-        1 => "1 second".into(),
-        2..=59 => format!("{d} seconds"),
-        60..=119 => "About a minute".into(),
-        120..=3599 => format!("{} minutes", d / 60),
-        3600..=7199 => "About an hour".into(),
-        7200..=172_799 => format!("{} hours", d / 3600),
-        172_800..=1_209_599 => format!("{} days", d / 86400),
-        1_209_600..=5_183_999 => format!("{} weeks", d / 604_800),
-        5_184_000..=63_071_999 => format!("{} months", d / 2_592_000),
-        _ => format!("{} years", d / 31_536_000),
-    };
-    format!("{s} ago")
+    berth_format::human::ago(ts)
 }
 
 /// Human size with Docker's units (kB, MB, GB; powers of 1000).
 pub fn human_size(n: u64) -> String {
-    const U: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < U.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n}B")
-    } else {
-        format!("{:.3}", v)
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + U[i]
-    }
+    berth_format::human::size(n)
 }
 
-/// Print inspect documents: a JSON array, or each through a `{{.A.B}}` / `{{json .A}}` format.
+/// Print inspect documents: a JSON array, or each through a Go template.
 pub fn print_inspect(docs: &[serde_json::Value], format: Option<&str>) -> Result<()> {
-    match format {
-        None | Some("json") => {
-            println!("{}", serde_json::to_string_pretty(docs)?);
-        }
-        Some(f) => {
-            for d in docs {
-                println!("{}", render_template(f, d));
-            }
-        }
-    }
+    use std::io::Write;
+    let text = berth_format::inspect(docs, format)?;
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())
 }
 
-/// A small subset of Go templates: text with `{{.Path.To.Field}}` and `{{json .Path}}`;
-/// `\t` and `\n` written in the format stand for a tab and a newline, as with Docker.
-pub fn render_template(f: &str, doc: &serde_json::Value) -> String {
-    let f = f.replace("\\t", "\t").replace("\\n", "\n");
-    let mut out = String::new();
-    let mut rest = f.as_str();
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let expr = rest[start + 2..start + end].trim();
-        let (json_mode, path) = match expr.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, expr),
-        };
-        let mut v = doc;
-        for seg in path
-            .trim_start_matches('.')
-            .split('.')
-            .filter(|s| !s.is_empty())
-        {
-            v = v.get(seg).unwrap_or(&serde_json::Value::Null);
-        }
-        let text = match (json_mode, v) {
-            (true, v) => v.to_string(),
-            (false, serde_json::Value::String(s)) => s.clone(),
-            (false, serde_json::Value::Null) => "<no value>".to_string(),
-            (false, v) => v.to_string(),
-        };
-        out.push_str(&text);
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
+/// Print listing rows through `--format` (or the user's `config_key` default in
+/// `~/.docker/config.json`, or `default_table`).
+pub fn print_rows(
+    rows: &[serde_json::Value],
+    format: Option<&str>,
+    config_key: &str,
+    default_table: &str,
+    headers: &[(&str, &str)],
+) -> Result<()> {
+    use std::io::Write;
+    let configured = if format.is_none() {
+        berth_format::config_format(config_key)
+    } else {
+        None
+    };
+    let f = berth_format::Format::new(format.or(configured.as_deref()), default_table)?;
+    let text = f.render(rows, headers)?;
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
 }

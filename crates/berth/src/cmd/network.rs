@@ -44,8 +44,15 @@ pub struct NetworkCreateArgs {
 pub struct NetworkLsArgs {
     #[arg(short, long)]
     pub quiet: bool,
+    /// table (default), table TEMPLATE, json, or a Go template such as '{{.Name}}'.
     #[arg(long)]
     pub format: Option<String>,
+    /// Show full network ids.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Filters: name=TEXT, id=PREFIX, driver=NAME, type=builtin|custom.
+    #[arg(short, long)]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -103,42 +110,42 @@ pub fn network_cmd(ctx: &Ctx, c: NetworkCmd) -> Result<i32> {
             println!("{}", n.id);
         }
         NetworkCmd::Ls(a) => {
-            let nets = berth_net::list_networks(store)?;
+            let mut nets = berth_net::list_networks(store)?;
+            for f in &a.filter {
+                let (k, v) = f
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("invalid filter {f:?}: use KEY=VALUE"))?;
+                match k {
+                    "name" => nets.retain(|n| n.name.contains(v)),
+                    "id" => nets.retain(|n| n.id.starts_with(v)),
+                    "driver" => nets.retain(|n| n.driver == v),
+                    "type" => {
+                        let custom = match v {
+                            "custom" => true,
+                            "builtin" => false,
+                            _ => bail!("invalid filter {f:?}: type is builtin or custom"),
+                        };
+                        nets.retain(|n| n.is_default() != custom)
+                    }
+                    _ => bail!("invalid filter {f:?}: the key is one of name, id, driver, type"),
+                }
+            }
             if a.quiet {
                 for n in &nets {
-                    println!("{}", &n.id[..12]);
-                }
-            } else if let Some(f) = a.format.as_deref() {
-                for n in &nets {
-                    let doc = serde_json::json!({
-                        "ID": &n.id[..12],
-                        "Name": n.name,
-                        "Driver": n.driver,
-                        "Scope": "local",
-                        "Internal": n.internal.to_string(),
-                        "IPv6": "false",
-                        "Subnet": n.subnet.to_string(),
-                        "Gateway": n.gateway.to_string(),
-                    });
-                    if f == "json" || f == "{{json .}}" {
-                        println!("{doc}");
-                    } else {
-                        println!("{}", template(f, &doc));
-                    }
+                    println!("{}", if a.no_trunc { &n.id[..] } else { &n.id[..12] });
                 }
             } else {
-                let rows: Vec<Vec<String>> = nets
+                let rows: Vec<serde_json::Value> = nets
                     .iter()
-                    .map(|n| {
-                        vec![
-                            n.id[..12].to_string(),
-                            n.name.clone(),
-                            n.driver.clone(),
-                            "local".to_string(),
-                        ]
-                    })
+                    .map(|n| berth_net::network_row(n, a.no_trunc))
                     .collect();
-                super::print_table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows);
+                super::print_rows(
+                    &rows,
+                    a.format.as_deref(),
+                    "networksFormat",
+                    berth_net::NETWORKS_TABLE,
+                    berth_net::NETWORKS_HEADERS,
+                )?;
             }
         }
         NetworkCmd::Inspect(a) => {
@@ -151,14 +158,7 @@ pub fn network_cmd(ctx: &Ctx, c: NetworkCmd) -> Result<i32> {
                     Err(e) => return Err(e.into()),
                 }
             }
-            match a.format.as_deref() {
-                None | Some("json") => println!("{}", serde_json::to_string_pretty(&docs)?),
-                Some(f) => {
-                    for d in &docs {
-                        println!("{}", template(f, d));
-                    }
-                }
-            }
+            super::print_inspect(&docs, a.format.as_deref())?;
             if let Some(n) = missing {
                 bail!("no such network: {n}");
             }
@@ -205,11 +205,6 @@ pub fn network_cmd(ctx: &Ctx, c: NetworkCmd) -> Result<i32> {
         NetworkCmd::Reset => berth_net::reset(store)?,
     }
     Ok(0)
-}
-
-/// `{{.Field}}` / `{{json .Field}}` substitution over a JSON document.
-fn template(f: &str, doc: &serde_json::Value) -> String {
-    super::render_template(f, doc)
 }
 
 /// Look a container up with the engine's resolver (full id, name, unique id prefix).

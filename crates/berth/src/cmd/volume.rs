@@ -7,7 +7,7 @@ use berth_volume::{CreateVolume, PruneFilter, Volume, VolumeStore};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{human_size, print_inspect, print_table, render_template, Ctx};
+use super::{human_size, print_inspect, Ctx};
 
 #[derive(Debug, Subcommand)]
 pub enum VolumeCmd {
@@ -227,40 +227,17 @@ fn ls(store: &berth_store::Store, a: VolumeLsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    match a.format.as_deref() {
-        None | Some("table") => {
-            let rows: Vec<Vec<String>> = vols
-                .iter()
-                .map(|v| vec![v.driver.clone(), v.name.clone()])
-                .collect();
-            print_table(&["DRIVER", "VOLUME NAME"], &rows);
-        }
-        Some(f) => {
-            let f = f.strip_prefix("table ").unwrap_or(f);
-            for v in &vols {
-                let labels = v
-                    .labels
-                    .iter()
-                    .map(|(k, x)| format!("{k}={x}"))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let d = json!({
-                    "Name": v.name,
-                    "Driver": v.driver,
-                    "Scope": "local",
-                    "Mountpoint": v.mountpoint,
-                    "Labels": labels,
-                    "CreatedAt": v.created,
-                    "Links": if used.contains(&v.name) { "1" } else { "0" },
-                    "Size": "N/A",
-                });
-                if f == "json" || f == "{{json .}}" {
-                    println!("{d}");
-                } else {
-                    println!("{}", render_template(f, &d));
-                }
-            }
-        }
-    }
+    let links = vs.links()?;
+    let rows: Vec<serde_json::Value> = vols
+        .iter()
+        .map(|v| berth_volume::volume_row(v, links.get(&v.name).copied().unwrap_or(0)))
+        .collect();
+    super::print_rows(
+        &rows,
+        a.format.as_deref(),
+        "volumesFormat",
+        berth_volume::VOLUMES_TABLE,
+        berth_volume::VOLUMES_HEADERS,
+    )?;
     Ok(0)
 }

@@ -1,0 +1,394 @@
+//! Containers as Docker's listings show them: the `ps` row (`ID`, `Image`, `Command`,
+//! `CreatedAt`, `RunningFor`, `Ports`, `State`, `Status`, `Size`, `Names`, `Labels`, `Mounts`,
+//! `Networks`, `LocalVolumes`, the fields `docker ps --format` knows) and `ps --filter`.
+//! One implementation for the CLI and the API.
+
+use std::collections::BTreeMap;
+
+use berth_format::human;
+use berth_net::NetworkMode;
+use serde_json::{json, Value};
+
+use crate::state::{Container, State};
+
+/// Docker's default `ps` table.
+pub const PS_TABLE: &str =
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+
+/// Header text of `ps` fields (the others print their name in capitals).
+pub const PS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("RunningFor", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+];
+
+/// The status column: `Up 5 seconds (healthy)`, `Exited (0) 2 minutes ago`, `Created`, …
+/// `health` is the container's health status when it has a check.
+pub fn status_text(c: &Container, health: Option<&str>) -> String {
+    match c.state {
+        State::Running => {
+            let up = match &c.started_at {
+                Some(t) => format!("Up {}", since(t)),
+                None => "Up".into(),
+            };
+            match health {
+                Some("starting") => format!("{up} (health: starting)"),
+                Some(h) => format!("{up} ({h})"),
+                None => up,
+            }
+        }
+        State::Restarting => format!(
+            "Restarting ({}) {}",
+            c.exit_code.unwrap_or(0),
+            c.finished_at
+                .as_deref()
+                .map(|t| format!("{} ago", since(t)))
+                .unwrap_or_default()
+        ),
+        State::Exited => format!(
+            "Exited ({}) {} ago",
+            c.exit_code.unwrap_or(0),
+            c.finished_at
+                .as_deref()
+                .map(since)
+                .unwrap_or_else(|| "a while".into())
+        ),
+        State::Created => "Created".into(),
+        State::Removing => "Removing".into(),
+    }
+}
+
+/// Seconds since an RFC 3339 time, worded (`5 seconds`).
+fn since(rfc3339: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(t) => human::duration(chrono::Utc::now().timestamp() - t.timestamp()),
+        Err(_) => "a while".into(),
+    }
+}
+
+/// Published ports as Docker lists them (`0.0.0.0:8080->80/tcp, …`); only while running.
+pub fn ports_text(c: &Container) -> String {
+    c.net
+        .as_ref()
+        .filter(|_| c.state == State::Running)
+        .map(|n| {
+            n.ports
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:{}->{}/{}",
+                        p.host_ip, p.host_port, p.container_port, p.protocol
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// The command, quoted; with `trunc`, cut to 20 characters with `…` as Docker does.
+pub fn command_text(c: &Container, trunc: bool) -> String {
+    let s = c.config.args.join(" ");
+    if trunc && s.chars().count() > 20 {
+        format!("\"{}…\"", s.chars().take(19).collect::<String>())
+    } else {
+        format!("\"{s}\"")
+    }
+}
+
+/// The names of the networks a container is attached to (`none`, `host`, `container:ID`).
+pub fn network_names(c: &Container) -> Vec<String> {
+    match &c.config.network {
+        NetworkMode::None => vec!["none".into()],
+        NetworkMode::Host => vec!["host".into()],
+        NetworkMode::Container(id) => vec![format!("container:{id}")],
+        NetworkMode::Networks(n) => n.iter().map(|a| a.network.clone()).collect(),
+    }
+}
+
+fn created_at(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// What a `ps` row needs besides the container row.
+#[derive(Debug, Default, Clone)]
+pub struct RowExtras<'a> {
+    /// Health status when the container has a check.
+    pub health: Option<&'a str>,
+    /// Keep ids, commands and mount names whole (`--no-trunc`).
+    pub no_trunc: bool,
+    /// Bytes written to the container's layer and the image's size (`-s`), if computed.
+    pub size: Option<(u64, u64)>,
+}
+
+/// One `ps` row with Docker's field names and string values, plus the hidden `@labels`
+/// object behind `{{.Label "k"}}`.
+pub fn ps_row(c: &Container, x: &RowExtras<'_>) -> Value {
+    let trunc = !x.no_trunc;
+    let labels: Vec<String> = c
+        .config
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mounts: Vec<String> = c
+        .config
+        .volumes
+        .iter()
+        .map(|v| v.name.clone())
+        .chain(c.config.binds.iter().map(|b| b.source.clone()))
+        .map(|m| {
+            if trunc && m.chars().count() > 15 {
+                format!("{}…", m.chars().take(14).collect::<String>())
+            } else {
+                m
+            }
+        })
+        .collect();
+    let size = x
+        .size
+        .map(|(rw, virt)| {
+            format!(
+                "{} (virtual {})",
+                human::size(rw),
+                human::size(rw.saturating_add(virt))
+            )
+        })
+        .unwrap_or_default();
+    let id = if trunc && c.id.len() > 12 {
+        &c.id[..12]
+    } else {
+        &c.id[..]
+    };
+    json!({
+        "Command": command_text(c, trunc),
+        "CreatedAt": created_at(c.created),
+        "ID": id,
+        "Image": c.image_name,
+        "Labels": labels.join(","),
+        "LocalVolumes": c.config.volumes.len().to_string(),
+        "Mounts": mounts.join(","),
+        "Names": c.name,
+        "Networks": network_names(c).join(","),
+        "Ports": ports_text(c),
+        "RunningFor": human::ago(c.created),
+        "Size": size,
+        "State": c.state.as_str(),
+        "Status": status_text(c, x.health),
+        "@labels": c.config.labels,
+    })
+}
+
+/// A `ps --filter` value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid filter {0:?}: {1}")]
+pub struct FilterError(pub String, pub String);
+
+/// `ps --filter` conditions: every key must match; several values of one key are
+/// alternatives (Docker's rule).
+#[derive(Debug, Default, Clone)]
+pub struct PsFilter {
+    conds: BTreeMap<String, Vec<String>>,
+}
+
+const PS_KEYS: &[&str] = &[
+    "id", "name", "label", "status", "exited", "ancestor", "before", "since", "volume", "network",
+    "publish", "expose", "health", "is-task",
+];
+
+impl PsFilter {
+    /// Parse `KEY=VALUE` items. Errors name the item and the accepted keys.
+    pub fn parse(items: &[String]) -> Result<PsFilter, FilterError> {
+        let mut f = PsFilter::default();
+        for i in items {
+            let (k, v) = i
+                .split_once('=')
+                .ok_or_else(|| FilterError(i.clone(), "use KEY=VALUE".into()))?;
+            if !PS_KEYS.contains(&k) {
+                return Err(FilterError(
+                    i.clone(),
+                    format!("the key is one of {}", PS_KEYS.join(", ")),
+                ));
+            }
+            let bad = |why: &str| Err(FilterError(i.clone(), why.into()));
+            match k {
+                "health" if !matches!(v, "starting" | "healthy" | "unhealthy" | "none") => {
+                    return bad("health is starting, healthy, unhealthy or none")
+                }
+                "status"
+                    if !matches!(
+                        v,
+                        "created"
+                            | "restarting"
+                            | "running"
+                            | "removing"
+                            | "paused"
+                            | "exited"
+                            | "dead"
+                    ) =>
+                {
+                    return bad(
+                        "status is created, restarting, running, removing, paused, exited or dead",
+                    )
+                }
+                "exited" if v.parse::<i32>().is_err() => return bad("exited takes an exit code"),
+                "is-task" if !matches!(v, "true" | "false") => {
+                    return bad("is-task is true or false")
+                }
+                _ => {}
+            }
+            f.conds
+                .entry(k.to_string())
+                .or_default()
+                .push(v.to_string());
+        }
+        Ok(f)
+    }
+
+    /// Whether the filter shows stopped containers without `-a` (status, exited, before,
+    /// since do, as in Docker).
+    pub fn implies_all(&self) -> bool {
+        ["status", "exited"]
+            .iter()
+            .any(|k| self.conds.contains_key(*k))
+    }
+
+    /// The `before`/`since` values (container names or ids), for the caller to resolve to
+    /// creation times with [`PsFilter::set_bounds`].
+    pub fn references(&self) -> Vec<(&str, &str)> {
+        ["before", "since"]
+            .iter()
+            .flat_map(|k| {
+                self.conds
+                    .get(*k)
+                    .into_iter()
+                    .flatten()
+                    .map(move |v| (*k, v.as_str()))
+            })
+            .collect()
+    }
+
+    /// Whether container `c` passes. `health` is its health status (when it has a check);
+    /// `image_ids` the ids `ancestor` values resolve to; `bounds` the creation (time, rowid
+    /// order) of the `before`/`since` containers.
+    pub fn matches(&self, c: &Container, health: Option<&str>, ctx: &FilterContext) -> bool {
+        self.conds.iter().all(|(k, vs)| {
+            vs.iter().any(|v| match k.as_str() {
+                "health" => health.unwrap_or("none") == v,
+                "status" => c.state.as_str() == v,
+                "exited" => {
+                    c.state == State::Exited
+                        && c.exit_code.map(|e| e.to_string()) == Some(v.clone())
+                }
+                "name" => c.name.contains(v.as_str()),
+                "id" => c.id.starts_with(v.as_str()),
+                "label" => match v.split_once('=') {
+                    Some((lk, lv)) => c.config.labels.get(lk).map(String::as_str) == Some(lv),
+                    None => c.config.labels.contains_key(v.as_str()),
+                },
+                "volume" => {
+                    c.config
+                        .volumes
+                        .iter()
+                        .any(|m| &m.name == v || &m.destination == v)
+                        || c.config
+                            .binds
+                            .iter()
+                            .any(|b| &b.destination == v || &b.source == v)
+                }
+                "network" => network_names(c).iter().any(|n| n == v),
+                "ancestor" => {
+                    c.image_name == *v
+                        || c.image_name == format!("{v}:latest")
+                        || c.image_id
+                            .as_str()
+                            .trim_start_matches("sha256:")
+                            .starts_with(v.trim_start_matches("sha256:"))
+                        || ctx.ancestor_ids.iter().any(|id| id == c.image_id.as_str())
+                }
+                "before" => ctx.before.as_ref().is_some_and(|r| ctx.older(c, r)),
+                "since" => ctx.since.as_ref().is_some_and(|r| ctx.older(r, c)),
+                "publish" => {
+                    let (port, proto) = split_port(v);
+                    c.net.as_ref().is_some_and(|n| {
+                        n.ports.iter().any(|p| {
+                            p.host_port.to_string() == port && proto.is_none_or(|x| p.protocol == x)
+                        })
+                    })
+                }
+                "expose" => {
+                    let (port, proto) = split_port(v);
+                    c.net.as_ref().is_some_and(|n| {
+                        n.ports.iter().any(|p| {
+                            p.container_port.to_string() == port
+                                && proto.is_none_or(|x| p.protocol == x)
+                        })
+                    }) || c
+                        .config
+                        .publish
+                        .iter()
+                        .chain(&c.config.publish_all)
+                        .any(|p| {
+                            let spec = p.rsplit(':').next().unwrap_or(p);
+                            let (sp, sproto) = split_port(spec);
+                            sp == port && proto.is_none_or(|x| sproto.unwrap_or("tcp") == x)
+                        })
+                }
+                "is-task" => v == "false",
+                _ => false,
+            })
+        })
+    }
+}
+
+fn split_port(v: &str) -> (&str, Option<&str>) {
+    match v.split_once('/') {
+        Some((p, proto)) => (p, Some(proto)),
+        None => (v, None),
+    }
+}
+
+/// Values a filter needs from the store, resolved by the caller.
+#[derive(Debug, Default, Clone)]
+pub struct FilterContext {
+    /// Image ids (`sha256:…`) that `ancestor=` values name.
+    pub ancestor_ids: Vec<String>,
+    /// The `before=` container.
+    pub before: Option<Container>,
+    /// The `since=` container.
+    pub since: Option<Container>,
+    /// Container ids, newest first (the store's creation order, which breaks ties between
+    /// containers created in the same second).
+    pub order: Vec<String>,
+}
+
+impl FilterContext {
+    /// Whether `a` was created before `b`.
+    fn older(&self, a: &Container, b: &Container) -> bool {
+        let pos = |c: &Container| self.order.iter().position(|i| *i == c.id);
+        match (pos(a), pos(b)) {
+            (Some(x), Some(y)) => x > y,
+            _ => a.created < b.created,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_and_refuse() {
+        assert!(PsFilter::parse(&["status=running".into(), "exited=0".into()]).is_ok());
+        let e = PsFilter::parse(&["colour=red".into()]).unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+        assert!(PsFilter::parse(&["exited=x".into()]).is_err());
+        assert!(PsFilter::parse(&["status=sleeping".into()]).is_err());
+        assert!(PsFilter::parse(&["status=running".into()])
+            .unwrap()
+            .implies_all());
+    }
+}
