@@ -419,8 +419,8 @@ fn rotated_files(path: &Path) -> Vec<(PathBuf, bool)> {
 
 struct Printer<'a> {
     opts: &'a LogOptions,
-    out: std::io::StdoutLock<'static>,
-    err: std::io::Stderr,
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
     /// The last entry printed did not end its line (a partial message).
     open_line: bool,
 }
@@ -446,9 +446,9 @@ impl Printer<'_> {
             return Ok(());
         }
         let w: &mut dyn Write = if e.stream == "stderr" {
-            &mut self.err
+            &mut *self.err
         } else {
-            &mut self.out
+            &mut *self.out
         };
         if self.opts.timestamps {
             write!(w, "{} ", e.time)?;
@@ -564,10 +564,29 @@ pub fn print(
     opts: &LogOptions,
     running: &mut dyn FnMut() -> bool,
 ) -> std::io::Result<()> {
+    copy(
+        path,
+        opts,
+        running,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr(),
+    )
+}
+
+/// [`print`] into the writers `out` (the `stdout` entries) and `err` (the `stderr` entries):
+/// the API's `logs` frames each into Docker's multiplexed stream. Errors: the first read or
+/// write error (a closed connection ends a follow).
+pub fn copy(
+    path: &Path,
+    opts: &LogOptions,
+    running: &mut dyn FnMut() -> bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
     let mut p = Printer {
         opts,
-        out: std::io::stdout().lock(),
-        err: std::io::stderr(),
+        out,
+        err,
         open_line: false,
     };
     // The current file is opened first: rotated files read afterwards may then include it
@@ -623,6 +642,7 @@ pub fn print(
         p.emit(l)?;
     }
     p.out.flush()?;
+    p.err.flush()?;
     if !opts.follow {
         return Ok(());
     }
@@ -655,6 +675,7 @@ pub fn print(
             p.emit(l)?;
         }
         p.out.flush()?;
+        p.err.flush()?;
         if !fresh.is_empty() {
             delay = Duration::from_millis(10);
             continue;

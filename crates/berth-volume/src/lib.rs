@@ -137,6 +137,22 @@ pub struct Volume {
     pub mountpoint: PathBuf,
 }
 
+impl Volume {
+    /// Docker's inspect document of a volume (`docker volume inspect`, `GET /volumes/{name}`):
+    /// `CreatedAt`, `Driver`, `Labels`, `Mountpoint`, `Name`, `Options`, `Scope`.
+    pub fn inspect_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "CreatedAt": self.created,
+            "Driver": self.driver,
+            "Labels": self.labels,
+            "Mountpoint": self.mountpoint,
+            "Name": self.name,
+            "Options": self.options,
+            "Scope": "local",
+        })
+    }
+}
+
 /// What to create.
 #[derive(Debug, Clone, Default)]
 pub struct CreateVolume {

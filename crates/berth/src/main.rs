@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use cmd::{build, compose, container, image, internal, network, registry, sif, volume, Ctx};
+use cmd::{
+    build, compose, container, image, internal, network, registry, sif, system, volume, Ctx,
+};
 
 /// Run containers without a daemon.
 #[derive(Debug, Parser)]
@@ -108,6 +110,10 @@ enum Cmd {
     // ---- projects ----
     /// Define and run multi-container applications (compose files).
     Compose(compose::ComposeArgs),
+
+    // ---- service ----
+    #[command(subcommand)]
+    System(system::SystemCmd),
 
     // ---- Apptainer ----
     /// Apptainer's workflow: build, run and inspect SIF images.
@@ -226,6 +232,7 @@ fn main() -> ExitCode {
         Cmd::Port(a) => network::port(&ctx, a),
         Cmd::Compose(a) => compose::compose(&ctx, a),
         Cmd::Sif(c) => sif::sif_cmd(&ctx, c),
+        Cmd::System(c) => system::system_cmd(&ctx, c),
         Cmd::Monitor(a) => internal::monitor(&ctx, a),
         Cmd::Healthcheck(a) => internal::healthcheck(&ctx, a),
         Cmd::CompressLog(a) => internal::compress_log(a),

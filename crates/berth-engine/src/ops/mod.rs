@@ -20,7 +20,7 @@ pub use crate::paths::cgroup_parent;
 pub use create::{create, resolve_args, CreateRequest};
 pub use reconcile::{reconcile, reconcile_with, reconciled_rows, reconciled_rows_with, sweep};
 pub use remove::{remove, remove_with};
-pub use start::{find_init, start, wait_attached, Attach, Started};
+pub use start::{find_init, start, start_attached_to, wait_attached, Attach, AttachStdio, Started};
 pub use stop::{kill, kill_with, stop, stop_with, wait};
 
 #[cfg(test)]

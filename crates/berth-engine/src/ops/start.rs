@@ -45,10 +45,36 @@ pub struct Started {
 /// [`EngineError::StartFailed`] with the monitor's message; network, mount and store errors.
 /// On error, the network and the mount are released again.
 pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
-    start_with(&Host::real(), store, c, attach)
+    start_with(&Host::real(), store, c, attach, None)
 }
 
-fn start_with(host: &Host, store: &Store, c: &Container, attach: Attach) -> Result<Started> {
+/// The standard streams an attached front end gives the monitor instead of its own:
+/// `stdin` (read by the container when it keeps stdin open), `stdout` and `stderr` (with a
+/// terminal everything goes to `stdout`). The API service passes pipes it relays to a
+/// hijacked connection.
+#[derive(Debug)]
+pub struct AttachStdio {
+    /// The container's standard input.
+    pub stdin: OwnedFd,
+    /// Where the container's standard output (and with a terminal, all output) goes.
+    pub stdout: OwnedFd,
+    /// Where the container's standard error goes.
+    pub stderr: OwnedFd,
+}
+
+/// [`start`] attached to the given streams instead of this process's (as `Attach::Yes`:
+/// the monitor writes `exit CODE` on [`Started::sync`] at the end). Errors as [`start`].
+pub fn start_attached_to(store: &Store, c: &Container, stdio: AttachStdio) -> Result<Started> {
+    start_with(&Host::real(), store, c, Attach::Yes, Some(stdio))
+}
+
+fn start_with(
+    host: &Host,
+    store: &Store,
+    c: &Container,
+    attach: Attach,
+    stdio: Option<AttachStdio>,
+) -> Result<Started> {
     if c.state.is_active() && state::monitor_alive(c) {
         return Err(EngineError::AlreadyRunning(c.name.clone()));
     }
@@ -159,7 +185,7 @@ fn start_with(host: &Host, store: &Store, c: &Container, attach: Attach) -> Resu
         crate::seccomp::write_builtin_bundle(&bundle.dir, &spec).map_err(fail)?;
     }
     state::mark_starting(store, &c.id, &net).map_err(fail)?;
-    spawn_monitor(store, c, attach).inspect_err(|_| {
+    spawn_monitor(store, c, attach, stdio).inspect_err(|_| {
         let _ = bundle.unmount();
     })
 }
@@ -179,11 +205,16 @@ pub fn find_init() -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
-fn spawn_monitor(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
+fn spawn_monitor(
+    store: &Store,
+    c: &Container,
+    attach: Attach,
+    stdio: Option<AttachStdio>,
+) -> Result<Started> {
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| EngineError::Other(format!("pipe: {e}")))?;
     tracing::debug!("start {}: spawning monitor", c.name);
-    let monitor_pid = exec_monitor(store, c, attach, &w)?;
+    let monitor_pid = exec_monitor(store, c, attach, stdio, &w)?;
     drop(w);
 
     let mut sync = BufReader::new(File::from(r));
@@ -218,7 +249,13 @@ pub(crate) fn parse_first_line(line: &str) -> Result<i32> {
 /// Start the monitor as a fresh `berth __monitor` process. (Forking without exec would be a
 /// little faster, but the child would inherit this process's SQLite connection state, which
 /// SQLite forbids using across fork.)
-fn exec_monitor(store: &Store, c: &Container, attach: Attach, w: &OwnedFd) -> Result<i32> {
+fn exec_monitor(
+    store: &Store,
+    c: &Container,
+    attach: Attach,
+    stdio: Option<AttachStdio>,
+    w: &OwnedFd,
+) -> Result<i32> {
     // The monitor (and the container init it clones) runs from a read-only view of berth's
     // binary, so a container can never write to it (CVE-2019-5736).
     let exe = crate::exeguard::protected_exe(&Bundle::new(store.root(), &c.id).dir);
@@ -236,6 +273,11 @@ fn exec_monitor(store: &Store, c: &Container, attach: Attach, w: &OwnedFd) -> Re
         }
         Attach::Yes => {
             cmd.env(ATTACH_ENV, "1");
+            if let Some(s) = stdio {
+                cmd.stdin(Stdio::from(s.stdin))
+                    .stdout(Stdio::from(s.stdout))
+                    .stderr(Stdio::from(s.stderr));
+            }
         }
     }
     let wfd = w.as_raw_fd();

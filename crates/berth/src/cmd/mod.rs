@@ -11,6 +11,7 @@ pub mod network;
 pub mod output;
 pub mod registry;
 pub mod sif;
+pub mod system;
 pub mod volume;
 
 use std::cell::OnceCell;

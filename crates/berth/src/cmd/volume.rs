@@ -98,15 +98,7 @@ fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> 
 
 /// Docker's `volume inspect` document.
 fn doc(v: &Volume) -> serde_json::Value {
-    json!({
-        "CreatedAt": v.created,
-        "Driver": v.driver,
-        "Labels": v.labels,
-        "Mountpoint": v.mountpoint,
-        "Name": v.name,
-        "Options": v.options,
-        "Scope": "local",
-    })
+    v.inspect_json()
 }
 
 pub fn volume_cmd(ctx: &Ctx, c: VolumeCmd) -> Result<i32> {

@@ -1,0 +1,570 @@
+//! Container endpoints: create, list, inspect, start, stop, restart, kill, wait, logs, attach,
+//! delete, prune.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::json;
+
+use berth_engine::ops::{self, Attach, CreateRequest};
+use berth_engine::state::{self, Container, State};
+use berth_store::Store;
+
+use crate::http::{self, Query, Resp};
+use crate::router::Req;
+use crate::server::{App, PendingAttach};
+use crate::{ApiError, Result};
+
+/// Largest request body read into memory (create, exec, network bodies): 16 MiB.
+pub const MAX_BODY: usize = 16 << 20;
+
+/// Read a JSON request body (empty is `{}`), bounded by [`MAX_BODY`]; errors name the field.
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    req: &mut hyper::Request<hyper::body::Incoming>,
+) -> Result<T> {
+    let body = http_body_util::Limited::new(req.body_mut(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| ApiError::BadParameter(format!("reading the request body: {e}")))?
+        .to_bytes();
+    let data: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &body
+    };
+    let de = &mut serde_json::Deserializer::from_slice(data);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        ApiError::BadParameter(format!("invalid JSON body at {}: {}", e.path(), e.inner()))
+    })
+}
+
+/// Look a container up by id, name or unique id prefix (404 with Docker's wording).
+pub fn find(store: &Store, name: &str) -> Result<Container> {
+    ops::reconcile(store)?;
+    state::lookup(store, name).map_err(ApiError::from)
+}
+
+/// `POST /containers/create?name=`.
+pub async fn create(app: &Arc<App>, mut r: Req) -> Result<Resp> {
+    let body: bollard_stubs::models::ContainerCreateBody = read_json(&mut r.inner).await?;
+    let name = r
+        .query
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .map(|n| n.strip_prefix('/').unwrap_or(n).to_string());
+    let c = app
+        .blocking(move |store| {
+            ops::reconcile(store)?;
+            let (image_ref, image_id, config) = crate::create::build_config(store, &body)?;
+            Ok(ops::create(
+                store,
+                CreateRequest {
+                    name,
+                    image_ref,
+                    image_id,
+                    config,
+                },
+            )?)
+        })
+        .await?;
+    Ok(http::json(201, &json!({"Id": c.id, "Warnings": []})))
+}
+
+/// The list entry of a container (`GET /containers/json`, Docker's `ContainerSummary`).
+pub fn summary(store: &Store, c: &Container) -> serde_json::Value {
+    let health = c
+        .config
+        .healthcheck
+        .as_ref()
+        .and_then(|_| berth_engine::health::get(store, &c.id).ok().flatten())
+        .map(|h| h.status);
+    let settings = berth_net::network_settings(store, &c.id).unwrap_or_else(|_| json!({}));
+    let ports: Vec<serde_json::Value> = c
+        .net
+        .as_ref()
+        .filter(|_| c.state == State::Running)
+        .map(|n| {
+            n.ports
+                .iter()
+                .map(|p| {
+                    json!({"IP": p.host_ip, "PrivatePort": p.container_port,
+                           "PublicPort": p.host_port, "Type": p.protocol})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let network_mode = match &c.config.network {
+        berth_net::NetworkMode::None => "none".to_string(),
+        berth_net::NetworkMode::Host => "host".into(),
+        berth_net::NetworkMode::Container(id) => format!("container:{id}"),
+        berth_net::NetworkMode::Networks(n) => n
+            .first()
+            .map(|a| a.network.clone())
+            .unwrap_or_else(|| "bridge".into()),
+    };
+    json!({
+        "Id": c.id,
+        "Names": [format!("/{}", c.name)],
+        "Image": c.image_name,
+        "ImageID": c.image_id.as_str(),
+        "Command": c.config.args.join(" "),
+        "Created": c.created,
+        "Ports": ports,
+        "Labels": c.config.labels,
+        "State": c.state.as_str(),
+        "Status": berth_engine::view::status_text(c, health.as_deref()),
+        "HostConfig": {"NetworkMode": network_mode},
+        "NetworkSettings": {"Networks": settings.get("Networks").cloned().unwrap_or_else(|| json!({}))},
+        "Mounts": berth_engine::volumes::mounts_json(store, &c.config),
+    })
+}
+
+/// `GET /containers/json?all=&limit=&filters=`: the filters of `ps` (`berth_engine::view`).
+pub async fn list(app: &Arc<App>, r: Req) -> Result<Resp> {
+    let all = r.query.bool("all", false);
+    let limit = r.query.int("limit")?;
+    let items: Vec<String> = r
+        .query
+        .filters()?
+        .into_iter()
+        .flat_map(|(k, vs)| vs.into_iter().map(move |v| format!("{k}={v}")))
+        .collect();
+    let filters = berth_engine::view::PsFilter::parse(&items)
+        .map_err(|e| ApiError::BadParameter(e.to_string()))?;
+    let v = app
+        .blocking(move |store| {
+            let rows = ops::reconciled_rows(store)?;
+            let health = berth_engine::health::all_status(store)?;
+            let mut fctx = berth_engine::view::FilterContext {
+                order: rows.iter().map(|c| c.id.clone()).collect(),
+                ..Default::default()
+            };
+            for (k, v) in filters.references() {
+                let c = find(store, v)?;
+                if k == "before" {
+                    fctx.before = Some(c);
+                } else {
+                    fctx.since = Some(c);
+                }
+            }
+            if let Ok(is) = berth_image::ImageStore::open(store) {
+                for v in items.iter().filter_map(|f| f.strip_prefix("ancestor=")) {
+                    if let Ok(img) = is.resolve(v) {
+                        fctx.ancestor_ids.push(img.id.to_string());
+                    }
+                }
+            }
+            let show_all = all || filters.implies_all();
+            let mut out = Vec::new();
+            for c in &rows {
+                let h = c
+                    .config
+                    .healthcheck
+                    .as_ref()
+                    .and(health.get(&c.id).map(String::as_str));
+                if !(show_all || c.state.is_active()) || !filters.matches(c, h, &fctx) {
+                    continue;
+                }
+                out.push(summary(store, c));
+                if let Some(l) = limit {
+                    if l > 0 && out.len() >= usize::try_from(l).unwrap_or(usize::MAX) {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(http::json(200, &v))
+}
+
+/// `GET /containers/{id}/json`.
+pub async fn inspect(app: &Arc<App>, id: String) -> Result<Resp> {
+    let doc = app
+        .blocking(move |store| {
+            let c = find(store, &id)?;
+            Ok(berth_engine::inspect::container_json(store, &c))
+        })
+        .await?;
+    Ok(http::json(200, &doc))
+}
+
+/// `POST /containers/{id}/start`: 204, or 304 when it already runs. An attach connection
+/// made before gets the container's streams.
+pub async fn start(app: &Arc<App>, id: String) -> Result<Resp> {
+    let app2 = app.clone();
+    app.blocking(move |store| {
+        let c = find(store, &id)?;
+        if c.state.is_active() && state::monitor_alive(&c) {
+            return Err(ApiError::NotModified("container already started".into()));
+        }
+        let pending = app2.attaches.lock().ok().and_then(|mut m| m.remove(&c.id));
+        let res = match pending {
+            Some(p) => ops::start_attached_to(
+                store,
+                &c,
+                ops::AttachStdio {
+                    stdin: p.stdin,
+                    stdout: p.stdout,
+                    stderr: p.stderr,
+                },
+            ),
+            None => ops::start(store, &c, Attach::No),
+        };
+        match res {
+            Ok(_started) => Ok(()),
+            Err(e) => {
+                // A failed start of an auto-remove container leaves nothing behind.
+                if c.config.auto_remove {
+                    let _ = ops::remove(store, &c, true);
+                    let _ = berth_engine::volumes::remove_anonymous(store, &c.config);
+                }
+                Err(e.into())
+            }
+        }
+    })
+    .await?;
+    Ok(http::no_content())
+}
+
+/// `t` (seconds, -1: no limit) of stop/restart.
+fn timeout(q: &Query) -> Result<Option<u32>> {
+    Ok(q.int("t")?
+        .map(|t| u32::try_from(t).unwrap_or(if t < 0 { u32::MAX } else { u32::MAX - 1 })))
+}
+
+/// `POST /containers/{id}/stop?t=`: 204, or 304 when it is not running.
+pub async fn stop(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
+    let t = timeout(q)?;
+    app.blocking(move |store| {
+        let c = find(store, &id)?;
+        if !c.state.is_active() {
+            return Err(ApiError::NotModified("container already stopped".into()));
+        }
+        Ok(ops::stop(store, &c, t)?)
+    })
+    .await?;
+    Ok(http::no_content())
+}
+
+/// `POST /containers/{id}/restart?t=`.
+pub async fn restart(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
+    let t = timeout(q)?;
+    app.blocking(move |store| {
+        let c = find(store, &id)?;
+        ops::stop(store, &c, t)?;
+        let c = find(store, &c.id)?;
+        ops::start(store, &c, Attach::No)?;
+        Ok(())
+    })
+    .await?;
+    Ok(http::no_content())
+}
+
+/// `POST /containers/{id}/kill?signal=`: 204; 409 when it is not running.
+pub async fn kill(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
+    let sig_text = q
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("KILL")
+        .to_string();
+    let sig = berth_engine::config::parse_signal(&sig_text)
+        .map_err(|e| ApiError::BadParameter(e.to_string()))?;
+    app.blocking(move |store| {
+        let c = find(store, &id)?;
+        ops::kill(store, &c, sig).map_err(|e| match e {
+            berth_engine::EngineError::NotRunning(_) => ApiError::Conflict(format!(
+                "cannot kill container: {}: container {} is not running",
+                c.name, c.id
+            )),
+            e => e.into(),
+        })
+    })
+    .await?;
+    Ok(http::no_content())
+}
+
+/// `DELETE /containers/{id}?force=&v=`.
+pub async fn remove(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
+    let force = q.bool("force", false);
+    let volumes = q.bool("v", false);
+    app.blocking(move |store| {
+        let c = find(store, &id)?;
+        if c.state.is_active() && state::monitor_alive(&c) && !force {
+            return Err(ApiError::Conflict(format!(
+                "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                c.name
+            )));
+        }
+        ops::remove(store, &c, force)?;
+        if volumes {
+            berth_engine::volumes::remove_anonymous(store, &c.config)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(http::no_content())
+}
+
+/// `POST /containers/prune`.
+pub async fn prune(app: &Arc<App>, _r: Req) -> Result<Resp> {
+    let v = app
+        .blocking(|store| {
+            ops::reconcile(store)?;
+            let mut deleted = Vec::new();
+            for c in state::all(store)? {
+                if matches!(c.state, State::Exited | State::Created)
+                    && ops::remove(store, &c, false).is_ok()
+                {
+                    deleted.push(c.id);
+                }
+            }
+            ops::sweep(store)?;
+            Ok(deleted)
+        })
+        .await?;
+    Ok(http::json(
+        200,
+        &json!({"ContainersDeleted": v, "SpaceReclaimed": 0}),
+    ))
+}
+
+/// What `wait` waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Condition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+/// `POST /containers/{id}/wait?condition=`: the 200 header goes out at once (the docker CLI
+/// waits for it before it starts the container), `{"StatusCode": N}` when the condition holds.
+pub async fn wait(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
+    let cond = match q.get("condition").unwrap_or("") {
+        "" | "not-running" => Condition::NotRunning,
+        "next-exit" => Condition::NextExit,
+        "removed" => Condition::Removed,
+        other => {
+            return Err(ApiError::BadParameter(format!(
+                "invalid condition {other:?}: use not-running, next-exit or removed"
+            )))
+        }
+    };
+    let c = app
+        .blocking({
+            let id = id.clone();
+            move |store| find(store, &id)
+        })
+        .await?;
+    let (tx, body) = http::channel();
+    let root = app.root.clone();
+    std::thread::spawn(move || {
+        let code = wait_for(&root, &c, cond);
+        let doc = json!({"StatusCode": code, "Error": null});
+        let _ = tx.blocking_send(Bytes::from(format!("{doc}\n")));
+    });
+    Ok(http::with_headers(200, "application/json", body))
+}
+
+/// Poll the store until `cond` holds for `c`; returns the exit code.
+fn wait_for(root: &std::path::Path, c: &Container, cond: Condition) -> i64 {
+    let first_finish = c.finished_at.clone();
+    let first_restarts = c.restart_count;
+    let mut delay = Duration::from_millis(5);
+    let mut n: u64 = 0;
+    let Ok(store) = Store::open(root) else {
+        return -1;
+    };
+    loop {
+        n += 1;
+        if n % 50 == 0 {
+            let _ = ops::reconcile(&store);
+        }
+        match state::get(&store, &c.id) {
+            Ok(Some(row)) => {
+                let code = i64::from(row.exit_code.unwrap_or(0));
+                let stopped = matches!(row.state, State::Exited | State::Created);
+                let new_exit = row.state == State::Exited
+                    && (row.finished_at != first_finish || row.restart_count != first_restarts);
+                match cond {
+                    Condition::NotRunning if stopped => return code,
+                    Condition::NextExit if new_exit => return code,
+                    _ => {}
+                }
+            }
+            Ok(None) => {
+                return i64::from(berth_engine::exits::get(root, &c.id).unwrap_or(0));
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// `GET /containers/{id}/logs?stdout=&stderr=&follow=&since=&until=&timestamps=&tail=`.
+pub async fn logs(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
+    let follow = q.bool("follow", false);
+    let want_out = q.bool("stdout", false);
+    let want_err = q.bool("stderr", false);
+    if !want_out && !want_err {
+        return Err(ApiError::BadParameter(
+            "you must choose at least one stream: set stdout=1 or stderr=1".into(),
+        ));
+    }
+    let tail = match q.get("tail").unwrap_or("all") {
+        "all" | "" => None,
+        n => match n.parse::<i64>() {
+            Ok(v) if v < 0 => None,
+            Ok(v) => Some(usize::try_from(v).unwrap_or(usize::MAX)),
+            Err(_) => {
+                return Err(ApiError::BadParameter(format!(
+                    "invalid tail {n:?}: use a number or \"all\""
+                )))
+            }
+        },
+    };
+    let time = |k: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        match q.get(k).filter(|s| !s.is_empty() && *s != "0") {
+            None => Ok(None),
+            Some(s) => berth_engine::logs::parse_time(k, s)
+                .map(Some)
+                .map_err(|e| ApiError::BadParameter(e.to_string())),
+        }
+    };
+    let opts = berth_engine::logs::LogOptions {
+        follow,
+        tail,
+        timestamps: q.bool("timestamps", false),
+        since: time("since")?,
+        until: time("until")?,
+        details: q.bool("details", false),
+    };
+    let c = app
+        .blocking(move |store| {
+            let c = find(store, &id)?;
+            if !c.config.log_config.readable() {
+                return Err(ApiError::BadParameter(format!(
+                    "configured logging driver {:?} does not support reading",
+                    c.config.log_config.driver
+                )));
+            }
+            Ok(c)
+        })
+        .await?;
+    let tty = c.config.tty;
+    let (tx, body) = http::channel();
+    let root = app.root.clone();
+    std::thread::spawn(move || {
+        stream_log(&root, &c, &opts, tx, want_out, want_err);
+    });
+    Ok(http::with_headers(200, http::stream_type(tty), body))
+}
+
+/// Copy a container's log into `tx` (framed unless the container has a terminal).
+fn stream_log(
+    root: &std::path::Path,
+    c: &Container,
+    opts: &berth_engine::logs::LogOptions,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    want_out: bool,
+    want_err: bool,
+) {
+    let Ok(store) = Store::open(root) else { return };
+    let path = berth_engine::rootfs::Bundle::new(root, &c.id).log();
+    let mut out: Box<dyn std::io::Write> = if want_out {
+        Box::new(http::ChannelWriter {
+            tx: tx.clone(),
+            stream: 1,
+            multiplex: !c.config.tty,
+        })
+    } else {
+        Box::new(std::io::sink())
+    };
+    let mut err: Box<dyn std::io::Write> = if want_err {
+        Box::new(http::ChannelWriter {
+            tx: tx.clone(),
+            stream: 2,
+            multiplex: !c.config.tty,
+        })
+    } else {
+        Box::new(std::io::sink())
+    };
+    let id = c.id.clone();
+    let mut running = || match state::get(&store, &id) {
+        Ok(Some(c)) => {
+            (c.state.is_active() && state::monitor_alive(&c)) || c.state == State::Created
+        }
+        _ => false,
+    };
+    let _ = berth_engine::logs::copy(&path, opts, &mut running, &mut *out, &mut *err);
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| ApiError::Internal(format!("pipe: {e}")))
+}
+
+/// `POST /containers/{id}/attach?stream=&stdin=&stdout=&stderr=&logs=`: hijacked. Before
+/// `start`, the container's own streams are handed over at start; on a running container the
+/// output is followed from its log.
+pub async fn attach(app: &Arc<App>, id: String, mut r: Req) -> Result<Resp> {
+    let q = &r.query;
+    let stream = q.bool("stream", false);
+    let logs = q.bool("logs", false);
+    let want_in = q.bool("stdin", false);
+    let want_out = q.bool("stdout", false);
+    let want_err = q.bool("stderr", false);
+    let c = app.blocking(move |store| find(store, &id)).await?;
+    let tty = c.config.tty;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let running = c.state.is_active();
+    let mut stdin_fd = None;
+    if stream && !running {
+        let (in_r, in_w) = pipe()?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        if let Ok(mut m) = app.attaches.lock() {
+            m.insert(
+                c.id.clone(),
+                PendingAttach {
+                    stdin: in_r,
+                    stdout: out_w,
+                    stderr: err_w,
+                },
+            );
+        }
+        if want_in {
+            stdin_fd = Some(in_w);
+        }
+        if want_out {
+            http::pump(out_r, tx.clone(), 1, tty);
+        } else {
+            http::pump(out_r, tokio::sync::mpsc::channel(1).0, 1, tty);
+        }
+        if want_err {
+            http::pump(err_r, tx.clone(), 2, tty);
+        } else {
+            http::pump(err_r, tokio::sync::mpsc::channel(1).0, 2, tty);
+        }
+    } else if stream || logs {
+        let opts = berth_engine::logs::LogOptions {
+            follow: stream,
+            tail: if logs { None } else { Some(0) },
+            ..Default::default()
+        };
+        let root = app.root.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || stream_log(&root, &c, &opts, tx, want_out, want_err));
+    }
+    drop(tx);
+    Ok(http::hijack(
+        &mut r.inner,
+        http::stream_type(tty),
+        rx,
+        stdin_fd,
+    ))
+}

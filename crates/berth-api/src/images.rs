@@ -1,0 +1,390 @@
+//! Image endpoints: list, inspect, history, pull (`/images/create`), tag, delete, load, get
+//! (save), prune.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::json;
+
+use berth_engine::state::Container;
+use berth_image::archive::{self, ArchiveFormat, SaveItem};
+use berth_image::{Image, ImageStore, Reference};
+
+use crate::http::{self, Query, Resp};
+use crate::router::Req;
+use crate::server::App;
+use crate::{ApiError, Result};
+
+/// The list entry of an image (Docker's `ImageSummary`); `rows` are the containers, for
+/// the `Containers` count.
+pub fn summary(i: &Image, rows: &[Container]) -> serde_json::Value {
+    let labels = i.config.labels.clone().unwrap_or_default();
+    json!({
+        "Id": i.id.as_str(),
+        "ParentId": "",
+        "RepoTags": i.familiar_tags(),
+        "RepoDigests": i.repo_digests,
+        "Created": i.created,
+        "Size": i.size,
+        "SharedSize": -1,
+        "VirtualSize": i.size,
+        "Labels": labels,
+        "Containers": rows.iter().filter(|c| c.image_id == i.id).count(),
+    })
+}
+
+/// `GET /images/json?all=&filters=`: `reference`, `dangling`, `label` filters.
+pub async fn list(app: &Arc<App>, r: Req) -> Result<Resp> {
+    let filters = r.query.filters()?;
+    let v = app
+        .blocking(move |store| {
+            let images = ImageStore::open(store)?.list()?;
+            let rows = berth_engine::state::all(store)?;
+            let mut out = Vec::new();
+            'img: for i in &images {
+                for (k, vals) in &filters {
+                    let ok = vals.iter().any(|v| match k.as_str() {
+                        "dangling" => (v == "true") == i.tags.is_empty(),
+                        "label" => {
+                            let l = i.config.labels.clone().unwrap_or_default();
+                            match v.split_once('=') {
+                                Some((a, b)) => l.get(a).map(String::as_str) == Some(b),
+                                None => l.contains_key(v.as_str()),
+                            }
+                        }
+                        "reference" => i.familiar_tags().iter().any(|t| {
+                            t == v || t.split(':').next() == Some(v.as_str()) || glob(v, t)
+                        }),
+                        _ => true,
+                    });
+                    if !vals.is_empty() && !ok {
+                        continue 'img;
+                    }
+                }
+                out.push(summary(i, &rows));
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(http::json(200, &v))
+}
+
+/// `*` wildcards as Docker's reference filter (`busy*`, `*/app:*`).
+fn glob(pat: &str, s: &str) -> bool {
+    if !pat.contains('*') {
+        return false;
+    }
+    let parts: Vec<&str> = pat.split('*').collect();
+    let mut rest = s;
+    for (n, p) in parts.iter().enumerate() {
+        if n == 0 {
+            match rest.strip_prefix(p) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if n == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else if let Some(i) = rest.find(p) {
+            rest = &rest[i + p.len()..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// `GET /images/{name}/json`.
+pub async fn inspect(app: &Arc<App>, name: String) -> Result<Resp> {
+    let doc = app
+        .blocking(move |store| Ok(ImageStore::open(store)?.resolve(&name)?.inspect_json()))
+        .await?;
+    Ok(http::json(200, &doc))
+}
+
+/// `GET /images/{name}/history`.
+pub async fn history(app: &Arc<App>, name: String) -> Result<Resp> {
+    let v = app
+        .blocking(move |store| {
+            ImageStore::open(store)?.resolve(&name)?;
+            let rows = berth_build::history::history(store, &name)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    json!({"Id": r.id, "Created": r.created, "CreatedBy": r.created_by,
+                           "Tags": null, "Size": r.size, "Comment": r.comment})
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(http::json(200, &v))
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`: 201.
+pub async fn tag(app: &Arc<App>, name: String, q: &Query) -> Result<Resp> {
+    let repo = q.get("repo").unwrap_or("").to_string();
+    let tag = q.get("tag").filter(|t| !t.is_empty()).unwrap_or("latest");
+    if repo.is_empty() {
+        return Err(ApiError::BadParameter(
+            "repo: a repository name is required".into(),
+        ));
+    }
+    let target_text = format!("{repo}:{tag}");
+    app.blocking(move |store| {
+        let target = Reference::parse(&target_text)?;
+        let is = ImageStore::open(store)?;
+        let img = is.resolve(&name)?;
+        is.tag(&img.id, &target)?;
+        Ok(())
+    })
+    .await?;
+    Ok(http::with_headers(201, "", http::empty()))
+}
+
+/// `DELETE /images/{name}?force=&noprune=`: `[{"Untagged": …}, {"Deleted": …}]`.
+pub async fn remove(app: &Arc<App>, name: String, q: &Query) -> Result<Resp> {
+    let force = q.bool("force", false);
+    let v = app
+        .blocking(move |store| {
+            let is = ImageStore::open(store)?;
+            let _lock = store.lock_exclusive()?;
+            let used = berth_engine::image_ids_in_use(store)?;
+            let lines = is.remove(&name, force, &used)?;
+            let _ = is.sweep();
+            Ok(lines
+                .iter()
+                .map(|l| {
+                    if let Some(t) = l.strip_prefix("Untagged: ") {
+                        json!({"Untagged": t})
+                    } else if let Some(d) = l.strip_prefix("Deleted: ") {
+                        json!({"Deleted": d})
+                    } else {
+                        json!({"Deleted": l})
+                    }
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(http::json(200, &v))
+}
+
+/// `POST /images/prune?filters=`.
+pub async fn prune(app: &Arc<App>, r: Req) -> Result<Resp> {
+    let all = r
+        .query
+        .filters()?
+        .iter()
+        .any(|(k, v)| k == "dangling" && v.iter().any(|x| x == "false" || x == "0"));
+    let v = app
+        .blocking(move |store| {
+            let is = ImageStore::open(store)?;
+            let _lock = store.lock_exclusive()?;
+            let used = berth_engine::image_ids_in_use(store)?;
+            let (lines, reclaimed) = is.prune(all, &used)?;
+            let deleted: Vec<serde_json::Value> = lines
+                .iter()
+                .map(|l| match l.strip_prefix("Untagged: ") {
+                    Some(t) => json!({"Untagged": t}),
+                    None => json!({"Deleted": l.strip_prefix("Deleted: ").unwrap_or(l)}),
+                })
+                .collect();
+            Ok(json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}))
+        })
+        .await?;
+    Ok(http::json(200, &v))
+}
+
+fn line(v: serde_json::Value) -> Bytes {
+    Bytes::from(format!("{v}\r\n"))
+}
+
+/// `POST /images/create?fromImage=&tag=`: pull, with Docker's JSON progress messages
+/// (errors after the 200 header arrive as `{"error": …, "errorDetail": …}`).
+pub async fn create(app: &Arc<App>, r: Req) -> Result<Resp> {
+    let q = &r.query;
+    if q.get("fromSrc").is_some() {
+        return Err(ApiError::NotImplemented(
+            "importing a root filesystem through the API is not supported yet: use berth import"
+                .into(),
+        ));
+    }
+    let from = q
+        .get("fromImage")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::BadParameter("fromImage: an image name is required".into()))?;
+    let tag = q.get("tag").unwrap_or("");
+    let text = if tag.is_empty() {
+        from.to_string()
+    } else if tag.starts_with("sha256:") {
+        format!("{from}@{tag}")
+    } else {
+        format!("{from}:{tag}")
+    };
+    let reference = Reference::parse(&text)?;
+    let (tx, body) = http::channel();
+    let root = app.root.clone();
+    std::thread::spawn(move || {
+        let name = reference.familiar();
+        let tag = reference.tag().unwrap_or("latest").to_string();
+        let _ = tx.blocking_send(line(
+            json!({"status": format!("Pulling from {}", reference.repository()), "id": tag}),
+        ));
+        let res = berth_store::Store::open(&root)
+            .map_err(|e| e.to_string())
+            .and_then(|store| {
+                let opts = berth_registry::PullOptions {
+                    progress: berth_registry::ProgressMode::Quiet,
+                    ..Default::default()
+                };
+                berth_registry::pull(&store, &reference, &opts).map_err(|e| e.to_string())
+            });
+        let msg = match res {
+            Ok(id) => vec![
+                json!({"status": format!("Digest: {id}")}),
+                json!({"status": format!("Status: Downloaded newer image for {name}")}),
+            ],
+            Err(e) => vec![json!({"errorDetail": {"message": e}, "error": e})],
+        };
+        for m in msg {
+            let _ = tx.blocking_send(line(m));
+        }
+    });
+    Ok(http::with_headers(200, "application/json", body))
+}
+
+/// `POST /images/load?quiet=`: a docker/oci archive (any compression) as the body.
+pub async fn load(app: &Arc<App>, mut r: Req) -> Result<Resp> {
+    let root = app.root.clone();
+    let store_tmp = berth_store::tmp_path(&root, "api-load.tar");
+    if let Some(d) = store_tmp.parent() {
+        std::fs::create_dir_all(d).map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    let mut f = tokio::fs::File::create(&store_tmp)
+        .await
+        .map_err(|e| ApiError::Internal(format!("{}: {e}", store_tmp.display())))?;
+    let body = r.inner.body_mut();
+    let res: Result<()> = async {
+        use tokio::io::AsyncWriteExt;
+        while let Some(fr) = body.frame().await {
+            let fr = fr.map_err(|e| ApiError::BadParameter(format!("reading the archive: {e}")))?;
+            if let Ok(d) = fr.into_data() {
+                f.write_all(&d)
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+            }
+        }
+        f.flush()
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+    .await;
+    drop(f);
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&store_tmp);
+        return Err(e);
+    }
+    let tmp = store_tmp.clone();
+    let loaded = app
+        .blocking(move |store| {
+            let is = ImageStore::open(store)?;
+            let _lock = store.lock_shared()?;
+            let r = archive::load_file(&is, &tmp);
+            let _ = std::fs::remove_file(&tmp);
+            Ok(r?)
+        })
+        .await;
+    let _ = std::fs::remove_file(&store_tmp);
+    let loaded = loaded?;
+    let mut out = String::new();
+    for l in &loaded {
+        let text = if l.tags.is_empty() {
+            format!("Loaded image ID: {}\n", l.id)
+        } else {
+            l.tags
+                .iter()
+                .map(|t| format!("Loaded image: {}\n", t.familiar()))
+                .collect()
+        };
+        out.push_str(&format!("{}\r\n", json!({"stream": text})));
+    }
+    Ok(http::with_headers(200, "application/json", http::full(out)))
+}
+
+/// `GET /images/get?names=a&names=b`: a docker-archive tar of the images.
+pub async fn get(app: &Arc<App>, r: Req) -> Result<Resp> {
+    let names = r.query.all("names");
+    save(app, names).await
+}
+
+/// `GET /images/{name}/get`.
+pub async fn get_one(app: &Arc<App>, name: String) -> Result<Resp> {
+    save(app, vec![name]).await
+}
+
+async fn save(app: &Arc<App>, names: Vec<String>) -> Result<Resp> {
+    if names.is_empty() {
+        return Err(ApiError::BadParameter(
+            "names: give at least one image".into(),
+        ));
+    }
+    // Resolve first, so a missing image is a 404 rather than a broken stream.
+    let check = names.clone();
+    app.blocking(move |store| {
+        let is = ImageStore::open(store)?;
+        for n in &check {
+            is.resolve(n)?;
+        }
+        Ok(())
+    })
+    .await?;
+    let (tx, body) = http::channel();
+    let root = app.root.clone();
+    std::thread::spawn(move || {
+        let Ok(store) = berth_store::Store::open(&root) else {
+            return;
+        };
+        let Ok(is) = ImageStore::open(&store) else {
+            return;
+        };
+        let mut items: Vec<SaveItem> = Vec::new();
+        for name in &names {
+            let Ok(image) = is.resolve(name) else { return };
+            let refs = match Reference::parse(name) {
+                Ok(r) if r.digest().is_none() && image.tags.contains(&r) => vec![r],
+                _ => image.tags.clone(),
+            };
+            if let Some(it) = items.iter_mut().find(|i| i.image.id == image.id) {
+                for n in refs {
+                    if !it.names.contains(&n) {
+                        it.names.push(n);
+                    }
+                }
+            } else {
+                items.push(SaveItem { image, names: refs });
+            }
+        }
+        let mut w = std::io::BufWriter::with_capacity(
+            1 << 20,
+            http::ChannelWriter {
+                tx,
+                stream: 0,
+                multiplex: false,
+            },
+        );
+        let _ = archive::save(&is, &items, ArchiveFormat::Docker, &mut w);
+        let _ = std::io::Write::flush(&mut w);
+    });
+    Ok(http::with_headers(200, "application/x-tar", body))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reference_globs() {
+        assert!(super::glob("busy*", "busybox:latest"));
+        assert!(super::glob("*:1", "app:1"));
+        assert!(!super::glob("x*", "busybox:latest"));
+        assert!(!super::glob("plain", "plain"));
+    }
+}

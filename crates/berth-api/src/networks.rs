@@ -1,0 +1,124 @@
+//! Network endpoints: list, inspect, create, delete, prune.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::http::{self, Resp};
+use crate::router::Req;
+use crate::server::App;
+use crate::{ApiError, Result};
+
+/// `GET /networks?filters=` (`name`, `id`, `driver` filters).
+pub async fn list(app: &Arc<App>, r: Req) -> Result<Resp> {
+    let filters = r.query.filters()?;
+    let v = app
+        .blocking(move |store| {
+            let mut out = Vec::new();
+            for n in berth_net::list_networks(store)? {
+                let doc = berth_net::inspect_network(store, &n.name)?;
+                let ok = filters.iter().all(|(k, vals)| {
+                    vals.is_empty()
+                        || vals.iter().any(|v| match k.as_str() {
+                            "name" => n.name.contains(v.as_str()),
+                            "id" => n.id.starts_with(v.as_str()),
+                            "driver" => n.driver == *v,
+                            "type" => {
+                                v == "custom" && !n.is_default() || v == "builtin" && n.is_default()
+                            }
+                            _ => true,
+                        })
+                });
+                if ok {
+                    out.push(doc);
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(http::json(200, &v))
+}
+
+/// `GET /networks/{id}`.
+pub async fn inspect(app: &Arc<App>, id: String) -> Result<Resp> {
+    let doc = app
+        .blocking(move |store| Ok(berth_net::inspect_network(store, &id)?))
+        .await?;
+    Ok(http::json(200, &doc))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct IpamConfig {
+    subnet: Option<String>,
+    gateway: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Ipam {
+    config: Option<Vec<IpamConfig>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct CreateBody {
+    name: String,
+    driver: Option<String>,
+    internal: bool,
+    #[serde(rename = "IPAM")]
+    ipam: Option<Ipam>,
+    check_duplicate: Option<bool>,
+    labels: Option<std::collections::HashMap<String, String>>,
+}
+
+/// `POST /networks/create`: 201 `{"Id": …, "Warning": ""}`; 409 when the name is taken.
+pub async fn create(app: &Arc<App>, mut r: Req) -> Result<Resp> {
+    let b: CreateBody = crate::containers::read_json(&mut r.inner).await?;
+    if b.name.is_empty() {
+        return Err(ApiError::BadParameter(
+            "Name: a network name is required".into(),
+        ));
+    }
+    let _ = (&b.check_duplicate, &b.labels);
+    let ipam = b.ipam.and_then(|i| i.config).unwrap_or_default();
+    let first = ipam.into_iter().next().unwrap_or_default();
+    let opts = berth_net::CreateOptions {
+        name: b.name.clone(),
+        subnet: first.subnet,
+        gateway: first.gateway,
+        internal: b.internal,
+        driver: b.driver.unwrap_or_default(),
+    };
+    let n = app
+        .blocking(move |store| {
+            if berth_net::inspect_network(store, &opts.name).is_ok() {
+                return Err(ApiError::Conflict(format!(
+                    "network with name {} already exists",
+                    opts.name
+                )));
+            }
+            Ok(berth_net::create_network(store, &opts)?)
+        })
+        .await?;
+    Ok(http::json(201, &json!({"Id": n.id, "Warning": ""})))
+}
+
+/// `DELETE /networks/{id}`: 204.
+pub async fn remove(app: &Arc<App>, id: String) -> Result<Resp> {
+    app.blocking(move |store| {
+        berth_net::remove_network(store, &id)?;
+        Ok(())
+    })
+    .await?;
+    Ok(http::no_content())
+}
+
+/// `POST /networks/prune`.
+pub async fn prune(app: &Arc<App>) -> Result<Resp> {
+    let v = app
+        .blocking(|store| Ok(berth_net::prune_networks(store)?))
+        .await?;
+    Ok(http::json(200, &json!({"NetworksDeleted": v})))
+}

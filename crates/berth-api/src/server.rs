@@ -1,0 +1,304 @@
+//! Listening (a unix socket, loopback TCP, or the socket systemd passes), connections,
+//! the idle timer, and the shared state of the service.
+
+use std::collections::HashMap;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::{ApiError, Result, ServiceOptions, DEFAULT_SOCKET};
+
+/// Pipes of an attach connection waiting for its container to start: the container's ends.
+pub(crate) struct PendingAttach {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// State shared by every request.
+pub(crate) struct App {
+    /// Store root.
+    pub root: PathBuf,
+    /// The berth binary (exec runs `berth exec`).
+    pub exe: PathBuf,
+    /// Attach connections made before `start`, by container id.
+    pub attaches: Mutex<HashMap<String, PendingAttach>>,
+    /// Exec instances, by exec id.
+    pub execs: Mutex<HashMap<String, Arc<crate::exec::ExecSession>>>,
+    /// Open connections.
+    active: AtomicUsize,
+    /// When the last connection ended (or the service started).
+    last: Mutex<Instant>,
+}
+
+impl App {
+    /// Run `f` with a fresh store handle on a plain thread (library calls block; the registry
+    /// client starts its own runtime, which must not happen on a runtime thread).
+    pub async fn blocking<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&berth_store::Store) -> Result<T> + Send + 'static,
+    {
+        let root = self.root.clone();
+        run_blocking(move || {
+            let store = berth_store::Store::open(&root)?;
+            f(&store)
+        })
+        .await
+    }
+}
+
+/// Run `f` on a new thread and wait for its result.
+pub(crate) async fn run_blocking<T, F>(f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("berth-api-work".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| ApiError::Internal(format!("starting a worker thread: {e}")))?;
+    rx.await
+        .map_err(|_| ApiError::Internal("the request's worker thread failed".into()))?
+}
+
+enum Listener {
+    Unix(UnixListener, Option<PathBuf>),
+    Tcp(TcpListener),
+}
+
+/// Serve the Docker Engine API until idle for `opts.idle` (or killed). Blocks.
+///
+/// Errors: the socket cannot be created (in use by a live service, no permission), a TCP
+/// address that is not loopback.
+pub fn serve(opts: ServiceOptions) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| ApiError::Internal(format!("starting the runtime: {e}")))?;
+    rt.block_on(serve_async(opts))
+}
+
+async fn serve_async(opts: ServiceOptions) -> Result<()> {
+    let listener = listen(opts.listen.as_deref())?;
+    let app = Arc::new(App {
+        root: opts.root.clone(),
+        exe: opts.exe.clone(),
+        attaches: Mutex::new(HashMap::new()),
+        execs: Mutex::new(HashMap::new()),
+        active: AtomicUsize::new(0),
+        last: Mutex::new(Instant::now()),
+    });
+    let socket_path = match &listener {
+        Listener::Unix(_, p) => p.clone(),
+        Listener::Tcp(_) => None,
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| ApiError::Internal(format!("signal handler: {e}")))?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| ApiError::Internal(format!("signal handler: {e}")))?;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = tick.tick() => {
+                if let Some(idle) = opts.idle {
+                    let quiet = app.active.load(Ordering::SeqCst) == 0
+                        && app.last.lock().map(|l| l.elapsed() >= idle).unwrap_or(false);
+                    if quiet {
+                        tracing::info!("idle for {idle:?}: exiting");
+                        break;
+                    }
+                }
+            }
+            conn = accept(&listener) => {
+                match conn {
+                    Ok(io) => spawn_connection(&app, io),
+                    Err(e) => {
+                        tracing::warn!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(p) = socket_path {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}
+
+enum Conn {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+async fn accept(l: &Listener) -> std::io::Result<Conn> {
+    match l {
+        Listener::Unix(u, _) => u.accept().await.map(|(s, _)| Conn::Unix(s)),
+        Listener::Tcp(t) => t.accept().await.map(|(s, _)| {
+            let _ = s.set_nodelay(true);
+            Conn::Tcp(s)
+        }),
+    }
+}
+
+fn spawn_connection(app: &Arc<App>, conn: Conn) {
+    let app = app.clone();
+    app.active.fetch_add(1, Ordering::SeqCst);
+    tokio::spawn(async move {
+        let svc_app = app.clone();
+        let svc = service_fn(move |req| {
+            let app = svc_app.clone();
+            async move { Ok::<_, std::convert::Infallible>(crate::router::route(app, req).await) }
+        });
+        let builder = hyper::server::conn::http1::Builder::new();
+        let res = match conn {
+            Conn::Unix(s) => {
+                builder
+                    .serve_connection(TokioIo::new(s), svc)
+                    .with_upgrades()
+                    .await
+            }
+            Conn::Tcp(s) => {
+                builder
+                    .serve_connection(TokioIo::new(s), svc)
+                    .with_upgrades()
+                    .await
+            }
+        };
+        if let Err(e) = res {
+            tracing::debug!("connection: {e}");
+        }
+        if let Ok(mut l) = app.last.lock() {
+            *l = Instant::now();
+        }
+        app.active.fetch_sub(1, Ordering::SeqCst);
+    });
+}
+
+/// The socket systemd passed (`LISTEN_PID` = us, `LISTEN_FDS` ≥ 1: fd 3).
+fn systemd_listener() -> Option<Listener> {
+    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
+    let fds: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    if pid != std::process::id() || fds < 1 {
+        return None;
+    }
+    // SAFETY: systemd passes the listening socket as fd 3 (SD_LISTEN_FDS_START) for this pid;
+    // nothing else in this process owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(3) };
+    let is_unix = rustix::net::getsockname(&fd)
+        .map(|a| a.address_family() == rustix::net::AddressFamily::UNIX)
+        .unwrap_or(false);
+    if is_unix {
+        let std = std::os::unix::net::UnixListener::from(fd);
+        std.set_nonblocking(true).ok()?;
+        UnixListener::from_std(std)
+            .ok()
+            .map(|l| Listener::Unix(l, None))
+    } else {
+        let std = std::net::TcpListener::from(fd);
+        std.set_nonblocking(true).ok()?;
+        TcpListener::from_std(std).ok().map(Listener::Tcp)
+    }
+}
+
+/// The default socket: root's [`DEFAULT_SOCKET`], else `$XDG_RUNTIME_DIR/berth/docker.sock`.
+pub fn default_socket() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from(DEFAULT_SOCKET);
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) => Path::new(&d).join("berth/docker.sock"),
+        None => PathBuf::from(format!(
+            "/run/user/{}/berth/docker.sock",
+            rustix::process::geteuid().as_raw()
+        )),
+    }
+}
+
+fn listen(uri: Option<&str>) -> Result<Listener> {
+    if uri.is_none() {
+        if let Some(l) = systemd_listener() {
+            return Ok(l);
+        }
+    }
+    let uri = uri
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("unix://{}", default_socket().display()));
+    if let Some(path) = uri.strip_prefix("unix://") {
+        return listen_unix(Path::new(path));
+    }
+    if let Some(addr) = uri.strip_prefix("tcp://") {
+        let sa: std::net::SocketAddr = addr.parse().map_err(|_| {
+            ApiError::BadParameter(format!(
+                "invalid address {uri:?}: use tcp://127.0.0.1:PORT or unix:///path"
+            ))
+        })?;
+        if !sa.ip().is_loopback() {
+            return Err(ApiError::BadParameter(format!(
+                "refusing to listen on {addr}: the API gives root on this host to anyone who reaches it; use a loopback address (tcp://127.0.0.1:PORT) or a unix socket"
+            )));
+        }
+        let std = std::net::TcpListener::bind(sa).map_err(|e| ApiError::Listen {
+            what: format!("binding {addr}"),
+            source: e,
+        })?;
+        std.set_nonblocking(true).map_err(|e| ApiError::Listen {
+            what: format!("binding {addr}"),
+            source: e,
+        })?;
+        return TcpListener::from_std(std)
+            .map(Listener::Tcp)
+            .map_err(|e| ApiError::Listen {
+                what: format!("binding {addr}"),
+                source: e,
+            });
+    }
+    Err(ApiError::BadParameter(format!(
+        "invalid address {uri:?}: use unix:///path or tcp://127.0.0.1:PORT"
+    )))
+}
+
+fn listen_unix(path: &Path) -> Result<Listener> {
+    let err = |what: String| move |e: std::io::Error| ApiError::Listen { what, source: e };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err(format!("creating {}", dir.display())))?;
+    }
+    if path.exists() {
+        // A socket nobody answers on is left over from a killed service.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ApiError::Listen {
+                what: format!(
+                    "{}: another service is listening there; stop it or choose another socket",
+                    path.display()
+                ),
+                source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+            });
+        }
+        std::fs::remove_file(path).map_err(err(format!("removing {}", path.display())))?;
+    }
+    let std = std::os::unix::net::UnixListener::bind(path)
+        .map_err(err(format!("binding {}", path.display())))?;
+    // 0660 root:berth, like Docker's socket with its docker group.
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
+    if let Ok(Some(g)) = nix::unistd::Group::from_name("berth") {
+        let _ = nix::unistd::chown(path, None, Some(g.gid));
+    }
+    std.set_nonblocking(true)
+        .map_err(err(format!("binding {}", path.display())))?;
+    let l = UnixListener::from_std(std).map_err(err(format!("binding {}", path.display())))?;
+    Ok(Listener::Unix(l, Some(path.to_path_buf())))
+}

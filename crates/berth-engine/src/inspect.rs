@@ -1,0 +1,72 @@
+//! Docker's inspect document of a container, shared by the CLI (`inspect`) and the API
+//! service (`GET /containers/{id}/json`). List rows and filters are in [`crate::view`].
+
+use serde_json::json;
+
+use berth_net::NetworkMode;
+use berth_store::Store;
+
+use crate::state::{Container, State};
+
+/// Docker's inspect document of a container (`docker inspect`, `GET /containers/{id}/json`):
+/// `Id`, `State`, `Config`, `HostConfig`, `Mounts`, `NetworkSettings`, … as JSON.
+pub fn container_json(store: &Store, c: &Container) -> serde_json::Value {
+    let running = c.state == State::Running;
+    let net_settings = berth_net::network_settings(store, &c.id).unwrap_or_else(|_| json!({}));
+    json!({
+        "Id": c.id,
+        "Created": chrono::DateTime::from_timestamp(c.created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
+        "Path": c.config.args.first(),
+        "Args": c.config.args.get(1..).unwrap_or(&[]),
+        "State": {
+            "Status": c.state.as_str(),
+            "Running": running,
+            "Paused": false,
+            "Restarting": c.state == State::Restarting,
+            "OOMKilled": c.oom_killed,
+            "Dead": false,
+            "Pid": c.pid.unwrap_or(0),
+            "ExitCode": c.exit_code.unwrap_or(0),
+            "Error": c.error.clone().unwrap_or_default(),
+            "StartedAt": c.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "FinishedAt": c.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "Health": c.config.healthcheck.as_ref().and_then(|_| crate::health::get(store, &c.id).ok().flatten()),
+        },
+        "Image": c.image_id.as_str(),
+        "Name": format!("/{}", c.name),
+        "RestartCount": c.restart_count,
+        "HostConfig": {
+            "Binds": c.config.binds.iter().map(|b| format!("{}:{}{}", b.source, b.destination, if b.read_only { ":ro" } else { "" }))
+                .chain(c.config.volumes.iter().filter(|v| !v.anonymous).map(|v| format!("{}:{}{}", v.name, v.destination, if v.mode.is_empty() { String::new() } else { format!(":{}", v.mode) })))
+                .collect::<Vec<_>>(),
+            "NetworkMode": match &c.config.network { NetworkMode::None => "none".to_string(), NetworkMode::Host => "host".into(), NetworkMode::Container(id) => format!("container:{id}"), NetworkMode::Networks(n) => n.first().map(|a| a.network.clone()).unwrap_or_default() },
+            "RestartPolicy": {"Name": c.config.restart.name, "MaximumRetryCount": c.config.restart.max_retries},
+            "AutoRemove": c.config.auto_remove,
+            "Memory": c.config.memory.unwrap_or(0),
+            "NanoCpus": c.config.nano_cpus.unwrap_or(0),
+            "PidsLimit": c.config.pids_limit,
+            "ReadonlyRootfs": c.config.read_only,
+            "Init": c.config.init,
+            "Runtime": c.config.runtime.clone().unwrap_or_else(|| "builtin".into()),
+            "LogConfig": {"Type": c.config.log_config.driver, "Config": c.config.log_config.opts},
+            "Tmpfs": c.config.tmpfs.iter().map(|t| (t.destination.clone(), json!(t.options.join(",")))).collect::<serde_json::Map<_, _>>(),
+        },
+        "Config": {
+            "Hostname": c.config.hostname,
+            "Domainname": c.config.domainname,
+            "User": c.config.user,
+            "Env": c.config.env,
+            "Cmd": c.config.cmd,
+            "Entrypoint": c.config.entrypoint,
+            "WorkingDir": c.config.working_dir,
+            "Image": c.image_name,
+            "Tty": c.config.tty,
+            "OpenStdin": c.config.open_stdin,
+            "Labels": c.config.labels,
+            "StopSignal": c.config.stop_signal,
+            "Healthcheck": c.config.healthcheck,
+        },
+        "Mounts": crate::volumes::mounts_json(store, &c.config),
+        "NetworkSettings": net_settings,
+    })
+}

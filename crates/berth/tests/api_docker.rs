@@ -1,0 +1,438 @@
+//! The Docker Engine API (`berth system service`) driven by the preinstalled `docker` CLI and
+//! by raw HTTP on the socket (root integration tests). Each test runs its own service on a
+//! socket in its temporary directory and kills it by pid at the end.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A running `berth system service`, killed (by pid) when dropped.
+struct Service {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Service {
+    fn start(env: &TestEnv, extra: &[&str]) -> Service {
+        let socket = env.dir.join("docker.sock");
+        let uri = format!("unix://{}", socket.display());
+        let mut args = vec!["system", "service"];
+        args.extend_from_slice(extra);
+        args.push(&uri);
+        let child = env
+            .cmd(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start berth system service");
+        let s = Service { child, socket };
+        assert!(
+            wait_until(|| UnixStream::connect(&s.socket).is_ok(), 20),
+            "the service never listened on {}",
+            s.socket.display()
+        );
+        s
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Kill -9 without cleanup (the crash case).
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until(mut f: impl FnMut() -> bool, secs: u64) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn docker_cmd(svc: &Service, args: &[&str]) -> Command {
+    let mut c = Command::new("docker");
+    c.args(args)
+        .env("DOCKER_HOST", svc.host())
+        .env(
+            "DOCKER_CONFIG",
+            svc.socket.parent().unwrap().join("docker-config"),
+        )
+        .env_remove("DOCKER_CONTEXT");
+    c
+}
+
+fn docker(svc: &Service, args: &[&str]) -> Output {
+    docker_cmd(svc, args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run docker")
+}
+
+#[track_caller]
+fn docker_ok(svc: &Service, args: &[&str]) -> String {
+    let out = docker(svc, args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn have_docker() -> bool {
+    Command::new("docker")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// One raw HTTP/1.1 request on the socket; returns (status, headers, body).
+fn http(socket: &Path, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, head.to_string(), body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[test]
+fn ping_version_and_docker_errors_on_the_socket() {
+    let env = TestEnv::new();
+    let svc = Service::start(&env, &["--time", "0"]);
+    let (st, head, body) = http(&svc.socket, "GET", "/_ping", "");
+    assert_eq!(st, 200, "{head}");
+    assert_eq!(body, "OK");
+    let h = head.to_ascii_lowercase();
+    assert!(h.contains("api-version: 1.50"), "{head}");
+    assert!(h.contains("ostype: linux"), "{head}");
+    assert!(h.contains("server: berth/"), "{head}");
+    let (st, head, body) = http(&svc.socket, "HEAD", "/_ping", "");
+    assert_eq!(st, 200, "{head}");
+    assert!(body.is_empty());
+    // Versioned and unversioned paths.
+    for p in ["/version", "/v1.44/version", "/v1.50/info"] {
+        let (st, _, body) = http(&svc.socket, "GET", p, "");
+        assert_eq!(st, 200, "{p}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(v.is_object(), "{p}: {body}");
+    }
+    // Docker's error shape and status codes.
+    let (st, _, body) = http(&svc.socket, "GET", "/v1.50/containers/nosuch/json", "");
+    assert_eq!(st, 404, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["message"], "No such container: nosuch");
+    let (st, _, body) = http(
+        &svc.socket,
+        "POST",
+        "/containers/create",
+        r#"{"Image": "nosuch-image:1"}"#,
+    );
+    assert_eq!(st, 404, "{body}");
+    assert!(body.contains("No such image"), "{body}");
+    let (st, _, body) = http(&svc.socket, "POST", "/containers/create", r#"{"Image": 5}"#);
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("Image"), "the error names the field: {body}");
+    let (st, _, body) = http(&svc.socket, "GET", "/v1.12/version", "");
+    assert_eq!(st, 400, "{body}");
+    let (st, _, body) = http(&svc.socket, "GET", "/swarm", "");
+    assert_eq!(st, 501, "{body}");
+    assert!(body.contains("\"message\""), "{body}");
+    // Name conflicts are 409.
+    env.busybox_image("busybox:latest");
+    let create = r#"{"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}"#;
+    let (st, _, body) = http(&svc.socket, "POST", "/containers/create?name=dup", create);
+    assert_eq!(st, 201, "{body}");
+    let (st, _, body) = http(&svc.socket, "POST", "/containers/create?name=dup", create);
+    assert_eq!(st, 409, "{body}");
+    let (st, _, body) = http(&svc.socket, "DELETE", "/containers/dup", "");
+    assert_eq!(st, 204, "{body}");
+}
+
+#[test]
+fn the_service_exits_after_its_idle_time() {
+    let env = TestEnv::new();
+    let mut svc = Service::start(&env, &["--time", "1"]);
+    let (st, _, _) = http(&svc.socket, "GET", "/_ping", "");
+    assert_eq!(st, 200);
+    assert!(
+        wait_until(|| matches!(svc.child.try_wait(), Ok(Some(_))), 30),
+        "the service did not exit after 1 s without connections"
+    );
+    assert!(!svc.socket.exists(), "the socket is removed on exit");
+}
+
+#[test]
+fn docker_cli_runs_lists_logs_inspects_and_removes_through_the_socket() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    let id = env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+
+    // Attached run: output, exit status, --rm.
+    let out = docker_ok(
+        &svc,
+        &["run", "--rm", "--network", "none", "busybox", "echo", "hi"],
+    );
+    assert_eq!(out, "hi\n");
+    let out = docker(
+        &svc,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "", "--rm left a container");
+    // Standard input.
+    let mut child = docker_cmd(
+        &svc,
+        &["run", "--rm", "-i", "--network", "none", "busybox", "cat"],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+
+    // Detached: docker and berth see the same container.
+    let cid = docker_ok(
+        &svc,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "apiweb",
+            "--network",
+            "none",
+            "-l",
+            "tier=web",
+            "busybox",
+            "sh",
+            "-c",
+            "echo started; exec sleep 300",
+        ],
+    );
+    let cid = cid.trim();
+    assert_eq!(cid.len(), 64, "{cid}");
+    let names = docker_ok(
+        &svc,
+        &["ps", "--format", "{{.Names}} {{.Image}} {{.State}}"],
+    );
+    assert_eq!(names.trim(), "apiweb busybox running");
+    let berth_ps = env.ok(&["ps", "--no-trunc", "-q"]);
+    assert_eq!(berth_ps.trim(), cid);
+    let inspect = docker_ok(
+        &svc,
+        &[
+            "inspect",
+            "-f",
+            "{{.Id}} {{.State.Running}} {{.Config.Labels.tier}} {{.Image}}",
+            "apiweb",
+        ],
+    );
+    assert_eq!(inspect.trim(), format!("{cid} true web {id}"));
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.Id}}", "apiweb"]).trim(),
+        cid,
+        "berth inspect finds what docker created"
+    );
+    assert!(
+        wait_until(|| docker_ok(&svc, &["logs", "apiweb"]) == "started\n", 10),
+        "docker logs: {:?}",
+        docker_ok(&svc, &["logs", "apiweb"])
+    );
+    // Exec: output and status.
+    assert_eq!(
+        docker_ok(&svc, &["exec", "apiweb", "echo", "from-exec"]),
+        "from-exec\n"
+    );
+    let out = docker(&svc, &["exec", "apiweb", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+
+    // A container berth made is visible to docker.
+    let bid = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cliweb",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let listed = docker_ok(
+        &svc,
+        &["ps", "--no-trunc", "--format", "{{.ID}} {{.Names}}"],
+    );
+    assert!(
+        listed.contains(&format!("{} cliweb", bid.trim())),
+        "{listed}"
+    );
+    let filtered = docker_ok(
+        &svc,
+        &["ps", "--filter", "label=tier=web", "--format", "{{.Names}}"],
+    );
+    assert_eq!(filtered.trim(), "apiweb");
+
+    // logs -f ends when the container stops.
+    let follower = docker_cmd(&svc, &["logs", "-f", "cliweb"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    docker_ok(&svc, &["stop", "-t", "1", "cliweb"]);
+    let out = follower.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let st = env.ok(&["inspect", "-f", "{{.State.Status}}", "cliweb"]);
+    assert_eq!(st.trim(), "exited");
+    docker_ok(&svc, &["start", "cliweb"]);
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.Status}}", "cliweb"])
+            .trim(),
+        "running"
+    );
+    docker_ok(&svc, &["kill", "cliweb"]);
+    assert!(wait_until(
+        || env
+            .ok(&["inspect", "-f", "{{.State.Status}}", "cliweb"])
+            .trim()
+            == "exited",
+        10
+    ));
+
+    // rm -f of a running container; rm of a stopped one.
+    docker_ok(&svc, &["rm", "-f", "apiweb", "cliweb"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    let out = docker(&svc, &["rm", "apiweb"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No such container"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn killing_the_service_loses_no_container() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let mut svc = Service::start(&env, &["--time", "0"]);
+    let cid = docker_ok(
+        &svc,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "survivor",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    svc.kill9();
+    // The container keeps running and berth still sees it.
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.Status}}", "survivor"])
+            .trim(),
+        "running"
+    );
+    // A new service (over the leftover socket file) sees it too.
+    let svc = Service::start(&env, &["--time", "0"]);
+    let ids = docker_ok(&svc, &["ps", "-q", "--no-trunc"]);
+    assert_eq!(ids.trim(), cid.trim());
+    docker_ok(&svc, &["rm", "-f", "survivor"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+}
