@@ -11,6 +11,7 @@ need_pkgs=(
   runc skopeo umoci docker-registry apache2-utils openssl curl  # peers/oracles used by the tests
   hyperfine debootstrap sqlite3                      # benchmarks, debugging
   python3-pip                                        # fetches the docker-compose oracle (PyPI)
+  python3-venv                                       # API tests: the Python docker SDK in a venv
   squashfs-tools                                     # SIF images (mksquashfs/unsquashfs)
   golang-go golang-github-sylabs-sif-dev             # tests: sylabs' SIF library as an independent reader
   fuse-overlayfs                                     # stores on overlayfs (berth inside a container)
@@ -73,6 +74,15 @@ for alias in singularity apptainer; do
   fi
 done
 
+
+# The Docker Engine API: the `berth` group may use the socket (0660 root:berth, like Docker's
+# `docker` group); systemd socket activation where systemd runs.
+getent group berth >/dev/null || groupadd --system berth
+install -m 0644 contrib/systemd/berth.socket contrib/systemd/berth.service /etc/systemd/system/
+if [[ -d /run/systemd/system ]]; then
+  systemctl daemon-reload
+  systemctl enable --now berth.socket
+fi
 
 # A local image from busybox-static (no registry needed), then a container.
 work=$(mktemp -d)
