@@ -13,7 +13,6 @@ use berth_image::ImageStore;
 use berth_net::{Attachment, NetworkMode};
 use berth_store::Store;
 use clap::{Args, Subcommand};
-use serde_json::json;
 
 use super::{Ctx, ExitError};
 

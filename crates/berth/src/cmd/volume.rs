@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use berth_volume::{CreateVolume, PruneFilter, Volume, VolumeStore};
 use clap::{Args, Subcommand};
-use serde_json::json;
 
 use super::{human_size, print_inspect, Ctx};
 
