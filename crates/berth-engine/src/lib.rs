@@ -34,6 +34,8 @@ pub mod view;
 pub mod volumes;
 
 #[cfg(test)]
+mod spec_tests;
+#[cfg(test)]
 mod testutil;
 
 pub use paths::cgroup_parent;
