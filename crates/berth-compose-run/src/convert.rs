@@ -2,10 +2,12 @@
 //! and the configuration hash that decides whether `up` recreates a container.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use berth_compose::model::Mount;
 use berth_compose::{Project, Service};
 use berth_engine::config::{self as ccfg, Bind, ContainerConfig, RestartPolicy};
+use berth_engine::volumes::VolumeMount;
 use berth_image::ImageConfig;
 use berth_net::{Attachment, NetworkMode};
 use sha2::{Digest as _, Sha256};
@@ -39,66 +41,56 @@ pub fn config_hash(s: &Service) -> String {
     hex::encode(Sha256::digest(&json))
 }
 
-/// Keys berth cannot apply yet: `(key, why)`. `up`/`create`/`run` refuse such a service before
-/// anything is created, naming every key.
-pub fn unsupported(p: &Project, name: &str, s: &Service) -> Vec<String> {
+/// The compose file(s) a project came from, for error messages (`compose.yaml`, or
+/// `a.yaml+b.yaml`).
+pub fn files_label(p: &Project) -> String {
+    if p.config_files.is_empty() {
+        return "compose.yaml".into();
+    }
+    p.config_files
+        .iter()
+        .map(|f| {
+            f.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| f.display().to_string())
+        })
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// Keys berth cannot apply (yet), and values the engine refuses: one message per key,
+/// `FILE: services.NAME.KEY: why`. `up`/`create`/`run` refuse such a service before anything
+/// is created, naming every key. `root` is the store root (the daemon-wide log defaults).
+pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<String> {
+    let file = files_label(p);
     let mut out = Vec::new();
-    let mut no = |k: &str, why: &str| out.push(format!("services.{name}.{k}: {why}"));
-    let later = "not supported by berth yet";
-    if !s.cap_add.is_empty() {
-        no("cap_add", later);
-    }
-    if !s.cap_drop.is_empty() {
-        no("cap_drop", later);
-    }
-    if s.privileged {
-        no("privileged", later);
-    }
-    if !s.devices.is_empty() {
-        no("devices", later);
-    }
-    if !s.ulimits.is_empty() {
-        no("ulimits", later);
-    }
-    if !s.sysctls.is_empty() {
-        no("sysctls", later);
-    }
-    if s.shm_size.is_some() {
-        no("shm_size", later);
-    }
-    if s.healthcheck
-        .as_ref()
-        .is_some_and(|h| !h.disable && !h.test.is_empty() && h.test[0] != "NONE")
-    {
-        no(
-            "healthcheck",
-            "health checks are not supported by berth yet",
-        );
-    }
-    for (dep, d) in &s.depends_on {
-        if d.condition == "service_healthy" {
-            no(
-                &format!("depends_on.{dep}"),
-                "condition service_healthy needs health checks, which berth does not support yet",
-            );
-        }
-    }
+    let mut no = |k: &str, why: &str| out.push(format!("{file}: services.{name}.{k}: {why}"));
     for (i, m) in s.volumes.iter().enumerate() {
         match m.kind.as_str() {
             "bind" | "tmpfs" => {}
-            "volume" => no(&format!("volumes[{i}]"), "named and anonymous volumes are not supported by berth yet; use a bind mount (./dir:/path)"),
-            other => no(&format!("volumes[{i}]"), &format!("mount type {other} is not supported")),
-        }
-    }
-    if let Some(l) = &s.logging {
-        if l.driver
-            .as_deref()
-            .is_some_and(|d| d != "json-file" && d != "local")
-        {
-            no(
-                "logging.driver",
-                "only the json-file log driver is supported",
-            );
+            "volume" => {
+                if m.volume.as_ref().is_some_and(|v| v.subpath.is_some()) {
+                    no(
+                        &format!("volumes[{i}].volume.subpath"),
+                        "volume subpaths are not supported by berth yet; mount the whole volume",
+                    );
+                }
+                if let Some(v) = m.source.as_ref().and_then(|src| p.volumes.get(src)) {
+                    if v.driver.as_deref().is_some_and(|d| d != "local") {
+                        no(
+                            &format!("volumes[{i}]"),
+                            &format!(
+                                "volume driver {:?} is not available: only local is supported",
+                                v.driver.as_deref().unwrap_or_default()
+                            ),
+                        );
+                    }
+                }
+            }
+            other => no(
+                &format!("volumes[{i}]"),
+                &format!("mount type {other} is not supported: use bind, volume or tmpfs"),
+            ),
         }
     }
     if let Some(pf) = &s.platform {
@@ -141,7 +133,155 @@ pub fn unsupported(p: &Project, name: &str, s: &Service) -> Vec<String> {
             );
         }
     }
+    // Values the engine checks: the same conversions `up` makes, without an image (a
+    // healthcheck without test stands for the image's).
+    let host_net = s.network_mode.as_deref() == Some("host");
+    if let Err(e) = security(s, host_net) {
+        no("security", &e.to_string());
+    }
+    let stand_in = berth_engine::health::HealthConfig {
+        test: vec!["CMD".into(), "true".into()],
+        ..Default::default()
+    };
+    if let Err(e) = healthcheck(name, s, Some(stand_in)) {
+        out.push(format!("{file}: {e}"));
+    }
+    if let Err(e) = log_config(root, name, s) {
+        out.push(format!("{file}: {e}"));
+    }
+    if let Some(sig) = &s.stop_signal {
+        if let Err(e) = ccfg::parse_signal(sig) {
+            out.push(format!("{file}: services.{name}.stop_signal: {e}"));
+        }
+    }
     out
+}
+
+/// The engine's confinement settings of a service (`privileged`, `cap_add`, `cap_drop`,
+/// `security_opt`, `devices`, `group_add`, `ulimits`, `sysctls`, `shm_size`).
+///
+/// Errors: the engine's message for the first bad value.
+pub fn security(
+    s: &Service,
+    host_network: bool,
+) -> std::result::Result<berth_engine::security::SecurityConfig, berth_engine::EngineError> {
+    berth_engine::security::SecurityConfig::from_flags(
+        &berth_engine::security::SecurityFlags {
+            privileged: s.privileged,
+            cap_add: s.cap_add.clone(),
+            cap_drop: s.cap_drop.clone(),
+            security_opt: s.security_opt.clone(),
+            device: s
+                .devices
+                .iter()
+                .map(|d| {
+                    let perm = if d.permissions.is_empty() {
+                        "rwm"
+                    } else {
+                        &d.permissions
+                    };
+                    let target = if d.target.is_empty() {
+                        &d.source
+                    } else {
+                        &d.target
+                    };
+                    format!("{}:{target}:{perm}", d.source)
+                })
+                .collect(),
+            device_cgroup_rule: Vec::new(),
+            group_add: s.group_add.clone(),
+            ulimit: s
+                .ulimits
+                .iter()
+                .map(|(k, u)| {
+                    if u.single {
+                        format!("{k}={}", u.soft)
+                    } else {
+                        format!("{k}={}:{}", u.soft, u.hard)
+                    }
+                })
+                .collect(),
+            sysctl: s.sysctls.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            shm_size: s.shm_size.map(|n| n.to_string()),
+        },
+        host_network,
+    )
+}
+
+/// The health check of a service: `healthcheck:` over the image's `HEALTHCHECK` (compose's
+/// rules: a missing `test` keeps the image's, `disable: true` or `test: [NONE]` turns it off).
+/// `None`: no check. Durations are nanoseconds in the model and in [`HealthConfig`].
+///
+/// Errors: [`RunError::Invalid`] naming `services.NAME.healthcheck` (a bad test, a duration
+/// under 1ms, options without any test).
+pub fn healthcheck(
+    name: &str,
+    s: &Service,
+    image: Option<berth_engine::health::HealthConfig>,
+) -> Result<Option<berth_engine::health::HealthConfig>> {
+    use berth_engine::health::{HealthConfig, HealthFlags};
+    let key = format!("services.{name}.healthcheck");
+    let Some(h) = &s.healthcheck else {
+        return HealthConfig::resolve(image, &HealthFlags::default())
+            .map_err(|e| RunError::Invalid(format!("{key}: the image's HEALTHCHECK: {e}")));
+    };
+    if h.disable {
+        return Ok(None);
+    }
+    let mut base = image.unwrap_or_default();
+    if !h.test.is_empty() {
+        base.test = h.test.clone();
+    }
+    if base.test.is_empty() {
+        return Err(RunError::Invalid(format!(
+            "{key}: no test: the image has no HEALTHCHECK; set healthcheck.test (e.g. [\"CMD\", \"true\"])"
+        )));
+    }
+    let ns = |v: Option<u64>| v.map(|n| format!("{n}ns"));
+    let flags = HealthFlags {
+        cmd: None,
+        interval: ns(h.interval),
+        timeout: ns(h.timeout),
+        start_period: ns(h.start_period),
+        start_interval: ns(h.start_interval),
+        retries: h.retries.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
+        disable: false,
+    };
+    HealthConfig::resolve(Some(base), &flags).map_err(|e| {
+        // The engine names its CLI flags; name the compose keys instead.
+        let msg = e
+            .to_string()
+            .replace("--health-start-interval", "start_interval")
+            .replace("--health-start-period", "start_period")
+            .replace("--health-interval", "interval")
+            .replace("--health-timeout", "timeout")
+            .replace("--health-retries", "retries");
+        RunError::Invalid(format!("{key}: {msg}"))
+    })
+}
+
+/// The log driver and options of a service (`logging:` over the store's `daemon.json`
+/// defaults, as `--log-driver`/`--log-opt` are).
+///
+/// Errors: [`RunError::Invalid`] naming `services.NAME.logging` (unknown driver or option,
+/// bad value).
+pub fn log_config(root: &Path, name: &str, s: &Service) -> Result<berth_engine::logs::LogConfig> {
+    let (driver, opts) = match &s.logging {
+        Some(l) => (
+            l.driver.as_deref(),
+            l.options
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>(),
+        ),
+        None => (None, Vec::new()),
+    };
+    berth_engine::logs::LogConfig::resolve(root, driver, &opts).map_err(|e| {
+        RunError::Invalid(format!(
+            "services.{name}.logging: {}",
+            e.to_string().replace("--log-opt", "option")
+        ))
+    })
 }
 
 fn host_arch() -> &'static str {
@@ -172,15 +312,21 @@ pub struct Instance {
     pub tty: Option<bool>,
     /// Keep stdin open.
     pub stdin_open: Option<bool>,
+    /// Anonymous volumes of the container this one replaces: (container path, volume name).
+    pub inherit_volumes: Vec<(String, String)>,
 }
 
 /// Build the container configuration of one container of service `name`, given the image's
 /// configuration. Host directories of bind mounts that do not exist are created (as Docker
-/// compose does for the short syntax).
+/// compose does for the short syntax). Named volumes get their engine name
+/// (`PROJECT_KEY` or `name:`) and driver options; anonymous ones stay unnamed until the
+/// engine creates them. The image's `VOLUME`s are added by the caller
+/// ([`berth_engine::volumes::apply`]). `root` is the store root (log defaults).
 ///
 /// Errors: [`RunError::Invalid`] for values the engine refuses; [`RunError::Io`] when a bind
 /// source cannot be created.
 pub fn container_config(
+    root: &Path,
     p: &Project,
     name: &str,
     s: &Service,
@@ -223,11 +369,17 @@ pub fn container_config(
 
     let mut binds = Vec::new();
     let mut tmpfs = Vec::new();
-    for m in &s.volumes {
-        mount(m, &mut binds, &mut tmpfs, name)?;
+    let mut volumes = Vec::new();
+    for (i, m) in s.volumes.iter().enumerate() {
+        mount(p, m, &mut binds, &mut tmpfs, &mut volumes, name, i)?;
     }
     for t in &s.tmpfs {
-        tmpfs.push(ccfg::parse_tmpfs(t).map_err(bad)?);
+        tmpfs.push(ccfg::parse_tmpfs(t).map_err(|e| {
+            RunError::Invalid(format!(
+                "services.{name}.tmpfs: {}",
+                e.to_string().replace("--tmpfs", "tmpfs")
+            ))
+        })?);
     }
     for (kind, refs, table) in [
         ("secrets", &s.secrets, &p.secrets),
@@ -391,40 +543,13 @@ pub fn container_config(
     lab.insert(labels::IMAGE.into(), image_id.to_string());
     lab.insert(labels::VERSION.into(), env!("CARGO_PKG_VERSION").into());
 
-    let security = berth_engine::security::SecurityConfig::from_flags(
-        &berth_engine::security::SecurityFlags {
-            privileged: s.privileged,
-            cap_add: s.cap_add.clone(),
-            cap_drop: s.cap_drop.clone(),
-            device: s
-                .devices
-                .iter()
-                .map(|d| {
-                    let perm = if d.permissions.is_empty() {
-                        "rwm"
-                    } else {
-                        &d.permissions
-                    };
-                    let target = if d.target.is_empty() {
-                        &d.source
-                    } else {
-                        &d.target
-                    };
-                    format!("{}:{target}:{perm}", d.source)
-                })
-                .collect(),
-            ulimit: s
-                .ulimits
-                .iter()
-                .map(|(k, u)| format!("{k}={}:{}", u.soft, u.hard))
-                .collect(),
-            sysctl: s.sysctls.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-            shm_size: s.shm_size.map(|n| n.to_string()),
-            ..Default::default()
-        },
-        matches!(network, NetworkMode::Host),
-    )
-    .map_err(bad)?;
+    let security = security(s, matches!(network, NetworkMode::Host)).map_err(bad)?;
+    let healthcheck = healthcheck(
+        name,
+        s,
+        berth_engine::health::HealthConfig::from_image(image.healthcheck.as_ref()),
+    )?;
+    let log_config = log_config(root, name, s)?;
     Ok(ContainerConfig {
         security,
         args,
@@ -474,13 +599,40 @@ pub fn container_config(
             .unwrap_or_else(|| "SIGTERM".into()),
         stop_timeout,
         auto_remove: inst.auto_remove,
-        volumes: Vec::new(),
-        healthcheck: None,
-        log_config: Default::default(),
+        volumes,
+        healthcheck,
+        log_config,
     })
 }
 
-fn mount(m: &Mount, binds: &mut Vec<Bind>, tmpfs: &mut Vec<ccfg::Tmpfs>, name: &str) -> Result<()> {
+fn mount(
+    p: &Project,
+    m: &Mount,
+    binds: &mut Vec<Bind>,
+    tmpfs: &mut Vec<ccfg::Tmpfs>,
+    volumes: &mut Vec<VolumeMount>,
+    name: &str,
+    i: usize,
+) -> Result<()> {
+    let key = format!("services.{name}.volumes[{i}]");
+    let seen = binds
+        .iter()
+        .map(|b| b.destination.as_str())
+        .chain(tmpfs.iter().map(|t| t.destination.as_str()))
+        .chain(volumes.iter().map(|v| v.destination.as_str()))
+        .any(|d| d.trim_end_matches('/') == m.target.trim_end_matches('/'));
+    if seen {
+        return Err(RunError::Invalid(format!(
+            "{key}: {} is mounted twice; give each target once",
+            m.target
+        )));
+    }
+    if !m.target.starts_with('/') {
+        return Err(RunError::Invalid(format!(
+            "{key}: target {:?} must be an absolute path",
+            m.target
+        )));
+    }
     match m.kind.as_str() {
         "bind" => {
             let src = m.source.clone().unwrap_or_default();
@@ -502,7 +654,7 @@ fn mount(m: &Mount, binds: &mut Vec<Bind>, tmpfs: &mut Vec<ccfg::Tmpfs>, name: &
                 source: src,
                 destination: m.target.clone(),
                 read_only: m.read_only,
-                propagation: None,
+                propagation: m.bind.as_ref().and_then(|b| b.propagation.clone()),
             });
         }
         "tmpfs" => {
@@ -512,12 +664,43 @@ fn mount(m: &Mount, binds: &mut Vec<Bind>, tmpfs: &mut Vec<ccfg::Tmpfs>, name: &
                     options.push(format!("size={sz}"));
                 }
                 if let Some(mode) = t.mode {
-                    options.push(format!("mode={mode}"));
+                    options.push(format!("mode={mode:o}"));
                 }
+            }
+            if m.read_only {
+                options.push("ro".into());
             }
             tmpfs.push(ccfg::Tmpfs {
                 destination: m.target.clone(),
                 options,
+            });
+        }
+        "volume" => {
+            let nocopy = m.volume.as_ref().is_some_and(|v| v.nocopy);
+            let (vname, driver_options, anonymous) = match &m.source {
+                Some(src) if !src.is_empty() => {
+                    let decl = p.volumes.get(src);
+                    (
+                        decl.and_then(|v| v.name.clone())
+                            .unwrap_or_else(|| format!("{}_{src}", p.name)),
+                        decl.map(|v| v.driver_opts.clone()).unwrap_or_default(),
+                        false,
+                    )
+                }
+                _ => (String::new(), BTreeMap::new(), true),
+            };
+            volumes.push(VolumeMount {
+                name: vname,
+                destination: m.target.trim_end_matches('/').to_string(),
+                read_only: m.read_only,
+                nocopy,
+                anonymous,
+                driver_options,
+                mode: if m.read_only {
+                    "ro".into()
+                } else {
+                    String::new()
+                },
             });
         }
         _ => {}
@@ -566,11 +749,82 @@ mod tests {
 
     #[test]
     fn unsupported_keys_are_all_named() {
+        let root = std::env::temp_dir();
         let p = project("services:\n  w:\n    image: x\n    cap_add: [NET_ADMIN]\n    volumes: [data:/d]\nvolumes:\n  data:\n");
-        let u = unsupported(&p, "w", &p.services["w"]);
-        assert_eq!(u.len(), 2, "{u:?}");
-        assert!(u[0].starts_with("services.w.cap_add"), "{u:?}");
-        assert!(u[1].starts_with("services.w.volumes[0]"), "{u:?}");
+        assert_eq!(
+            unsupported(&root, &p, "w", &p.services["w"]),
+            Vec::<String>::new()
+        );
+        let p = project("services:\n  w:\n    image: x\n    cap_add: [NOT_A_CAP]\n    logging: {driver: syslog}\n    healthcheck: {test: [CMD, 'true'], interval: 10us}\n    volumes:\n      - {type: volume, source: data, target: /d, volume: {subpath: x}}\nvolumes:\n  data:\n    driver: nfs-plugin\n");
+        let u = unsupported(&root, &p, "w", &p.services["w"]);
+        assert_eq!(u.len(), 5, "{u:?}");
+        for (i, k) in [
+            "volumes[0].volume.subpath",
+            "volumes[0]",
+            "security",
+            "healthcheck",
+            "logging",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(
+                u[i].starts_with(&format!("compose.yaml: services.w.{k}: ")),
+                "{i}: {u:?}"
+            );
+        }
+        assert!(u[2].contains("NOT_A_CAP"), "{u:?}");
+        assert!(u[3].contains("interval"), "{u:?}");
+    }
+
+    #[test]
+    fn volumes_health_logging_security_map_to_the_engine() {
+        let root = std::env::temp_dir();
+        let p = project("services:\n  w:\n    image: x\n    command: [sleep, '1']\n    volumes: [data:/d, /anon, './h:/h:ro', {type: tmpfs, target: /t, tmpfs: {size: 1024}}]\n    healthcheck: {test: 'true', interval: 2s, retries: 4}\n    logging: {driver: json-file, options: {max-size: 1m}}\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    ulimits: {nofile: {soft: 100, hard: 200}, nproc: 50}\n    sysctls: {net.core.somaxconn: '1024'}\n    shm_size: 64m\n    security_opt: [no-new-privileges]\n    group_add: ['10']\n    read_only: true\n    init: true\n    stop_signal: SIGINT\n    stop_grace_period: 3s\n    user: '1000'\n    working_dir: /w\n    dns: [1.1.1.1]\n    labels: {a: b}\nvolumes:\n  data:\n    driver_opts: {type: tmpfs, device: tmpfs}\n");
+        let mut s = p.services["w"].clone();
+        // The bind source exists (created under the test's directory otherwise).
+        s.volumes[2].source = Some(root.display().to_string());
+        let img = ImageConfig {
+            healthcheck: Some(
+                serde_json::json!({"Test": ["CMD", "img"], "Timeout": 5000000000i64}),
+            ),
+            ..Default::default()
+        };
+        let c =
+            container_config(&root, &p, "w", &s, &img, "sha256:x", &Instance::default()).unwrap();
+        assert_eq!(c.volumes.len(), 2, "{:?}", c.volumes);
+        assert_eq!(c.volumes[0].name, "t_data");
+        assert_eq!(c.volumes[0].driver_options["type"], "tmpfs");
+        assert!(!c.volumes[0].anonymous);
+        assert!(c.volumes[1].anonymous && c.volumes[1].name.is_empty());
+        assert_eq!(c.binds.len(), 1);
+        assert!(c.binds[0].read_only);
+        assert_eq!(c.tmpfs[0].options, vec!["size=1024".to_string()]);
+        let h = c.healthcheck.unwrap();
+        assert_eq!(h.test, vec!["CMD-SHELL", "true"]);
+        assert_eq!(
+            (h.interval, h.retries, h.timeout),
+            (2_000_000_000, 4, 5_000_000_000)
+        );
+        assert_eq!(c.log_config.opts["max-size"], "1m");
+        assert!(c.read_only && c.init);
+        assert_eq!((c.stop_signal.as_str(), c.stop_timeout), ("SIGINT", 3));
+        assert_eq!((c.user.as_str(), c.working_dir.as_str()), ("1000", "/w"));
+        assert_eq!(c.labels["a"], "b");
+        assert_eq!(c.group_add, vec!["10"]);
+        // disable: true drops the image's check.
+        s.healthcheck = Some(berth_compose::model::Healthcheck {
+            disable: true,
+            ..Default::default()
+        });
+        let c =
+            container_config(&root, &p, "w", &s, &img, "sha256:x", &Instance::default()).unwrap();
+        assert!(c.healthcheck.is_none());
+        // No healthcheck: the image's.
+        s.healthcheck = None;
+        let c =
+            container_config(&root, &p, "w", &s, &img, "sha256:x", &Instance::default()).unwrap();
+        assert_eq!(c.healthcheck.unwrap().test, vec!["CMD", "img"]);
     }
 
     #[test]
@@ -586,7 +840,16 @@ mod tests {
             publish: true,
             ..Default::default()
         };
-        let c = container_config(&p, "w", &p.services["w"], &img, "sha256:x", &inst).unwrap();
+        let c = container_config(
+            &std::env::temp_dir(),
+            &p,
+            "w",
+            &p.services["w"],
+            &img,
+            "sha256:x",
+            &inst,
+        )
+        .unwrap();
         // An entrypoint set in the service resets the image's CMD (as Docker).
         assert_eq!(c.args, vec!["/bin/sh", "-c"]);
         assert!(c.env.contains(&"A=1".to_string()));

@@ -36,6 +36,10 @@ pub mod labels {
     pub const IMAGE: &str = "com.docker.compose.image";
     /// Compose version.
     pub const VERSION: &str = "com.docker.compose.version";
+    /// Key of a volume in the project's `volumes:` (on volumes).
+    pub const VOLUME: &str = "com.docker.compose.volume";
+    /// Key of a network in the project's `networks:` (on networks).
+    pub const NETWORK: &str = "com.docker.compose.network";
 }
 
 /// Errors of running a project.

@@ -133,18 +133,43 @@ pub fn selection(p: &Project, targets: &[String], no_deps: bool) -> Result<Vec<S
         .collect())
 }
 
-/// Refuse services using what berth cannot run yet, naming every such key at once.
-pub fn check_supported(p: &Project, services: &[String]) -> Result<()> {
+/// Refuse services using what berth cannot run yet (or values the engine refuses), naming
+/// every such key at once.
+pub fn check_supported(store: &Store, p: &Project, services: &[String]) -> Result<()> {
     let mut all = Vec::new();
     for n in services {
         if let Some(s) = p.services.get(n) {
-            all.extend(convert::unsupported(p, n, s));
+            all.extend(convert::unsupported(store.root(), p, n, s));
         }
     }
     if all.is_empty() {
         Ok(())
     } else {
         Err(RunError::Unsupported(all.join("; ")))
+    }
+}
+
+/// What needs the images to check (a `healthcheck:` without `test` takes the image's), before
+/// anything is created.
+fn check_with_images(
+    p: &Project,
+    services: &[String],
+    images: &BTreeMap<String, (String, berth_image::Image)>,
+) -> Result<()> {
+    let mut all = Vec::new();
+    for n in services {
+        let (Some(s), Some((_, img))) = (p.services.get(n), images.get(n)) else {
+            continue;
+        };
+        let h = berth_engine::health::HealthConfig::from_image(img.config.healthcheck.as_ref());
+        if let Err(e) = convert::healthcheck(n, s, h) {
+            all.push(format!("{}: {e}", convert::files_label(p)));
+        }
+    }
+    if all.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Invalid(all.join("; ")))
     }
 }
 
@@ -343,6 +368,67 @@ pub fn ensure_networks(
     Ok(())
 }
 
+/// The engine name of top-level volume `key` (`name:`, else `PROJECT_KEY`).
+pub fn volume_name(p: &Project, key: &str) -> String {
+    p.volumes
+        .get(key)
+        .and_then(|v| v.name.clone())
+        .unwrap_or_else(|| format!("{}_{key}", p.name))
+}
+
+/// Create the project's named volumes used by `services`, with compose's labels
+/// (`com.docker.compose.project`, `com.docker.compose.volume`) and their driver options;
+/// external ones must exist. An existing volume is kept as it is.
+pub fn ensure_volumes(
+    store: &Store,
+    p: &Project,
+    services: &[String],
+    progress: Progress<'_>,
+) -> Result<()> {
+    let used: BTreeSet<&String> = services
+        .iter()
+        .filter_map(|s| p.services.get(s))
+        .flat_map(|s| s.volumes.iter())
+        .filter(|m| m.kind == "volume")
+        .filter_map(|m| m.source.as_ref())
+        .collect();
+    if used.is_empty() {
+        return Ok(());
+    }
+    let vs = berth_volume::VolumeStore::open(store).map_err(vol_err)?;
+    for key in used {
+        let Some(v) = p.volumes.get(key) else {
+            continue;
+        };
+        let real = volume_name(p, key);
+        if vs.find(&real).map_err(vol_err)?.is_some() {
+            continue;
+        }
+        if v.external {
+            return Err(RunError::Invalid(format!(
+                "external volume \"{real}\" not found: create it with berth volume create {real}"
+            )));
+        }
+        let mut lab = v.labels.clone();
+        lab.insert(labels::PROJECT.into(), p.name.clone());
+        lab.insert(labels::VOLUME.into(), key.clone());
+        lab.insert(labels::VERSION.into(), env!("CARGO_PKG_VERSION").into());
+        vs.create(&berth_volume::CreateVolume {
+            name: Some(real.clone()),
+            driver: v.driver.clone(),
+            options: v.driver_opts.clone(),
+            labels: lab,
+        })
+        .map_err(|e| RunError::Invalid(format!("volumes.{key}: {e}")))?;
+        progress(&format!("Volume {real}"), "Created");
+    }
+    Ok(())
+}
+
+fn vol_err(e: berth_volume::VolumeError) -> RunError {
+    RunError::Engine(berth_engine::EngineError::Volume(e))
+}
+
 /// Bring the project to its model: images (built or pulled as needed), networks, then each
 /// service in dependency order — containers are created when missing, recreated when their
 /// configuration hash or image changed (or a dependency was recreated), started when
@@ -358,7 +444,7 @@ pub fn up(
     progress: Progress<'_>,
 ) -> Result<Vec<ProjectContainer>> {
     let services = selection(p, &o.services, o.no_deps)?;
-    check_supported(p, &services)?;
+    check_supported(store, p, &services)?;
     for (s, n) in &o.scale {
         if !p.services.contains_key(s) {
             return Err(RunError::Invalid(format!(
@@ -371,7 +457,9 @@ pub fn up(
         ..*images
     };
     let images = ensure_images(store, p, &services, &policy, progress)?;
+    check_with_images(p, &services, &images)?;
     ensure_networks(store, p, &services, progress)?;
+    ensure_volumes(store, p, &services, progress)?;
     let existing = list(store, &p.name)?;
     // Orphans.
     for pc in existing
@@ -413,7 +501,7 @@ pub fn up(
                         || o.force_recreate;
                     if changed && !o.no_recreate {
                         stop_remove(store, c, o.timeout)?;
-                        let c = create(store, p, name, s, image_ref, image, n)?;
+                        let c = create_replacing(store, p, name, s, image_ref, image, n, Some(c))?;
                         recreated.insert(name.clone());
                         progress(&format!("Container {cname}"), "Recreated");
                         c
@@ -458,26 +546,171 @@ pub fn up(
     Ok(result)
 }
 
-/// Wait for `service_completed_successfully` dependencies (started ones are started by now).
+/// Wait for the dependencies of `name` to reach their `depends_on` condition:
+/// `service_completed_successfully` (exited 0) and `service_healthy` (health status
+/// `healthy`; an unhealthy or exited container fails, as does one without a health check).
+/// Started ones are started by now. Polls the engine's state every 100 ms: health results are
+/// rows the container's supervisor writes.
 fn wait_dependencies(store: &Store, p: &Project, name: &str, s: &Service) -> Result<()> {
     for (dep, d) in &s.depends_on {
-        if d.condition != "service_completed_successfully" || !p.services.contains_key(dep) {
+        if !p.services.contains_key(dep) {
             continue;
         }
-        for pc in list(store, &p.name)?
-            .iter()
-            .filter(|c| &c.service == dep && !c.oneoff)
-        {
-            let code = ops::wait(store, &pc.container)?;
-            if code != 0 {
-                return Err(RunError::Dependency(format!(
-                    "service {name:?} depends on {dep:?} completing successfully, but container {} exited with {code}",
-                    pc.container.name
-                )));
+        match d.condition.as_str() {
+            "service_completed_successfully" => {
+                for pc in list(store, &p.name)?
+                    .iter()
+                    .filter(|c| &c.service == dep && !c.oneoff)
+                {
+                    let code = ops::wait(store, &pc.container)?;
+                    if code != 0 {
+                        return Err(RunError::Dependency(format!(
+                            "service {name:?} depends on {dep:?} completing successfully, but container {} exited with {code}",
+                            pc.container.name
+                        )));
+                    }
+                }
             }
+            "service_healthy" => {
+                for pc in list(store, &p.name)?
+                    .iter()
+                    .filter(|c| &c.service == dep && !c.oneoff)
+                {
+                    wait_healthy(store, &pc.container, None).map_err(|e| {
+                        RunError::Dependency(format!("dependency failed to start: {e}"))
+                    })?;
+                }
+            }
+            _ => {}
         }
     }
     Ok(())
+}
+
+/// `up --wait`: block until every container of `cs` runs, and is healthy when it has a health
+/// check (Docker compose's rule). A container that exited with 0 is ready when another service
+/// depends on it with `service_completed_successfully`; any other exit, or an unhealthy
+/// container, fails. `deadline` bounds the wait (`--wait-timeout`).
+///
+/// Errors: [`RunError::Dependency`] naming the container and what it did, or the timeout.
+pub fn wait_ready(
+    store: &Store,
+    p: &Project,
+    cs: &[ProjectContainer],
+    deadline: Option<std::time::Instant>,
+) -> Result<()> {
+    let completes = |svc: &str| {
+        p.services.values().any(|s| {
+            s.depends_on
+                .get(svc)
+                .is_some_and(|d| d.condition == "service_completed_successfully")
+        })
+    };
+    let mut pending: Vec<&ProjectContainer> = cs.iter().collect();
+    loop {
+        let health = berth_engine::health::all_status(store)?;
+        let mut still = Vec::new();
+        for pc in pending {
+            let Some(c) = state::get(store, &pc.container.id)? else {
+                return Err(RunError::Dependency(format!(
+                    "container {} was removed",
+                    pc.container.name
+                )));
+            };
+            match c.state {
+                berth_engine::state::State::Running => {}
+                berth_engine::state::State::Exited
+                    if c.exit_code == Some(0) && completes(&pc.service) =>
+                {
+                    continue
+                }
+                berth_engine::state::State::Exited => {
+                    return Err(RunError::Dependency(format!(
+                        "container {} exited ({})",
+                        c.name,
+                        c.exit_code.unwrap_or(0)
+                    )))
+                }
+                _ => {
+                    still.push(pc);
+                    continue;
+                }
+            }
+            if c.config.healthcheck.is_none() {
+                continue;
+            }
+            match health.get(&c.id).map(String::as_str) {
+                Some("healthy") => {}
+                Some("unhealthy") => {
+                    return Err(RunError::Dependency(format!(
+                        "container {} is unhealthy",
+                        c.name
+                    )))
+                }
+                _ => still.push(pc),
+            }
+        }
+        if still.is_empty() {
+            return Ok(());
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Err(RunError::Dependency(format!(
+                "timeout waiting for {} to be running and healthy: {}",
+                if still.len() == 1 {
+                    "a container"
+                } else {
+                    "containers"
+                },
+                still
+                    .iter()
+                    .map(|c| c.container.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        pending = still;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Block until container `c` is healthy. Errors (as text) when it has no health check, turns
+/// unhealthy, stops, or `deadline` passes.
+pub fn wait_healthy(
+    store: &Store,
+    c: &Container,
+    deadline: Option<std::time::Instant>,
+) -> std::result::Result<(), String> {
+    if c.config.healthcheck.is_none() {
+        return Err(format!(
+            "container {} has no healthcheck configured",
+            c.name
+        ));
+    }
+    loop {
+        let fresh = state::get(store, &c.id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("container {} was removed", c.name))?;
+        if !fresh.state.is_active() {
+            return Err(format!(
+                "container {} exited ({})",
+                c.name,
+                fresh.exit_code.unwrap_or(0)
+            ));
+        }
+        match berth_engine::health::get(store, &c.id)
+            .map_err(|e| e.to_string())?
+            .map(|h| h.status)
+            .as_deref()
+        {
+            Some("healthy") => return Ok(()),
+            Some("unhealthy") => return Err(format!("container {} is unhealthy", c.name)),
+            _ => {}
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Err(format!("container {} is not healthy yet", c.name));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Create container number `n` of a service (not started).
@@ -490,9 +723,35 @@ pub fn create(
     image: &berth_image::Image,
     n: u64,
 ) -> Result<Container> {
+    create_replacing(store, p, name, s, image_ref, image, n, None)
+}
+
+/// Create container number `n` of a service; when it replaces `old`, it takes over `old`'s
+/// anonymous volumes at the same paths (as Docker compose keeps their data on recreate).
+#[allow(clippy::too_many_arguments)]
+pub fn create_replacing(
+    store: &Store,
+    p: &Project,
+    name: &str,
+    s: &Service,
+    image_ref: &str,
+    image: &berth_image::Image,
+    n: u64,
+    old: Option<&Container>,
+) -> Result<Container> {
     let inst = Instance {
         number: n,
         publish: true,
+        inherit_volumes: old
+            .map(|c| {
+                c.config
+                    .volumes
+                    .iter()
+                    .filter(|v| v.anonymous && !v.name.is_empty())
+                    .map(|v| (v.destination.clone(), v.name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
         ..Default::default()
     };
     create_instance(
@@ -519,7 +778,41 @@ pub fn create_instance(
     inst: &Instance,
     container_name: Option<String>,
 ) -> Result<Container> {
-    let mut cfg = convert::container_config(p, name, s, &image.config, image.id.as_str(), inst)?;
+    let mut cfg = convert::container_config(
+        store.root(),
+        p,
+        name,
+        s,
+        &image.config,
+        image.id.as_str(),
+        inst,
+    )?;
+    let image_volumes: Vec<String> = image
+        .config
+        .volumes
+        .as_ref()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    berth_engine::volumes::apply(
+        store,
+        &mut cfg,
+        &berth_engine::volumes::MountFlags::default(),
+        &image_volumes,
+    )
+    .map_err(|e| RunError::Invalid(format!("services.{name}.volumes: {e}")))?;
+    for v in cfg
+        .volumes
+        .iter_mut()
+        .filter(|v| v.anonymous && v.name.is_empty())
+    {
+        if let Some((_, old)) = inst
+            .inherit_volumes
+            .iter()
+            .find(|(d, _)| *d == v.destination)
+        {
+            v.name = old.clone();
+        }
+    }
     if let NetworkMode::Container(m) = &cfg.network {
         cfg.network = NetworkMode::Container(resolve_network_mode(store, p, m)?);
     }
@@ -643,7 +936,8 @@ pub struct DownOptions {
     pub remove_orphans: bool,
     /// Stop timeout (seconds).
     pub timeout: Option<u32>,
-    /// Remove named volumes (refused: berth has no volumes yet).
+    /// Remove the named volumes the project declares (not external ones) and the anonymous
+    /// volumes of its containers.
     pub volumes: bool,
     /// Remove images: `local` (built ones without a custom tag) or `all`.
     pub rmi: Option<String>,
@@ -664,7 +958,14 @@ pub fn down(store: &Store, p: &Project, o: &DownOptions, progress: Progress<'_>)
     for pc in &cs {
         match ops::remove(store, &pc.container, true) {
             Ok(()) | Err(berth_engine::EngineError::NotFound(_)) => {
-                progress(&format!("Container {}", pc.container.name), "Removed")
+                progress(&format!("Container {}", pc.container.name), "Removed");
+                if o.volumes {
+                    if let Err(e) =
+                        berth_engine::volumes::remove_anonymous(store, &pc.container.config)
+                    {
+                        errors.push(format!("{}: anonymous volumes: {e}", pc.container.name));
+                    }
+                }
             }
             Err(e) => errors.push(format!("{}: {e}", pc.container.name)),
         }
@@ -687,6 +988,19 @@ pub fn down(store: &Store, p: &Project, o: &DownOptions, progress: Progress<'_>)
             match berth_net::remove_network(store, &real) {
                 Ok(_) => progress(&format!("Network {real}"), "Removed"),
                 Err(e) => errors.push(format!("network {real}: {e}")),
+            }
+        }
+    }
+    if o.volumes {
+        for (key, v) in &p.volumes {
+            if v.external {
+                continue;
+            }
+            let real = volume_name(p, key);
+            match berth_engine::volumes::remove_volume(store, &real, false) {
+                Ok(()) => progress(&format!("Volume {real}"), "Removed"),
+                Err(berth_volume::VolumeError::NotFound(_)) => {}
+                Err(e) => errors.push(format!("volume {real}: {e}")),
             }
         }
     }

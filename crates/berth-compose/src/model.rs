@@ -356,6 +356,13 @@ pub struct Service {
     /// Secrets mounted under /run/secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<FileRef>,
+    /// Security options (`seccomp=PROFILE`, `no-new-privileges`, `apparmor=…`, `label=…`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_str_vec"
+    )]
+    pub security_opt: Vec<String>,
     /// /dev/shm size in bytes.
     #[serde(
         default,

@@ -55,9 +55,6 @@ pub fn run_cmd(ctx: &Ctx, p: &Project, cmd: &ComposeCmd) -> Result<i32> {
     match cmd {
         ComposeCmd::Up(a) => up(ctx, p, a),
         ComposeCmd::Down(a) => {
-            if a.volumes && !p.volumes.is_empty() {
-                eprintln!("berth: warning: -v: berth has no named volumes yet; nothing to remove");
-            }
             if let Some(r) = &a.rmi {
                 if r != "local" && r != "all" {
                     bail!("invalid --rmi {r:?}: use local or all");
@@ -301,35 +298,10 @@ fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> Result<i32> {
         return Ok(0);
     }
     if a.wait {
-        // Running is what berth can check (no health checks yet).
         let deadline = a
             .wait_timeout
             .map(|t| std::time::Instant::now() + std::time::Duration::from_secs(t));
-        loop {
-            let now = proj::service_containers(store, p, &[]).map_err(rerr)?;
-            let bad: Vec<&ProjectContainer> = now
-                .iter()
-                .filter(|c| cs.iter().any(|x| x.container.id == c.container.id))
-                .filter(|c| c.container.state != State::Running)
-                .collect();
-            if bad.is_empty() {
-                break;
-            }
-            if let Some(pc) = bad
-                .iter()
-                .find(|c| c.container.state == State::Exited && c.container.exit_code != Some(0))
-            {
-                bail!(
-                    "container {} exited ({})",
-                    pc.container.name,
-                    pc.container.exit_code.unwrap_or(0)
-                );
-            }
-            if deadline.is_some_and(|d| std::time::Instant::now() > d) {
-                bail!("timeout waiting for the services to be running");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        proj::wait_ready(store, p, &cs, deadline).map_err(rerr)?;
         return Ok(0);
     }
     if detach {
@@ -436,11 +408,16 @@ fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> Result<i32> {
     Ok(exit_code)
 }
 
-fn status_text(c: &berth_engine::state::Container) -> String {
-    match c.state {
-        State::Running => "running".into(),
+/// `running`, `running (healthy)`, `exited (1)`, … (`health`: the container's health status).
+fn status_text(c: &berth_engine::state::Container, health: Option<&str>) -> String {
+    let base = match c.state {
+        State::Running => "running".to_string(),
         State::Exited => format!("exited ({})", c.exit_code.unwrap_or(0)),
         s => s.as_str().to_string(),
+    };
+    match health {
+        Some(h) if c.state == State::Running => format!("{base} ({h})"),
+        _ => base,
     }
 }
 
@@ -485,6 +462,13 @@ fn ps(ctx: &Ctx, p: &Project, a: &PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
+    let health = berth_engine::health::all_status(store).unwrap_or_default();
+    let health_of = |c: &berth_engine::state::Container| -> Option<&str> {
+        c.config
+            .healthcheck
+            .as_ref()
+            .and_then(|_| health.get(&c.id).map(String::as_str))
+    };
     if a.format.as_deref() == Some("json") {
         let v: Vec<_> = cs
             .iter()
@@ -493,7 +477,8 @@ fn ps(ctx: &Ctx, p: &Project, a: &PsArgs) -> Result<i32> {
                 json!({
                     "ID": c.id, "Name": c.name, "Image": c.image_name, "Command": c.config.args.join(" "),
                     "Project": p.name, "Service": pc.service, "Created": c.created,
-                    "State": c.state.as_str(), "Status": status_text(c), "ExitCode": c.exit_code.unwrap_or(0),
+                    "State": c.state.as_str(), "Status": status_text(c, health_of(c)),
+                    "Health": health_of(c).unwrap_or_default(), "ExitCode": c.exit_code.unwrap_or(0),
                     "Publishers": berth_net::ports_of(store, &c.id).unwrap_or_default().iter().map(|pp| json!({
                         "URL": pp.host_ip, "TargetPort": pp.container_port, "PublishedPort": pp.host_port, "Protocol": pp.protocol
                     })).collect::<Vec<_>>(),
@@ -525,7 +510,7 @@ fn ps(ctx: &Ctx, p: &Project, a: &PsArgs) -> Result<i32> {
                 cmd,
                 pc.service.clone(),
                 ago(c.created),
-                status_text(c),
+                status_text(c, health_of(c)),
                 ports_text(c),
             ]
         })
@@ -612,7 +597,7 @@ fn run(ctx: &Ctx, p: &Project, a: &RunArgs) -> Result<i32> {
             .map_err(rerr)?;
         }
     }
-    proj::check_supported(p, std::slice::from_ref(&a.service)).map_err(rerr)?;
+    proj::check_supported(store, p, std::slice::from_ref(&a.service)).map_err(rerr)?;
     let images = proj::ensure_images(
         store,
         p,
@@ -637,6 +622,7 @@ fn run(ctx: &Ctx, p: &Project, a: &RunArgs) -> Result<i32> {
         auto_remove: a.rm,
         tty: Some(tty),
         stdin_open: Some(!a.detach),
+        inherit_volumes: Vec::new(),
     };
     let name = a.name.clone().unwrap_or_else(|| {
         let id: String = format!("{:x}", rand_u64()).chars().take(12).collect();

@@ -1,0 +1,431 @@
+//! `berth compose` with the engine's features (root): named and anonymous volumes across
+//! `down`/`up` and `down -v`, health checks with `depends_on: service_healthy` and
+//! `up --wait`, and the service keys mapped onto the engine (capabilities, limits, mounts,
+//! user, logging, …).
+
+mod common;
+#[path = "common/net.rs"]
+mod net;
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use common::TestEnv;
+use net::{is_root, load_image, NetEnv};
+
+const IMG: &str = "composekeys/bb:1";
+
+macro_rules! setup {
+    ($env:ident, $net:ident) => {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let $env = TestEnv::new();
+        let $net = NetEnv::new(&$env);
+        if !load_image(&$env, IMG, &[]) {
+            return;
+        }
+    };
+}
+
+fn project(env: &TestEnv, name: &str, yaml: &str) -> PathBuf {
+    let d = env.path(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("compose.yaml"), yaml).unwrap();
+    d
+}
+
+fn compose(env: &TestEnv, dir: &Path, args: &[&str]) -> Output {
+    let mut c = env.cmd(&["compose"]);
+    c.args(args).current_dir(dir).stdin(Stdio::null());
+    c.output().unwrap()
+}
+
+#[track_caller]
+fn compose_ok(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
+    let out = compose(env, dir, args);
+    assert!(
+        out.status.success(),
+        "compose {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn exec(env: &TestEnv, dir: &Path, service: &str, script: &str) -> String {
+    compose_ok(env, dir, &["exec", "-T", service, "sh", "-c", script])
+        .trim()
+        .to_string()
+}
+
+fn inspect(env: &TestEnv, name: &str, field: &str) -> String {
+    env.ok(&[
+        "inspect",
+        "--format",
+        &format!("{{{{json {field}}}}}"),
+        name,
+    ])
+    .trim()
+    .to_string()
+}
+
+fn volumes(env: &TestEnv) -> Vec<String> {
+    env.ok(&["volume", "ls", "-q"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+const VOLS: &str = r#"
+services:
+  db:
+    image: composekeys/bb:1
+    command: ["sleep", "1000"]
+    stop_grace_period: 1s
+    volumes:
+      - data:/data
+      - /scratch
+      - type: volume
+        source: other
+        target: /other
+        read_only: true
+volumes:
+  data:
+    labels:
+      owner: test
+  other:
+    name: vols-explicit
+"#;
+
+#[test]
+fn volumes_persist_across_down_and_up_and_down_v_removes_them() {
+    setup!(env, net);
+    let dir = project(&env, "vols", VOLS);
+    let out = compose(&env, &dir, &["up", "-d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Volume vols_data  Created"), "{err}");
+    assert!(err.contains("Volume vols-explicit  Created"), "{err}");
+    exec(
+        &env,
+        &dir,
+        "db",
+        "echo kept > /data/f; echo anon > /scratch/f",
+    );
+    assert!(
+        compose(&env, &dir, &["exec", "-T", "db", "touch", "/other/x"])
+            .status
+            .code()
+            .is_some_and(|c| c != 0)
+    );
+
+    // Compose's labels on the volume, as Docker compose writes them.
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["volume", "inspect", "vols_data"])).unwrap();
+    let labels = &v[0]["Labels"];
+    assert_eq!(labels["com.docker.compose.project"], "vols", "{v}");
+    assert_eq!(labels["com.docker.compose.volume"], "data", "{v}");
+    assert_eq!(labels["owner"], "test", "{v}");
+
+    // Recreating the container (changed config) keeps both the named and the anonymous data.
+    std::fs::write(
+        dir.join("compose.yaml"),
+        VOLS.replace("stop_grace_period: 1s", "stop_grace_period: 2s"),
+    )
+    .unwrap();
+    let first = inspect(&env, "vols-db-1", ".Id");
+    compose_ok(&env, &dir, &["up", "-d"]);
+    assert_ne!(inspect(&env, "vols-db-1", ".Id"), first);
+    assert_eq!(
+        exec(&env, &dir, "db", "cat /data/f /scratch/f"),
+        "kept\nanon"
+    );
+
+    // down keeps volumes; up finds the named one again.
+    compose_ok(&env, &dir, &["down"]);
+    let vs = volumes(&env);
+    assert!(vs.contains(&"vols_data".to_string()), "{vs:?}");
+    compose_ok(&env, &dir, &["up", "-d"]);
+    assert_eq!(exec(&env, &dir, "db", "cat /data/f"), "kept");
+
+    // down -v removes the project's named volumes and the containers' anonymous ones.
+    let out = compose(&env, &dir, &["down", "-v"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Volume vols_data  Removed"), "{err}");
+    let left = volumes(&env);
+    // The anonymous volume of the first `up` (not recreated by the second) may remain, as
+    // with Docker compose: down without -v leaves anonymous volumes.
+    assert!(
+        !left
+            .iter()
+            .any(|v| v == "vols_data" || v == "vols-explicit"),
+        "{left:?}"
+    );
+    env.ok(&["volume", "prune", "-f"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn external_volume_must_exist() {
+    setup!(env, net);
+    let dir = project(
+        &env,
+        "extvol",
+        "services:\n  a:\n    image: composekeys/bb:1\n    command: [\"sleep\", \"1000\"]\n    volumes: [\"ext:/e\"]\nvolumes:\n  ext:\n    external: true\n    name: extvol-outside\n",
+    );
+    let out = compose(&env, &dir, &["up", "-d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("external volume \"extvol-outside\" not found"),
+        "{err}"
+    );
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    env.ok(&["volume", "create", "extvol-outside"]);
+    compose_ok(&env, &dir, &["up", "-d"]);
+    compose_ok(&env, &dir, &["down", "-v", "-t", "0"]);
+    // External volumes are not the project's: down -v keeps them.
+    assert!(volumes(&env).contains(&"extvol-outside".to_string()));
+    env.ok(&["volume", "rm", "extvol-outside"]);
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
+const HEALTHY: &str = r#"
+services:
+  db:
+    image: composekeys/bb:1
+    command: ["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 1000"]
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 300ms
+      retries: 50
+  app:
+    image: composekeys/bb:1
+    command: ["sleep", "1000"]
+    stop_grace_period: 1s
+    depends_on:
+      db:
+        condition: service_healthy
+"#;
+
+#[test]
+fn service_healthy_waits_and_ps_shows_health() {
+    setup!(env, net);
+    let dir = project(&env, "hc", HEALTHY);
+    compose_ok(&env, &dir, &["up", "-d"]);
+    // app was started only once db was healthy: db is healthy now, and app started after.
+    assert_eq!(
+        inspect(&env, "hc-db-1", ".State.Health.Status"),
+        "\"healthy\""
+    );
+    let db_healthy_at: serde_json::Value =
+        serde_json::from_str(&inspect(&env, "hc-db-1", ".State.Health.Log")).unwrap();
+    let app_started: String =
+        serde_json::from_str(&inspect(&env, "hc-app-1", ".State.StartedAt")).unwrap();
+    let healthy_end = db_healthy_at
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ExitCode"] == 0)
+        .map(|r| r["End"].as_str().unwrap().to_string())
+        .unwrap();
+    let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    assert!(
+        t(&app_started) >= t(&healthy_end),
+        "app started {app_started}, db healthy {healthy_end}"
+    );
+    let ps = compose_ok(&env, &dir, &["ps"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.contains("hc-db-1") && l.contains("(healthy)")),
+        "{ps}"
+    );
+    let js: serde_json::Value =
+        serde_json::from_str(&compose_ok(&env, &dir, &["ps", "--format", "json"])).unwrap();
+    assert!(
+        js.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["Service"] == "db" && c["Health"] == "healthy"),
+        "{js}"
+    );
+    // --wait: returns once everything runs and is healthy.
+    compose_ok(&env, &dir, &["up", "-d", "--wait", "--wait-timeout", "60"]);
+    compose_ok(&env, &dir, &["down", "-t", "0"]);
+
+    // An unhealthy dependency fails `up`, and the dependent is not started.
+    let bad = HEALTHY.replace("\"test\", \"-f\", \"/tmp/ready\"", "\"false\"");
+    let bad = bad.replace("retries: 50", "retries: 1");
+    let dir = project(&env, "hcbad", &bad);
+    let out = compose(&env, &dir, &["up", "-d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("dependency failed to start: container hcbad-db-1 is unhealthy"),
+        "{err}"
+    );
+    let ps = compose_ok(&env, &dir, &["ps", "-a"]);
+    assert!(
+        !ps.contains("hcbad-app-1 ") || !ps.contains("running"),
+        "{ps}"
+    );
+    // --wait fails on the unhealthy container too.
+    let out = compose(&env, &dir, &["up", "-d", "--wait", "--no-deps", "db"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is unhealthy"));
+    compose_ok(&env, &dir, &["down", "-t", "0"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
+const KEYS: &str = r#"
+services:
+  k:
+    image: composekeys/bb:1
+    entrypoint: ["sh", "-c"]
+    command: ["exec sleep 1000"]
+    cap_drop: [ALL]
+    cap_add: [NET_ADMIN]
+    security_opt: [no-new-privileges]
+    read_only: true
+    tmpfs: [/scratch]
+    working_dir: /scratch
+    init: true
+    ulimits:
+      nofile: {soft: 1000, hard: 2000}
+    sysctls:
+      net.core.somaxconn: "1024"
+    shm_size: 16m
+    devices: ["/dev/null:/dev/mynull"]
+    extra_hosts: ["myhost:10.1.2.3"]
+    labels:
+      tier: keys
+    stop_signal: SIGINT
+    stop_grace_period: 3s
+    logging:
+      driver: json-file
+      options:
+        max-size: 1k
+        max-file: "2"
+  u:
+    image: composekeys/bb:1
+    command: ["sleep", "1000"]
+    user: "1000"
+    group_add: ["1234"]
+    network_mode: none
+    dns: [10.9.9.9]
+    stop_grace_period: 1s
+"#;
+
+#[test]
+fn service_keys_reach_the_container() {
+    setup!(env, net);
+    let dir = project(&env, "keys", KEYS);
+    compose_ok(&env, &dir, &["up", "-d"]);
+    let status = exec(
+        &env,
+        &dir,
+        "k",
+        "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status",
+    );
+    assert!(status.contains("CapEff:\t0000000000001000"), "{status}");
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    assert_eq!(
+        exec(&env, &dir, "k", "pwd; touch /scratch/x && echo ok"),
+        "/scratch\nok"
+    );
+    assert!(compose(&env, &dir, &["exec", "-T", "k", "touch", "/x"])
+        .status
+        .code()
+        .is_some_and(|c| c != 0));
+    assert_eq!(exec(&env, &dir, "k", "ulimit -n"), "1000");
+    assert_eq!(
+        exec(&env, &dir, "k", "cat /proc/sys/net/core/somaxconn"),
+        "1024"
+    );
+    assert_eq!(
+        exec(
+            &env,
+            &dir,
+            "k",
+            "df -k /dev/shm | tail -1 | awk '{print $2}'"
+        ),
+        "16384"
+    );
+    assert_eq!(
+        exec(&env, &dir, "k", "test -c /dev/mynull && echo dev"),
+        "dev"
+    );
+    assert!(exec(&env, &dir, "k", "cat /etc/hosts").contains("10.1.2.3\tmyhost"));
+    // Without a project network (whose resolver answers at the gateway), the service's
+    // servers are in resolv.conf.
+    let rc = exec(&env, &dir, "u", "cat /etc/resolv.conf");
+    assert!(rc.contains("nameserver 10.9.9.9"), "{rc}");
+    // init: the service's command is not PID 1.
+    assert_ne!(exec(&env, &dir, "k", "cat /proc/1/comm"), "sleep");
+    assert_eq!(inspect(&env, "keys-k-1", ".Config.Labels.tier"), "\"keys\"");
+    assert_eq!(
+        inspect(&env, "keys-k-1", ".Config.StopSignal"),
+        "\"SIGINT\""
+    );
+    assert_eq!(inspect(&env, "keys-k-1", ".HostConfig.Init"), "true");
+    let lc: serde_json::Value =
+        serde_json::from_str(&inspect(&env, "keys-k-1", ".HostConfig.LogConfig")).unwrap();
+    assert_eq!(lc["Type"], "json-file");
+    assert_eq!(lc["Config"]["max-size"], "1k");
+    let ids = exec(&env, &dir, "u", "id -u; id -G");
+    assert!(ids.starts_with("1000\n"), "{ids}");
+    assert!(ids.contains("1234"), "{ids}");
+    compose_ok(&env, &dir, &["down", "-t", "0"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn bad_values_name_file_service_and_key_and_create_nothing() {
+    setup!(env, net);
+    let before = env.ok(&["network", "ls"]);
+    let cases = [
+        (
+            "badmount",
+            "services:\n  web:\n    image: composekeys/bb:1\n    volumes:\n      - {type: npipe, source: x, target: /x}\n",
+            "compose.yaml: services.web.volumes[0]: mount type npipe is not supported",
+        ),
+        (
+            "badlog",
+            "services:\n  web:\n    image: composekeys/bb:1\n    logging: {driver: fluentd-nope}\n",
+            "compose.yaml: services.web.logging: ",
+        ),
+        (
+            "badcap",
+            "services:\n  web:\n    image: composekeys/bb:1\n    cap_add: [NOT_A_CAP]\n",
+            "compose.yaml: services.web.security: ",
+        ),
+        (
+            "badhc",
+            "services:\n  web:\n    image: composekeys/bb:1\n    healthcheck: {interval: 5s}\n",
+            "compose.yaml: services.web.healthcheck: no test",
+        ),
+    ];
+    for (name, yaml, want) in cases {
+        let dir = project(&env, name, yaml);
+        let out = compose(&env, &dir, &["up", "-d"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+        assert_eq!(env.ok(&["ps", "-aq"]).trim(), "", "{name}");
+        assert_eq!(env.ok(&["network", "ls"]), before, "{name}");
+        assert!(volumes(&env).is_empty(), "{name}");
+    }
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
