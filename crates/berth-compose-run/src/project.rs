@@ -860,35 +860,127 @@ pub fn stop_ordered(
     timeout: Option<u32>,
     progress: Progress<'_>,
 ) -> Result<()> {
-    let mut errors = Vec::new();
-    for level in levels(p, cs).into_iter().rev() {
-        let root = store.root().to_path_buf();
-        let handles: Vec<_> = level
-            .into_iter()
-            .filter(|pc| pc.container.state.is_active())
-            .map(|pc| {
-                let root = root.clone();
-                let c = pc.container.clone();
-                std::thread::spawn(move || -> std::result::Result<String, String> {
-                    let st = Store::open(&root).map_err(|e| e.to_string())?;
-                    ops::stop(&st, &c, timeout).map_err(|e| format!("{}: {e}", c.name))?;
-                    Ok(c.name)
-                })
-            })
-            .collect();
-        for h in handles {
-            match h.join() {
-                Ok(Ok(n)) => progress(&format!("Container {n}"), "Stopped"),
-                Ok(Err(e)) => errors.push(e),
-                Err(_) => errors.push("a stop thread panicked".into()),
-            }
-        }
-    }
+    let errors = stop_levels(store, p, cs, timeout, None, progress);
     if errors.is_empty() {
         Ok(())
     } else {
         Err(RunError::Invalid(errors.join("; ")))
     }
+}
+
+/// What [`stop_levels`] does after a container stopped.
+#[derive(Debug, Clone, Copy)]
+struct RemoveAfterStop {
+    /// Also remove its anonymous volumes.
+    anonymous_volumes: bool,
+}
+
+enum StopEvent {
+    Stopped(String),
+    StopFailed(String),
+    Removed(String),
+    Failed(String),
+}
+
+/// Stop `cs` level by level (dependents first), every container of a level in its own
+/// thread; with `remove`, each thread removes its container as soon as it stopped, while the
+/// next level is already stopping (a level waits only for the previous level's stops).
+/// Returns every failure; keeps going after one.
+fn stop_levels(
+    store: &Store,
+    p: Option<&Project>,
+    cs: &[ProjectContainer],
+    timeout: Option<u32>,
+    remove: Option<RemoveAfterStop>,
+    progress: Progress<'_>,
+) -> Vec<String> {
+    let root = store.root().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel::<StopEvent>();
+    let mut handles = Vec::new();
+    let mut errors = Vec::new();
+    let mut handle = |ev: StopEvent, errors: &mut Vec<String>| match ev {
+        StopEvent::Stopped(n) => progress(&format!("Container {n}"), "Stopped"),
+        StopEvent::Removed(n) => progress(&format!("Container {n}"), "Removed"),
+        StopEvent::StopFailed(e) | StopEvent::Failed(e) => errors.push(e),
+    };
+    for level in levels(p, cs).into_iter().rev() {
+        let mut pending = 0usize;
+        for pc in level {
+            if remove.is_none() && !pc.container.state.is_active() {
+                continue;
+            }
+            pending += 1;
+            let root = root.clone();
+            let c = pc.container.clone();
+            let tx = tx.clone();
+            handles.push(std::thread::spawn(move || {
+                let st = match Store::open(&root) {
+                    Ok(st) => st,
+                    Err(e) => {
+                        let _ = tx.send(StopEvent::StopFailed(format!("{}: {e}", c.name)));
+                        return;
+                    }
+                };
+                let active = state::get(&st, &c.id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|f| f.state.is_active());
+                if active {
+                    match ops::stop(&st, &c, timeout) {
+                        Ok(()) => {
+                            let _ = tx.send(StopEvent::Stopped(c.name.clone()));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(StopEvent::StopFailed(format!("{}: {e}", c.name)));
+                        }
+                    }
+                } else {
+                    // Counted as stopped for the level's wait.
+                    let _ = tx.send(StopEvent::StopFailed(String::new()));
+                }
+                let Some(r) = remove else { return };
+                match ops::remove(&st, &c, true) {
+                    Ok(()) | Err(berth_engine::EngineError::NotFound(_)) => {
+                        let _ = tx.send(StopEvent::Removed(c.name.clone()));
+                        if r.anonymous_volumes {
+                            if let Err(e) = berth_engine::volumes::remove_anonymous(&st, &c.config)
+                            {
+                                let _ = tx.send(StopEvent::Failed(format!(
+                                    "{}: anonymous volumes: {e}",
+                                    c.name
+                                )));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(StopEvent::Failed(format!("{}: {e}", c.name)));
+                    }
+                }
+            }));
+        }
+        // The next level stops once this one has: removals may still run.
+        while pending > 0 {
+            let Ok(ev) = rx.recv() else { break };
+            if matches!(ev, StopEvent::Stopped(_) | StopEvent::StopFailed(_)) {
+                pending -= 1;
+            }
+            if !matches!(&ev, StopEvent::StopFailed(e) if e.is_empty()) {
+                handle(ev, &mut errors);
+            }
+        }
+    }
+    drop(tx);
+    for ev in rx {
+        if !matches!(&ev, StopEvent::StopFailed(e) if e.is_empty()) {
+            handle(ev, &mut errors);
+        }
+    }
+    for h in handles {
+        if h.join().is_err() {
+            errors.push("a stop thread panicked".into());
+        }
+    }
+    errors
 }
 
 /// Group containers by the dependency depth of their service (0: no dependencies).
@@ -951,25 +1043,16 @@ pub fn down(store: &Store, p: &Project, o: &DownOptions, progress: Progress<'_>)
         .into_iter()
         .filter(|c| o.remove_orphans || c.oneoff || p.services.contains_key(&c.service))
         .collect();
-    let mut errors = Vec::new();
-    if let Err(e) = stop_ordered(store, Some(p), &cs, o.timeout, progress) {
-        errors.push(e.to_string());
-    }
-    for pc in &cs {
-        match ops::remove(store, &pc.container, true) {
-            Ok(()) | Err(berth_engine::EngineError::NotFound(_)) => {
-                progress(&format!("Container {}", pc.container.name), "Removed");
-                if o.volumes {
-                    if let Err(e) =
-                        berth_engine::volumes::remove_anonymous(store, &pc.container.config)
-                    {
-                        errors.push(format!("{}: anonymous volumes: {e}", pc.container.name));
-                    }
-                }
-            }
-            Err(e) => errors.push(format!("{}: {e}", pc.container.name)),
-        }
-    }
+    let mut errors = stop_levels(
+        store,
+        Some(p),
+        &cs,
+        o.timeout,
+        Some(RemoveAfterStop {
+            anonymous_volumes: o.volumes,
+        }),
+        progress,
+    );
     if !list(store, &p.name)?
         .iter()
         .any(|c| !o.remove_orphans && !p.services.contains_key(&c.service))
