@@ -238,6 +238,7 @@ pub fn build(
     let df = parser::parse(&file, &opts.dockerfile)?;
     cache::migrate(store)?;
     let _lock = store.lock_shared()?;
+    cache::lease_legacy_entries(store)?;
     // Global args and stages.
     let mut global_args: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in predefined_args() {

@@ -16,7 +16,8 @@ use berth_store::{Digest, Store};
 
 use crate::BuildError;
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS build_cache (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS build_cache (
         key TEXT PRIMARY KEY,
         parent TEXT NOT NULL,
         instruction TEXT NOT NULL,
@@ -25,7 +26,13 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS build_cache (
         created INTEGER NOT NULL,
         last_used INTEGER NOT NULL
     );
-    CREATE INDEX IF NOT EXISTS build_cache_parent ON build_cache(parent);"];
+    CREATE INDEX IF NOT EXISTS build_cache_parent ON build_cache(parent);",
+    // Whether the entry's layer is leased in the image store (rows from before leases: no).
+    "ALTER TABLE build_cache ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;",
+];
+
+/// The holder name of the cache's layer leases in the image store.
+pub const LEASE_HOLDER: &str = "build-cache";
 
 /// Create the table if needed.
 pub fn migrate(store: &Store) -> Result<(), BuildError> {
@@ -97,7 +104,8 @@ pub fn forget(store: &Store, key: &str) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// Record a step's result. The layer must already be recorded in the image store.
+/// Record a step's result. The layer must already be recorded in the image store; it is
+/// leased there in the same transaction, so `rmi`/`image prune` keep it for the cache.
 pub fn insert(
     store: &Store,
     key: &str,
@@ -107,11 +115,16 @@ pub fn insert(
     diff_id: Option<&Digest>,
 ) -> Result<(), BuildError> {
     migrate(store)?;
+    let images = berth_image::ImageStore::open(store)?;
     let inputs = serde_json::to_string(inputs).unwrap_or_else(|_| "{}".into());
-    store.db().execute(
-        "INSERT INTO build_cache(key, parent, instruction, inputs, diff_id, created, last_used)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-         ON CONFLICT(key) DO UPDATE SET diff_id = excluded.diff_id, last_used = excluded.last_used",
+    let tx = store.db().unchecked_transaction()?;
+    if let Some(d) = diff_id {
+        images.lease_layer(LEASE_HOLDER, d)?;
+    }
+    tx.execute(
+        "INSERT INTO build_cache(key, parent, instruction, inputs, diff_id, created, last_used, leased)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)
+         ON CONFLICT(key) DO UPDATE SET diff_id = excluded.diff_id, last_used = excluded.last_used, leased = 1",
         params![
             key,
             parent,
@@ -121,6 +134,28 @@ pub fn insert(
             now()
         ],
     )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Lease the layers of entries written before the cache leased its layers (a store from an
+/// older berth), so that `rmi` keeps them from now on. Cheap when there are none.
+pub fn lease_legacy_entries(store: &Store) -> Result<(), BuildError> {
+    migrate(store)?;
+    let images = berth_image::ImageStore::open(store)?;
+    let tx = store.db().unchecked_transaction()?;
+    let diffs: Vec<String> = {
+        let mut st = tx.prepare(
+            "SELECT DISTINCT diff_id FROM build_cache WHERE leased = 0 AND diff_id IS NOT NULL",
+        )?;
+        let v = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        v
+    };
+    for d in diffs.iter().filter_map(|d| Digest::parse(d).ok()) {
+        images.lease_layer(LEASE_HOLDER, &d)?;
+    }
+    tx.execute("UPDATE build_cache SET leased = 1 WHERE leased = 0", [])?;
+    tx.commit()?;
     Ok(())
 }
 
@@ -195,9 +230,12 @@ pub struct PruneReport {
     pub layers: Vec<Digest>,
 }
 
-/// Remove cache entries: all of them, or only those not used since `until` (Unix seconds).
+/// Remove cache entries: all of them, or only those not used since `until` (Unix seconds),
+/// and release the leases of the layers no remaining entry refers to (the caller removes
+/// those no image uses).
 pub fn prune(store: &Store, until: Option<i64>) -> Result<PruneReport, BuildError> {
     migrate(store)?;
+    let images = berth_image::ImageStore::open(store)?;
     let db = store.db();
     let tx = db.unchecked_transaction()?;
     let cutoff = until.unwrap_or(i64::MAX);
@@ -222,8 +260,9 @@ pub fn prune(store: &Store, until: Option<i64>) -> Result<PruneReport, BuildErro
             keep.insert(d?);
         }
     }
-    tx.commit()?;
     layers.retain(|d| !keep.contains(d.as_str()));
+    images.release_layers(LEASE_HOLDER, &layers)?;
+    tx.commit()?;
     Ok(PruneReport { entries: n, layers })
 }
 
@@ -240,6 +279,7 @@ pub struct PruneSummary {
 /// `None`), then the layers only they kept, and the cache mounts when everything goes.
 pub fn prune_store(store: &Store, until: Option<i64>) -> Result<PruneSummary, BuildError> {
     let _lock = store.lock_shared()?;
+    lease_legacy_entries(store)?;
     let r = prune(store, until)?;
     let images = berth_image::ImageStore::open(store)?;
     let bytes = images.remove_layers_unless_used(&r.layers)?;
@@ -255,7 +295,7 @@ pub fn prune_store(store: &Store, until: Option<i64>) -> Result<PruneSummary, Bu
     })
 }
 
-/// Diff ids any cache entry refers to (image prune keeps them).
+/// Diff ids any cache entry refers to.
 pub fn layers_in_use(store: &Store) -> Result<Vec<Digest>, BuildError> {
     migrate(store)?;
     let mut st = store
@@ -294,6 +334,7 @@ mod tests {
         assert!(why.contains("no cached step"), "{why}");
         let r = prune(&store, None).unwrap();
         assert_eq!(r.entries, 1);
+        lease_legacy_entries(&store).unwrap();
         assert_eq!(lookup(&store, &k1).unwrap(), None);
     }
 }

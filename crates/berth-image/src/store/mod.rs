@@ -9,7 +9,8 @@ use berth_store::{Digest, Store};
 
 use crate::{layer_dir, Compression, Image, ImageConfig, ImageError, Layer, Reference, Result};
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS layers (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS layers (
         diff_id TEXT PRIMARY KEY,
         diff_size INTEGER NOT NULL,
         blob TEXT NOT NULL,
@@ -44,7 +45,16 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS layers (
         image_id TEXT NOT NULL,
         PRIMARY KEY (repo, digest)
     );
-    CREATE INDEX IF NOT EXISTS repo_digests_image ON repo_digests(image_id);"];
+    CREATE INDEX IF NOT EXISTS repo_digests_image ON repo_digests(image_id);",
+    // Layers another component keeps without an image (containerd calls these leases): the
+    // build cache holds the layers of its entries, so `rmi` and `image prune` keep them.
+    "CREATE TABLE IF NOT EXISTS layer_leases (
+        holder TEXT NOT NULL,
+        diff_id TEXT NOT NULL,
+        PRIMARY KEY (holder, diff_id)
+    );
+    CREATE INDEX IF NOT EXISTS layer_leases_diff ON layer_leases(diff_id);",
+];
 
 /// Unreferenced blobs younger than this are left alone by [`ImageStore::sweep`]: they may be
 /// in flight (written, not yet recorded) or belong to another component.

@@ -101,7 +101,7 @@ impl ImageStore<'_> {
         Ok(())
     }
 
-    /// Delete an image with its names; layers no other image uses go too.
+    /// Delete an image with its names; layers no other image uses and no holder leases go too.
     fn delete_image(&self, img: &Image) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for t in &img.tags {
@@ -197,7 +197,8 @@ impl ImageStore<'_> {
     }
 
     /// Remove dangling images (no tags), or with `all` every image no container uses, plus
-    /// layers no image uses. Returns the lines to print and the bytes reclaimed.
+    /// layers no image uses and no holder leases (the build cache's stay, as Docker's
+    /// `image prune -a` leaves BuildKit's cache to `builder prune`). Returns the lines to print and the bytes reclaimed.
     pub fn prune(&self, all: bool, in_use: &HashSet<Digest>) -> Result<(Vec<String>, u64)> {
         let mut out = Vec::new();
         let mut reclaimed = 0u64;
@@ -238,8 +239,39 @@ impl ImageStore<'_> {
         Ok((out, reclaimed))
     }
 
-    /// Remove these layers (rows, unpacked directories, blobs) unless an image uses them
-    /// (e.g. layers only the build cache kept). Returns the bytes of content removed.
+    /// Keep the layer `diff` for `holder` (e.g. `build-cache`) even when no image uses it:
+    /// `rmi`, `image prune` and [`ImageStore::remove_layers_unless_used`] leave it until
+    /// every holder released it. Idempotent. Runs on the store's connection, so a caller's
+    /// open transaction covers it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn lease_layer(&self, holder: &str, diff: &Digest) -> Result<()> {
+        self.store.db().execute(
+            "INSERT OR IGNORE INTO layer_leases(holder, diff_id) VALUES (?1, ?2)",
+            params![holder, diff.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Drop `holder`'s leases on `diffs` (the layers themselves stay until removed).
+    /// Runs on the store's connection, so a caller's open transaction covers it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn release_layers(&self, holder: &str, diffs: &[Digest]) -> Result<()> {
+        let db = self.store.db();
+        for d in diffs {
+            db.execute(
+                "DELETE FROM layer_leases WHERE holder = ?1 AND diff_id = ?2",
+                params![holder, d.as_str()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Remove these layers (rows, unpacked directories, blobs) unless an image uses them or a
+    /// holder leases them (release the lease first). Returns the bytes of content removed.
     pub fn remove_layers_unless_used(&self, diffs: &[Digest]) -> Result<u64> {
         let db = self.store.db();
         let tx = db.unchecked_transaction()?;
@@ -335,13 +367,17 @@ impl ImageStore<'_> {
     }
 }
 
-/// Diff ids referenced by any image row.
+/// Diff ids referenced by any image row or leased by a holder (the build cache).
 fn layers_in_use(tx: &berth_store::rusqlite::Connection) -> Result<BTreeSet<String>> {
     let mut used = BTreeSet::new();
     let mut st = tx.prepare("SELECT layers FROM images")?;
     for r in st.query_map([], |r| r.get::<_, String>(0))? {
         let ids: Vec<String> = serde_json::from_str(&r?).unwrap_or_default();
         used.extend(ids);
+    }
+    let mut st = tx.prepare("SELECT DISTINCT diff_id FROM layer_leases")?;
+    for r in st.query_map([], |r| r.get::<_, String>(0))? {
+        used.insert(r?);
     }
     Ok(used)
 }

@@ -131,3 +131,49 @@ fn commit_resolve_tag_remove() {
     assert!(!layer_dir(&store, &c.diff_id).exists());
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn leased_layers_outlive_their_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let is = ImageStore::open(&store).unwrap();
+    let a = layer(&store, b"leased");
+    let b = layer(&store, b"plain");
+    is.record_layer(&a).unwrap();
+    is.record_layer(&b).unwrap();
+    is.lease_layer("build-cache", &a.diff_id).unwrap();
+    is.lease_layer("build-cache", &a.diff_id).unwrap();
+    let r = Reference::parse("leased:1").unwrap();
+    is.commit_image(
+        &config(&[&a, &b], "x"),
+        &[a.clone(), b.clone()],
+        None,
+        &[r],
+        None,
+    )
+    .unwrap();
+    // rmi: the leased layer stays (row, directory, blob), the other goes.
+    let out = is.remove("leased:1", false, &HashSet::new()).unwrap();
+    assert!(!out.contains(&format!("Deleted: {}", a.diff_id)), "{out:?}");
+    assert!(out.contains(&format!("Deleted: {}", b.diff_id)), "{out:?}");
+    assert!(is.layer_by_diff_id(&a.diff_id).unwrap().is_some());
+    assert!(store.has_blob(&a.blob));
+    // prune -a keeps it too (a lease is not an orphan).
+    is.prune(true, &HashSet::new()).unwrap();
+    assert!(is.layer_by_diff_id(&a.diff_id).unwrap().is_some());
+    // Still leased: not removed; released: removed.
+    assert_eq!(
+        is.remove_layers_unless_used(std::slice::from_ref(&a.diff_id))
+            .unwrap(),
+        0
+    );
+    is.release_layers("build-cache", std::slice::from_ref(&a.diff_id))
+        .unwrap();
+    assert!(
+        is.remove_layers_unless_used(std::slice::from_ref(&a.diff_id))
+            .unwrap()
+            > 0
+    );
+    assert!(is.layer_by_diff_id(&a.diff_id).unwrap().is_none());
+    assert!(!layer_dir(&store, &a.diff_id).exists());
+}
