@@ -239,6 +239,10 @@ pub fn build(
     cache::migrate(store)?;
     let _lock = store.lock_shared()?;
     cache::lease_legacy_entries(store)?;
+    // Leftovers of builds killed during a step (mounts, containers, network sandboxes).
+    if let Err(e) = crate::recover::recover(store) {
+        tracing::warn!("recovering killed build steps: {e}");
+    }
     // Global args and stages.
     let mut global_args: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in predefined_args() {
@@ -1438,6 +1442,7 @@ impl Build<'_> {
             rustix::pipe::pipe().map_err(|e| BuildError::Other(format!("pipe: {e}")))?;
         let merged = root.merged();
         let bundle = root.bundle();
+        crate::recover::set_container(store, &root.dir, id, cfg.runtime.as_deref())?;
         std::thread::scope(|s| {
             let progress = self.progress;
             let sid = STEP.with(Cell::get);

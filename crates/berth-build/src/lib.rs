@@ -18,6 +18,7 @@ mod fetch;
 pub mod history;
 mod instr;
 pub mod parser;
+pub mod recover;
 mod step;
 
 use std::collections::BTreeMap;

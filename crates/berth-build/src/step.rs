@@ -17,11 +17,13 @@ use rustix::io::Errno;
 
 use crate::{BuildError, Result};
 
-/// A mounted overlay for one step (unmounted and removed on drop).
+/// A mounted overlay for one step (unmounted and removed on drop). The directory is
+/// recorded in `build_steps` while it exists (see [`crate::recover`]).
 #[derive(Debug)]
-pub(crate) struct StepRoot {
+pub(crate) struct StepRoot<'s> {
     pub dir: PathBuf,
     mounted: bool,
+    store: &'s Store,
 }
 
 fn mount_err(e: impl std::fmt::Display) -> BuildError {
@@ -30,14 +32,16 @@ fn mount_err(e: impl std::fmt::Display) -> BuildError {
     ))
 }
 
-impl StepRoot {
+impl<'s> StepRoot<'s> {
     /// Mount `lowers` (bottom layer first) with a fresh upper directory; `writable = false`
     /// mounts them read-only without an upper (for reading another stage's files).
-    pub fn new(store: &Store, lowers: &[PathBuf], writable: bool) -> Result<StepRoot> {
+    pub fn new(store: &'s Store, lowers: &[PathBuf], writable: bool) -> Result<StepRoot<'s>> {
         let dir = store.tmp_path("step");
+        crate::recover::begin(store, &dir)?;
         let mut me = StepRoot {
             dir: dir.clone(),
             mounted: false,
+            store,
         };
         for d in ["upper", "work", "merged", "empty", "bundle"] {
             let p = dir.join(d);
@@ -133,12 +137,20 @@ impl StepRoot {
     }
 }
 
-impl Drop for StepRoot {
+impl Drop for StepRoot<'_> {
     fn drop(&mut self) {
         let _ = self.unmount();
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            tracing::warn!("cannot remove {}: {e}", self.dir.display());
+        let stuck = berth_store::unmount_under(&self.dir);
+        if !stuck.is_empty() {
+            tracing::warn!("cannot unmount {stuck:?}; the next berth command retries");
+            return;
         }
+        if let Err(e) = fs::remove_dir_all(&self.dir) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!("cannot remove {}: {e}", self.dir.display());
+            }
+        }
+        crate::recover::end(self.store, &self.dir);
     }
 }
 

@@ -45,6 +45,35 @@ impl CgroupFs {
         }
     }
 
+    /// Send SIGKILL to every process in cgroup `path` (all hierarchies) until none is left
+    /// or about 2 seconds passed (for a crashed owner's leftovers: nothing else may be
+    /// in that cgroup). Returns whether the cgroup is empty.
+    pub fn kill_all(&self, path: &str) -> bool {
+        if path.trim_matches('/').is_empty() {
+            return false;
+        }
+        for _ in 0..200 {
+            let mut pids: Vec<i32> = Vec::new();
+            for d in self.dirs(path) {
+                if let Ok(t) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                    pids.extend(t.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+                }
+            }
+            pids.retain(|p| *p > 1);
+            if pids.is_empty() {
+                return true;
+            }
+            for p in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
     /// Every directory this cgroup may have: one per v1 controller (and the hybrid `unified/`
     /// v2), plus the v2 directory at the root.
     fn dirs(&self, path: &str) -> Vec<PathBuf> {

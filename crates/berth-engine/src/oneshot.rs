@@ -227,6 +227,38 @@ fn helper(root: &Path, id: &str, dir: &Path, runtime: Option<&str>) -> Result<i3
     code.ok_or_else(|| EngineError::Runtime("lost track of the build step's process".into()))
 }
 
+/// Release what build step `id` left behind when the process that ran it died (`kill -9`
+/// of `berth build`): its processes (killed through its cgroup under `cgroup_parent`, the
+/// value [`crate::cgroup_parent`] had for that process), its runtime state and cgroups, its
+/// network sandbox (namespace, veth, addresses) and the read-only view of berth's binary
+/// under `dir`. Idempotent and best effort: failures are logged and the rest still runs.
+pub fn abandon(store: &Store, id: &str, dir: &Path, runtime: Option<&str>, cgroup_parent: &str) {
+    use crate::cgroups::Cgroups;
+    let path = crate::paths::cgroup_path_for(cgroup_parent, id);
+    let cg = crate::cgroups::CgroupFs::host();
+    if !cg.kill_all(&path) {
+        tracing::warn!("build step {id}: processes of cgroup {path} survive SIGKILL");
+    }
+    match crate::runtime::open(store.root(), runtime) {
+        Ok(rt) => {
+            if let Err(e) = rt.delete(id) {
+                tracing::warn!("runtime delete of build step {id}: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("runtime of build step {id}: {e}"),
+    }
+    cg.remove(&path);
+    if let Err(e) = berth_net::teardown(store, id) {
+        tracing::warn!("network teardown of build step {id}: {e}");
+    }
+    let exe = crate::exeguard::protected_dir(dir);
+    while rootfs::is_mountpoint(&exe) {
+        if rustix::mount::unmount(&exe, rustix::mount::UnmountFlags::DETACH).is_err() {
+            break;
+        }
+    }
+}
+
 /// Delete the runtime state and the cgroups of build step `id` (best effort).
 fn release(rt: &dyn Runtime, id: &str) {
     use crate::cgroups::Cgroups;

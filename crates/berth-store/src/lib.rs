@@ -19,7 +19,7 @@ pub mod inroot;
 pub mod lookup;
 
 pub use digest::{Digest, DigestError, Hasher};
-pub use fsutil::{fsync_dir, pid_alive, write_atomic, write_replace};
+pub use fsutil::{fsync_dir, mounts_under, pid_alive, unmount_under, write_atomic, write_replace};
 pub use rusqlite;
 /// The SQLite error type, re-exported so components need not depend on rusqlite directly.
 pub use rusqlite::Error as DbError;
@@ -309,7 +309,8 @@ impl Store {
         Ok(StoreLock { _file: f })
     }
 
-    /// Remove temporary files left by processes that no longer run (crashed or killed).
+    /// Remove temporary files left by processes that no longer run (crashed or killed);
+    /// directories with something mounted below them stay for their owner's recovery.
     pub fn sweep_tmp(&self) -> Result<usize> {
         let dir = self.root.join("tmp");
         let mut n = 0;
@@ -327,6 +328,11 @@ impl Store {
                 }
             }
             let p = ent.path();
+            // Never delete through a mount point (a killed build step's overlay): its owner's
+            // recovery unmounts it first.
+            if p.is_dir() && !p.is_symlink() && !fsutil::mounts_under(&p).is_empty() {
+                continue;
+            }
             let r = if p.is_dir() && !p.is_symlink() {
                 fs::remove_dir_all(&p)
             } else {

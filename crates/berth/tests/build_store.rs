@@ -4,6 +4,8 @@
 //! Run as root (RUN steps are containers).
 
 mod common;
+#[path = "common/net.rs"]
+mod net;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -105,4 +107,157 @@ fn build_cache_layers_survive_rmi_and_image_prune() {
     env.ok(&["builder", "prune", "-a", "-f"]);
     env.ok(&["image", "prune", "-a", "-f"]);
     assert_eq!(layer_count(&env), 0);
+}
+
+/// Links named `<prefix>v…` (a container's host-side veth).
+fn veths(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/sys/class/net")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|n| n.strip_prefix(prefix).is_some_and(|r| r.starts_with('v')))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let needle = format!(" {}/", dir.display());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .map(str::to_string)
+        .collect()
+}
+
+fn processes_with(arg: &str) -> Vec<String> {
+    let out = std::process::Command::new("ps")
+        .args(["-eo", "pid,args"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(arg) && !l.contains("ps -eo"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn killed_build_leaves_nothing_for_the_next_command() {
+    let env = TestEnv::new();
+    let net = net::NetEnv::new(&env);
+    env.busybox_image("busybox:local");
+    // A distinctive duration to find the step's process among others' tests.
+    let nap = format!("{}", 3000 + std::process::id() % 900);
+    let dir = context(
+        &env,
+        "killed",
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox:local\nRUN echo STEP-$((1+1))-STARTED && sleep {nap}\n"),
+        )],
+    );
+    let mut child = env
+        .cmd(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "killed:1",
+            dir.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let started = l.contains("STEP-2-STARTED");
+            let _ = tx.send(l);
+            if started {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(l) => {
+                seen.push_str(&l);
+                seen.push('\n');
+                if l.contains("STEP-2-STARTED") {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the RUN step never started:\n{seen}");
+            }
+        }
+    }
+    // The RUN step is running: its overlay, container and network exist. kill -9 the build.
+    assert!(
+        !mounts_under(&env.root).is_empty(),
+        "no step mount while running"
+    );
+    assert!(!veths(&net.prefix).is_empty(), "no veth while running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!processes_with(&format!("sleep {nap}")).is_empty());
+    // The next command (any one) recovers: no mount, no netns, no veth, no step process.
+    env.ok(&["images"]);
+    assert_eq!(mounts_under(&env.root), Vec::<String>::new());
+    let netns: Vec<_> = std::fs::read_dir(env.root.join("run/netns"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(netns.is_empty(), "{netns:?}");
+    let mut left = veths(&net.prefix);
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        left = veths(&net.prefix);
+    }
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(
+        processes_with(&format!("sleep {nap}")),
+        Vec::<String>::new()
+    );
+    let steps: Vec<_> = std::fs::read_dir(env.root.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".step"))
+        .collect();
+    assert!(steps.is_empty(), "{steps:?}");
+    // The store stays usable: the same build now runs to the end.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:local\nRUN echo again > /again\n",
+    )
+    .unwrap();
+    let out = env.berth(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "killed:2",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run(&env, "killed:2", &["cat", "/again"]), "again\n");
+    assert!(veths(&net.prefix).is_empty());
 }

@@ -48,6 +48,10 @@ impl Ctx {
                 self.root.display()
             )
         })?;
+        // A build killed during a step left mounts, a container or a network sandbox behind.
+        if let Err(e) = berth_build::recover::recover_if_needed(&s) {
+            tracing::warn!("recovering killed build steps: {e}");
+        }
         Ok(self.store.get_or_init(|| s))
     }
 }
