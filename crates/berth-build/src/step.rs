@@ -431,17 +431,16 @@ impl<W: Write> TarOut<'_, W> {
     }
 }
 
-/// A reader that decompresses gzip or zstd by magic (plain tar otherwise).
+/// A reader that decompresses gzip, bzip2, xz or zstd by content, as Docker's ADD does
+/// (its `archive.DetectCompression`); a plain tar is read as it is.
 pub(crate) fn decompress(f: File) -> io::Result<Box<dyn Read>> {
-    let mut r = io::BufReader::new(f);
-    let head = io::BufRead::fill_buf(&mut r)?.to_vec();
-    Ok(match berth_image::detect_compression(&head) {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
-        Compression::Zstd | Compression::None => Box::new(r),
-    })
+    let (_, r) = berth_image::decompress::decompressed(Box::new(io::BufReader::new(f)))?;
+    Ok(r)
 }
 
-/// Whether `p` looks like a tar archive ADD would extract (plain tar or gzip-compressed tar).
+/// Whether `p` looks like a tar archive ADD would extract: a tar, plain or compressed with
+/// gzip, bzip2, xz or zstd, whose first header has a valid checksum (Docker's `IsArchive`
+/// reads one header; anything else is copied as a file).
 pub(crate) fn is_archive(p: &Path) -> bool {
     let Ok(f) = File::open(p) else { return false };
     let Ok(mut r) = decompress(f) else {
@@ -455,7 +454,22 @@ pub(crate) fn is_archive(p: &Path) -> bool {
             Ok(n) => got += n,
         }
     }
-    got == 512 && &block[257..262] == b"ustar"
+    got == 512 && tar_header_valid(&block)
+}
+
+/// Whether a 512-byte block is a tar header: its checksum field matches (ustar, GNU and v7
+/// headers alike; the `tar` crate computes it the same way).
+fn tar_header_valid(block: &[u8]) -> bool {
+    let mut h = tar::Header::new_old();
+    h.as_mut_bytes().copy_from_slice(&block[..512]);
+    let Ok(want) = h.cksum() else { return false };
+    let sum: u32 = block[..148]
+        .iter()
+        .chain(&[b' '; 8])
+        .chain(&block[156..512])
+        .map(|b| u32::from(*b))
+        .sum();
+    sum == want && block[..100].iter().any(|b| *b != 0)
 }
 
 /// Write `items` into the mounted root `merged` (through a tar stream unpacked with berth's
