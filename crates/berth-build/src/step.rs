@@ -64,11 +64,24 @@ impl<'s> StepRoot<'s> {
         } else {
             format!("lowerdir={}", lower.join(":"))
         };
-        if data.len() > 4000 {
-            return Err(BuildError::Other(format!(
-                "the image has too many layers for one overlay mount ({} layers); squash some RUN steps",
-                lowers.len()
-            )));
+        if data.len() > berth_engine::overlay::MAX_OPTIONS_LEN {
+            // Too many layers for one option string: pass them one by one.
+            let top_first: Vec<PathBuf> = lowers
+                .iter()
+                .rev()
+                .cloned()
+                .chain(std::iter::once(dir.join("empty")))
+                .collect();
+            let (upper, work) = (dir.join("upper"), dir.join("work"));
+            berth_engine::overlay::mount_each_layer(
+                &dir.join("merged"),
+                &top_first,
+                writable.then_some((upper.as_path(), work.as_path())),
+                !writable,
+            )
+            .map_err(|e| mount_err(berth_engine::overlay::too_deep_message(lowers.len(), &e)))?;
+            me.mounted = true;
+            return Ok(me);
         }
         let c = std::ffi::CString::new(data).map_err(|_| mount_err("a path holds a NUL byte"))?;
         rustix::mount::mount(

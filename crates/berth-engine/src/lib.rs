@@ -20,6 +20,7 @@ pub mod monitor;
 pub mod names;
 pub mod oneshot;
 pub mod ops;
+pub mod overlay;
 pub mod paths;
 pub mod pidfd;
 pub mod resources;

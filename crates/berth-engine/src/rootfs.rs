@@ -202,11 +202,22 @@ impl Bundle {
             self.upper().display(),
             self.work().display()
         );
-        if data.len() > 4000 {
-            return Err(EngineError::Other(format!(
-                "image has too many layers for one overlay mount ({} layers)",
-                lowers.len()
-            )));
+        if data.len() > crate::overlay::MAX_OPTIONS_LEN {
+            // Too many layers for one option string: pass them one by one.
+            self.apply_root_attributes(lowers);
+            let top_first: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
+            return crate::overlay::mount_each_layer(
+                &rootfs,
+                &top_first,
+                Some((&self.upper(), &self.work())),
+                false,
+            )
+            .map_err(|e| {
+                EngineError::Other(format!(
+                    "mounting the container root filesystem: {}",
+                    crate::overlay::too_deep_message(lowers.len(), &e)
+                ))
+            });
         }
         let data_c = std::ffi::CString::new(data.clone())
             .map_err(|_| EngineError::Other("layer path contains a NUL byte".into()))?;

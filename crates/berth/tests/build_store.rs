@@ -261,3 +261,32 @@ fn killed_build_leaves_nothing_for_the_next_command() {
     assert_eq!(run(&env, "killed:2", &["cat", "/again"]), "again\n");
     assert!(veths(&net.prefix).is_empty());
 }
+
+#[test]
+fn sixty_run_steps_build_and_run() {
+    // 61 layers: their paths no longer fit in one overlay option string (one page), so both
+    // the build steps and the container mount them one by one (lowerdir+).
+    let env = TestEnv::new();
+    env.busybox_image("busybox:local");
+    let mut df = String::from("FROM busybox:local\n");
+    for i in 1..=60 {
+        df.push_str(&format!("RUN echo {i} > /f{i}\n"));
+    }
+    let dir = context(&env, "deep", &[("Dockerfile", &df)]);
+    build_ok(&env, &dir, &["-t", "deep"]);
+    let out = env.ok(&["image", "inspect", "deep"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 61);
+    assert_eq!(
+        run(&env, "deep", &["cat", "/f1", "/f33", "/f60"]),
+        "1\n33\n60\n"
+    );
+    // A step on top of all of them (61 lowers in a build step).
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("{df}RUN cat /f1 /f60 > /both\n"),
+    )
+    .unwrap();
+    build_ok(&env, &dir, &["-t", "deeper"]);
+    assert_eq!(run(&env, "deeper", &["cat", "/both"]), "1\n60\n");
+}
