@@ -172,7 +172,16 @@ fn killed_build_leaves_nothing_for_the_next_command() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Whatever happens below, the build does not outlive the test.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let stderr = child.stderr.take().unwrap();
+    let mut child = KillOnDrop(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
@@ -197,10 +206,7 @@ fn killed_build_leaves_nothing_for_the_next_command() {
                     break;
                 }
             }
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the RUN step never started:\n{seen}");
-            }
+            Err(_) => panic!("the RUN step never started:\n{seen}"),
         }
     }
     // The RUN step is running: its overlay, container and network exist. kill -9 the build.
@@ -209,8 +215,8 @@ fn killed_build_leaves_nothing_for_the_next_command() {
         "no step mount while running"
     );
     assert!(!veths(&net.prefix).is_empty(), "no veth while running");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     assert!(!processes_with(&format!("sleep {nap}")).is_empty());
     // The next command (any one) recovers: no mount, no netns, no veth, no step process.
     env.ok(&["images"]);
