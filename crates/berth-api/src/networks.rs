@@ -24,10 +24,20 @@ pub async fn list(app: &Arc<App>, r: Req) -> Result<Resp> {
                             "name" => n.name.contains(v.as_str()),
                             "id" => n.id.starts_with(v.as_str()),
                             "driver" => n.driver == *v,
+                            "label" => {
+                                let labels = doc["Labels"].as_object();
+                                match v.split_once('=') {
+                                    Some((k, x)) => {
+                                        labels.and_then(|l| l.get(k)).and_then(|y| y.as_str())
+                                            == Some(x)
+                                    }
+                                    None => labels.is_some_and(|l| l.contains_key(v.as_str())),
+                                }
+                            }
                             "type" => {
                                 v == "custom" && !n.is_default() || v == "builtin" && n.is_default()
                             }
-                            _ => true,
+                            _ => false,
                         })
                 });
                 if ok {
@@ -81,7 +91,7 @@ pub async fn create(app: &Arc<App>, mut r: Req) -> Result<Resp> {
             "Name: a network name is required".into(),
         ));
     }
-    let _ = (&b.check_duplicate, &b.labels);
+    let _ = &b.check_duplicate;
     let ipam = b.ipam.and_then(|i| i.config).unwrap_or_default();
     let first = ipam.into_iter().next().unwrap_or_default();
     let opts = berth_net::CreateOptions {
@@ -90,6 +100,7 @@ pub async fn create(app: &Arc<App>, mut r: Req) -> Result<Resp> {
         gateway: first.gateway,
         internal: b.internal,
         driver: b.driver.unwrap_or_default(),
+        labels: b.labels.unwrap_or_default().into_iter().collect(),
     };
     let n = app
         .blocking(move |store| {

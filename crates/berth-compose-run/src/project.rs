@@ -361,6 +361,7 @@ pub fn ensure_networks(
                 gateway: pool.and_then(|c| c.gateway.clone()),
                 internal: n.internal,
                 driver: n.driver.clone().unwrap_or_default(),
+                labels: Default::default(),
             },
         )?;
         progress(&format!("Network {real}"), "Created");

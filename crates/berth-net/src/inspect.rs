@@ -46,7 +46,7 @@ pub fn inspect_network(store: &Store, name: &str) -> Result<serde_json::Value> {
         "Ingress": false,
         "Containers": containers,
         "Options": {"com.docker.network.bridge.name": n.bridge},
-        "Labels": {},
+        "Labels": state::labels_of(store.db(), &n.name)?,
     }))
 }
 

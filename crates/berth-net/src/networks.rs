@@ -72,6 +72,8 @@ pub struct CreateOptions {
     pub gateway: Option<String>,
     pub internal: bool,
     pub driver: String,
+    /// Labels (`--label`, compose's `com.docker.compose.*`), kept in `net_labels`.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 fn valid_name(n: &str) -> bool {
@@ -187,6 +189,7 @@ pub fn create_network(store: &Store, o: &CreateOptions) -> Result<Network> {
             created: now(),
         };
         state::insert_network(db, &n)?;
+        state::insert_labels(db, &n.name, &o.labels)?;
         Ok(n)
     })?;
     let res = be

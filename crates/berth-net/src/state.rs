@@ -9,7 +9,8 @@ use ipnet::Ipv4Net;
 
 use crate::Result;
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS net_networks (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS net_networks (
     name TEXT PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     driver TEXT NOT NULL,
@@ -49,7 +50,14 @@ CREATE TABLE IF NOT EXISTS net_ports (
     container_port INTEGER NOT NULL,
     container_ip TEXT NOT NULL,
     PRIMARY KEY (host_ip, host_port, proto)
-);"];
+);",
+    "CREATE TABLE IF NOT EXISTS net_labels (
+    network TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (network, key)
+);",
+];
 
 pub fn migrate(store: &Store) -> Result<()> {
     store.migrate("net", MIGRATIONS)?;
@@ -186,7 +194,35 @@ pub fn insert_network(db: &Connection, n: &Network) -> Result<()> {
 
 pub fn delete_network(db: &Connection, name: &str) -> Result<()> {
     db.execute("DELETE FROM net_networks WHERE name = ?1", [name])?;
+    db.execute("DELETE FROM net_labels WHERE network = ?1", [name])?;
     Ok(())
+}
+
+/// Record the labels of network `name` (in the transaction that inserts its row).
+pub fn insert_labels(
+    db: &Connection,
+    name: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    for (k, v) in labels {
+        db.execute(
+            "INSERT OR REPLACE INTO net_labels(network, key, value) VALUES (?1, ?2, ?3)",
+            params![name, k, v],
+        )?;
+    }
+    Ok(())
+}
+
+/// The labels of network `name` (`com.docker.compose.network=…`, user labels).
+pub fn labels_of(
+    db: &Connection,
+    name: &str,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut st = db.prepare("SELECT key, value FROM net_labels WHERE network = ?1")?;
+    let rows = st.query_map([name], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub fn next_ip(db: &Connection, network: &str) -> Result<u32> {

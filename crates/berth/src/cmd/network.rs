@@ -105,6 +105,7 @@ pub fn network_cmd(ctx: &Ctx, c: NetworkCmd) -> Result<i32> {
                     gateway: a.gateway,
                     internal: a.internal,
                     driver: a.driver,
+                    labels: Default::default(),
                 },
             )?;
             println!("{}", n.id);
