@@ -21,6 +21,39 @@ pub trait Cgroups: std::fmt::Debug {
 
     /// Whether process `pid` is a member of the cgroup (in any hierarchy).
     fn contains(&self, pid: i32, path: &str) -> bool;
+
+    /// Freeze (`true`) or thaw the cgroup's processes: v1 `freezer.state` (`FROZEN`/`THAWED`,
+    /// waiting until the kernel reports the state), v2 `cgroup.freeze` (`1`/`0`, waiting for
+    /// `frozen` in `cgroup.events`). Errors: no freezer for this cgroup, or the write failed.
+    fn set_frozen(&self, path: &str, frozen: bool) -> std::io::Result<()>;
+
+    /// Whether the cgroup is frozen (`pause`d).
+    fn is_frozen(&self, path: &str) -> bool;
+
+    /// Pids of the processes in the cgroup and its descendants, sorted.
+    fn pids(&self, path: &str) -> Vec<i32>;
+
+    /// Resource usage counters of the cgroup (what `docker stats` shows).
+    fn stats(&self, path: &str) -> CgroupStats;
+}
+
+/// Usage counters of one cgroup. Fields the host does not provide are 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupStats {
+    /// Memory in use in bytes, minus the inactive file cache (as `docker stats` counts it).
+    pub memory_usage: u64,
+    /// The memory limit in bytes (`None`: unlimited).
+    pub memory_limit: Option<u64>,
+    /// CPU time used in nanoseconds.
+    pub cpu_usage_ns: u64,
+    /// Number of tasks.
+    pub pids: u64,
+    /// The pids limit (`None`: unlimited).
+    pub pids_limit: Option<u64>,
+    /// Bytes read from block devices.
+    pub blkio_read: u64,
+    /// Bytes written to block devices.
+    pub blkio_write: u64,
 }
 
 /// The cgroup filesystems mounted under `root` (`/sys/fs/cgroup` on a host): v1 controllers in
@@ -100,7 +133,184 @@ fn oom_count_positive(text: &str) -> bool {
     })
 }
 
+/// A number in a cgroup file (`max` and absurdly large v1 limits are `None`).
+fn read_limit(p: &Path) -> Option<u64> {
+    let t = std::fs::read_to_string(p).ok()?;
+    let t = t.trim();
+    if t == "max" {
+        return None;
+    }
+    t.parse::<u64>().ok().filter(|v| *v < (1u64 << 62))
+}
+
+fn read_u64(p: &Path) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+/// `key value` lines (memory.stat, cgroup.events, cpu.stat): the value of `key`.
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+impl CgroupFs {
+    /// The v2 directory of a cgroup: at the root on a unified host, under `unified/` on a
+    /// hybrid one (only if it exists there).
+    fn v2_dir(&self, rel: &str) -> Option<PathBuf> {
+        [self.root.join(rel), self.root.join("unified").join(rel)]
+            .into_iter()
+            .find(|d| d.join("cgroup.procs").exists() && d.join("cgroup.freeze").exists())
+    }
+
+    fn v1_dir(&self, controller: &str, rel: &str) -> Option<PathBuf> {
+        let d = self.root.join(controller).join(rel);
+        d.is_dir().then_some(d)
+    }
+}
+
 impl Cgroups for CgroupFs {
+    fn set_frozen(&self, path: &str, frozen: bool) -> std::io::Result<()> {
+        let rel = path.trim_matches('/');
+        if let Some(d) = self.v1_dir("freezer", rel) {
+            let want = if frozen { "FROZEN" } else { "THAWED" };
+            // Writing FROZEN may report FREEZING for a while: write again until it holds.
+            for _ in 0..1000 {
+                std::fs::write(d.join("freezer.state"), want)?;
+                if std::fs::read_to_string(d.join("freezer.state"))?.trim() == want {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the freezer did not reach {want}"),
+            ));
+        }
+        if let Some(d) = self.v2_dir(rel) {
+            std::fs::write(d.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+            for _ in 0..1000 {
+                let ev = std::fs::read_to_string(d.join("cgroup.events"))?;
+                if keyed(&ev, "frozen") == Some(u64::from(frozen)) {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the cgroup did not reach the requested freeze state",
+            ));
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no freezer cgroup for {path}"),
+        ))
+    }
+
+    fn is_frozen(&self, path: &str) -> bool {
+        let rel = path.trim_matches('/');
+        if let Some(d) = self.v1_dir("freezer", rel) {
+            return std::fs::read_to_string(d.join("freezer.state"))
+                .is_ok_and(|s| s.trim() == "FROZEN");
+        }
+        if let Some(d) = self.v2_dir(rel) {
+            return std::fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
+        }
+        false
+    }
+
+    fn pids(&self, path: &str) -> Vec<i32> {
+        let rel = path.trim_matches('/');
+        let top = ["pids", "memory", "cpu,cpuacct", "freezer"]
+            .iter()
+            .find_map(|c| self.v1_dir(c, rel))
+            .or_else(|| self.v2_dir(rel))
+            .or_else(|| {
+                let d = self.root.join(rel);
+                d.join("cgroup.procs").exists().then_some(d)
+            });
+        let mut out = Vec::new();
+        let mut stack: Vec<PathBuf> = top.into_iter().collect();
+        while let Some(d) = stack.pop() {
+            if let Ok(t) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                out.extend(t.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+            if let Ok(rd) = std::fs::read_dir(&d) {
+                stack.extend(
+                    rd.flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn stats(&self, path: &str) -> CgroupStats {
+        let rel = path.trim_matches('/');
+        let mut s = CgroupStats::default();
+        if let Some(d) = self.v1_dir("memory", rel) {
+            let usage = read_u64(&d.join("memory.usage_in_bytes")).unwrap_or(0);
+            let stat = std::fs::read_to_string(d.join("memory.stat")).unwrap_or_default();
+            let inactive = keyed(&stat, "total_inactive_file").unwrap_or(0);
+            s.memory_usage = usage.saturating_sub(inactive);
+            s.memory_limit = read_limit(&d.join("memory.limit_in_bytes"));
+            if let Some(c) = ["cpuacct", "cpu,cpuacct"]
+                .iter()
+                .find_map(|c| self.v1_dir(c, rel))
+            {
+                s.cpu_usage_ns = read_u64(&c.join("cpuacct.usage")).unwrap_or(0);
+            }
+            if let Some(p) = self.v1_dir("pids", rel) {
+                s.pids = read_u64(&p.join("pids.current")).unwrap_or(0);
+                s.pids_limit = read_limit(&p.join("pids.max"));
+            }
+            if let Some(b) = self.v1_dir("blkio", rel) {
+                let t = std::fs::read_to_string(b.join("blkio.throttle.io_service_bytes"))
+                    .unwrap_or_default();
+                for l in t.lines() {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    if let [_, op, v] = f[..] {
+                        let v: u64 = v.parse().unwrap_or(0);
+                        match op {
+                            "Read" => s.blkio_read = s.blkio_read.saturating_add(v),
+                            "Write" => s.blkio_write = s.blkio_write.saturating_add(v),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            return s;
+        }
+        let d = [self.root.join(rel), self.root.join("unified").join(rel)]
+            .into_iter()
+            .find(|d| d.join("memory.current").exists());
+        if let Some(d) = d {
+            let usage = read_u64(&d.join("memory.current")).unwrap_or(0);
+            let stat = std::fs::read_to_string(d.join("memory.stat")).unwrap_or_default();
+            s.memory_usage = usage.saturating_sub(keyed(&stat, "inactive_file").unwrap_or(0));
+            s.memory_limit = read_limit(&d.join("memory.max"));
+            let cpu = std::fs::read_to_string(d.join("cpu.stat")).unwrap_or_default();
+            s.cpu_usage_ns = keyed(&cpu, "usage_usec").unwrap_or(0).saturating_mul(1000);
+            s.pids = read_u64(&d.join("pids.current")).unwrap_or(0);
+            s.pids_limit = read_limit(&d.join("pids.max"));
+            let io = std::fs::read_to_string(d.join("io.stat")).unwrap_or_default();
+            for l in io.lines() {
+                for kv in l.split_whitespace().skip(1) {
+                    if let Some(v) = kv.strip_prefix("rbytes=") {
+                        s.blkio_read = s.blkio_read.saturating_add(v.parse().unwrap_or(0));
+                    } else if let Some(v) = kv.strip_prefix("wbytes=") {
+                        s.blkio_write = s.blkio_write.saturating_add(v.parse().unwrap_or(0));
+                    }
+                }
+            }
+        }
+        s
+    }
+
     fn oom_killed(&self, path: &str) -> bool {
         let rel = path.trim_matches('/');
         // cgroup v1
@@ -233,6 +443,70 @@ mod tests {
         std::fs::create_dir_all(t.path().join("cg/memory")).unwrap();
         cg.remove("/");
         assert!(t.path().join("cg/memory").exists());
+    }
+
+    #[test]
+    fn freezer_v1_and_v2() {
+        let (t, cg) = fs();
+        let d = t.path().join("cg/freezer/berth/f1");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("freezer.state"), "THAWED").unwrap();
+        cg.set_frozen("/berth/f1", true).unwrap();
+        assert!(cg.is_frozen("/berth/f1"));
+        cg.set_frozen("/berth/f1", false).unwrap();
+        assert!(!cg.is_frozen("/berth/f1"));
+        // v2: a directory file cannot change cgroup.events, so only the write is checked.
+        let d = t.path().join("cg/berth/f2");
+        std::fs::create_dir_all(&d).unwrap();
+        for (f, v) in [
+            ("cgroup.procs", "7\n"),
+            ("cgroup.freeze", "0"),
+            ("cgroup.events", "populated 1\nfrozen 1\n"),
+        ] {
+            std::fs::write(d.join(f), v).unwrap();
+        }
+        cg.set_frozen("/berth/f2", true).unwrap();
+        assert!(cg.is_frozen("/berth/f2"));
+        assert_eq!(cg.pids("/berth/f2"), vec![7]);
+        assert!(cg.set_frozen("/berth/none", true).is_err());
+    }
+
+    #[test]
+    fn stats_from_v1_and_v2_files() {
+        let (t, cg) = fs();
+        let m = t.path().join("cg/memory/berth/s1");
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(m.join("memory.usage_in_bytes"), "1000\n").unwrap();
+        std::fs::write(m.join("memory.stat"), "cache 5\ntotal_inactive_file 100\n").unwrap();
+        std::fs::write(m.join("memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
+        let p = t.path().join("cg/pids/berth/s1");
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("pids.current"), "3\n").unwrap();
+        std::fs::write(p.join("pids.max"), "max\n").unwrap();
+        let s = cg.stats("/berth/s1");
+        assert_eq!(
+            (s.memory_usage, s.memory_limit, s.pids, s.pids_limit),
+            (900, None, 3, None)
+        );
+        let d = t.path().join("cg/berth/s2");
+        std::fs::create_dir_all(&d).unwrap();
+        for (f, v) in [
+            ("memory.current", "2048\n"),
+            ("memory.stat", "anon 1\ninactive_file 48\n"),
+            ("memory.max", "4096\n"),
+            ("cpu.stat", "usage_usec 5\nuser_usec 3\n"),
+            ("pids.current", "2\n"),
+            ("pids.max", "10\n"),
+            ("io.stat", "8:0 rbytes=10 wbytes=20 rios=1 wios=2\n"),
+        ] {
+            std::fs::write(d.join(f), v).unwrap();
+        }
+        let s = cg.stats("/berth/s2");
+        assert_eq!(s.memory_usage, 2000);
+        assert_eq!(s.memory_limit, Some(4096));
+        assert_eq!(s.cpu_usage_ns, 5000);
+        assert_eq!((s.pids, s.pids_limit), (2, Some(10)));
+        assert_eq!((s.blkio_read, s.blkio_write), (10, 20));
     }
 
     #[test]

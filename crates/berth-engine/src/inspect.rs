@@ -12,6 +12,7 @@ use crate::state::{Container, State};
 /// `Id`, `State`, `Config`, `HostConfig`, `Mounts`, `NetworkSettings`, … as JSON.
 pub fn container_json(store: &Store, c: &Container) -> serde_json::Value {
     let running = c.state == State::Running;
+    let paused = crate::ops::is_paused(c);
     let net_settings = berth_net::network_settings(store, &c.id).unwrap_or_else(|_| json!({}));
     json!({
         "Id": c.id,
@@ -19,9 +20,9 @@ pub fn container_json(store: &Store, c: &Container) -> serde_json::Value {
         "Path": c.config.args.first(),
         "Args": c.config.args.get(1..).unwrap_or(&[]),
         "State": {
-            "Status": c.state.as_str(),
+            "Status": crate::view::state_text(c, paused),
             "Running": running,
-            "Paused": false,
+            "Paused": paused,
             "Restarting": c.state == State::Restarting,
             "OOMKilled": c.oom_killed,
             "Dead": false,

@@ -14,6 +14,7 @@ pub mod exits;
 pub mod fdio;
 pub mod health;
 pub mod host;
+pub mod info;
 pub mod inspect;
 pub mod logs;
 pub mod monitor;

@@ -359,6 +359,33 @@ pub fn mark_removing(store: &Store, id: &str) -> Result<()> {
     set(store, id, "state = ?1", &[&State::Removing.as_str()])
 }
 
+/// Give the container another name (`rename`). Errors: [`EngineError::NameInUse`].
+pub fn rename(store: &Store, id: &str, name: &str) -> Result<()> {
+    migrate(store)?;
+    let r = store
+        .db()
+        .execute("UPDATE containers SET name = ?1 WHERE id = ?2", [name, id]);
+    match r {
+        Ok(0) => Err(EngineError::NotFound(id.to_string())),
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            let owner: Option<String> = store
+                .db()
+                .query_row("SELECT id FROM containers WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            Err(EngineError::NameInUse {
+                name: name.to_string(),
+                id: owner.unwrap_or_default(),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Forget the container's row (its name becomes free).
 pub fn delete(store: &Store, id: &str) -> Result<()> {
     migrate(store)?;

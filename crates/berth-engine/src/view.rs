@@ -23,15 +23,23 @@ pub const PS_HEADERS: &[(&str, &str)] = &[
     ("LocalVolumes", "LOCAL VOLUMES"),
 ];
 
-/// The status column: `Up 5 seconds (healthy)`, `Exited (0) 2 minutes ago`, `Created`, …
-/// `health` is the container's health status when it has a check.
+/// The status column: `Up 5 seconds (healthy)`, `Up 1 second (Paused)`, `Exited (0) 2
+/// minutes ago`, `Created`, … `health` is the container's health status when it has a check.
 pub fn status_text(c: &Container, health: Option<&str>) -> String {
+    status_text_paused(c, health, false)
+}
+
+/// [`status_text`] of a container that may be paused.
+pub fn status_text_paused(c: &Container, health: Option<&str>, paused: bool) -> String {
     match c.state {
         State::Running => {
             let up = match &c.started_at {
                 Some(t) => format!("Up {}", since(t)),
                 None => "Up".into(),
             };
+            if paused {
+                return format!("{up} (Paused)");
+            }
             match health {
                 Some("starting") => format!("{up} (health: starting)"),
                 Some(h) => format!("{up} ({h})"),
@@ -122,6 +130,17 @@ pub struct RowExtras<'a> {
     pub no_trunc: bool,
     /// Bytes written to the container's layer and the image's size (`-s`), if computed.
     pub size: Option<(u64, u64)>,
+    /// Whether the container is paused (frozen).
+    pub paused: bool,
+}
+
+/// Docker's state word: `paused` for a frozen running container, else the stored state.
+pub fn state_text(c: &Container, paused: bool) -> &'static str {
+    if paused && c.state == State::Running {
+        "paused"
+    } else {
+        c.state.as_str()
+    }
 }
 
 /// One `ps` row with Docker's field names and string values, plus the hidden `@labels`
@@ -176,8 +195,8 @@ pub fn ps_row(c: &Container, x: &RowExtras<'_>) -> Value {
         "Ports": ports_text(c),
         "RunningFor": human::ago(c.created),
         "Size": size,
-        "State": c.state.as_str(),
-        "Status": status_text(c, x.health),
+        "State": state_text(c, x.paused),
+        "Status": status_text_paused(c, x.health, x.paused),
         "@labels": c.config.labels,
     })
 }
@@ -278,7 +297,7 @@ impl PsFilter {
         self.conds.iter().all(|(k, vs)| {
             vs.iter().any(|v| match k.as_str() {
                 "health" => health.unwrap_or("none") == v,
-                "status" => c.state.as_str() == v,
+                "status" => state_text(c, ctx.paused.contains(&c.id)) == v,
                 "exited" => {
                     c.state == State::Exited
                         && c.exit_code.map(|e| e.to_string()) == Some(v.clone())
@@ -363,6 +382,8 @@ pub struct FilterContext {
     /// Container ids, newest first (the store's creation order, which breaks ties between
     /// containers created in the same second).
     pub order: Vec<String>,
+    /// Ids of paused containers.
+    pub paused: Vec<String>,
 }
 
 impl FilterContext {

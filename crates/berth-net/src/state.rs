@@ -128,6 +128,19 @@ fn net_row(r: &Row) -> rusqlite::Result<Network> {
     })
 }
 
+/// A container's new name in its sandbox and endpoint rows (DNS answers the new name).
+pub fn rename_container(db: &Connection, id: &str, name: &str) -> Result<()> {
+    db.execute(
+        "UPDATE net_sandboxes SET container_name = ?1 WHERE container_id = ?2",
+        [name, id],
+    )?;
+    db.execute(
+        "UPDATE net_endpoints SET container_name = ?1 WHERE container_id = ?2",
+        [name, id],
+    )?;
+    Ok(())
+}
+
 pub fn get_network(db: &Connection, name: &str) -> Result<Option<Network>> {
     Ok(db
         .query_row(

@@ -55,6 +55,12 @@ enum Cmd {
     Inspect(container::InspectArgs),
     /// Wait for containers to stop and print their exit codes.
     Wait(container::WaitArgs),
+    /// Pause all processes of containers.
+    Pause(container::PauseArgs),
+    /// Unpause containers.
+    Unpause(container::PauseArgs),
+    /// Rename a container.
+    Rename(container::RenameArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(container::ContainerCmd),
@@ -72,6 +78,8 @@ enum Cmd {
     Tag(image::TagArgs),
     /// Remove images.
     Rmi(image::RmiArgs),
+    /// Remove tags from an image (Podman).
+    Untag(image::UntagArgs),
     /// Manage images.
     #[command(subcommand)]
     Image(image::ImageCmd),
@@ -107,13 +115,18 @@ enum Cmd {
     /// List a container's published ports.
     Port(network::PortArgs),
 
+    // ---- system ----
+    /// Show berth's version.
+    Version(system::VersionArgs),
+    /// Show system-wide information.
+    Info(system::InfoArgs),
+    /// Manage berth.
+    #[command(subcommand)]
+    System(system::SystemCmd),
+
     // ---- projects ----
     /// Define and run multi-container applications (compose files).
     Compose(compose::ComposeArgs),
-
-    // ---- service ----
-    #[command(subcommand)]
-    System(system::SystemCmd),
 
     // ---- Apptainer ----
     /// Apptainer's workflow: build, run and inspect SIF images.
@@ -135,17 +148,19 @@ enum Cmd {
 
 /// The command line definition, with every option that takes a value accepting a negative
 /// number as a separate word (`--pids-limit -1`, `stop -t -1`, `logs --tail -1`), as Docker's
-/// CLI does; without this clap reads `-1` as an unknown short option.
+/// CLI does; without this clap reads `-1` as an unknown short option. An option given twice
+/// takes the last value (`--name a --name b`, `-d -d`), as Docker's flag parser does.
 fn cli_command() -> clap::Command {
     fn negative_numbers(cmd: clap::Command) -> clap::Command {
-        cmd.mut_args(|a| {
-            if a.get_action().takes_values() {
-                a.allow_negative_numbers(true)
-            } else {
-                a
-            }
-        })
-        .mut_subcommands(negative_numbers)
+        cmd.args_override_self(true)
+            .mut_args(|a| {
+                if a.get_action().takes_values() {
+                    a.allow_negative_numbers(true)
+                } else {
+                    a
+                }
+            })
+            .mut_subcommands(negative_numbers)
     }
     negative_numbers(Cli::command())
 }
@@ -211,6 +226,9 @@ fn main() -> ExitCode {
         Cmd::Exec(a) => container::exec(&ctx, a),
         Cmd::Inspect(a) => container::inspect(&ctx, a),
         Cmd::Wait(a) => container::wait(&ctx, a),
+        Cmd::Pause(a) => container::pause(&ctx, a),
+        Cmd::Unpause(a) => container::unpause(&ctx, a),
+        Cmd::Rename(a) => container::rename(&ctx, a),
         Cmd::Container(c) => container::container_cmd(&ctx, c),
         Cmd::Load(a) => image::load(&ctx, a),
         Cmd::Save(a) => image::save(&ctx, a),
@@ -218,6 +236,10 @@ fn main() -> ExitCode {
         Cmd::Images(a) => image::images(&ctx, a),
         Cmd::Tag(a) => image::tag(&ctx, a),
         Cmd::Rmi(a) => image::rmi(&ctx, a),
+        Cmd::Untag(a) => image::untag(&ctx, a),
+        Cmd::Version(a) => system::version(&ctx, a),
+        Cmd::Info(a) => system::info(&ctx, a),
+        Cmd::System(c) => system::system_cmd(&ctx, c),
         Cmd::Image(c) => image::image_cmd(&ctx, c),
         Cmd::Build(a) => build::build(&ctx, a),
         Cmd::History(a) => build::history(&ctx, a),
@@ -232,7 +254,6 @@ fn main() -> ExitCode {
         Cmd::Port(a) => network::port(&ctx, a),
         Cmd::Compose(a) => compose::compose(&ctx, a),
         Cmd::Sif(c) => sif::sif_cmd(&ctx, c),
-        Cmd::System(c) => system::system_cmd(&ctx, c),
         Cmd::Monitor(a) => internal::monitor(&ctx, a),
         Cmd::Healthcheck(a) => internal::healthcheck(&ctx, a),
         Cmd::CompressLog(a) => internal::compress_log(a),

@@ -309,3 +309,113 @@ fn images_volumes_networks_format_and_filter() {
     );
     env.ok(&["volume", "rm", "vf1", "vf2"]);
 }
+
+#[test]
+fn version_info_rename_pause_and_podman_habits() {
+    let env = TestEnv::new();
+    env.busybox_image("hb:1");
+    let none = "--network=none";
+    // version / info
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["version", "--format", "json"])).unwrap();
+    assert_eq!(v["Client"]["Os"], "linux");
+    assert!(env.ok(&["version"]).contains("Server: berth"));
+    assert_eq!(env.ok(&["info", "--format", "{{.Driver}}"]), "overlay2\n");
+    let info = env.ok(&["info"]);
+    assert!(
+        info.contains("Cgroup Version:") && info.contains("Images: 1"),
+        "{info}"
+    );
+
+    // An option given twice takes the last value.
+    env.ok(&[
+        "run", "-d", none, "--name", "first", "--name", "hb-run", "hb:1", "sleep", "60",
+    ]);
+    assert_eq!(env.ok(&["ps", "--format", "{{.Names}}"]), "hb-run\n");
+    // rename
+    env.ok(&["rename", "hb-run", "hb-web"]);
+    assert_eq!(
+        env.ok(&["container", "ls", "--format", "{{.Names}}"]),
+        "hb-web\n"
+    );
+    let (code, _) = env.fails(&["rename", "hb-web", "bad name"]);
+    assert_eq!(code, 1);
+    // pause / unpause
+    env.ok(&["pause", "hb-web"]);
+    assert_eq!(
+        env.ok(&["ps", "--format", "{{.State}} {{.Status}}"])
+            .split_whitespace()
+            .next(),
+        Some("paused")
+    );
+    assert!(env.ok(&["ps"]).contains("(Paused)"));
+    assert_eq!(
+        env.ok(&["ps", "-f", "status=paused", "-q"]).lines().count(),
+        1
+    );
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Paused}}",
+            "hb-web"
+        ]),
+        "paused true\n"
+    );
+    assert_eq!(
+        env.ok(&["info", "--format", "{{.ContainersPaused}}"]),
+        "1\n"
+    );
+    assert!(env.fails(&["pause", "hb-web"]).1.contains("already paused"));
+    env.ok(&["unpause", "hb-web"]);
+    assert_eq!(env.ok(&["ps", "--format", "{{.State}}"]), "running\n");
+    assert!(env.fails(&["unpause", "hb-web"]).1.contains("not paused"));
+    // exists (exit 0/1, no output)
+    for (args, want) in [
+        (&["container", "exists", "hb-web"][..], 0),
+        (&["container", "exists", "nope"], 1),
+        (&["image", "exists", "hb:1"], 0),
+        (&["image", "exists", "nope:1"], 1),
+        (&["volume", "exists", "nope"], 1),
+        (&["network", "exists", "bridge"], 0),
+        (&["network", "exists", "nope"], 1),
+    ] {
+        let o = env.berth(args);
+        assert_eq!(o.status.code(), Some(want), "{args:?}");
+        assert!(o.stdout.is_empty());
+    }
+    // untag
+    env.ok(&["tag", "hb:1", "hb:2"]);
+    env.ok(&["tag", "hb:1", "hb:3"]);
+    assert_eq!(env.ok(&["untag", "hb:1", "hb:2"]), "Untagged: hb:2\n");
+    assert_eq!(
+        env.berth(&["image", "exists", "hb:2"]).status.code(),
+        Some(1)
+    );
+    // --ignore / --all
+    assert_eq!(env.ok(&["rm", "-i", "nope"]), "");
+    assert_eq!(env.ok(&["stop", "--ignore", "nope"]), "");
+    assert_eq!(env.ok(&["rmi", "-i", "nope:9"]), "");
+    assert_eq!(env.fails(&["rm", "nope"]).0, 1);
+    env.ok(&["create", "--name", "hb-idle", none, "hb:1", "true"]);
+    env.ok(&["run", "-d", none, "--name", "hb-two", "hb:1", "sleep", "60"]);
+    env.ok(&["stop", "-a", "-t", "0"]);
+    assert_eq!(env.ok(&["ps", "-q"]), "");
+    let o = env.ok(&["wait", "hb-web", "hb-two"]);
+    assert_eq!(o.lines().count(), 2, "{o}");
+    env.ok(&["rm", "-a"]);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    // rm -t stops a running container first.
+    env.ok(&["run", "-d", none, "--name", "hb-t", "hb:1", "sleep", "60"]);
+    env.ok(&["rm", "-t", "0", "hb-t"]);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    // inspect --type volume
+    env.ok(&["volume", "create", "hbv"]);
+    assert_eq!(
+        env.ok(&["inspect", "--type", "volume", "-f", "{{.Name}}", "hbv"]),
+        "hbv\n"
+    );
+    env.ok(&["volume", "rm", "hbv"]);
+    env.ok(&["rmi", "-a", "-f"]);
+    assert_eq!(env.ok(&["images", "-q"]), "");
+}

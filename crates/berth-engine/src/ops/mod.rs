@@ -11,15 +11,21 @@
 //! variants take the host services as trait objects, so tests run them against fakes.
 
 mod create;
+mod pause;
 mod reconcile;
 mod remove;
+mod rename;
 mod start;
 mod stop;
 
 pub use crate::paths::cgroup_parent;
 pub use create::{create, resolve_args, CreateRequest};
+pub use pause::{
+    is_paused, is_paused_with, pause, pause_with, thaw_if_frozen, unpause, unpause_with,
+};
 pub use reconcile::{reconcile, reconcile_with, reconciled_rows, reconciled_rows_with, sweep};
 pub use remove::{remove, remove_with};
+pub use rename::rename;
 pub use start::{find_init, start, start_attached_to, wait_attached, Attach, AttachStdio, Started};
 pub use stop::{kill, kill_with, stop, stop_with, wait};
 

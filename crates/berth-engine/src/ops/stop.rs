@@ -24,7 +24,13 @@ pub fn kill_with(host: &Host, store: &Store, c: &Container, sig: i32) -> Result<
     match (fresh.state, fresh.pid) {
         (State::Running, Some(pid)) if state::monitor_alive(&fresh) => {
             match host.signals.signal_container(pid, &c.id, sig) {
-                Ok(true) => Ok(()),
+                Ok(true) => {
+                    // A paused container gets the signal when thawed (Docker thaws on kill).
+                    if sig == libc::SIGKILL {
+                        super::thaw_if_frozen(host, &fresh);
+                    }
+                    Ok(())
+                }
                 Ok(false) => Err(EngineError::NotRunning(c.name.clone())),
                 Err(e) => Err(EngineError::Other(format!(
                     "cannot signal container {}: {e}",
@@ -59,6 +65,8 @@ pub fn stop_with(host: &Host, store: &Store, c: &Container, timeout: Option<u32>
     if let Some(pid) = fresh.pid {
         let _ = host.signals.signal_container(pid, &c.id, sig);
     }
+    // A paused container cannot act on the signal: thaw it (Docker does the same).
+    super::thaw_if_frozen(host, &fresh);
     if wait_state(host, store, &c.id, timeout)? {
         return Ok(());
     }

@@ -83,6 +83,36 @@ impl ImageStore<'_> {
         Ok(out)
     }
 
+    /// `untag IMAGE [NAME...]` (Podman): remove the given tags of the image, or all its tags
+    /// when none are given; the image itself stays (untagged images are listed as `<none>`).
+    /// Returns `Untagged: NAME` lines. Errors: no such image, or a name that is not one of
+    /// its tags.
+    pub fn untag_image(&self, name_or_id: &str, names: &[Reference]) -> Result<Vec<String>> {
+        let img = self.resolve(name_or_id)?;
+        let targets: Vec<Reference> = if names.is_empty() {
+            img.tags.clone()
+        } else {
+            names.to_vec()
+        };
+        let strip =
+            |r: &Reference| r.name() + ":" + r.tag().unwrap_or(crate::reference::DEFAULT_TAG);
+        for r in &targets {
+            if !img.tags.iter().any(|t| strip(t) == strip(r)) {
+                return Err(ImageError::NotFound(format!(
+                    "{} is not a tag of image {}",
+                    r.familiar(),
+                    img.id.short()
+                )));
+            }
+        }
+        let mut out = Vec::new();
+        for r in &targets {
+            self.untag(r)?;
+            out.push(format!("Untagged: {}", r.familiar()));
+        }
+        Ok(out)
+    }
+
     fn untag(&self, r: &Reference) -> Result<()> {
         let name = r.name() + ":" + r.tag().unwrap_or(crate::reference::DEFAULT_TAG);
         self.store

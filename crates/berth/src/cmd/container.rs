@@ -222,7 +222,13 @@ pub struct StopArgs {
     /// Seconds to wait before killing (-1 to wait without limit).
     #[arg(short = 't', long = "time", visible_alias = "timeout")]
     pub time: Option<i64>,
-    #[arg(required = true)]
+    /// Every running container (Podman).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Ignore containers that do not exist (Podman).
+    #[arg(short, long)]
+    pub ignore: bool,
+    #[arg(required_unless_present = "all")]
     pub containers: Vec<String>,
 }
 
@@ -231,7 +237,13 @@ pub struct KillArgs {
     /// Signal to send.
     #[arg(short, long, default_value = "KILL")]
     pub signal: String,
-    #[arg(required = true)]
+    /// Every running container (Podman).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Ignore containers that do not exist (Podman).
+    #[arg(short, long)]
+    pub ignore: bool,
+    #[arg(required_unless_present = "all")]
     pub containers: Vec<String>,
 }
 
@@ -243,8 +255,38 @@ pub struct RmArgs {
     /// Also remove the container's anonymous volumes.
     #[arg(short, long)]
     pub volumes: bool,
-    #[arg(required = true)]
+    /// Every container (Podman).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Ignore containers that do not exist (Podman).
+    #[arg(short, long)]
+    pub ignore: bool,
+    /// Seconds to wait for a running container to stop before killing it (Podman; implies
+    /// stopping it first).
+    #[arg(short = 't', long = "time")]
+    pub time: Option<i64>,
+    #[arg(required_unless_present = "all")]
     pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// Every running container (Podman).
+    #[arg(short, long)]
+    pub all: bool,
+    #[arg(required_unless_present = "all")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExistsArgs {
+    pub name: String,
 }
 
 #[derive(Debug, Args)]
@@ -364,6 +406,20 @@ pub enum ContainerCmd {
     Wait(WaitArgs),
     /// Remove all stopped containers.
     Prune(PruneArgs),
+    /// Alias of ls.
+    #[command(hide = true)]
+    List(PsArgs),
+    /// Alias of ls.
+    #[command(hide = true)]
+    Ps(PsArgs),
+    /// Pause all processes of containers.
+    Pause(PauseArgs),
+    /// Unpause containers.
+    Unpause(PauseArgs),
+    /// Rename a container.
+    Rename(RenameArgs),
+    /// Exit 0 if the container exists, 1 if not.
+    Exists(ExistsArgs),
 }
 
 pub fn container_cmd(ctx: &Ctx, c: ContainerCmd) -> Result<i32> {
@@ -381,6 +437,11 @@ pub fn container_cmd(ctx: &Ctx, c: ContainerCmd) -> Result<i32> {
         ContainerCmd::Inspect(a) => inspect(ctx, a),
         ContainerCmd::Wait(a) => wait(ctx, a),
         ContainerCmd::Prune(a) => prune(ctx, a),
+        ContainerCmd::List(a) | ContainerCmd::Ps(a) => ps(ctx, a),
+        ContainerCmd::Pause(a) => pause(ctx, a),
+        ContainerCmd::Unpause(a) => unpause(ctx, a),
+        ContainerCmd::Rename(a) => rename(ctx, a),
+        ContainerCmd::Exists(a) => exists(ctx, a),
     }
 }
 
@@ -722,12 +783,45 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> Result<i32> {
 fn each(
     ctx: &Ctx,
     names: &[String],
+    f: impl FnMut(&Store, &Container) -> Result<()>,
+) -> Result<i32> {
+    each_sel(ctx, names, None, false, f)
+}
+
+/// Apply `f` to the named containers (or, with `all`, to every container `all` selects,
+/// printing their ids), printing each name that succeeded; with `ignore`, names of no
+/// container are skipped silently (Podman's `--ignore`).
+fn each_sel(
+    ctx: &Ctx,
+    names: &[String],
+    all: Option<&dyn Fn(&Container) -> bool>,
+    ignore: bool,
     mut f: impl FnMut(&Store, &Container) -> Result<()>,
 ) -> Result<i32> {
     let store = open(ctx)?;
+    let names: Vec<String> = match all {
+        Some(sel) => state::all(store)
+            .map_err(eng)?
+            .iter()
+            .filter(|c| sel(c))
+            .map(|c| c.id.clone())
+            .collect(),
+        None => names.to_vec(),
+    };
     let mut failed = false;
-    for n in names {
-        let r = find(store, n).and_then(|c| f(store, &c));
+    for n in &names {
+        let found = find(store, n);
+        if ignore {
+            if let Err(e) = &found {
+                if e.chain().any(|c| {
+                    c.downcast_ref::<ExitError>()
+                        .is_some_and(|x| x.msg.starts_with("no such container"))
+                }) {
+                    continue;
+                }
+            }
+        }
+        let r = found.and_then(|c| f(store, &c));
         match r {
             Ok(()) => println!("{n}"),
             Err(e) => {
@@ -744,9 +838,18 @@ fn stop_seconds(t: i64) -> u32 {
     u32::try_from(t).unwrap_or(if t < 0 { u32::MAX } else { u32::MAX - 1 })
 }
 
+fn running(c: &Container) -> bool {
+    c.state.is_active()
+}
+
+fn any(_: &Container) -> bool {
+    true
+}
+
 pub fn stop(ctx: &Ctx, a: StopArgs) -> Result<i32> {
     let time = a.time.map(stop_seconds);
-    each(ctx, &a.containers, |s, c| {
+    let sel: Option<&dyn Fn(&Container) -> bool> = if a.all { Some(&running) } else { None };
+    each_sel(ctx, &a.containers, sel, a.ignore, |s, c| {
         ops::stop(s, c, time).map_err(eng)
     })
 }
@@ -763,12 +866,21 @@ pub fn restart(ctx: &Ctx, a: StopArgs) -> Result<i32> {
 
 pub fn kill(ctx: &Ctx, a: KillArgs) -> Result<i32> {
     let sig = ccfg::parse_signal(&a.signal).map_err(eng)?;
-    each(ctx, &a.containers, |s, c| ops::kill(s, c, sig).map_err(eng))
+    let sel: Option<&dyn Fn(&Container) -> bool> = if a.all { Some(&running) } else { None };
+    each_sel(ctx, &a.containers, sel, a.ignore, |s, c| {
+        ops::kill(s, c, sig).map_err(eng)
+    })
 }
 
 pub fn rm(ctx: &Ctx, a: RmArgs) -> Result<i32> {
-    each(ctx, &a.containers, |s, c| {
-        ops::remove(s, c, a.force).map_err(eng)?;
+    let sel: Option<&dyn Fn(&Container) -> bool> = if a.all { Some(&any) } else { None };
+    let time = a.time.map(stop_seconds);
+    each_sel(ctx, &a.containers, sel, a.ignore, |s, c| {
+        if let (Some(t), true) = (time, c.state.is_active()) {
+            ops::stop(s, c, Some(t)).map_err(eng)?;
+        }
+        let c = &find(s, &c.id)?;
+        ops::remove(s, c, a.force || time.is_some()).map_err(eng)?;
         if a.volumes {
             berth_engine::volumes::remove_anonymous(s, &c.config).map_err(eng)?;
         }
@@ -788,8 +900,14 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
             .and(health.get(&c.id).map(String::as_str))
     };
     let filters = view::PsFilter::parse(&a.filter)?;
+    let paused: Vec<String> = all
+        .iter()
+        .filter(|c| ops::is_paused(c))
+        .map(|c| c.id.clone())
+        .collect();
     let mut fctx = view::FilterContext {
         order: all.iter().map(|c| c.id.clone()).collect(),
+        paused: paused.clone(),
         ..Default::default()
     };
     for (k, v) in filters.references() {
@@ -852,6 +970,7 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
                     health: health_of(c),
                     no_trunc: a.no_trunc,
                     size,
+                    paused: paused.contains(&c.id),
                 },
             )
         })
@@ -869,6 +988,45 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
         view::PS_HEADERS,
     )?;
     Ok(0)
+}
+
+pub fn pause(ctx: &Ctx, a: PauseArgs) -> Result<i32> {
+    let sel: Option<&dyn Fn(&Container) -> bool> = if a.all {
+        Some(&|c: &Container| c.state == State::Running && !ops::is_paused(c))
+    } else {
+        None
+    };
+    each_sel(ctx, &a.containers, sel, false, |s, c| {
+        ops::pause(s, c).map_err(eng)
+    })
+}
+
+pub fn unpause(ctx: &Ctx, a: PauseArgs) -> Result<i32> {
+    let sel: Option<&dyn Fn(&Container) -> bool> = if a.all {
+        Some(&|c: &Container| ops::is_paused(c))
+    } else {
+        None
+    };
+    each_sel(ctx, &a.containers, sel, false, |s, c| {
+        ops::unpause(s, c).map_err(eng)
+    })
+}
+
+pub fn rename(ctx: &Ctx, a: RenameArgs) -> Result<i32> {
+    let store = open(ctx)?;
+    let c = find(store, &a.container)?;
+    ops::rename(store, &c, &a.new_name).map_err(eng)?;
+    Ok(0)
+}
+
+/// `container exists NAME`: exit 0 if it exists, 1 if not (Podman).
+pub fn exists(ctx: &Ctx, a: ExistsArgs) -> Result<i32> {
+    let store = open(ctx)?;
+    match state::lookup(store, &a.name) {
+        Ok(_) => Ok(0),
+        Err(EngineError::NotFound(_)) => Ok(1),
+        Err(e) => Err(eng(e)),
+    }
 }
 
 pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
@@ -934,8 +1092,8 @@ pub fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<i32> {
     let store = open(ctx)?;
     let kind = a.kind.as_deref();
     if let Some(k) = kind {
-        if !matches!(k, "container" | "image" | "network") {
-            bail!("invalid --type {k:?}: use container, image or network");
+        if !matches!(k, "container" | "image" | "network" | "volume") {
+            bail!("invalid --type {k:?}: use container, image, network or volume");
         }
     }
     let mut docs = Vec::new();
@@ -969,6 +1127,11 @@ pub fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<i32> {
                 Ok(v) => found = Some(v),
                 Err(berth_net::NetError::NotFound(_)) => {}
                 Err(e) => problem = Some(e.to_string()),
+            }
+        }
+        if found.is_none() && problem.is_none() && (kind.is_none() || kind == Some("volume")) {
+            if let Ok(v) = berth_volume::VolumeStore::open(store).and_then(|vs| vs.get(n)) {
+                found = Some(super::volume::doc(&v));
             }
         }
         match found {

@@ -83,8 +83,26 @@ pub struct RmiArgs {
     /// Remove even if tagged several times or used by a stopped container.
     #[arg(short, long)]
     pub force: bool,
-    #[arg(required = true)]
+    /// Every image (Podman).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Ignore images that do not exist (Podman).
+    #[arg(short, long)]
+    pub ignore: bool,
+    #[arg(required_unless_present = "all")]
     pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UntagArgs {
+    pub image: String,
+    /// Tags to remove (all of the image's tags when none are given).
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageExistsArgs {
+    pub name: String,
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +146,13 @@ pub enum ImageCmd {
     Build(Box<super::build::BuildArgs>),
     /// Show the history of an image.
     History(super::build::HistoryArgs),
+    /// Alias of ls.
+    #[command(hide = true)]
+    List(ImagesArgs),
+    /// Remove tags from an image (all of them when none are named).
+    Untag(UntagArgs),
+    /// Exit 0 if the image exists, 1 if not.
+    Exists(ImageExistsArgs),
 }
 
 /// Open the image store; clean up after crashed commands when nobody else is working.
@@ -353,6 +378,20 @@ pub fn tag(ctx: &Ctx, a: TagArgs) -> Result<i32> {
     Ok(0)
 }
 
+pub fn untag(ctx: &Ctx, a: UntagArgs) -> Result<i32> {
+    let store = ctx.store()?;
+    let is = ImageStore::open(store)?;
+    let names = a
+        .names
+        .iter()
+        .map(|n| Reference::parse(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    for l in is.untag_image(&a.image, &names)? {
+        println!("{l}");
+    }
+    Ok(0)
+}
+
 fn in_use(store: &Store) -> Result<HashSet<Digest>> {
     berth_engine::image_ids_in_use(store)
         .map_err(|e| anyhow!("cannot list the images containers use: {e}"))
@@ -364,7 +403,15 @@ pub fn rmi(ctx: &Ctx, a: RmiArgs) -> Result<i32> {
     let _lock = store.lock_exclusive()?;
     let used = in_use(store)?;
     let mut failed: Option<anyhow::Error> = None;
-    for name in &a.images {
+    let names: Vec<String> = if a.all {
+        is.list()?.iter().map(|i| i.id.to_string()).collect()
+    } else {
+        a.images.clone()
+    };
+    for name in &names {
+        if a.ignore && matches!(is.resolve(name), Err(berth_image::ImageError::NotFound(_))) {
+            continue;
+        }
         match is.remove(name, a.force, &used) {
             Ok(lines) => {
                 for l in lines {
@@ -449,5 +496,15 @@ pub fn image_cmd(ctx: &Ctx, c: ImageCmd) -> Result<i32> {
         ImageCmd::Prune(a) => prune(ctx, a),
         ImageCmd::Build(a) => super::build::build(ctx, *a),
         ImageCmd::History(a) => super::build::history(ctx, a),
+        ImageCmd::List(a) => images(ctx, a),
+        ImageCmd::Untag(a) => untag(ctx, a),
+        ImageCmd::Exists(a) => {
+            let is = ImageStore::open(ctx.store()?)?;
+            match is.resolve(&a.name) {
+                Ok(_) => Ok(0),
+                Err(berth_image::ImageError::NotFound(_)) => Ok(1),
+                Err(e) => Err(e.into()),
+            }
+        }
     }
 }

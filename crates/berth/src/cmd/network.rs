@@ -10,10 +10,12 @@ pub enum NetworkCmd {
     /// Create a network.
     Create(NetworkCreateArgs),
     /// List networks.
+    #[command(alias = "list")]
     Ls(NetworkLsArgs),
     /// Show details of networks.
     Inspect(NetworkInspectArgs),
     /// Remove networks.
+    #[command(alias = "remove")]
     Rm(NetworkNamesArgs),
     /// Remove unused networks.
     Prune(NetworkPruneArgs),
@@ -24,6 +26,13 @@ pub enum NetworkCmd {
     /// Remove all host networking state of this store (bridges, rules, namespaces).
     #[command(hide = true)]
     Reset,
+    /// Exit 0 if the network exists, 1 if not.
+    Exists(NetworkExistsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkExistsArgs {
+    pub name: String,
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +213,13 @@ pub fn network_cmd(ctx: &Ctx, c: NetworkCmd) -> Result<i32> {
             berth_net::disconnect(store, &id, &a.network)?;
         }
         NetworkCmd::Reset => berth_net::reset(store)?,
+        NetworkCmd::Exists(a) => {
+            return Ok(match berth_net::get_network(store, &a.name) {
+                Ok(_) => 0,
+                Err(berth_net::NetError::NotFound(_)) => 1,
+                Err(e) => return Err(e.into()),
+            })
+        }
     }
     Ok(0)
 }

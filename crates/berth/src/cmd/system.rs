@@ -1,9 +1,26 @@
-//! `system service`: the Docker Engine API on a socket (crate `berth-api`).
+//! `version`, `info`, `system info`: thin printing over `berth_engine::info`; `system service`:
+//! the Docker Engine API on a socket (crate `berth-api`).
 
 use anyhow::Result;
+use berth_engine::info;
 use clap::{Args, Subcommand};
+use serde_json::Value;
 
 use super::Ctx;
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Go template over the version object, or json.
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Go template over the info object, or json.
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
 
 #[derive(Debug, Args)]
 pub struct ServiceArgs {
@@ -19,11 +36,129 @@ pub struct ServiceArgs {
 pub enum SystemCmd {
     /// Serve the Docker Engine API (for the docker CLI, SDKs, compose) on a socket.
     Service(ServiceArgs),
+    /// Show system-wide information.
+    Info(InfoArgs),
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn print_doc(doc: &Value, format: &str) -> Result<()> {
+    if format == "json" || format == "{{json .}}" {
+        println!("{}", serde_json::to_string(doc)?);
+    } else {
+        super::print_inspect(std::slice::from_ref(doc), Some(format))?;
+    }
+    Ok(())
+}
+
+pub fn version(_ctx: &Ctx, a: VersionArgs) -> Result<i32> {
+    let v = info::version();
+    if let Some(f) = &a.format {
+        print_doc(&v, f)?;
+        return Ok(0);
+    }
+    let c = &v["Client"];
+    let e = &v["Server"];
+    println!("Client:");
+    println!(" Version:           {}", s(&c["Version"]));
+    println!(" API version:       {}", s(&c["ApiVersion"]));
+    println!(" OS/Arch:           {}/{}", s(&c["Os"]), s(&c["Arch"]));
+    println!(" Context:           default");
+    println!();
+    println!("Server: berth");
+    println!(" Engine:");
+    println!("  Version:          {}", s(&e["Version"]));
+    println!(
+        "  API version:      {} (minimum version {})",
+        s(&e["ApiVersion"]),
+        s(&e["MinAPIVersion"])
+    );
+    println!("  OS/Arch:          {}/{}", s(&e["Os"]), s(&e["Arch"]));
+    println!("  Kernel Version:   {}", s(&e["KernelVersion"]));
+    Ok(0)
+}
+
+pub fn info(ctx: &Ctx, a: InfoArgs) -> Result<i32> {
+    let store = ctx.store()?;
+    let d = info::info(store, &ctx.root)?;
+    if let Some(f) = &a.format {
+        print_doc(&d, f)?;
+        return Ok(0);
+    }
+    println!("Client:");
+    println!(" Version:    {}", info::VERSION);
+    println!(" Context:    default");
+    println!(" Debug Mode: false");
+    println!();
+    println!("Server:");
+    println!(" Containers: {}", s(&d["Containers"]));
+    println!("  Running: {}", s(&d["ContainersRunning"]));
+    println!("  Paused: {}", s(&d["ContainersPaused"]));
+    println!("  Stopped: {}", s(&d["ContainersStopped"]));
+    println!(" Images: {}", s(&d["Images"]));
+    println!(" Server Version: {}", s(&d["ServerVersion"]));
+    println!(" Storage Driver: {}", s(&d["Driver"]));
+    println!(" Logging Driver: {}", s(&d["LoggingDriver"]));
+    println!(" Cgroup Driver: {}", s(&d["CgroupDriver"]));
+    println!(" Cgroup Version: {}", s(&d["CgroupVersion"]));
+    println!(" Plugins:");
+    for (k, label) in [("Volume", "Volume"), ("Network", "Network"), ("Log", "Log")] {
+        let items: Vec<String> = d["Plugins"][k]
+            .as_array()
+            .map(|a| a.iter().map(s).collect())
+            .unwrap_or_default();
+        println!("  {label}: {}", items.join(" "));
+    }
+    let runtimes: Vec<String> = d["Runtimes"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    println!(" Runtimes: {}", runtimes.join(" "));
+    println!(" Default Runtime: {}", s(&d["DefaultRuntime"]));
+    println!(" Init Binary: {}", s(&d["InitBinary"]));
+    println!(" Security Options:");
+    for o in d["SecurityOptions"].as_array().into_iter().flatten() {
+        let o = s(o);
+        let mut parts = o.split(',');
+        if let Some(name) = parts.next() {
+            println!("  {}", name.trim_start_matches("name="));
+        }
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                let mut k = k.to_string();
+                if let Some(f) = k.get_mut(0..1) {
+                    f.make_ascii_uppercase();
+                }
+                println!("   {k}: {v}");
+            }
+        }
+    }
+    println!(" Kernel Version: {}", s(&d["KernelVersion"]));
+    println!(" Operating System: {}", s(&d["OperatingSystem"]));
+    println!(" OSType: {}", s(&d["OSType"]));
+    println!(" Architecture: {}", s(&d["Architecture"]));
+    println!(" CPUs: {}", s(&d["NCPU"]));
+    println!(
+        " Total Memory: {}",
+        berth_format::human::binary_size(d["MemTotal"].as_u64().unwrap_or(0))
+    );
+    println!(" Name: {}", s(&d["Name"]));
+    println!(" Docker Root Dir: {}", s(&d["DockerRootDir"]));
+    println!(" Debug Mode: false");
+    println!(" Live Restore Enabled: true");
+    Ok(0)
 }
 
 pub fn system_cmd(ctx: &Ctx, c: SystemCmd) -> Result<i32> {
     match c {
         SystemCmd::Service(a) => service(ctx, a),
+        SystemCmd::Info(a) => info(ctx, a),
     }
 }
 

@@ -22,6 +22,13 @@ pub enum VolumeCmd {
     Rm(VolumeRmArgs),
     /// Remove unused volumes (anonymous ones; all unused with --all).
     Prune(VolumePruneArgs),
+    /// Exit 0 if the volume exists, 1 if not.
+    Exists(VolumeExistsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeExistsArgs {
+    pub name: String,
 }
 
 #[derive(Debug, Args)]
@@ -96,13 +103,17 @@ fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> 
 }
 
 /// Docker's `volume inspect` document.
-fn doc(v: &Volume) -> serde_json::Value {
+pub fn doc(v: &Volume) -> serde_json::Value {
     v.inspect_json()
 }
 
 pub fn volume_cmd(ctx: &Ctx, c: VolumeCmd) -> Result<i32> {
     let store = ctx.store()?;
     match c {
+        VolumeCmd::Exists(a) => {
+            let vs = VolumeStore::open(store)?;
+            Ok(if vs.get(&a.name).is_ok() { 0 } else { 1 })
+        }
         VolumeCmd::Create(a) => {
             let vs = VolumeStore::open(store)?;
             let (v, _) = vs.create(&CreateVolume {
