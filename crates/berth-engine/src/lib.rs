@@ -28,6 +28,7 @@ pub mod resources;
 pub mod rootfs;
 pub mod runtime;
 pub mod seccomp;
+pub mod seccomp_bpf;
 pub mod security;
 pub mod spec;
 pub mod state;

@@ -299,24 +299,93 @@ pub fn for_libcontainer(spec: &oci_spec::runtime::Spec) -> oci_spec::runtime::Sp
     spec
 }
 
-/// Directory of the builtin runtime's copy of a bundle's spec (see [`for_libcontainer`]).
+/// Directory of the builtin runtime's copy of a bundle's spec (see [`write_builtin_bundle`]).
 pub fn builtin_bundle(bundle: &std::path::Path) -> std::path::PathBuf {
     bundle.join("builtin")
 }
 
+/// The compiled filter next to the builtin runtime's spec (see [`write_builtin_bundle`]).
+pub const FILTER_FILE: &str = "filter.json";
+
 /// Write the builtin runtime's copy of `spec` into `bundle/builtin/config.json`.
 ///
-/// Errors: the file cannot be written.
+/// When berth can compile the spec's seccomp filter itself ([`crate::seccomp_bpf::compile`]),
+/// the copy has no `linux.seccomp` and the program goes to `bundle/builtin/filter.json`; the
+/// container init loads it just before running the process (see
+/// [`crate::runtime::BuiltinRuntime`]). Without `no_new_privs` loading a filter needs
+/// `CAP_SYS_ADMIN`, so the copy then keeps `CAP_SYS_ADMIN` and `CAP_SETPCAP` in the bounding,
+/// effective and permitted sets and the file records the real ones, which the init drops to
+/// right after loading the filter (as libcontainer loads it before dropping capabilities).
+/// Otherwise the copy is [`for_libcontainer`]'s.
+///
+/// Errors: the files cannot be written.
 pub fn write_builtin_bundle(
     bundle: &std::path::Path,
     spec: &oci_spec::runtime::Spec,
 ) -> Result<()> {
     let dir = builtin_bundle(bundle);
     std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
-    let bytes = serde_json::to_vec(&for_libcontainer(spec))
+    let filter_path = dir.join(FILTER_FILE);
+    let compiled = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(|sc| crate::seccomp_bpf::compile(sc, native_arch()?.0));
+    let own = match compiled {
+        Some(prog) => {
+            let mut own = spec.clone();
+            if let Some(l) = own.linux_mut() {
+                l.set_seccomp(None);
+            }
+            let mut real = None;
+            if let Some(p) = own.process_mut() {
+                real = keep_admin(p);
+            }
+            let file = crate::seccomp_bpf::FilterFile::new(&prog, real);
+            let bytes = serde_json::to_vec(&file)
+                .map_err(|e| EngineError::Other(format!("writing the seccomp filter: {e}")))?;
+            berth_store::write_replace(&filter_path, &bytes)?;
+            own
+        }
+        None => {
+            match std::fs::remove_file(&filter_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(EngineError::io(&filter_path, e));
+                }
+                _ => {}
+            }
+            for_libcontainer(spec)
+        }
+    };
+    let bytes = serde_json::to_vec(&own)
         .map_err(|e| EngineError::Other(format!("writing the runtime spec: {e}")))?;
     berth_store::write_replace(&dir.join("config.json"), &bytes)?;
     Ok(())
+}
+
+/// When `p` runs without `no_new_privs` and has a capability list, add `CAP_SYS_ADMIN` and
+/// `CAP_SETPCAP` to its bounding, effective and permitted sets (to load the filter, then drop
+/// the bounding set) and return the real capabilities.
+pub fn keep_admin(
+    p: &mut oci_spec::runtime::Process,
+) -> Option<oci_spec::runtime::LinuxCapabilities> {
+    use oci_spec::runtime::Capability;
+    if p.no_new_privileges() == Some(true) {
+        return None;
+    }
+    let real = p.capabilities().clone()?;
+    let mut c = real.clone();
+    let add = |s: &Option<oci_spec::runtime::Capabilities>| {
+        let mut s = s.clone().unwrap_or_default();
+        s.insert(Capability::SysAdmin);
+        s.insert(Capability::Setpcap);
+        Some(s)
+    };
+    c.set_bounding(add(real.bounding()));
+    c.set_effective(add(real.effective()));
+    c.set_permitted(add(real.permitted()));
+    p.set_capabilities(Some(c));
+    Some(real)
 }
 
 fn spec_err(e: oci_spec::OciSpecError) -> EngineError {

@@ -27,15 +27,22 @@ impl Runtime for BuiltinRuntime {
         std::fs::create_dir_all(state_root).map_err(|e| EngineError::io(state_root, e))?;
         // A leftover state dir from a crashed run blocks re-creation.
         let _ = std::fs::remove_dir_all(state_root.join(id));
-        let b = builder(state_root, id, stdio, console_socket)?;
+        let mut b = builder(state_root, id, stdio, console_socket)?;
         // The builtin runtime's copy of the spec, when there is one (see
-        // seccomp::for_libcontainer).
+        // seccomp::write_builtin_bundle), and berth's compiled filter next to it.
         let own = crate::seccomp::builtin_bundle(bundle);
         let bundle = if own.join("config.json").exists() {
             own.as_path()
         } else {
             bundle
         };
+        if let Some(f) = read_filter(bundle)? {
+            let prog = program(bundle, &f)?;
+            b = b.with_executor(FilterExecutor {
+                prog,
+                caps: f.capabilities,
+            });
+        }
         let c = b
             .as_init(bundle)
             .with_systemd(false)
@@ -77,10 +84,30 @@ impl Runtime for BuiltinRuntime {
         stdio: StdioFds,
         console_socket: Option<&Path>,
     ) -> Result<ExecHandle> {
-        let b = builder(&self.state_root, id, stdio, console_socket)?;
+        let mut b = builder(&self.state_root, id, stdio, console_socket)?;
+        // With berth's compiled filter, the exec'd process loads it too (its spec has none).
+        let c =
+            libcontainer::container::Container::load(self.state_root.join(id)).map_err(rt_err)?;
+        let mut process_json = process_json.to_path_buf();
+        if let Some(f) = read_filter(c.bundle())? {
+            let prog = program(c.bundle(), &f)?;
+            let text =
+                std::fs::read(&process_json).map_err(|e| EngineError::io(&process_json, e))?;
+            let mut p: oci_spec::runtime::Process = serde_json::from_slice(&text)
+                .map_err(|e| EngineError::Runtime(format!("{}: {e}", process_json.display())))?;
+            let caps = crate::seccomp::keep_admin(&mut p);
+            if caps.is_some() {
+                let own = process_json.with_extension("builtin.json");
+                let bytes =
+                    serde_json::to_vec(&p).map_err(|e| EngineError::Other(e.to_string()))?;
+                berth_store::write_replace(&own, &bytes)?;
+                process_json = own;
+            }
+            b = b.with_executor(FilterExecutor { prog, caps });
+        }
         let pid = b
             .as_tenant()
-            .with_process(Some(process_json))
+            .with_process(Some(process_json.as_path()))
             .with_detach(true)
             .build()
             .map_err(rt_err)?;
@@ -119,6 +146,63 @@ fn builder(
         b = b.with_stderr(fd);
     }
     Ok(b)
+}
+
+/// berth's compiled filter in a builtin bundle directory, if there is one.
+fn read_filter(dir: &Path) -> Result<Option<crate::seccomp_bpf::FilterFile>> {
+    let path = dir.join(crate::seccomp::FILTER_FILE);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            EngineError::Runtime(format!(
+                "{}: {e}: start the container again to rewrite it",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(EngineError::io(path, e)),
+    }
+}
+
+fn program(dir: &Path, f: &crate::seccomp_bpf::FilterFile) -> Result<crate::seccomp_bpf::Program> {
+    f.program().ok_or_else(|| {
+        EngineError::Runtime(format!(
+            "{}: the seccomp program does not match its digest: start the container again to rewrite it",
+            dir.join(crate::seccomp::FILTER_FILE).display()
+        ))
+    })
+}
+
+/// The container init's last step with berth's compiled filter: load it, drop to the real
+/// capabilities when the runtime kept `CAP_SYS_ADMIN` for loading it, then run the process
+/// as libcontainer's default executor does.
+#[derive(Clone)]
+struct FilterExecutor {
+    prog: crate::seccomp_bpf::Program,
+    caps: Option<oci_spec::runtime::LinuxCapabilities>,
+}
+
+impl libcontainer::workload::Executor for FilterExecutor {
+    fn exec(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+    ) -> std::result::Result<(), libcontainer::workload::ExecutorError> {
+        use libcontainer::workload::ExecutorError;
+        crate::seccomp_bpf::load(&self.prog)
+            .map_err(|e| ExecutorError::Other(format!("loading the seccomp filter: {e}")))?;
+        if let Some(caps) = &self.caps {
+            let sys = libcontainer::syscall::syscall::create_syscall();
+            libcontainer::capabilities::drop_privileges(caps, sys.as_ref())
+                .map_err(|e| ExecutorError::Other(format!("dropping capabilities: {e}")))?;
+        }
+        libcontainer::workload::default::DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+    ) -> std::result::Result<(), libcontainer::workload::ExecutorValidationError> {
+        libcontainer::workload::default::DefaultExecutor {}.validate(spec)
+    }
 }
 
 fn rt_err(e: libcontainer::error::LibcontainerError) -> EngineError {
