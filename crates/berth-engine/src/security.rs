@@ -32,9 +32,6 @@ pub struct SecurityConfig {
     pub devices: Vec<DeviceMapping>,
     /// Extra device cgroup rules (`--device-cgroup-rule 'c 1:3 rwm'`), checked syntax.
     pub device_cgroup_rules: Vec<String>,
-    /// Supplementary groups (`--group-add`): names (resolved in the image's /etc/group at
-    /// start) or numeric ids.
-    pub group_add: Vec<String>,
     /// Resource limits (`--ulimit`).
     pub ulimits: Vec<Ulimit>,
     /// Namespaced kernel parameters (`--sysctl`).
@@ -159,13 +156,14 @@ impl SecurityConfig {
             parse_device_rule(r)?;
             s.device_cgroup_rules.push(r.clone());
         }
+        // --group-add is kept in ContainerConfig::group_add (resolved with the user); it is
+        // checked here with the other flags.
         for g in &f.group_add {
             if g.is_empty() || g.contains(':') {
                 return Err(bad(format!(
                     "invalid --group-add {g:?}: use a group name or a numeric id"
                 )));
             }
-            s.group_add.push(g.clone());
         }
         s.ulimits = f
             .ulimit

@@ -411,46 +411,6 @@ pub fn image_ids_in_use(store: &Store) -> Result<HashSet<Digest>> {
     Ok(out)
 }
 
-/// Names like Docker's: `adjective_scientist`.
-pub fn random_name() -> String {
-    const A: &[&str] = &[
-        "brave", "calm", "clever", "eager", "fervent", "gentle", "happy", "jolly", "keen", "lucid",
-        "merry", "nifty", "quirky", "serene", "sharp", "tender", "upbeat", "vivid", "wise",
-        "zealous", "bold", "cool", "dazzling", "elated", "festive", "gallant",
-    ];
-    const B: &[&str] = &[
-        "albattani",
-        "babbage",
-        "curie",
-        "darwin",
-        "euler",
-        "fermat",
-        "galileo",
-        "hopper",
-        "hypatia",
-        "kepler",
-        "lovelace",
-        "meitner",
-        "newton",
-        "noether",
-        "pascal",
-        "ramanujan",
-        "shannon",
-        "tesla",
-        "turing",
-        "volta",
-        "wright",
-        "yalow",
-        "zuse",
-        "knuth",
-        "ritchie",
-        "thompson",
-    ];
-    let a = A[rand::random::<usize>() % A.len()];
-    let b = B[rand::random::<usize>() % B.len()];
-    format!("{a}_{b}")
-}
-
 /// Start time of a live process in clock ticks since boot (field 22 of /proc/PID/stat);
 /// `None` when it does not exist or is a zombie (dead, not yet reaped).
 pub fn process_start_time(pid: i32) -> Option<u64> {
@@ -638,15 +598,5 @@ mod tests {
         c.monitor_start = None;
         assert!(!monitor_alive(&c));
         assert_eq!(process_start_time(crate::testutil::DEAD_PID), None);
-    }
-
-    #[test]
-    fn random_names_look_like_dockers() {
-        for _ in 0..20 {
-            let n = random_name();
-            let (a, b) = n.split_once('_').unwrap();
-            assert!(!a.is_empty() && !b.is_empty());
-            assert!(n.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'));
-        }
     }
 }
