@@ -74,12 +74,16 @@ pub enum BuildError {
     /// A base image that is not in the store.
     #[error("base image {0:?} is not in the store; pull or load it first (or use --pull)")]
     BaseImage(String),
+    /// An image store error (reading a base image, writing layers or the result).
     #[error(transparent)]
     Image(#[from] berth_image::ImageError),
+    /// An engine error (running a RUN step).
     #[error(transparent)]
     Engine(#[from] berth_engine::EngineError),
+    /// A store error (blobs, tmp files).
     #[error(transparent)]
     Store(#[from] berth_store::StoreError),
+    /// The metadata database failed.
     #[error("metadata database: {0}")]
     Db(#[from] berth_store::DbError),
     /// A file operation failed.

@@ -107,7 +107,7 @@ pub fn foreground(store: &Store, c: &Container, started: &mut Started, tty: bool
         let sig_ready = fds[1].revents().map(|r| !r.is_empty()).unwrap_or(false);
         if sig_ready {
             while let Ok(Some(si)) = sfd.read_signal() {
-                let s = si.ssi_signo as i32;
+                let s = i32::try_from(si.ssi_signo).unwrap_or(0);
                 if s == libc::SIGWINCH {
                     // SAFETY: kill(2) has no memory effects.
                     unsafe {
@@ -388,7 +388,7 @@ fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
         drop(fds);
         if sig_ready {
             while let Ok(Some(si)) = sfd.read_signal() {
-                match si.ssi_signo as i32 {
+                match i32::try_from(si.ssi_signo).unwrap_or(0) {
                     libc::SIGCHLD => {
                         if let Some(ws) = reap(pid) {
                             code = exit_code(ws);
@@ -415,7 +415,7 @@ fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
             if n <= 0 {
                 master_open = false;
             } else {
-                write_all(1, &buf[..n as usize]);
+                write_all(1, &buf[..n.unsigned_abs()]);
             }
         }
         if in_ready {
@@ -424,7 +424,7 @@ fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
             if n <= 0 {
                 stdin_open = false;
             } else if let Some(m) = &master {
-                write_all(m.as_raw_fd(), &buf[..n as usize]);
+                write_all(m.as_raw_fd(), &buf[..n.unsigned_abs()]);
             }
         }
     }

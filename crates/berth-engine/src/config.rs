@@ -158,7 +158,11 @@ pub fn parse_bytes(s: &str) -> Result<i64> {
             "invalid size {s:?}: must be positive"
         )));
     }
-    Ok((v * mult as f64) as i64)
+    // Finite and not negative (checked above): the cast drops a fraction of a byte and
+    // saturates at i64::MAX, as Docker's int64(float64) does.
+    #[allow(clippy::cast_possible_truncation)]
+    let n = (v * mult as f64) as i64;
+    Ok(n)
 }
 
 /// `--cpus 1.5` → nano CPUs.
@@ -173,7 +177,11 @@ pub fn parse_cpus(s: &str) -> Result<i64> {
             "invalid --cpus {s:?}: must be greater than 0"
         )));
     }
-    Ok((v * 1e9) as i64)
+    // Finite and positive (checked above): the cast drops fractions of a nanosecond and
+    // saturates at i64::MAX.
+    #[allow(clippy::cast_possible_truncation)]
+    let n = (v * 1e9) as i64;
+    Ok(n)
 }
 
 /// `-v HOST:CTR[:OPTIONS]` as a bind mount (named and anonymous volumes are refused here;

@@ -38,7 +38,7 @@ pub fn write_all(fd: i32, mut data: &[u8]) -> bool {
         if n == 0 {
             return false;
         }
-        data = &data[n as usize..];
+        data = &data[n.unsigned_abs()..];
     }
     true
 }

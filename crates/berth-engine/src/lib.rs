@@ -5,6 +5,10 @@
 //! container ([`monitor`]); the monitor creates the container through the runtime, so the
 //! builtin runtime (which clones without exec) always runs in a single-threaded process.
 
+// The workspace enables `missing_docs`; this crate still has 117 undocumented public items
+// (issue 7). Remove this line once they are documented.
+#![allow(missing_docs)]
+
 pub mod attach;
 pub mod capabilities;
 pub mod cgroups;

@@ -33,7 +33,16 @@ fn text(name: &str, v: &Value) -> Result<String, FormatError> {
 
 fn int(name: &str, v: &Value) -> Result<i64, FormatError> {
     v.as_i64()
-        .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                // A whole number within i64's range (checked): the cast is exact.
+                .map(|f| {
+                    #[allow(clippy::cast_possible_truncation)]
+                    let i = f as i64;
+                    i
+                })
+        })
         .ok_or_else(|| err(format!("{name}: expected an integer, got {}", print_top(v))))
 }
 

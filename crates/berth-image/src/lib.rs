@@ -16,6 +16,10 @@
 //! its tags are inserted last, in one transaction. Anything not reachable from a row is garbage
 //! that [`ImageStore::sweep`] removes.
 
+// The workspace enables `missing_docs`; this crate still has 53 undocumented public items
+// (issue 7). Remove this line once they are documented.
+#![allow(missing_docs)]
+
 pub mod archive;
 pub mod config;
 pub mod decompress;

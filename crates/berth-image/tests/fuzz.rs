@@ -33,7 +33,8 @@ fn rand_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
-    (t as u64) ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9)
+    u64::try_from(t % u128::from(u64::MAX)).unwrap_or_default()
+        ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9)
 }
 
 /// Every path under `p`, relative, sorted.

@@ -343,7 +343,11 @@ async fn serve_tcp(
             Answer::Drop => None,
         };
         let Some(b) = reply else { return };
-        let mut out = (b.len() as u16).to_be_bytes().to_vec();
+        // DNS over TCP frames a message with a 16-bit length; a longer one cannot be sent.
+        let Ok(len) = u16::try_from(b.len()) else {
+            return;
+        };
+        let mut out = len.to_be_bytes().to_vec();
         out.extend_from_slice(&b);
         if conn.write_all(&out).await.is_err() {
             return;

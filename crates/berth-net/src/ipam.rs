@@ -37,7 +37,8 @@ pub fn alloc_ip(
     if prefix > 30 {
         return None;
     }
-    let hosts = (1u64 << (32 - prefix)) as u32 - 2; // offsets 1..=hosts
+    // prefix <= 30 (checked above), so the count fits in a u32.
+    let hosts = u32::try_from((1u64 << (32 - prefix)) - 2).ok()?; // offsets 1..=hosts
     for i in 0..hosts {
         let off = 1 + (start.saturating_sub(1) + i) % hosts;
         let ip = Ipv4Addr::from(base + off);
@@ -82,7 +83,7 @@ pub fn parse_proc_route(text: &str) -> Vec<(String, Ipv4Net)> {
         };
         // The kernel prints the network-order bytes as a native-endian number.
         let dst = Ipv4Addr::from(dst.to_ne_bytes());
-        let len = mask.count_ones() as u8;
+        let len = u8::try_from(mask.count_ones()).unwrap_or(32);
         if len == 0 {
             continue;
         }

@@ -18,6 +18,10 @@
 //! hand out the same address or port. Host-side work goes through a [`driver::Driver`]
 //! (today: Linux bridge + veth + nftables; later a rootless one).
 
+// The workspace enables `missing_docs`; this crate still has 108 undocumented public items
+// (issue 7). Remove this line once they are documented.
+#![allow(missing_docs)]
+
 pub mod backend;
 pub mod config;
 mod connect;
@@ -190,7 +194,7 @@ fn random_id() -> String {
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 

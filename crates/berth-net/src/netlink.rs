@@ -51,6 +51,12 @@ const RTPROT_BOOT: u8 = 3;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RTN_UNICAST: u8 = 1;
 
+/// The bits of a C `int` (an interface index or a descriptor) as the `u32` attribute the kernel
+/// reads back as an `int`.
+fn bits(v: i32) -> u32 {
+    u32::from_ne_bytes(v.to_ne_bytes())
+}
+
 /// A message under construction: header, fixed part, attributes (nested ones via `nest`).
 struct Msg {
     buf: Vec<u8>,
@@ -95,7 +101,7 @@ impl Msg {
 
     fn attr(&mut self, ty: u16, data: &[u8]) {
         self.align();
-        let len = (4 + data.len()) as u16;
+        let len = u16::try_from(4 + data.len()).expect("netlink attributes berth builds are small");
         self.buf.extend_from_slice(&len.to_ne_bytes());
         self.buf.extend_from_slice(&ty.to_ne_bytes());
         self.buf.extend_from_slice(data);
@@ -122,13 +128,14 @@ impl Msg {
 
     fn end_nest(&mut self) {
         let start = self.nests.pop().expect("unbalanced netlink nest");
-        let len = (self.buf.len() - start) as u16;
+        let len =
+            u16::try_from(self.buf.len() - start).expect("netlink nests berth builds are small");
         self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
     }
 
     fn finish(mut self, seq: u32) -> Vec<u8> {
         self.align();
-        let len = self.buf.len() as u32;
+        let len = u32::try_from(self.buf.len()).expect("netlink messages berth builds are small");
         self.buf[0..4].copy_from_slice(&len.to_ne_bytes());
         self.buf[8..12].copy_from_slice(&seq.to_ne_bytes());
         self.buf
@@ -164,13 +171,14 @@ impl Netlink {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value (kernel picks the pid).
         let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as u16;
+        sa.nl_family = libc::sa_family_t::try_from(libc::AF_NETLINK).expect("AF_NETLINK is 16");
         // SAFETY: `sa` is a valid sockaddr_nl and the length matches its size.
         let r = unsafe {
             libc::bind(
                 fd.as_raw_fd(),
                 &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+                libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_nl>())
+                    .expect("sockaddr_nl is 12 bytes"),
             )
         };
         if r < 0 {
@@ -204,7 +212,7 @@ impl Netlink {
                 }
                 return Err(e);
             }
-            let data = &rbuf[..n as usize];
+            let data = &rbuf[..n.unsigned_abs()];
             let mut off = 0;
             while off + NLMSG_HDRLEN <= data.len() {
                 let len = u32::from_ne_bytes(data[off..off + 4].try_into().unwrap()) as usize;
@@ -290,7 +298,7 @@ impl Netlink {
         let mut m =
             Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).ifinfo(AF_UNSPEC, 0, IFF_UP, IFF_UP);
         m.attr_str(IFLA_IFNAME, host);
-        m.attr_u32(IFLA_MASTER, master as u32);
+        m.attr_u32(IFLA_MASTER, bits(master));
         if let Some(mtu) = mtu {
             m.attr_u32(IFLA_MTU, mtu);
         }
@@ -302,7 +310,7 @@ impl Netlink {
         m.push_ifinfo(AF_UNSPEC, 0, 0, 0);
         m.attr_str(IFLA_IFNAME, peer);
         m.attr(IFLA_ADDRESS, &peer_mac);
-        m.attr_u32(IFLA_NET_NS_FD, peer_ns as u32);
+        m.attr_u32(IFLA_NET_NS_FD, bits(peer_ns));
         if let Some(mtu) = mtu {
             m.attr_u32(IFLA_MTU, mtu);
         }
@@ -332,13 +340,14 @@ impl Netlink {
     /// Add an IPv4 address. Returns false if it was already there.
     pub fn add_addr(&mut self, index: i32, addr: Ipv4Addr, prefix: u8) -> io::Result<bool> {
         let mut fixed = vec![AF_INET, prefix, 0, RT_SCOPE_UNIVERSE];
-        fixed.extend_from_slice(&(index as u32).to_ne_bytes());
+        fixed.extend_from_slice(&index.to_ne_bytes());
         let mut m = Msg::new(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL).raw(&fixed);
         m.attr(IFA_LOCAL, &addr.octets());
         m.attr(IFA_ADDRESS, &addr.octets());
         let host_bits = 32 - u32::from(prefix);
         if prefix < 31 {
-            let bcast = u32::from(addr) | ((1u64 << host_bits) - 1) as u32;
+            let bcast =
+                u32::from(addr) | u32::try_from((1u64 << host_bits) - 1).unwrap_or(u32::MAX);
             m.attr(IFA_BROADCAST, &Ipv4Addr::from(bcast).octets());
         }
         match self.call(m) {
@@ -377,7 +386,7 @@ impl Netlink {
         if let Some(gw) = gateway {
             m.attr(RTA_GATEWAY, &gw.octets());
         }
-        m.attr_u32(RTA_OIF, oif as u32);
+        m.attr_u32(RTA_OIF, bits(oif));
         self.call(m).map(|_| ())
     }
 }

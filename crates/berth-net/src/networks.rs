@@ -44,7 +44,9 @@ pub(crate) fn ensure_default(store: &Store, conf: &NetConf) -> Result<Network> {
         // address tables; starting at a random offset makes their collisions unlikely.
         // The system store hands out addresses from the start, as Docker does.
         if store.root() != Path::new(berth_store::DEFAULT_ROOT) {
-            let hosts = (1u64 << (32 - u32::from(subnet.prefix_len()))).saturating_sub(2) as u32;
+            let hosts =
+                u32::try_from((1u64 << (32 - u32::from(subnet.prefix_len()))).saturating_sub(2))
+                    .unwrap_or(u32::MAX);
             if hosts > 16 {
                 state::set_next_ip(db, &n.name, 2 + rand::random::<u32>() % (hosts - 2))?;
             }

@@ -242,8 +242,8 @@ pub fn next_ip(db: &Connection, network: &str) -> Result<u32> {
     Ok(db.query_row(
         "SELECT next_ip FROM net_networks WHERE name = ?1",
         [network],
-        |r| r.get::<_, i64>(0),
-    )? as u32)
+        |r| r.get::<_, u32>(0),
+    )?)
 }
 
 pub fn set_next_ip(db: &Connection, network: &str, v: u32) -> Result<()> {
@@ -423,10 +423,10 @@ pub struct PortRow {
 fn port_row(r: &Row) -> rusqlite::Result<PortRow> {
     Ok(PortRow {
         host_ip: parse_col(r, 0)?,
-        host_port: r.get::<_, i64>(1)? as u16,
+        host_port: r.get::<_, u16>(1)?,
         proto: r.get(2)?,
         container_id: r.get(3)?,
-        container_port: r.get::<_, i64>(4)? as u16,
+        container_port: r.get::<_, u16>(4)?,
         container_ip: parse_col(r, 5)?,
     })
 }

@@ -417,7 +417,7 @@ fn user_networks_dns_and_isolation() {
         let mut s =
             TcpStream::connect_timeout(&(shop.gateway, 53).into(), Duration::from_secs(3)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        let mut out = (q.len() as u16).to_be_bytes().to_vec();
+        let mut out = u16::try_from(q.len()).unwrap().to_be_bytes().to_vec();
         out.extend_from_slice(&q);
         s.write_all(&out).unwrap();
         let mut len = [0u8; 2];

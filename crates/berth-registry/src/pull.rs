@@ -578,7 +578,7 @@ async fn feed(
             match resp.chunk().await {
                 Ok(Some(mut c)) => {
                     if skip > 0 {
-                        let n = (skip as usize).min(c.len());
+                        let n = usize::try_from(skip).map_or(c.len(), |s| s.min(c.len()));
                         let _ = c.split_to(n);
                         skip -= n as u64;
                         if c.is_empty() {

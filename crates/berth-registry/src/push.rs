@@ -457,7 +457,8 @@ async fn upload_inner(
         Hasher::new(digest.algorithm()).map_err(|e| RegistryError::Other(e.to_string()))?;
     let mut start = 0u64;
     while start < size {
-        let len = chunk_size.min(size - start) as usize;
+        // At most chunk_size, which is a buffer size in memory.
+        let len = usize::try_from(chunk_size.min(size - start)).unwrap_or(usize::MAX);
         let mut buf = vec![0u8; len];
         f.read_exact(&mut buf)
             .await

@@ -5,10 +5,13 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256, Sha512};
 
+/// A digest string that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DigestError {
+    /// Not `algorithm:hex` with the right number of lowercase hex digits.
     #[error("invalid digest {0:?}: expected sha256:<64 hex digits>")]
     Invalid(String),
+    /// A well-formed algorithm berth does not implement.
     #[error("unsupported digest algorithm {0:?}: only sha256 and sha512 are supported")]
     Unsupported(String),
 }
@@ -18,6 +21,10 @@ pub enum DigestError {
 pub struct Digest(String);
 
 impl Digest {
+    /// Parse and validate `sha256:<64 hex>` or `sha512:<128 hex>`.
+    ///
+    /// Errors: [`DigestError::Invalid`] for a malformed string, [`DigestError::Unsupported`]
+    /// for another algorithm.
     pub fn parse(s: &str) -> Result<Digest, DigestError> {
         let (algo, hex) = s
             .split_once(':')
@@ -51,16 +58,21 @@ impl Digest {
         Digest(format!("sha256:{}", hex::encode(Sha256::digest(data))))
     }
 
+    /// The digest of `data` with algorithm `algo` (`sha256` or `sha512`).
+    ///
+    /// Errors: [`DigestError::Unsupported`] for another algorithm.
     pub fn compute(algo: &str, data: &[u8]) -> Result<Digest, DigestError> {
         let mut h = Hasher::new(algo)?;
         h.update(data);
         Ok(h.finish())
     }
 
+    /// The algorithm part (`sha256`).
     pub fn algorithm(&self) -> &str {
         self.0.split_once(':').map(|(a, _)| a).unwrap_or("sha256")
     }
 
+    /// The hex part, without the algorithm.
     pub fn hex(&self) -> &str {
         self.0.split_once(':').map(|(_, h)| h).unwrap_or("")
     }
@@ -70,6 +82,7 @@ impl Digest {
         &self.hex()[..12]
     }
 
+    /// The whole digest, `algorithm:hex`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -110,15 +123,21 @@ impl<'de> serde::Deserialize<'de> for Digest {
 /// Incremental hasher for a digest algorithm.
 #[derive(Clone)]
 pub enum Hasher {
+    /// SHA-256 in progress.
     Sha256(Sha256),
+    /// SHA-512 in progress.
     Sha512(Sha512),
 }
 
 impl Hasher {
+    /// A SHA-256 hasher.
     pub fn sha256() -> Hasher {
         Hasher::Sha256(Sha256::new())
     }
 
+    /// A hasher for `algo` (`sha256` or `sha512`).
+    ///
+    /// Errors: [`DigestError::Unsupported`] for another algorithm.
     pub fn new(algo: &str) -> Result<Hasher, DigestError> {
         match algo {
             "sha256" => Ok(Hasher::Sha256(Sha256::new())),
@@ -127,6 +146,7 @@ impl Hasher {
         }
     }
 
+    /// Feed more bytes.
     pub fn update(&mut self, data: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(data),
@@ -134,6 +154,7 @@ impl Hasher {
         }
     }
 
+    /// The digest of everything fed.
     pub fn finish(self) -> Digest {
         match self {
             Hasher::Sha256(h) => Digest(format!("sha256:{}", hex::encode(h.finalize()))),

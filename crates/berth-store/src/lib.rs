@@ -32,36 +32,54 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-/// Errors of the store layer.
+/// Errors of the store layer: files, the metadata database, blob verification.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A file operation failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: io::Error,
     },
+    /// An SQLite error.
     #[error("metadata database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// A malformed or unsupported digest.
     #[error(transparent)]
     Digest(#[from] DigestError),
+    /// A blob whose content does not match its digest.
     #[error(
         "blob {expected} failed verification: content hashes to {actual}; the data was discarded"
     )]
-    DigestMismatch { expected: Digest, actual: Digest },
+    DigestMismatch {
+        /// The digest the blob was stored or requested under.
+        expected: Digest,
+        /// The digest of the content that arrived.
+        actual: Digest,
+    },
+    /// A blob whose size differs from the one announced.
     #[error("blob {digest} has {actual} bytes, expected {expected}; the data was discarded")]
     SizeMismatch {
+        /// The blob.
         digest: Digest,
+        /// Size announced, in bytes.
         expected: u64,
+        /// Size received, in bytes.
         actual: u64,
     },
+    /// No blob with this digest in the store.
     #[error("blob {0} is not in the store")]
     BlobMissing(Digest),
+    /// A stored blob whose content no longer matches its digest.
     #[error("blob {0} in the store is corrupt (its content no longer matches its digest); remove the image and load or pull it again")]
     BlobCorrupt(Digest),
 }
 
 impl StoreError {
+    /// An [`StoreError::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         StoreError::Io {
             path: path.into(),
@@ -70,6 +88,7 @@ impl StoreError {
     }
 }
 
+/// Result with [`StoreError`] as the default error.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Default root for rootful use.
@@ -111,6 +130,7 @@ impl Store {
         Ok(store)
     }
 
+    /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -142,7 +162,7 @@ impl Store {
         self.db.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
         )?;
-        let version = |db: &Connection| -> Result<i64> {
+        let version = |db: &Connection| -> Result<usize> {
             Ok(db
                 .query_row(
                     "SELECT version FROM schema_versions WHERE component = ?1",
@@ -154,19 +174,19 @@ impl Store {
                     e => Err(e),
                 })?)
         };
-        if version(&self.db)? as usize >= steps.len() {
+        if version(&self.db)? >= steps.len() {
             return Ok(());
         }
         let tx = self.db.unchecked_transaction()?;
         // Re-read inside the write transaction: another process may have migrated meanwhile.
         let current = version(&tx)?;
-        for step in &steps[current as usize..] {
+        for step in &steps[current..] {
             tx.execute_batch(step)?;
         }
         tx.execute(
             "INSERT INTO schema_versions(component, version) VALUES (?1, ?2)
              ON CONFLICT(component) DO UPDATE SET version = excluded.version",
-            rusqlite::params![component, steps.len() as i64],
+            rusqlite::params![component, steps.len()],
         )?;
         tx.commit()?;
         Ok(())
@@ -177,6 +197,7 @@ impl Store {
         blob_path(&self.root, digest)
     }
 
+    /// Whether a blob with this digest is in the store (its file exists; not verified).
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
     }
@@ -409,6 +430,7 @@ impl BlobWriter {
         })
     }
 
+    /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -485,6 +507,9 @@ pub struct VerifyingReader<R> {
 }
 
 impl<R: Read> VerifyingReader<R> {
+    /// Wrap `inner`, checking what it yields against `expected`.
+    ///
+    /// Errors: the digest's algorithm is not supported.
     pub fn new(inner: R, expected: Digest) -> Result<Self> {
         let hasher = Hasher::new(expected.algorithm())?;
         Ok(VerifyingReader {
@@ -495,6 +520,7 @@ impl<R: Read> VerifyingReader<R> {
         })
     }
 
+    /// Bytes read through so far.
     pub fn bytes_read(&self) -> u64 {
         self.read
     }

@@ -309,8 +309,8 @@ fn spawn(dir: &Path, spec: &Spec) -> Running {
                 libc::execve(sh.as_ptr(), sh_argv.as_ptr(), envp.as_ptr());
                 libc::_exit(127);
             }
-            for (i, &fd) in stdio.iter().enumerate() {
-                libc::dup2(fd, i as i32);
+            for (i, &fd) in (0..).zip(stdio.iter()) {
+                libc::dup2(fd, i);
             }
             for (from, to) in moves {
                 libc::dup2(from, to);
@@ -318,7 +318,7 @@ fn spawn(dir: &Path, spec: &Spec) -> Running {
             // PID as decimal, without allocating.
             let mut buf = [0u8; 16];
             let mut digits = [0u8; 12];
-            let (mut v, mut n) = (init as u32, 0);
+            let (mut v, mut n) = (init.unsigned_abs(), 0);
             loop {
                 digits[n] = b'0' + (v % 10) as u8;
                 n += 1;

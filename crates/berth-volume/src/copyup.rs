@@ -148,11 +148,11 @@ fn times(st: &Stat) -> Timestamps {
     Timestamps {
         last_access: Timespec {
             tv_sec: st.st_atime,
-            tv_nsec: st.st_atime_nsec as _,
+            tv_nsec: i64::try_from(st.st_atime_nsec).unwrap_or(0),
         },
         last_modification: Timespec {
             tv_sec: st.st_mtime,
-            tv_nsec: st.st_mtime_nsec as _,
+            tv_nsec: i64::try_from(st.st_mtime_nsec).unwrap_or(0),
         },
     }
 }

@@ -261,7 +261,7 @@ fn main() -> ExitCode {
         Cmd::Oneshot(a) => internal::oneshot(&ctx, a),
     };
     match res {
-        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Ok(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(u8::MAX)),
         Err(e) if cmd::output::is_broken_pipe(&e) => cmd::output::broken_pipe_exit(),
         Err(e) => {
             eprintln!("berth: {}", cmd::render_error(&e));

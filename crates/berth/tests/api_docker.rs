@@ -56,7 +56,7 @@ impl Drop for Service {
     fn drop(&mut self) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
+            libc::kill(i32::try_from(self.child.id()).unwrap(), libc::SIGTERM);
         }
         let end = Instant::now() + Duration::from_secs(5);
         while Instant::now() < end {

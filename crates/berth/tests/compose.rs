@@ -363,7 +363,7 @@ fn attached_up_prefixes_output_and_ctrl_c_stops() {
     std::thread::sleep(Duration::from_millis(500));
     // SAFETY: kill(2) on our own child.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT);
     }
     let status = child.wait().unwrap();
     let lines = reader.join().unwrap();

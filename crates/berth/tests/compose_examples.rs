@@ -177,7 +177,7 @@ fn flask_up_attached_serves_and_ctrl_c_stops() {
     let body = http_get(local(port), "/", Duration::from_secs(60));
     // SAFETY: kill(2) on our own child.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT);
     }
     let status = child.wait().unwrap();
     let lines = reader.join().unwrap();

@@ -766,7 +766,7 @@ fn kill_during_load_then_load_again() {
         let mut t = TarBuilder::new();
         for j in 0..40u32 {
             let data: Vec<u8> = (0..256 * 1024u32)
-                .map(|k| (k.wrapping_mul(31).wrapping_add(j * 7 + i as u32)) as u8)
+                .map(|k| (k.wrapping_mul(31).wrapping_add(j * 7 + i as u32)).to_le_bytes()[0])
                 .collect();
             t.file(&format!("d{i}/f{j}"), 0o644, &data);
         }

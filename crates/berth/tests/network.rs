@@ -503,7 +503,7 @@ fn crashed_container_networking_is_released() {
     // Simulate a crash of berth's monitor, then of the container.
     for pid in [mon, pid] {
         // SAFETY: kill(2) on pids this test's container owns.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        unsafe { libc::kill(i32::try_from(pid).unwrap(), libc::SIGKILL) };
     }
     std::thread::sleep(Duration::from_millis(300));
     // The next command notices and releases the network: namespace, port, address.

@@ -129,7 +129,7 @@ pub(super) fn io_loop(
         drop(fds);
         if sig_ready {
             while let Ok(Some(si)) = run.sigfd.read_signal() {
-                match si.ssi_signo as i32 {
+                match i32::try_from(si.ssi_signo).unwrap_or(0) {
                     libc::SIGCHLD => {
                         if let Some(ws) = reap(run.pid) {
                             exit = Some(ws);
@@ -186,7 +186,7 @@ pub(super) fn io_loop(
                     }
                 }
             } else if let Some(t) = target {
-                write_all(t, &buf[..n as usize]);
+                write_all(t, &buf[..n.unsigned_abs()]);
             }
         }
     }

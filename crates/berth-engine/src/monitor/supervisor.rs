@@ -68,7 +68,9 @@ pub(super) fn exec_supervisor(
         err.to_string(),
         inp.to_string(),
         flags.to_string(),
-        (backoff.as_millis() as u64).to_string(),
+        u64::try_from(backoff.as_millis())
+            .unwrap_or(u64::MAX)
+            .to_string(),
         started_ms.to_string(),
     ];
     let Ok(cargs) = args

@@ -79,7 +79,7 @@ impl Read for Section<'_> {
         if left == 0 {
             return Ok(0);
         }
-        let want = buf.len().min(left as usize);
+        let want = usize::try_from(left).map_or(buf.len(), |l| buf.len().min(l));
         let n = self.file.read_at(&mut buf[..want], self.pos)?;
         if n == 0 {
             return Err(io::Error::new(
@@ -197,7 +197,8 @@ impl Archive {
                 self.path.display()
             )));
         }
-        let mut buf = Vec::with_capacity(size as usize);
+        // At most 64 MiB (checked above).
+        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         self.section(name)?
             .read_to_end(&mut buf)
             .map_err(|e| ImageError::io(&self.path, e))?;

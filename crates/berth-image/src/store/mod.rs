@@ -79,11 +79,11 @@ fn layer_from_row(
 ) -> berth_store::rusqlite::Result<(String, u64, String, u64, String, u64)> {
     Ok((
         r.get(0)?,
-        r.get::<_, i64>(1)? as u64,
+        r.get::<_, u64>(1)?,
         r.get(2)?,
-        r.get::<_, i64>(3)? as u64,
+        r.get::<_, u64>(3)?,
         r.get(4)?,
-        r.get::<_, i64>(5)? as u64,
+        r.get::<_, u64>(5)?,
     ))
 }
 
@@ -166,11 +166,11 @@ impl<'a> ImageStore<'a> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 layer.diff_id.as_str(),
-                layer.diff_size as i64,
+                layer.diff_size,
                 layer.blob.as_str(),
-                layer.blob_size as i64,
+                layer.blob_size,
                 layer.compression.as_str(),
-                layer.size as i64,
+                layer.size,
                 now()
             ],
         )?;
@@ -179,7 +179,7 @@ impl<'a> ImageStore<'a> {
             params![
                 layer.blob.as_str(),
                 layer.diff_id.as_str(),
-                layer.blob_size as i64,
+                layer.blob_size,
                 layer.compression.as_str()
             ],
         )?;
@@ -293,7 +293,7 @@ impl<'a> ImageStore<'a> {
             params![
                 id.as_str(),
                 created,
-                size as i64,
+                size,
                 layers_json,
                 manifest_digest.as_ref().map(|d| d.as_str()),
                 now()
@@ -430,7 +430,7 @@ impl<'a> ImageStore<'a> {
     /// An image by id.
     pub fn get(&self, id: &Digest) -> Result<Image> {
         let db = self.store.db();
-        let row: Option<(i64, i64, String, Option<String>)> = db
+        let row: Option<(i64, u64, String, Option<String>)> = db
             .query_row(
                 "SELECT created, size, layers, manifest FROM images WHERE id = ?1",
                 [id.as_str()],
@@ -487,7 +487,7 @@ impl<'a> ImageStore<'a> {
             repo_digests,
             manifest: manifest.and_then(|m| Digest::parse(&m).ok()),
             created,
-            size: size as u64,
+            size,
         })
     }
 

@@ -247,11 +247,11 @@ impl ImageStore<'_> {
         let mut orphans = Vec::new();
         {
             let mut st = tx.prepare("SELECT diff_id, size FROM layers")?;
-            for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))? {
                 let (d, size) = r?;
                 if !used.contains(&d) {
                     if let Ok(d) = Digest::parse(&d) {
-                        orphans.push((d, size as u64));
+                        orphans.push((d, size));
                     }
                 }
             }
@@ -335,8 +335,8 @@ impl ImageStore<'_> {
             .store
             .db()
             .query_row("SELECT COALESCE(SUM(size), 0) FROM layers", [], |r| {
-                r.get::<_, i64>(0)
-            })? as u64)
+                r.get::<_, u64>(0)
+            })?)
     }
 
     /// Crash recovery: remove `tmp/` entries of dead processes, layer directories no row

@@ -133,7 +133,7 @@ pub(super) fn xattr_allowed(k: &str) -> bool {
 
 pub(super) fn times(secs: u64) -> Timestamps {
     let t = Timespec {
-        tv_sec: secs.min(i64::MAX as u64) as i64,
+        tv_sec: i64::try_from(secs).unwrap_or(i64::MAX),
         tv_nsec: 0,
     };
     Timestamps {

@@ -449,7 +449,7 @@ pub fn container_cmd(ctx: &Ctx, c: ContainerCmd) -> Result<i32> {
 fn eng(e: EngineError) -> anyhow::Error {
     let code = e.exit_code();
     anyhow::Error::new(ExitError {
-        code: code as u8,
+        code: u8::try_from(code.clamp(0, 255)).unwrap_or(u8::MAX),
         msg: e.to_string(),
     })
 }

@@ -32,7 +32,7 @@ impl NetEnv {
         // their bridges would fight over the routes.
         let n = N.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
-        let x = ((pid as usize * 13 + n as usize) % 251) as u8;
+        let x = u8::try_from((pid as usize * 13 + n as usize) % 251).expect("below 251");
         let prefix = format!("bt{:03x}{:x}", pid % 4096, n % 16);
         std::fs::write(
             env.root.join("net.conf"),
