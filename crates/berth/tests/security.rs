@@ -576,35 +576,126 @@ fn cve_2024_21626_leaked_fd_as_working_directory() {
     env.ok(&["rm", "-f", "c21626"]);
 }
 
+/// The freestanding loader stand-in (tests/helpers/ldso.c), built once per test process.
+fn ldso() -> &'static [u8] {
+    static P: OnceLock<Vec<u8>> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("berth-t-ldso-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("ldso");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/ldso.c");
+        let st = Command::new("cc")
+            .args([
+                "-static",
+                "-nostdlib",
+                "-ffreestanding",
+                "-fno-stack-protector",
+                "-fno-builtin",
+                "-no-pie",
+                "-O1",
+                "-o",
+            ])
+            .arg(&bin)
+            .arg(&src)
+            .status()
+            .expect("a C compiler (gcc) is needed");
+        assert!(st.success(), "building the ldso helper failed");
+        let b = std::fs::read(&bin).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        b
+    })
+}
+
+/// `NAME=ERRNO` lines of the ldso helper: each attempt to open the runtime binary for writing
+/// failed with ETXTBSY, EACCES or EROFS; `want` names the attempts that must be there.
+#[track_caller]
+fn all_refused(what: &str, text: &str, want: &[&str]) {
+    for w in want {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{w}=")))
+            .unwrap_or_else(|| panic!("{what}: no {w} result in {text:?}"));
+        let v = &line[w.len() + 1..];
+        assert!(
+            ["26", "13", "30"].contains(&v),
+            "{what}: {w} was not refused with ETXTBSY/EACCES/EROFS: {line}"
+        );
+    }
+}
+
 #[test]
 fn cve_2019_5736_runtime_binary_is_not_writable_from_the_container() {
+    // The image's dynamic loader is the helper and its entrypoint `#!/proc/self/exe`: the
+    // runtime re-executes itself in the container and the helper runs with the runtime's
+    // binary as /proc/self/exe, every time (no race).
+    let loader = match std::env::consts::ARCH {
+        "x86_64" => "lib64/ld-linux-x86-64.so.2",
+        "aarch64" => "lib/ld-linux-aarch64.so.1",
+        a => {
+            eprintln!("skipped: no loader path known for {a}");
+            return;
+        }
+    };
     let env = TestEnv::new();
     let mut t = TarBuilder::new();
-    t.file("probe", 0o755, probe())
+    t.dir(loader.split('/').next().unwrap_or("lib"), 0o755)
+        .file(loader, 0o755, ldso())
         .file("evil", 0o755, b"#!/proc/self/exe\n");
-    image_with(&env, "evil", t.finish(), serde_json::json!({}));
-    let berth_bin = std::fs::read(env!("CARGO_BIN_EXE_berth")).unwrap();
-    // The container watches for foreign executables entering it and tries to open them for
-    // writing (never writing); meanwhile the runtime enters it again and again.
+    image_with(
+        &env,
+        "evil",
+        t.finish(),
+        serde_json::json!({"Entrypoint": ["/evil"], "Cmd": []}),
+    );
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_berth")).parent().unwrap();
+    let binaries: Vec<(PathBuf, Vec<u8>)> = ["berth", "berth-supervise"]
+        .iter()
+        .map(|n| bin_dir.join(n))
+        .filter(|p| p.exists())
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    // The entrypoint: the container's init re-executes the runtime.
+    let o = env.berth(&["run", "--rm", NONE, "evil"]);
+    all_refused("run", &out(&o), &["self-wronly", "self-rdwr", "fd-reopen"]);
+    // exec: the exec'd process re-executes the runtime; a child tries /proc/PARENT/exe and,
+    // after the runtime process exited, the O_PATH fd it kept.
     env.ok(&[
-        "run", "-d", "--name", "w5736", NONE, "evil", "/probe", "watch", "15",
+        "run",
+        "-d",
+        "--name",
+        "w5736",
+        NONE,
+        "--entrypoint",
+        "sleep",
+        "evil",
+        "60",
     ]);
-    for _ in 0..20 {
-        let _ = env.berth(&["exec", "w5736", "/evil"]);
-        let _ = env.berth(&["exec", "w5736", "/probe", "euid"]);
+    let o = env.berth(&["exec", "w5736", "/evil"]);
+    all_refused("exec", &out(&o), &["self-wronly", "self-rdwr", "fd-reopen"]);
+    let mut child = String::new();
+    for _ in 0..100 {
+        child = out(&env.berth(&["exec", "w5736", "cat", "/result-child"]));
+        if child.contains("child-after-exit=") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let _ = env.berth(&["wait", "w5736"]);
-    let logs = env.ok(&["logs", "w5736"]);
-    for l in logs.lines().filter(|l| l.starts_with("caught")) {
-        assert!(!l.ends_with("writable=ok"), "runtime binary writable: {l}");
-    }
-    assert!(logs.contains("watch done"), "{logs}");
-    assert_eq!(
-        std::fs::read(env!("CARGO_BIN_EXE_berth")).unwrap(),
-        berth_bin,
-        "the berth binary changed"
+    all_refused(
+        "exec child",
+        &child,
+        &["child-parent-exe", "child-after-exit"],
     );
     env.ok(&["rm", "-f", "w5736"]);
+    for (p, b) in &binaries {
+        assert!(
+            std::fs::read(p).unwrap() == *b,
+            "{} changed on the host",
+            p.display()
+        );
+    }
 }
 
 #[test]
