@@ -1083,7 +1083,10 @@ mod tests {
                                 ScmpArgCompare::new(u32::try_from(x.index()).unwrap(), op, datum)
                             })
                             .collect();
-                        let idx: Vec<u32> = args.iter().map(|x| x.index() as u32).collect();
+                        let idx: Vec<u32> = args
+                            .iter()
+                            .map(|x| u32::try_from(x.index()).unwrap())
+                            .collect();
                         let dup = idx.iter().collect::<HashSet<_>>().len() != idx.len();
                         if dup {
                             for c in &cmps {
