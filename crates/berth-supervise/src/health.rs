@@ -81,13 +81,10 @@ pub(crate) fn env_value(envp: *const *const u8, key: &[u8]) -> Option<&'static [
 /// signal mask and SIGPIPE disposition.
 pub(crate) fn child_setup() {
     // SAFETY: the path is a NUL-terminated literal.
-    let null = unsafe { syscall(nr::OPEN, c"/dev/null".as_ptr() as usize, O_RDWR, 0, 0) };
+    let null = unsafe { sys_open(c"/dev/null".as_ptr().cast(), O_RDWR, 0) };
     if null >= 0 {
         for fd in 0..3 {
-            // SAFETY: dup2 on descriptors only.
-            unsafe {
-                syscall(nr::DUP2, null as usize, fd, 0, 0);
-            }
+            sys_dup2(null as usize, fd);
         }
     }
     // SAFETY: close_range only closes descriptors of this (child) process.
@@ -128,8 +125,8 @@ pub(crate) fn child_setup() {
 
 /// fork + exec `EXE --root ROOT __healthcheck ID`; returns the child's pid (or <= 0).
 pub(crate) fn spawn_probe(argv: *mut *const u8, envp: *const *const u8) -> i32 {
-    // SAFETY: fork takes no arguments; this process is single-threaded.
-    let pid = unsafe { syscall(nr::FORK, 0, 0, 0, 0) };
+    // SAFETY: this process is single-threaded.
+    let pid = unsafe { sys_fork() };
     if pid != 0 {
         return pid as i32;
     }

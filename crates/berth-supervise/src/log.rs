@@ -71,7 +71,7 @@ impl Rotate {
                 if log_name(&mut a, self.path, i, gz) && log_name(&mut b, self.path, i + 1, gz) {
                     // SAFETY: both are NUL-terminated paths in local buffers.
                     unsafe {
-                        syscall(nr::RENAME, a.as_ptr() as usize, b.as_ptr() as usize, 0, 0);
+                        sys_rename(a.as_ptr(), b.as_ptr());
                     }
                 }
             }
@@ -81,7 +81,7 @@ impl Rotate {
         if log_name(&mut a, self.path, 1, true) {
             // SAFETY: NUL-terminated path in a local buffer.
             unsafe {
-                syscall(nr::UNLINK, a.as_ptr() as usize, 0, 0, 0);
+                sys_unlink(a.as_ptr());
             }
         }
         if !(log_name(&mut a, self.path, 0, false) && log_name(&mut b, self.path, 1, false)) {
@@ -89,23 +89,13 @@ impl Rotate {
         }
         // SAFETY: NUL-terminated paths in local buffers.
         unsafe {
-            syscall(nr::RENAME, a.as_ptr() as usize, b.as_ptr() as usize, 0, 0);
+            sys_rename(a.as_ptr(), b.as_ptr());
         }
         // SAFETY: NUL-terminated path; integer flags and mode.
-        let nfd = unsafe {
-            syscall(
-                nr::OPEN,
-                a.as_ptr() as usize,
-                O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                0o640,
-                0,
-            )
-        };
+        let nfd = unsafe { sys_open(a.as_ptr(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640) };
         if nfd >= 0 {
-            // SAFETY: dup2 over our own log descriptor (dup2 leaves it without FD_CLOEXEC).
-            unsafe {
-                syscall(nr::DUP2, nfd as usize, fd as usize, 0, 0);
-            }
+            // dup2 over our own log descriptor (dup2 leaves it without FD_CLOEXEC).
+            sys_dup2(nfd as usize, fd as usize);
             close(nfd as i32);
         }
         if self.compress {
@@ -114,8 +104,8 @@ impl Rotate {
     }
 
     pub(crate) fn spawn_compressor(&mut self) {
-        // SAFETY: fork takes no arguments; this process is single-threaded.
-        let pid = unsafe { syscall(nr::FORK, 0, 0, 0, 0) };
+        // SAFETY: this process is single-threaded.
+        let pid = unsafe { sys_fork() };
         if pid != 0 {
             // Reaped in Sup::reap, or waited for by the next rotation.
             self.compressor = if pid > 0 { pid as i32 } else { 0 };

@@ -45,8 +45,14 @@
     clippy::cast_possible_wrap
 )]
 
-#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-compile_error!("berth-supervise supports only Linux on x86_64 (raw syscall numbers and _start)");
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+compile_error!(
+    "berth-supervise supports Linux on x86_64 and aarch64 (raw syscall numbers and _start); \
+     elsewhere leave it out and the monitor supervises containers itself"
+);
 
 use core::arch::global_asm;
 
@@ -67,6 +73,7 @@ use text::*;
 // Process entry, runtime support symbols
 // ---------------------------------------------------------------------------------------
 
+#[cfg(target_arch = "x86_64")]
 global_asm!(
     ".globl _start",
     ".type _start,@function",
@@ -76,6 +83,19 @@ global_asm!(
     "and rsp, -16",
     "call {entry}",
     "ud2",
+    entry = sym entry,
+);
+
+#[cfg(target_arch = "aarch64")]
+global_asm!(
+    ".globl _start",
+    ".type _start,@function",
+    "_start:",
+    "mov x29, #0",
+    "mov x30, #0",
+    "mov x0, sp",
+    "bl {entry}",
+    "brk #0",
     entry = sym entry,
 );
 

@@ -2,6 +2,9 @@
 
 use core::arch::asm;
 
+/// System call numbers (x86_64 has the legacy calls; aarch64 only the `*at` and `dup3`,
+/// `ppoll`, `clone` forms, see the wrappers below).
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod nr {
     pub const READ: usize = 0;
     pub const WRITE: usize = 1;
@@ -25,6 +28,33 @@ pub(crate) mod nr {
     pub const CLOCK_GETTIME: usize = 228;
     pub const EXIT_GROUP: usize = 231;
     pub const SIGNALFD4: usize = 289;
+}
+
+/// System call numbers of the generic table (`asm-generic/unistd.h`) that aarch64 uses.
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod nr {
+    pub const READ: usize = 63;
+    pub const WRITE: usize = 64;
+    pub const CLOSE: usize = 57;
+    pub const PPOLL: usize = 73;
+    pub const RT_SIGACTION: usize = 134;
+    pub const RT_SIGPROCMASK: usize = 135;
+    pub const IOCTL: usize = 29;
+    pub const EXECVE: usize = 221;
+    pub const WAIT4: usize = 260;
+    pub const KILL: usize = 129;
+    pub const FCNTL: usize = 25;
+    pub const OPENAT: usize = 56;
+    pub const DUP3: usize = 24;
+    pub const CLONE: usize = 220;
+    pub const CLOSE_RANGE: usize = 436;
+    pub const LSEEK: usize = 62;
+    pub const FTRUNCATE: usize = 46;
+    pub const RENAMEAT: usize = 38;
+    pub const UNLINKAT: usize = 35;
+    pub const CLOCK_GETTIME: usize = 113;
+    pub const EXIT_GROUP: usize = 94;
+    pub const SIGNALFD4: usize = 74;
 }
 
 pub(crate) const EINTR: isize = 4;
@@ -62,10 +92,11 @@ pub(crate) const SIGTERM: u32 = 15;
 pub(crate) const SIGCHLD: u32 = 17;
 pub(crate) const SIGWINCH: u32 = 28;
 
-/// Raw system call with up to six arguments; returns the kernel's result (`-errno` on error).
+/// Raw system call with up to four arguments; returns the kernel's result (`-errno` on error).
 ///
 /// # Safety
 /// The arguments must satisfy the kernel contract of syscall `n` (valid pointers etc.).
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) unsafe fn syscall(n: usize, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
     let ret: isize;
@@ -77,12 +108,116 @@ pub(crate) unsafe fn syscall(n: usize, a1: usize, a2: usize, a3: usize, a4: usiz
     ret
 }
 
+/// Raw system call with up to four arguments; returns the kernel's result (`-errno` on error).
+///
+/// # Safety
+/// The arguments must satisfy the kernel contract of syscall `n` (valid pointers etc.).
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+pub(crate) unsafe fn syscall(n: usize, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the caller upholds the syscall's contract; `svc 0` returns in x0 and clobbers
+    // nothing else.
+    unsafe {
+        asm!("svc 0", in("x8") n, inlateout("x0") a1 as isize => ret, in("x1") a2,
+             in("x2") a3, in("x3") a4, options(nostack));
+    }
+    ret
+}
+
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn exit(code: i32) -> ! {
     // SAFETY: exit_group takes no pointers and never returns.
     unsafe {
         asm!("syscall", in("rax") nr::EXIT_GROUP, in("rdi") code as isize as usize,
              options(noreturn, nostack));
     }
+}
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) fn exit(code: i32) -> ! {
+    // SAFETY: exit_group takes no pointers and never returns.
+    unsafe {
+        asm!("svc 0", in("x8") nr::EXIT_GROUP, in("x0") code as isize as usize,
+             options(noreturn, nostack));
+    }
+}
+
+/// `AT_FDCWD` as a syscall argument (-100, sign-extended).
+#[cfg(target_arch = "aarch64")]
+const AT_FDCWD: usize = -100isize as usize;
+
+/// `open(path, flags, mode)`; `path` is NUL-terminated.
+///
+/// # Safety
+/// `path` must point to a NUL-terminated string.
+pub(crate) unsafe fn sys_open(path: *const u8, flags: usize, mode: usize) -> isize {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller passes a NUL-terminated path.
+    let r = unsafe { syscall(nr::OPEN, path as usize, flags, mode, 0) };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: the caller passes a NUL-terminated path.
+    let r = unsafe { syscall(nr::OPENAT, AT_FDCWD, path as usize, flags, mode) };
+    r
+}
+
+/// `dup2(old, new)`: returns `new` or `-errno`.
+pub(crate) fn sys_dup2(old: usize, new: usize) -> isize {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: descriptors only.
+    let r = unsafe { syscall(nr::DUP2, old, new, 0, 0) };
+    #[cfg(target_arch = "aarch64")]
+    let r = if old == new {
+        // dup3 refuses old == new, which dup2 accepts as a no-op.
+        new as isize
+    } else {
+        // SAFETY: descriptors only.
+        unsafe { syscall(nr::DUP3, old, new, 0, 0) }
+    };
+    r
+}
+
+/// `fork()`: the child's pid in the parent, 0 in the child, or `-errno`.
+///
+/// # Safety
+/// The process must be single-threaded (it is: no threads are ever started).
+pub(crate) unsafe fn sys_fork() -> isize {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: fork takes no arguments; the caller guarantees a single thread.
+    let r = unsafe { syscall(nr::FORK, 0, 0, 0, 0) };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: clone(SIGCHLD) with no other flags and no new stack is fork; no thread-id
+    // pointers are used without their flags.
+    let r = unsafe { syscall(nr::CLONE, SIGCHLD as usize, 0, 0, 0) };
+    r
+}
+
+/// `rename(from, to)`; both NUL-terminated.
+///
+/// # Safety
+/// Both must point to NUL-terminated strings.
+pub(crate) unsafe fn sys_rename(from: *const u8, to: *const u8) -> isize {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller passes NUL-terminated paths.
+    let r = unsafe { syscall(nr::RENAME, from as usize, to as usize, 0, 0) };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: the caller passes NUL-terminated paths.
+    let r = unsafe { syscall(nr::RENAMEAT, AT_FDCWD, from as usize, AT_FDCWD, to as usize) };
+    r
+}
+
+/// `unlink(path)`; NUL-terminated.
+///
+/// # Safety
+/// `path` must point to a NUL-terminated string.
+pub(crate) unsafe fn sys_unlink(path: *const u8) -> isize {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller passes a NUL-terminated path.
+    let r = unsafe { syscall(nr::UNLINK, path as usize, 0, 0, 0) };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: the caller passes a NUL-terminated path.
+    let r = unsafe { syscall(nr::UNLINKAT, AT_FDCWD, path as usize, 0, 0) };
+    r
 }
 
 pub(crate) fn read(fd: i32, buf: &mut [u8]) -> isize {
@@ -173,8 +308,9 @@ pub(crate) struct PollFd {
 }
 
 pub(crate) fn poll(fds: &mut [PollFd], timeout_ms: i32) -> isize {
+    #[cfg(target_arch = "x86_64")]
     // SAFETY: `fds` is a valid array of `struct pollfd` of the given length.
-    unsafe {
+    let r = unsafe {
         syscall(
             nr::POLL,
             fds.as_mut_ptr() as usize,
@@ -182,7 +318,24 @@ pub(crate) fn poll(fds: &mut [PollFd], timeout_ms: i32) -> isize {
             timeout_ms as isize as usize,
             0,
         )
-    }
+    };
+    #[cfg(target_arch = "aarch64")]
+    let r = {
+        let ts = Timespec {
+            sec: i64::from(timeout_ms / 1000),
+            nsec: i64::from(timeout_ms % 1000) * 1_000_000,
+        };
+        // A negative timeout waits forever: no timespec.
+        let tp = if timeout_ms < 0 {
+            0
+        } else {
+            &ts as *const Timespec as usize
+        };
+        // SAFETY: `fds` is a valid array of `struct pollfd`, `tp` NULL or a valid timespec;
+        // no signal mask is given.
+        unsafe { syscall(nr::PPOLL, fds.as_mut_ptr() as usize, fds.len(), tp, 0) }
+    };
+    r
 }
 
 #[repr(C)]
