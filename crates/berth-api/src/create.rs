@@ -457,6 +457,9 @@ pub fn build_config(
             body.healthcheck.as_ref(),
         ),
         log_config,
+        resources: Default::default(),
+        namespaces: Default::default(),
+        extra: Default::default(),
     };
 
     let mut volume_flags: Vec<String> = h.binds.clone().unwrap_or_default();

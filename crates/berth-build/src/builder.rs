@@ -1413,6 +1413,9 @@ impl Build<'_> {
             volumes: Vec::new(),
             healthcheck: None,
             log_config: Default::default(),
+            resources: Default::default(),
+            namespaces: Default::default(),
+            extra: Default::default(),
         };
         let code = self.exec(store, &id, &root, &cfg).map_err(|e| match e {
             BuildError::Engine(e) => err(e.to_string()),

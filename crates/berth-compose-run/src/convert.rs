@@ -602,6 +602,9 @@ pub fn container_config(
         volumes,
         healthcheck,
         log_config,
+        resources: Default::default(),
+        namespaces: Default::default(),
+        extra: Default::default(),
     })
 }
 

@@ -57,7 +57,23 @@ pub fn isatty(fd: i32) -> bool {
 
 /// Wait for a foreground container, forwarding signals (Ctrl-C stops it) and window size.
 pub fn foreground(store: &Store, c: &Container, started: &mut Started, tty: bool) -> i32 {
+    foreground_with(store, c, started, tty, true)
+}
+
+/// [`foreground`] with `--sig-proxy`: when `sig_proxy` is false, signals are not forwarded
+/// to the container; they act on berth itself (Ctrl-C ends the CLI, the container keeps
+/// running), as Docker's `--sig-proxy=false`.
+pub fn foreground_with(
+    store: &Store,
+    c: &Container,
+    started: &mut Started,
+    tty: bool,
+    sig_proxy: bool,
+) -> i32 {
     let _raw = RawMode::enable(tty && isatty(0));
+    if !sig_proxy {
+        return crate::ops::wait_attached(store, &c.id, started);
+    }
     let set = signal_set(&[
         Signal::SIGINT,
         Signal::SIGTERM,
@@ -231,8 +247,16 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
     }
     // Docker resolves `exec -u` like `run -u`, with the container's --group-add.
     if req.user.is_some() {
-        let typed =
-            crate::spec::process(&c.config.security, vec![], vec![], "/", false, &user, &[])?;
+        let typed = crate::spec::process(
+            &c.config.security,
+            vec![],
+            vec![],
+            "/",
+            false,
+            &user,
+            &[],
+            c.config.resources.oom_score_adj.unwrap_or(0),
+        )?;
         process.set_user(typed.user().clone());
     }
     process.set_args(Some(req.args.clone()));

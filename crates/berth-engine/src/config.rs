@@ -66,6 +66,42 @@ pub struct ContainerConfig {
     /// Log driver and options (`--log-driver`, `--log-opt`).
     #[serde(default)]
     pub log_config: crate::logs::LogConfig,
+    /// Cgroup settings beyond `memory`, `nano_cpus` and `pids_limit` (`--cpu-shares`,
+    /// `--memory-swap`, `--blkio-weight`, …; Docker's units).
+    #[serde(default)]
+    pub resources: crate::resources::Resources,
+    /// `--pid`, `--ipc`, `--uts`, `--cgroupns` (`None`: Docker's default, a private namespace).
+    #[serde(default)]
+    pub namespaces: crate::resources::NamespaceModes,
+    /// Extra network settings: `--expose`, `--link`, `--ip`, `--ip6`, `--mac-address`,
+    /// `--cidfile`.
+    #[serde(default)]
+    pub extra: RunExtras,
+}
+
+/// Settings of `run`/`create` kept for inspect and for the network setup (Docker's
+/// `Config.ExposedPorts`, `HostConfig.Links`, `HostConfig.ContainerIDFile`, the endpoint's
+/// IPAM config and MAC address).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunExtras {
+    /// `--expose` ports as `PORT/PROTO` (`80/tcp`), in addition to the image's EXPOSE.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<String>,
+    /// `--link NAME:ALIAS` with NAME resolved to the linked container's name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    /// `--ip`: the IPv4 address requested on the container's user network.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ipv4_address: String,
+    /// `--ip6`: the IPv6 address requested.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ipv6_address: String,
+    /// `--mac-address`: the MAC address of the container's interface.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
+    /// `--cidfile`: where the container id was written (absolute path).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cidfile: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -243,6 +279,97 @@ pub fn read_env_file(path: &std::path::Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Read a Docker label file (`--label-file`): `KEY=VALUE` lines (`KEY` alone: empty value),
+/// `#` comments and blank lines skipped.
+///
+/// Errors: [`EngineError::InvalidArgument`] naming the file (unreadable) or the file and line
+/// (a key with white space).
+pub fn read_label_file(path: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        EngineError::InvalidArgument(format!("cannot read label file {}: {e}", path.display()))
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line.split_once('=').unwrap_or((line, ""));
+        if k.is_empty() || k.contains(char::is_whitespace) {
+            return Err(EngineError::InvalidArgument(format!(
+                "{}:{}: invalid label name {k:?}",
+                path.display(),
+                i + 1
+            )));
+        }
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+/// `--expose PORT[-END][/PROTO]` → the ports as `PORT/PROTO` (protocol tcp by default).
+///
+/// Errors: [`EngineError::InvalidArgument`] for a port outside 1–65535, a reversed range or an
+/// unknown protocol.
+pub fn parse_expose(s: &str) -> Result<Vec<String>> {
+    let bad = || {
+        EngineError::InvalidArgument(format!(
+            "invalid --expose {s:?}: use PORT[-END][/tcp|udp|sctp], e.g. 8080 or 53/udp"
+        ))
+    };
+    let (ports, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(bad());
+    }
+    let port = |p: &str| p.trim().parse::<u16>().ok().filter(|p| *p != 0);
+    let (a, b) = match ports.split_once('-') {
+        Some((a, b)) => (port(a).ok_or_else(bad)?, port(b).ok_or_else(bad)?),
+        None => {
+            let p = port(ports).ok_or_else(bad)?;
+            (p, p)
+        }
+    };
+    if a > b {
+        return Err(bad());
+    }
+    Ok((a..=b).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// The host's platform as OCI spells it (`linux/amd64`, `linux/arm64`, …).
+pub fn host_platform() -> String {
+    format!("linux/{}", berth_image::archive::host_arch())
+}
+
+/// `--platform OS[/ARCH[/VARIANT]]`: berth runs only the host's platform, and only images
+/// built for it.
+///
+/// Errors: [`EngineError::InvalidArgument`] when the platform is not the host's, or when the
+/// image (`image_arch`) is for another architecture.
+pub fn check_platform(requested: &str, image_ref: &str, image_arch: &str) -> Result<()> {
+    let host_arch = berth_image::archive::host_arch();
+    let mut parts = requested.trim().splitn(3, '/');
+    let os = parts.next().unwrap_or("").to_ascii_lowercase();
+    let arch = parts.next().map(|a| a.to_ascii_lowercase());
+    let arch = match arch.as_deref() {
+        Some("x86_64" | "x86-64") => Some("amd64".to_string()),
+        Some("aarch64") => Some("arm64".to_string()),
+        _ => arch,
+    };
+    if os != "linux" || arch.as_deref().is_some_and(|a| a != host_arch) {
+        return Err(EngineError::InvalidArgument(format!(
+            "--platform {requested}: berth runs only this host's platform ({}); there is no emulation",
+            host_platform()
+        )));
+    }
+    if !image_arch.is_empty() && image_arch != host_arch {
+        return Err(EngineError::InvalidArgument(format!(
+            "image with reference {image_ref} was found but its platform (linux/{image_arch}) does not match the specified platform ({requested})"
+        )));
+    }
+    Ok(())
+}
+
 /// Merge env lists: later entries override earlier ones with the same key; order of first
 /// appearance kept.
 pub fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
@@ -294,6 +421,39 @@ mod tests {
         assert!(parse_bytes("lots").is_err());
         assert_eq!(parse_cpus("0.5").unwrap(), 500_000_000);
         assert!(parse_cpus("0").is_err());
+    }
+
+    #[test]
+    fn expose_labels_platform() {
+        assert_eq!(parse_expose("80").unwrap(), vec!["80/tcp".to_string()]);
+        assert_eq!(
+            parse_expose("53-54/UDP").unwrap(),
+            vec!["53/udp".to_string(), "54/udp".to_string()]
+        );
+        assert!(parse_expose("0").is_err());
+        assert!(parse_expose("9-8").is_err());
+        assert!(parse_expose("80/xyz").is_err());
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("labels");
+        std::fs::write(&f, "# c\na=1\n\nb\nc=x=y\n").unwrap();
+        assert_eq!(
+            read_label_file(&f).unwrap(),
+            vec![
+                ("a".to_string(), "1".to_string()),
+                ("b".to_string(), String::new()),
+                ("c".to_string(), "x=y".to_string())
+            ]
+        );
+        std::fs::write(&f, "bad key=1\n").unwrap();
+        let e = read_label_file(&f).unwrap_err().to_string();
+        assert!(e.contains(":1:"), "{e}");
+        let host = host_platform();
+        let arch = berth_image::archive::host_arch();
+        assert!(check_platform(&host, "img", arch).is_ok());
+        assert!(check_platform("linux", "img", arch).is_ok());
+        assert!(check_platform("linux/s390x", "img", arch).is_err());
+        assert!(check_platform("windows/amd64", "img", arch).is_err());
+        assert!(check_platform(&host, "img", "s390x").is_err());
     }
 
     #[test]

@@ -14,7 +14,17 @@ pub fn container_json(store: &Store, c: &Container) -> serde_json::Value {
     let running = c.state == State::Running;
     let paused = crate::ops::is_paused(c);
     let net_settings = berth_net::network_settings(store, &c.id).unwrap_or_else(|_| json!({}));
-    json!({
+    let exposed: serde_json::Map<String, serde_json::Value> = berth_image::ImageStore::open(store)
+        .and_then(|i| i.get(&c.image_id))
+        .ok()
+        .and_then(|i| i.config.exposed_ports.clone())
+        .map(|m| m.into_keys().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(c.config.extra.expose.iter().cloned())
+        .map(|p| (p, json!({})))
+        .collect();
+    let mut doc = json!({
         "Id": c.id,
         "Created": chrono::DateTime::from_timestamp(c.created, 0).map(|t| t.to_rfc3339()).unwrap_or_default(),
         "Path": c.config.args.first(),
@@ -66,8 +76,51 @@ pub fn container_json(store: &Store, c: &Container) -> serde_json::Value {
             "Labels": c.config.labels,
             "StopSignal": c.config.stop_signal,
             "Healthcheck": c.config.healthcheck,
+            "ExposedPorts": (!exposed.is_empty()).then_some(exposed),
+            "MacAddress": c.config.extra.mac_address,
         },
         "Mounts": crate::volumes::mounts_json(store, &c.config),
         "NetworkSettings": net_settings,
+    });
+    if let (Some(h), serde_json::Value::Object(more)) = (
+        doc.get_mut("HostConfig").and_then(|h| h.as_object_mut()),
+        host_config_more(c),
+    ) {
+        h.extend(more);
+    }
+    doc
+}
+
+/// The resource, namespace and legacy-network parts of inspect's `HostConfig` (Docker's
+/// names and units: bytes, microseconds, shares).
+fn host_config_more(c: &Container) -> serde_json::Value {
+    let (r, ns) = (&c.config.resources, &c.config.namespaces);
+    json!({
+        "CpuShares": r.cpu_shares.unwrap_or(0),
+        "CpuPeriod": r.cpu_period.unwrap_or(0),
+        "CpuQuota": r.cpu_quota.unwrap_or(0),
+        "CpusetCpus": r.cpuset_cpus.clone().unwrap_or_default(),
+        "CpusetMems": r.cpuset_mems.clone().unwrap_or_default(),
+        "MemoryReservation": r.memory_reservation.unwrap_or(0),
+        "MemorySwap": r.memory_swap.unwrap_or(0),
+        "MemorySwappiness": r.memory_swappiness,
+        "KernelMemory": r.kernel_memory.unwrap_or(0),
+        "OomKillDisable": r.oom_kill_disable,
+        "OomScoreAdj": r.oom_score_adj.unwrap_or(0),
+        "BlkioWeight": r.blkio_weight.unwrap_or(0),
+        "BlkioWeightDevice": r.blkio_weight_device.iter().map(|d| json!({"Path": d.path, "Weight": d.value})).collect::<Vec<_>>(),
+        "BlkioDeviceReadBps": r.device_read_bps.iter().map(|d| json!({"Path": d.path, "Rate": d.value})).collect::<Vec<_>>(),
+        "BlkioDeviceWriteBps": r.device_write_bps.iter().map(|d| json!({"Path": d.path, "Rate": d.value})).collect::<Vec<_>>(),
+        "BlkioDeviceReadIOps": r.device_read_iops.iter().map(|d| json!({"Path": d.path, "Rate": d.value})).collect::<Vec<_>>(),
+        "BlkioDeviceWriteIOps": r.device_write_iops.iter().map(|d| json!({"Path": d.path, "Rate": d.value})).collect::<Vec<_>>(),
+        "PidMode": ns.pid.clone().unwrap_or_default(),
+        "IpcMode": ns.ipc.clone().unwrap_or_else(|| "private".into()),
+        "UTSMode": ns.uts.clone().unwrap_or_default(),
+        "CgroupnsMode": ns.cgroupns.clone().unwrap_or_else(|| "private".into()),
+        "ContainerIDFile": c.config.extra.cidfile,
+        "Links": (!c.config.extra.links.is_empty()).then(|| c.config.extra.links.iter().map(|l| {
+                let (n, a) = l.split_once(':').unwrap_or((l, l));
+                format!("/{n}:/{}/{a}", c.name)
+            }).collect::<Vec<_>>()),
     })
 }

@@ -83,6 +83,9 @@ pub fn run(store: &Store, req: OneshotRequest<'_>) -> Result<i32> {
                 join_netns: None,
                 cgroup_parent: &crate::paths::cgroup_parent(),
                 init_binary: None,
+                join_pidns: None,
+                join_ipc: None,
+                shm_source: None,
             },
         )?;
         let mut spec = spec;

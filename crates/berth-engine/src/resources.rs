@@ -50,7 +50,42 @@ pub struct Resources {
     /// Block I/O weight 10–1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blkio_weight: Option<u16>,
+    /// `--blkio-weight-device PATH:WEIGHT` (weight 10–1000).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blkio_weight_device: Vec<DeviceValue>,
+    /// `--device-read-bps PATH:RATE` (bytes per second).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_read_bps: Vec<DeviceValue>,
+    /// `--device-write-bps PATH:RATE` (bytes per second).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_write_bps: Vec<DeviceValue>,
+    /// `--device-read-iops PATH:RATE` (operations per second).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_read_iops: Vec<DeviceValue>,
+    /// `--device-write-iops PATH:RATE` (operations per second).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_write_iops: Vec<DeviceValue>,
+    /// `--kernel-memory` in bytes: recorded (inspect shows it) but not applied, as Docker does
+    /// on kernels that no longer limit kernel memory separately.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_memory: Option<i64>,
 }
+
+/// A per-device block I/O setting: the device node's host path and a weight or a rate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceValue {
+    /// Host path of a block device node, e.g. `/dev/vda`.
+    pub path: String,
+    /// Weight (10–1000), bytes per second or operations per second, depending on the flag.
+    pub value: u64,
+    /// The device's major number (read from the node when the flag was parsed).
+    pub major: i64,
+    /// The device's minor number.
+    pub minor: i64,
+}
+
+/// Docker's smallest memory limit and reservation: 6 MiB.
+pub const MIN_MEMORY: i64 = 6 << 20;
 
 /// Namespace modes (`None` = Docker's default: a private namespace).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -94,6 +129,71 @@ pub struct ResourceFlags {
     pub oom_score_adj: Option<i64>,
     /// `--blkio-weight`.
     pub blkio_weight: Option<i64>,
+    /// `--blkio-weight-device PATH:WEIGHT`.
+    pub blkio_weight_device: Vec<String>,
+    /// `--device-read-bps PATH:RATE` (rate with unit: `1mb`).
+    pub device_read_bps: Vec<String>,
+    /// `--device-write-bps PATH:RATE`.
+    pub device_write_bps: Vec<String>,
+    /// `--device-read-iops PATH:N`.
+    pub device_read_iops: Vec<String>,
+    /// `--device-write-iops PATH:N`.
+    pub device_write_iops: Vec<String>,
+    /// `--kernel-memory` (bytes with unit).
+    pub kernel_memory: Option<String>,
+}
+
+/// Parse `PATH:VALUE` of the per-device block I/O flags; `bytes` allows units (`1mb`).
+fn parse_device_value(flag: &str, s: &str, bytes: bool) -> Result<DeviceValue> {
+    let (path, v) = s.rsplit_once(':').ok_or_else(|| {
+        bad(format!(
+            "invalid {flag} {s:?}: use DEVICE:VALUE, e.g. /dev/sda:{}",
+            if bytes { "1mb" } else { "100" }
+        ))
+    })?;
+    let value = if bytes {
+        crate::config::parse_bytes(v)?
+    } else {
+        v.parse::<i64>()
+            .map_err(|_| bad(format!("invalid {flag} {s:?}: {v:?} is not a number")))?
+    };
+    let value = u64::try_from(value)
+        .map_err(|_| bad(format!("invalid {flag} {s:?}: the value must be positive")))?;
+    if !path.starts_with("/dev/") {
+        return Err(bad(format!(
+            "invalid {flag} {s:?}: the device must be a path under /dev"
+        )));
+    }
+    let st = rustix::fs::stat(path).map_err(|e| {
+        bad(format!(
+            "invalid {flag} {s:?}: {path}: {e}; give a block device of this host"
+        ))
+    })?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFBLK {
+        return Err(bad(format!(
+            "invalid {flag} {s:?}: {path} is not a block device"
+        )));
+    }
+    Ok(DeviceValue {
+        path: path.to_string(),
+        value,
+        major: i64::from(rustix::fs::major(st.st_rdev)),
+        minor: i64::from(rustix::fs::minor(st.st_rdev)),
+    })
+}
+
+/// Docker's minimum-memory rule for `--memory`: at least [`MIN_MEMORY`] when set (0 = none).
+///
+/// Errors: [`EngineError::InvalidArgument`] with Docker's message.
+pub fn check_memory(memory: Option<i64>) -> Result<()> {
+    if let Some(m) = memory {
+        if m != 0 && m < MIN_MEMORY {
+            return Err(bad(
+                "minimum memory limit allowed is 6MB: give --memory 6m or more".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn bad(msg: String) -> EngineError {
@@ -134,8 +234,12 @@ fn check_cpuset(flag: &str, v: &str, allowed: Option<&str>) -> Result<()> {
 impl ResourceFlags {
     /// Check the values (Docker's ranges and rules) and convert them. `memory` is the
     /// `--memory` limit in bytes, `nano_cpus` the `--cpus` value.
+    ///
+    /// Errors: [`EngineError::InvalidArgument`] naming the flag and the allowed values.
     pub fn parse(&self, memory: Option<i64>, nano_cpus: Option<i64>) -> Result<Resources> {
         let mut r = Resources::default();
+        check_memory(memory)?;
+        let memory = memory.filter(|m| *m != 0);
         if let Some(s) = self.cpu_shares {
             if s != 0 && !(2..=262_144).contains(&s) {
                 return Err(bad(format!(
@@ -192,24 +296,61 @@ impl ResourceFlags {
                     "--memory-swap needs --memory: set the memory limit too".into(),
                 ));
             };
-            if v != -1 && v < mem {
+            if v != -1 && v != 0 && v < mem {
                 return Err(bad(format!(
-                    "invalid --memory-swap {s:?}: it is memory plus swap, so it must be at least --memory (or -1 for unlimited swap)"
+                    "minimum memoryswap limit should be larger than memory limit: --memory-swap {s:?} is memory plus swap, so it must be at least --memory (or -1 for unlimited swap)"
                 )));
             }
-            r.memory_swap = Some(v);
+            r.memory_swap = (v != 0).then_some(v);
+        }
+        // Docker's default: as much swap as memory (memory + swap = twice the limit), where
+        // the kernel accounts swap.
+        if let (Some(mem), None) = (memory, r.memory_swap) {
+            if swap_accounting() {
+                r.memory_swap = Some(mem.saturating_mul(2));
+            }
         }
         if let Some(s) = &self.memory_reservation {
             let v = crate::config::parse_bytes(s)?;
+            if v != 0 && v < MIN_MEMORY {
+                return Err(bad(
+                    "minimum memory reservation allowed is 6MB: give --memory-reservation 6m or more"
+                        .into(),
+                ));
+            }
             if let Some(mem) = memory {
                 if v > mem {
                     return Err(bad(format!(
-                        "invalid --memory-reservation {s:?}: it must be below --memory"
+                        "minimum memory limit can not be less than memory reservation limit: --memory-reservation {s:?} must be at most --memory"
                     )));
                 }
             }
-            r.memory_reservation = Some(v);
+            r.memory_reservation = (v != 0).then_some(v);
         }
+        if let Some(s) = &self.kernel_memory {
+            let v = crate::config::parse_bytes(s)?;
+            r.kernel_memory = (v != 0).then_some(v);
+        }
+        let devs = |flag: &str, v: &[String], bytes: bool| -> Result<Vec<DeviceValue>> {
+            v.iter()
+                .map(|s| parse_device_value(flag, s, bytes))
+                .collect()
+        };
+        r.blkio_weight_device = devs("--blkio-weight-device", &self.blkio_weight_device, false)?;
+        if let Some(d) = r
+            .blkio_weight_device
+            .iter()
+            .find(|d| !(10..=1000).contains(&d.value))
+        {
+            return Err(bad(format!(
+                "invalid --blkio-weight-device {}:{}: use a weight from 10 to 1000",
+                d.path, d.value
+            )));
+        }
+        r.device_read_bps = devs("--device-read-bps", &self.device_read_bps, true)?;
+        r.device_write_bps = devs("--device-write-bps", &self.device_write_bps, true)?;
+        r.device_read_iops = devs("--device-read-iops", &self.device_read_iops, false)?;
+        r.device_write_iops = devs("--device-write-iops", &self.device_write_iops, false)?;
         if let Some(s) = self.memory_swappiness {
             if s != -1 && !(0..=100).contains(&s) {
                 return Err(bad(format!(
@@ -236,6 +377,38 @@ impl ResourceFlags {
             r.blkio_weight = u16::try_from(w).ok().filter(|w| *w != 0);
         }
         Ok(r)
+    }
+}
+
+impl Resources {
+    /// Docker's warnings for accepted settings that do less than asked (printed by the front
+    /// end as `WARNING: …`). `memory` is the `--memory` limit in bytes.
+    pub fn warnings(&self, memory: Option<i64>) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.kernel_memory.is_some() {
+            w.push("Specifying a kernel memory limit is deprecated and will be removed in a future release; this kernel no longer limits kernel memory separately, so --kernel-memory is discarded.".to_string());
+        }
+        if self.oom_kill_disable && memory.is_none_or(|m| m == 0) {
+            w.push("Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous.".to_string());
+        }
+        w
+    }
+}
+
+/// Whether the host's memory cgroup accounts swap (v1 `memory.memsw.*`, v2 `memory.swap.max`).
+pub fn swap_accounting() -> bool {
+    let root = Path::new("/sys/fs/cgroup");
+    match cgroup_version() {
+        CgroupVersion::V1 => root.join("memory/memory.memsw.limit_in_bytes").exists(),
+        CgroupVersion::V2 => {
+            let parent = crate::cgroup_parent();
+            let p = root.join(parent.trim_matches('/'));
+            p.join("memory.swap.max").exists()
+                || std::fs::read_dir(root).is_ok_and(|rd| {
+                    rd.flatten()
+                        .any(|e| e.path().join("memory.swap.max").exists())
+                })
+        }
     }
 }
 

@@ -282,6 +282,13 @@ impl Bundle {
 
     /// Unmount the overlay and the read-only view of berth's binary (idempotent).
     pub fn unmount(&self) -> Result<()> {
+        let shm = self.shm();
+        while is_mountpoint(&shm) {
+            if let Err(e) = rustix::mount::unmount(&shm, rustix::mount::UnmountFlags::DETACH) {
+                tracing::warn!("unmounting {}: {e}", shm.display());
+                break;
+            }
+        }
         let exe = crate::exeguard::protected_dir(&self.dir);
         while is_mountpoint(&exe) {
             if let Err(e) = rustix::mount::unmount(&exe, rustix::mount::UnmountFlags::DETACH) {
@@ -299,6 +306,35 @@ impl Bundle {
             }
         }
         Ok(())
+    }
+
+    /// The host directory of a `--ipc shareable` container's /dev/shm tmpfs.
+    pub fn shm(&self) -> PathBuf {
+        self.dir.join("shm")
+    }
+
+    /// Mount the /dev/shm tmpfs of a `--ipc shareable` container at [`Bundle::shm`]
+    /// (`size` bytes, mode 1777, nosuid/nodev/noexec), unless it is mounted already.
+    ///
+    /// Errors: [`EngineError::Io`] when the directory or the mount cannot be made.
+    pub fn mount_shm(&self, size: i64) -> Result<()> {
+        let shm = self.shm();
+        if is_mountpoint(&shm) {
+            return Ok(());
+        }
+        fs::create_dir_all(&shm).map_err(|e| EngineError::io(&shm, e))?;
+        let opts = std::ffi::CString::new(format!("mode=1777,size={size}"))
+            .map_err(|e| EngineError::Other(e.to_string()))?;
+        rustix::mount::mount(
+            "shm",
+            &shm,
+            "tmpfs",
+            rustix::mount::MountFlags::NOSUID
+                | rustix::mount::MountFlags::NODEV
+                | rustix::mount::MountFlags::NOEXEC,
+            opts.as_c_str(),
+        )
+        .map_err(|e| EngineError::io(&shm, e.into()))
     }
 
     /// Unmount and delete everything of this container.

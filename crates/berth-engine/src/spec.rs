@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 
 use berth_net::{NetSetup, NetworkMode};
 use oci_spec::runtime::{
-    LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDevice, LinuxDeviceBuilder,
-    LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
-    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
-    Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDevice,
+    LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
+    LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResourcesBuilder, LinuxThrottleDevice, LinuxThrottleDeviceBuilder,
+    LinuxWeightDeviceBuilder, Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder,
+    PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use crate::config::ContainerConfig;
@@ -71,6 +72,13 @@ pub struct SpecInputs<'a> {
     pub cgroup_parent: &'a str,
     /// Path of a static init binary to mount at /sbin/berth-init when `--init` is used.
     pub init_binary: Option<&'a Path>,
+    /// PID namespace of another container to join (`--pid container:X`: `/proc/PID/ns/pid`).
+    pub join_pidns: Option<String>,
+    /// IPC namespace of another container to join (`--ipc container:X`: `/proc/PID/ns/ipc`).
+    pub join_ipc: Option<String>,
+    /// A host directory to bind at /dev/shm instead of a fresh tmpfs: the tmpfs of a
+    /// `--ipc shareable` container (its own, or its donor's for `--ipc container:X`).
+    pub shm_source: Option<String>,
 }
 
 fn oci_err(e: oci_spec::OciSpecError) -> EngineError {
@@ -145,6 +153,7 @@ pub fn process(
     terminal: bool,
     user: &ResolvedUser,
     extra_gids: &[u32],
+    oom_score_adj: i32,
 ) -> Result<Process> {
     let caps = crate::capabilities::to_oci(&container_caps(sec));
     let mut capabilities = LinuxCapabilitiesBuilder::default()
@@ -176,7 +185,7 @@ pub fn process(
         .env(env)
         .cwd(if cwd.is_empty() { "/" } else { cwd })
         .capabilities(capabilities)
-        .oom_score_adj(0)
+        .oom_score_adj(oom_score_adj)
         .build()
         .map_err(oci_err)?;
     p.set_rlimits(rlimits(sec)?);
@@ -377,7 +386,17 @@ pub fn build(cfg: &ContainerConfig, inp: &SpecInputs<'_>) -> Result<Spec> {
     } else {
         &cfg.working_dir
     };
-    let process = process(sec, args, env, cwd, cfg.tty, inp.user, &extra_gids)?;
+    let process = process(
+        sec,
+        args,
+        env,
+        cwd,
+        cfg.tty,
+        inp.user,
+        &extra_gids,
+        cfg.resources.oom_score_adj.unwrap_or(0),
+    )?;
+    let ns_modes = &cfg.namespaces;
 
     let shm = format!("size={}", sec.shm_size.unwrap_or(DEFAULT_SHM_SIZE));
     let sys_opts: &[&str] = if sec.privileged {
@@ -419,13 +438,30 @@ pub fn build(cfg: &ContainerConfig, inp: &SpecInputs<'_>) -> Result<Spec> {
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         )?,
-        mount(
+    ];
+    // /dev/shm: a fresh tmpfs, the host's (`--ipc host`), the donor's (`--ipc container:X`),
+    // or none (`--ipc none`).
+    match (ns_modes.ipc.as_deref(), &inp.shm_source) {
+        (Some("none"), _) => {}
+        (Some("host"), _) => mounts.push(mount(
+            "/dev/shm",
+            "bind",
+            "/dev/shm",
+            &["rbind", "rprivate"],
+        )?),
+        (_, Some(shm_dir)) => mounts.push(mount(
+            "/dev/shm",
+            "bind",
+            shm_dir,
+            &["rbind", "rprivate", "nosuid", "noexec", "nodev"],
+        )?),
+        _ => mounts.push(mount(
             "/dev/shm",
             "tmpfs",
             "shm",
             &["nosuid", "noexec", "nodev", "mode=1777", &shm],
-        )?,
-    ];
+        )?),
+    }
     for (dst, src) in [
         ("/etc/hosts", &inp.net.hosts_file),
         ("/etc/resolv.conf", &inp.net.resolv_conf),
@@ -476,13 +512,23 @@ pub fn build(cfg: &ContainerConfig, inp: &SpecInputs<'_>) -> Result<Spec> {
         }
         b.build().map_err(oci_err)
     };
-    let mut namespaces = vec![
-        ns(LinuxNamespaceType::Pid, None)?,
-        ns(LinuxNamespaceType::Ipc, None)?,
-        ns(LinuxNamespaceType::Uts, None)?,
-        ns(LinuxNamespaceType::Mount, None)?,
-        ns(LinuxNamespaceType::Cgroup, None)?,
-    ];
+    let mut namespaces = vec![ns(LinuxNamespaceType::Mount, None)?];
+    match (ns_modes.pid.as_deref(), &inp.join_pidns) {
+        (Some("host"), _) => {}
+        (_, Some(p)) => namespaces.push(ns(LinuxNamespaceType::Pid, Some(p))?),
+        _ => namespaces.push(ns(LinuxNamespaceType::Pid, None)?),
+    }
+    match (ns_modes.ipc.as_deref(), &inp.join_ipc) {
+        (Some("host"), _) => {}
+        (_, Some(p)) => namespaces.push(ns(LinuxNamespaceType::Ipc, Some(p))?),
+        _ => namespaces.push(ns(LinuxNamespaceType::Ipc, None)?),
+    }
+    if ns_modes.uts.as_deref() != Some("host") {
+        namespaces.push(ns(LinuxNamespaceType::Uts, None)?);
+    }
+    if ns_modes.cgroupns.as_deref() != Some("host") {
+        namespaces.push(ns(LinuxNamespaceType::Cgroup, None)?);
+    }
     match (&cfg.network, &inp.net.netns_path, &inp.join_netns) {
         (NetworkMode::Host, _, _) => {}
         (_, _, Some(p)) => namespaces.push(ns(LinuxNamespaceType::Network, Some(p))?),
@@ -525,26 +571,7 @@ pub fn build(cfg: &ContainerConfig, inp: &SpecInputs<'_>) -> Result<Spec> {
         device_rules.push(dev_rule(true, t, r.major, r.minor, &r.access)?);
     }
 
-    let mut resources = LinuxResourcesBuilder::default().devices(device_rules);
-    if let Some(m) = cfg.memory {
-        resources = resources.memory(
-            LinuxMemoryBuilder::default()
-                .limit(m)
-                .swap(m)
-                .build()
-                .map_err(oci_err)?,
-        );
-    }
-    if let Some(n) = cfg.nano_cpus {
-        let period: u64 = 100_000;
-        resources = resources.cpu(
-            LinuxCpuBuilder::default()
-                .quota(n * 100_000 / 1_000_000_000)
-                .period(period)
-                .build()
-                .map_err(oci_err)?,
-        );
-    }
+    let mut resources = linux_resources(cfg)?.devices(device_rules);
     if let Some(p) = cfg.pids_limit.filter(|p| *p > 0) {
         resources = resources.pids(
             LinuxPidsBuilder::default()
@@ -595,7 +622,7 @@ pub fn build(cfg: &ContainerConfig, inp: &SpecInputs<'_>) -> Result<Spec> {
         .build()
         .map_err(oci_err)?;
     spec.set_annotations(None);
-    if !matches!(cfg.network, NetworkMode::Host) {
+    if !matches!(cfg.network, NetworkMode::Host) && ns_modes.uts.as_deref() != Some("host") {
         spec.set_hostname(Some(cfg.hostname.clone()));
         if !cfg.domainname.is_empty() {
             spec.set_domainname(Some(cfg.domainname.clone()));
@@ -604,6 +631,129 @@ pub fn build(cfg: &ContainerConfig, inp: &SpecInputs<'_>) -> Result<Spec> {
         spec.set_hostname(None);
     }
     Ok(spec)
+}
+
+/// The spec's `linux.resources` (without devices) from `--memory`, `--cpus`, `--pids-limit`
+/// and [`crate::resources::Resources`], in the OCI units (bytes, microseconds, shares; the
+/// runtime converts them for cgroup v2). `--kernel-memory` is left out (see
+/// [`crate::resources::Resources::warnings`]).
+///
+/// Errors: only oci-spec builder failures.
+pub fn linux_resources(cfg: &ContainerConfig) -> Result<LinuxResourcesBuilder> {
+    let r = &cfg.resources;
+    let mut resources = LinuxResourcesBuilder::default();
+    let memory = cfg.memory.filter(|m| *m > 0);
+    if memory.is_some()
+        || r.memory_reservation.is_some()
+        || r.memory_swappiness.is_some()
+        || r.oom_kill_disable
+    {
+        let mut b = LinuxMemoryBuilder::default();
+        if let Some(m) = memory {
+            b = b.limit(m);
+            // memory + swap; without --memory-swap, as set at create (Docker: twice the
+            // limit where swap is accounted).
+            if let Some(sw) = r.memory_swap {
+                b = b.swap(sw);
+            }
+        }
+        if let Some(v) = r.memory_reservation {
+            b = b.reservation(v);
+        }
+        if let Some(v) = r.memory_swappiness {
+            b = b.swappiness(v);
+        }
+        if r.oom_kill_disable {
+            b = b.disable_oom_killer(true);
+        }
+        resources = resources.memory(b.build().map_err(oci_err)?);
+    }
+    let mut cpu = LinuxCpuBuilder::default();
+    let mut any_cpu = false;
+    if let Some(n) = cfg.nano_cpus {
+        let period: u64 = 100_000;
+        cpu = cpu.quota(n * 100_000 / 1_000_000_000).period(period);
+        any_cpu = true;
+    }
+    if let Some(p) = r.cpu_period {
+        cpu = cpu.period(p);
+        any_cpu = true;
+    }
+    if let Some(q) = r.cpu_quota {
+        cpu = cpu.quota(q);
+        any_cpu = true;
+    }
+    if let Some(sh) = r.cpu_shares {
+        cpu = cpu.shares(sh);
+        any_cpu = true;
+    }
+    if let Some(c) = &r.cpuset_cpus {
+        cpu = cpu.cpus(c.clone());
+        any_cpu = true;
+    }
+    if let Some(m) = &r.cpuset_mems {
+        cpu = cpu.mems(m.clone());
+        any_cpu = true;
+    }
+    if any_cpu {
+        resources = resources.cpu(cpu.build().map_err(oci_err)?);
+    }
+    if let Some(p) = cfg.pids_limit.filter(|p| *p > 0) {
+        resources = resources.pids(
+            LinuxPidsBuilder::default()
+                .limit(p)
+                .build()
+                .map_err(oci_err)?,
+        );
+    }
+    let throttle =
+        |v: &[crate::resources::DeviceValue]| -> Result<Option<Vec<LinuxThrottleDevice>>> {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            v.iter()
+                .map(|d| {
+                    LinuxThrottleDeviceBuilder::default()
+                        .major(d.major)
+                        .minor(d.minor)
+                        .rate(d.value)
+                        .build()
+                        .map_err(oci_err)
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some)
+        };
+    if r.blkio_weight.is_some()
+        || !r.blkio_weight_device.is_empty()
+        || !r.device_read_bps.is_empty()
+        || !r.device_write_bps.is_empty()
+        || !r.device_read_iops.is_empty()
+        || !r.device_write_iops.is_empty()
+    {
+        let mut b = LinuxBlockIoBuilder::default().build().map_err(oci_err)?;
+        b.set_weight(r.blkio_weight);
+        if !r.blkio_weight_device.is_empty() {
+            b.set_weight_device(Some(
+                r.blkio_weight_device
+                    .iter()
+                    .map(|d| {
+                        LinuxWeightDeviceBuilder::default()
+                            .major(d.major)
+                            .minor(d.minor)
+                            .weight(u16::try_from(d.value).unwrap_or(1000))
+                            .build()
+                            .map_err(oci_err)
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ));
+        }
+        b.set_throttle_read_bps_device(throttle(&r.device_read_bps)?);
+        b.set_throttle_write_bps_device(throttle(&r.device_write_bps)?);
+        b.set_throttle_read_iops_device(throttle(&r.device_read_iops)?);
+        b.set_throttle_write_iops_device(throttle(&r.device_write_iops)?);
+        resources = resources.block_io(b);
+    }
+    Ok(resources)
 }
 
 /// The container's `linux.seccomp`: none when privileged or unconfined, else the chosen

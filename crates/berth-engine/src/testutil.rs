@@ -57,6 +57,9 @@ pub(crate) fn config() -> ContainerConfig {
         security: Default::default(),
         healthcheck: None,
         log_config: Default::default(),
+        resources: Default::default(),
+        namespaces: Default::default(),
+        extra: Default::default(),
         volumes: Default::default(),
     }
 }

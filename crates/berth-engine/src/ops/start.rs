@@ -24,6 +24,16 @@ pub enum Attach {
     No,
     /// The monitor gets the CLI's stdin/stdout/stderr and reports the exit code.
     Yes,
+    /// As [`Attach::Yes`], but only the chosen streams (`run -a stdout`): the others are
+    /// /dev/null for the monitor (the container's output still goes to the log).
+    Streams {
+        /// Attach standard input.
+        stdin: bool,
+        /// Attach standard output.
+        stdout: bool,
+        /// Attach standard error.
+        stderr: bool,
+    },
 }
 
 /// A started container.
@@ -128,6 +138,70 @@ fn start_with(
         }
         m => (m.clone(), None),
     };
+    // `--pid container:X` / `--ipc container:X`: the other container must be running.
+    let running_pid = |other: &str, what: &str| -> Result<(String, i32)> {
+        let o = state::lookup(store, other)?;
+        o.pid
+            .filter(|_| o.state == State::Running)
+            .map(|p| (o.name.clone(), p))
+            .ok_or_else(|| {
+                EngineError::InvalidArgument(format!(
+                    "cannot join the {what} namespace of container {}: it is not running; start it first",
+                    o.name
+                ))
+            })
+    };
+    let join_pidns = match cfg
+        .namespaces
+        .pid
+        .as_deref()
+        .and_then(|m| m.strip_prefix("container:"))
+    {
+        Some(other) => {
+            let (_, pid) = running_pid(other, "PID").map_err(fail)?;
+            Some(format!("/proc/{pid}/ns/pid"))
+        }
+        None => None,
+    };
+    let join_ipc = match cfg
+        .namespaces
+        .ipc
+        .as_deref()
+        .and_then(|m| m.strip_prefix("container:"))
+    {
+        Some(other) => {
+            let (name, pid) = running_pid(other, "IPC").map_err(fail)?;
+            let donor = state::lookup(store, other).map_err(fail)?;
+            if !matches!(
+                donor.config.namespaces.ipc.as_deref(),
+                Some("shareable" | "host")
+            ) {
+                return Err(fail(EngineError::InvalidArgument(format!(
+                    "cannot join the IPC namespace of container {name}: it is not shareable; create it with --ipc shareable"
+                ))));
+            }
+            Some((
+                format!("/proc/{pid}/ns/ipc"),
+                Bundle::new(store.root(), &donor.id).shm(),
+            ))
+        }
+        None => None,
+    };
+    // A shareable IPC namespace keeps its /dev/shm on the host (in the bundle), so that
+    // containers joining it can mount the same tmpfs.
+    let shm_source = match (&join_ipc, cfg.namespaces.ipc.as_deref()) {
+        (Some((_, donor_shm)), _) => Some(donor_shm.to_string_lossy().into_owned()),
+        (None, Some("shareable")) => {
+            let size = cfg
+                .security
+                .shm_size
+                .unwrap_or(crate::spec::DEFAULT_SHM_SIZE);
+            bundle.mount_shm(size).map_err(fail)?;
+            Some(bundle.shm().to_string_lossy().into_owned())
+        }
+        _ => None,
+    };
+    let join_ipc = join_ipc.map(|(ns, _)| ns);
     let net_cfg = NetConfig {
         container_id: c.id.clone(),
         container_name: c.name.clone(),
@@ -173,6 +247,9 @@ fn start_with(
             join_netns,
             cgroup_parent,
             init_binary: init_binary.as_deref(),
+            join_pidns,
+            join_ipc,
+            shm_source,
         },
     )
     .map_err(fail)?;
@@ -277,6 +354,22 @@ fn exec_monitor(
                 cmd.stdin(Stdio::from(s.stdin))
                     .stdout(Stdio::from(s.stdout))
                     .stderr(Stdio::from(s.stderr));
+            }
+        }
+        Attach::Streams {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            cmd.env(ATTACH_ENV, "1");
+            if !stdin {
+                cmd.stdin(Stdio::null());
+            }
+            if !stdout {
+                cmd.stdout(Stdio::null());
+            }
+            if !stderr {
+                cmd.stderr(Stdio::null());
             }
         }
     }

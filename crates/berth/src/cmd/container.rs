@@ -102,6 +102,102 @@ pub struct ContainerOpts {
     /// Maximum number of processes (-1 for unlimited).
     #[arg(long)]
     pub pids_limit: Option<i64>,
+    /// Memory plus swap limit (e.g. 128m; -1 for unlimited swap).
+    #[arg(long)]
+    pub memory_swap: Option<String>,
+    /// Soft memory limit (e.g. 32m).
+    #[arg(long)]
+    pub memory_reservation: Option<String>,
+    /// Swappiness of the container's memory, 0 to 100 (cgroup v1 only).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swappiness: Option<i64>,
+    /// Kernel memory limit (deprecated; accepted and discarded, as by Docker).
+    #[arg(long)]
+    pub kernel_memory: Option<String>,
+    /// Disable the OOM killer (cgroup v1 only).
+    #[arg(long)]
+    pub oom_kill_disable: bool,
+    /// The container's OOM score adjustment (-1000 to 1000).
+    #[arg(long, allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i64>,
+    /// Relative CPU weight (2 to 262144; Docker's default is 1024).
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<i64>,
+    /// CFS scheduler period in microseconds.
+    #[arg(long)]
+    pub cpu_period: Option<i64>,
+    /// CFS scheduler quota in microseconds per period (-1: none).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPUs the container may run on (0-3, 0,1).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use (0-3, 0,1).
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Block I/O weight, 10 to 1000.
+    #[arg(long)]
+    pub blkio_weight: Option<i64>,
+    /// Block I/O weight of a device: DEVICE:WEIGHT.
+    #[arg(long)]
+    pub blkio_weight_device: Vec<String>,
+    /// Read rate limit of a device: DEVICE:RATE (e.g. /dev/sda:1mb).
+    #[arg(long)]
+    pub device_read_bps: Vec<String>,
+    /// Write rate limit of a device: DEVICE:RATE.
+    #[arg(long)]
+    pub device_write_bps: Vec<String>,
+    /// Read operations per second of a device: DEVICE:N.
+    #[arg(long)]
+    pub device_read_iops: Vec<String>,
+    /// Write operations per second of a device: DEVICE:N.
+    #[arg(long)]
+    pub device_write_iops: Vec<String>,
+    /// PID namespace: host or container:NAME.
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC namespace: private, shareable, host, none or container:NAME.
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace: host.
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// Cgroup namespace: private or host.
+    #[arg(long)]
+    pub cgroupns: Option<String>,
+    /// Write the container id to this file.
+    #[arg(long)]
+    pub cidfile: Option<std::path::PathBuf>,
+    /// Attach to STDIN, STDOUT or STDERR (several allowed).
+    #[arg(short = 'a', long = "attach")]
+    pub attach: Vec<String>,
+    /// Forward received signals to the container (--sig-proxy=false: do not).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub sig_proxy: bool,
+    /// Key sequence to detach from a container (only Docker's default ctrl-p,ctrl-q with a tty).
+    #[arg(long)]
+    pub detach_keys: Option<String>,
+    /// Expose a port or a range of ports (PORT[-END][/PROTO]).
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Read labels from a file of KEY=VALUE lines.
+    #[arg(long)]
+    pub label_file: Vec<std::path::PathBuf>,
+    /// IPv4 address on the container's user network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address on the container's user network.
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// MAC address of the container's network interface.
+    #[arg(long)]
+    pub mac_address: Option<String>,
+    /// Link to another container: NAME[:ALIAS] (legacy; an /etc/hosts entry).
+    #[arg(long)]
+    pub link: Vec<String>,
+    /// Platform of the image; only the host's (e.g. linux/amd64).
+    #[arg(long)]
+    pub platform: Option<String>,
     /// Restart policy: no, always, on-failure[:N], unless-stopped.
     #[arg(long)]
     pub restart: Option<String>,
@@ -544,15 +640,35 @@ fn build_config(
                 .collect(),
         ),
     };
+    let mut expose = Vec::new();
+    for e in &o.expose {
+        for p in ccfg::parse_expose(e).map_err(eng)? {
+            if !expose.contains(&p) {
+                expose.push(p);
+            }
+        }
+    }
     let publish_all = if o.publish_all {
-        ic.exposed_ports
+        let mut v: Vec<String> = ic
+            .exposed_ports
             .as_ref()
             .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        v.extend(
+            expose
+                .iter()
+                .filter(|p| !v.contains(p))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        v
     } else {
         vec![]
     };
     let mut labels = ic.labels.clone().unwrap_or_default();
+    for f in &o.label_file {
+        labels.extend(ccfg::read_label_file(f).map_err(eng)?);
+    }
     for l in &o.label {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         labels.insert(k.to_string(), v.to_string());
@@ -599,7 +715,74 @@ fn build_config(
         matches!(network, NetworkMode::Host),
     )
     .map_err(eng)?;
+    if let Some(p) = &o.platform {
+        ccfg::check_platform(p, &o.image, &image.architecture()).map_err(eng)?;
+    }
+    let memory = o
+        .memory
+        .as_deref()
+        .map(ccfg::parse_bytes)
+        .transpose()
+        .map_err(eng)?;
+    let nano_cpus = o
+        .cpus
+        .as_deref()
+        .map(ccfg::parse_cpus)
+        .transpose()
+        .map_err(eng)?;
+    let resources = berth_engine::resources::ResourceFlags {
+        cpu_shares: o.cpu_shares,
+        cpuset_cpus: o.cpuset_cpus.clone(),
+        cpuset_mems: o.cpuset_mems.clone(),
+        cpu_period: o.cpu_period,
+        cpu_quota: o.cpu_quota,
+        memory_swap: o.memory_swap.clone(),
+        memory_reservation: o.memory_reservation.clone(),
+        memory_swappiness: o.memory_swappiness,
+        oom_kill_disable: o.oom_kill_disable,
+        oom_score_adj: o.oom_score_adj,
+        blkio_weight: o.blkio_weight,
+        blkio_weight_device: o.blkio_weight_device.clone(),
+        device_read_bps: o.device_read_bps.clone(),
+        device_write_bps: o.device_write_bps.clone(),
+        device_read_iops: o.device_read_iops.clone(),
+        device_write_iops: o.device_write_iops.clone(),
+        kernel_memory: o.kernel_memory.clone(),
+    }
+    .parse(memory, nano_cpus)
+    .map_err(eng)?;
+    berth_engine::resources::check_kernel(&resources, false).map_err(eng)?;
+    for w in resources.warnings(memory) {
+        eprintln!("WARNING: {w}");
+    }
+    let namespaces = berth_engine::resources::parse_namespaces(
+        o.pid.as_deref(),
+        o.ipc.as_deref(),
+        o.uts.as_deref(),
+        o.cgroupns.as_deref(),
+        &mut |n| state::lookup(store, n).map(|c| c.id),
+    )
+    .map_err(eng)?;
+    if namespaces.uts.is_some() && o.hostname.is_some() {
+        bail!("conflicting options: --hostname and --uts host cannot be used together");
+    }
+    let extra = berth_engine::config::RunExtras {
+        expose,
+        links: o.link.clone(),
+        ipv4_address: o.ip.clone().unwrap_or_default(),
+        ipv6_address: o.ip6.clone().unwrap_or_default(),
+        mac_address: o.mac_address.clone().unwrap_or_default(),
+        cidfile: o
+            .cidfile
+            .as_ref()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    };
     let mut cfg = ContainerConfig {
+        resources,
+        namespaces,
+        extra,
         security,
         args,
         entrypoint,
@@ -630,18 +813,8 @@ fn build_config(
         dns_search: o.dns_search.clone(),
         dns_options: o.dns_option.clone(),
         add_hosts: o.add_host.clone(),
-        memory: o
-            .memory
-            .as_deref()
-            .map(ccfg::parse_bytes)
-            .transpose()
-            .map_err(eng)?,
-        nano_cpus: o
-            .cpus
-            .as_deref()
-            .map(ccfg::parse_cpus)
-            .transpose()
-            .map_err(eng)?,
+        memory,
+        nano_cpus,
         pids_limit: o.pids_limit,
         restart,
         init: o.init,
@@ -699,23 +872,99 @@ fn build_config(
 
 fn create_from(ctx: &Ctx, o: &ContainerOpts) -> Result<Container> {
     let store = open(ctx)?;
-    let (image_id, config) = build_config(store, o)?;
-    ops::create(
-        store,
-        CreateRequest {
-            name: o.name.clone(),
-            image_ref: o.image.clone(),
-            image_id,
-            config,
-        },
-    )
-    .map_err(eng)
+    attach_streams(o)?;
+    // --cidfile: refuse an existing file before anything is created (Docker's rule), write
+    // the id once the container exists, and leave no file if creating fails.
+    let cidfile = match &o.cidfile {
+        Some(p) => {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => anyhow!(
+                        "container ID file found, make sure the other container isn't running or delete {}",
+                        p.display()
+                    ),
+                    _ => anyhow!("failed to create the container ID file {}: {e}", p.display()),
+                })?;
+            Some((p, f))
+        }
+        None => None,
+    };
+    let created = build_config(store, o).and_then(|(image_id, config)| {
+        ops::create(
+            store,
+            CreateRequest {
+                name: o.name.clone(),
+                image_ref: o.image.clone(),
+                image_id,
+                config,
+            },
+        )
+        .map_err(eng)
+    });
+    match (created, cidfile) {
+        (Ok(c), Some((p, mut f))) => {
+            if let Err(e) = f.write_all(c.id.as_bytes()).and_then(|()| f.sync_all()) {
+                let _ = ops::remove(store, &c, true);
+                let _ = std::fs::remove_file(p);
+                bail!("failed to write the container ID file {}: {e}", p.display());
+            }
+            Ok(c)
+        }
+        (Err(e), Some((p, _))) => {
+            let _ = std::fs::remove_file(p);
+            Err(e)
+        }
+        (r, None) => r,
+    }
+}
+
+/// `-a/--attach` values: which of stdin, stdout, stderr to attach (`None`: all, Docker's
+/// default for a foreground run).
+fn attach_streams(o: &ContainerOpts) -> Result<Option<Attach>> {
+    if o.attach.is_empty() {
+        return Ok(None);
+    }
+    let (mut stdin, mut stdout, mut stderr) = (false, false, false);
+    for a in &o.attach {
+        match a.to_ascii_lowercase().as_str() {
+            "stdin" => stdin = true,
+            "stdout" => stdout = true,
+            "stderr" => stderr = true,
+            _ => bail!(
+                "invalid argument {a:?} for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"
+            ),
+        }
+    }
+    Ok(Some(Attach::Streams {
+        stdin,
+        stdout,
+        stderr,
+    }))
+}
+
+/// `--detach-keys`: berth detaches on Docker's default sequence only.
+fn check_detach_keys(o: &ContainerOpts) -> Result<()> {
+    if let Some(k) = &o.detach_keys {
+        let norm = k.to_ascii_lowercase().replace(' ', "");
+        if norm != "ctrl-p,ctrl-q" {
+            bail!("unsupported --detach-keys {k:?}: berth detaches with ctrl-p,ctrl-q only");
+        }
+    }
+    Ok(())
 }
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     if a.detach && a.opts.rm && a.opts.restart.is_some() {
         bail!("conflicting options: --restart and --rm cannot be used together");
     }
+    if a.detach && !a.opts.attach.is_empty() {
+        bail!("conflicting options: cannot specify both --attach and --detach");
+    }
+    check_detach_keys(&a.opts)?;
+    let streams = attach_streams(&a.opts)?;
     let c = create_from(ctx, &a.opts)?;
     let store = ctx.store()?;
     if a.detach {
@@ -723,9 +972,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
         println!("{}", c.id);
         return Ok(0);
     }
-    let mut started =
-        ops::start(store, &c, Attach::Yes).map_err(|e| cleanup_failed(store, &c, e))?;
-    let code = attach::foreground(store, &c, &mut started, a.opts.tty);
+    let mut started = ops::start(store, &c, streams.unwrap_or(Attach::Yes))
+        .map_err(|e| cleanup_failed(store, &c, e))?;
+    let code = attach::foreground_with(store, &c, &mut started, a.opts.tty, a.opts.sig_proxy);
     Ok(code)
 }
 
@@ -739,6 +988,7 @@ fn cleanup_failed(store: &Store, c: &Container, e: EngineError) -> anyhow::Error
 }
 
 pub fn create(ctx: &Ctx, a: CreateArgs) -> Result<i32> {
+    check_detach_keys(&a.opts)?;
     let c = create_from(ctx, &a.opts)?;
     println!("{}", c.id);
     Ok(0)
