@@ -1,9 +1,11 @@
 //! Containers' cgroups after the runtime made them: the OOM-kill check and removal, through
 //! one interface for cgroup v1, v2 and hybrid hosts.
 //!
-//! The runtime creates the cgroups and applies the limits (from the spec's `cgroupsPath`);
-//! berth only needs to read the OOM counter when a container exits, tell whether a process
-//! belongs to a container, and make sure no cgroup outlives its container.
+//! The runtime creates the cgroups and applies the limits (from the spec's `cgroupsPath` and
+//! `linux.resources`); berth writes the same limits again through [`Cgroups::apply`] once the
+//! runtime created the cgroup (so they hold whichever runtime runs the container, and
+//! `update` can change them later), reads the OOM counter when a container exits, tells
+//! whether a process belongs to a container, and makes sure no cgroup outlives its container.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +37,14 @@ pub trait Cgroups: std::fmt::Debug {
 
     /// Resource usage counters of the cgroup (what `docker stats` shows).
     fn stats(&self, path: &str) -> CgroupStats;
+
+    /// Write `limits` into the container's existing cgroup: the v1 controllers' files
+    /// (`memory.limit_in_bytes`, `cpu.cfs_quota_us`, …) or the v2 ones (`memory.max`,
+    /// `cpu.max`, `cpu.weight`, …), converting Docker's units as runc does. Settings left
+    /// `None` are not touched; hierarchies the cgroup does not exist in are skipped.
+    ///
+    /// Errors: the first file that cannot be written, named in the error.
+    fn apply(&self, path: &str, limits: &Limits) -> std::io::Result<()>;
 }
 
 /// Usage counters of one cgroup. Fields the host does not provide are 0.
@@ -54,6 +64,93 @@ pub struct CgroupStats {
     pub blkio_read: u64,
     /// Bytes written to block devices.
     pub blkio_write: u64,
+}
+
+/// Cgroup limits in Docker's units (bytes, microseconds, shares), as given to `run` and
+/// `update`. `None` leaves a setting alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// `--memory` in bytes.
+    pub memory: Option<i64>,
+    /// `--memory-swap`: memory plus swap in bytes (-1: unlimited swap).
+    pub memory_swap: Option<i64>,
+    /// `--memory-reservation` in bytes (v2: `memory.low`).
+    pub memory_reservation: Option<i64>,
+    /// `--memory-swappiness` 0–100 (v1 only).
+    pub memory_swappiness: Option<u64>,
+    /// `--oom-kill-disable` (v1 only).
+    pub oom_kill_disable: bool,
+    /// `--cpu-shares` (v2: converted to `cpu.weight`).
+    pub cpu_shares: Option<u64>,
+    /// CFS period in µs.
+    pub cpu_period: Option<u64>,
+    /// CFS quota in µs (-1: none).
+    pub cpu_quota: Option<i64>,
+    /// `--cpuset-cpus`.
+    pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`.
+    pub cpuset_mems: Option<String>,
+    /// `--pids-limit` (≤ 0: unlimited).
+    pub pids_limit: Option<i64>,
+    /// `--blkio-weight` 10–1000.
+    pub blkio_weight: Option<u16>,
+}
+
+impl Limits {
+    /// The limits of a container's configuration (`--cpus` becomes quota/period with
+    /// Docker's 100 ms period).
+    pub fn from_config(cfg: &crate::config::ContainerConfig) -> Limits {
+        let r = &cfg.resources;
+        let (mut period, mut quota) = (r.cpu_period, r.cpu_quota);
+        if let Some(n) = cfg.nano_cpus {
+            period = Some(100_000);
+            quota = Some(n / 10_000);
+        }
+        Limits {
+            memory: cfg.memory.filter(|m| *m > 0),
+            memory_swap: r.memory_swap,
+            memory_reservation: r.memory_reservation,
+            memory_swappiness: r.memory_swappiness,
+            oom_kill_disable: r.oom_kill_disable,
+            cpu_shares: r.cpu_shares,
+            cpu_period: period,
+            cpu_quota: quota,
+            cpuset_cpus: r.cpuset_cpus.clone(),
+            cpuset_mems: r.cpuset_mems.clone(),
+            pids_limit: cfg.pids_limit,
+            blkio_weight: r.blkio_weight,
+        }
+    }
+}
+
+/// cgroup v2's `cpu.weight` for v1 shares, the conversion of crun, runc (≥ 1.3) and youki:
+/// a quadratic in log2(shares) through (2 → 1), (1024 → 100, both defaults) and
+/// (262144 → 10000); 0 (unset) gives the default 100.
+pub fn shares_to_weight(shares: u64) -> u64 {
+    match shares {
+        0 => 100,
+        0..=2 => 1,
+        262_144.. => 10_000,
+        _ => {
+            #[allow(clippy::cast_precision_loss)] // shares < 2^18: exact in an f64
+            let l = (shares as f64).log2();
+            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+            // 1 ≤ weight ≤ 10000 here, so the conversion back is exact.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let w = 10f64.powf(exponent).ceil() as u64;
+            w.clamp(1, 10_000)
+        }
+    }
+}
+
+fn write_file(dir: &Path, file: &str, value: &str) -> std::io::Result<()> {
+    let p = dir.join(file);
+    std::fs::write(&p, value).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("writing {value:?} to {}: {e}", p.display()),
+        )
+    })
 }
 
 /// The cgroup filesystems mounted under `root` (`/sys/fs/cgroup` on a host): v1 controllers in
@@ -351,6 +448,122 @@ impl Cgroups for CgroupFs {
         }
     }
 
+    fn apply(&self, path: &str, l: &Limits) -> std::io::Result<()> {
+        let rel = path.trim_matches('/');
+        if rel.is_empty() {
+            return Ok(());
+        }
+        let v2 = self.root.join("cgroup.controllers").exists();
+        if v2 {
+            let d = self.root.join(rel);
+            if !d.is_dir() {
+                return Ok(());
+            }
+            if let Some(m) = l.memory {
+                write_file(&d, "memory.max", &m.to_string())?;
+                if let Some(sw) = l.memory_swap {
+                    let v = if sw < 0 {
+                        "max".to_string()
+                    } else {
+                        (sw - m).max(0).to_string()
+                    };
+                    write_file(&d, "memory.swap.max", &v)?;
+                }
+            }
+            if let Some(v) = l.memory_reservation {
+                write_file(&d, "memory.low", &v.to_string())?;
+            }
+            if let Some(sh) = l.cpu_shares {
+                write_file(&d, "cpu.weight", &shares_to_weight(sh).to_string())?;
+            }
+            if l.cpu_quota.is_some() || l.cpu_period.is_some() {
+                let q = match l.cpu_quota {
+                    Some(q) if q > 0 => q.to_string(),
+                    _ => "max".to_string(),
+                };
+                let p = l.cpu_period.unwrap_or(100_000);
+                write_file(&d, "cpu.max", &format!("{q} {p}"))?;
+            }
+            if let Some(c) = &l.cpuset_cpus {
+                write_file(&d, "cpuset.cpus", c)?;
+            }
+            if let Some(m) = &l.cpuset_mems {
+                write_file(&d, "cpuset.mems", m)?;
+            }
+            if let Some(p) = l.pids_limit {
+                let v = if p > 0 { p.to_string() } else { "max".into() };
+                write_file(&d, "pids.max", &v)?;
+            }
+            if let Some(w) = l.blkio_weight {
+                if d.join("io.bfq.weight").exists() {
+                    write_file(&d, "io.bfq.weight", &w.to_string())?;
+                } else {
+                    write_file(&d, "io.weight", &format!("default {w}"))?;
+                }
+            }
+            return Ok(());
+        }
+        let dir = |ctrl: &str| -> Option<PathBuf> {
+            let d = self.root.join(ctrl).join(rel);
+            d.is_dir().then_some(d)
+        };
+        if let Some(d) = dir("memory") {
+            if let Some(m) = l.memory {
+                // memory + swap must stay ≥ memory at every step: raise it first (it may
+                // fail while below the new memory value), then set memory, then set it again.
+                let memsw = d.join("memory.memsw.limit_in_bytes").exists();
+                let sw = l.memory_swap.map(|s| if s < 0 { -1 } else { s });
+                if let (true, Some(sw)) = (memsw, sw) {
+                    let _ = write_file(&d, "memory.memsw.limit_in_bytes", &sw.to_string());
+                }
+                write_file(&d, "memory.limit_in_bytes", &m.to_string())?;
+                if let (true, Some(sw)) = (memsw, sw) {
+                    write_file(&d, "memory.memsw.limit_in_bytes", &sw.to_string())?;
+                }
+            }
+            if let Some(v) = l.memory_reservation {
+                write_file(&d, "memory.soft_limit_in_bytes", &v.to_string())?;
+            }
+            if let Some(v) = l.memory_swappiness {
+                write_file(&d, "memory.swappiness", &v.to_string())?;
+            }
+            if l.oom_kill_disable {
+                write_file(&d, "memory.oom_control", "1")?;
+            }
+        }
+        if let Some(d) = dir("cpu") {
+            if let Some(sh) = l.cpu_shares {
+                write_file(&d, "cpu.shares", &sh.to_string())?;
+            }
+            if let Some(p) = l.cpu_period {
+                write_file(&d, "cpu.cfs_period_us", &p.to_string())?;
+            }
+            if let Some(q) = l.cpu_quota {
+                write_file(&d, "cpu.cfs_quota_us", &q.to_string())?;
+            }
+        }
+        if let Some(d) = dir("cpuset") {
+            if let Some(c) = &l.cpuset_cpus {
+                write_file(&d, "cpuset.cpus", c)?;
+            }
+            if let Some(m) = &l.cpuset_mems {
+                write_file(&d, "cpuset.mems", m)?;
+            }
+        }
+        if let (Some(d), Some(p)) = (dir("pids"), l.pids_limit) {
+            let v = if p > 0 { p.to_string() } else { "max".into() };
+            write_file(&d, "pids.max", &v)?;
+        }
+        if let (Some(d), Some(w)) = (dir("blkio"), l.blkio_weight) {
+            if d.join("blkio.weight").exists() {
+                write_file(&d, "blkio.weight", &w.to_string())?;
+            } else {
+                write_file(&d, "blkio.bfq.weight", &w.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
     fn contains(&self, pid: i32, path: &str) -> bool {
         let want = format!("/{}", path.trim_matches('/'));
         let Ok(text) = std::fs::read_to_string(self.proc.join(pid.to_string()).join("cgroup"))
@@ -435,6 +648,81 @@ mod tests {
         }
         assert!(t.path().join("cg/memory/berth/other").exists());
         assert!(t.path().join("cg/memory/berth").exists());
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            memory: Some(64 << 20),
+            memory_swap: Some(128 << 20),
+            memory_reservation: Some(32 << 20),
+            cpu_shares: Some(512),
+            cpu_period: Some(50_000),
+            cpu_quota: Some(25_000),
+            cpuset_cpus: Some("0-1".into()),
+            pids_limit: Some(-1),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn apply_writes_v1_files() {
+        let (t, cg) = fs();
+        for c in ["memory", "cpu", "cpuset", "pids"] {
+            let d = t.path().join("cg").join(c).join("berth/c5");
+            std::fs::create_dir_all(&d).unwrap();
+        }
+        std::fs::write(
+            t.path()
+                .join("cg/memory/berth/c5/memory.memsw.limit_in_bytes"),
+            "",
+        )
+        .unwrap();
+        cg.apply("/berth/c5", &limits()).unwrap();
+        let r = |f: &str| std::fs::read_to_string(t.path().join("cg").join(f)).unwrap();
+        assert_eq!(r("memory/berth/c5/memory.limit_in_bytes"), "67108864");
+        assert_eq!(
+            r("memory/berth/c5/memory.memsw.limit_in_bytes"),
+            "134217728"
+        );
+        assert_eq!(r("memory/berth/c5/memory.soft_limit_in_bytes"), "33554432");
+        assert_eq!(r("cpu/berth/c5/cpu.shares"), "512");
+        assert_eq!(r("cpu/berth/c5/cpu.cfs_quota_us"), "25000");
+        assert_eq!(r("cpu/berth/c5/cpu.cfs_period_us"), "50000");
+        assert_eq!(r("cpuset/berth/c5/cpuset.cpus"), "0-1");
+        assert_eq!(r("pids/berth/c5/pids.max"), "max");
+        // A container without cgroups (not created yet) is left alone.
+        cg.apply("/berth/none", &limits()).unwrap();
+        assert!(!t.path().join("cg/memory/berth/none").exists());
+    }
+
+    #[test]
+    fn apply_writes_v2_files_in_v2_units() {
+        let (t, cg) = fs();
+        std::fs::write(t.path().join("cg/cgroup.controllers"), "cpu memory pids").unwrap();
+        std::fs::create_dir_all(t.path().join("cg/berth/c6")).unwrap();
+        let mut l = limits();
+        l.memory_swap = Some(-1);
+        l.pids_limit = Some(40);
+        l.blkio_weight = Some(300);
+        cg.apply("berth/c6", &l).unwrap();
+        let r = |f: &str| std::fs::read_to_string(t.path().join("cg/berth/c6").join(f)).unwrap();
+        assert_eq!(r("memory.max"), "67108864");
+        assert_eq!(r("memory.swap.max"), "max");
+        assert_eq!(r("memory.low"), "33554432");
+        assert_eq!(r("cpu.weight"), "59");
+        assert_eq!(r("cpu.max"), "25000 50000");
+        assert_eq!(r("pids.max"), "40");
+        assert_eq!(r("io.weight"), "default 300");
+        l.memory_swap = Some(96 << 20);
+        l.cpu_quota = Some(-1);
+        cg.apply("berth/c6", &l).unwrap();
+        assert_eq!(r("memory.swap.max"), (32u64 << 20).to_string());
+        assert_eq!(r("cpu.max"), "max 50000");
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 100);
+        assert_eq!(shares_to_weight(2048), 174);
+        assert_eq!(shares_to_weight(0), 100);
+        assert_eq!(shares_to_weight(262_144), 10_000);
     }
 
     #[test]

@@ -109,8 +109,8 @@ fn cgroup_limits_inside_outside_and_inspect() {
         assert_eq!(inside("cat /sys/fs/cgroup/cpu.max"), "25000 50000");
         assert_eq!(inside("cat /sys/fs/cgroup/pids.max"), "33");
         assert_eq!(inside("cat /sys/fs/cgroup/cpuset.cpus"), "0");
-        // cpu.weight from shares, the runtimes' conversion: 1 + (512 - 2) * 9999 / 262142.
-        assert_eq!(inside("cat /sys/fs/cgroup/cpu.weight"), "20");
+        // cpu.weight from shares, the runtimes' conversion (crun, runc ≥ 1.3, youki).
+        assert_eq!(inside("cat /sys/fs/cgroup/cpu.weight"), "59");
     } else {
         let m = "/sys/fs/cgroup/memory";
         assert_eq!(

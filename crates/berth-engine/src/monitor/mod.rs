@@ -465,6 +465,15 @@ fn start_once(ctx: &Ctx<'_>) -> Result<Running> {
         copy_winsize(0, m.as_raw_fd());
     }
     tracing::debug!("monitor {id}: created");
+    // The runtime applied the spec's limits; write them through berth's own cgroup interface
+    // too, so they hold whatever the runtime did with them (a runtime binary may skip some).
+    ctx.host
+        .cgroups
+        .apply(&c.cgroup_path(), &crate::cgroups::Limits::from_config(cfg))
+        .map_err(|e| {
+            let _ = ctx.runtime.delete(id);
+            EngineError::InvalidArgument(format!("cannot apply the container's cgroup limits: {e}"))
+        })?;
     ctx.runtime.start(id)?;
     tracing::debug!("monitor {id}: started");
     state::mark_running(ctx.store, id, pid)?;
