@@ -20,6 +20,7 @@ pub mod health;
 pub mod host;
 pub mod info;
 pub mod inspect;
+pub mod journald;
 pub mod logs;
 pub mod monitor;
 pub mod names;

@@ -91,9 +91,6 @@ impl Default for LogConfig {
 /// `{"log-driver": "local", "log-opts": {"max-size": "10m"}}`.
 pub const DAEMON_CONFIG: &str = "daemon.json";
 
-/// Where the journald socket lives when systemd-journald runs.
-const JOURNALD_SOCKET: &str = "/run/systemd/journal/socket";
-
 /// Size-based rotation settings of a container's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rotation {
@@ -180,15 +177,13 @@ impl LogConfig {
             "local" => &["max-size", "max-file", "compress"],
             "none" => &[],
             "journald" => {
-                if !Path::new(JOURNALD_SOCKET).exists() {
+                if !crate::journald::available() {
                     return Err(bad_opt(format!(
-                        "log driver journald needs systemd-journald, which is not running on this host ({JOURNALD_SOCKET} is missing): use json-file or local"
+                        "log driver journald needs systemd-journald, which is not running on this host ({} is missing): use json-file or local",
+                        crate::journald::socket_path().display()
                     )));
                 }
-                return Err(bad_opt(
-                    "log driver journald is not supported by berth yet: use json-file or local"
-                        .into(),
-                ));
+                &["tag"]
             }
             other => {
                 return Err(bad_opt(format!(
@@ -237,15 +232,17 @@ impl LogConfig {
         Ok(())
     }
 
-    /// Whether `logs` can read this driver's output.
+    /// Whether `logs` can read this driver's output (`journald` keeps a local copy, as
+    /// Docker's dual logging does).
     pub fn readable(&self) -> bool {
-        matches!(self.driver.as_str(), "json-file" | "local")
+        matches!(self.driver.as_str(), "json-file" | "local" | "journald")
     }
 
-    /// The rotation settings, if the log is bounded (`local` is, by default: 20 MB × 5,
-    /// compressed, as Docker's).
+    /// The rotation settings, if the log is bounded (`local` and the local copy of
+    /// `journald` are, by default: 20 MB × 5, compressed, as Docker's local driver and its
+    /// dual-logging cache).
     pub fn rotation(&self) -> Option<Rotation> {
-        let local = self.driver == "local";
+        let local = matches!(self.driver.as_str(), "local" | "journald");
         let size = match self.opts.get("max-size") {
             Some(v) => u64::try_from(crate::config::parse_bytes(v).ok()?).ok()?,
             None if local => 20 << 20,

@@ -266,3 +266,112 @@ fn since_until_details() {
     assert_eq!(code, 1);
     assert!(msg.contains("--since"), "{msg}");
 }
+
+/// Fields of one native-protocol journal datagram (`KEY=value` lines and binary fields).
+fn journal_fields(d: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < d.len() {
+        let end = d[i..]
+            .iter()
+            .position(|b| *b == b'\n' || *b == b'=')
+            .unwrap()
+            + i;
+        let key = String::from_utf8_lossy(&d[i..end]).into_owned();
+        if d[end] == b'=' {
+            let nl = d[end..].iter().position(|b| *b == b'\n').unwrap() + end;
+            out.push((key, String::from_utf8_lossy(&d[end + 1..nl]).into_owned()));
+            i = nl + 1;
+        } else {
+            let len = u64::from_le_bytes(d[end + 1..end + 9].try_into().unwrap()) as usize;
+            out.push((
+                key,
+                String::from_utf8_lossy(&d[end + 9..end + 9 + len]).into_owned(),
+            ));
+            i = end + 9 + len + 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn journald_entries_with_container_fields() {
+    let env = TestEnv::new();
+    env.busybox_image("bb");
+    // A stand-in journal: a datagram socket at a path berth is pointed to.
+    let sock = env.path("journal.sock");
+    let server = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let o = env
+        .cmd(&[
+            "run",
+            "--name",
+            "jd",
+            NONE,
+            "--log-driver",
+            "journald",
+            "--log-opt",
+            "tag=app-{{.Name}}",
+            "bb",
+            "sh",
+            "-c",
+            "echo first; echo second >&2",
+        ])
+        .env("BERTH_JOURNALD_SOCKET", &sock)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = env
+        .ok(&["inspect", "-f", "{{.Id}}", "jd"])
+        .trim()
+        .to_string();
+    let mut buf = vec![0u8; 65536];
+    let mut entries = Vec::new();
+    for _ in 0..2 {
+        let n = server.recv(&mut buf).expect("no journal entry arrived");
+        entries.push(journal_fields(&buf[..n]));
+    }
+    let get = |e: &Vec<(String, String)>, k: &str| {
+        e.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    entries.sort_by_key(|e| get(e, "MESSAGE"));
+    assert_eq!(get(&entries[0], "MESSAGE"), "first");
+    assert_eq!(get(&entries[0], "PRIORITY"), "6");
+    assert_eq!(get(&entries[1], "MESSAGE"), "second");
+    assert_eq!(get(&entries[1], "PRIORITY"), "3");
+    for e in &entries {
+        assert_eq!(get(e, "CONTAINER_ID"), id[..12]);
+        assert_eq!(get(e, "CONTAINER_ID_FULL"), id);
+        assert_eq!(get(e, "CONTAINER_NAME"), "jd");
+        assert_eq!(get(e, "CONTAINER_TAG"), "app-jd");
+        assert_eq!(get(e, "SYSLOG_IDENTIFIER"), "app-jd");
+    }
+    // The local copy (Docker's dual logging) keeps `logs` working.
+    let o = env.berth(&["logs", "jd"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "first\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "second\n");
+    // Without a journal socket the driver is refused before anything is created.
+    let o = env
+        .cmd(&[
+            "run",
+            "--rm",
+            NONE,
+            "--log-driver",
+            "journald",
+            "bb",
+            "true",
+        ])
+        .env("BERTH_JOURNALD_SOCKET", env.path("missing.sock"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs systemd-journald"));
+    env.ok(&["rm", "jd"]);
+}

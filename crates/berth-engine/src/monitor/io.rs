@@ -201,6 +201,8 @@ pub(super) struct LogSink {
     pub(super) file: File,
     pub(super) path: std::path::PathBuf,
     pub(super) rotation: Option<crate::logs::Rotation>,
+    /// `--log-driver journald`: every line also goes to the journal.
+    pub(super) journal: Option<crate::journald::Journal>,
 }
 
 /// Read what is available from `fd`; false on EOF.
@@ -223,15 +225,24 @@ pub(super) fn pump(
                 // EIO on a pty master means the slave side is closed.
                 _ => {
                     let _ = slog.finish(&mut log.file, stream);
+                    if let Some(j) = log.journal.as_mut() {
+                        j.finish(stream);
+                    }
                     false
                 }
             };
         }
         if n == 0 {
             let _ = slog.finish(&mut log.file, stream);
+            if let Some(j) = log.journal.as_mut() {
+                j.finish(stream);
+            }
             return false;
         }
         let data = &buf[..n.unsigned_abs()];
+        if let Some(j) = log.journal.as_mut() {
+            j.write(stream, data);
+        }
         if let Some(r) = &log.rotation {
             let _ = r.maybe_rotate(&mut log.file, &log.path);
         }

@@ -298,7 +298,9 @@ fn monitor(
             Some(r) => std::env::set_var(crate::logs::ROTATE_ENV, r.supervise_env(&log_path)),
             None => std::env::remove_var(crate::logs::ROTATE_ENV),
         }
-        if let Some(sup) = supervisor_path() {
+        // journald needs the framing code of this process: no berth-supervise then.
+        let journal = c.config.log_config.driver == "journald";
+        if let Some(sup) = supervisor_path().filter(|_| !journal) {
             // Only returns if the exec failed; then supervise in-process.
             exec_supervisor(&sup, &store, id, &run, &log, flags, backoff, started_ms);
         }
@@ -310,6 +312,18 @@ fn monitor(
             file: log,
             path: log_path.clone(),
             rotation,
+            journal: journal
+                .then(|| {
+                    crate::journald::Journal::open(
+                        &crate::journald::socket_path(),
+                        &c.id,
+                        &c.name,
+                        &c.image_name,
+                        c.config.log_config.opts.get("tag").map(String::as_str),
+                    )
+                    .ok()
+                })
+                .flatten(),
         };
         let ws = io_loop(
             &run,
