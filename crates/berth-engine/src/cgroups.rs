@@ -129,7 +129,7 @@ impl Limits {
 pub fn shares_to_weight(shares: u64) -> u64 {
     match shares {
         0 => 100,
-        0..=2 => 1,
+        1..=2 => 1,
         262_144.. => 10_000,
         _ => {
             #[allow(clippy::cast_precision_loss)] // shares < 2^18: exact in an f64
