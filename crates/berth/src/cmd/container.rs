@@ -120,8 +120,9 @@ pub struct ContainerOpts {
     /// The container's OOM score adjustment (-1000 to 1000).
     #[arg(long, allow_hyphen_values = true)]
     pub oom_score_adj: Option<i64>,
-    /// Relative CPU weight (2 to 262144; Docker's default is 1024).
-    #[arg(short = 'c', long)]
+    /// Relative CPU weight (2 to 262144; Docker's default is 1024). No `-c` short form:
+    /// `IMAGE -c …` must reach the entrypoint (`--entrypoint /bin/sh IMG -c 'cmd'`).
+    #[arg(long)]
     pub cpu_shares: Option<i64>,
     /// CFS scheduler period in microseconds.
     #[arg(long)]
