@@ -651,11 +651,9 @@ pub fn linux_resources(cfg: &ContainerConfig) -> Result<LinuxResourcesBuilder> {
         let mut b = LinuxMemoryBuilder::default();
         if let Some(m) = memory {
             b = b.limit(m);
-            // memory + swap; without --memory-swap, as set at create (Docker: twice the
-            // limit where swap is accounted).
-            if let Some(sw) = r.memory_swap {
-                b = b.swap(sw);
-            }
+            // memory + swap; without --memory-swap, Docker's default: twice the limit (the
+            // CLI records that at create where swap is accounted; other front ends may not).
+            b = b.swap(r.memory_swap.unwrap_or_else(|| m.saturating_mul(2)));
         }
         if let Some(v) = r.memory_reservation {
             b = b.reservation(v);

@@ -66,6 +66,9 @@ fn spec_with(
         join_netns: join_netns.map(str::to_string),
         cgroup_parent: "/berth/",
         init_binary: init,
+        join_pidns: None,
+        join_ipc: None,
+        shm_source: None,
     };
     build(cfg, &inp).unwrap()
 }
@@ -333,6 +336,9 @@ fn rlimits_keep_the_hosts_unless_asked() {
         join_netns: None,
         cgroup_parent: "/berth",
         init_binary: None,
+        join_pidns: None,
+        join_ipc: None,
+        shm_source: None,
     };
     let e = build(&c, &inp).unwrap_err().to_string();
     assert!(e.contains("unknown ulimit \"bogus\""), "{e}");
@@ -498,8 +504,8 @@ fn resources_cgroup_path_and_root() {
     assert_eq!(mem.limit(), Some(256 << 20));
     assert_eq!(
         mem.swap(),
-        Some(256 << 20),
-        "no swap beyond the limit, as in Docker"
+        Some(512 << 20),
+        "without --memory-swap, as much swap as memory (Docker's default)"
     );
     let cpu = r.cpu().as_ref().unwrap();
     assert_eq!(cpu.quota(), Some(150_000));
@@ -541,4 +547,49 @@ fn sysctls_and_unconfined_seccomp() {
         linux.masked_paths().is_some(),
         "unconfined seccomp keeps the masks"
     );
+}
+
+#[test]
+fn resources_and_namespace_modes() {
+    let mut c = config();
+    c.memory = Some(64 << 20);
+    c.resources.memory_swap = Some(128 << 20);
+    c.resources.memory_reservation = Some(32 << 20);
+    c.resources.cpu_shares = Some(512);
+    c.resources.cpu_period = Some(50_000);
+    c.resources.cpu_quota = Some(25_000);
+    c.resources.cpuset_cpus = Some("0".into());
+    c.resources.oom_score_adj = Some(100);
+    c.resources.kernel_memory = Some(1 << 30);
+    c.namespaces.pid = Some("host".into());
+    c.namespaces.ipc = Some("none".into());
+    c.namespaces.uts = Some("host".into());
+    c.namespaces.cgroupns = Some("host".into());
+    let v = serde_json::to_value(spec_of(&c)).unwrap();
+    let r = &v["linux"]["resources"];
+    assert_eq!(r["memory"]["limit"], 64 << 20);
+    assert_eq!(r["memory"]["swap"], 128 << 20);
+    assert_eq!(r["memory"]["reservation"], 32 << 20);
+    assert!(r["memory"].get("kernel").is_none());
+    assert_eq!(r["cpu"]["shares"], 512);
+    assert_eq!(r["cpu"]["quota"], 25_000);
+    assert_eq!(r["cpu"]["period"], 50_000);
+    assert_eq!(r["cpu"]["cpus"], "0");
+    assert_eq!(v["process"]["oomScoreAdj"], 100);
+    let kinds: Vec<String> = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.contains(&"ipc".to_string()), "{kinds:?}");
+    for gone in ["pid", "uts", "cgroup"] {
+        assert!(!kinds.contains(&gone.to_string()), "{kinds:?}");
+    }
+    assert!(v.get("hostname").is_none());
+    assert!(!v["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["destination"] == "/dev/shm"));
 }
