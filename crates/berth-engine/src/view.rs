@@ -201,6 +201,53 @@ pub fn ps_row(c: &Container, x: &RowExtras<'_>) -> Value {
     })
 }
 
+/// Docker's default `stats` table.
+pub const STATS_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+
+/// Header text of `stats` fields.
+pub const STATS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Container", "CONTAINER"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+];
+
+/// One `stats` row: `cpu_percent` over the sampling interval, `mem_total` (bytes) the limit
+/// shown when the container has none.
+pub fn stats_row(
+    c: &Container,
+    s: &crate::ops::Stats,
+    cpu_percent: f64,
+    mem_total: u64,
+    given: &str,
+) -> Value {
+    let limit = s
+        .cgroup
+        .memory_limit
+        .unwrap_or(mem_total)
+        .min(mem_total.max(1));
+    #[allow(clippy::cast_precision_loss)] // percentages of byte counts
+    let mem_pct = if limit > 0 {
+        s.cgroup.memory_usage as f64 * 100.0 / limit as f64
+    } else {
+        0.0
+    };
+    json!({
+        "BlockIO": format!("{} / {}", human::size(s.cgroup.blkio_read), human::size(s.cgroup.blkio_write)),
+        "CPUPerc": format!("{cpu_percent:.2}%"),
+        "Container": given,
+        "ID": &c.id[..12.min(c.id.len())],
+        "MemPerc": format!("{mem_pct:.2}%"),
+        "MemUsage": format!("{} / {}", human::binary_size(s.cgroup.memory_usage), human::binary_size(limit)),
+        "Name": c.name,
+        "NetIO": format!("{} / {}", human::size(s.net_rx), human::size(s.net_tx)),
+        "PIDs": s.cgroup.pids.to_string(),
+    })
+}
+
 /// A `ps --filter` value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid filter {0:?}: {1}")]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cmd::{
-    build, compose, container, image, internal, network, registry, sif, system, volume, Ctx,
+    build, compose, container, files, image, internal, network, registry, sif, system, volume, Ctx,
 };
 
 /// Run containers without a daemon.
@@ -61,6 +61,16 @@ enum Cmd {
     Unpause(container::PauseArgs),
     /// Rename a container.
     Rename(container::RenameArgs),
+    /// Copy files between a container and the host (or a tar stream).
+    Cp(files::CpArgs),
+    /// Write a container's filesystem as a tar archive.
+    Export(files::ExportArgs),
+    /// Show changes to a container's filesystem.
+    Diff(files::DiffArgs),
+    /// Show a container's processes.
+    Top(files::TopArgs),
+    /// Show containers' resource usage.
+    Stats(files::StatsArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(container::ContainerCmd),
@@ -229,6 +239,11 @@ fn main() -> ExitCode {
         Cmd::Pause(a) => container::pause(&ctx, a),
         Cmd::Unpause(a) => container::unpause(&ctx, a),
         Cmd::Rename(a) => container::rename(&ctx, a),
+        Cmd::Cp(a) => files::cp(&ctx, a),
+        Cmd::Export(a) => files::export(&ctx, a),
+        Cmd::Diff(a) => files::diff(&ctx, a),
+        Cmd::Top(a) => files::top(&ctx, a),
+        Cmd::Stats(a) => files::stats(&ctx, a),
         Cmd::Container(c) => container::container_cmd(&ctx, c),
         Cmd::Load(a) => image::load(&ctx, a),
         Cmd::Save(a) => image::save(&ctx, a),

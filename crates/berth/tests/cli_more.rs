@@ -419,3 +419,200 @@ fn version_info_rename_pause_and_podman_habits() {
     env.ok(&["rmi", "-a", "-f"]);
     assert_eq!(env.ok(&["images", "-q"]), "");
 }
+
+#[test]
+fn cp_export_diff_top_stats() {
+    let env = TestEnv::new();
+    env.busybox_image("cp:1");
+    let none = "--network=none";
+    env.ok(&[
+        "run", "-d", none, "--name", "cpc", "cp:1", "sh", "-c",
+        "mkdir -p /data/sub && echo hi > /data/sub/f && chmod 640 /data/sub/f && chown 1000:1000 /data/sub/f \
+         && ln -s /etc/passwd /data/link && rm /bin/wc && sleep 600",
+    ]);
+    let ready = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        env.ok(&["diff", "cpc"]).contains("/data/link")
+    });
+    assert!(ready);
+    // diff: A/C/D as Docker, without berth's own mount points.
+    let d = env.ok(&["diff", "cpc"]);
+    for want in [
+        "C /bin",
+        "D /bin/wc",
+        "A /data",
+        "A /data/sub/f",
+        "A /data/link",
+    ] {
+        assert!(d.lines().any(|l| l == want), "{want} missing in\n{d}");
+    }
+    assert!(!d.contains("/etc/hosts") && !d.contains("/proc"), "{d}");
+
+    // cp out: a directory into an existing host directory keeps its name; -a keeps owners.
+    let out = env.path("out");
+    std::fs::create_dir(&out).unwrap();
+    env.ok(&["cp", "-a", "cpc:/data", out.to_str().unwrap()]);
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let f = out.join("data/sub/f");
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "hi\n");
+    let md = std::fs::metadata(&f).unwrap();
+    assert_eq!(
+        (md.uid(), md.gid(), md.permissions().mode() & 0o777),
+        (1000, 1000, 0o640)
+    );
+    assert_eq!(
+        std::fs::read_link(out.join("data/link")).unwrap(),
+        PathBuf::from("/etc/passwd")
+    );
+    // Without -a the files belong to root; a new name for a file; -L follows the source link.
+    env.ok(&["cp", "cpc:/data/sub/f", out.join("g").to_str().unwrap()]);
+    assert_eq!(std::fs::metadata(out.join("g")).unwrap().uid(), 0);
+    env.ok(&[
+        "cp",
+        "-L",
+        "cpc:/data/link",
+        out.join("pw").to_str().unwrap(),
+    ]);
+    assert!(std::fs::read_to_string(out.join("pw"))
+        .unwrap()
+        .starts_with("root:"));
+    // SRC/. copies a directory's contents.
+    env.ok(&["cp", "cpc:/data/.", out.join("contents").to_str().unwrap()]);
+    assert!(out.join("contents/sub/f").exists());
+    // cp in: a host tree into the container, and a tar on stdin; errors as Docker's.
+    let tree = env.path("tree");
+    std::fs::create_dir_all(tree.join("d")).unwrap();
+    std::fs::write(tree.join("d/x"), "x1").unwrap();
+    std::os::unix::fs::symlink("d/x", tree.join("lx")).unwrap();
+    env.ok(&["cp", tree.to_str().unwrap(), "cpc:/in"]);
+    assert_eq!(env.ok(&["exec", "cpc", "cat", "/in/d/x", "/in/lx"]), "x1x1");
+    let o = env.berth(&["cp", "cpc:/in/d", "-"]);
+    assert!(o.status.success());
+    let tar = o.stdout;
+    let o = env.berth_stdin(&["cp", "-", "cpc:/data"], &tar);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(env.ok(&["exec", "cpc", "cat", "/data/d/x"]), "x1");
+    assert_eq!(env.fails(&["cp", "cpc:/nope", out.to_str().unwrap()]).0, 1);
+    assert_eq!(
+        env.fails(&["cp", tree.to_str().unwrap(), "cpc:/no/such/dir"])
+            .0,
+        1
+    );
+
+    // top: the container's processes only, through ps.
+    let t = env.ok(&["top", "cpc"]);
+    assert!(t.starts_with("UID") && t.contains("sleep 600"), "{t}");
+    assert_eq!(t.lines().count(), 2, "{t}");
+    let t = env.ok(&["top", "cpc", "-o", "pid,comm"]);
+    assert!(t.lines().nth(1).unwrap().ends_with("sleep"), "{t}");
+
+    // stats: memory moves when the container allocates.
+    let mem = |env: &TestEnv| -> f64 {
+        let s = env.ok(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "cpc"]);
+        let used = s.split(" / ").next().unwrap().to_string();
+        let (n, unit) = used.split_at(used.find(|c: char| c.is_alphabetic()).unwrap());
+        let mult = match unit {
+            "B" => 1.0,
+            "KiB" => 1024.0,
+            "MiB" => 1048576.0,
+            _ => 1073741824.0,
+        };
+        n.parse::<f64>().unwrap() * mult
+    };
+    let before = mem(&env);
+    env.ok(&["exec", "-d", "cpc", "sh", "-c", "dd if=/dev/zero bs=1M count=40 | cat > /dev/shm/fill 2>/dev/null || head -c 41943040 /dev/zero > /tmp/fill; sleep 600"]);
+    let grew = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        mem(&env) > before + 20.0 * 1048576.0
+    });
+    assert!(grew, "memory did not move from {before}");
+    let j = env.ok(&["stats", "--no-stream", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(j.lines().next().unwrap()).unwrap();
+    assert_eq!(v["Name"], "cpc");
+    assert!(v["PIDs"].as_str().unwrap().parse::<u32>().unwrap() >= 1);
+    let t = env.ok(&["stats", "--no-stream"]);
+    assert!(t.starts_with("CONTAINER ID   NAME"), "{t}");
+
+    // export: the whole root as a tar, also for a stopped container; cp works stopped too.
+    env.ok(&["stop", "-t", "0", "cpc"]);
+    let tarf = env.path("export.tar");
+    env.ok(&["export", "-o", tarf.to_str().unwrap(), "cpc"]);
+    let names: Vec<String> = tar::Archive::new(std::fs::File::open(&tarf).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
+    assert!(names.iter().any(|n| n == "data/sub/f"));
+    assert!(!names.iter().any(|n| n == "bin/wc"));
+    env.ok(&["cp", tree.join("d/x").to_str().unwrap(), "cpc:/stopped"]);
+    assert!(env.ok(&["diff", "cpc"]).contains("A /stopped"));
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts.contains(env.root.to_str().unwrap()),
+        "a mount was left behind"
+    );
+    env.ok(&["rm", "-f", "cpc"]);
+}
+
+/// CVE-2018-15664: while a container swaps a directory for a symlink to a host path, `cp`
+/// in either direction never reads or writes outside the container.
+#[test]
+fn cp_never_follows_a_racing_symlink_out_of_the_container() {
+    let env = TestEnv::new();
+    env.busybox_image("race:1");
+    let host = env.path("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("f"), "HOST SECRET").unwrap();
+    let h = host.to_str().unwrap();
+    let script = format!(
+        "mkdir -p /swap; while true; do rm -rf /swap; mkdir /swap; echo inside > /swap/f; \
+         rm -rf /swap; ln -s {h} /swap; done"
+    );
+    env.ok(&[
+        "run",
+        "-d",
+        "--network=none",
+        "--name",
+        "racer",
+        "race:1",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let out = env.path("out");
+    let src = env.path("payload");
+    std::fs::write(&src, "PAYLOAD").unwrap();
+    for i in 0..40 {
+        let o = out.join(i.to_string());
+        std::fs::create_dir_all(&o).unwrap();
+        let _ = env.berth(&["cp", "racer:/swap/f", o.to_str().unwrap()]);
+        let _ = env.berth(&["cp", "racer:/swap/.", o.join("all").to_str().unwrap()]);
+        let _ = env.berth(&["cp", src.to_str().unwrap(), "racer:/swap/"]);
+        let _ = env.berth(&["cp", src.to_str().unwrap(), "racer:/swap/f"]);
+    }
+    // Nothing read from the host directory, nothing written into it.
+    let mut stack = vec![out.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
+            } else if p.is_file() && !p.is_symlink() {
+                let t = std::fs::read_to_string(&p).unwrap_or_default();
+                assert!(!t.contains("HOST SECRET"), "{} has host data", p.display());
+            }
+        }
+    }
+    let names: Vec<_> = std::fs::read_dir(&host)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, [std::ffi::OsString::from("f")]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("f")).unwrap(),
+        "HOST SECRET"
+    );
+    env.ok(&["rm", "-f", "racer"]);
+}

@@ -5,6 +5,7 @@ pub mod compose;
 pub mod compose_build;
 pub mod compose_run;
 pub mod container;
+pub mod files;
 pub mod image;
 pub mod internal;
 pub mod network;
