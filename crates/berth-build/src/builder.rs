@@ -235,6 +235,9 @@ pub fn build(
             Reference::parse(t).map_err(|e| BuildError::Other(format!("invalid tag {t:?}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
+    if let Some(p) = &opts.platform {
+        check_platform(p).map_err(|m| BuildError::Other(format!("--platform {p}: {m}")))?;
+    }
     let df = parser::parse(&file, &opts.dockerfile)?;
     cache::migrate(store)?;
     let _lock = store.lock_shared()?;
@@ -278,6 +281,11 @@ pub fn build(
                     ins,
                     "the base image name is empty (an unset ARG?)",
                 ));
+            }
+            if let Some(p) = ins.flag("platform") {
+                let p = expand::word(p, &lookup, df.escape).map_err(|e| ins_err(&file, ins, e))?;
+                check_platform(&p)
+                    .map_err(|m| ins_err(&file, ins, format!("--platform={p}: {m}")))?;
             }
             stages.push(Stage {
                 index: stages.len(),
@@ -365,6 +373,32 @@ pub fn build(
         cached,
         executed,
     })
+}
+
+/// `Ok` when `platform` (`linux/amd64`, `amd64`, `linux/arm64/v8`, …) names the host's; the
+/// reason otherwise. Docker's normalisation: `x86_64` is `amd64`, `aarch64` is `arm64`.
+fn check_platform(platform: &str) -> std::result::Result<(), String> {
+    let host = berth_image::archive::host_arch();
+    let parts: Vec<String> = platform
+        .split('/')
+        .map(|p| p.trim().to_ascii_lowercase())
+        .collect();
+    let (os, arch) = match parts.as_slice() {
+        [a] => ("linux", a.as_str()),
+        [o, a] | [o, a, _] => (o.as_str(), a.as_str()),
+        _ => return Err("expected OS/ARCH[/VARIANT], e.g. linux/amd64".into()),
+    };
+    let arch = match arch {
+        "x86_64" | "x86-64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    if os == "linux" && arch == host {
+        return Ok(());
+    }
+    Err(format!(
+        "berth builds only for this host's platform (linux/{host}): RUN steps run natively, without emulation; drop --platform or use linux/{host}"
+    ))
 }
 
 fn build_arg(opts: &BuildOptions, k: &str) -> Option<String> {
@@ -683,6 +717,19 @@ impl Build<'_> {
                 },
                 e => e,
             })?;
+            let arch = img.architecture();
+            if !arch.is_empty() && check_platform(&format!("linux/{arch}")).is_err() {
+                return Err(BuildError::Instruction {
+                    file: self.file.clone(),
+                    line: stage.from.line,
+                    msg: format!(
+                        "FROM {}: the image is for linux/{arch}, but berth builds only for this host's platform (linux/{}): RUN steps run natively, without emulation; use an image for linux/{}",
+                        stage.base,
+                        berth_image::archive::host_arch(),
+                        berth_image::archive::host_arch()
+                    ),
+                });
+            }
             state_of_image(&img)
         };
         self.emit(Event::Done(t0.elapsed().as_secs_f64()));
@@ -835,9 +882,34 @@ impl Build<'_> {
                 let path = normalize_abs(&path);
                 st.config.insert("WorkingDir".into(), json!(path));
                 let text = format!("WORKDIR {path}");
-                st.fold(&text);
-                st.history(text, true);
-                Ok(())
+                if path == "/" {
+                    st.fold(&text);
+                    st.history(text, true);
+                    return Ok(());
+                }
+                // As BuildKit: the directory is created (owned by USER) when missing; the step
+                // has a layer only when it created something.
+                let user = st.str_field("User");
+                let instruction = format!("WORKDIR {path} user={user}");
+                let key = cache::key(&st.key, &instruction, "");
+                if self.try_cache(store, st, &key, &text, no_cache)? {
+                    return Ok(());
+                }
+                let none = BTreeMap::new();
+                self.miss(store, st, &instruction, &none, no_cache, missed)?;
+                let root = StepRoot::new(store, &st.lowers(store), true)?;
+                let merged = root.merged();
+                if !step::is_dir_in(&merged, &path) {
+                    let owner = if user.is_empty() {
+                        (0, 0)
+                    } else {
+                        let u = berth_engine::user::resolve(&merged, &user, &[])
+                            .map_err(|e| err(format!("USER {user}: {e}")))?;
+                        (u.uid, u.gid)
+                    };
+                    step::mkdir_p_in(&merged, &path, owner).map_err(|e| err(e.to_string()))?;
+                }
+                self.finish_step(store, st, root, &key, &instruction, &none, text)
             }
             "USER" => {
                 let u = expand::word(&ins.args, &self.vars(st), e).map_err(err)?;

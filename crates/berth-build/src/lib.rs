@@ -182,6 +182,9 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, PathBuf>,
     /// OCI runtime for RUN steps (`None`: berth's builtin one).
     pub runtime: Option<String>,
+    /// `--platform OS/ARCH[/VARIANT]`: only the host's platform can be built (RUN steps run
+    /// natively, without emulation); another one is refused before anything runs.
+    pub platform: Option<String>,
 }
 
 /// What a build produced.

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::*;
+use serde_json::Value;
 
 /// A context directory in the scratch area with these files.
 fn context(env: &TestEnv, name: &str, files: &[(&str, &str)]) -> PathBuf {
@@ -126,4 +127,228 @@ fn add_extracts_local_archives_in_every_compression() {
     assert!(out.contains("a.tar.gz"), "COPY never extracts: {out}");
     let sizes = run(&env, "arch", &["wc", "-c", "/notes/notes.txt.gz"]);
     assert!(sizes.starts_with(&plain_gz.len().to_string()), "{sizes}");
+}
+
+fn inspect(env: &TestEnv, name: &str) -> Value {
+    let out = env.ok(&["image", "inspect", name]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v[0].clone()
+}
+
+/// Media types of the layers of `image`, read from `berth save --format oci-archive`.
+fn oci_layer_media_types(env: &TestEnv, image: &str, tar_path: &Path) -> Vec<String> {
+    env.ok(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        tar_path.to_str().unwrap(),
+        image,
+    ]);
+    let mut files = std::collections::HashMap::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(tar_path).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        if p == "index.json" || e.header().size().unwrap() < 1_000_000 {
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            files.insert(p, data);
+        }
+    }
+    let blob = |d: &str| -> Value {
+        let p = format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
+        serde_json::from_slice(&files[&p]).unwrap()
+    };
+    let index: Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    let manifest = blob(index["manifests"][0]["digest"].as_str().unwrap());
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn compression_zstd_no_cache_filter_platform_and_progress() {
+    let env = TestEnv::new();
+    env.busybox_image("busybox:local");
+    let dir = context(
+        &env,
+        "opts",
+        &[(
+            "Dockerfile",
+            "FROM busybox:local AS one\n\
+             RUN echo one-$((0+1)) | tee /one\n\
+             FROM busybox:local AS two\n\
+             COPY --from=one /one /one\n\
+             RUN echo two-$((1+1)) | tee /two\n",
+        )],
+    );
+    // --compression zstd: the new layers are zstd blobs, and the image runs.
+    let out = build_ok(&env, &dir, &["--compression", "zstd", "-t", "z"]);
+    assert!(out.contains("one-1") && out.contains("two-2"), "{out}");
+    assert_eq!(run(&env, "z", &["cat", "/one", "/two"]), "one-1\ntwo-2\n");
+    let tar_path = env.path("z.oci.tar");
+    let types = oci_layer_media_types(&env, "z", &tar_path);
+    assert_eq!(types.len(), 3, "{types:?}");
+    for t in &types[1..] {
+        assert_eq!(
+            t, "application/vnd.oci.image.layer.v1.tar+zstd",
+            "{types:?}"
+        );
+    }
+    if std::process::Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let o = std::process::Command::new("skopeo")
+            .args([
+                "inspect",
+                "--raw",
+                &format!("oci-archive:{}", tar_path.display()),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let mimes: Vec<&str> = v["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["mediaType"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            mimes[1..],
+            types[1..].iter().map(String::as_str).collect::<Vec<_>>()[..]
+        );
+    }
+    // --no-cache-filter two: stage one comes from the cache, stage two runs again.
+    let out = build_ok(&env, &dir, &["--no-cache-filter", "two", "-t", "f"]);
+    assert!(!out.contains("one-1"), "{out}");
+    assert!(out.contains("two-2"), "{out}");
+    assert!(out.contains("CACHED"), "{out}");
+    // --platform: the host's is fine, another is refused before anything runs.
+    let host = host_arch();
+    let other = if host == "arm64" { "amd64" } else { "arm64" };
+    build_ok(
+        &env,
+        &dir,
+        &["--platform", &format!("linux/{host}"), "-t", "p"],
+    );
+    let out = build(
+        &env,
+        &dir,
+        &["--platform", &format!("linux/{other}"), "-t", "bad"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("linux/{other}")) && err.contains(&format!("linux/{host}")),
+        "{err}"
+    );
+    assert!(!err.contains("one-1"), "{err}");
+    let fp = context(
+        &env,
+        "fromplat",
+        &[(
+            "Dockerfile",
+            &format!("FROM --platform=linux/{other} busybox:local\nRUN true\n"),
+        )],
+    );
+    let out = build(&env, &fp, &["-t", "bad2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("Dockerfile:1:"), "{err}");
+    let fp = context(
+        &env,
+        "fromplat2",
+        &[(
+            "Dockerfile",
+            "FROM --platform=$BUILDPLATFORM busybox:local\nRUN true\n",
+        )],
+    );
+    build_ok(&env, &fp, &["-t", "good2"]);
+    env.fails(&["image", "inspect", "bad"]);
+    // --progress plain: one line per event with step numbers and timings.
+    let out = build_ok(&env, &dir, &["--no-cache", "-t", "pl"]);
+    assert!(
+        out.lines()
+            .filter(|l| !l.starts_with("writing image") && !l.starts_with("naming to"))
+            .all(|l| l.starts_with('#')),
+        "{out}"
+    );
+    assert!(out.contains("DONE"), "{out}");
+    assert!(!out.contains('\r'), "{out}");
+    // --progress tty: a live line per step, rewritten in place.
+    let o = env.berth(&[
+        "build",
+        "--progress",
+        "tty",
+        "--network",
+        "none",
+        "--no-cache",
+        "-t",
+        "tt",
+        dir.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("\r\x1b[K"), "{err:?}");
+    assert!(err.contains("DONE"), "{err}");
+    let o = env.berth(&["build", "--progress", "fancy", dir.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("plain"));
+}
+
+#[test]
+fn workdir_creates_a_layer_only_when_it_creates_a_directory() {
+    let env = TestEnv::new();
+    env.busybox_image("busybox:local");
+    let dir = context(
+        &env,
+        "wd",
+        &[(
+            "Dockerfile",
+            "FROM busybox:local\n\
+             WORKDIR /tmp\n\
+             WORKDIR /app/sub\n\
+             USER 1000:1000\n\
+             WORKDIR /data\n\
+             USER root\n\
+             WORKDIR /\n",
+        )],
+    );
+    build_ok(&env, &dir, &["-t", "wd"]);
+    let i = inspect(&env, "wd");
+    let h = i["History"].as_array().cloned().unwrap_or_default();
+    let hist: Vec<(String, bool)> = if h.is_empty() {
+        // berth history as the source of truth when inspect omits it.
+        Vec::new()
+    } else {
+        h.iter()
+            .map(|e| {
+                (
+                    e["created_by"].as_str().unwrap_or("").to_string(),
+                    e["empty_layer"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
+    };
+    // Base layer + /app/sub + /data.
+    assert_eq!(
+        i["RootFS"]["Layers"].as_array().unwrap().len(),
+        3,
+        "{hist:?}"
+    );
+    assert_eq!(
+        run(&env, "wd", &["stat", "-c", "%u:%g %a", "/data", "/app/sub"]),
+        "1000:1000 755\n0:0 755\n"
+    );
+    // Rebuilt from the cache, with the same result.
+    let again = build_ok(&env, &dir, &["-t", "wd2"]);
+    assert!(!again.contains("cache miss"), "{again}");
+    assert_eq!(inspect(&env, "wd2")["Id"], i["Id"]);
 }

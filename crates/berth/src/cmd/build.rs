@@ -189,12 +189,6 @@ fn looks_like_tar(b: &[u8]) -> bool {
 }
 
 pub fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
-    if let Some(p) = &a.platform {
-        let host = format!("linux/{}", berth_image::archive::host_arch());
-        if p != &host && p != berth_image::archive::host_arch() {
-            bail!("--platform {p}: only the host's platform ({host}) can be built");
-        }
-    }
     let store = ctx.store()?;
     let mut build_args = BTreeMap::new();
     for b in &a.build_args {
@@ -327,6 +321,7 @@ pub fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
         labels,
         no_cache: a.no_cache,
         no_cache_filter: a.no_cache_filter.clone(),
+        platform: a.platform.clone(),
         network: Network::parse(a.network.as_deref().unwrap_or("default"))?,
         pull: a.pull,
         compression,
