@@ -283,7 +283,8 @@ fn journal_fields(d: &[u8]) -> Vec<(String, String)> {
             out.push((key, String::from_utf8_lossy(&d[end + 1..nl]).into_owned()));
             i = nl + 1;
         } else {
-            let len = u64::from_le_bytes(d[end + 1..end + 9].try_into().unwrap()) as usize;
+            let len = usize::try_from(u64::from_le_bytes(d[end + 1..end + 9].try_into().unwrap()))
+                .unwrap();
             out.push((
                 key,
                 String::from_utf8_lossy(&d[end + 9..end + 9 + len]).into_owned(),
