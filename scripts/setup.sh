@@ -15,6 +15,7 @@ need_pkgs=(
   squashfs-tools                                     # SIF images (mksquashfs/unsquashfs)
   golang-go golang-github-sylabs-sif-dev             # tests: sylabs' SIF library as an independent reader
   fuse-overlayfs                                     # stores on overlayfs (berth inside a container)
+  docker.io                                          # tests: a private dockerd as the confinement oracle
 )
 missing=()
 for p in "${need_pkgs[@]}"; do

@@ -715,3 +715,239 @@ fn generated_names_never_run_out_and_wait_reports_rm_exit_status() {
     let o = env.berth(&["wait", id.trim()]);
     assert_eq!(out(&o).trim(), "7", "{}", err(&o));
 }
+
+/// A private dockerd (Debian's `docker.io`) for comparisons: its own socket, data and exec
+/// roots under the test's scratch directory, no iptables, no bridge. Killed by pid (with the
+/// containerd it started) and its mounts removed on drop.
+struct Dockerd {
+    child: std::process::Child,
+    sock: String,
+    dir: PathBuf,
+}
+
+impl Dockerd {
+    /// `None` (with the reason printed) when dockerd is not installed or does not start.
+    fn start(env: &TestEnv) -> Option<Dockerd> {
+        let Some(bin) = ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+        else {
+            eprintln!("skipped: dockerd is not installed (apt-get install docker.io)");
+            return None;
+        };
+        // Its own directory under /tmp (world-searchable: runc resolves the process in the
+        // container's root through it), removed on drop.
+        let _ = env;
+        let dir = std::env::temp_dir().join(format!(
+            "berth-t-dockerd-{}-{:08x}",
+            std::process::id(),
+            rand_u32()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("docker.sock").display().to_string();
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new(bin)
+            .arg(format!("--host=unix://{sock}"))
+            .arg(format!("--data-root={}", dir.join("data").display()))
+            .arg(format!("--exec-root={}", dir.join("exec").display()))
+            .arg(format!("--pidfile={}", dir.join("docker.pid").display()))
+            .args([
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--ip-forward=false",
+                "--ip-masq=false",
+                "--exec-opt",
+                "native.cgroupdriver=cgroupfs",
+                "--storage-driver=overlay2",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .ok()?;
+        let d = Dockerd { child, sock, dir };
+        for _ in 0..300 {
+            if d.docker(&["version"]).status.success() {
+                return Some(d);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let log = std::fs::read_to_string(d.dir.join("dockerd.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        eprintln!("skipped: dockerd did not start on this host: {tail:?}");
+        None
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("the docker CLI")
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(o.status.success(), "docker {args:?}: {}", err(&o));
+        out(&o)
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let pid = i32::try_from(self.child.id()).unwrap_or(0);
+        // SAFETY: kill(2) on the pid of the dockerd this test started and has not reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        for _ in 0..200 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The containerd dockerd started (its pid file in the exec root), if still there.
+        let cpid = self.dir.join("exec/containerd/containerd.pid");
+        if let Some(p) = std::fs::read_to_string(cpid)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            // SAFETY: kill(2) on the containerd our dockerd started.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut ours: Vec<String> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&*self.dir.to_string_lossy()))
+            .map(String::from)
+            .collect();
+        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in ours {
+            let _ = Command::new("umount").arg("-l").arg(&m).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `Field:\tvalue` lines of /proc/self/status for the given fields.
+fn status_map(s: &str, fields: &[&str]) -> Vec<(String, String)> {
+    fields
+        .iter()
+        .map(|f| {
+            let v = s
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{f}:")))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default();
+            (f.to_string(), v)
+        })
+        .collect()
+}
+
+/// Mount points under /proc and /sys with their read-only flag, from /proc/self/mounts.
+fn proc_sys_mounts(s: &str) -> std::collections::BTreeMap<String, bool> {
+    s.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let (point, opts) = (*f.get(1)?, *f.get(3)?);
+            (point.starts_with("/proc") || point.starts_with("/sys"))
+                .then(|| (point.to_string(), opts.split(',').any(|o| o == "ro")))
+        })
+        .collect()
+}
+
+#[test]
+fn docker_agrees_on_default_confinement() {
+    let env = TestEnv::new();
+    // A plain busybox rootfs, tarred by tar(1) and imported.
+    let rootfs = env.path("cmproot");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
+    let bb = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static");
+    std::fs::copy(bb, rootfs.join("bin/busybox")).unwrap();
+    let rtar = env.path("cmproot.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&rtar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.ok(&["import", rtar.to_str().unwrap(), "cmpbb"]);
+    let Some(d) = Dockerd::start(&env) else {
+        return;
+    };
+    let tar = env.path("cmpbb.tar");
+    env.ok(&["save", "-o", tar.to_str().unwrap(), "cmpbb"]);
+    d.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let both = |args: &[&str]| -> (String, String) {
+        let mut b = vec!["run", "--rm", NONE, "cmpbb"];
+        b.extend_from_slice(args);
+        let mut k = vec!["run", "--rm", "--network=none", "cmpbb"];
+        k.extend_from_slice(args);
+        (out(&env.berth(&b)), d.ok(&k))
+    };
+    let fields = [
+        "Seccomp",
+        "NoNewPrivs",
+        "CapInh",
+        "CapPrm",
+        "CapEff",
+        "CapBnd",
+        "CapAmb",
+    ];
+    let (b, k) = both(&["/bin/busybox", "cat", "/proc/self/status"]);
+    assert_eq!(
+        status_map(&b, &fields),
+        status_map(&k, &fields),
+        "berth:\n{b}\ndocker:\n{k}"
+    );
+    // Masked and read-only paths: every mount Docker makes under /proc and /sys, with the same
+    // read-only flag. berth follows Docker 28, which also masks /proc/interrupts and
+    // /sys/devices/virtual/powercap (this dockerd is 20.10). Known difference, not yet fixed:
+    // on a cgroup v1 host libcontainer 0.7 mounts the controllers under /sys/fs/cgroup
+    // read-write where runc remounts them read-only (the spec asks for `ro`).
+    let (b, k) = both(&["/bin/busybox", "cat", "/proc/self/mounts"]);
+    let (bm, km) = (proc_sys_mounts(&b), proc_sys_mounts(&k));
+    for (point, ro) in &km {
+        if point.starts_with("/sys/fs/cgroup/") && bm.get(point) == Some(&false) {
+            eprintln!("known difference: {point} is read-write under berth");
+            continue;
+        }
+        assert_eq!(
+            bm.get(point),
+            Some(ro),
+            "{point}: berth {bm:?}\ndocker {km:?}"
+        );
+    }
+    for point in bm.keys().filter(|p| !km.contains_key(*p)) {
+        assert!(
+            ["/proc/interrupts", "/sys/devices/virtual/powercap"].contains(&point.as_str()),
+            "berth only: {point}"
+        );
+    }
+    // Syscall probes: exit statuses agree.
+    for probe in [
+        "/bin/busybox unshare -U true",
+        "/bin/busybox mount -t tmpfs none /tmp",
+        "/bin/busybox echo 1 > /proc/sys/kernel/panic",
+        "/bin/busybox chroot / true",
+        "/bin/busybox cat /proc/kcore",
+    ] {
+        let script = format!("{probe} >/dev/null 2>&1; /bin/busybox echo $?");
+        let (b, k) = both(&["/bin/busybox", "sh", "-c", &script]);
+        assert_eq!(b.trim(), k.trim(), "{probe}: berth {b} docker {k}");
+    }
+    let _ = d.docker(&["rmi", "-f", "cmpbb"]);
+}
