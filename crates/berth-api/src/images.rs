@@ -388,3 +388,84 @@ mod tests {
         assert!(!super::glob("plain", "plain"));
     }
 }
+
+/// `POST /images/{name}/push?tag=`: push to its registry, JSON progress messages. Credentials
+/// come from the service's `~/.docker/config.json` (`X-Registry-Auth` is not used yet).
+pub async fn push(app: &Arc<App>, name: String, q: &Query) -> Result<Resp> {
+    let tag = q.get("tag").filter(|t| !t.is_empty());
+    let text = match tag {
+        Some(t) if t.starts_with("sha256:") => format!("{name}@{t}"),
+        Some(t) => format!("{name}:{t}"),
+        None => name.clone(),
+    };
+    let dest = Reference::parse(&text)?;
+    let check = text.clone();
+    app.blocking(move |store| {
+        ImageStore::open(store)?.resolve(&check)?;
+        Ok(())
+    })
+    .await?;
+    let (tx, body) = http::channel();
+    let root = app.root.clone();
+    std::thread::spawn(move || {
+        let _ = tx.blocking_send(line(json!({
+            "status": format!("The push refers to repository [{}]", dest.repository())
+        })));
+        let res = berth_store::Store::open(&root)
+            .map_err(|e| e.to_string())
+            .and_then(|store| {
+                let opts = berth_registry::PushOptions {
+                    progress: berth_registry::ProgressMode::Quiet,
+                    ..Default::default()
+                };
+                berth_registry::push(&store, &text, &dest, &opts).map_err(|e| e.to_string())
+            });
+        let m = match res {
+            Ok(d) => json!({
+                "status": format!("{}: digest: {d} size: 0", dest.tag().unwrap_or("latest")),
+                "aux": {"Tag": dest.tag().unwrap_or("latest"), "Digest": d.to_string(), "Size": 0}
+            }),
+            Err(e) => json!({"errorDetail": {"message": e}, "error": e}),
+        };
+        let _ = tx.blocking_send(line(m));
+    });
+    Ok(http::with_headers(200, "application/json", body))
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&changes=`: 201 `{"Id": …}`.
+pub async fn commit(app: &Arc<App>, q: &Query) -> Result<Resp> {
+    let container = q
+        .get("container")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::BadParameter("container: give the container to commit".into()))?
+        .to_string();
+    let reference = match (q.get("repo").filter(|r| !r.is_empty()), q.get("tag")) {
+        (Some(r), Some(t)) if !t.is_empty() => Some(format!("{r}:{t}")),
+        (Some(r), _) => Some(r.to_string()),
+        _ => None,
+    };
+    let opts = berth_build::commit::CommitOptions {
+        reference,
+        changes: q
+            .all("changes")
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .collect(),
+        message: q
+            .get("comment")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+        author: q
+            .get("author")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+    };
+    let id = app
+        .blocking(move |store| {
+            crate::containers::find(store, &container)?;
+            berth_build::commit::commit(store, &container, &opts)
+                .map_err(|e| ApiError::Internal(e.to_string()))
+        })
+        .await?;
+    Ok(http::json(201, &json!({"Id": id.to_string()})))
+}

@@ -102,6 +102,8 @@ async fn dispatch(app: &Arc<App>, method: &Method, r: Req) -> Result<Resp, ApiEr
             &serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}),
         )),
 
+        ("POST", ["build"]) => crate::build::build(app, r).await,
+
         // ---- containers ----
         ("POST", ["containers", "create"]) => containers::create(app, r).await,
         ("GET", ["containers", "json"]) => containers::list(app, r).await,
@@ -165,6 +167,11 @@ async fn dispatch(app: &Arc<App>, method: &Method, r: Req) -> Result<Resp, ApiEr
             let name = image_name(&r.path, "/get");
             images::get_one(app, name).await
         }
+        ("POST", ["images", .., "push"]) => {
+            let name = image_name(&r.path, "/push");
+            images::push(app, name, &r.query).await
+        }
+        ("POST", ["commit"]) => images::commit(app, &r.query).await,
         ("POST", ["images", .., "tag"]) => {
             let name = image_name(&r.path, "/tag");
             images::tag(app, name, &r.query).await

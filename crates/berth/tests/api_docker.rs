@@ -582,3 +582,118 @@ fn docker_compose_v2_up_ps_logs_down() {
     assert!(!env.ok(&["volume", "ls", "-q"]).contains("apit_data"));
     assert!(!env.ok(&["network", "ls"]).contains("apit_back"));
 }
+
+/// Images, builds, commits, networks and volumes through the docker CLI, checked with berth.
+#[test]
+fn docker_cli_builds_and_manages_images_networks_and_volumes() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    // Classic build of a small context.
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY msg /msg\nRUN cat /msg > /copy\nCMD [\"cat\", \"/copy\"]\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("msg"), "built through the API\n").unwrap();
+    let out = docker_ok(
+        &svc,
+        &[
+            "build",
+            "-t",
+            "apibuilt:1",
+            "--network",
+            "none",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("Successfully tagged apibuilt:1"), "{out}");
+    assert_eq!(
+        docker_ok(&svc, &["run", "--rm", "--network", "none", "apibuilt:1"]),
+        "built through the API\n"
+    );
+    let bid = env.ok(&["image", "inspect", "-f", "{{.Id}}", "apibuilt:1"]);
+    let did = docker_ok(&svc, &["image", "inspect", "-f", "{{.Id}}", "apibuilt:1"]);
+    assert_eq!(bid, did);
+    // Tag, list, save | load, rmi.
+    docker_ok(&svc, &["tag", "apibuilt:1", "apibuilt:2"]);
+    assert!(env.ok(&["images"]).contains("apibuilt"));
+    let tags = docker_ok(
+        &svc,
+        &["images", "--format", "{{.Repository}}:{{.Tag}}", "apibuilt"],
+    );
+    let mut tags: Vec<&str> = tags.lines().collect();
+    tags.sort();
+    assert_eq!(tags, vec!["apibuilt:1", "apibuilt:2"]);
+    let tar = env.path("saved.tar");
+    docker_ok(&svc, &["save", "-o", tar.to_str().unwrap(), "apibuilt:2"]);
+    docker_ok(&svc, &["rmi", "apibuilt:2"]);
+    assert!(!env.ok(&["images"]).contains("apibuilt    2"));
+    let out = docker_ok(&svc, &["load", "-i", tar.to_str().unwrap()]);
+    assert!(out.contains("apibuilt:2"), "{out}");
+    // Commit of a container's changes.
+    docker_ok(
+        &svc,
+        &[
+            "run",
+            "--name",
+            "tocommit",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /made",
+        ],
+    );
+    docker_ok(&svc, &["commit", "tocommit", "apicommit:1"]);
+    assert_eq!(
+        docker_ok(
+            &svc,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "apicommit:1",
+                "cat",
+                "/made"
+            ]
+        ),
+        "x\n"
+    );
+    docker_ok(&svc, &["rm", "tocommit"]);
+    // Networks and volumes: docker creates, berth sees, and back.
+    docker_ok(&svc, &["network", "create", "--label", "k=v", "apinet"]);
+    assert!(env.ok(&["network", "ls"]).contains("apinet"));
+    assert_eq!(
+        docker_ok(
+            &svc,
+            &["network", "inspect", "-f", "{{.Labels.k}}", "apinet"]
+        )
+        .trim(),
+        "v"
+    );
+    docker_ok(&svc, &["network", "rm", "apinet"]);
+    assert!(!env.ok(&["network", "ls"]).contains("apinet"));
+    env.ok(&["volume", "create", "apivol"]);
+    let vols = docker_ok(&svc, &["volume", "ls", "-q"]);
+    assert!(vols.lines().any(|l| l == "apivol"), "{vols}");
+    let mp = docker_ok(
+        &svc,
+        &["volume", "inspect", "-f", "{{.Mountpoint}}", "apivol"],
+    );
+    assert_eq!(
+        mp.trim(),
+        env.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "apivol"])
+            .trim()
+    );
+    docker_ok(&svc, &["volume", "rm", "apivol"]);
+    assert!(!env.ok(&["volume", "ls"]).contains("apivol"));
+}
