@@ -378,17 +378,6 @@ async fn save(app: &Arc<App>, names: Vec<String>) -> Result<Resp> {
     Ok(http::with_headers(200, "application/x-tar", body))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reference_globs() {
-        assert!(super::glob("busy*", "busybox:latest"));
-        assert!(super::glob("*:1", "app:1"));
-        assert!(!super::glob("x*", "busybox:latest"));
-        assert!(!super::glob("plain", "plain"));
-    }
-}
-
 /// `POST /images/{name}/push?tag=`: push to its registry, JSON progress messages. Credentials
 /// come from the service's `~/.docker/config.json` (`X-Registry-Auth` is not used yet).
 pub async fn push(app: &Arc<App>, name: String, q: &Query) -> Result<Resp> {
@@ -468,4 +457,15 @@ pub async fn commit(app: &Arc<App>, q: &Query) -> Result<Resp> {
         })
         .await?;
     Ok(http::json(201, &json!({"Id": id.to_string()})))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reference_globs() {
+        assert!(super::glob("busy*", "busybox:latest"));
+        assert!(super::glob("*:1", "app:1"));
+        assert!(!super::glob("x*", "busybox:latest"));
+        assert!(!super::glob("plain", "plain"));
+    }
 }
