@@ -659,7 +659,11 @@ fn cve_2019_5736_runtime_binary_is_not_writable_from_the_container() {
         .collect();
     // The entrypoint: the container's init re-executes the runtime.
     let o = env.berth(&["run", "--rm", NONE, "evil"]);
-    all_refused("run", &out(&o), &["self-wronly", "self-rdwr", "fd-reopen"]);
+    all_refused(
+        &format!("run (status {}, stderr: {})", o.status, err(&o)),
+        &out(&o),
+        &["self-wronly", "self-rdwr", "fd-reopen"],
+    );
     // exec: the exec'd process re-executes the runtime; a child tries /proc/PARENT/exe and,
     // after the runtime process exited, the O_PATH fd it kept.
     env.ok(&[
@@ -674,7 +678,11 @@ fn cve_2019_5736_runtime_binary_is_not_writable_from_the_container() {
         "60",
     ]);
     let o = env.berth(&["exec", "w5736", "/evil"]);
-    all_refused("exec", &out(&o), &["self-wronly", "self-rdwr", "fd-reopen"]);
+    all_refused(
+        &format!("exec (status {}, stderr: {})", o.status, err(&o)),
+        &out(&o),
+        &["self-wronly", "self-rdwr", "fd-reopen"],
+    );
     let mut child = String::new();
     for _ in 0..100 {
         child = out(&env.berth(&["exec", "w5736", "cat", "/result-child"]));
