@@ -484,50 +484,80 @@ pub fn up(
         let (image_ref, image) = &images[name];
         let hash = convert::config_hash(s);
         let want = o.scale.get(name).copied().unwrap_or_else(|| s.replicas());
+        // Replicas are kept by count, lowest numbers first (numbers may have gaps after a
+        // rolling replacement); extra ones are removed, missing ones get free numbers.
         let mine: Vec<&ProjectContainer> = existing
             .iter()
             .filter(|c| &c.service == name && !c.oneoff)
             .collect();
+        let want_n = usize::try_from(want).unwrap_or(usize::MAX);
+        let (keep, extra) = mine.split_at(mine.len().min(want_n));
+        let mut used: BTreeSet<u64> = mine.iter().map(|c| c.number).collect();
         let dep_recreated = s.depends_on.keys().any(|d| recreated.contains(d));
+        let rolling = start_first(s, o, want);
         wait_dependencies(store, p, name, s)?;
-        for n in 1..=want {
-            let current = mine.iter().find(|c| c.number == n);
-            let cname = convert::container_name(p, name, s, n);
-            let c = match current {
-                Some(pc) => {
-                    let c = &pc.container;
-                    let changed = c.config.labels.get(labels::CONFIG_HASH) != Some(&hash)
-                        || c.image_id != image.id
-                        || dep_recreated
-                        || o.force_recreate;
-                    if changed && !o.no_recreate {
-                        stop_remove(store, c, o.timeout)?;
-                        let c = create_replacing(store, p, name, s, image_ref, image, n, Some(c))?;
-                        recreated.insert(name.clone());
-                        progress(&format!("Container {cname}"), "Recreated");
-                        c
+        let mut started: Vec<(Container, u64)> = Vec::new();
+        for pc in keep {
+            let c = &pc.container;
+            let changed = c.config.labels.get(labels::CONFIG_HASH) != Some(&hash)
+                || c.image_id != image.id
+                || dep_recreated
+                || o.force_recreate;
+            if !changed || o.no_recreate {
+                progress(
+                    &format!("Container {}", c.name),
+                    if c.state.is_active() {
+                        "Running"
                     } else {
-                        progress(
-                            &format!("Container {cname}"),
-                            if c.state.is_active() {
-                                "Running"
-                            } else {
-                                "Created"
-                            },
-                        );
-                        c.clone()
+                        "Created"
+                    },
+                );
+                started.push((c.clone(), pc.number));
+                continue;
+            }
+            recreated.insert(name.clone());
+            if rolling {
+                // Start the replacement (under a free number) and wait for it to be ready
+                // before the old container stops: the service keeps answering.
+                let n = next_free(&mut used);
+                let new = create_replacing(store, p, name, s, image_ref, image, n, Some(c))?;
+                progress(&format!("Container {}", new.name), "Created");
+                ops::start(store, &new, Attach::No)?;
+                progress(&format!("Container {}", new.name), "Started");
+                if new.config.healthcheck.is_some() {
+                    if let Err(e) = wait_healthy(store, &new, None) {
+                        let _ = stop_remove(store, &new, Some(0));
+                        let _ = berth_engine::volumes::remove_anonymous(store, &new.config);
+                        return Err(RunError::Dependency(format!(
+                            "rolling update of service {name}: {e}; the old container {} keeps running",
+                            c.name
+                        )));
                     }
+                    progress(&format!("Container {}", new.name), "Healthy");
                 }
-                None => {
-                    let c = create(store, p, name, s, image_ref, image, n)?;
-                    progress(&format!("Container {cname}"), "Created");
-                    c
-                }
-            };
+                stop_remove(store, c, o.timeout)?;
+                progress(&format!("Container {}", c.name), "Replaced");
+                let new = state::get(store, &new.id)?.unwrap_or(new);
+                started.push((new, n));
+            } else {
+                stop_remove(store, c, o.timeout)?;
+                let new =
+                    create_replacing(store, p, name, s, image_ref, image, pc.number, Some(c))?;
+                progress(&format!("Container {}", new.name), "Recreated");
+                started.push((new, pc.number));
+            }
+        }
+        for _ in keep.len()..want_n {
+            let n = next_free(&mut used);
+            let c = create(store, p, name, s, image_ref, image, n)?;
+            progress(&format!("Container {}", c.name), "Created");
+            started.push((c, n));
+        }
+        for (c, n) in started {
             let c = if !o.no_start && !c.state.is_active() {
                 let c = state::get(store, &c.id)?.unwrap_or(c);
                 ops::start(store, &c, Attach::No)?;
-                progress(&format!("Container {cname}"), "Started");
+                progress(&format!("Container {}", c.name), "Started");
                 state::get(store, &c.id)?.unwrap_or(c)
             } else {
                 c
@@ -539,12 +569,49 @@ pub fn up(
                 oneoff: false,
             });
         }
-        for extra in mine.iter().filter(|c| c.number > want) {
-            stop_remove(store, &extra.container, o.timeout)?;
-            progress(&format!("Container {}", extra.container.name), "Removed");
+        for x in extra {
+            stop_remove(store, &x.container, o.timeout)?;
+            progress(&format!("Container {}", x.container.name), "Removed");
         }
     }
     Ok(result)
+}
+
+/// The lowest replica number not in `used` (1-based), marked used.
+fn next_free(used: &mut BTreeSet<u64>) -> u64 {
+    let mut n = 1;
+    while used.contains(&n) {
+        n += 1;
+    }
+    used.insert(n);
+    n
+}
+
+/// Whether a changed service is replaced start-first (new container up, and healthy when it
+/// has a check, before the old one stops): `deploy.update_config.order: start-first`, or
+/// `replicas` > 1 with a health check (berth's rolling replacement). Never with a fixed
+/// `container_name` or a fixed published host port (the two containers would clash), nor
+/// with `--no-start`.
+pub fn start_first(s: &Service, o: &UpOptions, replicas: u64) -> bool {
+    if o.no_start || s.container_name.is_some() || s.ports.iter().any(|p| p.published.is_some()) {
+        return false;
+    }
+    let order = s
+        .deploy
+        .as_ref()
+        .and_then(|d| d.update_config.as_ref())
+        .and_then(|u| u.get("order"))
+        .and_then(|v| v.as_str());
+    match order {
+        Some("start-first") => true,
+        Some(_) => false,
+        None => {
+            replicas > 1
+                && s.healthcheck.as_ref().is_some_and(|h| {
+                    !h.disable && h.test.first().map(String::as_str) != Some("NONE")
+                })
+        }
+    }
 }
 
 /// Wait for the dependencies of `name` to reach their `depends_on` condition:

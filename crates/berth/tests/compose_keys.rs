@@ -429,3 +429,100 @@ fn bad_values_name_file_service_and_key_and_create_nothing() {
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
+
+const ROLLING: &str = r#"
+services:
+  web:
+    image: composekeys/bb:1
+    command: ["sh", "-c", "echo $$VERSION > /tmp/v; exec httpd -f -p 80 -h /tmp"]
+    stop_grace_period: 1s
+    environment:
+      VERSION: ${VERSION:-one}
+    deploy:
+      replicas: 2
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/v"]
+      interval: 200ms
+  other:
+    image: composekeys/bb:1
+    command: ["sleep", "1000"]
+    stop_grace_period: 1s
+"#;
+
+fn up_with_version(env: &TestEnv, dir: &Path, version: &str) -> String {
+    let out = env
+        .cmd(&["compose", "up", "-d"])
+        .current_dir(dir)
+        .env("VERSION", version)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
+#[test]
+fn rolling_replacement_starts_the_new_replica_before_stopping_the_old() {
+    setup!(env, net);
+    let dir = project(&env, "roll", ROLLING);
+    up_with_version(&env, &dir, "one");
+    let other = inspect(&env, "roll-other-1", ".Id");
+    let old = compose_ok(&env, &dir, &["ps", "-q", "web"]);
+    assert_eq!(old.lines().count(), 2, "{old}");
+
+    // A changed environment: each replica is replaced by a new, healthy one first.
+    let err = up_with_version(&env, &dir, "two");
+    let pos = |needle: &str| {
+        err.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in {err}"))
+    };
+    assert!(
+        pos("Container roll-web-3  Healthy") < pos("Container roll-web-1  Replaced"),
+        "{err}"
+    );
+    assert!(
+        pos("Container roll-web-1  Replaced") < pos("Container roll-web-4  Started"),
+        "{err}"
+    );
+    assert!(
+        pos("Container roll-web-4  Healthy") < pos("Container roll-web-2  Replaced"),
+        "{err}"
+    );
+    let new = compose_ok(&env, &dir, &["ps", "-q", "web"]);
+    assert_eq!(new.lines().count(), 2, "{new}");
+    assert!(new.lines().all(|id| !old.contains(id)), "{old} {new}");
+    for n in ["roll-web-3", "roll-web-4"] {
+        let v = env.ok(&["exec", n, "cat", "/tmp/v"]);
+        assert_eq!(v.trim(), "two", "{n}");
+    }
+    // The unchanged service kept its container.
+    assert_eq!(inspect(&env, "roll-other-1", ".Id"), other);
+
+    // Nothing changed: nothing replaced, the replicas keep their numbers.
+    let err = up_with_version(&env, &dir, "two");
+    assert!(
+        !err.contains("Replaced") && !err.contains("Created"),
+        "{err}"
+    );
+    assert_eq!(compose_ok(&env, &dir, &["ps", "-q", "web"]), new);
+
+    // Scaling down keeps the lowest numbers.
+    let out = env
+        .cmd(&["compose", "up", "-d", "--scale", "web=1"])
+        .current_dir(&dir)
+        .env("VERSION", "two")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let ps = compose_ok(&env, &dir, &["ps"]);
+    assert!(
+        ps.contains("roll-web-3") && !ps.contains("roll-web-4"),
+        "{ps}"
+    );
+    compose_ok(&env, &dir, &["down", "-t", "0"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
