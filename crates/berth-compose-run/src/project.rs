@@ -361,7 +361,13 @@ pub fn ensure_networks(
                 gateway: pool.and_then(|c| c.gateway.clone()),
                 internal: n.internal,
                 driver: n.driver.clone().unwrap_or_default(),
-                labels: Default::default(),
+                labels: {
+                    let mut l = n.labels.clone();
+                    l.insert(labels::PROJECT.into(), p.name.clone());
+                    l.insert(labels::NETWORK.into(), key.clone());
+                    l.insert(labels::VERSION.into(), env!("CARGO_PKG_VERSION").into());
+                    l
+                },
             },
         )?;
         progress(&format!("Network {real}"), "Created");

@@ -128,6 +128,13 @@ fn volumes_persist_across_down_and_up_and_down_v_removes_them() {
     assert_eq!(labels["com.docker.compose.project"], "vols", "{v}");
     assert_eq!(labels["com.docker.compose.volume"], "data", "{v}");
     assert_eq!(labels["owner"], "test", "{v}");
+    let n: serde_json::Value =
+        serde_json::from_str(&env.ok(&["network", "inspect", "vols_default"])).unwrap();
+    assert_eq!(n[0]["Labels"]["com.docker.compose.project"], "vols", "{n}");
+    assert_eq!(
+        n[0]["Labels"]["com.docker.compose.network"], "default",
+        "{n}"
+    );
 
     // Recreating the container (changed config) keeps both the named and the anonymous data.
     std::fs::write(
