@@ -398,7 +398,7 @@ pub async fn push(app: &Arc<App>, name: String, q: &Query) -> Result<Resp> {
     let root = app.root.clone();
     std::thread::spawn(move || {
         let _ = tx.blocking_send(line(json!({
-            "status": format!("The push refers to repository [{}]", dest.repository())
+            "status": format!("The push refers to repository [{}]", dest.familiar_name())
         })));
         let res = berth_store::Store::open(&root)
             .map_err(|e| e.to_string())
@@ -409,14 +409,19 @@ pub async fn push(app: &Arc<App>, name: String, q: &Query) -> Result<Resp> {
                 };
                 berth_registry::push(&store, &text, &dest, &opts).map_err(|e| e.to_string())
             });
-        let m = match res {
-            Ok(d) => json!({
-                "status": format!("{}: digest: {d} size: 0", dest.tag().unwrap_or("latest")),
-                "aux": {"Tag": dest.tag().unwrap_or("latest"), "Digest": d.to_string(), "Size": 0}
-            }),
-            Err(e) => json!({"errorDetail": {"message": e}, "error": e}),
+        let msgs = match res {
+            Ok(d) => {
+                let tag = dest.tag().unwrap_or("latest");
+                vec![
+                    json!({"status": format!("{tag}: digest: {d} size: 0")}),
+                    json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": d.to_string(), "Size": 0}}),
+                ]
+            }
+            Err(e) => vec![json!({"errorDetail": {"message": e}, "error": e})],
         };
-        let _ = tx.blocking_send(line(m));
+        for m in msgs {
+            let _ = tx.blocking_send(line(m));
+        }
     });
     Ok(http::with_headers(200, "application/json", body))
 }

@@ -3,6 +3,8 @@
 //! socket in its temporary directory and kills it by pid at the end.
 
 mod common;
+#[path = "common/registry.rs"]
+mod registry_support;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -696,4 +698,40 @@ fn docker_cli_builds_and_manages_images_networks_and_volumes() {
     );
     docker_ok(&svc, &["volume", "rm", "apivol"]);
     assert!(!env.ok(&["volume", "ls"]).contains("apivol"));
+}
+
+/// Push to and pull from a loopback registry through the docker CLI.
+#[test]
+fn docker_cli_pushes_and_pulls_through_the_socket() {
+    if !have_docker()
+        || Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipped: no docker CLI or docker-registry");
+        return;
+    }
+    let reg = registry_support::Registry::plain();
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    let name = format!("{}/api/bb:1", reg.host());
+    docker_ok(&svc, &["tag", "busybox", &name]);
+    let out = docker_ok(&svc, &["push", &name]);
+    assert!(out.contains("digest: sha256:"), "{out}");
+    docker_ok(&svc, &["rmi", &name]);
+    assert!(!env.ok(&["images"]).contains("api/bb"));
+    let out = docker_ok(&svc, &["pull", &name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(
+        docker_ok(
+            &svc,
+            &["run", "--rm", "--network", "none", &name, "echo", "pulled"]
+        ),
+        "pulled\n"
+    );
+    // A missing image is an error in the progress stream: docker pull fails.
+    let out = docker(&svc, &["pull", &format!("{}/api/nosuch:1", reg.host())]);
+    assert!(!out.status.success());
 }
