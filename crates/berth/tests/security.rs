@@ -586,12 +586,14 @@ fn ldso() -> &'static [u8] {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/ldso.c");
         let st = Command::new("cc")
             .args([
-                "-static",
+                // Position-independent without relocations: the kernel maps an ET_DYN
+                // interpreter wherever it fits (a fixed-address one crashed on Linux 6.1).
+                "-static-pie",
+                "-fPIE",
                 "-nostdlib",
                 "-ffreestanding",
                 "-fno-stack-protector",
                 "-fno-builtin",
-                "-no-pie",
                 "-O1",
                 "-o",
             ])

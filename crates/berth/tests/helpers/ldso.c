@@ -13,7 +13,8 @@
  *
  * Each is "NAME=ok" or "NAME=ERRNO" (a number). The process's own lines go to stdout and to
  * /result-self, the child's to /result-child (when the parent is not the container's pid 1).
- * Freestanding (no libc): a static libc would set itself up from the runtime's auxv. */
+ * Freestanding (no libc: a static libc would set itself up from the runtime's auxv), built as a
+ * static PIE without relocations (the kernel maps an ET_DYN interpreter anywhere). */
 
 #if defined(__x86_64__)
 #define SYS_read 0
