@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use crate::cache::{self, Hit};
 use crate::context::{self, Context, Selected};
 use crate::expand;
-use crate::instr::{self, Mount};
+use crate::instr::{self, Mount, Sharing};
 use crate::parser::{self, Instruction};
 use crate::step::{self, Attrs, Item, StepRoot};
 use crate::{BuildError, BuildOptions, BuildResult, Event, ImageSource, Network, Progress, Result};
@@ -1283,6 +1283,8 @@ impl Build<'_> {
         }
         let mut binds = Vec::new();
         let mut tmpfs = Vec::new();
+        // Locks of `sharing=locked|private` cache mounts, held until the step ends.
+        let mut cache_locks: Vec<fs::File> = Vec::new();
         let mut stubs: Vec<String> = vec![
             "/etc/hosts".into(),
             "/etc/resolv.conf".into(),
@@ -1350,11 +1352,41 @@ impl Build<'_> {
                     mode,
                     uid,
                     gid,
+                    sharing,
                 } => {
-                    let d = store
+                    let base = store
                         .root()
                         .join("build-cache-mounts")
                         .join(&cache::key("", id, "")[..32]);
+                    let d = match sharing {
+                        Sharing::Shared => base,
+                        Sharing::Locked => {
+                            cache_locks.push(lock_cache_dir(&base, true)?.ok_or_else(|| {
+                                BuildError::Other("locking a cache mount".into())
+                            })?);
+                            base
+                        }
+                        Sharing::Private => {
+                            // The first instance no other step holds (BuildKit keeps the
+                            // extra instances for later builds too).
+                            let mut chosen = None;
+                            for n in 0..64 {
+                                let cand = if n == 0 {
+                                    base.clone()
+                                } else {
+                                    PathBuf::from(format!("{}-{n}", base.display()))
+                                };
+                                if let Some(l) = lock_cache_dir(&cand, false)? {
+                                    cache_locks.push(l);
+                                    chosen = Some(cand);
+                                    break;
+                                }
+                            }
+                            chosen.ok_or_else(|| {
+                                err(format!("--mount id={id}: every private instance is busy"))
+                            })?
+                        }
+                    };
                     if !d.exists() {
                         fs::create_dir_all(&d).map_err(|e| BuildError::io(&d, e))?;
                         let _ = rustix::fs::chmod(&d, rustix::fs::Mode::from_raw_mode(*mode));
@@ -1494,6 +1526,7 @@ impl Build<'_> {
             e => e,
         })?;
         drop(keep_alive);
+        drop(cache_locks);
         if code != 0 {
             return Err(BuildError::StepFailed {
                 file: self.file.clone(),
@@ -1617,8 +1650,11 @@ impl Build<'_> {
         let excludes: Vec<String> = ins
             .flag_all("exclude")
             .iter()
-            .map(|s| s.to_string())
-            .collect();
+            .map(|s| expand::word(s, &vars, self.escape).map_err(err))
+            .collect::<Result<_>>()?;
+        // `--exclude` patterns apply at any depth below each source (and never reach the
+        // cache key).
+        let exclude = (!excludes.is_empty()).then(|| context::Excludes::new(&excludes));
         for (f, _) in &ins.flags {
             let ok = matches!(
                 f.as_str(),
@@ -1699,15 +1735,17 @@ impl Build<'_> {
                     })?;
                     selected.append(&mut sel);
                 }
-                let (d, files) = self.ctx.hash(&selected, 5000)?;
+                if let Some(x) = &exclude {
+                    selected.retain(|s| !x.excluded("", &s.rel));
+                }
+                let (d, files) = self.ctx.hash_excluding(&selected, 5000, exclude.as_ref())?;
                 digest.push_str(d.as_str());
                 inputs = files;
                 None
             }
         };
-        if !excludes.is_empty() {
-            let ig = context::Ignore::parse(&excludes.join("\n"));
-            selected.retain(|s| !ig.excluded(&s.rel));
+        if let Some(x) = &exclude {
+            selected.retain(|s| !x.excluded("", &s.rel));
         }
         for (name, content) in &heredoc_items {
             digest.push_str(&format!(
@@ -1777,6 +1815,7 @@ impl Build<'_> {
                     dest: dest_abs.clone(),
                     recurse: true,
                     rel: from.is_none().then(|| s.rel.clone()),
+                    src_rel: s.rel.clone(),
                 });
             } else if is_add && from.is_none() && md.is_file() && step::is_archive(&s.path) {
                 items.push(Item::Archive {
@@ -1794,6 +1833,7 @@ impl Build<'_> {
                     dest: target_for(&name),
                     recurse: false,
                     rel: None,
+                    src_rel: s.rel.clone(),
                 });
             }
         }
@@ -1828,10 +1868,41 @@ impl Build<'_> {
             keep_owner: from.is_some(),
             mode: chmod,
         };
-        step::write_items(&merged, &items, attrs, from.is_none().then_some(self.ctx))
-            .map_err(|e| err(e.to_string()))?;
+        step::write_items(
+            &merged,
+            &items,
+            attrs,
+            from.is_none().then_some(self.ctx),
+            exclude.as_ref(),
+        )
+        .map_err(|e| err(e.to_string()))?;
         drop(src_root);
         self.finish_step(store, st, root, &key, &instruction, &inputs, created_by)
+    }
+}
+
+/// Lock the cache mount directory `dir` (through `DIR.lock`): waiting when `wait`, else
+/// `None` if another step holds it.
+fn lock_cache_dir(dir: &std::path::Path, wait: bool) -> Result<Option<fs::File>> {
+    let p = PathBuf::from(format!("{}.lock", dir.display()));
+    if let Some(parent) = p.parent() {
+        fs::create_dir_all(parent).map_err(|e| BuildError::io(parent, e))?;
+    }
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| BuildError::io(&p, e))?;
+    let op = if wait {
+        rustix::fs::FlockOperation::LockExclusive
+    } else {
+        rustix::fs::FlockOperation::NonBlockingLockExclusive
+    };
+    match rustix::fs::flock(&f, op) {
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) if !wait => Ok(None),
+        Err(e) => Err(BuildError::io(&p, e.into())),
     }
 }
 

@@ -188,6 +188,36 @@ impl Drop for Context {
     }
 }
 
+/// `COPY --exclude` patterns of one instruction.
+#[derive(Debug, Clone)]
+pub struct Excludes {
+    ignore: Ignore,
+}
+
+impl Excludes {
+    /// `COPY --exclude` patterns (`.dockerignore` syntax: `*`, `?`, `[…]`, `**` for any number
+    /// of directories; a matched directory excludes everything below it).
+    pub fn new(patterns: &[String]) -> Excludes {
+        Excludes {
+            ignore: Ignore::parse(&patterns.join("\n")),
+        }
+    }
+
+    /// Whether the entry `rel` (relative to the context or `--from` root), found below the
+    /// source `base` (the source's own `rel`), is excluded: patterns are matched against its
+    /// path relative to the root and relative to the source, at any depth.
+    pub fn excluded(&self, base: &str, rel: &str) -> bool {
+        if self.ignore.excluded(rel) {
+            return true;
+        }
+        let b = base.trim_matches('/');
+        match rel.strip_prefix(b).and_then(|r| r.strip_prefix('/')) {
+            Some(inner) if !b.is_empty() && b != "." => self.ignore.excluded(inner),
+            _ => false,
+        }
+    }
+}
+
 /// A file or directory selected by a COPY/ADD source, relative to its root.
 #[derive(Debug, Clone)]
 pub struct Selected {
@@ -295,21 +325,38 @@ impl Context {
         sel: &[Selected],
         max_files: usize,
     ) -> Result<(Digest, BTreeMap<String, String>), BuildError> {
+        self.hash_excluding(sel, max_files, None)
+    }
+
+    /// [`Context::hash`] leaving out what `COPY --exclude` patterns match (see
+    /// [`Excludes`]), so that excluded files never change the cache key.
+    ///
+    /// # Errors
+    /// Unreadable files.
+    pub fn hash_excluding(
+        &self,
+        sel: &[Selected],
+        max_files: usize,
+        ex: Option<&Excludes>,
+    ) -> Result<(Digest, BTreeMap<String, String>), BuildError> {
         let mut h = Hasher::sha256();
         let mut files = BTreeMap::new();
         for s in sel {
-            self.hash_one(&s.path, &s.rel, &mut h, &mut files, max_files)?;
+            self.hash_one(&s.path, &s.rel, &s.rel, &mut h, &mut files, max_files, ex)?;
         }
         Ok((h.finish(), files))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn hash_one(
         &self,
         p: &Path,
         rel: &str,
+        base: &str,
         h: &mut Hasher,
         files: &mut BTreeMap<String, String>,
         max: usize,
+        ex: Option<&Excludes>,
     ) -> Result<(), BuildError> {
         let md = fs::symlink_metadata(p).map_err(|e| BuildError::io(p, e))?;
         let ft = md.file_type();
@@ -343,10 +390,10 @@ impl Context {
                     format!("{rel}/{}", n.to_string_lossy())
                 };
                 let cp = p.join(&n);
-                if self.skip(&cp, &child_rel) {
+                if self.skip(&cp, &child_rel) || ex.is_some_and(|e| e.excluded(base, &child_rel)) {
                     continue;
                 }
-                self.hash_one(&cp, &child_rel, h, files, max)?;
+                self.hash_one(&cp, &child_rel, base, h, files, max, ex)?;
             }
         }
         Ok(())

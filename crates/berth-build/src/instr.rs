@@ -27,6 +27,18 @@ pub(crate) fn csv_opts(s: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// How concurrent builds share a cache mount (`sharing=`, BuildKit's modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Sharing {
+    /// Every writer uses the same directory at once.
+    #[default]
+    Shared,
+    /// A writer waits until the directory is free.
+    Locked,
+    /// A writer that finds the directory busy gets another one (kept for later builds).
+    Private,
+}
+
 /// A RUN `--mount`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Mount {
@@ -44,6 +56,7 @@ pub(crate) enum Mount {
         mode: u32,
         uid: u32,
         gid: u32,
+        sharing: Sharing,
     },
     /// An empty tmpfs.
     Tmpfs {
@@ -109,6 +122,16 @@ pub(crate) fn mount(s: &str) -> Result<Mount, String> {
                 mode: num(&o, "mode", 0o755, true)?,
                 uid: num(&o, "uid", 0, false)?,
                 gid: num(&o, "gid", 0, false)?,
+                sharing: match o.get("sharing").map(String::as_str) {
+                    None | Some("shared") => Sharing::Shared,
+                    Some("locked") => Sharing::Locked,
+                    Some("private") => Sharing::Private,
+                    Some(o) => {
+                        return Err(format!(
+                            "--mount sharing={o}: use shared, private or locked"
+                        ))
+                    }
+                },
             }
         }
         "tmpfs" => Mount::Tmpfs {
@@ -213,9 +236,18 @@ mod tests {
                 id: "pip".into(),
                 mode: 0o755,
                 uid: 0,
-                gid: 0
+                gid: 0,
+                sharing: Sharing::Shared,
             }
         );
+        assert!(matches!(
+            mount("type=cache,target=/c,sharing=locked").unwrap(),
+            Mount::Cache {
+                sharing: Sharing::Locked,
+                ..
+            }
+        ));
+        assert!(mount("type=cache,target=/c,sharing=sometimes").is_err());
         assert_eq!(
             mount("target=/src,source=app,rw").unwrap(),
             Mount::Bind {

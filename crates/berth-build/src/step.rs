@@ -246,6 +246,8 @@ pub(crate) enum Item {
         recurse: bool,
         /// Path relative to the build context (for `.dockerignore`), if it comes from there.
         rel: Option<String>,
+        /// Path relative to the source root (context or `--from`), for `--exclude`.
+        src_rel: String,
     },
     /// Literal content (a heredoc, a download).
     Data {
@@ -276,6 +278,7 @@ struct TarOut<'c, W: Write> {
     b: tar::Builder<W>,
     attrs: Attrs,
     ctx: Option<&'c crate::Context>,
+    exclude: Option<&'c crate::context::Excludes>,
 }
 
 impl<W: Write> TarOut<'_, W> {
@@ -299,7 +302,17 @@ impl<W: Write> TarOut<'_, W> {
         h
     }
 
-    fn host(&mut self, src: &Path, dest: &str, recurse: bool, rel_ctx: Option<&str>) -> Result<()> {
+    /// Write `src` at `dest`; `rel_ctx` is its path in the context (for `.dockerignore`),
+    /// `x` = (the source's root-relative path, this entry's root-relative path) for
+    /// `--exclude`.
+    fn host(
+        &mut self,
+        src: &Path,
+        dest: &str,
+        recurse: bool,
+        rel_ctx: Option<&str>,
+        x: (&str, &str),
+    ) -> Result<()> {
         let md = fs::symlink_metadata(src).map_err(|e| BuildError::io(src, e))?;
         let ft = md.file_type();
         let rel = dest.trim_start_matches('/');
@@ -330,7 +343,21 @@ impl<W: Write> TarOut<'_, W> {
                         continue;
                     }
                 }
-                self.host(&src.join(&n), &child, false, child_rel.as_deref())?;
+                let child_x = if x.1.is_empty() || x.1 == "." {
+                    n.to_string_lossy().into_owned()
+                } else {
+                    format!("{}/{}", x.1, n.to_string_lossy())
+                };
+                if self.exclude.is_some_and(|e| e.excluded(x.0, &child_x)) {
+                    continue;
+                }
+                self.host(
+                    &src.join(&n),
+                    &child,
+                    false,
+                    child_rel.as_deref(),
+                    (x.0, &child_x),
+                )?;
             }
         } else if ft.is_symlink() {
             let t = fs::read_link(src).map_err(|e| BuildError::io(src, e))?;
@@ -492,6 +519,7 @@ pub(crate) fn write_items(
     items: &[Item],
     attrs: Attrs,
     ctx: Option<&crate::Context>,
+    exclude: Option<&crate::context::Excludes>,
 ) -> Result<()> {
     let (r, w) = rustix::pipe::pipe().map_err(|e| BuildError::Other(format!("pipe: {e}")))?;
     let mut rf = File::from(r);
@@ -502,6 +530,7 @@ pub(crate) fn write_items(
                 b: tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, wf)),
                 attrs,
                 ctx,
+                exclude,
             };
             for it in items {
                 match it {
@@ -510,7 +539,8 @@ pub(crate) fn write_items(
                         dest,
                         recurse,
                         rel,
-                    } => t.host(src, dest, *recurse, rel.as_deref())?,
+                        src_rel,
+                    } => t.host(src, dest, *recurse, rel.as_deref(), (src_rel, src_rel))?,
                     Item::Data { dest, data, mode } => t.data(dest, data, *mode)?,
                     Item::Archive { src, dest } => t.archive(src, dest)?,
                 }

@@ -352,3 +352,101 @@ fn workdir_creates_a_layer_only_when_it_creates_a_directory() {
     assert!(!again.contains("cache miss"), "{again}");
     assert_eq!(inspect(&env, "wd2")["Id"], i["Id"]);
 }
+
+#[test]
+fn copy_exclude_applies_at_any_depth_and_stays_out_of_the_cache_key() {
+    let env = TestEnv::new();
+    env.busybox_image("busybox:local");
+    let dir = context(
+        &env,
+        "excl",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:local\n\
+                 COPY --exclude=**/*.log --exclude=sub/skipdir src/ /app/\n\
+                 COPY --exclude=*.log src /flat/\n\
+                 RUN echo RAN-$((6*7))\n",
+            ),
+            ("src/keep.txt", "k\n"),
+            ("src/a.log", "a\n"),
+            ("src/sub/b.log", "b\n"),
+            ("src/sub/keep2.txt", "k2\n"),
+            ("src/sub/deep/c.log", "c\n"),
+            ("src/sub/skipdir/x.txt", "x\n"),
+        ],
+    );
+    build_ok(&env, &dir, &["-t", "excl"]);
+    assert_eq!(
+        run(&env, "excl", &["busybox", "find", "/app", "-type", "f"])
+            .lines()
+            .collect::<std::collections::BTreeSet<_>>(),
+        ["/app/keep.txt", "/app/sub/keep2.txt"]
+            .into_iter()
+            .collect()
+    );
+    // `*.log` matches at the source's top level only (as a .dockerignore line does).
+    assert_eq!(
+        run(
+            &env,
+            "excl",
+            &["busybox", "find", "/flat", "-name", "*.log"]
+        )
+        .lines()
+        .collect::<std::collections::BTreeSet<_>>(),
+        ["/flat/sub/b.log", "/flat/sub/deep/c.log"]
+            .into_iter()
+            .collect()
+    );
+    // Changing a file both COPYs exclude changes nothing.
+    std::fs::write(dir.join("src/a.log"), "changed\n").unwrap();
+    let again = build_ok(&env, &dir, &["-t", "excl2"]);
+    assert!(!again.contains("cache miss"), "{again}");
+    assert!(!again.contains("RAN-42"), "{again}");
+}
+
+#[test]
+fn cache_mount_sharing_locked_and_private() {
+    let env = TestEnv::new();
+    env.busybox_image("busybox:local");
+    // Two independent stages run at the same time; each meets the other through a shared
+    // cache mount (bounded wait), so both hold their cache mounts at once.
+    let step = |me: &str, other: &str, sharing: &str| {
+        format!(
+            "RUN --mount=type=cache,id=rv-{sharing},target=/rv \
+             --mount=type=cache,id=c-{sharing},target=/c,sharing={sharing} \
+             sh -c 'if [ -e /c/busy ]; then echo CLASH-$((1+1)); fi; touch /c/busy /c/{me} /rv/{me}; \
+             i=0; while [ ! -e /rv/{other} ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; \
+             echo seen-{me}: $(ls /c | grep -v busy | tr \"\\n\" \" \"); rm -f /c/busy; touch /done-{me}'\n"
+        )
+    };
+    for sharing in ["locked", "private"] {
+        let df = format!(
+            "FROM busybox:local AS a\n{}FROM busybox:local AS b\n{}FROM busybox:local\n\
+             COPY --from=a /done-A /a\nCOPY --from=b /done-B /b\n",
+            step("A", "B", sharing),
+            step("B", "A", sharing)
+        );
+        let dir = context(&env, &format!("share-{sharing}"), &[("Dockerfile", &df)]);
+        let out = build_ok(&env, &dir, &["-t", &format!("share-{sharing}")]);
+        // Never two writers in one directory at once.
+        assert!(!out.contains("CLASH-2"), "{out}");
+        if sharing == "private" {
+            // Each writer had a directory of its own.
+            assert!(
+                out.contains("seen-A: A \n") || out.contains("seen-A: A\n"),
+                "{out}"
+            );
+            assert!(
+                out.contains("seen-B: B \n") || out.contains("seen-B: B\n"),
+                "{out}"
+            );
+        } else {
+            // One after the other in the same directory: the second sees the first's file.
+            assert!(
+                out.contains("seen-A: A B") || out.contains("seen-B: A B"),
+                "{out}"
+            );
+        }
+    }
+}
