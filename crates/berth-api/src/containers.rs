@@ -568,3 +568,73 @@ pub async fn attach(app: &Arc<App>, id: String, mut r: Req) -> Result<Resp> {
         stdin_fd,
     ))
 }
+
+/// `POST /containers/{id}/rename?name=`: 204; 409 when the name is taken.
+pub async fn rename(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
+    let name = q
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::BadParameter("name: give the new name".into()))?
+        .trim_start_matches('/')
+        .to_string();
+    app.blocking(move |store| {
+        let c = find(store, &id)?;
+        Ok(ops::rename(store, &c, &name)?)
+    })
+    .await?;
+    Ok(http::no_content())
+}
+
+/// `POST /containers/{id}/pause` and `/unpause`: 204; 409 when it is not running.
+pub async fn pause(app: &Arc<App>, id: String, on: bool) -> Result<Resp> {
+    app.blocking(move |store| {
+        let c = find(store, &id)?;
+        if on {
+            Ok(ops::pause(store, &c)?)
+        } else {
+            Ok(ops::unpause(store, &c)?)
+        }
+    })
+    .await?;
+    Ok(http::no_content())
+}
+
+/// `GET /containers/{id}/changes`: `[{"Path": …, "Kind": 0|1|2}]` (modified, added, deleted).
+pub async fn changes(app: &Arc<App>, id: String) -> Result<Resp> {
+    let v = app
+        .blocking(move |store| {
+            let c = find(store, &id)?;
+            let list = ops::diff(store, &c)?;
+            Ok(list
+                .into_iter()
+                .map(|(k, p)| {
+                    let kind = match k {
+                        'A' => 1,
+                        'D' => 2,
+                        _ => 0,
+                    };
+                    json!({"Path": p, "Kind": kind})
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(http::json(200, &v))
+}
+
+/// `GET /containers/{id}/top?ps_args=`: `{"Titles": […], "Processes": [[…]]}`.
+pub async fn top(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
+    let args: Vec<String> = q
+        .get("ps_args")
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let v = app
+        .blocking(move |store| {
+            let c = find(store, &id)?;
+            let (titles, rows) = ops::top(&c, &args)?;
+            Ok(json!({"Titles": titles, "Processes": rows}))
+        })
+        .await?;
+    Ok(http::json(200, &v))
+}

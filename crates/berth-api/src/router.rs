@@ -129,6 +129,17 @@ async fn dispatch(app: &Arc<App>, method: &Method, r: Req) -> Result<Resp, ApiEr
             let id = id.to_string();
             containers::attach(app, id, r).await
         }
+        ("POST", ["containers", id, "rename"]) => {
+            containers::rename(app, id.to_string(), &r.query).await
+        }
+        ("POST", ["containers", id, "pause"]) => containers::pause(app, id.to_string(), true).await,
+        ("POST", ["containers", id, "unpause"]) => {
+            containers::pause(app, id.to_string(), false).await
+        }
+        ("GET", ["containers", id, "changes"]) => containers::changes(app, id.to_string()).await,
+        ("GET", ["containers", id, "top"]) => {
+            containers::top(app, id.to_string(), &r.query).await
+        }
         ("POST", ["containers", _id, "resize"]) => Ok(http::json(200, &serde_json::json!({}))),
         ("DELETE", ["containers", id]) => {
             containers::remove(app, id.to_string(), &r.query).await

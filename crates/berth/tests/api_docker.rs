@@ -735,3 +735,45 @@ fn docker_cli_pushes_and_pulls_through_the_socket() {
     let out = docker(&svc, &["pull", &format!("{}/api/nosuch:1", reg.host())]);
     assert!(!out.status.success());
 }
+
+/// top, diff, pause/unpause and rename through the docker CLI.
+#[test]
+fn docker_cli_top_diff_pause_rename() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    docker_ok(
+        &svc,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "tp",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /new; exec sleep 300",
+        ],
+    );
+    assert!(wait_until(
+        || docker_ok(&svc, &["top", "tp"]).contains("sleep 300"),
+        10
+    ));
+    assert!(wait_until(
+        || docker_ok(&svc, &["diff", "tp"])
+            .lines()
+            .any(|l| l == "A /new"),
+        10
+    ));
+    docker_ok(&svc, &["pause", "tp"]);
+    docker_ok(&svc, &["unpause", "tp"]);
+    docker_ok(&svc, &["rename", "tp", "tp2"]);
+    assert_eq!(env.ok(&["ps", "--format", "{{.Names}}"]).trim(), "tp2");
+    docker_ok(&svc, &["rm", "-f", "tp2"]);
+}
