@@ -533,3 +533,25 @@ fn rolling_replacement_starts_the_new_replica_before_stopping_the_old() {
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn top_pause_unpause() {
+    setup!(env, net);
+    let dir = project(
+        &env,
+        "tp",
+        "services:\n  a:\n    image: composekeys/bb:1\n    command: [\"sleep\", \"1001\"]\n    stop_grace_period: 1s\n",
+    );
+    compose_ok(&env, &dir, &["up", "-d"]);
+    let top = compose_ok(&env, &dir, &["top"]);
+    assert!(top.starts_with("tp-a-1\n"), "{top}");
+    assert!(top.contains("PID") && top.contains("sleep 1001"), "{top}");
+    compose_ok(&env, &dir, &["pause"]);
+    assert_eq!(inspect(&env, "tp-a-1", ".State.Paused"), "true");
+    compose_ok(&env, &dir, &["unpause"]);
+    assert_eq!(inspect(&env, "tp-a-1", ".State.Paused"), "false");
+    compose_ok(&env, &dir, &["down", "-t", "0"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}

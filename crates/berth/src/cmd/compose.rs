@@ -55,6 +55,12 @@ pub enum ComposeCmd {
     Restart(StopArgs),
     /// Send a signal to containers.
     Kill(KillArgs),
+    /// Pause the services' running containers (cgroup freezer).
+    Pause(ServicesArgs),
+    /// Resume paused containers.
+    Unpause(ServicesArgs),
+    /// Show the processes of the services' running containers.
+    Top(ServicesArgs),
     /// Remove stopped containers.
     Rm(RmArgs),
     /// Print the host address of a published port.

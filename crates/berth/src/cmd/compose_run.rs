@@ -138,6 +138,42 @@ pub fn run_cmd(ctx: &Ctx, p: &Project, cmd: &ComposeCmd) -> Result<i32> {
             }
             Ok(0)
         }
+        ComposeCmd::Pause(a) | ComposeCmd::Unpause(a) => {
+            let pause = matches!(cmd, ComposeCmd::Pause(_));
+            for pc in proj::service_containers(store, p, &a.services).map_err(rerr)? {
+                let c = &pc.container;
+                if c.state != State::Running || ops::is_paused(c) == pause {
+                    continue;
+                }
+                if pause {
+                    ops::pause(store, c).map_err(|e| anyhow!(e))?;
+                    progress(&format!("Container {}", c.name), "Paused");
+                } else {
+                    ops::unpause(store, c).map_err(|e| anyhow!(e))?;
+                    progress(&format!("Container {}", c.name), "Unpaused");
+                }
+            }
+            Ok(0)
+        }
+        ComposeCmd::Top(a) => {
+            // Docker compose: one block per running container, its name, then `ps -ef`'s table.
+            let mut first = true;
+            for pc in proj::service_containers(store, p, &a.services).map_err(rerr)? {
+                let c = &pc.container;
+                if c.state != State::Running {
+                    continue;
+                }
+                let (titles, rows) = ops::top(c, &[]).map_err(|e| anyhow!(e))?;
+                if !first {
+                    println!();
+                }
+                first = false;
+                println!("{}", c.name);
+                let titles: Vec<&str> = titles.iter().map(String::as_str).collect();
+                print_table(&titles, &rows);
+            }
+            Ok(0)
+        }
         ComposeCmd::Rm(a) => {
             let cs = proj::service_containers(store, p, &a.services).map_err(rerr)?;
             if a.stop {
