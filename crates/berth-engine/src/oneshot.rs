@@ -70,6 +70,8 @@ pub fn run(store: &Store, req: OneshotRequest<'_>) -> Result<i32> {
         dns_search: cfg.dns_search.clone(),
         dns_options: cfg.dns_options.clone(),
         add_hosts: cfg.add_hosts.clone(),
+        ipv4_address: String::new(),
+        mac_address: String::new(),
     };
     let net = berth_net::setup(store, &net_cfg, req.dir)?;
     let res = (|| {

@@ -26,6 +26,8 @@ fn main() {
         dns_search: vec![],
         dns_options: vec![],
         add_hosts: vec![],
+        ipv4_address: String::new(),
+        mac_address: String::new(),
     };
     let (mut s_tot, mut t_tot) = (0f64, 0f64);
     for i in 0..n {

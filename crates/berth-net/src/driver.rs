@@ -170,7 +170,7 @@ impl Driver for BridgeDriver {
             master,
             &ep.ifname,
             ns.as_raw_fd(),
-            ipam::mac_for(ep.ip),
+            ipam::parse_mac(&ep.mac).unwrap_or_else(|| ipam::mac_for(ep.ip)),
             self.conf.mtu,
         )
         .map_err(|e| nl_err(&format!("cannot create veth {}", ep.veth), e))?;

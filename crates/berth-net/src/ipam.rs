@@ -55,6 +55,39 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
+/// Parse `02:42:0a:00:00:02` (or with `-`); `None` if malformed.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (m, p) in mac.iter_mut().zip(&parts) {
+        if p.len() != 2 {
+            return None;
+        }
+        *m = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(mac)
+}
+
+/// `--mac-address` as Docker checks it: six hex bytes, unicast (the first byte's lowest bit
+/// clear).
+///
+/// Errors: a message naming the value.
+pub fn check_mac(s: &str) -> std::result::Result<(), String> {
+    match parse_mac(s) {
+        Some(m) if m[0] & 1 == 0 => Ok(()),
+        Some(_) => Err(format!(
+            "invalid --mac-address {s:?}: a multicast address cannot be an interface's; clear the lowest bit of the first byte"
+        )),
+        None => Err(format!(
+            "invalid --mac-address {s:?}: use six hex bytes such as 02:42:ac:11:00:02"
+        )),
+    }
+}
+
+/// Pretty-print a MAC as lowercase `aa:bb:cc:dd:ee:ff`.
 pub fn mac_string(mac: [u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))

@@ -132,6 +132,12 @@ pub struct NetConfig {
     pub dns_options: Vec<String>,
     /// `--add-host HOST:IP`.
     pub add_hosts: Vec<String>,
+    /// `--ip`: the address on the first (user-defined) network; empty: allocated.
+    #[serde(default)]
+    pub ipv4_address: String,
+    /// `--mac-address`: the MAC of the first interface; empty: derived from the address.
+    #[serde(default)]
+    pub mac_address: String,
 }
 
 /// What [`setup`] produced.

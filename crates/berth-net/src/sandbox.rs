@@ -244,20 +244,57 @@ fn setup_networks(
         let mut eps = Vec::new();
         for (i, (net, aliases)) in nets.iter().enumerate() {
             let used: HashSet<Ipv4Addr> = state::used_ips(db, &net.name)?.into_iter().collect();
-            let start = state::next_ip(db, &net.name)?;
-            let (ip, next) = ipam::alloc_ip(&net.subnet, net.gateway, &used, start).ok_or_else(|| {
-                NetError::Other(format!(
-                    "network {} has no free addresses; remove containers from it or use a network with a larger subnet",
-                    net.name
-                ))
-            })?;
-            state::set_next_ip(db, &net.name, next)?;
+            let ip = if i == 0 && !cfg.ipv4_address.is_empty() {
+                // `--ip`: Docker allows it on user-defined networks only.
+                let ip: Ipv4Addr = cfg.ipv4_address.parse().map_err(|_| {
+                    NetError::Other(format!(
+                        "invalid --ip {:?}: give an IPv4 address",
+                        cfg.ipv4_address
+                    ))
+                })?;
+                if net.is_default() {
+                    return Err(NetError::Other(
+                        "user specified IP address is supported on user defined networks only; create one with berth network create --subnet".into(),
+                    ));
+                }
+                if !net.subnet.contains(&ip)
+                    || ip == net.gateway
+                    || ip == net.subnet.network()
+                    || ip == net.subnet.broadcast()
+                {
+                    return Err(NetError::Other(format!(
+                        "invalid --ip {ip}: not a free host address of network {} ({})",
+                        net.name, net.subnet
+                    )));
+                }
+                if used.contains(&ip) {
+                    return Err(NetError::Other(format!(
+                        "address already in use: {ip} on network {}; choose another --ip",
+                        net.name
+                    )));
+                }
+                ip
+            } else {
+                let start = state::next_ip(db, &net.name)?;
+                let (ip, next) = ipam::alloc_ip(&net.subnet, net.gateway, &used, start).ok_or_else(|| {
+                    NetError::Other(format!(
+                        "network {} has no free addresses; remove containers from it or use a network with a larger subnet",
+                        net.name
+                    ))
+                })?;
+                state::set_next_ip(db, &net.name, next)?;
+                ip
+            };
+            let mac = match (i, cfg.mac_address.as_str()) {
+                (0, m) if !m.is_empty() => m.to_ascii_lowercase(),
+                _ => ipam::mac_string(ipam::mac_for(ip)),
+            };
             let ep = Endpoint {
                 container_id: id.to_string(),
                 network: net.name.clone(),
                 container_name: cfg.container_name.clone(),
                 ip,
-                mac: ipam::mac_string(ipam::mac_for(ip)),
+                mac,
                 aliases: aliases.clone(),
                 veth: conf.new_veth(),
                 ifname: format!("eth{i}"),

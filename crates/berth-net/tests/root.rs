@@ -68,6 +68,8 @@ impl Env {
             dns_search: vec![],
             dns_options: vec![],
             add_hosts: vec!["extra:10.1.2.3".into()],
+            ipv4_address: String::new(),
+            mac_address: String::new(),
         }
     }
 

@@ -517,3 +517,113 @@ fn cidfile_attach_expose_labels() {
     let host = format!("linux/{}", host_arch());
     env.ok(&["run", "--rm", NONE, "--platform", &host, "bb", "true"]);
 }
+
+#[path = "common/net.rs"]
+mod net;
+
+#[test]
+fn ip_mac_address_and_link() {
+    let env = TestEnv::new();
+    let nenv = net::NetEnv::new(&env);
+    env.busybox_image("bb");
+    struct NetCleanup<'a>(&'a net::NetEnv);
+    impl Drop for NetCleanup<'_> {
+        fn drop(&mut self) {
+            self.0.cleanup();
+        }
+    }
+    let _n = NetCleanup(&nenv);
+    let shop = format!("{}-shop", nenv.prefix);
+    env.ok(&["network", "create", &shop]);
+    let subnet = env.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Subnet}}",
+        &shop,
+    ]);
+    let base = subnet.trim().trim_end_matches("0/24").to_string();
+    let want_ip = format!("{base}50");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fixed",
+        "--network",
+        &shop,
+        "--ip",
+        &want_ip,
+        "--mac-address",
+        "02:42:de:ad:be:ef",
+        "bb",
+        "sleep",
+        "300",
+    ]);
+    let s = env.ok(&["exec", "fixed", "ip", "addr", "show", "eth0"]);
+    assert!(s.contains(&format!("inet {want_ip}/")), "{s}");
+    assert!(s.contains("02:42:de:ad:be:ef"), "{s}");
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.Config.MacAddress}}", "fixed"])
+            .trim(),
+        "02:42:de:ad:be:ef"
+    );
+    // The same address again, or on the default bridge, or IPv6: refused.
+    let (_, msg) = env.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        &shop,
+        "--ip",
+        &want_ip,
+        "bb",
+        "true",
+    ]);
+    assert!(msg.contains("already in use"), "{msg}");
+    let (_, msg) = env.fails(&["run", "--rm", "--ip", &want_ip, "bb", "true"]);
+    assert!(msg.contains("user defined networks only"), "{msg}");
+    let (_, msg) = env.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        &shop,
+        "--ip6",
+        "fd00::5",
+        "bb",
+        "true",
+    ]);
+    assert!(msg.contains("IPv4 only"), "{msg}");
+    let (_, msg) = env.fails(&[
+        "run",
+        "--rm",
+        "--mac-address",
+        "01:00:00:00:00:01",
+        "bb",
+        "true",
+    ]);
+    assert!(msg.contains("multicast"), "{msg}");
+
+    // --link on the default bridge: the linked container's address under its alias and name.
+    env.ok(&["run", "-d", "--name", "db", "bb", "sleep", "300"]);
+    let db_ip = env
+        .ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"])
+        .trim()
+        .to_string();
+    let s = env.ok(&[
+        "run",
+        "--rm",
+        "--link",
+        "db:database",
+        "bb",
+        "grep",
+        "database",
+        "/etc/hosts",
+    ]);
+    assert!(
+        s.starts_with(&db_ip) && s.contains("database") && s.contains(" db"),
+        "{s} / {db_ip}"
+    );
+    let (_, msg) = env.fails(&["run", "--rm", "--link", "nosuch:x", "bb", "true"]);
+    assert!(msg.contains("could not get container for nosuch"), "{msg}");
+    let (_, msg) = env.fails(&["run", "--rm", "--detach-keys", "ctrl-a", "bb", "true"]);
+    assert!(msg.contains("--detach-keys"), "{msg}");
+}

@@ -202,6 +202,29 @@ fn start_with(
         _ => None,
     };
     let join_ipc = join_ipc.map(|(ns, _)| ns);
+    // `--link NAME:ALIAS`: /etc/hosts entries for the linked containers' addresses.
+    let mut add_hosts = cfg.add_hosts.clone();
+    for l in &cfg.extra.links {
+        let (name, alias) = l.split_once(':').unwrap_or((l, l));
+        let other = state::lookup(store, name).map_err(fail)?;
+        let ip = other
+            .net
+            .as_ref()
+            .filter(|_| other.state == State::Running)
+            .and_then(|n| n.addresses.iter().find(|a| a.is_ipv4()).copied())
+            .ok_or_else(|| {
+                fail(EngineError::InvalidArgument(format!(
+                    "cannot link to a non running container: /{} AS /{}/{alias}; start it first",
+                    other.name, c.name
+                )))
+            })?;
+        let names = if alias == other.name {
+            alias.to_string()
+        } else {
+            format!("{alias} {}", other.name)
+        };
+        add_hosts.push(format!("{names}:{ip}"));
+    }
     let net_cfg = NetConfig {
         container_id: c.id.clone(),
         container_name: c.name.clone(),
@@ -213,7 +236,9 @@ fn start_with(
         dns: cfg.dns.clone(),
         dns_search: cfg.dns_search.clone(),
         dns_options: cfg.dns_options.clone(),
-        add_hosts: cfg.add_hosts.clone(),
+        add_hosts,
+        ipv4_address: cfg.extra.ipv4_address.clone(),
+        mac_address: cfg.extra.mac_address.clone(),
     };
     let net = host
         .network

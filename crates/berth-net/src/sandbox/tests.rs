@@ -47,6 +47,8 @@ fn cfg(id: &str, mode: NetworkMode) -> NetConfig {
         dns_search: vec![],
         dns_options: vec![],
         add_hosts: vec![],
+        ipv4_address: String::new(),
+        mac_address: String::new(),
     }
 }
 

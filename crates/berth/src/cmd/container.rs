@@ -175,7 +175,7 @@ pub struct ContainerOpts {
     /// Forward received signals to the container (--sig-proxy=false: do not).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub sig_proxy: bool,
-    /// Key sequence to detach from a container (only Docker's default ctrl-p,ctrl-q with a tty).
+    /// Key sequence to detach from a container (refused: berth cannot detach yet).
     #[arg(long)]
     pub detach_keys: Option<String>,
     /// Expose a port or a range of ports (PORT[-END][/PROTO]).
@@ -767,9 +767,37 @@ fn build_config(
     if namespaces.uts.is_some() && o.hostname.is_some() {
         bail!("conflicting options: --hostname and --uts host cannot be used together");
     }
+    let default_bridge =
+        matches!(&network, NetworkMode::Networks(n) if n.iter().all(|a| a.network == "bridge"));
+    if let Some(ip) = &o.ip {
+        ip.parse::<std::net::Ipv4Addr>()
+            .map_err(|_| anyhow!("invalid --ip {ip:?}: give an IPv4 address"))?;
+        if !matches!(network, NetworkMode::Networks(_)) || default_bridge {
+            bail!("user specified IP address is supported on user defined networks only; create one with berth network create --subnet and use --network");
+        }
+    }
+    if let Some(ip6) = &o.ip6 {
+        bail!("invalid --ip6 {ip6:?}: berth's networks are IPv4 only; there is no IPv6 to assign");
+    }
+    if let Some(m) = &o.mac_address {
+        berth_net::ipam::check_mac(m).map_err(anyhow::Error::msg)?;
+        if !matches!(network, NetworkMode::Networks(_)) {
+            bail!("conflicting options: --mac-address needs a network the container has its own interface on (not host, none or container:)");
+        }
+    }
+    let mut links = Vec::new();
+    for l in &o.link {
+        if !matches!(network, NetworkMode::Networks(_)) {
+            bail!("conflicting options: --link needs a bridge or user-defined network (not host, none or container:)");
+        }
+        let (name, alias) = l.split_once(':').unwrap_or((l, l));
+        let other = state::lookup(store, name)
+            .map_err(|e| anyhow!("could not get container for {name}: {e}"))?;
+        links.push(format!("{}:{alias}", other.name));
+    }
     let extra = berth_engine::config::RunExtras {
         expose,
-        links: o.link.clone(),
+        links,
         ipv4_address: o.ip.clone().unwrap_or_default(),
         ipv6_address: o.ip6.clone().unwrap_or_default(),
         mac_address: o.mac_address.clone().unwrap_or_default(),
@@ -946,13 +974,11 @@ fn attach_streams(o: &ContainerOpts) -> Result<Option<Attach>> {
     }))
 }
 
-/// `--detach-keys`: berth detaches on Docker's default sequence only.
+/// `--detach-keys`: berth cannot detach from an attached container yet, so the flag is
+/// refused rather than silently accepted.
 fn check_detach_keys(o: &ContainerOpts) -> Result<()> {
     if let Some(k) = &o.detach_keys {
-        let norm = k.to_ascii_lowercase().replace(' ', "");
-        if norm != "ctrl-p,ctrl-q" {
-            bail!("unsupported --detach-keys {k:?}: berth detaches with ctrl-p,ctrl-q only");
-        }
+        bail!("--detach-keys {k:?} is not supported: berth cannot detach from an attached container yet; run it with -d and use berth logs -f or berth exec");
     }
     Ok(())
 }
