@@ -386,6 +386,18 @@ pub fn rename(store: &Store, id: &str, name: &str) -> Result<()> {
     }
 }
 
+/// Record a container event (`create`, `start`, `die`, …) with its name and image, plus
+/// `extra` attributes, in the event log (best effort).
+pub fn event(store: &Store, c: &Container, action: &str, extra: &[(&str, &str)]) {
+    let mut attrs: Vec<(&str, &str)> =
+        vec![("name", c.name.as_str()), ("image", c.image_name.as_str())];
+    for (k, v) in &c.config.labels {
+        attrs.push((k.as_str(), v.as_str()));
+    }
+    attrs.extend_from_slice(extra);
+    berth_events::record(store, "container", action, &c.id, &attrs);
+}
+
 /// Forget the container's row (its name becomes free).
 pub fn delete(store: &Store, id: &str) -> Result<()> {
     migrate(store)?;

@@ -88,6 +88,13 @@ pub fn connect(store: &Store, container_id: &str, att: &Attachment) -> Result<En
         ));
         let _ = fs::write(&hosts, text);
     }
+    berth_events::record(
+        store,
+        "network",
+        "connect",
+        &net.id,
+        &[("name", &net.name), ("container", container_id)],
+    );
     Ok(ep)
 }
 
@@ -139,5 +146,12 @@ pub fn disconnect(store: &Store, container_id: &str, network: &str) -> Result<()
             let _ = fs::write(&hosts, kept);
         }
     }
+    berth_events::record(
+        store,
+        "network",
+        "disconnect",
+        &net.id,
+        &[("name", &net.name), ("container", container_id)],
+    );
     join_errors(errs)
 }

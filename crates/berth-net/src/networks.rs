@@ -205,6 +205,13 @@ pub fn create_network(store: &Store, o: &CreateOptions) -> Result<Network> {
         let _ = state::delete_network(store.db(), &net.name);
         return Err(e);
     }
+    berth_events::record(
+        store,
+        "network",
+        "create",
+        &net.id,
+        &[("name", &net.name), ("type", &net.driver)],
+    );
     Ok(net)
 }
 
@@ -245,6 +252,13 @@ pub fn remove_network(store: &Store, name: &str) -> Result<Network> {
     let link = be.driver.remove_network(&n);
     let fw = be.firewall.remove_network(&n);
     link.and(fw)?;
+    berth_events::record(
+        store,
+        "network",
+        "destroy",
+        &n.id,
+        &[("name", &n.name), ("type", &n.driver)],
+    );
     Ok(n)
 }
 

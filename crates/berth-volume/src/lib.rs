@@ -315,7 +315,17 @@ impl<'a> VolumeStore<'a> {
     ///
     /// Errors: invalid name, unknown driver or option, I/O in the store.
     pub fn create(&self, req: &CreateVolume) -> Result<(Volume, bool)> {
-        self.create_and_ref(req, None)
+        let (v, new) = self.create_and_ref(req, None)?;
+        if new {
+            berth_events::record(
+                self.store,
+                "volume",
+                "create",
+                &v.name,
+                &[("driver", &v.driver)],
+            );
+        }
+        Ok((v, new))
     }
 
     /// Like [`create`](Self::create), and record in the same transaction that `container`
@@ -508,6 +518,13 @@ impl<'a> VolumeStore<'a> {
         tx.commit()?;
         // The row is gone: the directory is now an orphan, removed here or by a later sweep.
         self.discard_dir(name);
+        berth_events::record(
+            self.store,
+            "volume",
+            "destroy",
+            name,
+            &[("driver", "local")],
+        );
         Ok(())
     }
 

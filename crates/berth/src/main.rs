@@ -130,6 +130,8 @@ enum Cmd {
     Version(system::VersionArgs),
     /// Show system-wide information.
     Info(system::InfoArgs),
+    /// Show container, image, network and volume events (following new ones).
+    Events(system::EventsArgs),
     /// Manage berth.
     #[command(subcommand)]
     System(system::SystemCmd),
@@ -254,6 +256,7 @@ fn main() -> ExitCode {
         Cmd::Untag(a) => image::untag(&ctx, a),
         Cmd::Version(a) => system::version(&ctx, a),
         Cmd::Info(a) => system::info(&ctx, a),
+        Cmd::Events(a) => system::events(&ctx, a),
         Cmd::System(c) => system::system_cmd(&ctx, c),
         Cmd::Image(c) => image::image_cmd(&ctx, c),
         Cmd::Build(a) => build::build(&ctx, a),

@@ -616,3 +616,73 @@ fn cp_never_follows_a_racing_symlink_out_of_the_container() {
     );
     env.ok(&["rm", "-f", "racer"]);
 }
+
+#[test]
+fn events_record_lifecycle_in_order_and_follow() {
+    let env = TestEnv::new();
+    env.busybox_image("ev:1");
+    // A follower started before the container exists sees its events live.
+    let mut follower = env
+        .cmd(&[
+            "events",
+            "--filter",
+            "type=container",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let o = env.berth(&["run", "--network=none", "--name", "evc", "ev:1", "true"]);
+    assert!(o.status.success());
+    env.ok(&["rm", "evc"]);
+    env.ok(&["volume", "create", "evv"]);
+    env.ok(&["volume", "rm", "evv"]);
+    let all = env.ok(&[
+        "events",
+        "--since",
+        "1m",
+        "--until",
+        "0s",
+        "--format",
+        "{{.Type}} {{.Action}}",
+    ]);
+    let got: Vec<&str> = all.lines().collect();
+    let pos = |w: &str| {
+        got.iter()
+            .position(|l| *l == w)
+            .unwrap_or_else(|| panic!("{w} missing: {got:?}"))
+    };
+    assert!(pos("container create") < pos("container start"));
+    assert!(pos("container start") < pos("container die"));
+    assert!(pos("container die") < pos("container destroy"));
+    assert!(pos("volume create") < pos("volume destroy"));
+    let j = env.ok(&[
+        "events",
+        "--since",
+        "1m",
+        "--until",
+        "0s",
+        "--filter",
+        "event=die",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(j.lines().next().unwrap()).unwrap();
+    assert_eq!(v["Actor"]["Attributes"]["exitCode"], "0");
+    assert_eq!(v["Actor"]["Attributes"]["name"], "evc");
+    // The follower saw the same container events.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(follower.id() as i32, libc::SIGTERM);
+    }
+    let out = follower.wait_with_output().unwrap();
+    let live = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        live.lines().collect::<Vec<_>>(),
+        ["create evc", "start evc", "die evc", "destroy evc"],
+        "{live}"
+    );
+}

@@ -257,6 +257,9 @@ fn monitor(
                 AfterExit::Finish => return ctx.finish(code, oom, sync),
                 AfterExit::Restart { delay, next } => {
                     let _ = state::mark_restarting(&store, id, code, oom, i64::from(restarts) + 1);
+                    if let Ok(Some(c)) = state::get(&store, id) {
+                        state::event(&store, &c, "die", &[("exitCode", &code.to_string())]);
+                    }
                     // The old runtime state must go before the container is created again.
                     ctx.release_runtime();
                     if !wait_backoff(&store, id, delay) {
@@ -405,6 +408,11 @@ impl Ctx<'_> {
         tracing::debug!("monitor {id}: network released");
         let _ = self.bundle.unmount();
         let _ = state::mark_exited(self.store, id, code.unwrap_or(125), oom, error);
+        let code_s = code.unwrap_or(125).to_string();
+        if oom {
+            state::event(self.store, self.c, "oom", &[]);
+        }
+        state::event(self.store, self.c, "die", &[("exitCode", &code_s)]);
     }
 }
 
@@ -491,6 +499,9 @@ fn start_once(ctx: &Ctx<'_>) -> Result<Running> {
     ctx.runtime.start(id)?;
     tracing::debug!("monitor {id}: started");
     state::mark_running(ctx.store, id, pid)?;
+    if let Ok(Some(c)) = state::get(ctx.store, id) {
+        state::event(ctx.store, &c, "start", &[]);
+    }
     if cfg.healthcheck.is_some() {
         crate::health::reset(ctx.store, id)?;
     }

@@ -75,6 +75,7 @@ pub fn create(store: &Store, req: CreateRequest) -> Result<Container> {
         let _ = crate::volumes::remove_anonymous(store, &c.config);
         return Err(e);
     }
+    state::event(store, &c, "create", &[]);
     Ok(c)
 }
 

@@ -25,7 +25,7 @@ pub fn pause(store: &Store, c: &Container) -> Result<()> {
 }
 
 /// [`pause`] with the given host services.
-pub fn pause_with(host: &Host, _store: &Store, c: &Container) -> Result<()> {
+pub fn pause_with(host: &Host, store: &Store, c: &Container) -> Result<()> {
     if c.state != State::Running {
         return Err(EngineError::NotRunning(c.name.clone()));
     }
@@ -37,7 +37,9 @@ pub fn pause_with(host: &Host, _store: &Store, c: &Container) -> Result<()> {
     }
     host.cgroups
         .set_frozen(&c.cgroup_path(), true)
-        .map_err(|e| EngineError::Runtime(format!("cannot pause container {}: {e}", c.name)))
+        .map_err(|e| EngineError::Runtime(format!("cannot pause container {}: {e}", c.name)))?;
+    crate::state::event(store, c, "pause", &[]);
+    Ok(())
 }
 
 /// Thaw a paused container. Errors: not paused, or the freezer failed.
@@ -46,7 +48,7 @@ pub fn unpause(store: &Store, c: &Container) -> Result<()> {
 }
 
 /// [`unpause`] with the given host services.
-pub fn unpause_with(host: &Host, _store: &Store, c: &Container) -> Result<()> {
+pub fn unpause_with(host: &Host, store: &Store, c: &Container) -> Result<()> {
     if !is_paused_with(host, c) {
         return Err(EngineError::InvalidArgument(format!(
             "container {} is not paused",
@@ -55,7 +57,9 @@ pub fn unpause_with(host: &Host, _store: &Store, c: &Container) -> Result<()> {
     }
     host.cgroups
         .set_frozen(&c.cgroup_path(), false)
-        .map_err(|e| EngineError::Runtime(format!("cannot unpause container {}: {e}", c.name)))
+        .map_err(|e| EngineError::Runtime(format!("cannot unpause container {}: {e}", c.name)))?;
+    crate::state::event(store, c, "unpause", &[]);
+    Ok(())
 }
 
 /// Thaw the container if it is frozen (after a signal, so that a stop or kill takes effect

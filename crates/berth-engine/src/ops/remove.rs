@@ -43,6 +43,7 @@ pub fn remove_with(host: &Host, store: &Store, c: &Container, force: bool) -> Re
     release_runtime(host, store, &fresh);
     Bundle::new(store.root(), &c.id).remove()?;
     state::delete(store, &c.id)?;
+    state::event(store, c, "destroy", &[]);
     let _ = crate::health::forget(store, &c.id);
     crate::volumes::release(store, &c.id)
 }

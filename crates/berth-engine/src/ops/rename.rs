@@ -18,5 +18,9 @@ pub fn rename(store: &Store, c: &Container, name: &str) -> Result<()> {
     }
     state::rename(store, &c.id, name)?;
     berth_net::state::rename_container(store.db(), &c.id, name)?;
+    let old = format!("/{}", c.name);
+    let mut renamed = c.clone();
+    renamed.name = name.to_string();
+    state::event(store, &renamed, "rename", &[("oldName", &old)]);
     Ok(())
 }

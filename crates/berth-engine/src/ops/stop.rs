@@ -29,6 +29,7 @@ pub fn kill_with(host: &Host, store: &Store, c: &Container, sig: i32) -> Result<
                     if sig == libc::SIGKILL {
                         super::thaw_if_frozen(host, &fresh);
                     }
+                    state::event(store, &fresh, "kill", &[("signal", &sig.to_string())]);
                     Ok(())
                 }
                 Ok(false) => Err(EngineError::NotRunning(c.name.clone())),
@@ -47,7 +48,12 @@ pub fn kill_with(host: &Host, store: &Store, c: &Container, sig: i32) -> Result<
 ///
 /// Errors: [`EngineError::Other`] if it is still running 10 s after SIGKILL.
 pub fn stop(store: &Store, c: &Container, timeout: Option<u32>) -> Result<()> {
-    stop_with(&Host::real(), store, c, timeout)
+    let was_running = c.state.is_active();
+    stop_with(&Host::real(), store, c, timeout)?;
+    if was_running {
+        state::event(store, c, "stop", &[]);
+    }
+    Ok(())
 }
 
 /// [`stop`] with the given host services.

@@ -535,6 +535,13 @@ impl<'a> ImageStore<'a> {
              ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
             params![name, id.as_str()],
         )?;
+        berth_events::record(
+            self.store,
+            "image",
+            "tag",
+            id.as_str(),
+            &[("name", &r.familiar())],
+        );
         Ok(())
     }
 

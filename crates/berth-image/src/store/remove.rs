@@ -117,7 +117,14 @@ impl ImageStore<'_> {
         let name = r.name() + ":" + r.tag().unwrap_or(crate::reference::DEFAULT_TAG);
         self.store
             .db()
-            .execute("DELETE FROM tags WHERE name = ?1", [name])?;
+            .execute("DELETE FROM tags WHERE name = ?1", [&name])?;
+        berth_events::record(
+            self.store,
+            "image",
+            "untag",
+            &r.familiar(),
+            &[("name", &r.familiar())],
+        );
         Ok(())
     }
 
@@ -169,6 +176,13 @@ impl ImageStore<'_> {
         }
         tx.commit()?;
         out.push(format!("Deleted: {}", img.id));
+        berth_events::record(
+            self.store,
+            "image",
+            "delete",
+            img.id.as_str(),
+            &[("name", img.id.as_str())],
+        );
         // Files go after the commit: a crash here leaves only unreferenced files for sweep.
         self.store.remove_blob(&img.id)?;
         if let (false, Some(m)) = (manifest_used, &img.manifest) {

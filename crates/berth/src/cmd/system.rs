@@ -172,3 +172,92 @@ fn service(ctx: &Ctx, a: ServiceArgs) -> Result<i32> {
     })?;
     Ok(0)
 }
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Show events from this time (RFC 3339, Unix seconds, or a duration such as 10m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stop at this time (same forms); without it, follow new events.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Filters: type, event, container, image, network, volume, label (KEY=VALUE).
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// json, or a Go template over each event.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// A `--since`/`--until` value in Unix nanoseconds.
+fn time_arg(s: &str) -> Result<i64> {
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_nanos_opt().unwrap_or(0));
+    }
+    if let Ok(f) = s.parse::<f64>() {
+        #[allow(clippy::cast_possible_truncation)] // seconds with a fraction, as Docker takes
+        return Ok((f * 1e9) as i64);
+    }
+    let d = berth_engine::health::parse_duration("--since/--until", s).map_err(|_| {
+        anyhow::anyhow!("invalid time {s:?}: use RFC 3339, Unix seconds or a duration like 10m")
+    })?;
+    Ok(now - d)
+}
+
+pub fn events(ctx: &Ctx, a: EventsArgs) -> Result<i32> {
+    use std::io::Write;
+    let store = ctx.store()?;
+    let since = a.since.as_deref().map(time_arg).transpose()?;
+    let until = a.until.as_deref().map(time_arg).transpose()?;
+    let mut filters = Vec::new();
+    for f in &a.filter {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("invalid filter {f:?}: use KEY=VALUE"))?;
+        if !matches!(
+            k,
+            "type" | "event" | "action" | "container" | "image" | "network" | "volume" | "label"
+        ) {
+            anyhow::bail!("invalid filter {f:?}: the key is one of type, event, container, image, network, volume, label");
+        }
+        filters.push((k.to_string(), v.to_string()));
+    }
+    let tmpl = match a.format.as_deref() {
+        None => None,
+        Some("json") | Some("{{json .}}") => Some(None),
+        Some(f) => Some(Some(berth_format::Template::parse(
+            &f.replace("\\t", "\t").replace("\\n", "\n"),
+        )?)),
+    };
+    let mut after = if since.is_some() || until.is_some() {
+        0
+    } else {
+        berth_events::last_seq(store)?
+    };
+    loop {
+        let batch = berth_events::list(store, since, until, after, 1000)?;
+        let mut out = std::io::stdout().lock();
+        for e in &batch {
+            after = e.seq;
+            if !e.matches(&filters) {
+                continue;
+            }
+            match &tmpl {
+                None => writeln!(out, "{}", e.line())?,
+                Some(None) => writeln!(out, "{}", serde_json::to_string(&e.to_json())?)?,
+                Some(Some(t)) => writeln!(out, "{}", t.render(&e.to_json())?)?,
+            }
+        }
+        out.flush()?;
+        drop(out);
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        if until.is_some_and(|u| u <= now) && batch.len() < 1000 {
+            return Ok(0);
+        }
+        if batch.len() < 1000 {
+            // Follow: a bounded poll of the log.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
