@@ -622,7 +622,7 @@ fn events_record_lifecycle_in_order_and_follow() {
     let env = TestEnv::new();
     env.busybox_image("ev:1");
     // A follower started before the container exists sees its events live.
-    let mut follower = env
+    let follower = env
         .cmd(&[
             "events",
             "--filter",
@@ -676,7 +676,7 @@ fn events_record_lifecycle_in_order_and_follow() {
     std::thread::sleep(std::time::Duration::from_millis(700));
     // SAFETY: kill(2) on our own child.
     unsafe {
-        libc::kill(follower.id() as i32, libc::SIGTERM);
+        libc::kill(i32::try_from(follower.id()).unwrap(), libc::SIGTERM);
     }
     let out = follower.wait_with_output().unwrap();
     let live = String::from_utf8_lossy(&out.stdout);
