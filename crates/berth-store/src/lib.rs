@@ -117,9 +117,25 @@ impl Store {
             fs::create_dir_all(&p).map_err(|e| StoreError::io(&p, e))?;
         }
         let root = fs::canonicalize(root).map_err(|e| StoreError::io(root, e))?;
+        // Several processes opening a fresh store at once can see SQLITE_BUSY from steps the
+        // busy handler does not cover (switching a new database to WAL); such a race is
+        // transient, so the open is retried a bounded number of times.
+        let mut attempt = 0u32;
+        loop {
+            match Self::open_once(&root) {
+                Err(StoreError::Db(e)) if is_busy(&e) && attempt < 50 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(10 * u64::from(attempt.min(10))));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn open_once(root: &Path) -> Result<Store> {
         let db = open_db(&root.join("berth.db"))?;
         let store = Store {
-            root,
+            root: root.to_path_buf(),
             db,
             migrated: Default::default(),
         };
@@ -379,6 +395,14 @@ pub fn tmp_path(root: &Path, hint: &str) -> PathBuf {
     let r: u64 = rand::random();
     root.join("tmp")
         .join(format!("{}.{r:016x}.{hint}", std::process::id()))
+}
+
+/// Whether `e` is SQLite's "database is busy/locked".
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn open_db(path: &Path) -> Result<Connection> {
