@@ -1,53 +1,16 @@
 //! `berth build` end to end: images built from Dockerfiles are checked by running them.
 //! Run as root (RUN steps are containers; layers keep owners and whiteouts).
 
+#[path = "common/build.rs"]
+mod buildutil;
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Output;
 
+use buildutil::{build, build_ok, context, run};
 use common::*;
 use serde_json::Value;
-
-/// A context directory in the scratch area with these files.
-fn context(env: &TestEnv, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = env.path(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    for (p, content) in files {
-        let f = dir.join(p);
-        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        std::fs::write(&f, content).unwrap();
-    }
-    dir
-}
-
-/// `berth build --progress plain --network none ARGS… DIR`.
-fn build(env: &TestEnv, dir: &Path, args: &[&str]) -> Output {
-    let mut a = vec!["build", "--progress", "plain", "--network", "none"];
-    a.extend_from_slice(args);
-    a.push(dir.to_str().unwrap());
-    env.berth(&a)
-}
-
-#[track_caller]
-fn build_ok(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
-    let out = build(env, dir, args);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "build failed ({}):\n{err}",
-        out.status
-    );
-    err
-}
-
-fn run(env: &TestEnv, image: &str, cmd: &[&str]) -> String {
-    let mut a = vec!["run", "--rm", "--network", "none", image];
-    a.extend_from_slice(cmd);
-    env.ok(&a)
-}
 
 fn inspect(env: &TestEnv, name: &str) -> Value {
     let out = env.ok(&["image", "inspect", name]);

@@ -3,14 +3,17 @@
 //! malformed or unsupported projects creating nothing.
 
 mod common;
+#[path = "common/compose.rs"]
+mod composeutil;
 #[path = "common/net.rs"]
 mod net;
 
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::TestEnv;
+use composeutil::{compose, compose_ok, project};
 use net::{is_root, load_image, NetEnv};
 
 const IMG: &str = "composetest/bb:1";
@@ -27,32 +30,6 @@ macro_rules! setup {
             return;
         }
     };
-}
-
-/// A project directory with `compose.yaml` = `yaml`.
-fn project(env: &TestEnv, name: &str, yaml: &str) -> PathBuf {
-    let d = env.path(name);
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("compose.yaml"), yaml).unwrap();
-    d
-}
-
-fn compose(env: &TestEnv, dir: &Path, args: &[&str]) -> Output {
-    let mut c = env.cmd(&["compose"]);
-    c.args(args).current_dir(dir).stdin(Stdio::null());
-    c.output().unwrap()
-}
-
-#[track_caller]
-fn compose_ok(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
-    let out = compose(env, dir, args);
-    assert!(
-        out.status.success(),
-        "compose {args:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn id_of(env: &TestEnv, name: &str) -> String {

@@ -4,13 +4,16 @@
 //! user, logging, …).
 
 mod common;
+#[path = "common/compose.rs"]
+mod composeutil;
 #[path = "common/net.rs"]
 mod net;
 
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 
 use common::TestEnv;
+use composeutil::{compose, compose_ok, project};
 use net::{is_root, load_image, NetEnv};
 
 const IMG: &str = "composekeys/bb:1";
@@ -27,31 +30,6 @@ macro_rules! setup {
             return;
         }
     };
-}
-
-fn project(env: &TestEnv, name: &str, yaml: &str) -> PathBuf {
-    let d = env.path(name);
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("compose.yaml"), yaml).unwrap();
-    d
-}
-
-fn compose(env: &TestEnv, dir: &Path, args: &[&str]) -> Output {
-    let mut c = env.cmd(&["compose"]);
-    c.args(args).current_dir(dir).stdin(Stdio::null());
-    c.output().unwrap()
-}
-
-#[track_caller]
-fn compose_ok(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
-    let out = compose(env, dir, args);
-    assert!(
-        out.status.success(),
-        "compose {args:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn exec(env: &TestEnv, dir: &Path, service: &str, script: &str) -> String {
