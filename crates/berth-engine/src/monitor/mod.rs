@@ -489,13 +489,19 @@ fn start_once(ctx: &Ctx<'_>) -> Result<Running> {
     tracing::debug!("monitor {id}: created");
     // The runtime applied the spec's limits; write them through berth's own cgroup interface
     // too, so they hold whatever the runtime did with them (a runtime binary may skip some).
-    ctx.host
-        .cgroups
-        .apply(&c.cgroup_path(), &crate::cgroups::Limits::from_config(cfg))
-        .map_err(|e| {
-            let _ = ctx.runtime.delete(id);
-            EngineError::InvalidArgument(format!("cannot apply the container's cgroup limits: {e}"))
-        })?;
+    // Nothing to write (the common case) costs no file system calls on the start path.
+    let limits = crate::cgroups::Limits::from_config(cfg);
+    if limits != crate::cgroups::Limits::default() {
+        ctx.host
+            .cgroups
+            .apply(&c.cgroup_path(), &limits)
+            .map_err(|e| {
+                let _ = ctx.runtime.delete(id);
+                EngineError::InvalidArgument(format!(
+                    "cannot apply the container's cgroup limits: {e}"
+                ))
+            })?;
+    }
     ctx.runtime.start(id)?;
     tracing::debug!("monitor {id}: started");
     state::mark_running(ctx.store, id, pid)?;
