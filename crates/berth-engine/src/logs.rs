@@ -552,40 +552,10 @@ fn next_file(path: &Path, ino: u64, p: &mut Printer<'_>) -> std::io::Result<Opti
     Ok(None)
 }
 
-/// Print a log (rotated files first, oldest first) to stdout/stderr. With `follow`, keep
-/// printing until `running()` is false and everything written has been shown, following the
-/// log across rotations (a writer that rotates faster than the follower polls can make it
-/// skip whole files, never repeat or reorder lines).
-pub fn print(
-    path: &Path,
-    opts: &LogOptions,
-    running: &mut dyn FnMut() -> bool,
-) -> std::io::Result<()> {
-    copy(
-        path,
-        opts,
-        running,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr(),
-    )
-}
-
-/// [`print`] into the writers `out` (the `stdout` entries) and `err` (the `stderr` entries):
-/// the API's `logs` frames each into Docker's multiplexed stream. Errors: the first read or
-/// write error (a closed connection ends a follow).
-pub fn copy(
-    path: &Path,
-    opts: &LogOptions,
-    running: &mut dyn FnMut() -> bool,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> std::io::Result<()> {
-    let mut p = Printer {
-        opts,
-        out,
-        err,
-        open_line: false,
-    };
+/// One read of the whole log for [`copy`]: the current file (left open to follow) and every
+/// line so far, oldest first; `false` when the file opened first was rotated away unseen
+/// during the pass (its lines may then stand after newer ones).
+fn first_pass(path: &Path) -> std::io::Result<(Option<Tail>, Vec<String>, bool)> {
     // The current file is opened first: rotated files read afterwards may then include it
     // (renamed meanwhile), which is detected by its inode and not read twice.
     let mut cur = match File::open(path) {
@@ -628,6 +598,60 @@ pub fn copy(
             Err(e) => return Err(e),
         };
     }
+    let consistent = cur_rotated
+        || cur_ino.is_none()
+        || std::fs::metadata(path).is_ok_and(|m| Some(m.ino()) == cur_ino);
+    if let Some(t) = cur.as_mut() {
+        t.read(&mut lines)?;
+    }
+    Ok((cur, lines, consistent))
+}
+
+/// Print a log (rotated files first, oldest first) to stdout/stderr. With `follow`, keep
+/// printing until `running()` is false and everything written has been shown, following the
+/// log across rotations (a writer that rotates faster than the follower polls can make it
+/// skip whole files, never repeat or reorder lines).
+pub fn print(
+    path: &Path,
+    opts: &LogOptions,
+    running: &mut dyn FnMut() -> bool,
+) -> std::io::Result<()> {
+    copy(
+        path,
+        opts,
+        running,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr(),
+    )
+}
+
+/// [`print`] into the writers `out` (the `stdout` entries) and `err` (the `stderr` entries):
+/// the API's `logs` frames each into Docker's multiplexed stream. Errors: the first read or
+/// write error (a closed connection ends a follow).
+pub fn copy(
+    path: &Path,
+    opts: &LogOptions,
+    running: &mut dyn FnMut() -> bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut p = Printer {
+        opts,
+        out,
+        err,
+        open_line: false,
+    };
+    // A file rotated twice while the rotated files are read would put its lines after newer
+    // ones: such a pass is detected (the file opened first left PATH without being seen among
+    // the rotated files) and read again, a bounded number of times.
+    let mut attempt = 0;
+    let (mut cur, mut lines) = loop {
+        attempt += 1;
+        let (cur, lines, consistent) = first_pass(path)?;
+        if consistent || attempt >= 20 {
+            break (cur, lines);
+        }
+    };
     if let Some(t) = cur.as_mut() {
         t.read(&mut lines)?;
     }
