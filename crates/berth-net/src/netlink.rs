@@ -1,245 +1,161 @@
-//! A minimal synchronous rtnetlink client: just the requests berth needs (bridges, veth pairs,
-//! addresses, routes, link state). One socket, one request at a time, each acknowledged.
+//! A small synchronous rtnetlink client over the maintained `netlink-sys` socket and the
+//! `netlink-packet-route` message types: just the requests berth needs (bridges, veth pairs,
+//! addresses, routes, link state). One socket, one request at a time, each acknowledged, each
+//! answer awaited at most [`REPLY_TIMEOUT`].
 //!
 //! A netlink socket talks to the network namespace it was created in, so callers that work
 //! inside a container's namespace create the socket on a thread that has joined it (see
 //! [`crate::netns`]).
 
 use std::io;
-use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::RawFd;
+use std::time::Duration;
 
-const NLMSG_HDRLEN: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
-const NLM_F_REPLACE: u16 = 0x100;
+use netlink_packet_core::{
+    NetlinkBuffer, NetlinkMessage, NetlinkPayload, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK,
+    NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    LinkMessageBuffer,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::protocols::NETLINK_ROUTE;
+use netlink_sys::Socket;
 
-const RTM_NEWLINK: u16 = 16;
-const RTM_DELLINK: u16 = 17;
-const RTM_GETLINK: u16 = 18;
-const RTM_NEWADDR: u16 = 20;
-const RTM_NEWROUTE: u16 = 24;
+/// The longest berth waits for the kernel's answer to one request (it answers at once unless
+/// something is badly wrong; without a bound a lost answer would hang the command).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
-const IFLA_ADDRESS: u16 = 1;
-const IFLA_IFNAME: u16 = 3;
-const IFLA_MTU: u16 = 4;
-const IFLA_MASTER: u16 = 10;
-const IFLA_LINKINFO: u16 = 18;
-const IFLA_NET_NS_FD: u16 = 28;
-const IFLA_INFO_KIND: u16 = 1;
-const IFLA_INFO_DATA: u16 = 2;
-const VETH_INFO_PEER: u16 = 1;
-const NLA_F_NESTED: u16 = 1 << 15;
+/// Receive buffer size in bytes: one `RTM_NEWLINK` answer (a few KiB with statistics) fits.
+const RECV_BUF: usize = 32 * 1024;
 
-const IFA_ADDRESS: u16 = 1;
-const IFA_LOCAL: u16 = 2;
-const IFA_BROADCAST: u16 = 4;
+/// Datagrams read per request before giving up (the kernel sends a few then the ack).
+const MAX_DATAGRAMS: usize = 64;
 
-const RTA_DST: u16 = 1;
-const RTA_OIF: u16 = 4;
-const RTA_GATEWAY: u16 = 5;
+/// A data message received before the acknowledgement: netlink message type and payload.
+type Reply = (u16, Vec<u8>);
 
-const IFF_UP: u32 = 1;
-const AF_INET: u8 = 2;
-const AF_UNSPEC: u8 = 0;
-const RT_TABLE_MAIN: u8 = 254;
-const RTPROT_BOOT: u8 = 3;
-const RT_SCOPE_UNIVERSE: u8 = 0;
-const RTN_UNICAST: u8 = 1;
-
-/// The bits of a C `int` (an interface index or a descriptor) as the `u32` attribute the kernel
-/// reads back as an `int`.
-fn bits(v: i32) -> u32 {
+/// The bits of a C `int` (an interface index) as the `u32` the route messages carry.
+fn index_bits(v: i32) -> u32 {
     u32::from_ne_bytes(v.to_ne_bytes())
 }
 
-/// A message under construction: header, fixed part, attributes (nested ones via `nest`).
-struct Msg {
-    buf: Vec<u8>,
-    nests: Vec<usize>,
+fn invalid(what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("malformed netlink reply: {what}"),
+    )
 }
 
-impl Msg {
-    fn new(ty: u16, flags: u16) -> Msg {
-        let mut buf = vec![0u8; NLMSG_HDRLEN];
-        buf[4..6].copy_from_slice(&ty.to_ne_bytes());
-        buf[6..8].copy_from_slice(&(flags | NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
-        Msg {
-            buf,
-            nests: Vec::new(),
+/// Read the messages of one received datagram that answer request `seq`: data messages go to
+/// `out`; returns `Ok(true)` on the acknowledgement (or `NLMSG_DONE`), the request's error as
+/// an `io::Error` with the kernel's errno, and `InvalidData` for a truncated or malformed
+/// message (every length is checked before use).
+fn read_replies(data: &[u8], seq: u32, out: &mut Vec<Reply>) -> io::Result<bool> {
+    let mut off = 0;
+    while off < data.len() {
+        let rest = &data[off..];
+        let buf = NetlinkBuffer::new_checked(rest).map_err(invalid)?;
+        let len = usize::try_from(buf.length()).map_err(invalid)?;
+        let (ty, mseq) = (buf.message_type(), buf.sequence_number());
+        // Messages are 4-byte aligned; the last one may end without padding.
+        off = off.saturating_add((len + 3) & !3);
+        if mseq != seq {
+            continue;
+        }
+        match ty {
+            NLMSG_ERROR | NLMSG_DONE => {
+                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len])
+                    .map_err(invalid)?;
+                match msg.payload {
+                    NetlinkPayload::Error(e) => match e.code {
+                        None => return Ok(true),
+                        Some(_) => return Err(e.to_io()),
+                    },
+                    _ => return Ok(true),
+                }
+            }
+            _ => out.push((ty, buf.payload().to_vec())),
         }
     }
-
-    fn ifinfo(mut self, family: u8, index: i32, flags: u32, change: u32) -> Msg {
-        self.push_ifinfo(family, index, flags, change);
-        self
-    }
-
-    fn push_ifinfo(&mut self, family: u8, index: i32, flags: u32, change: u32) {
-        self.buf.push(family);
-        self.buf.push(0);
-        self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf.extend_from_slice(&index.to_ne_bytes());
-        self.buf.extend_from_slice(&flags.to_ne_bytes());
-        self.buf.extend_from_slice(&change.to_ne_bytes());
-    }
-
-    fn raw(mut self, bytes: &[u8]) -> Msg {
-        self.buf.extend_from_slice(bytes);
-        self
-    }
-
-    fn align(&mut self) {
-        while self.buf.len() % 4 != 0 {
-            self.buf.push(0);
-        }
-    }
-
-    fn attr(&mut self, ty: u16, data: &[u8]) {
-        self.align();
-        let len = u16::try_from(4 + data.len()).expect("netlink attributes berth builds are small");
-        self.buf.extend_from_slice(&len.to_ne_bytes());
-        self.buf.extend_from_slice(&ty.to_ne_bytes());
-        self.buf.extend_from_slice(data);
-        self.align();
-    }
-
-    fn attr_str(&mut self, ty: u16, s: &str) {
-        let mut d = s.as_bytes().to_vec();
-        d.push(0);
-        self.attr(ty, &d);
-    }
-
-    fn attr_u32(&mut self, ty: u16, v: u32) {
-        self.attr(ty, &v.to_ne_bytes());
-    }
-
-    fn nest(&mut self, ty: u16) {
-        self.align();
-        self.nests.push(self.buf.len());
-        self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf
-            .extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
-    }
-
-    fn end_nest(&mut self) {
-        let start = self.nests.pop().expect("unbalanced netlink nest");
-        let len =
-            u16::try_from(self.buf.len() - start).expect("netlink nests berth builds are small");
-        self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
-    }
-
-    fn finish(mut self, seq: u32) -> Vec<u8> {
-        self.align();
-        let len = u32::try_from(self.buf.len()).expect("netlink messages berth builds are small");
-        self.buf[0..4].copy_from_slice(&len.to_ne_bytes());
-        self.buf[8..12].copy_from_slice(&seq.to_ne_bytes());
-        self.buf
-    }
+    Ok(false)
 }
 
 /// A route netlink socket bound to the network namespace of the thread that opened it.
 pub struct Netlink {
-    fd: OwnedFd,
+    sock: Socket,
     seq: u32,
 }
 
 impl std::fmt::Debug for Netlink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Netlink").field("fd", &self.fd).finish()
+        use std::os::fd::AsRawFd;
+        f.debug_struct("Netlink")
+            .field("fd", &self.sock.as_raw_fd())
+            .finish()
     }
 }
 
 impl Netlink {
+    /// Open and bind a `NETLINK_ROUTE` socket in the calling thread's network namespace, with
+    /// a receive timeout of [`REPLY_TIMEOUT`].
+    ///
+    /// # Errors
+    /// The `socket(2)`, `bind(2)` or `setsockopt(2)` error.
     pub fn open() -> io::Result<Netlink> {
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value (kernel picks the pid).
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::sa_family_t::try_from(libc::AF_NETLINK).expect("AF_NETLINK is 16");
-        // SAFETY: `sa` is a valid sockaddr_nl and the length matches its size.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
-                libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_nl>())
-                    .expect("sockaddr_nl is 12 bytes"),
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Netlink { fd, seq: 1 })
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind_auto()?;
+        rustix::net::sockopt::set_socket_timeout(
+            &sock,
+            rustix::net::sockopt::Timeout::Recv,
+            Some(REPLY_TIMEOUT),
+        )?;
+        Ok(Netlink { sock, seq: 1 })
     }
 
-    /// Send one request and wait for its acknowledgement; returns any data messages received
-    /// before the ack (as `(type, payload)`).
-    fn call(&mut self, msg: Msg) -> io::Result<Vec<(u16, Vec<u8>)>> {
+    /// Send one request (`NLM_F_REQUEST | NLM_F_ACK | flags`) and wait for its
+    /// acknowledgement; returns the data messages received before it.
+    ///
+    /// # Errors
+    /// The kernel's error for the request (its errno), `TimedOut` when no answer comes within
+    /// [`REPLY_TIMEOUT`], `InvalidData` for a malformed answer.
+    fn call(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<Reply>> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
-        let buf = msg.finish(seq);
-        // SAFETY: `buf` is a valid initialised buffer of the given length.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        req.header.sequence_number = seq;
+        req.finalize();
+        let mut buf = vec![0u8; req.buffer_len()];
+        req.serialize(&mut buf);
+        self.sock.send(&buf, 0)?;
         let mut out = Vec::new();
-        let mut rbuf = vec![0u8; 32 * 1024];
-        // Bounded: the kernel answers every request with at most a few messages then the ack.
-        for _ in 0..64 {
-            // SAFETY: `rbuf` is a writable buffer of the given length.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), rbuf.as_mut_ptr().cast(), rbuf.len(), 0) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            let data = &rbuf[..n.unsigned_abs()];
-            let mut off = 0;
-            while off + NLMSG_HDRLEN <= data.len() {
-                let len = u32::from_ne_bytes(data[off..off + 4].try_into().unwrap()) as usize;
-                let ty = u16::from_ne_bytes(data[off + 4..off + 6].try_into().unwrap());
-                let mseq = u32::from_ne_bytes(data[off + 8..off + 12].try_into().unwrap());
-                if len < NLMSG_HDRLEN || off + len > data.len() {
+        let mut rbuf = vec![0u8; RECV_BUF];
+        for _ in 0..MAX_DATAGRAMS {
+            let n = match self.sock.recv(&mut &mut rbuf[..], 0) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "truncated netlink reply",
-                    ));
+                        io::ErrorKind::TimedOut,
+                        format!("no netlink answer within {} s", REPLY_TIMEOUT.as_secs()),
+                    ))
                 }
-                let payload = &data[off + NLMSG_HDRLEN..off + len];
-                off += (len + 3) & !3;
-                if mseq != seq {
-                    continue;
-                }
-                match ty {
-                    NLMSG_ERROR => {
-                        let code = i32::from_ne_bytes(payload[0..4].try_into().unwrap());
-                        if code == 0 {
-                            return Ok(out);
-                        }
-                        return Err(io::Error::from_raw_os_error(-code));
-                    }
-                    NLMSG_DONE => return Ok(out),
-                    _ => out.push((ty, payload.to_vec())),
-                }
+                Err(e) => return Err(e),
+            };
+            if read_replies(&rbuf[..n.min(rbuf.len())], seq, &mut out)? {
+                return Ok(out);
             }
         }
         Err(io::Error::new(
@@ -249,14 +165,18 @@ impl Netlink {
     }
 
     /// Index of a link by name, or `None` if there is no such link.
+    ///
+    /// # Errors
+    /// Any netlink error but `ENODEV`.
     pub fn link_index(&mut self, name: &str) -> io::Result<Option<i32>> {
-        let mut m = Msg::new(RTM_GETLINK, 0).ifinfo(AF_UNSPEC, 0, 0, 0);
-        m.attr_str(IFLA_IFNAME, name);
-        match self.call(m) {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        match self.call(RouteNetlinkMessage::GetLink(m), 0) {
             Ok(msgs) => {
                 for (ty, p) in msgs {
-                    if ty == RTM_NEWLINK && p.len() >= 8 {
-                        return Ok(Some(i32::from_ne_bytes(p[4..8].try_into().unwrap())));
+                    if ty == libc::RTM_NEWLINK {
+                        let b = LinkMessageBuffer::new_checked(&p[..]).map_err(invalid)?;
+                        return Ok(Some(i32::from_ne_bytes(b.link_index().to_ne_bytes())));
                     }
                 }
                 Ok(None)
@@ -266,26 +186,35 @@ impl Netlink {
         }
     }
 
-    /// Create a bridge (up). Returns false if it already existed.
+    /// Create a bridge (up), with `mtu` bytes when given. Returns false if it already existed.
+    ///
+    /// # Errors
+    /// Any netlink error but `EEXIST`.
     pub fn add_bridge(&mut self, name: &str, mtu: Option<u32>) -> io::Result<bool> {
-        let mut m =
-            Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).ifinfo(AF_UNSPEC, 0, IFF_UP, IFF_UP);
-        m.attr_str(IFLA_IFNAME, name);
+        let mut m = LinkMessage::default();
+        m.header.flags = LinkFlags::Up;
+        m.header.change_mask = LinkFlags::Up;
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
         if let Some(mtu) = mtu {
-            m.attr_u32(IFLA_MTU, mtu);
+            m.attributes.push(LinkAttribute::Mtu(mtu));
         }
-        m.nest(IFLA_LINKINFO);
-        m.attr_str(IFLA_INFO_KIND, "bridge");
-        m.end_nest();
-        match self.call(m) {
+        m.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        match self.call(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL) {
             Ok(_) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// Create a veth pair: `host` (in this namespace, enslaved to `master`, up) and `peer`
-    /// (moved into the namespace `peer_ns`, with MAC `peer_mac`).
+    /// Create a veth pair: `host` (in this namespace, enslaved to the link with index
+    /// `master`, up) and `peer` (moved into the namespace open at descriptor `peer_ns`, with
+    /// MAC `peer_mac`); both with `mtu` bytes when given.
+    ///
+    /// # Errors
+    /// Any netlink error (`EEXIST` when `host` exists).
     pub fn add_veth(
         &mut self,
         host: &str,
@@ -295,69 +224,60 @@ impl Netlink {
         peer_mac: [u8; 6],
         mtu: Option<u32>,
     ) -> io::Result<()> {
-        let mut m =
-            Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).ifinfo(AF_UNSPEC, 0, IFF_UP, IFF_UP);
-        m.attr_str(IFLA_IFNAME, host);
-        m.attr_u32(IFLA_MASTER, bits(master));
-        if let Some(mtu) = mtu {
-            m.attr_u32(IFLA_MTU, mtu);
-        }
-        m.nest(IFLA_LINKINFO);
-        m.attr_str(IFLA_INFO_KIND, "veth");
-        m.nest(IFLA_INFO_DATA);
-        m.nest(VETH_INFO_PEER);
-        m.align();
-        m.push_ifinfo(AF_UNSPEC, 0, 0, 0);
-        m.attr_str(IFLA_IFNAME, peer);
-        m.attr(IFLA_ADDRESS, &peer_mac);
-        m.attr_u32(IFLA_NET_NS_FD, bits(peer_ns));
-        if let Some(mtu) = mtu {
-            m.attr_u32(IFLA_MTU, mtu);
-        }
-        m.end_nest();
-        m.end_nest();
-        m.end_nest();
-        self.call(m).map(|_| ())
+        self.call(
+            RouteNetlinkMessage::NewLink(veth_message(host, master, peer, peer_ns, peer_mac, mtu)),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(|_| ())
     }
 
     /// Delete a link by name. Returns false if it did not exist.
+    ///
+    /// # Errors
+    /// Any netlink error but `ENODEV`.
     pub fn del_link(&mut self, name: &str) -> io::Result<bool> {
-        let mut m = Msg::new(RTM_DELLINK, 0).ifinfo(AF_UNSPEC, 0, 0, 0);
-        m.attr_str(IFLA_IFNAME, name);
-        match self.call(m) {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        match self.call(RouteNetlinkMessage::DelLink(m), 0) {
             Ok(_) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// Bring a link up.
+    /// Bring the link with index `index` up.
+    ///
+    /// # Errors
+    /// Any netlink error.
     pub fn set_up(&mut self, index: i32) -> io::Result<()> {
-        let m = Msg::new(RTM_NEWLINK, 0).ifinfo(AF_UNSPEC, index, IFF_UP, IFF_UP);
-        self.call(m).map(|_| ())
+        let mut m = LinkMessage::default();
+        m.header.index = index_bits(index);
+        m.header.flags = LinkFlags::Up;
+        m.header.change_mask = LinkFlags::Up;
+        self.call(RouteNetlinkMessage::NewLink(m), 0).map(|_| ())
     }
 
-    /// Add an IPv4 address. Returns false if it was already there.
+    /// Add the IPv4 address `addr/prefix` (with its broadcast address) to the link with index
+    /// `index`. Returns false if it was already there.
+    ///
+    /// # Errors
+    /// Any netlink error but `EEXIST`.
     pub fn add_addr(&mut self, index: i32, addr: Ipv4Addr, prefix: u8) -> io::Result<bool> {
-        let mut fixed = vec![AF_INET, prefix, 0, RT_SCOPE_UNIVERSE];
-        fixed.extend_from_slice(&index.to_ne_bytes());
-        let mut m = Msg::new(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL).raw(&fixed);
-        m.attr(IFA_LOCAL, &addr.octets());
-        m.attr(IFA_ADDRESS, &addr.octets());
-        let host_bits = 32 - u32::from(prefix);
-        if prefix < 31 {
-            let bcast =
-                u32::from(addr) | u32::try_from((1u64 << host_bits) - 1).unwrap_or(u32::MAX);
-            m.attr(IFA_BROADCAST, &Ipv4Addr::from(bcast).octets());
-        }
-        match self.call(m) {
+        match self.call(
+            RouteNetlinkMessage::NewAddress(addr_message(index, addr, prefix)),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
             Ok(_) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// Add (or replace) a route to `dst/prefix` via `gateway` (or on-link) out of `oif`.
+    /// Add (or replace) a route in the main table to `dst/prefix` via `gateway` (or on-link)
+    /// out of the link with index `oif`.
+    ///
+    /// # Errors
+    /// Any netlink error.
     pub fn add_route(
         &mut self,
         dst: Ipv4Addr,
@@ -365,53 +285,210 @@ impl Netlink {
         gateway: Option<Ipv4Addr>,
         oif: i32,
     ) -> io::Result<()> {
-        let fixed = [
-            AF_INET,
-            prefix,
-            0,
-            0,
-            RT_TABLE_MAIN,
-            RTPROT_BOOT,
-            RT_SCOPE_UNIVERSE,
-            RTN_UNICAST,
-            0,
-            0,
-            0,
-            0,
-        ];
-        let mut m = Msg::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE).raw(&fixed);
-        if prefix > 0 {
-            m.attr(RTA_DST, &dst.octets());
-        }
-        if let Some(gw) = gateway {
-            m.attr(RTA_GATEWAY, &gw.octets());
-        }
-        m.attr_u32(RTA_OIF, bits(oif));
-        self.call(m).map(|_| ())
+        self.call(
+            RouteNetlinkMessage::NewRoute(route_message(dst, prefix, gateway, oif)),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        )
+        .map(|_| ())
     }
+}
+
+/// The `RTM_NEWLINK` body that creates a veth pair (see [`Netlink::add_veth`]).
+fn veth_message(
+    host: &str,
+    master: i32,
+    peer: &str,
+    peer_ns: RawFd,
+    peer_mac: [u8; 6],
+    mtu: Option<u32>,
+) -> LinkMessage {
+    let mut p = LinkMessage::default();
+    p.attributes.push(LinkAttribute::IfName(peer.to_string()));
+    p.attributes.push(LinkAttribute::Address(peer_mac.to_vec()));
+    p.attributes.push(LinkAttribute::NetNsFd(peer_ns));
+    let mut m = LinkMessage::default();
+    m.header.flags = LinkFlags::Up;
+    m.header.change_mask = LinkFlags::Up;
+    m.attributes.push(LinkAttribute::IfName(host.to_string()));
+    m.attributes
+        .push(LinkAttribute::Controller(index_bits(master)));
+    if let Some(mtu) = mtu {
+        m.attributes.push(LinkAttribute::Mtu(mtu));
+        p.attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Veth),
+        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
+    ]));
+    m
+}
+
+/// The `RTM_NEWADDR` body for `addr/prefix` on link `index` (see [`Netlink::add_addr`]).
+fn addr_message(index: i32, addr: Ipv4Addr, prefix: u8) -> AddressMessage {
+    let mut m = AddressMessage::default();
+    m.header.family = AddressFamily::Inet;
+    m.header.prefix_len = prefix;
+    m.header.scope = AddressScope::Universe;
+    m.header.index = index_bits(index);
+    m.attributes.push(AddressAttribute::Local(IpAddr::V4(addr)));
+    m.attributes
+        .push(AddressAttribute::Address(IpAddr::V4(addr)));
+    if prefix < 31 {
+        let host_bits = 32 - u32::from(prefix);
+        let bcast = u32::from(addr) | u32::try_from((1u64 << host_bits) - 1).unwrap_or(u32::MAX);
+        m.attributes
+            .push(AddressAttribute::Broadcast(Ipv4Addr::from(bcast)));
+    }
+    m
+}
+
+/// The `RTM_NEWROUTE` body (see [`Netlink::add_route`]).
+fn route_message(dst: Ipv4Addr, prefix: u8, gateway: Option<Ipv4Addr>, oif: i32) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = AddressFamily::Inet;
+    m.header.destination_prefix_length = prefix;
+    m.header.table = RouteHeader::RT_TABLE_MAIN;
+    m.header.protocol = RouteProtocol::Boot;
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = RouteType::Unicast;
+    if prefix > 0 {
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
+    }
+    if let Some(gw) = gateway {
+        m.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
+    }
+    m.attributes.push(RouteAttribute::Oif(index_bits(oif)));
+    m
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn bytes(msg: RouteNetlinkMessage, seq: u32) -> Vec<u8> {
+        let mut m = NetlinkMessage::from(msg);
+        m.header.sequence_number = seq;
+        m.finalize();
+        let mut b = vec![0u8; m.buffer_len()];
+        m.serialize(&mut b);
+        b
+    }
+
+    /// An `NLMSG_ERROR` answer to `seq` with `code` (0 = ack) and `extra` payload bytes.
+    fn error_msg(seq: u32, code: i32, extra: usize) -> Vec<u8> {
+        let len = 16 + 4 + extra;
+        let mut b = Vec::new();
+        b.extend_from_slice(&u32::try_from(len).unwrap().to_ne_bytes());
+        b.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        b.extend_from_slice(&0u16.to_ne_bytes());
+        b.extend_from_slice(&seq.to_ne_bytes());
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        b.extend_from_slice(&code.to_ne_bytes());
+        b.resize(len, 0);
+        b
+    }
+
     #[test]
-    fn message_layout() {
-        let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE).ifinfo(AF_UNSPEC, 3, IFF_UP, IFF_UP);
-        m.attr_str(IFLA_IFNAME, "ab");
-        m.nest(IFLA_LINKINFO);
-        m.attr_str(IFLA_INFO_KIND, "veth");
-        m.end_nest();
-        let b = m.finish(7);
-        assert_eq!(b.len() % 4, 0);
+    fn an_ack_ends_the_request() {
+        let mut out = Vec::new();
+        assert!(read_replies(&error_msg(5, 0, 16), 5, &mut out).unwrap());
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_kernel_error_keeps_its_errno() {
+        let mut out = Vec::new();
+        let e = read_replies(&error_msg(5, -libc::EEXIST, 16), 5, &mut out).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+    }
+
+    #[test]
+    fn answers_to_other_requests_are_skipped() {
+        let mut data = error_msg(4, -libc::ENODEV, 16);
+        data.extend(error_msg(5, 0, 0));
+        let mut out = Vec::new();
+        assert!(read_replies(&data, 5, &mut out).unwrap());
+    }
+
+    #[test]
+    fn a_truncated_error_payload_is_an_error_not_a_panic() {
+        // Length field 18: the 16-byte header and only 2 of the 4 error-code bytes.
+        let mut data = error_msg(5, 0, 0);
+        data.truncate(18);
+        data[0..4].copy_from_slice(&18u32.to_ne_bytes());
+        let mut out = Vec::new();
+        let e = read_replies(&data, 5, &mut out).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_length_beyond_the_datagram_is_an_error() {
+        let mut data = error_msg(5, 0, 0);
+        data[0..4].copy_from_slice(&400u32.to_ne_bytes());
+        let mut out = Vec::new();
         assert_eq!(
-            u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize,
-            b.len()
+            read_replies(&data, 5, &mut out).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
         );
-        assert_eq!(u32::from_ne_bytes(b[8..12].try_into().unwrap()), 7);
-        // ifname attr right after the 16-byte ifinfomsg: len 4+3=7, padded to 8.
-        assert_eq!(u16::from_ne_bytes(b[32..34].try_into().unwrap()), 7);
-        // nest length covers the kind attribute (4 + 4 + "veth\0" padded = 16).
-        assert_eq!(u16::from_ne_bytes(b[40..42].try_into().unwrap()), 16);
+        assert!(read_replies(&data[..10], 5, &mut out).is_err());
+    }
+
+    #[test]
+    fn data_before_the_ack_is_returned() {
+        let mut link = LinkMessage::default();
+        link.header.index = 7;
+        link.attributes.push(LinkAttribute::IfName("br0".into()));
+        let mut data = bytes(RouteNetlinkMessage::NewLink(link), 9);
+        data.extend(error_msg(9, 0, 0));
+        let mut out = Vec::new();
+        assert!(read_replies(&data, 9, &mut out).unwrap());
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, libc::RTM_NEWLINK);
+        let b = LinkMessageBuffer::new_checked(&out[0].1[..]).unwrap();
+        assert_eq!(b.link_index(), 7);
+    }
+
+    #[test]
+    fn veth_request_round_trips() {
+        let m = veth_message("vethab", 3, "eth0", 9, [2, 0, 0, 0, 0, 1], Some(1400));
+        let b = bytes(RouteNetlinkMessage::NewLink(m.clone()), 1);
+        assert_eq!(b.len() % 4, 0);
+        let back = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&b).unwrap();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) = back.payload else {
+            panic!("not a link message");
+        };
+        assert!(l.attributes.contains(&LinkAttribute::Controller(3)));
+        assert!(l.attributes.contains(&LinkAttribute::Mtu(1400)));
+        assert!(l.header.flags.contains(LinkFlags::Up));
+    }
+
+    #[test]
+    fn address_carries_broadcast_below_31_bits() {
+        let m = addr_message(4, Ipv4Addr::new(10, 88, 0, 1), 16);
+        assert!(m
+            .attributes
+            .contains(&AddressAttribute::Broadcast(Ipv4Addr::new(
+                10, 88, 255, 255
+            ))));
+        let m = addr_message(4, Ipv4Addr::new(10, 88, 0, 1), 31);
+        assert_eq!(m.attributes.len(), 2);
+    }
+
+    #[test]
+    fn default_route_has_no_destination() {
+        let m = route_message(
+            Ipv4Addr::UNSPECIFIED,
+            0,
+            Some(Ipv4Addr::new(10, 88, 0, 1)),
+            2,
+        );
+        assert_eq!(m.header.table, RouteHeader::RT_TABLE_MAIN);
+        assert!(!m
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Destination(_))));
+        assert!(m.attributes.contains(&RouteAttribute::Oif(2)));
     }
 }
