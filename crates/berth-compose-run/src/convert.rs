@@ -544,11 +544,15 @@ pub fn container_config(
     lab.insert(labels::VERSION.into(), env!("CARGO_PKG_VERSION").into());
 
     let security = security(s, matches!(network, NetworkMode::Host)).map_err(bad)?;
-    let healthcheck = healthcheck(
+    let mut healthcheck = healthcheck(
         name,
         s,
         berth_engine::health::HealthConfig::from_image(image.healthcheck.as_ref()),
     )?;
+    // berth goes beyond Docker: an unhealthy container is restarted when its policy allows.
+    if let Some(h) = healthcheck.as_mut() {
+        h.restart_unhealthy = !restart.is_none();
+    }
     let log_config = log_config(root, name, s)?;
     Ok(ContainerConfig {
         security,

@@ -12,7 +12,12 @@
 //! * One probe ([`probe`]): the test command runs inside the container's namespaces (as
 //!   `exec` does), its combined output is kept up to 4096 bytes, it is killed after the
 //!   timeout; the result goes into the `health` table (owned by this module): status,
-//!   failing streak and the last 5 results, as `inspect` shows under `State.Health`.
+//!   failing streak and the last 5 results, as `inspect` shows under `State.Health`. A change
+//!   of status is recorded as Docker's `health_status: STATUS` event.
+//! * Acting on it ([`restart_unhealthy`], only with [`HealthConfig::restart_unhealthy`]): the
+//!   probe that finds the container newly unhealthy stops it when its restart policy allows a
+//!   restart, and the monitor's restart policy brings it back (`kill` and `die` events, then
+//!   `start`).
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -76,6 +81,12 @@ pub struct HealthConfig {
     /// Consecutive failures that make the container unhealthy.
     #[serde(default)]
     pub retries: i64,
+    /// berth's extension (Docker never acts on health): when the container turns unhealthy
+    /// and its restart policy would restart it after a failure, the probe stops it (its stop
+    /// signal, SIGKILL after its stop timeout) so that the policy restarts it; see
+    /// [`restart_unhealthy`]. `berth compose` sets it for services with a restart policy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart_unhealthy: bool,
 }
 
 /// The `--health-*` flags of `run`/`create` (durations as Docker writes them: `1m30s`).
@@ -460,6 +471,7 @@ pub fn probe(store: &Store, id: &str) -> Result<i32> {
         Some(now) if now.state == State::Running && now.started_at == c.started_at => {}
         _ => return Ok(2),
     }
+    let before = get(store, id)?.map(|h| h.status);
     let status = record(
         store,
         id,
@@ -472,7 +484,66 @@ pub fn probe(store: &Store, id: &str) -> Result<i32> {
             output,
         },
     )?;
+    if before.as_deref() != Some(status.as_str()) {
+        state::event(store, &c, &format!("health_status: {status}"), &[]);
+        if status == "unhealthy" && cfg.restart_unhealthy {
+            restart_unhealthy(&crate::host::Host::real(), store, &c)?;
+        }
+    }
     Ok(if status == "healthy" { 0 } else { 1 })
+}
+
+/// The container `c` (running, as of its latest start) turned unhealthy: when its restart
+/// policy would restart it after a failure (`always`, `unless-stopped`, `on-failure` with
+/// retries left; not after `stop`), send its stop signal, and SIGKILL once its stop timeout
+/// has passed without the container exiting, so that its monitor applies the policy. Returns
+/// whether it was stopped (false: the policy does not allow a restart, or it is no longer
+/// running). `on-failure` restarts it only if it exits non-zero (a signal gives 128+N).
+///
+/// Errors: [`EngineError`] from the store.
+pub fn restart_unhealthy(
+    host: &crate::host::Host,
+    store: &Store,
+    c: &state::Container,
+) -> Result<bool> {
+    // As it is now (a stop may have been requested meanwhile), if still the same run.
+    let c = match state::get(store, &c.id)? {
+        Some(now) if now.state == State::Running && now.started_at == c.started_at => now,
+        _ => return Ok(false),
+    };
+    let c = &c;
+    let restarts = u32::try_from(c.restart_count).unwrap_or(u32::MAX);
+    // 137 (SIGKILL) stands for "exited because it was stopped": a failure.
+    if !c
+        .config
+        .restart
+        .should_restart(137, restarts, c.stop_requested)
+    {
+        return Ok(false);
+    }
+    let same_run = |store: &Store| -> Result<bool> {
+        Ok(matches!(state::get(store, &c.id)?,
+            Some(now) if now.state == State::Running && now.started_at == c.started_at))
+    };
+    let sig = crate::config::parse_signal(&c.config.stop_signal).unwrap_or(libc::SIGTERM);
+    tracing::info!(
+        "container {} is unhealthy: stopping it for its restart policy",
+        c.name
+    );
+    if crate::ops::kill_with(host, store, c, sig).is_err() {
+        return Ok(false);
+    }
+    let end = Instant::now() + Duration::from_secs(u64::from(c.config.stop_timeout));
+    while Instant::now() < end {
+        if !same_run(store)? {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if same_run(store)? {
+        let _ = crate::ops::kill_with(host, store, c, libc::SIGKILL);
+    }
+    Ok(true)
 }
 
 /// Run the test command in the container; (exit code, output). A timeout kills the probe and

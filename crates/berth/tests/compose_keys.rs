@@ -533,3 +533,80 @@ fn top_pause_unpause() {
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
+
+const UNHEALTHY: &str = r#"
+services:
+  kept:
+    image: composekeys/bb:1
+    command: ["sh", "-c", "touch /tmp/ok; exec sleep 1002"]
+    restart: on-failure
+    stop_grace_period: 1s
+    healthcheck: &hc
+      test: ["CMD", "test", "-f", "/tmp/ok"]
+      interval: 300ms
+      retries: 1
+  left:
+    image: composekeys/bb:1
+    command: ["sh", "-c", "touch /tmp/ok; exec sleep 1003"]
+    stop_grace_period: 1s
+    healthcheck: *hc
+"#;
+
+/// Polls `inspect` until `field` of `name` equals `want` (bounded: 30 s).
+fn wait_inspect(env: &TestEnv, name: &str, field: &str, want: &str) {
+    let mut last = String::new();
+    for _ in 0..300 {
+        last = inspect(env, name, field);
+        if last == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{name} {field}: {last}, want {want}");
+}
+
+#[test]
+fn a_container_turning_unhealthy_is_restarted_when_its_policy_allows() {
+    setup!(env, net);
+    let dir = project(&env, "uh", UNHEALTHY);
+    compose_ok(&env, &dir, &["up", "-d", "--wait"]);
+    let started = inspect(&env, "uh-kept-1", ".State.StartedAt");
+    // The probes start failing in both; only the one with a restart policy is restarted.
+    exec(&env, &dir, "kept", "rm /tmp/ok");
+    exec(&env, &dir, "left", "rm /tmp/ok");
+    wait_inspect(&env, "uh-kept-1", ".RestartCount", "1");
+    wait_inspect(&env, "uh-kept-1", ".State.Health.Status", "\"healthy\"");
+    assert_ne!(inspect(&env, "uh-kept-1", ".State.StartedAt"), started);
+    wait_inspect(&env, "uh-left-1", ".State.Health.Status", "\"unhealthy\"");
+    assert_eq!(inspect(&env, "uh-left-1", ".State.Status"), "\"running\"");
+    assert_eq!(inspect(&env, "uh-left-1", ".RestartCount"), "0");
+    // Docker-style events: the health change, the kill, the exit, the new start.
+    let ev = env.ok(&[
+        "events",
+        "--since",
+        "5m",
+        "--until",
+        "0s",
+        "--filter",
+        "container=uh-kept-1",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let got: Vec<&str> = ev.lines().collect();
+    let after = |w: &str, from: usize| {
+        got[from..]
+            .iter()
+            .position(|l| *l == w)
+            .map(|p| p + from)
+            .unwrap_or_else(|| panic!("{w} missing after {from}: {got:?}"))
+    };
+    let unhealthy = after("health_status: unhealthy", 0);
+    let kill = after("kill", unhealthy);
+    let die = after("die", kill);
+    let start = after("start", die);
+    after("health_status: healthy", start);
+    compose_ok(&env, &dir, &["down", "-t", "0"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
