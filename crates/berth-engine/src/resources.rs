@@ -201,7 +201,7 @@ fn bad(msg: String) -> EngineError {
 }
 
 /// Check a cpuset list such as `0-3,5` against the host's `allowed` list (same syntax).
-fn check_cpuset(flag: &str, v: &str, allowed: Option<&str>) -> Result<()> {
+pub(crate) fn check_cpuset(flag: &str, v: &str, allowed: Option<&str>) -> Result<()> {
     let parse = |s: &str| -> Option<Vec<u32>> {
         let mut out = Vec::new();
         for part in s.trim().split(',').filter(|p| !p.is_empty()) {

@@ -386,6 +386,13 @@ pub fn rename(store: &Store, id: &str, name: &str) -> Result<()> {
     }
 }
 
+/// Replace the stored configuration (`update`: new limits or restart policy). The monitor and
+/// every later start read it from here.
+pub fn set_config(store: &Store, id: &str, cfg: &ContainerConfig) -> Result<()> {
+    let json = serde_json::to_string(cfg).map_err(|e| EngineError::Other(e.to_string()))?;
+    set(store, id, "config = ?1", &[&json])
+}
+
 /// Record a container event (`create`, `start`, `die`, …) with its name and image, plus
 /// `extra` attributes, in the event log (best effort).
 pub fn event(store: &Store, c: &Container, action: &str, extra: &[(&str, &str)]) {

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cmd::{
-    build, compose, container, files, image, internal, network, registry, sif, system, volume, Ctx,
+    build, compose, container, files, image, internal, network, registry, sif, system, update,
+    volume, Ctx,
 };
 
 /// Run containers without a daemon.
@@ -61,6 +62,8 @@ enum Cmd {
     Unpause(container::PauseArgs),
     /// Rename a container.
     Rename(container::RenameArgs),
+    /// Change containers' resource limits and restart policy.
+    Update(update::UpdateArgs),
     /// Copy files between a container and the host (or a tar stream).
     Cp(files::CpArgs),
     /// Write a container's filesystem as a tar archive.
@@ -241,6 +244,7 @@ fn main() -> ExitCode {
         Cmd::Pause(a) => container::pause(&ctx, a),
         Cmd::Unpause(a) => container::unpause(&ctx, a),
         Cmd::Rename(a) => container::rename(&ctx, a),
+        Cmd::Update(a) => update::update(&ctx, a),
         Cmd::Cp(a) => files::cp(&ctx, a),
         Cmd::Export(a) => files::export(&ctx, a),
         Cmd::Diff(a) => files::diff(&ctx, a),

@@ -686,3 +686,309 @@ fn events_record_lifecycle_in_order_and_follow() {
         "{live}"
     );
 }
+
+/// The container's cgroup file `file` of `controller` (v1) or of its v2 directory, read from
+/// the host through its init's /proc/PID/cgroup.
+fn cgroup_file(env: &TestEnv, name: &str, controller: &str, file: &str) -> String {
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let pid = env.ok(&["inspect", "-f", "{{.State.Pid}}", name]);
+    let text = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim())).unwrap();
+    for l in text.lines() {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        let dir = if v2 && ctrls.is_empty() {
+            PathBuf::from("/sys/fs/cgroup").join(path.trim_start_matches('/'))
+        } else if !v2 && ctrls.split(',').any(|c| c == controller) {
+            PathBuf::from("/sys/fs/cgroup")
+                .join(controller)
+                .join(path.trim_start_matches('/'))
+        } else {
+            continue;
+        };
+        let p = dir.join(file);
+        return std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .trim()
+            .to_string();
+    }
+    panic!("no {controller} cgroup in {text}");
+}
+
+/// `update` on a running and on a stopped container: the cgroup files change at once (v1 or
+/// v2 names), inspect shows the new values, a restart keeps them, the restart policy of a
+/// running container takes effect at its next exit; Docker's refusals. The files match what
+/// podman writes for the same update.
+#[test]
+fn update_limits_and_restart_policy_running_and_stopped() {
+    let env = TestEnv::new();
+    env.busybox_image("up:1");
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let none = "--network=none";
+    env.ok(&[
+        "run",
+        "-d",
+        none,
+        "--name",
+        "upd",
+        "--memory",
+        "64m",
+        "--cpu-shares",
+        "512",
+        "up:1",
+        "sleep",
+        "600",
+    ]);
+    let changes = [
+        "--memory",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "256",
+        "--pids-limit",
+        "40",
+        "--memory-reservation",
+        "32m",
+    ];
+    let mut args = vec!["update"];
+    args.extend(changes);
+    args.push("upd");
+    assert_eq!(env.ok(&args), "upd\n");
+    let files = |env: &TestEnv, name: &str| -> Vec<String> {
+        if v2 {
+            [
+                "memory.max",
+                "memory.low",
+                "cpu.max",
+                "cpu.weight",
+                "pids.max",
+            ]
+            .iter()
+            .map(|f| cgroup_file(env, name, "", f))
+            .collect()
+        } else {
+            vec![
+                cgroup_file(env, name, "memory", "memory.limit_in_bytes"),
+                cgroup_file(env, name, "memory", "memory.soft_limit_in_bytes"),
+                cgroup_file(env, name, "cpu", "cpu.cfs_quota_us"),
+                cgroup_file(env, name, "cpu", "cpu.cfs_period_us"),
+                cgroup_file(env, name, "cpu", "cpu.shares"),
+                cgroup_file(env, name, "pids", "pids.max"),
+            ]
+        }
+    };
+    let want: Vec<String> = if v2 {
+        ["134217728", "33554432", "50000 100000", "35", "40"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        ["134217728", "33554432", "50000", "100000", "256", "40"]
+            .map(String::from)
+            .to_vec()
+    };
+    assert_eq!(files(&env, "upd"), want);
+    let hc = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.MemoryReservation}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{.HostConfig.PidsLimit}}";
+    let shown = "134217728 268435456 33554432 500000000 256 40\n";
+    assert_eq!(env.ok(&["inspect", "-f", hc, "upd"]), shown);
+    // A restart (stop + start) applies the stored values again.
+    env.ok(&["restart", "-t", "0", "upd"]);
+    assert_eq!(files(&env, "upd"), want);
+    assert_eq!(env.ok(&["inspect", "-f", hc, "upd"]), shown);
+
+    // Stopped: only the stored config changes; the next start applies it.
+    env.ok(&["stop", "-t", "0", "upd"]);
+    env.ok(&[
+        "update",
+        "--pids-limit",
+        "-1",
+        "--cpu-shares",
+        "1024",
+        "upd",
+    ]);
+    env.ok(&["start", "upd"]);
+    let pids = if v2 {
+        cgroup_file(&env, "upd", "", "pids.max")
+    } else {
+        cgroup_file(&env, "upd", "pids", "pids.max")
+    };
+    assert_eq!(pids, "max");
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.CpuShares}} {{.HostConfig.Memory}}",
+            "upd"
+        ]),
+        "1024 134217728\n"
+    );
+
+    // Docker's refusals, exit 1, nothing stored.
+    for bad in [
+        &["update", "upd"][..],
+        &["update", "--memory", "512m", "upd"],
+        &["update", "--memory", "1m", "upd"],
+        &["update", "--cpu-quota", "20000", "upd"],
+        &["update", "--cpu-shares", "1", "upd"],
+        &["update", "--restart", "sometimes", "upd"],
+    ] {
+        let (code, msg) = env.fails(bad);
+        assert_eq!(code, 1, "{bad:?}: {msg}");
+        assert!(!msg.trim().is_empty() && msg.lines().count() == 1, "{msg}");
+    }
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.HostConfig.Memory}}", "upd"]),
+        "134217728\n"
+    );
+    // Several containers: a missing one is reported, the others are updated (exit 1).
+    let o = env.berth(&["update", "--cpu-shares", "700", "nosuch", "upd"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "upd\n");
+
+    // The restart policy of a running container applies at its next exit.
+    env.ok(&[
+        "run",
+        "-d",
+        none,
+        "--name",
+        "upr",
+        "up:1",
+        "sh",
+        "-c",
+        "while [ ! -f /tmp/go ]; do sleep 0.1; done; exit 3",
+    ]);
+    env.ok(&["update", "--restart", "on-failure:2", "upr"]);
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+            "upr"
+        ]),
+        "on-failure:2\n"
+    );
+    env.ok(&["exec", "upr", "touch", "/tmp/go"]);
+    let restarted = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}}",
+            "upr",
+        ]) == "2 exited\n"
+    });
+    assert!(
+        restarted,
+        "{}",
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}}",
+            "upr"
+        ])
+    );
+    // --rm containers take no restart policy.
+    env.ok(&[
+        "run", "-d", none, "--rm", "--name", "uprm", "up:1", "sleep", "600",
+    ]);
+    let (_, msg) = env.fails(&["update", "--restart", "always", "uprm"]);
+    assert!(msg.contains("restart policy"), "{msg}");
+    env.ok(&["update", "--restart", "no", "uprm"]);
+
+    // podman writes the same files for the same update (its 4.x update has no pids-limit).
+    let Some(p) = Podman::new(&env) else { return };
+    // (Not the shared busybox tar: its hard link entries carry mode 0644, which podman's
+    // import applies to busybox itself.)
+    let rootfs = env.path("prootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    let tar = env.path("prootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("bin")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    p.ok(&["import", "-q", tar.to_str().unwrap(), "localhost/up:1"]);
+    p.ok(&[
+        "run",
+        "-d",
+        none,
+        "--name",
+        "upd-p",
+        "--memory",
+        "64m",
+        "--cpu-shares",
+        "512",
+        "localhost/up:1",
+        "/bin/busybox",
+        "sleep",
+        "600",
+    ]);
+    env.ok(&["rm", "-f", "upd"]);
+    env.ok(&[
+        "run",
+        "-d",
+        none,
+        "--name",
+        "upd",
+        "--memory",
+        "64m",
+        "--cpu-shares",
+        "512",
+        "up:1",
+        "sleep",
+        "600",
+    ]);
+    let same = ["--memory", "128m", "--cpus", "0.5", "--cpu-shares", "256"];
+    let mut pa = vec!["update"];
+    pa.extend(same);
+    pa.push("upd-p");
+    p.ok(&pa);
+    let mut ba = vec!["update"];
+    ba.extend(same);
+    ba.push("upd");
+    env.ok(&ba);
+    let pid = p.ok(&["inspect", "-f", "{{.State.Pid}}", "upd-p"]);
+    let theirs = |controller: &str, file: &str| -> String {
+        let text = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim())).unwrap();
+        let line = text
+            .lines()
+            .find(|l| {
+                let c = l.split(':').nth(1).unwrap_or("");
+                if v2 {
+                    c.is_empty()
+                } else {
+                    c.split(',').any(|x| x == controller)
+                }
+            })
+            .unwrap();
+        let path = line.splitn(3, ':').nth(2).unwrap().trim_start_matches('/');
+        let base = if v2 {
+            PathBuf::from("/sys/fs/cgroup")
+        } else {
+            PathBuf::from("/sys/fs/cgroup").join(controller)
+        };
+        std::fs::read_to_string(base.join(path).join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let compared: &[(&str, &str)] = if v2 {
+        &[("", "memory.max"), ("", "cpu.max"), ("", "cpu.weight")]
+    } else {
+        &[
+            ("memory", "memory.limit_in_bytes"),
+            ("cpu", "cpu.cfs_quota_us"),
+            ("cpu", "cpu.cfs_period_us"),
+            ("cpu", "cpu.shares"),
+        ]
+    };
+    for (ctrl, f) in compared {
+        assert_eq!(cgroup_file(&env, "upd", ctrl, f), theirs(ctrl, f), "{f}");
+    }
+}

@@ -234,6 +234,8 @@ fn monitor(
         }
     };
     let mut pending_exit = resume.as_ref().map(|r| r.code);
+    // The stored configuration at the last restart (`update` may have changed its limits).
+    let mut fresh: Option<crate::config::ContainerConfig> = None;
     loop {
         if let Some(code) = pending_exit.take() {
             tracing::debug!("monitor {id}: container exited with {code}");
@@ -245,8 +247,12 @@ fn monitor(
                 .map(|c| u32::try_from(c.restart_count).unwrap_or(u32::MAX))
                 .unwrap_or(0);
             let ran_for = Duration::from_millis(now_ms().saturating_sub(started_ms));
+            // The policy as stored now: `update --restart` may have changed it.
+            let policy = cur
+                .as_ref()
+                .map_or(&c.config.restart, |c| &c.config.restart);
             match after_exit(
-                &c.config.restart,
+                policy,
                 code,
                 restarts,
                 stop_requested,
@@ -256,6 +262,7 @@ fn monitor(
             ) {
                 AfterExit::Finish => return ctx.finish(code, oom, sync),
                 AfterExit::Restart { delay, next } => {
+                    fresh = cur.map(|c| c.config);
                     let _ = state::mark_restarting(&store, id, code, oom, i64::from(restarts) + 1);
                     if let Ok(Some(c)) = state::get(&store, id) {
                         state::event(&store, &c, "die", &[("exitCode", &code.to_string())]);
@@ -270,7 +277,7 @@ fn monitor(
             }
         }
         started_ms = now_ms();
-        let run = match start_once(&ctx) {
+        let run = match start_once(&ctx, fresh.as_ref()) {
             Ok(r) => r,
             Err(e) => {
                 let code = 125;
@@ -433,7 +440,9 @@ fn logs_append_note(log: &mut File, msg: &str) -> std::io::Result<()> {
     crate::logs::append(log, "stderr", format!("berth: {msg}\n").as_bytes())
 }
 
-fn start_once(ctx: &Ctx<'_>) -> Result<Running> {
+/// Create and start the container once; `fresh` is the stored configuration when it was
+/// read again for a restart (its cgroup limits are the ones written).
+fn start_once(ctx: &Ctx<'_>, fresh: Option<&crate::config::ContainerConfig>) -> Result<Running> {
     let (c, id) = (ctx.c, ctx.c.id.as_str());
     let cfg = &c.config;
     let mut stdio = StdioFds::default();
@@ -490,7 +499,7 @@ fn start_once(ctx: &Ctx<'_>) -> Result<Running> {
     // The runtime applied the spec's limits; write them through berth's own cgroup interface
     // too, so they hold whatever the runtime did with them (a runtime binary may skip some).
     // Nothing to write (the common case) costs no file system calls on the start path.
-    let limits = crate::cgroups::Limits::from_config(cfg);
+    let limits = crate::cgroups::Limits::from_config(fresh.unwrap_or(cfg));
     if limits != crate::cgroups::Limits::default() {
         ctx.host
             .cgroups

@@ -6,6 +6,7 @@
 //! - [`stop`](stop()), [`kill`](kill()), [`wait`](wait()): signals and waiting for the recorded exit.
 //! - [`remove`](remove()): release everything and forget the container.
 //! - [`reconcile`](reconcile()): containers whose monitor died are recorded as exited.
+//! - [`update`](update()): new cgroup limits and restart policy, running or not.
 //!
 //! Each public operation uses the real host ([`crate::host::Host::real`]); the `*_with`
 //! variants take the host services as trait objects, so tests run them against fakes.
@@ -18,6 +19,7 @@ mod remove;
 mod rename;
 mod start;
 mod stop;
+mod update;
 
 pub use crate::paths::cgroup_parent;
 pub use create::{create, resolve_args, CreateRequest};
@@ -33,6 +35,7 @@ pub use remove::{remove, remove_with};
 pub use rename::rename;
 pub use start::{find_init, start, start_attached_to, wait_attached, Attach, AttachStdio, Started};
 pub use stop::{kill, kill_with, stop, stop_with, wait};
+pub use update::{update, update_with, UpdateRequest};
 
 #[cfg(test)]
 mod tests;

@@ -517,6 +517,8 @@ pub enum ContainerCmd {
     Rename(RenameArgs),
     /// Exit 0 if the container exists, 1 if not.
     Exists(ExistsArgs),
+    /// Change containers' resource limits and restart policy.
+    Update(super::update::UpdateArgs),
 }
 
 pub fn container_cmd(ctx: &Ctx, c: ContainerCmd) -> Result<i32> {
@@ -539,11 +541,12 @@ pub fn container_cmd(ctx: &Ctx, c: ContainerCmd) -> Result<i32> {
         ContainerCmd::Unpause(a) => unpause(ctx, a),
         ContainerCmd::Rename(a) => rename(ctx, a),
         ContainerCmd::Exists(a) => exists(ctx, a),
+        ContainerCmd::Update(a) => super::update::update(ctx, a),
     }
 }
 
 /// Turn an engine error into an anyhow error carrying Docker's exit code.
-fn eng(e: EngineError) -> anyhow::Error {
+pub(super) fn eng(e: EngineError) -> anyhow::Error {
     let code = e.exit_code();
     anyhow::Error::new(ExitError {
         code: u8::try_from(code.clamp(0, 255)).unwrap_or(u8::MAX),
@@ -1068,7 +1071,7 @@ fn each(
 /// Apply `f` to the named containers (or, with `all`, to every container `all` selects,
 /// printing their ids), printing each name that succeeded; with `ignore`, names of no
 /// container are skipped silently (Podman's `--ignore`).
-fn each_sel(
+pub(super) fn each_sel(
     ctx: &Ctx,
     names: &[String],
     all: Option<&dyn Fn(&Container) -> bool>,

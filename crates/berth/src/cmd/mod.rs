@@ -13,6 +13,7 @@ pub mod output;
 pub mod registry;
 pub mod sif;
 pub mod system;
+pub mod update;
 pub mod volume;
 
 use std::cell::OnceCell;
