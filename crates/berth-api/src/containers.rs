@@ -638,3 +638,27 @@ pub async fn top(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
         .await?;
     Ok(http::json(200, &v))
 }
+
+/// `POST /containers/{id}/resize?h=&w=`: 200; the terminal of a container started with one
+/// gets the new size (and its foreground processes `SIGWINCH`). 409 when it is not running.
+pub async fn resize(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
+    let (rows, cols) = crate::resize::size(q)?;
+    let c = app.blocking(move |store| find(store, &id)).await?;
+    if c.state != State::Running {
+        return Err(ApiError::Conflict(format!(
+            "cannot resize container {}: it is not running",
+            c.id
+        )));
+    }
+    if c.config.tty {
+        if let Some(pid) = c.pid {
+            if !crate::resize::resize_pid(pid, rows, cols) {
+                return Err(ApiError::Conflict(format!(
+                    "cannot resize container {}: its terminal is not open yet",
+                    c.id
+                )));
+            }
+        }
+    }
+    Ok(http::with_headers(200, "", http::empty()))
+}

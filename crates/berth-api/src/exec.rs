@@ -228,3 +228,32 @@ pub fn inspect(app: &Arc<App>, id: &str) -> Result<Resp> {
     });
     Ok(http::json(200, &doc))
 }
+
+/// `POST /exec/{id}/resize?h=&w=`: 200; with a terminal, its size changes. 409 while the
+/// process has no terminal yet (the docker CLI retries its first resize).
+pub async fn resize(app: &Arc<App>, id: &str, q: &crate::http::Query) -> Result<Resp> {
+    let (rows, cols) = crate::resize::size(q)?;
+    let s = session(app, id)?;
+    let (running, pid) = {
+        let st = s
+            .state
+            .lock()
+            .map_err(|_| ApiError::Internal("exec state".into()))?;
+        (st.running, st.pid)
+    };
+    if !s.config.tty {
+        return Ok(http::with_headers(200, "", http::empty()));
+    }
+    if !running || pid == 0 {
+        return Err(ApiError::Conflict(format!(
+            "cannot resize exec {id}: it is not running"
+        )));
+    }
+    let pid = i32::try_from(pid).map_err(|_| ApiError::Internal("exec pid".into()))?;
+    if !crate::resize::resize_pid(pid, rows, cols) {
+        return Err(ApiError::Conflict(format!(
+            "cannot resize exec {id}: its terminal is not open yet"
+        )));
+    }
+    Ok(http::with_headers(200, "", http::empty()))
+}

@@ -152,6 +152,59 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
+/// A blocking `std::io::Read` over a request body: a task on the runtime forwards the body's
+/// chunks through a small channel, the reader (on a worker thread) takes them in order. A
+/// failed body read is an `UnexpectedEof` error for the reader.
+pub struct BodyReader {
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl BodyReader {
+    /// Start forwarding `body` (called on the runtime).
+    pub fn new(mut body: hyper::body::Incoming) -> BodyReader {
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(async move {
+            while let Some(fr) = body.frame().await {
+                let item = match fr {
+                    Ok(f) => match f.into_data() {
+                        Ok(d) => Ok(d),
+                        Err(_) => continue,
+                    },
+                    Err(e) => Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("reading the request body: {e}"),
+                    )),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        BodyReader {
+            rx,
+            cur: Bytes::new(),
+        }
+    }
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
 /// Parsed query string (`a=1&b=x`, percent-decoded); the last of repeated keys wins in
 /// [`Query::get`], [`Query::all`] gives every value.
 #[derive(Debug, Default)]

@@ -222,6 +222,7 @@ pub async fn create(app: &Arc<App>, r: Req) -> Result<Resp> {
         format!("{from}:{tag}")
     };
     let reference = Reference::parse(&text)?;
+    let creds = crate::auth::from_request(&app.root, r.inner.headers(), reference.registry())?;
     let (tx, body) = http::channel();
     let root = app.root.clone();
     std::thread::spawn(move || {
@@ -235,10 +236,12 @@ pub async fn create(app: &Arc<App>, r: Req) -> Result<Resp> {
             .and_then(|store| {
                 let opts = berth_registry::PullOptions {
                     progress: berth_registry::ProgressMode::Quiet,
+                    auth_file: creds.as_ref().map(crate::auth::TempAuthFile::path),
                     ..Default::default()
                 };
                 berth_registry::pull(&store, &reference, &opts).map_err(|e| e.to_string())
             });
+        drop(creds);
         let msg = match res {
             Ok(id) => vec![
                 json!({"status": format!("Digest: {id}")}),
@@ -379,8 +382,9 @@ async fn save(app: &Arc<App>, names: Vec<String>) -> Result<Resp> {
 }
 
 /// `POST /images/{name}/push?tag=`: push to its registry, JSON progress messages. Credentials
-/// come from the service's `~/.docker/config.json` (`X-Registry-Auth` is not used yet).
-pub async fn push(app: &Arc<App>, name: String, q: &Query) -> Result<Resp> {
+/// come from the request's `X-Registry-Auth` header, else the service's `~/.docker/config.json`.
+pub async fn push(app: &Arc<App>, name: String, r: Req) -> Result<Resp> {
+    let q = &r.query;
     let tag = q.get("tag").filter(|t| !t.is_empty());
     let text = match tag {
         Some(t) if t.starts_with("sha256:") => format!("{name}@{t}"),
@@ -388,6 +392,7 @@ pub async fn push(app: &Arc<App>, name: String, q: &Query) -> Result<Resp> {
         None => name.clone(),
     };
     let dest = Reference::parse(&text)?;
+    let creds = crate::auth::from_request(&app.root, r.inner.headers(), dest.registry())?;
     let check = text.clone();
     app.blocking(move |store| {
         ImageStore::open(store)?.resolve(&check)?;
@@ -405,10 +410,12 @@ pub async fn push(app: &Arc<App>, name: String, q: &Query) -> Result<Resp> {
             .and_then(|store| {
                 let opts = berth_registry::PushOptions {
                     progress: berth_registry::ProgressMode::Quiet,
+                    auth_file: creds.as_ref().map(crate::auth::TempAuthFile::path),
                     ..Default::default()
                 };
                 berth_registry::push(&store, &text, &dest, &opts).map_err(|e| e.to_string())
             });
+        drop(creds);
         let msgs = match res {
             Ok(d) => {
                 let tag = dest.tag().unwrap_or("latest");

@@ -13,15 +13,20 @@
 
 #![recursion_limit = "256"]
 
+mod archive;
+mod auth;
 mod build;
 mod containers;
 mod create;
+mod events;
 mod exec;
 mod http;
 mod images;
 mod networks;
+mod resize;
 mod router;
 mod server;
+mod stats;
 mod system;
 mod volumes;
 
@@ -62,6 +67,9 @@ pub enum ApiError {
     /// 409: a name in use, a running container, an image in use.
     #[error("{0}")]
     Conflict(String),
+    /// 401: a registry refused the credentials (`POST /auth`).
+    #[error("{0}")]
+    Unauthorized(String),
     /// 400: a bad query parameter or body field.
     #[error("{0}")]
     BadParameter(String),
@@ -92,6 +100,7 @@ impl ApiError {
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
             ApiError::BadParameter(_) => 400,
+            ApiError::Unauthorized(_) => 401,
             ApiError::NotModified(_) => 304,
             ApiError::NotImplemented(_) => 501,
             ApiError::Internal(_) | ApiError::Listen { .. } => 500,

@@ -133,3 +133,56 @@ pub async fn prune(app: &Arc<App>) -> Result<Resp> {
         .await?;
     Ok(http::json(200, &json!({"NetworksDeleted": v})))
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct EndpointConfig {
+    aliases: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct ConnectBody {
+    container: String,
+    endpoint_config: Option<EndpointConfig>,
+    force: bool,
+}
+
+/// `POST /networks/{id}/connect` (`{"Container": …, "EndpointConfig": {"Aliases": […]}}`)
+/// and `/disconnect` (`{"Container": …, "Force": …}`): 200; 404 for an unknown container
+/// or network; the same library calls as `berth network connect|disconnect`.
+pub async fn connect(app: &Arc<App>, net: String, mut r: Req, on: bool) -> Result<Resp> {
+    let b: ConnectBody = crate::containers::read_json(&mut r.inner).await?;
+    if b.container.is_empty() {
+        return Err(ApiError::BadParameter(
+            "Container: give the container to connect".into(),
+        ));
+    }
+    let _ = b.force;
+    app.blocking(move |store| {
+        let c = crate::containers::find(store, &b.container)?;
+        let network = berth_net::get_network(store, &net)?;
+        let res = if on {
+            berth_net::connect(
+                store,
+                &c.id,
+                &berth_net::Attachment {
+                    network: network.name,
+                    aliases: b
+                        .endpoint_config
+                        .and_then(|e| e.aliases)
+                        .unwrap_or_default(),
+                },
+            )
+            .map(|_| ())
+        } else {
+            berth_net::disconnect(store, &c.id, &network.name)
+        };
+        res.map_err(|e| match e {
+            berth_net::NetError::Other(m) => ApiError::Conflict(m),
+            e => e.into(),
+        })
+    })
+    .await?;
+    Ok(http::with_headers(200, "", http::empty()))
+}

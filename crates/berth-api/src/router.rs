@@ -97,10 +97,8 @@ async fn dispatch(app: &Arc<App>, method: &Method, r: Req) -> Result<Resp, ApiEr
         ("GET", ["info"]) => system::info(app).await,
         ("GET", ["plugins"]) => Ok(http::json(200, &serde_json::json!([]))),
         ("GET", ["system", "df"]) => system::df(app).await,
-        ("POST", ["auth"]) => Ok(http::json(
-            200,
-            &serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}),
-        )),
+        ("POST", ["auth"]) => crate::auth::login(app, r).await,
+        ("GET", ["events"]) => crate::events::events(app, &r.query).await,
 
         ("POST", ["build"]) => crate::build::build(app, r).await,
 
@@ -137,13 +135,25 @@ async fn dispatch(app: &Arc<App>, method: &Method, r: Req) -> Result<Resp, ApiEr
             containers::pause(app, id.to_string(), false).await
         }
         ("GET", ["containers", id, "changes"]) => containers::changes(app, id.to_string()).await,
-        ("GET", ["containers", id, "top"]) => {
-            containers::top(app, id.to_string(), &r.query).await
+        ("GET", ["containers", id, "top"]) => containers::top(app, id.to_string(), &r.query).await,
+        ("POST", ["containers", id, "resize"]) => {
+            containers::resize(app, id.to_string(), &r.query).await
         }
-        ("POST", ["containers", _id, "resize"]) => Ok(http::json(200, &serde_json::json!({}))),
-        ("DELETE", ["containers", id]) => {
-            containers::remove(app, id.to_string(), &r.query).await
+        ("GET", ["containers", id, "stats"]) => {
+            crate::stats::stats(app, id.to_string(), &r.query).await
         }
+        ("HEAD", ["containers", id, "archive"]) => {
+            crate::archive::head(app, id.to_string(), &r.query).await
+        }
+        ("GET", ["containers", id, "archive"]) => {
+            crate::archive::get(app, id.to_string(), &r.query).await
+        }
+        ("PUT", ["containers", id, "archive"]) => {
+            let id = id.to_string();
+            crate::archive::put(app, id, r).await
+        }
+        ("GET", ["containers", id, "export"]) => crate::archive::export(app, id.to_string()).await,
+        ("DELETE", ["containers", id]) => containers::remove(app, id.to_string(), &r.query).await,
         ("POST", ["containers", id, "exec"]) => {
             let id = id.to_string();
             exec::create(app, id, r).await
@@ -154,7 +164,7 @@ async fn dispatch(app: &Arc<App>, method: &Method, r: Req) -> Result<Resp, ApiEr
             let id = id.to_string();
             exec::start(app, id, r).await
         }
-        ("POST", ["exec", _id, "resize"]) => Ok(http::json(200, &serde_json::json!({}))),
+        ("POST", ["exec", id, "resize"]) => exec::resize(app, id, &r.query).await,
         ("GET", ["exec", id, "json"]) => exec::inspect(app, id),
 
         // ---- images (names may contain slashes) ----
@@ -164,7 +174,8 @@ async fn dispatch(app: &Arc<App>, method: &Method, r: Req) -> Result<Resp, ApiEr
         ("GET", ["images", "get"]) => images::get(app, r).await,
         ("POST", ["images", "prune"]) => images::prune(app, r).await,
         ("GET", ["images", "search"]) => Err(ApiError::NotImplemented(
-            "image search is not supported by berth: search the registry's web page or use its API".into(),
+            "image search is not supported by berth: search the registry's web page or use its API"
+                .into(),
         )),
         ("GET", ["images", .., "json"]) => {
             let name = image_name(&r.path, "/json");
@@ -180,7 +191,7 @@ async fn dispatch(app: &Arc<App>, method: &Method, r: Req) -> Result<Resp, ApiEr
         }
         ("POST", ["images", .., "push"]) => {
             let name = image_name(&r.path, "/push");
-            images::push(app, name, &r.query).await
+            images::push(app, name, r).await
         }
         ("POST", ["commit"]) => images::commit(app, &r.query).await,
         ("POST", ["images", .., "tag"]) => {
@@ -198,18 +209,17 @@ async fn dispatch(app: &Arc<App>, method: &Method, r: Req) -> Result<Resp, ApiEr
         ("POST", ["networks", "prune"]) => networks::prune(app).await,
         ("GET", ["networks", id]) => networks::inspect(app, id.to_string()).await,
         ("DELETE", ["networks", id]) => networks::remove(app, id.to_string()).await,
-        ("POST", ["networks", _id, "connect" | "disconnect"]) => Err(ApiError::NotImplemented(
-            "connecting a running container to a network is not supported by berth yet: recreate the container with --network".into(),
-        )),
+        ("POST", ["networks", id, verb @ ("connect" | "disconnect")]) => {
+            let (id, on) = (id.to_string(), *verb == "connect");
+            networks::connect(app, id, r, on).await
+        }
 
         // ---- volumes ----
         ("GET", ["volumes"]) => volumes::list(app, r).await,
         ("POST", ["volumes", "create"]) => volumes::create(app, r).await,
         ("POST", ["volumes", "prune"]) => volumes::prune(app, r).await,
         ("GET", ["volumes", name]) => volumes::inspect(app, name.to_string()).await,
-        ("DELETE", ["volumes", name]) => {
-            volumes::remove(app, name.to_string(), &r.query).await
-        }
+        ("DELETE", ["volumes", name]) => volumes::remove(app, name.to_string(), &r.query).await,
 
         // ---- unsupported families ----
         (_, ["swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs", ..]) => {

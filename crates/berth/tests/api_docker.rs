@@ -777,3 +777,314 @@ fn docker_cli_top_diff_pause_rename() {
     assert_eq!(env.ok(&["ps", "--format", "{{.Names}}"]).trim(), "tp2");
     docker_ok(&svc, &["rm", "-f", "tp2"]);
 }
+
+/// `docker cp` both ways, `docker export`, `docker stats --no-stream` and a terminal resize
+/// through the socket, compared with berth's own commands on the same container; a symlink in
+/// the container never leads a copy onto the host.
+#[test]
+fn docker_cli_cp_export_stats_and_resize() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    let host_dir = env.dir.join("hostside");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let link_cmd = format!(
+        "echo hello > /greet; mkdir /d; echo x > /d/f; ln -s {} /lnk; touch /ready; exec sleep 300",
+        host_dir.display()
+    );
+    docker_ok(
+        &svc,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "cpx",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            &link_cmd,
+        ],
+    );
+    assert!(wait_until(
+        || env
+            .berth(&["exec", "cpx", "test", "-e", "/ready"])
+            .status
+            .success(),
+        20
+    ));
+
+    // Container → host: a file, a directory, a directory's contents; same as berth cp.
+    let out = env.dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    docker_ok(
+        &svc,
+        &["cp", "cpx:/greet", out.join("g1").to_str().unwrap()],
+    );
+    env.ok(&["cp", "cpx:/greet", out.join("g2").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out.join("g1")).unwrap(), "hello\n");
+    assert_eq!(
+        std::fs::read(out.join("g1")).unwrap(),
+        std::fs::read(out.join("g2")).unwrap()
+    );
+    docker_ok(&svc, &["cp", "cpx:/d", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out.join("d/f")).unwrap(), "x\n");
+    docker_ok(&svc, &["cp", "cpx:/d/.", out.join("dc").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out.join("dc/f")).unwrap(), "x\n");
+    let missing = docker(&svc, &["cp", "cpx:/nope", out.to_str().unwrap()]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("Could not find the file /nope"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+
+    // Host → container: into a directory, and under a new name.
+    std::fs::write(out.join("up.txt"), "uploaded\n").unwrap();
+    docker_ok(
+        &svc,
+        &["cp", out.join("up.txt").to_str().unwrap(), "cpx:/tmp/"],
+    );
+    assert_eq!(env.ok(&["exec", "cpx", "cat", "/tmp/up.txt"]), "uploaded\n");
+    docker_ok(
+        &svc,
+        &[
+            "cp",
+            out.join("up.txt").to_str().unwrap(),
+            "cpx:/renamed.txt",
+        ],
+    );
+    assert_eq!(
+        env.ok(&["exec", "cpx", "cat", "/renamed.txt"]),
+        "uploaded\n"
+    );
+    docker_ok(&svc, &["cp", out.join("d").to_str().unwrap(), "cpx:/tmp"]);
+    assert_eq!(env.ok(&["exec", "cpx", "cat", "/tmp/d/f"]), "x\n");
+    // /lnk points at a host path; in the container that path does not exist, so the copy
+    // fails and nothing lands on the host.
+    let _ = docker(
+        &svc,
+        &["cp", out.join("up.txt").to_str().unwrap(), "cpx:/lnk/"],
+    );
+    assert!(
+        !host_dir.join("up.txt").exists(),
+        "a copy through a container symlink reached the host"
+    );
+
+    // Export: a tar of the whole root.
+    let tar_path = env.dir.join("export.tar");
+    docker_ok(&svc, &["export", "-o", tar_path.to_str().unwrap(), "cpx"]);
+    let list = Command::new("tar")
+        .arg("tf")
+        .arg(&tar_path)
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        names.lines().any(|l| l.trim_start_matches("./") == "greet"),
+        "{names}"
+    );
+    assert!(names
+        .lines()
+        .any(|l| l.trim_start_matches("./") == "bin/busybox"));
+
+    // Stats: the same name and pid count as berth's, a memory figure, a CPU percentage.
+    let fmt = "{{.Name}} {{.PIDs}}";
+    let d = docker_ok(&svc, &["stats", "--no-stream", "--format", fmt, "cpx"]);
+    let b = env.ok(&["stats", "--no-stream", "--format", fmt, "cpx"]);
+    assert_eq!(d.trim(), b.trim());
+    assert_eq!(d.trim(), "cpx 1");
+    let mem = docker_ok(
+        &svc,
+        &[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.MemUsage}}|{{.CPUPerc}}",
+            "cpx",
+        ],
+    );
+    assert!(!mem.starts_with("0B"), "no memory figure: {mem}");
+    assert!(mem.trim().ends_with('%'), "{mem}");
+
+    // Resize: the container's terminal gets the new size.
+    docker_ok(
+        &svc,
+        &[
+            "run",
+            "-d",
+            "-t",
+            "--name",
+            "tty1",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "while true; do stty size > /size.tmp; mv /size.tmp /size; sleep 0.1; done",
+        ],
+    );
+    let (code, _, body) = http(
+        &svc.socket,
+        "POST",
+        "/v1.50/containers/tty1/resize?h=41&w=123",
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        wait_until(
+            || env
+                .berth(&["exec", "tty1", "cat", "/size"])
+                .stdout
+                .starts_with(b"41 123"),
+            20
+        ),
+        "the terminal was not resized"
+    );
+    let (code, _, _) = http(&svc.socket, "POST", "/containers/cpx/resize?h=10", "");
+    assert_eq!(code, 400);
+    docker_ok(&svc, &["rm", "-f", "cpx", "tty1"]);
+}
+
+/// `docker events` through the socket while a container starts and dies: the past window
+/// (`--since/--until`) gives the same actions as `berth events`, and a following stream sees
+/// a new container's events as they happen. `docker network connect|disconnect` change what
+/// `berth inspect` shows.
+#[test]
+fn docker_cli_events_and_network_connect() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    let since = chrono_now_secs();
+    let mut follower = docker_cmd(
+        &svc,
+        &[
+            "events",
+            "--filter",
+            "container=evf",
+            "--format",
+            "{{.Action}}",
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    // Give the follower time to connect before the container exists.
+    std::thread::sleep(Duration::from_millis(500));
+    docker_ok(
+        &svc,
+        &[
+            "run",
+            "--name",
+            "evf",
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ],
+    );
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end && !seen.iter().any(|a| a == "die") {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(l);
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    for a in ["create", "start", "die"] {
+        assert!(
+            seen.iter().any(|s| s == a),
+            "no {a} in the stream: {seen:?}"
+        );
+    }
+    let until = chrono_now_secs() + 1;
+    let (s, u) = (since.to_string(), until.to_string());
+    let args = [
+        "events",
+        "--since",
+        &s,
+        "--until",
+        &u,
+        "--filter",
+        "container=evf",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ];
+    let d = docker_ok(&svc, &args);
+    let b = env.ok(&args);
+    assert_eq!(d, b);
+    assert!(d.contains("container start evf"), "{d}");
+    docker_ok(&svc, &["rm", "evf"]);
+
+    // network connect / disconnect of a running container.
+    docker_ok(&svc, &["network", "create", "apicn14"]);
+    docker_ok(
+        &svc,
+        &["run", "-d", "--name", "ncx", "busybox", "sleep", "300"],
+    );
+    docker_ok(
+        &svc,
+        &["network", "connect", "--alias", "nca", "apicn14", "ncx"],
+    );
+    let nets = env.ok(&[
+        "inspect",
+        "--format",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "ncx",
+    ]);
+    assert!(nets.contains("apicn14"), "{nets}");
+    let d = docker_ok(
+        &svc,
+        &[
+            "inspect",
+            "--format",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+            "ncx",
+        ],
+    );
+    assert_eq!(d, nets);
+    docker_ok(&svc, &["network", "disconnect", "apicn14", "ncx"]);
+    let nets = env.ok(&[
+        "inspect",
+        "--format",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "ncx",
+    ]);
+    assert!(!nets.contains("apicn14"), "{nets}");
+    let bad = docker(&svc, &["network", "connect", "nosuchnet14", "ncx"]);
+    assert!(!bad.status.success());
+    docker_ok(&svc, &["rm", "-f", "ncx"]);
+    docker_ok(&svc, &["network", "rm", "apicn14"]);
+}
+
+fn chrono_now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
