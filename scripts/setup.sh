@@ -16,6 +16,7 @@ need_pkgs=(
   golang-go golang-github-sylabs-sif-dev             # tests: sylabs' SIF library as an independent reader
   fuse-overlayfs                                     # stores on overlayfs (berth inside a container)
   docker.io                                          # tests: a private dockerd as the confinement oracle
+  apparmor                                           # apparmor_parser: loads berth-default; tests compile it
 )
 missing=()
 for p in "${need_pkgs[@]}"; do

@@ -221,6 +221,8 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
         .process()
         .clone()
         .ok_or_else(|| EngineError::Other("container spec has no process".into()))?;
+    // A profile unloaded since the container started is loaded again (as Docker does).
+    crate::apparmor::ensure_loaded(process.apparmor_profile().as_deref())?;
     let rootfs = bundle.rootfs();
     // The exec's own user: its passwd entry gives HOME (never the main process's).
     let user_spec = req.user.as_deref().unwrap_or(&fresh.config.user);

@@ -9,6 +9,7 @@
 // (issue 7). Remove this line once they are documented.
 #![allow(missing_docs)]
 
+pub mod apparmor;
 pub mod attach;
 pub mod capabilities;
 pub mod cgroups;
@@ -91,6 +92,9 @@ pub enum EngineError {
     InvalidArgument(String),
     #[error("runtime: {0}")]
     Runtime(String),
+    /// An AppArmor profile cannot be applied (see [`apparmor::ensure_loaded`]).
+    #[error("apparmor: {0}")]
+    AppArmor(String),
     #[error("{msg}")]
     StartFailed { code: i32, msg: String },
     #[error("{0}")]

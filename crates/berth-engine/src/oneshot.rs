@@ -92,6 +92,11 @@ pub fn run(store: &Store, req: OneshotRequest<'_>) -> Result<i32> {
         )?;
         let mut spec = spec;
         rootfs::secure_mounts(req.rootfs, &mut spec)?;
+        crate::apparmor::ensure_loaded(
+            spec.process()
+                .as_ref()
+                .and_then(|p| p.apparmor_profile().as_deref()),
+        )?;
         let bytes =
             serde_json::to_vec_pretty(&spec).map_err(|e| EngineError::Other(e.to_string()))?;
         berth_store::write_replace(&req.dir.join("config.json"), &bytes)?;

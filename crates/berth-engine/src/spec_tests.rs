@@ -524,6 +524,24 @@ fn resources_cgroup_path_and_root() {
     assert!(r.memory().is_none() && r.cpu().is_none() && r.pids().is_none());
 }
 
+/// The spec carries the AppArmor profile [`crate::apparmor::profile_for`] chooses on this host
+/// (none without AppArmor), for the default, a named profile and `--privileged`.
+#[test]
+fn apparmor_profile_follows_the_host() {
+    let host = crate::apparmor::host_supports();
+    let mut c = config();
+    for (name, privileged) in [(None, false), (Some("custom"), false), (None, true)] {
+        c.security.apparmor = name.map(str::to_string);
+        c.security.privileged = privileged;
+        let s = spec_of(&c);
+        assert_eq!(
+            s.process().as_ref().unwrap().apparmor_profile().clone(),
+            crate::apparmor::profile_for(&c.security, host),
+            "{name:?} privileged={privileged}"
+        );
+    }
+}
+
 #[test]
 fn sysctls_and_unconfined_seccomp() {
     let mut c = config();

@@ -280,6 +280,12 @@ fn start_with(
     .map_err(fail)?;
     let mut spec = spec;
     rootfs::secure_mounts(&rootfs_path, &mut spec).map_err(fail)?;
+    crate::apparmor::ensure_loaded(
+        spec.process()
+            .as_ref()
+            .and_then(|p| p.apparmor_profile().as_deref()),
+    )
+    .map_err(fail)?;
     let spec_bytes =
         serde_json::to_vec_pretty(&spec).map_err(|e| fail(EngineError::Other(e.to_string())))?;
     berth_store::write_replace(&bundle.config(), &spec_bytes).map_err(|e| fail(e.into()))?;

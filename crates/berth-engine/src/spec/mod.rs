@@ -24,7 +24,7 @@ use crate::user::ResolvedUser;
 use crate::{EngineError, Result};
 
 pub use crate::capabilities::DEFAULT_CAPS;
-pub use process::{apparmor_enabled, container_caps, group_ids, process, seccomp};
+pub use process::{container_caps, group_ids, process, seccomp};
 pub use resources::linux_resources;
 
 /// Paths hidden from containers (Docker's list).

@@ -70,21 +70,11 @@ pub fn process(
     // (not `false`) because runtimes read its presence as "load seccomp after dropping
     // capabilities", which fails without CAP_SYS_ADMIN.
     p.set_no_new_privileges(sec.no_new_privileges.then_some(true));
-    if sec.privileged {
-        p.set_apparmor_profile(None);
-    } else if let Some(a) = sec.apparmor.as_deref().filter(|a| *a != "unconfined") {
-        if apparmor_enabled() {
-            p.set_apparmor_profile(Some(a.to_string()));
-        }
-    }
+    p.set_apparmor_profile(crate::apparmor::profile_for(
+        sec,
+        crate::apparmor::host_supports(),
+    ));
     Ok(p)
-}
-
-/// Whether the host enforces AppArmor (profiles are only applied then; Docker does the same).
-pub fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .map(|s| s.trim() == "Y")
-        .unwrap_or(false)
 }
 
 fn rlimits(sec: &SecurityConfig) -> Result<Option<Vec<PosixRlimit>>> {
