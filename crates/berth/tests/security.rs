@@ -547,6 +547,55 @@ fn capability_device_ulimit_sysctl_shm_group_flags() {
     assert!(o.starts_with("1\n") && o.len() > 2, "{o}");
 }
 
+/// AppArmor as Docker applies it. Where the host enforces AppArmor a container runs under
+/// berth-default (loaded by berth when missing), `--privileged` unconfined, and a named
+/// profile that is not loaded is refused before anything starts. Where it does not (this
+/// machine's kernel), no profile is set and `--security-opt apparmor=NAME` is accepted for any
+/// name, with the container running as usual.
+#[test]
+fn apparmor_profiles_as_docker() {
+    let env = TestEnv::new();
+    env.busybox_image("bb");
+    let missing = "berth-t-no-such-profile";
+    if !berth_engine::apparmor::host_supports() {
+        let o = env.ok(&[
+            "run",
+            "--rm",
+            NONE,
+            "--security-opt",
+            &format!("apparmor={missing}"),
+            "bb",
+            "echo",
+            "ran",
+        ]);
+        assert_eq!(o.trim(), "ran");
+        return;
+    }
+    let current = |flags: &[&str]| {
+        let mut a = vec!["run", "--rm", NONE];
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&["bb", "cat", "/proc/self/attr/current"]);
+        env.ok(&a)
+    };
+    assert!(
+        current(&[]).starts_with("berth-default "),
+        "{}",
+        current(&[])
+    );
+    assert!(current(&["--privileged"]).starts_with("unconfined"));
+    let (code, e) = env.fails(&[
+        "run",
+        "--rm",
+        NONE,
+        "--security-opt",
+        &format!("apparmor={missing}"),
+        "bb",
+        "true",
+    ]);
+    assert_eq!(code, 125);
+    assert!(e.contains("is not loaded"), "{e}");
+}
+
 #[test]
 fn cve_2024_21626_leaked_fd_as_working_directory() {
     let env = TestEnv::new();
