@@ -101,7 +101,7 @@ pub fn run(store: &Store, req: OneshotRequest<'_>) -> Result<i32> {
             serde_json::to_vec_pretty(&spec).map_err(|e| EngineError::Other(e.to_string()))?;
         berth_store::write_replace(&req.dir.join("config.json"), &bytes)?;
         if crate::runtime::is_builtin(cfg.runtime.as_deref()) {
-            crate::seccomp::write_builtin_bundle(req.dir, &spec)?;
+            crate::runtime::write_builtin_bundle(req.dir, &spec)?;
         }
         let r = spawn_helper(store, req.id, req.dir, cfg.runtime.as_deref(), req.output);
         // The read-only view of berth's binary the helper ran from (CVE-2019-5736).

@@ -305,6 +305,53 @@ fn default_confinement_is_dockers() {
     }
 }
 
+/// The cgroup hierarchies a container sees under /sys/fs/cgroup, with their read-only flag.
+fn cgroup_mounts(env: &TestEnv, flags: &[&str]) -> Vec<(String, bool)> {
+    let mut args = vec!["run", "--rm", NONE];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["bb", "cat", "/proc/self/mounts"]);
+    let o = env.ok(&args);
+    o.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let (point, typ, opts) = (*f.get(1)?, *f.get(2)?, *f.get(3)?);
+            (point.starts_with("/sys/fs/cgroup") && (typ == "cgroup" || typ == "cgroup2"))
+                .then(|| (point.to_string(), opts.split(',').any(|o| o == "ro")))
+        })
+        .collect()
+}
+
+/// As under runc: every cgroup hierarchy is mounted read-only (cgroup v1: each controller
+/// under the /sys/fs/cgroup tmpfs; v2: the cgroup2 mount itself), whatever the user, seccomp
+/// and no_new_privs settings; read-write with --privileged.
+#[test]
+fn cgroup_hierarchies_are_read_only_unless_privileged() {
+    let env = TestEnv::new();
+    env.busybox_image("bb");
+    for flags in [
+        &[][..],
+        &["--user", "1000"],
+        &["--security-opt", "seccomp=unconfined"],
+        &["--security-opt", "no-new-privileges", "--user", "1000"],
+    ] {
+        let m = cgroup_mounts(&env, flags);
+        assert!(!m.is_empty(), "{flags:?}: no cgroup mounts");
+        assert!(m.iter().all(|(_, ro)| *ro), "{flags:?}: {m:?}");
+    }
+    let m = cgroup_mounts(&env, &["--privileged"]);
+    assert!(!m.is_empty() && m.iter().all(|(_, ro)| !ro), "{m:?}");
+    let (point, _) = &cgroup_mounts(&env, &[])[0];
+    let script = format!("mkdir {point}/berth-t-x 2>&1; true");
+    let o = env.ok(&["run", "--rm", NONE, "bb", "sh", "-c", &script]);
+    assert!(o.contains("Read-only file system"), "{o}");
+    if Path::new("/usr/sbin/runc").exists() {
+        assert_eq!(
+            cgroup_mounts(&env, &[]),
+            cgroup_mounts(&env, &["--runtime", "runc"])
+        );
+    }
+}
+
 fn probe_run(env: &TestEnv, flags: &[&str], what: &[&str]) -> String {
     let mut args = vec!["run", "--rm", NONE];
     args.extend_from_slice(flags);
@@ -974,16 +1021,11 @@ fn docker_agrees_on_default_confinement() {
     );
     // Masked and read-only paths: every mount Docker makes under /proc and /sys, with the same
     // read-only flag. berth follows Docker 28, which also masks /proc/interrupts and
-    // /sys/devices/virtual/powercap (this dockerd is 20.10). Known difference, not yet fixed:
-    // on a cgroup v1 host libcontainer 0.7 mounts the controllers under /sys/fs/cgroup
-    // read-write where runc remounts them read-only (the spec asks for `ro`).
+    // /sys/devices/virtual/powercap (this dockerd is 20.10). On a cgroup v1 host that includes
+    // each hierarchy under /sys/fs/cgroup, read-only (the builtin runtime's init remounts them).
     let (b, k) = both(&["/bin/busybox", "cat", "/proc/self/mounts"]);
     let (bm, km) = (proc_sys_mounts(&b), proc_sys_mounts(&k));
     for (point, ro) in &km {
-        if point.starts_with("/sys/fs/cgroup/") && bm.get(point) == Some(&false) {
-            eprintln!("known difference: {point} is read-write under berth");
-            continue;
-        }
         assert_eq!(
             bm.get(point),
             Some(ro),

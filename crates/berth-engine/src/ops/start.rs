@@ -290,7 +290,7 @@ fn start_with(
         serde_json::to_vec_pretty(&spec).map_err(|e| fail(EngineError::Other(e.to_string())))?;
     berth_store::write_replace(&bundle.config(), &spec_bytes).map_err(|e| fail(e.into()))?;
     if crate::runtime::is_builtin(cfg.runtime.as_deref()) {
-        crate::seccomp::write_builtin_bundle(&bundle.dir, &spec).map_err(fail)?;
+        crate::runtime::write_builtin_bundle(&bundle.dir, &spec).map_err(fail)?;
     }
     state::mark_starting(store, &c.id, &net).map_err(fail)?;
     spawn_monitor(store, c, attach, stdio).inspect_err(|_| {

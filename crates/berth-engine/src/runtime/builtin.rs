@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{ExecHandle, Runtime, StdioFds};
+use super::{builtin_bundle, ExecHandle, Runtime, StdioFds};
 use crate::{EngineError, Result};
 
 /// youki's libcontainer in this process, with its state under `state_root`.
@@ -29,19 +29,15 @@ impl Runtime for BuiltinRuntime {
         let _ = std::fs::remove_dir_all(state_root.join(id));
         let mut b = builder(state_root, id, stdio, console_socket)?;
         // The builtin runtime's copy of the spec, when there is one (see
-        // seccomp::write_builtin_bundle), and berth's compiled filter next to it.
-        let own = crate::seccomp::builtin_bundle(bundle);
+        // builtin_bundle::write_builtin_bundle), and the init's own steps next to it.
+        let own = builtin_bundle::builtin_bundle(bundle);
         let bundle = if own.join("config.json").exists() {
             own.as_path()
         } else {
             bundle
         };
-        if let Some(f) = read_filter(bundle)? {
-            let prog = program(bundle, &f)?;
-            b = b.with_executor(FilterExecutor {
-                prog,
-                caps: f.capabilities,
-            });
+        if let Some(steps) = builtin_bundle::read_init_steps(bundle)? {
+            b = b.with_executor(InitExecutor::new(bundle, steps)?);
         }
         let c = b
             .as_init(bundle)
@@ -89,13 +85,18 @@ impl Runtime for BuiltinRuntime {
         let c =
             libcontainer::container::Container::load(self.state_root.join(id)).map_err(rt_err)?;
         let mut process_json = process_json.to_path_buf();
-        if let Some(f) = read_filter(c.bundle())? {
-            let prog = program(c.bundle(), &f)?;
+        let steps = builtin_bundle::read_init_steps(c.bundle())?;
+        if let Some(filter) = steps.and_then(|s| s.filter) {
             let text =
                 std::fs::read(&process_json).map_err(|e| EngineError::io(&process_json, e))?;
             let mut p: oci_spec::runtime::Process = serde_json::from_slice(&text)
                 .map_err(|e| EngineError::Runtime(format!("{}: {e}", process_json.display())))?;
-            let caps = crate::seccomp::keep_admin(&mut p);
+            // Without no_new_privs loading the filter needs CAP_SYS_ADMIN.
+            let caps = if p.no_new_privileges() == Some(true) {
+                None
+            } else {
+                builtin_bundle::keep_admin(&mut p)
+            };
             if caps.is_some() {
                 let own = process_json.with_extension("builtin.json");
                 let bytes =
@@ -103,7 +104,12 @@ impl Runtime for BuiltinRuntime {
                 berth_store::write_replace(&own, &bytes)?;
                 process_json = own;
             }
-            b = b.with_executor(FilterExecutor { prog, caps });
+            let steps = builtin_bundle::InitSteps {
+                filter: Some(filter),
+                readonly_cgroups: false,
+                capabilities: caps,
+            };
+            b = b.with_executor(InitExecutor::new(c.bundle(), steps)?);
         }
         let pid = b
             .as_tenant()
@@ -148,47 +154,52 @@ fn builder(
     Ok(b)
 }
 
-/// berth's compiled filter in a builtin bundle directory, if there is one.
-fn read_filter(dir: &Path) -> Result<Option<crate::seccomp_bpf::FilterFile>> {
-    let path = dir.join(crate::seccomp::FILTER_FILE);
-    match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-            EngineError::Runtime(format!(
-                "{}: {e}: start the container again to rewrite it",
-                path.display()
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(EngineError::io(path, e)),
-    }
-}
-
-fn program(dir: &Path, f: &crate::seccomp_bpf::FilterFile) -> Result<crate::seccomp_bpf::Program> {
-    f.program().ok_or_else(|| {
-        EngineError::Runtime(format!(
-            "{}: the seccomp program does not match its digest: start the container again to rewrite it",
-            dir.join(crate::seccomp::FILTER_FILE).display()
-        ))
-    })
-}
-
-/// The container init's last step with berth's compiled filter: load it, drop to the real
-/// capabilities when the runtime kept `CAP_SYS_ADMIN` for loading it, then run the process
-/// as libcontainer's default executor does.
+/// The container init's last steps (see [`builtin_bundle::InitSteps`]): make the cgroup
+/// hierarchies read-only, load berth's compiled filter, drop to the real capabilities when the
+/// runtime kept `CAP_SYS_ADMIN` for those steps, then run the process as libcontainer's
+/// default executor does.
 #[derive(Clone)]
-struct FilterExecutor {
-    prog: crate::seccomp_bpf::Program,
+struct InitExecutor {
+    prog: Option<crate::seccomp_bpf::Program>,
+    readonly_cgroups: bool,
     caps: Option<oci_spec::runtime::LinuxCapabilities>,
 }
 
-impl libcontainer::workload::Executor for FilterExecutor {
+impl InitExecutor {
+    /// The executor for the steps read from bundle directory `dir` (named in errors).
+    fn new(dir: &Path, steps: builtin_bundle::InitSteps) -> Result<InitExecutor> {
+        let prog = match &steps.filter {
+            None => None,
+            Some(f) => Some(f.program().ok_or_else(|| {
+                EngineError::Runtime(format!(
+                    "{}: the seccomp program does not match its digest: start the container again to rewrite it",
+                    dir.join(builtin_bundle::INIT_FILE).display()
+                ))
+            })?),
+        };
+        Ok(InitExecutor {
+            prog,
+            readonly_cgroups: steps.readonly_cgroups,
+            caps: steps.capabilities,
+        })
+    }
+}
+
+impl libcontainer::workload::Executor for InitExecutor {
     fn exec(
         &self,
         spec: &oci_spec::runtime::Spec,
     ) -> std::result::Result<(), libcontainer::workload::ExecutorError> {
         use libcontainer::workload::ExecutorError;
-        crate::seccomp_bpf::load(&self.prog)
-            .map_err(|e| ExecutorError::Other(format!("loading the seccomp filter: {e}")))?;
+        if self.readonly_cgroups {
+            builtin_bundle::readonly_cgroup_hierarchies().map_err(|e| {
+                ExecutorError::Other(format!("making /sys/fs/cgroup read-only: {e}"))
+            })?;
+        }
+        if let Some(prog) = &self.prog {
+            crate::seccomp_bpf::load(prog)
+                .map_err(|e| ExecutorError::Other(format!("loading the seccomp filter: {e}")))?;
+        }
         if let Some(caps) = &self.caps {
             let sys = libcontainer::syscall::syscall::create_syscall();
             libcontainer::capabilities::drop_privileges(caps, sys.as_ref())

@@ -6,6 +6,7 @@
 
 mod binary;
 mod builtin;
+pub mod builtin_bundle;
 mod console;
 pub mod fake;
 
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use binary::BinaryRuntime;
 pub use builtin::BuiltinRuntime;
+pub use builtin_bundle::write_builtin_bundle;
 pub use console::ConsoleSocket;
 
 use crate::{EngineError, Result};

@@ -1,5 +1,5 @@
 //! Running, serialising and loading a compiled [`Program`]: the interpreter the tests compare
-//! with libseccomp's programs, the bundle's `filter.json`, and `seccomp(2)`.
+//! with libseccomp's programs, the form the builtin bundle keeps, and `seccomp(2)`.
 
 use super::*;
 
@@ -52,8 +52,8 @@ impl Program {
     }
 }
 
-/// A compiled filter as the builtin runtime's bundle keeps it (`filter.json`), with what the
-/// container init must do around loading it.
+/// A compiled filter as the builtin runtime's bundle keeps it (in `init.json`, see
+/// [`crate::runtime::builtin_bundle`]; older berth versions wrote it alone to `filter.json`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FilterFile {
@@ -63,9 +63,8 @@ pub struct FilterFile {
     pub program: String,
     /// sha256 of the program bytes, hex-encoded; checked when loaded.
     pub sha256: String,
-    /// The process's real capabilities, dropped to after loading the filter when the runtime
-    /// was told to keep `CAP_SYS_ADMIN`/`CAP_SETPCAP` for loading it (no `no_new_privs`);
-    /// `None` when the runtime sets the capabilities itself.
+    /// The process's real capabilities, in files written by older berth versions (now in
+    /// [`crate::runtime::builtin_bundle::InitSteps`]); read for containers they started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<oci_spec::runtime::LinuxCapabilities>,
 }
