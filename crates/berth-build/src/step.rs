@@ -249,6 +249,9 @@ pub(crate) enum Item {
         /// Path relative to the source root (context or `--from`), for `--exclude`.
         src_rel: String,
     },
+    /// A directory entry alone, with the metadata of the host directory `src` (`COPY
+    /// --parents`: a kept parent directory), written at `dest`.
+    Dir { src: PathBuf, dest: String },
     /// Literal content (a heredoc, a download).
     Data {
         dest: String,
@@ -388,6 +391,31 @@ impl<W: Write> TarOut<'_, W> {
                 .map_err(tar_err)?;
         }
         Ok(())
+    }
+
+    /// A directory entry at `dest` moded and owned like `src` (0755 and the copy's owner when
+    /// `src` is not a directory).
+    fn dir(&mut self, src: &Path, dest: &str) -> Result<()> {
+        let rel = dest.trim_start_matches('/');
+        if rel.is_empty() {
+            return Ok(());
+        }
+        let mut h = match fs::metadata(src) {
+            Ok(md) if md.is_dir() => self.header(&md, tar::EntryType::Directory),
+            _ => {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                let (uid, gid) = self.attrs.owner.unwrap_or((0, 0));
+                h.set_uid(u64::from(uid));
+                h.set_gid(u64::from(gid));
+                h.set_size(0);
+                h
+            }
+        };
+        self.b
+            .append_data(&mut h, rel, io::empty())
+            .map_err(tar_err)
     }
 
     fn data(&mut self, dest: &str, data: &[u8], mode: u32) -> Result<()> {
@@ -541,6 +569,7 @@ pub(crate) fn write_items(
                         rel,
                         src_rel,
                     } => t.host(src, dest, *recurse, rel.as_deref(), (src_rel, src_rel))?,
+                    Item::Dir { src, dest } => t.dir(src, dest)?,
                     Item::Data { dest, data, mode } => t.data(dest, data, *mode)?,
                     Item::Archive { src, dest } => t.archive(src, dest)?,
                 }
