@@ -1,5 +1,6 @@
 //! `berth build`: files into images — ADD of local archives in every compression Docker
-//! reads, COPY `--link`, `--parents` and `--exclude`, cache mounts' sharing modes, WORKDIR —
+//! reads, COPY `--exclude`, cache mounts' sharing modes, WORKDIR (`--link` and `--parents`:
+//! build_copy.rs) —
 //! and build options (`--compression zstd`, `--no-cache-filter`, `--platform`, `--progress`).
 //! Run as root (RUN steps are containers).
 
