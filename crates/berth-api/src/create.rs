@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use berth_engine::config::{self as ccfg, ContainerConfig, RestartPolicy};
 use berth_engine::health::HealthConfig;
+use berth_engine::resources::ResourceFlags;
 use berth_image::ImageStore;
 use berth_net::{Attachment, NetworkMode};
 use berth_store::Store;
@@ -129,15 +130,75 @@ fn health(
     Some(h)
 }
 
-/// Turn a create body into the image id and the container configuration. The image must be
-/// in the store (a 404 "No such image" makes the docker CLI pull it and retry).
+/// `HostConfig`'s cgroup settings as the flags `berth run` parses (Docker's API units: bytes,
+/// microseconds, shares; zero is "not set").
+fn resource_flags(h: &HostConfig) -> ResourceFlags {
+    let nz = |v: Option<i64>| v.filter(|v| *v != 0);
+    let devs = |v: &Option<Vec<bollard_stubs::models::ThrottleDevice>>| -> Vec<String> {
+        v.iter()
+            .flatten()
+            .map(|d| {
+                format!(
+                    "{}:{}",
+                    d.path.clone().unwrap_or_default(),
+                    d.rate.unwrap_or(0)
+                )
+            })
+            .collect()
+    };
+    ResourceFlags {
+        cpu_shares: nz(h.cpu_shares),
+        cpuset_cpus: h.cpuset_cpus.clone().filter(|s| !s.is_empty()),
+        cpuset_mems: h.cpuset_mems.clone().filter(|s| !s.is_empty()),
+        cpu_period: nz(h.cpu_period),
+        cpu_quota: nz(h.cpu_quota),
+        memory_swap: nz(h.memory_swap).map(|v| v.to_string()),
+        memory_reservation: nz(h.memory_reservation).map(|v| v.to_string()),
+        // The docker CLI sends -1 (or nothing) when --memory-swappiness is not given.
+        memory_swappiness: h.memory_swappiness.filter(|v| *v != -1),
+        oom_kill_disable: h.oom_kill_disable == Some(true),
+        oom_score_adj: nz(h.oom_score_adj),
+        blkio_weight: h.blkio_weight.filter(|w| *w != 0).map(i64::from),
+        blkio_weight_device: h
+            .blkio_weight_device
+            .iter()
+            .flatten()
+            .map(|d| {
+                format!(
+                    "{}:{}",
+                    d.path.clone().unwrap_or_default(),
+                    d.weight.unwrap_or(0)
+                )
+            })
+            .collect(),
+        device_read_bps: devs(&h.blkio_device_read_bps),
+        device_write_bps: devs(&h.blkio_device_write_bps),
+        device_read_iops: devs(&h.blkio_device_read_iops),
+        device_write_iops: devs(&h.blkio_device_write_iops),
+        kernel_memory: None,
+    }
+}
+
+/// A container configuration made from a create body, with Docker's warnings for settings
+/// that do less than asked.
+pub struct Built {
+    /// The image as the client named it.
+    pub image_ref: String,
+    /// The image's id.
+    pub image_id: berth_store::Digest,
+    /// The configuration `ops::create` stores.
+    pub config: ContainerConfig,
+    /// `Warnings` of the create response.
+    pub warnings: Vec<String>,
+}
+
+/// Turn a create body into the image id and the container configuration, the same one
+/// `berth run` builds from the equivalent flags. The image must be in the store (a 404 "No
+/// such image" makes the docker CLI pull it and retry).
 ///
 /// Errors: 400 naming the field for bad values; 404 for a missing image or `container:`
 /// network peer.
-pub fn build_config(
-    store: &Store,
-    body: &ContainerCreateBody,
-) -> Result<(String, berth_store::Digest, ContainerConfig)> {
+pub fn build_config(store: &Store, body: &ContainerCreateBody) -> Result<Built> {
     let image_ref = body
         .image
         .clone()
@@ -373,14 +434,37 @@ pub fn build_config(
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| bad("HostConfig.Tmpfs", e))?;
 
-    let nano_cpus = match (h.nano_cpus, h.cpu_quota, h.cpu_period) {
-        (Some(n), _, _) if n > 0 => Some(n),
-        (_, Some(q), p) if q > 0 => {
-            let period = p.filter(|p| *p > 0).unwrap_or(100_000);
-            Some(q.saturating_mul(1_000_000_000) / period)
+    let memory = h.memory.filter(|m| *m != 0);
+    let nano_cpus = h.nano_cpus.filter(|n| *n != 0);
+    let resources = resource_flags(&h)
+        .parse(memory, nano_cpus)
+        .map_err(|e| bad("HostConfig", e))?;
+    berth_engine::resources::check_kernel(&resources, false).map_err(|e| bad("HostConfig", e))?;
+    let warnings = resources.warnings(memory);
+    let mode_of = |v: &Option<String>| v.clone().filter(|m| !m.is_empty());
+    let cgroupns = h
+        .cgroupns_mode
+        .map(|m| m.to_string())
+        .filter(|m| !m.is_empty());
+    let namespaces = berth_engine::resources::parse_namespaces(
+        mode_of(&h.pid_mode).as_deref(),
+        mode_of(&h.ipc_mode).as_deref(),
+        mode_of(&h.uts_mode).as_deref(),
+        cgroupns.as_deref(),
+        &mut |n| berth_engine::state::lookup(store, n).map(|c| c.id),
+    )
+    .map_err(|e| match e {
+        berth_engine::EngineError::NotFound(n) => {
+            ApiError::NotFound(format!("No such container: {n}"))
         }
-        _ => None,
-    };
+        e => bad("HostConfig.PidMode/IpcMode/UTSMode/CgroupnsMode", e),
+    })?;
+    if namespaces.uts.is_some() && body.hostname.as_deref().is_some_and(|h| !h.is_empty()) {
+        return Err(ApiError::BadParameter(
+            "conflicting options: Config.Hostname and HostConfig.UTSMode host cannot be used together".into(),
+        ));
+    }
+    let extra = run_extras(store, body, &h, &network)?;
 
     let log_config = {
         let driver = h.log_config.as_ref().and_then(|l| l.typ.clone());
@@ -433,9 +517,9 @@ pub fn build_config(
         dns_search,
         dns_options,
         add_hosts,
-        memory: h.memory.filter(|m| *m > 0),
+        memory,
         nano_cpus,
-        pids_limit: h.pids_limit.filter(|p| *p > 0),
+        pids_limit: h.pids_limit.filter(|p| *p != 0),
         restart,
         init: h.init == Some(true),
         runtime: h
@@ -457,9 +541,9 @@ pub fn build_config(
             body.healthcheck.as_ref(),
         ),
         log_config,
-        resources: Default::default(),
-        namespaces: Default::default(),
-        extra: Default::default(),
+        resources,
+        namespaces,
+        extra,
     };
 
     let mut volume_flags: Vec<String> = h.binds.clone().unwrap_or_default();
@@ -505,7 +589,120 @@ pub fn build_config(
         berth_engine::runtime::open(store.root(), Some(rt))
             .map_err(|e| bad("HostConfig.Runtime", e))?;
     }
-    Ok((image_ref, image.id, cfg))
+    Ok(Built {
+        image_ref,
+        image_id: image.id,
+        config: cfg,
+        warnings,
+    })
+}
+
+/// `Config.ExposedPorts` (less the image's and the published ones, which `berth run` does
+/// not record either), `HostConfig.Links`, the endpoint's requested address and MAC,
+/// `HostConfig.ContainerIDFile`: what `--expose`, `--link`, `--ip`, `--mac-address` and
+/// `--cidfile` give the CLI's configuration.
+fn run_extras(
+    store: &Store,
+    body: &ContainerCreateBody,
+    h: &HostConfig,
+    network: &NetworkMode,
+) -> Result<ccfg::RunExtras> {
+    let image_ports: Vec<String> = body
+        .image
+        .as_deref()
+        .and_then(|i| ImageStore::open(store).ok()?.resolve(i).ok())
+        .and_then(|i| i.config.exposed_ports.clone())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let published: Vec<&String> = h.port_bindings.iter().flat_map(|m| m.keys()).collect();
+    let mut expose: Vec<String> = Vec::new();
+    for p in body.exposed_ports.iter().flat_map(|m| m.keys()) {
+        let p = if p.contains('/') {
+            p.clone()
+        } else {
+            format!("{p}/tcp")
+        };
+        if !image_ports.contains(&p) && !published.contains(&&p) && !expose.contains(&p) {
+            expose.push(p);
+        }
+    }
+    let mut links = Vec::new();
+    for l in h.links.iter().flatten() {
+        if !matches!(network, NetworkMode::Networks(_)) {
+            return Err(ApiError::BadParameter(
+                "HostConfig.Links: links need a bridge or user-defined network (not host, none or container:)".into(),
+            ));
+        }
+        let l = l.trim_start_matches('/');
+        let (name, alias) = l.split_once(':').unwrap_or((l, l));
+        let alias = alias.rsplit('/').next().unwrap_or(alias);
+        let other = berth_engine::state::lookup(store, name).map_err(|e| {
+            bad(
+                "HostConfig.Links",
+                format!("could not get container for {name}: {e}"),
+            )
+        })?;
+        links.push(format!("{}:{alias}", other.name));
+    }
+    let endpoints = body
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.endpoints_config.as_ref());
+    let first_net = match network {
+        NetworkMode::Networks(n) => n.first().map(|a| a.network.clone()),
+        _ => None,
+    };
+    let endpoint = first_net
+        .as_ref()
+        .and_then(|n| endpoints.and_then(|e| e.get(n)));
+    let ipv4 = endpoint
+        .and_then(|e| e.ipam_config.as_ref())
+        .and_then(|i| i.ipv4_address.clone())
+        .unwrap_or_default();
+    let ipv6 = endpoint
+        .and_then(|e| e.ipam_config.as_ref())
+        .and_then(|i| i.ipv6_address.clone())
+        .unwrap_or_default();
+    #[allow(deprecated)]
+    let mac = endpoint
+        .and_then(|e| e.mac_address.clone())
+        .filter(|m| !m.is_empty())
+        .or_else(|| body.mac_address.clone())
+        .unwrap_or_default();
+    if !ipv4.is_empty() {
+        ipv4.parse::<std::net::Ipv4Addr>().map_err(|_| {
+            bad(
+                "EndpointsConfig.IPAMConfig.IPv4Address",
+                format!("{ipv4:?} is not an IPv4 address"),
+            )
+        })?;
+        if first_net.as_deref().is_none_or(|n| n == "bridge") {
+            return Err(ApiError::BadParameter(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+    }
+    if !ipv6.is_empty() {
+        return Err(ApiError::BadParameter(format!(
+            "EndpointsConfig.IPAMConfig.IPv6Address {ipv6:?}: berth's networks are IPv4 only"
+        )));
+    }
+    if !mac.is_empty() {
+        berth_net::ipam::check_mac(&mac).map_err(|e| bad("MacAddress", e))?;
+        if first_net.is_none() {
+            return Err(ApiError::BadParameter(
+                "conflicting options: MacAddress needs a network the container has its own interface on (not host, none or container:)".into(),
+            ));
+        }
+    }
+    Ok(ccfg::RunExtras {
+        expose,
+        links,
+        ipv4_address: ipv4,
+        ipv6_address: ipv6,
+        mac_address: mac,
+        cidfile: h.container_id_file.clone().unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]

@@ -139,6 +139,10 @@ async fn dispatch(app: &Arc<App>, method: &Method, r: Req) -> Result<Resp, ApiEr
         ("POST", ["containers", id, "resize"]) => {
             containers::resize(app, id.to_string(), &r.query).await
         }
+        ("POST", ["containers", id, "update"]) => {
+            let id = id.to_string();
+            containers::update(app, id, r).await
+        }
         ("GET", ["containers", id, "stats"]) => {
             crate::stats::stats(app, id.to_string(), &r.query).await
         }

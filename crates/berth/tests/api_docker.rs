@@ -485,6 +485,24 @@ assert (r.exit_code, r.output) == (0, b"from exec\n"), r
 r = ct.exec_run(["sh", "-c", "echo e >&2; exit 4"], demux=True)
 assert (r.exit_code, r.output) == (4, (None, b"e\n")), r
 assert [x.name for x in c.containers.list(filters={"label": "via=sdk"})] == ["sdk1"]
+s = ct.stats(stream=False)
+assert s["memory_stats"]["usage"] > 0, s
+assert s["precpu_stats"]["system_cpu_usage"] > 0, s
+assert s["cpu_stats"]["system_cpu_usage"] >= s["precpu_stats"]["system_cpu_usage"], s
+import io, tarfile
+buf = io.BytesIO()
+t = tarfile.open(fileobj=buf, mode="w")
+data = b"sdk file\n"
+ti = tarfile.TarInfo("sdk.txt")
+ti.size = len(data)
+t.addfile(ti, io.BytesIO(data))
+t.close()
+assert ct.put_archive("/tmp", buf.getvalue())
+bits, st = ct.get_archive("/tmp/sdk.txt")
+assert (st["name"], st["size"]) == ("sdk.txt", len(data)), st
+t = tarfile.open(fileobj=io.BytesIO(b"".join(bits)))
+assert t.extractfile("sdk.txt").read() == data
+assert ct.exec_run("cat /tmp/sdk.txt").output == data
 ct.kill()
 assert ct.wait()["StatusCode"] == 137
 ct.remove()
@@ -1087,4 +1105,172 @@ fn chrono_now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
+}
+
+/// `docker create` with resource, security, namespace and health flags makes the same
+/// container as `berth create` with those flags (inspect's HostConfig and Config agree but for
+/// the id-derived hostname), and `docker update` changes it as `berth update` does.
+#[test]
+fn docker_cli_create_and_update_match_berth() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    let flags = [
+        "--memory",
+        "64m",
+        "--memory-reservation",
+        "32m",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "--pids-limit",
+        "50",
+        "--oom-score-adj",
+        "100",
+        "--ulimit",
+        "nofile=1000:2000",
+        "--shm-size",
+        "32m",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-drop",
+        "CHOWN",
+        "--read-only",
+        "--tmpfs",
+        "/run:size=10m",
+        "--init",
+        "--restart",
+        "on-failure:3",
+        "--security-opt",
+        "no-new-privileges",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "5s",
+        "--log-opt",
+        "max-size=1m",
+        "--device",
+        "/dev/null:/dev/xnull",
+        "--network",
+        "none",
+        "--expose",
+        "7000",
+        "--pid",
+        "host",
+        "-e",
+        "A=1",
+        "-l",
+        "k=v",
+        "-w",
+        "/tmp",
+        "--stop-signal",
+        "SIGUSR1",
+        "--stop-timeout",
+        "7",
+    ];
+    let mut d_args = vec!["create", "--name", "hcd"];
+    d_args.extend_from_slice(&flags);
+    d_args.extend_from_slice(&["busybox", "sleep", "1"]);
+    docker_ok(&svc, &d_args);
+    let mut b_args = vec!["create", "--name", "hcb"];
+    b_args.extend_from_slice(&flags);
+    b_args.extend_from_slice(&["busybox", "sleep", "1"]);
+    env.ok(&b_args);
+    let doc = |name: &str, what: &str| -> serde_json::Value {
+        let text = env.ok(&[
+            "inspect",
+            "--format",
+            &format!("{{{{json .{what}}}}}"),
+            name,
+        ]);
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("Hostname");
+        }
+        v
+    };
+    assert_eq!(doc("hcd", "HostConfig"), doc("hcb", "HostConfig"));
+    assert_eq!(doc("hcd", "Config"), doc("hcb", "Config"));
+    assert_eq!(doc("hcd", "HostConfig")["Memory"], 64 << 20);
+    assert_eq!(doc("hcd", "HostConfig")["NanoCpus"], 500_000_000);
+
+    // update: the same change through docker and berth gives the same HostConfig.
+    docker_ok(
+        &svc,
+        &[
+            "update",
+            "--memory",
+            "96m",
+            "--cpus",
+            "0.25",
+            "--restart",
+            "always",
+            "hcd",
+        ],
+    );
+    env.ok(&[
+        "update",
+        "--memory",
+        "96m",
+        "--cpus",
+        "0.25",
+        "--restart",
+        "always",
+        "hcb",
+    ]);
+    assert_eq!(doc("hcd", "HostConfig"), doc("hcb", "HostConfig"));
+    assert_eq!(doc("hcd", "HostConfig")["Memory"], 96 << 20);
+    assert_eq!(doc("hcd", "HostConfig")["RestartPolicy"]["Name"], "always");
+    // Docker's conflict rule, with Docker's status.
+    let (code, _, body) = http(
+        &svc.socket,
+        "POST",
+        "/v1.50/containers/hcd/update",
+        r#"{"CpuPeriod": 50000}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    let (code, _, body) = http(
+        &svc.socket,
+        "POST",
+        "/v1.50/containers/hcd/update",
+        r#"{"Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 1}]}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("Ulimits"), "{body}");
+    // A running container's cgroup takes the new limit.
+    docker_ok(
+        &svc,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "upr",
+            "--network",
+            "none",
+            "-m",
+            "64m",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    docker_ok(&svc, &["update", "-m", "80m", "upr"]);
+    assert_eq!(
+        docker_ok(
+            &svc,
+            &["inspect", "--format", "{{.HostConfig.Memory}}", "upr"]
+        )
+        .trim(),
+        (80u64 << 20).to_string()
+    );
+    docker_ok(&svc, &["rm", "-f", "hcd", "hcb", "upr"]);
 }
