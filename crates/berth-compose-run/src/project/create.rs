@@ -1,0 +1,132 @@
+//! Creating a service's containers from the model.
+
+use super::*;
+
+/// Create container number `n` of a service (not started).
+pub fn create(
+    store: &Store,
+    p: &Project,
+    name: &str,
+    s: &Service,
+    image_ref: &str,
+    image: &berth_image::Image,
+    n: u64,
+) -> Result<Container> {
+    create_replacing(store, p, name, s, image_ref, image, n, None)
+}
+
+/// Create container number `n` of a service; when it replaces `old`, it takes over `old`'s
+/// anonymous volumes at the same paths (as Docker compose keeps their data on recreate).
+#[allow(clippy::too_many_arguments)]
+pub fn create_replacing(
+    store: &Store,
+    p: &Project,
+    name: &str,
+    s: &Service,
+    image_ref: &str,
+    image: &berth_image::Image,
+    n: u64,
+    old: Option<&Container>,
+) -> Result<Container> {
+    let inst = Instance {
+        number: n,
+        publish: true,
+        inherit_volumes: old
+            .map(|c| {
+                c.config
+                    .volumes
+                    .iter()
+                    .filter(|v| v.anonymous && !v.name.is_empty())
+                    .map(|v| (v.destination.clone(), v.name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    create_instance(
+        store,
+        p,
+        name,
+        s,
+        image_ref,
+        image,
+        &inst,
+        Some(convert::container_name(p, name, s, n)),
+    )
+}
+
+/// Create a container of a service for `inst` with `container_name` (`None`: generated).
+#[allow(clippy::too_many_arguments)]
+pub fn create_instance(
+    store: &Store,
+    p: &Project,
+    name: &str,
+    s: &Service,
+    image_ref: &str,
+    image: &berth_image::Image,
+    inst: &Instance,
+    container_name: Option<String>,
+) -> Result<Container> {
+    let mut cfg = convert::container_config(
+        store.root(),
+        p,
+        name,
+        s,
+        &image.config,
+        image.id.as_str(),
+        inst,
+    )?;
+    let image_volumes: Vec<String> = image
+        .config
+        .volumes
+        .as_ref()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    berth_engine::volumes::apply(
+        store,
+        &mut cfg,
+        &berth_engine::volumes::MountFlags::default(),
+        &image_volumes,
+    )
+    .map_err(|e| RunError::Invalid(format!("services.{name}.volumes: {e}")))?;
+    for v in cfg
+        .volumes
+        .iter_mut()
+        .filter(|v| v.anonymous && v.name.is_empty())
+    {
+        if let Some((_, old)) = inst
+            .inherit_volumes
+            .iter()
+            .find(|(d, _)| *d == v.destination)
+        {
+            v.name = old.clone();
+        }
+    }
+    if let NetworkMode::Container(m) = &cfg.network {
+        cfg.network = NetworkMode::Container(resolve_network_mode(store, p, m)?);
+    }
+    Ok(ops::create(
+        store,
+        CreateRequest {
+            name: container_name,
+            image_ref: image_ref.to_string(),
+            image_id: image.id.clone(),
+            config: cfg,
+        },
+    )?)
+}
+
+/// `service:NAME` → the id of that service's first container; `container:NAME` → its id.
+fn resolve_network_mode(store: &Store, p: &Project, m: &str) -> Result<String> {
+    if let Some(svc) = m.strip_prefix("service:") {
+        let c = list(store, &p.name)?
+            .into_iter()
+            .find(|c| c.service == svc && !c.oneoff)
+            .ok_or_else(|| {
+                RunError::Dependency(format!("network_mode {m}: service {svc} has no container"))
+            })?;
+        return Ok(c.container.id);
+    }
+    let other = m.strip_prefix("container:").unwrap_or(m);
+    Ok(state::lookup(store, other)?.id)
+}

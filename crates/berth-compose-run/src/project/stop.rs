@@ -1,0 +1,271 @@
+//! Stopping and removing containers in reverse dependency order, and `down`.
+
+use super::*;
+
+/// Stop (if running) and remove a container.
+pub fn stop_remove(store: &Store, c: &Container, timeout: Option<u32>) -> Result<()> {
+    let _ = ops::stop(store, c, timeout);
+    match ops::remove(store, c, true) {
+        Ok(()) | Err(berth_engine::EngineError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Stop containers, in reverse dependency order of their services; containers of one
+/// service (and of independent services at the same depth) stop in parallel.
+pub fn stop_ordered(
+    store: &Store,
+    p: Option<&Project>,
+    cs: &[ProjectContainer],
+    timeout: Option<u32>,
+    progress: Progress<'_>,
+) -> Result<()> {
+    let errors = stop_levels(store, p, cs, timeout, None, progress);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Invalid(errors.join("; ")))
+    }
+}
+
+/// What [`stop_levels`] does after a container stopped.
+#[derive(Debug, Clone, Copy)]
+struct RemoveAfterStop {
+    /// Also remove its anonymous volumes.
+    anonymous_volumes: bool,
+}
+
+enum StopEvent {
+    Stopped(String),
+    StopFailed(String),
+    Removed(String),
+    Failed(String),
+}
+
+/// Stop `cs` level by level (dependents first), every container of a level in its own
+/// thread; with `remove`, each thread removes its container as soon as it stopped, while the
+/// next level is already stopping (a level waits only for the previous level's stops).
+/// Returns every failure; keeps going after one.
+fn stop_levels(
+    store: &Store,
+    p: Option<&Project>,
+    cs: &[ProjectContainer],
+    timeout: Option<u32>,
+    remove: Option<RemoveAfterStop>,
+    progress: Progress<'_>,
+) -> Vec<String> {
+    let root = store.root().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel::<StopEvent>();
+    let mut handles = Vec::new();
+    let mut errors = Vec::new();
+    let mut handle = |ev: StopEvent, errors: &mut Vec<String>| match ev {
+        StopEvent::Stopped(n) => progress(&format!("Container {n}"), "Stopped"),
+        StopEvent::Removed(n) => progress(&format!("Container {n}"), "Removed"),
+        StopEvent::StopFailed(e) | StopEvent::Failed(e) => errors.push(e),
+    };
+    for level in levels(p, cs).into_iter().rev() {
+        let mut pending = 0usize;
+        for pc in level {
+            if remove.is_none() && !pc.container.state.is_active() {
+                continue;
+            }
+            pending += 1;
+            let root = root.clone();
+            let c = pc.container.clone();
+            let tx = tx.clone();
+            handles.push(std::thread::spawn(move || {
+                let st = match Store::open(&root) {
+                    Ok(st) => st,
+                    Err(e) => {
+                        let _ = tx.send(StopEvent::StopFailed(format!("{}: {e}", c.name)));
+                        return;
+                    }
+                };
+                let active = state::get(&st, &c.id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|f| f.state.is_active());
+                if active {
+                    match ops::stop(&st, &c, timeout) {
+                        Ok(()) => {
+                            let _ = tx.send(StopEvent::Stopped(c.name.clone()));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(StopEvent::StopFailed(format!("{}: {e}", c.name)));
+                        }
+                    }
+                } else {
+                    // Counted as stopped for the level's wait.
+                    let _ = tx.send(StopEvent::StopFailed(String::new()));
+                }
+                let Some(r) = remove else { return };
+                match ops::remove(&st, &c, true) {
+                    Ok(()) | Err(berth_engine::EngineError::NotFound(_)) => {
+                        let _ = tx.send(StopEvent::Removed(c.name.clone()));
+                        if r.anonymous_volumes {
+                            if let Err(e) = berth_engine::volumes::remove_anonymous(&st, &c.config)
+                            {
+                                let _ = tx.send(StopEvent::Failed(format!(
+                                    "{}: anonymous volumes: {e}",
+                                    c.name
+                                )));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(StopEvent::Failed(format!("{}: {e}", c.name)));
+                    }
+                }
+            }));
+        }
+        // The next level stops once this one has: removals may still run.
+        while pending > 0 {
+            let Ok(ev) = rx.recv() else { break };
+            if matches!(ev, StopEvent::Stopped(_) | StopEvent::StopFailed(_)) {
+                pending -= 1;
+            }
+            if !matches!(&ev, StopEvent::StopFailed(e) if e.is_empty()) {
+                handle(ev, &mut errors);
+            }
+        }
+    }
+    drop(tx);
+    for ev in rx {
+        if !matches!(&ev, StopEvent::StopFailed(e) if e.is_empty()) {
+            handle(ev, &mut errors);
+        }
+    }
+    for h in handles {
+        if h.join().is_err() {
+            errors.push("a stop thread panicked".into());
+        }
+    }
+    errors
+}
+
+/// Group containers by the dependency depth of their service (0: no dependencies).
+pub(super) fn levels(p: Option<&Project>, cs: &[ProjectContainer]) -> Vec<Vec<ProjectContainer>> {
+    fn depth(p: &Project, s: &str, seen: &mut Vec<String>) -> usize {
+        if seen.iter().any(|x| x == s) {
+            return 0;
+        }
+        seen.push(s.to_string());
+        let d = p
+            .services
+            .get(s)
+            .map(|svc| {
+                svc.depends_on
+                    .keys()
+                    .map(|d| depth(p, d, seen) + 1)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        seen.pop();
+        d
+    }
+    let mut by: BTreeMap<usize, Vec<ProjectContainer>> = BTreeMap::new();
+    for pc in cs {
+        let d = match p {
+            Some(p) => {
+                if pc.oneoff {
+                    usize::MAX
+                } else {
+                    depth(p, &pc.service, &mut Vec::new())
+                }
+            }
+            None => 0,
+        };
+        by.entry(d).or_default().push(pc.clone());
+    }
+    by.into_values().collect()
+}
+
+/// Options of [`down`].
+#[derive(Debug, Clone, Default)]
+pub struct DownOptions {
+    /// Remove containers of services not in the project too.
+    pub remove_orphans: bool,
+    /// Stop timeout (seconds).
+    pub timeout: Option<u32>,
+    /// Remove the named volumes the project declares (not external ones) and the anonymous
+    /// volumes of its containers.
+    pub volumes: bool,
+    /// Remove images: `local` (built ones without a custom tag) or `all`.
+    pub rmi: Option<String>,
+}
+
+/// Stop and remove the project's containers (reverse dependency order), then its networks.
+/// Keeps going after a failure and reports every one.
+pub fn down(store: &Store, p: &Project, o: &DownOptions, progress: Progress<'_>) -> Result<()> {
+    let all = list(store, &p.name)?;
+    let cs: Vec<ProjectContainer> = all
+        .into_iter()
+        .filter(|c| o.remove_orphans || c.oneoff || p.services.contains_key(&c.service))
+        .collect();
+    let mut errors = stop_levels(
+        store,
+        Some(p),
+        &cs,
+        o.timeout,
+        Some(RemoveAfterStop {
+            anonymous_volumes: o.volumes,
+        }),
+        progress,
+    );
+    if !list(store, &p.name)?
+        .iter()
+        .any(|c| !o.remove_orphans && !p.services.contains_key(&c.service))
+    {
+        for (key, n) in &p.networks {
+            if n.external {
+                continue;
+            }
+            let real = n
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}_{key}", p.name));
+            if berth_net::get_network(store, &real).is_err() {
+                continue;
+            }
+            match berth_net::remove_network(store, &real) {
+                Ok(_) => progress(&format!("Network {real}"), "Removed"),
+                Err(e) => errors.push(format!("network {real}: {e}")),
+            }
+        }
+    }
+    if o.volumes {
+        for (key, v) in &p.volumes {
+            if v.external {
+                continue;
+            }
+            let real = volume_name(p, key);
+            match berth_engine::volumes::remove_volume(store, &real, false) {
+                Ok(()) => progress(&format!("Volume {real}"), "Removed"),
+                Err(berth_volume::VolumeError::NotFound(_)) => {}
+                Err(e) => errors.push(format!("volume {real}: {e}")),
+            }
+        }
+    }
+    if let Some(rmi) = &o.rmi {
+        let images = ImageStore::open(store)?;
+        let in_use = berth_engine::image_ids_in_use(store)?;
+        for (n, s) in &p.services {
+            if rmi == "local" && s.image.is_some() {
+                continue;
+            }
+            let r = convert::image_ref(p, n, s);
+            if images.resolve(&r).is_ok() {
+                match images.remove(&r, false, &in_use) {
+                    Ok(_) => progress(&format!("Image {r}"), "Removed"),
+                    Err(e) => errors.push(format!("image {r}: {e}")),
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Invalid(format!("down: {}", errors.join("; "))))
+    }
+}
