@@ -47,9 +47,10 @@ echo "== building images (once)"
 (cd "$WORK/berth" && "$BERTH" compose build >/dev/null 2>&1)
 (cd "$WORK/podman" && podman-compose build >/dev/null 2>&1)
 
-page() { # port -> wait (bounded) for the page that lists the database rows
-  for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$1/" 2>/dev/null | grep -q "hello from mariadb" && return 0
+page() { # port -> wait (bounded: 60 s, 5 s per request) for the page that lists the database rows
+  local end=$((SECONDS + 60))
+  while ((SECONDS < end)); do
+    curl -sf -m 5 "http://127.0.0.1:$1/" 2>/dev/null | grep -q "hello from mariadb" && return 0
     sleep 0.05
   done
   echo "no page on port $1" >&2; return 1

@@ -71,7 +71,7 @@ pub fn connect(store: &Store, container_id: &str, att: &Attachment) -> Result<En
         return Err(e);
     }
     if !net.is_default() {
-        if let Err(e) = dns::ensure_running(store.root(), &net.name) {
+        if let Err(e) = dns::ensure_running(store.root(), &net.name, &net.id) {
             tracing::warn!(
                 "name resolution on network {} is unavailable: {e}",
                 net.name

@@ -64,11 +64,21 @@ fn berth_exe() -> Result<PathBuf> {
         .map_err(|e| NetError::Other(format!("cannot find the berth executable: {e}")))
 }
 
-/// Make sure the DNS server of `network` runs; waits until it answers.
-pub fn ensure_running(root: &Path, network: &str) -> Result<()> {
+/// Make sure the DNS server of `network` (whose id is `network_id`) runs; waits until it
+/// answers. A server still running for an earlier network of the same name (removed and
+/// created again, as `compose down` and `up` do) is waited for (at most 3 s): it exits once
+/// it sees its network gone, and a server for this network starts.
+pub fn ensure_running(root: &Path, network: &str, network_id: &str) -> Result<()> {
     let lock = open_lock(root, network)?;
-    if !try_lock(&lock) {
-        return Ok(()); // a server holds it
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !try_lock(&lock) {
+        // The holder wrote `PID NETWORK_ID` (older servers: `PID`).
+        let text = fs::read_to_string(lock_path(root, network)).unwrap_or_default();
+        let served = text.split_whitespace().nth(1);
+        if served.is_none_or(|id| id == network_id) || std::time::Instant::now() >= deadline {
+            return Ok(()); // a server holds it
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     drop(lock);
     let log = fs::File::create(dns_dir(root).join(format!("{network}.log"))).ok();
@@ -102,6 +112,39 @@ pub fn ensure_running(root: &Path, network: &str) -> Result<()> {
     }
 }
 
+/// Stop the DNS server of `network` (just removed), so that a network created again under its
+/// name gets its own server at once. Only a live `berth __dns NETWORK` process holding the
+/// network's lock is signalled.
+pub fn stop(root: &Path, network: &str) {
+    let Ok(lock) = File::options()
+        .read(true)
+        .write(true)
+        .open(lock_path(root, network))
+    else {
+        return;
+    };
+    if try_lock(&lock) {
+        return; // nobody serves it
+    }
+    let text = fs::read_to_string(lock_path(root, network)).unwrap_or_default();
+    let Some(pid) = text
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse::<i32>().ok())
+        .filter(|&p| p > 1)
+    else {
+        return;
+    };
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let want = format!("__dns\0{network}\0");
+    if cmdline.windows(want.len()).any(|w| w == want.as_bytes()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+}
+
 /// Stop the DNS servers of a store (by the pids they recorded).
 pub fn stop_all(root: &Path) {
     let Ok(rd) = fs::read_dir(dns_dir(root)) else {
@@ -117,10 +160,11 @@ pub fn stop_all(root: &Path) {
             if try_lock(&lock) {
                 continue; // nobody serves it
             }
-            if let Ok(pid) = fs::read_to_string(&p)
+            if let Some(Ok(pid)) = fs::read_to_string(&p)
                 .unwrap_or_default()
-                .trim()
-                .parse::<i32>()
+                .split_whitespace()
+                .next()
+                .map(str::parse::<i32>)
             {
                 if pid > 1 {
                     let _ = nix::sys::signal::kill(
@@ -375,7 +419,7 @@ pub fn serve(root: &Path, network: &str) -> Result<()> {
     }
     let _ = fs::write(
         lock_path(root, network),
-        format!("{}\n", std::process::id()),
+        format!("{} {}\n", std::process::id(), net.id),
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -249,6 +249,9 @@ pub fn remove_network(store: &Store, name: &str) -> Result<Network> {
         state::delete_network(db, &n.name)
     })?;
     // Both halves go, whatever fails; the first error is reported.
+    // Its DNS server goes now, not at its next check: a network created again under this
+    // name (compose's down and up) must not find the old server holding the name's lock.
+    crate::dns::stop(store.root(), &n.name);
     let link = be.driver.remove_network(&n);
     let fw = be.firewall.remove_network(&n);
     link.and(fw)?;

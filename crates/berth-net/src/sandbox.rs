@@ -332,7 +332,7 @@ fn setup_networks(
     be.firewall.commit()?;
     for (net, _) in &nets {
         if !net.is_default() {
-            if let Err(e) = dns::ensure_running(store.root(), &net.name) {
+            if let Err(e) = dns::ensure_running(store.root(), &net.name, &net.id) {
                 tracing::warn!(
                     "name resolution on network {} is unavailable: {e}",
                     net.name

@@ -394,3 +394,20 @@ fn depends_on_completed_successfully_waits() {
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn down_and_up_at_once_still_resolve_service_names() {
+    setup!(env, net);
+    let dir = project(&env, "again", WEB_APP);
+    for round in 0..3 {
+        compose_ok(&env, &dir, &["up", "-d"]);
+        // The network was removed and created again under its name: its DNS server must be
+        // the new network's (the old one's server used to hold the name until it exited).
+        let page = fetch(&env, &dir, "app", "http://web/hostname");
+        assert!(!page.trim().is_empty(), "round {round}");
+        compose_ok(&env, &dir, &["down", "-t", "0"]);
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}

@@ -22,11 +22,13 @@ use crate::convert::{self, Instance};
 use crate::{labels, Result, RunError};
 
 pub use create::{create, create_instance, create_replacing};
-pub use images::{build_service, ensure_images, pull_image, push_images, ImageBuilder, ImagePolicy};
 use images::check_with_images;
+pub use images::{
+    build_service, ensure_images, pull_image, push_images, ImageBuilder, ImagePolicy,
+};
 pub use resources::{ensure_networks, ensure_volumes, volume_name};
-pub use stop::{down, stop_ordered, stop_remove, DownOptions};
 use stop::levels;
+pub use stop::{down, stop_ordered, stop_remove, DownOptions};
 pub use up::{start_first, up, UpOptions};
 pub use wait::{wait_healthy, wait_ready};
 
