@@ -1,0 +1,110 @@
+//! What berth cannot run (yet), named key by key before anything is created.
+
+use super::*;
+
+/// Keys berth cannot apply (yet), and values the engine refuses: one message per key,
+/// `FILE: services.NAME.KEY: why`. `up`/`create`/`run` refuse such a service before anything
+/// is created, naming every key. `root` is the store root (the daemon-wide log defaults).
+pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<String> {
+    let file = files_label(p);
+    let mut out = Vec::new();
+    let mut no = |k: &str, why: &str| out.push(format!("{file}: services.{name}.{k}: {why}"));
+    for (i, m) in s.volumes.iter().enumerate() {
+        match m.kind.as_str() {
+            "bind" | "tmpfs" => {}
+            "volume" => {
+                if m.volume.as_ref().is_some_and(|v| v.subpath.is_some()) {
+                    no(
+                        &format!("volumes[{i}].volume.subpath"),
+                        "volume subpaths are not supported by berth yet; mount the whole volume",
+                    );
+                }
+                if let Some(v) = m.source.as_ref().and_then(|src| p.volumes.get(src)) {
+                    if v.driver.as_deref().is_some_and(|d| d != "local") {
+                        no(
+                            &format!("volumes[{i}]"),
+                            &format!(
+                                "volume driver {:?} is not available: only local is supported",
+                                v.driver.as_deref().unwrap_or_default()
+                            ),
+                        );
+                    }
+                }
+            }
+            other => no(
+                &format!("volumes[{i}]"),
+                &format!("mount type {other} is not supported: use bind, volume or tmpfs"),
+            ),
+        }
+    }
+    if let Some(pf) = &s.platform {
+        let host = format!("linux/{}", host_arch());
+        if pf != &host && !pf.starts_with(&format!("{host}/")) {
+            no(
+                "platform",
+                &format!("only the host's platform ({host}) is supported"),
+            );
+        }
+    }
+    for net in s.networks.keys() {
+        if p.networks
+            .get(net)
+            .and_then(|n| n.driver.as_deref())
+            .is_some_and(|d| d != "bridge")
+        {
+            no(
+                &format!("networks.{net}"),
+                "only bridge networks are supported",
+            );
+        }
+    }
+    for c in &s.configs {
+        if p.configs
+            .get(&c.source)
+            .is_some_and(|f| f.file.is_none() && f.content.is_none())
+        {
+            no(
+                &format!("configs.{}", c.source),
+                "only file-based and inline configs are supported",
+            );
+        }
+    }
+    for c in &s.secrets {
+        if p.secrets.get(&c.source).is_some_and(|f| f.file.is_none()) {
+            no(
+                &format!("secrets.{}", c.source),
+                "only file-based secrets are supported",
+            );
+        }
+    }
+    // Values the engine checks: the same conversions `up` makes, without an image (a
+    // healthcheck without test stands for the image's).
+    let host_net = s.network_mode.as_deref() == Some("host");
+    if let Err(e) = security(s, host_net) {
+        no("security", &e.to_string());
+    }
+    let stand_in = berth_engine::health::HealthConfig {
+        test: vec!["CMD".into(), "true".into()],
+        ..Default::default()
+    };
+    if let Err(e) = healthcheck(name, s, Some(stand_in)) {
+        out.push(format!("{file}: {e}"));
+    }
+    if let Err(e) = log_config(root, name, s) {
+        out.push(format!("{file}: {e}"));
+    }
+    if let Some(sig) = &s.stop_signal {
+        if let Err(e) = ccfg::parse_signal(sig) {
+            out.push(format!("{file}: services.{name}.stop_signal: {e}"));
+        }
+    }
+    out
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    }
+}

@@ -1,0 +1,154 @@
+//! Unit tests of the service conversion.
+
+use super::*;
+
+fn project(yaml: &str) -> Project {
+    let d = std::env::temp_dir().join(format!(
+        "berth-compose-run-unit-{}-{}",
+        std::process::id(),
+        yaml.len()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("compose.yaml"), yaml).unwrap();
+    let p = berth_compose::load(&berth_compose::Options {
+        cwd: d.clone(),
+        project_name: Some("t".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+    p
+}
+
+#[test]
+fn hash_ignores_replicas_but_not_environment() {
+    let a = project("services:\n  w:\n    image: x\n    environment: {A: '1'}\n");
+    let b = project(
+        "services:\n  w:\n    image: x\n    environment: {A: '1'}\n    deploy: {replicas: 3}\n",
+    );
+    let c = project("services:\n  w:\n    image: x\n    environment: {A: '2'}\n");
+    let h = |p: &Project| {
+        let mut s = p.services["w"].clone();
+        s.deploy = None;
+        config_hash(&s)
+    };
+    assert_eq!(config_hash(&a.services["w"]).len(), 64);
+    assert_eq!(h(&a), h(&b));
+    assert_ne!(config_hash(&a.services["w"]), config_hash(&c.services["w"]));
+}
+
+#[test]
+fn unsupported_keys_are_all_named() {
+    let root = std::env::temp_dir();
+    let p = project("services:\n  w:\n    image: x\n    cap_add: [NET_ADMIN]\n    volumes: [data:/d]\nvolumes:\n  data:\n");
+    assert_eq!(
+        unsupported(&root, &p, "w", &p.services["w"]),
+        Vec::<String>::new()
+    );
+    let p = project("services:\n  w:\n    image: x\n    cap_add: [NOT_A_CAP]\n    logging: {driver: syslog}\n    healthcheck: {test: [CMD, 'true'], interval: 10us}\n    volumes:\n      - {type: volume, source: data, target: /d, volume: {subpath: x}}\nvolumes:\n  data:\n    driver: nfs-plugin\n");
+    let u = unsupported(&root, &p, "w", &p.services["w"]);
+    assert_eq!(u.len(), 5, "{u:?}");
+    for (i, k) in [
+        "volumes[0].volume.subpath",
+        "volumes[0]",
+        "security",
+        "healthcheck",
+        "logging",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(
+            u[i].starts_with(&format!("compose.yaml: services.w.{k}: ")),
+            "{i}: {u:?}"
+        );
+    }
+    assert!(u[2].contains("NOT_A_CAP"), "{u:?}");
+    assert!(u[3].contains("interval"), "{u:?}");
+}
+
+#[test]
+fn volumes_health_logging_security_map_to_the_engine() {
+    let root = std::env::temp_dir();
+    let p = project("services:\n  w:\n    image: x\n    command: [sleep, '1']\n    volumes: [data:/d, /anon, './h:/h:ro', {type: tmpfs, target: /t, tmpfs: {size: 1024}}]\n    healthcheck: {test: 'true', interval: 2s, retries: 4}\n    logging: {driver: json-file, options: {max-size: 1m}}\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    ulimits: {nofile: {soft: 100, hard: 200}, nproc: 50}\n    sysctls: {net.core.somaxconn: '1024'}\n    shm_size: 64m\n    security_opt: [no-new-privileges]\n    group_add: ['10']\n    read_only: true\n    init: true\n    stop_signal: SIGINT\n    stop_grace_period: 3s\n    user: '1000'\n    working_dir: /w\n    dns: [1.1.1.1]\n    labels: {a: b}\nvolumes:\n  data:\n    driver_opts: {type: tmpfs, device: tmpfs}\n");
+    let mut s = p.services["w"].clone();
+    // The bind source exists (created under the test's directory otherwise).
+    s.volumes[2].source = Some(root.display().to_string());
+    let img = ImageConfig {
+        healthcheck: Some(serde_json::json!({"Test": ["CMD", "img"], "Timeout": 5000000000i64})),
+        ..Default::default()
+    };
+    let c = container_config(&root, &p, "w", &s, &img, "sha256:x", &Instance::default()).unwrap();
+    assert_eq!(c.volumes.len(), 2, "{:?}", c.volumes);
+    assert_eq!(c.volumes[0].name, "t_data");
+    assert_eq!(c.volumes[0].driver_options["type"], "tmpfs");
+    assert!(!c.volumes[0].anonymous);
+    assert!(c.volumes[1].anonymous && c.volumes[1].name.is_empty());
+    assert_eq!(c.binds.len(), 1);
+    assert!(c.binds[0].read_only);
+    assert_eq!(c.tmpfs[0].options, vec!["size=1024".to_string()]);
+    let h = c.healthcheck.unwrap();
+    assert_eq!(h.test, vec!["CMD-SHELL", "true"]);
+    assert_eq!(
+        (h.interval, h.retries, h.timeout),
+        (2_000_000_000, 4, 5_000_000_000)
+    );
+    assert_eq!(c.log_config.opts["max-size"], "1m");
+    assert!(c.read_only && c.init);
+    assert_eq!((c.stop_signal.as_str(), c.stop_timeout), ("SIGINT", 3));
+    assert_eq!((c.user.as_str(), c.working_dir.as_str()), ("1000", "/w"));
+    assert_eq!(c.labels["a"], "b");
+    assert_eq!(c.group_add, vec!["10"]);
+    // disable: true drops the image's check.
+    s.healthcheck = Some(berth_compose::model::Healthcheck {
+        disable: true,
+        ..Default::default()
+    });
+    let c = container_config(&root, &p, "w", &s, &img, "sha256:x", &Instance::default()).unwrap();
+    assert!(c.healthcheck.is_none());
+    // No healthcheck: the image's.
+    s.healthcheck = None;
+    let c = container_config(&root, &p, "w", &s, &img, "sha256:x", &Instance::default()).unwrap();
+    assert_eq!(c.healthcheck.unwrap().test, vec!["CMD", "img"]);
+}
+
+#[test]
+fn command_entrypoint_and_labels() {
+    let p = project("services:\n  w:\n    image: x\n    entrypoint: [/bin/sh, -c]\n    environment: {A: '1', UNSET: null}\n    ports: ['127.0.0.1:8080:80', '53/udp']\n    extra_hosts: ['h:1.2.3.4']\n");
+    let img = ImageConfig {
+        cmd: Some(vec!["image-cmd".into()]),
+        entrypoint: Some(vec!["image-ep".into()]),
+        ..Default::default()
+    };
+    let inst = Instance {
+        number: 2,
+        publish: true,
+        ..Default::default()
+    };
+    let c = container_config(
+        &std::env::temp_dir(),
+        &p,
+        "w",
+        &p.services["w"],
+        &img,
+        "sha256:x",
+        &inst,
+    )
+    .unwrap();
+    // An entrypoint set in the service resets the image's CMD (as Docker).
+    assert_eq!(c.args, vec!["/bin/sh", "-c"]);
+    assert!(c.env.contains(&"A=1".to_string()));
+    assert!(!c.env.iter().any(|e| e.starts_with("UNSET")));
+    assert_eq!(c.publish, vec!["127.0.0.1:8080:80/tcp", "53/udp"]);
+    assert_eq!(c.add_hosts, vec!["h:1.2.3.4"]);
+    assert_eq!(c.labels[labels::NUMBER], "2");
+    assert_eq!(c.labels[labels::PROJECT], "t");
+    assert_eq!(c.labels[labels::ONEOFF], "False");
+    match &c.network {
+        NetworkMode::Networks(a) => {
+            assert_eq!(a[0].network, "t_default");
+            assert_eq!(a[0].aliases, vec!["w"]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
