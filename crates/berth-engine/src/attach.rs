@@ -260,6 +260,8 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
             c.config.resources.oom_score_adj.unwrap_or(0),
         )?;
         process.set_user(typed.user().clone());
+        // The capabilities follow the user, as for the container's own process.
+        process.set_capabilities(typed.capabilities().clone());
     }
     process.set_args(Some(req.args.clone()));
     process.set_env(Some(env));

@@ -494,6 +494,74 @@ fn setuid_works_by_default_and_not_with_no_new_privileges() {
     assert_eq!(o, "euid=1000\n");
 }
 
+/// A file capability in an image (`security.capability`, here CAP_NET_RAW as `ping` has in
+/// Debian) works for a non-root user by default, as under Docker, and gives nothing with
+/// `--security-opt no-new-privileges`.
+#[test]
+fn file_capabilities_work_by_default_and_not_with_no_new_privileges() {
+    let env = TestEnv::new();
+    // struct vfs_cap_data, revision 2, effective: permitted = CAP_NET_RAW (bit 13).
+    let mut cap = Vec::new();
+    for w in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+        cap.extend_from_slice(&w.to_le_bytes());
+    }
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    let mut t = TarBuilder::new();
+    t.dir("opt", 0o755).file_with_xattrs(
+        "opt/busybox",
+        0o755,
+        &busybox,
+        &[("security.capability", &cap)],
+    );
+    image_with(&env, "fcap", t.finish(), serde_json::json!({}));
+    let eff = |flags: &[&str]| {
+        let mut a = vec!["run", "--rm", NONE, "-u", "1000"];
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&[
+            "fcap",
+            "/opt/busybox",
+            "grep",
+            "CapEff",
+            "/proc/self/status",
+        ]);
+        env.ok(&a)
+    };
+    assert_eq!(eff(&[]).trim(), "CapEff:\t0000000000002000");
+    let nnp = ["--security-opt", "no-new-privileges"];
+    assert_eq!(eff(&nnp).trim(), "CapEff:\t0000000000000000");
+    if Path::new("/usr/sbin/runc").exists() {
+        let mut flags = vec!["--runtime", "runc"];
+        flags.extend_from_slice(&nnp);
+        assert_eq!(eff(&flags).trim(), "CapEff:\t0000000000000000");
+    }
+    // `exec -u` into a root container: the same rules for the exec'd process.
+    let name = format!("berth-t-fcap-{:08x}", rand_u32());
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        NONE,
+        "--security-opt",
+        "no-new-privileges",
+        "fcap",
+        "sleep",
+        "100",
+    ]);
+    let o = env.ok(&[
+        "exec",
+        "-u",
+        "1000",
+        &name,
+        "/opt/busybox",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    let _ = env.berth(&["rm", "-f", &name]);
+    assert_eq!(o.trim(), "CapEff:\t0000000000000000");
+}
+
 #[test]
 fn capability_device_ulimit_sysctl_shm_group_flags() {
     let env = TestEnv::new();

@@ -85,25 +85,19 @@ impl Runtime for BuiltinRuntime {
         let c =
             libcontainer::container::Container::load(self.state_root.join(id)).map_err(rt_err)?;
         let mut process_json = process_json.to_path_buf();
+        let text = std::fs::read(&process_json).map_err(|e| EngineError::io(&process_json, e))?;
+        let mut p: oci_spec::runtime::Process = serde_json::from_slice(&text)
+            .map_err(|e| EngineError::Runtime(format!("{}: {e}", process_json.display())))?;
+        let mut changed = builtin_bundle::explicit_capabilities(&mut p);
         let steps = builtin_bundle::read_init_steps(c.bundle())?;
         if let Some(filter) = steps.and_then(|s| s.filter) {
-            let text =
-                std::fs::read(&process_json).map_err(|e| EngineError::io(&process_json, e))?;
-            let mut p: oci_spec::runtime::Process = serde_json::from_slice(&text)
-                .map_err(|e| EngineError::Runtime(format!("{}: {e}", process_json.display())))?;
             // Without no_new_privs loading the filter needs CAP_SYS_ADMIN.
             let caps = if p.no_new_privileges() == Some(true) {
                 None
             } else {
                 builtin_bundle::keep_admin(&mut p)
             };
-            if caps.is_some() {
-                let own = process_json.with_extension("builtin.json");
-                let bytes =
-                    serde_json::to_vec(&p).map_err(|e| EngineError::Other(e.to_string()))?;
-                berth_store::write_replace(&own, &bytes)?;
-                process_json = own;
-            }
+            changed |= caps.is_some();
             let steps = builtin_bundle::InitSteps {
                 filter: Some(filter),
                 readonly_cgroups: false,
@@ -111,13 +105,22 @@ impl Runtime for BuiltinRuntime {
             };
             b = b.with_executor(InitExecutor::new(c.bundle(), steps)?);
         }
+        if changed {
+            let own = process_json.with_extension("builtin.json");
+            let bytes = serde_json::to_vec(&p).map_err(|e| EngineError::Other(e.to_string()))?;
+            berth_store::write_replace(&own, &bytes)?;
+            process_json = own;
+        }
         let pid = b
             .as_tenant()
             .with_process(Some(process_json.as_path()))
             .with_detach(true)
-            .build()
-            .map_err(rt_err)?;
-        Ok(ExecHandle::Pid(pid.as_raw()))
+            .build();
+        if changed {
+            // Read by the builder; the caller removes its own file.
+            let _ = std::fs::remove_file(&process_json);
+        }
+        Ok(ExecHandle::Pid(pid.map_err(rt_err)?.as_raw()))
     }
 }
 

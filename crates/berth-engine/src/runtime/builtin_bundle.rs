@@ -84,6 +84,9 @@ pub fn write_builtin_bundle(bundle: &Path, spec: &Spec) -> Result<()> {
         }
         None => crate::seccomp::for_libcontainer(spec),
     };
+    if let Some(p) = own.process_mut() {
+        explicit_capabilities(p);
+    }
     let readonly_cgroups =
         needs_readonly_cgroups(spec) && (seccomp.is_none() || compiled.is_some());
     let no_new_privs = spec
@@ -150,6 +153,38 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(EngineError::io(path, e)),
     }
+}
+
+/// Give every capability set of `p` a value (an unset one becomes empty). libcontainer 0.7
+/// leaves a set the spec omits as it was in the init, which runs as root with every
+/// capability permitted: a non-root process would then still have them permitted right before
+/// execve, and the kernel lets a file capability through `no_new_privs` when it was permitted
+/// before. runc reads an omitted set as empty; so does the builtin runtime with this.
+/// Returns whether anything changed.
+pub fn explicit_capabilities(p: &mut Process) -> bool {
+    let Some(mut c) = p.capabilities().clone() else {
+        return false;
+    };
+    let before = c.clone();
+    let empty = || Some(oci_spec::runtime::Capabilities::default());
+    if c.bounding().is_none() {
+        c.set_bounding(empty());
+    }
+    if c.effective().is_none() {
+        c.set_effective(empty());
+    }
+    if c.permitted().is_none() {
+        c.set_permitted(empty());
+    }
+    if c.inheritable().is_none() {
+        c.set_inheritable(empty());
+    }
+    if c.ambient().is_none() {
+        c.set_ambient(empty());
+    }
+    let changed = c != before;
+    p.set_capabilities(Some(c));
+    changed
 }
 
 /// Add `CAP_SYS_ADMIN` and `CAP_SETPCAP` to the bounding, effective and permitted sets of `p`

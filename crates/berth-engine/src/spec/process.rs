@@ -35,12 +35,15 @@ pub fn process(
     let caps = crate::capabilities::to_oci(&container_caps(sec));
     let mut capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
-        .effective(caps.clone())
-        .permitted(caps)
         .build()
         .map_err(oci_err)?;
-    // Unset builder fields take oci-spec's defaults (a few inheritable and ambient
-    // capabilities): Docker gives none, so a non-root process keeps no capabilities.
+    // As Docker: root gets the set as effective and permitted; any other user only the
+    // bounding set (execve clears the others for it anyway, and capabilities permitted before
+    // execve would let a file capability through no_new_privs). Unset builder fields take
+    // oci-spec's defaults (a few inheritable and ambient capabilities): Docker gives none.
+    let root = user.uid == 0;
+    capabilities.set_effective(root.then(|| caps.clone()));
+    capabilities.set_permitted(root.then_some(caps));
     capabilities.set_inheritable(None);
     capabilities.set_ambient(None);
     let mut gids = user.additional_gids.clone();

@@ -341,6 +341,35 @@ impl TarBuilder {
         self
     }
 
+    /// A regular file preceded by a PAX header carrying `xattrs` (`SCHILY.xattr.NAME` records,
+    /// as GNU tar, Docker and BuildKit write them).
+    pub fn file_with_xattrs(
+        &mut self,
+        path: &str,
+        mode: u32,
+        data: &[u8],
+        xattrs: &[(&str, &[u8])],
+    ) -> &mut Self {
+        let mut pax = Vec::new();
+        for (k, v) in xattrs {
+            // "LEN KEY=VALUE\n", LEN counting itself.
+            let body = 1 + "SCHILY.xattr.".len() + k.len() + 1 + v.len() + 1;
+            let mut len = body + 1;
+            while len.to_string().len() + body != len {
+                len = len.to_string().len() + body;
+            }
+            pax.extend_from_slice(format!("{len} SCHILY.xattr.{k}=").as_bytes());
+            pax.extend_from_slice(v);
+            pax.push(b'\n');
+        }
+        let mut h = Self::header(tar::EntryType::XHeader, 0o644, 0, 0);
+        h.set_size(pax.len() as u64);
+        self.b
+            .append_data(&mut h, "PaxHeaders/entry", pax.as_slice())
+            .unwrap();
+        self.file(path, mode, data)
+    }
+
     pub fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
         let mut h = Self::header(tar::EntryType::Symlink, 0o777, 0, 0);
         self.b.append_link(&mut h, path, target).unwrap();
