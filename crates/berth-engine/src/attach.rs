@@ -7,7 +7,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::termios::{self, SetArg, Termios};
 
 use berth_store::Store;
 
@@ -18,42 +17,7 @@ use crate::runtime::{ConsoleSocket, ExecHandle, StdioFds};
 use crate::state::{self, Container, State};
 use crate::{EngineError, Result};
 
-/// Puts the terminal on fd 0 in raw mode while alive.
-pub struct RawMode {
-    saved: Option<Termios>,
-}
-
-impl RawMode {
-    pub fn enable(on: bool) -> RawMode {
-        if !on {
-            return RawMode { saved: None };
-        }
-        // SAFETY: fd 0 is open for the life of the process.
-        let fd = unsafe { BorrowedFd::borrow_raw(0) };
-        let Ok(saved) = termios::tcgetattr(fd) else {
-            return RawMode { saved: None };
-        };
-        let mut raw = saved.clone();
-        termios::cfmakeraw(&mut raw);
-        let _ = termios::tcsetattr(fd, SetArg::TCSANOW, &raw);
-        RawMode { saved: Some(saved) }
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        if let Some(t) = &self.saved {
-            // SAFETY: fd 0 is open for the life of the process.
-            let fd = unsafe { BorrowedFd::borrow_raw(0) };
-            let _ = termios::tcsetattr(fd, SetArg::TCSANOW, t);
-        }
-    }
-}
-
-pub fn isatty(fd: i32) -> bool {
-    // SAFETY: isatty only inspects the descriptor.
-    unsafe { libc::isatty(fd) == 1 }
-}
+pub use crate::terminal::{isatty, RawMode};
 
 /// Wait for a foreground container, forwarding signals (Ctrl-C stops it) and window size.
 pub fn foreground(store: &Store, c: &Container, started: &mut Started, tty: bool) -> i32 {
@@ -202,6 +166,18 @@ pub fn exec_env(
 
 /// Run a process in a running container; returns its exit code (0 when detached).
 pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
+    exec_with(store, c, req, None)
+}
+
+/// [`exec`] watching the input of a process with a terminal for the detach sequence `keys`
+/// (`exec -it`): on it, the process keeps running (a background copy of this process keeps
+/// its terminal open and drains its output) and [`EngineError::Detached`] is returned.
+pub fn exec_with(
+    store: &Store,
+    c: &Container,
+    req: &ExecRequest,
+    keys: Option<&crate::detach::DetachKeys>,
+) -> Result<i32> {
     let fresh = state::get(store, &c.id)?.ok_or_else(|| EngineError::NotFound(c.name.clone()))?;
     if fresh.state != State::Running || !state::monitor_alive(&fresh) {
         return Err(EngineError::NotRunning(c.name.clone()));
@@ -336,7 +312,13 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
             use std::os::unix::process::ExitStatusExt;
             Ok(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
         }
-        ExecHandle::Pid(pid) => Ok(wait_with_tty(pid, master, req.interactive)),
+        ExecHandle::Pid(pid) => {
+            let matcher = keys.filter(|_| req.tty).map(|k| k.matcher());
+            match wait_with_tty(pid, master, req.interactive, matcher) {
+                Waited::Exited(code) => Ok(code),
+                Waited::Detached => Err(EngineError::Detached),
+            }
+        }
     }
 }
 
@@ -354,8 +336,19 @@ fn dup_fd(fd: i32) -> Result<OwnedFd> {
         .map_err(|e| EngineError::Other(format!("dup: {e}")))
 }
 
-/// Wait for `pid` (our child), proxying a pty master to our stdio when given.
-fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
+enum Waited {
+    Exited(i32),
+    Detached,
+}
+
+/// Wait for `pid` (our child), proxying a pty master to our stdio when given; with a
+/// matcher, the detach sequence on stdin leaves the process running.
+fn wait_with_tty(
+    pid: i32,
+    master: Option<OwnedFd>,
+    interactive: bool,
+    mut matcher: Option<crate::detach::EscapeMatcher>,
+) -> Waited {
     let set = signal_set(&[
         Signal::SIGCHLD,
         Signal::SIGWINCH,
@@ -364,16 +357,34 @@ fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
     ]);
     let _ = set.thread_block();
     let Ok(sfd) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
-        return 125;
+        return Waited::Exited(125);
     };
-    let _raw = RawMode::enable(master.is_some() && isatty(0));
+    let mut raw = RawMode::enable(master.is_some() && (isatty(0) || isatty(1)));
     if let Some(m) = &master {
-        copy_winsize(0, m.as_raw_fd());
+        copy_winsize(if isatty(1) { 1 } else { 0 }, m.as_raw_fd());
     }
     let mut code: Option<i32> = None;
     let mut stdin_open = interactive && master.is_some();
     let mut master_open = master.is_some();
     let mut buf = vec![0u8; 32 * 1024];
+    let mut fwd: Vec<u8> = Vec::new();
+    // Send what was typed before raw mode, through the matcher like the rest.
+    let pending = raw.take_pending();
+    if let (Some(m), true) = (&master, stdin_open && !pending.is_empty()) {
+        let detached = match matcher.as_mut() {
+            Some(x) => x.feed(&pending, &mut fwd),
+            None => {
+                fwd.extend_from_slice(&pending);
+                false
+            }
+        };
+        write_all(m.as_raw_fd(), &fwd);
+        if detached {
+            drop(raw);
+            keep_draining(master);
+            return Waited::Detached;
+        }
+    }
     if let Some(ws) = reap(pid) {
         code = exit_code(ws);
     }
@@ -424,7 +435,7 @@ fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
                     }
                     libc::SIGWINCH => {
                         if let Some(m) = &master {
-                            copy_winsize(0, m.as_raw_fd());
+                            copy_winsize(if isatty(1) { 1 } else { 0 }, m.as_raw_fd());
                         }
                     }
                     s => {
@@ -449,14 +460,85 @@ fn wait_with_tty(pid: i32, master: Option<OwnedFd>, interactive: bool) -> i32 {
         if in_ready {
             // SAFETY: reading into our own buffer.
             let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+            fwd.clear();
+            let mut detached = false;
             if n <= 0 {
                 stdin_open = false;
-            } else if let Some(m) = &master {
-                write_all(m.as_raw_fd(), &buf[..n.unsigned_abs()]);
+                if let Some(x) = matcher.as_mut() {
+                    x.flush(&mut fwd);
+                }
+            } else {
+                let data = &buf[..n.unsigned_abs()];
+                match matcher.as_mut() {
+                    Some(x) => detached = x.feed(data, &mut fwd),
+                    None => fwd.extend_from_slice(data),
+                }
+            }
+            if let Some(m) = &master {
+                write_all(m.as_raw_fd(), &fwd);
+            }
+            if detached && code.is_none() {
+                drop(raw);
+                keep_draining(master);
+                return Waited::Detached;
             }
         }
     }
-    code.unwrap_or(125)
+    Waited::Exited(code.unwrap_or(125))
+}
+
+/// After a detach from `exec -it`: a background copy of this process keeps the pty master
+/// open (the process would get SIGHUP otherwise) and discards its output until the process
+/// side closes; this process returns at once.
+fn keep_draining(master: Option<OwnedFd>) {
+    let Some(master) = master else { return };
+    // SAFETY: the child only calls async-signal-safe functions (setsid, open, dup2, poll,
+    // read, sigprocmask, _exit) on memory it owns (a stack buffer), so forking is sound even
+    // if another thread held a lock.
+    let pid = unsafe { libc::fork() };
+    if pid != 0 {
+        return;
+    }
+    // SAFETY: see above; every call acts on descriptors and memory this child owns.
+    unsafe {
+        libc::setsid();
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        let fd = master.as_raw_fd();
+        let mut buf = [0u8; 4096];
+        loop {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if libc::poll(&mut p, 1, -1) < 0 {
+                if *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                break;
+            }
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            if n == 0 {
+                break;
+            }
+            if n < 0 {
+                let e = *libc::__errno_location();
+                if e == libc::EINTR || e == libc::EAGAIN {
+                    continue;
+                }
+                break;
+            }
+        }
+        libc::_exit(0);
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod attach;
 pub mod capabilities;
 pub mod cgroups;
 pub mod config;
+pub mod detach;
 pub mod exeguard;
 pub mod exits;
 pub mod fdio;
@@ -36,8 +37,10 @@ pub mod runtime;
 pub mod seccomp;
 pub mod seccomp_bpf;
 pub mod security;
+pub mod session;
 pub mod spec;
 pub mod state;
+pub mod terminal;
 pub mod user;
 pub mod view;
 pub mod volumes;
@@ -97,6 +100,9 @@ pub enum EngineError {
     AppArmor(String),
     #[error("{msg}")]
     StartFailed { code: i32, msg: String },
+    /// The user typed the detach sequence (`exec -it`): the process keeps running.
+    #[error("read escape sequence")]
+    Detached,
     #[error("{0}")]
     Other(String),
 }

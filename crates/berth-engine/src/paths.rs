@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 /// Environment variable telling the monitor that fds 0-2 belong to an attached CLI.
 pub const ATTACH_ENV: &str = "BERTH_MONITOR_ATTACHED";
+/// Set for a monitor whose client relays the terminal: the pty's window size, `ROWSxCOLS`.
+pub const WINSIZE_ENV: &str = "BERTH_MONITOR_WINSIZE";
 
 /// Environment variable choosing where containers' cgroups go (default [`DEFAULT_CGROUP_PARENT`]).
 pub const CGROUP_PARENT_ENV: &str = "BERTH_CGROUP_PARENT";

@@ -19,6 +19,23 @@ pub fn open(pid: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Duplicate descriptor `target` of the process behind `pidfd` into this process
+/// (`pidfd_getfd(2)`, Linux 5.6; needs ptrace access to that process). The copy shares the
+/// open file description (offset, `O_NONBLOCK`) with the original.
+///
+/// Errors: `EBADF` when the process has no such descriptor, `EPERM` without access.
+pub fn get_fd(pidfd: &OwnedFd, target: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number and flags (0) and returns a new
+    // descriptor (close-on-exec) or -1.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(r).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Send `sig` through a pidfd.
 ///
 /// Errors: `ESRCH` when the process has exited.

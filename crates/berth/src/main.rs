@@ -52,6 +52,8 @@ enum Cmd {
     Logs(container::LogsArgs),
     /// Run a command in a running container.
     Exec(container::ExecArgs),
+    /// Attach this terminal to a running container's input and output.
+    Attach(container::AttachArgs),
     /// Show low-level information on containers or images.
     Inspect(container::InspectArgs),
     /// Wait for containers to stop and print their exit codes.
@@ -239,6 +241,7 @@ fn main() -> ExitCode {
         Cmd::Ps(a) => container::ps(&ctx, a),
         Cmd::Logs(a) => container::logs(&ctx, a),
         Cmd::Exec(a) => container::exec(&ctx, a),
+        Cmd::Attach(a) => container::attach(&ctx, a),
         Cmd::Inspect(a) => container::inspect(&ctx, a),
         Cmd::Wait(a) => container::wait(&ctx, a),
         Cmd::Pause(a) => container::pause(&ctx, a),

@@ -493,7 +493,13 @@ fn start_once(ctx: &Ctx<'_>, fresh: Option<&crate::config::ContainerConfig>) -> 
         None => None,
     };
     if let Some(m) = &master {
-        copy_winsize(0, m.as_raw_fd());
+        match std::env::var(crate::paths::WINSIZE_ENV).ok().and_then(|v| {
+            let (r, c) = v.split_once('x')?;
+            Some((r.parse::<u16>().ok()?, c.parse::<u16>().ok()?))
+        }) {
+            Some((rows, cols)) => crate::terminal::set_winsize(m.as_raw_fd(), rows, cols),
+            None => copy_winsize(0, m.as_raw_fd()),
+        }
     }
     tracing::debug!("monitor {id}: created");
     // The runtime applied the spec's limits; write them through berth's own cgroup interface

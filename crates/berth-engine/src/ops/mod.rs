@@ -33,7 +33,10 @@ pub use pause::{
 pub use reconcile::{reconcile, reconcile_with, reconciled_rows, reconciled_rows_with, sweep};
 pub use remove::{remove, remove_with};
 pub use rename::rename;
-pub use start::{find_init, start, start_attached_to, wait_attached, Attach, AttachStdio, Started};
+pub use start::{
+    find_init, start, start_attached_to, start_attached_tty, wait_attached, Attach, AttachStdio,
+    Started,
+};
 pub use stop::{kill, kill_with, stop, stop_with, wait};
 pub use update::{update, update_with, UpdateRequest};
 

@@ -12,7 +12,7 @@ use berth_net::{NetConfig, NetworkMode};
 use berth_store::Store;
 
 use crate::host::Host;
-use crate::paths::ATTACH_ENV;
+use crate::paths::{ATTACH_ENV, WINSIZE_ENV};
 use crate::rootfs::{self, Bundle, ExecCheck};
 use crate::state::{self, Container, State};
 use crate::{EngineError, Result};
@@ -55,7 +55,7 @@ pub struct Started {
 /// [`EngineError::StartFailed`] with the monitor's message; network, mount and store errors.
 /// On error, the network and the mount are released again.
 pub fn start(store: &Store, c: &Container, attach: Attach) -> Result<Started> {
-    start_with(&Host::real(), store, c, attach, None)
+    start_with(&Host::real(), store, c, attach, None, None)
 }
 
 /// The standard streams an attached front end gives the monitor instead of its own:
@@ -75,7 +75,20 @@ pub struct AttachStdio {
 /// [`start`] attached to the given streams instead of this process's (as `Attach::Yes`:
 /// the monitor writes `exit CODE` on [`Started::sync`] at the end). Errors as [`start`].
 pub fn start_attached_to(store: &Store, c: &Container, stdio: AttachStdio) -> Result<Started> {
-    start_with(&Host::real(), store, c, Attach::Yes, Some(stdio))
+    start_with(&Host::real(), store, c, Attach::Yes, Some(stdio), None)
+}
+
+/// [`start_attached_to`] for a container with a terminal whose client relays it
+/// ([`crate::session::start_tty`]): the pty gets the window size `size` (rows, columns)
+/// before the container starts (the monitor's stdin is no terminal to copy it from).
+/// Errors as [`start`].
+pub fn start_attached_tty(
+    store: &Store,
+    c: &Container,
+    stdio: AttachStdio,
+    size: Option<(u16, u16)>,
+) -> Result<Started> {
+    start_with(&Host::real(), store, c, Attach::Yes, Some(stdio), size)
 }
 
 fn start_with(
@@ -84,6 +97,7 @@ fn start_with(
     c: &Container,
     attach: Attach,
     stdio: Option<AttachStdio>,
+    size: Option<(u16, u16)>,
 ) -> Result<Started> {
     if c.state.is_active() && state::monitor_alive(c) {
         return Err(EngineError::AlreadyRunning(c.name.clone()));
@@ -293,7 +307,7 @@ fn start_with(
         crate::runtime::write_builtin_bundle(&bundle.dir, &spec).map_err(fail)?;
     }
     state::mark_starting(store, &c.id, &net).map_err(fail)?;
-    spawn_monitor(store, c, attach, stdio).inspect_err(|_| {
+    spawn_monitor(store, c, attach, stdio, size).inspect_err(|_| {
         let _ = bundle.unmount();
     })
 }
@@ -318,11 +332,12 @@ fn spawn_monitor(
     c: &Container,
     attach: Attach,
     stdio: Option<AttachStdio>,
+    size: Option<(u16, u16)>,
 ) -> Result<Started> {
     let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| EngineError::Other(format!("pipe: {e}")))?;
     tracing::debug!("start {}: spawning monitor", c.name);
-    let monitor_pid = exec_monitor(store, c, attach, stdio, &w)?;
+    let monitor_pid = exec_monitor(store, c, attach, stdio, size, &w)?;
     drop(w);
 
     let mut sync = BufReader::new(File::from(r));
@@ -362,6 +377,7 @@ fn exec_monitor(
     c: &Container,
     attach: Attach,
     stdio: Option<AttachStdio>,
+    size: Option<(u16, u16)>,
     w: &OwnedFd,
 ) -> Result<i32> {
     // The monitor (and the container init it clones) runs from a read-only view of berth's
@@ -372,7 +388,10 @@ fn exec_monitor(
         .arg(store.root())
         .arg("__monitor")
         .arg(&c.id);
-    cmd.env_remove(ATTACH_ENV);
+    cmd.env_remove(ATTACH_ENV).env_remove(WINSIZE_ENV);
+    if let Some((rows, cols)) = size {
+        cmd.env(WINSIZE_ENV, format!("{rows}x{cols}"));
+    }
     match attach {
         Attach::No => {
             cmd.stdin(Stdio::null())
@@ -406,13 +425,21 @@ fn exec_monitor(
     }
     let wfd = w.as_raw_fd();
     // SAFETY: the closure runs in the child between fork and exec and only calls
-    // async-signal-safe functions (setsid, dup2).
+    // async-signal-safe functions (setsid, dup2, close_range).
     unsafe {
         cmd.pre_exec(move || {
             libc::setsid();
             if libc::dup2(wfd, 3) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            // The monitor holds nothing of its caller's beyond fds 0-3 (descriptors the
+            // caller leaked without close-on-exec: sockets, other terminals).
+            libc::syscall(
+                libc::SYS_close_range,
+                4u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
             Ok(())
         });
     }

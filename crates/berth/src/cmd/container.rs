@@ -5,8 +5,10 @@ use std::io::Write;
 use anyhow::{anyhow, bail, Context, Result};
 use berth_engine::attach::{self, ExecRequest};
 use berth_engine::config::{self as ccfg, ContainerConfig, RestartPolicy};
+use berth_engine::detach::DetachKeys;
 use berth_engine::health::{HealthConfig, HealthFlags};
 use berth_engine::ops::{self, Attach, CreateRequest};
+use berth_engine::session::{self, Outcome};
 use berth_engine::state::{self, Container, State};
 use berth_engine::EngineError;
 use berth_image::ImageStore;
@@ -175,7 +177,8 @@ pub struct ContainerOpts {
     /// Forward received signals to the container (--sig-proxy=false: do not).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub sig_proxy: bool,
-    /// Key sequence to detach from a container (refused: berth cannot detach yet).
+    /// Key sequence to detach from the container's terminal (default ctrl-p,ctrl-q; also
+    /// `detachKeys` in ~/.docker/config.json).
     #[arg(long)]
     pub detach_keys: Option<String>,
     /// Expose a port or a range of ports (PORT[-END][/PROTO]).
@@ -310,6 +313,9 @@ pub struct StartArgs {
     /// Attach standard input.
     #[arg(short, long)]
     pub interactive: bool,
+    /// Key sequence to detach from the container's terminal (default ctrl-p,ctrl-q).
+    #[arg(long)]
+    pub detach_keys: Option<String>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -456,9 +462,27 @@ pub struct ExecArgs {
     pub user: Option<String>,
     #[arg(short, long)]
     pub workdir: Option<String>,
+    /// Key sequence to detach from the process's terminal (default ctrl-p,ctrl-q).
+    #[arg(long)]
+    pub detach_keys: Option<String>,
     pub container: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Do not attach standard input.
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Forward received signals to the container (without a terminal; --sig-proxy=false: do not).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub sig_proxy: bool,
+    /// Key sequence to detach from the container's terminal (default ctrl-p,ctrl-q; also
+    /// `detachKeys` in ~/.docker/config.json).
+    #[arg(long)]
+    pub detach_keys: Option<String>,
+    pub container: String,
 }
 
 #[derive(Debug, Args)]
@@ -499,6 +523,8 @@ pub enum ContainerCmd {
     Rm(RmArgs),
     Logs(LogsArgs),
     Exec(ExecArgs),
+    /// Attach this terminal to a running container's input and output.
+    Attach(AttachArgs),
     Inspect(InspectArgs),
     Wait(WaitArgs),
     /// Remove all stopped containers.
@@ -533,6 +559,7 @@ pub fn container_cmd(ctx: &Ctx, c: ContainerCmd) -> Result<i32> {
         ContainerCmd::Rm(a) => rm(ctx, a),
         ContainerCmd::Logs(a) => logs(ctx, a),
         ContainerCmd::Exec(a) => exec(ctx, a),
+        ContainerCmd::Attach(a) => attach(ctx, a),
         ContainerCmd::Inspect(a) => inspect(ctx, a),
         ContainerCmd::Wait(a) => wait(ctx, a),
         ContainerCmd::Prune(a) => prune(ctx, a),
@@ -977,13 +1004,20 @@ fn attach_streams(o: &ContainerOpts) -> Result<Option<Attach>> {
     }))
 }
 
-/// `--detach-keys`: berth cannot detach from an attached container yet, so the flag is
-/// refused rather than silently accepted.
-fn check_detach_keys(o: &ContainerOpts) -> Result<()> {
-    if let Some(k) = &o.detach_keys {
-        bail!("--detach-keys {k:?} is not supported: berth cannot detach from an attached container yet; run it with -d and use berth logs -f or berth exec");
+/// `--detach-keys` (else `detachKeys` of the Docker CLI's config.json, else Ctrl-P Ctrl-Q),
+/// checked before anything is created.
+fn detach_keys(flag: Option<&str>) -> Result<DetachKeys> {
+    DetachKeys::resolve(flag).map_err(eng)
+}
+
+/// The exit status of an attached session: the container's code; 0 after a detach from
+/// `run`/`start` (as Docker); 128 + the signal that ended it.
+fn session_code(o: Outcome) -> i32 {
+    match o {
+        Outcome::Exited(c) => c,
+        Outcome::Detached => 0,
+        Outcome::Signalled(s) => 128 + s,
     }
-    Ok(())
 }
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
@@ -993,7 +1027,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     if a.detach && !a.opts.attach.is_empty() {
         bail!("conflicting options: cannot specify both --attach and --detach");
     }
-    check_detach_keys(&a.opts)?;
+    let keys = detach_keys(a.opts.detach_keys.as_deref())?;
     let streams = attach_streams(&a.opts)?;
     let c = create_from(ctx, &a.opts)?;
     let store = ctx.store()?;
@@ -1001,6 +1035,15 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
         ops::start(store, &c, Attach::No).map_err(|e| cleanup_failed(store, &c, e))?;
         println!("{}", c.id);
         return Ok(0);
+    }
+    if a.opts.tty && streams.is_none() {
+        let opts = session::AttachOptions {
+            stdin: a.opts.interactive,
+            detach_keys: keys,
+            sig_proxy: a.opts.sig_proxy,
+        };
+        let o = session::start_tty(store, &c, &opts).map_err(|e| cleanup_failed(store, &c, e))?;
+        return Ok(session_code(o));
     }
     let mut started = ops::start(store, &c, streams.unwrap_or(Attach::Yes))
         .map_err(|e| cleanup_failed(store, &c, e))?;
@@ -1018,7 +1061,7 @@ fn cleanup_failed(store: &Store, c: &Container, e: EngineError) -> anyhow::Error
 }
 
 pub fn create(ctx: &Ctx, a: CreateArgs) -> Result<i32> {
-    check_detach_keys(&a.opts)?;
+    detach_keys(a.opts.detach_keys.as_deref())?;
     let c = create_from(ctx, &a.opts)?;
     println!("{}", c.id);
     Ok(0)
@@ -1026,9 +1069,16 @@ pub fn create(ctx: &Ctx, a: CreateArgs) -> Result<i32> {
 
 pub fn start(ctx: &Ctx, a: StartArgs) -> Result<i32> {
     let store = open(ctx)?;
-    if a.attach && a.containers.len() > 1 {
+    let attach = a.attach || a.interactive;
+    if attach && a.containers.len() > 1 {
         bail!("you cannot start and attach multiple containers at once");
     }
+    let keys = detach_keys(a.detach_keys.as_deref())?;
+    let session_opts = session::AttachOptions {
+        stdin: a.interactive,
+        detach_keys: keys,
+        sig_proxy: true,
+    };
     let mut failed = false;
     for name in &a.containers {
         let c = match find(store, name) {
@@ -1040,12 +1090,19 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> Result<i32> {
             }
         };
         if c.state.is_active() {
-            if !a.attach {
-                println!("{name}");
+            if attach {
+                // Docker's `start -a` of a running container attaches to it.
+                let o = session::attach(store, &c, &session_opts).map_err(eng)?;
+                return Ok(session_code(o));
             }
+            println!("{name}");
             continue;
         }
-        if a.attach {
+        if attach && c.config.tty {
+            let o = session::start_tty(store, &c, &session_opts).map_err(eng)?;
+            return Ok(session_code(o));
+        }
+        if attach {
             let mut started = ops::start(store, &c, Attach::Yes).map_err(eng)?;
             return Ok(attach::foreground(store, &c, &mut started, c.config.tty));
         }
@@ -1365,7 +1422,38 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
         interactive: a.interactive,
         detach: a.detach,
     };
-    attach::exec(store, &c, &req).map_err(eng)
+    let keys = detach_keys(a.detach_keys.as_deref())?;
+    match attach::exec_with(store, &c, &req, Some(&keys)) {
+        Err(EngineError::Detached) => {
+            // Docker's CLI reports a detach from `exec` as this error (exit status 1).
+            eprintln!("read escape sequence");
+            Ok(1)
+        }
+        r => r.map_err(eng),
+    }
+}
+
+/// `attach [--no-stdin] [--sig-proxy] [--detach-keys] CONTAINER`: this terminal to a running
+/// container's streams. A detach ends it as Docker's does: "read escape sequence", status 1.
+pub fn attach(ctx: &Ctx, a: AttachArgs) -> Result<i32> {
+    let store = open(ctx)?;
+    let keys = detach_keys(a.detach_keys.as_deref())?;
+    let c = find(store, &a.container)?;
+    if c.config.tty && !a.no_stdin && c.config.open_stdin && !attach::isatty(0) {
+        bail!("the input device is not a TTY; attach from a terminal or with --no-stdin");
+    }
+    let opts = session::AttachOptions {
+        stdin: !a.no_stdin,
+        detach_keys: keys,
+        sig_proxy: a.sig_proxy,
+    };
+    match session::attach(store, &c, &opts).map_err(eng)? {
+        Outcome::Detached => {
+            eprintln!("read escape sequence");
+            Ok(1)
+        }
+        o => Ok(session_code(o)),
+    }
 }
 
 pub fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<i32> {
