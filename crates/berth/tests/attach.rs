@@ -160,12 +160,20 @@ fn attach_without_stdin_and_without_signal_forwarding() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    {
+    // A follows the output from when it attached: B sends until A has seen a line.
+    let mut input = b.stdin.take().unwrap();
+    let mut seen = false;
+    for _ in 0..100 {
         use std::io::Write;
-        let mut i = b.stdin.take().unwrap();
-        i.write_all(b"from-b\n").unwrap();
+        input.write_all(b"from-b\n").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        if a.output().contains("got-from-b") {
+            seen = true;
+            break;
+        }
     }
-    assert!(a.expect("got-from-b"), "{:?}", a.output());
+    drop(input);
+    assert!(seen, "{:?}", a.output());
     assert!(!a.output().contains("got-typed-in-a"), "{:?}", a.output());
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &b.id().to_string()])

@@ -17,6 +17,8 @@ pub struct PtyChild {
     master: std::fs::File,
     out: Arc<Mutex<Vec<u8>>>,
     reader: Option<std::thread::JoinHandle<()>>,
+    /// Receives once the reader saw the terminal's end (every slave descriptor closed).
+    closed: std::sync::mpsc::Receiver<()>,
 }
 
 impl PtyChild {
@@ -73,6 +75,7 @@ impl PtyChild {
         let out = Arc::new(Mutex::new(Vec::new()));
         let mut r = master.try_clone().unwrap();
         let sink = out.clone();
+        let (tx, closed) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             // EIO once every slave descriptor is closed.
@@ -82,12 +85,14 @@ impl PtyChild {
                 }
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
+            let _ = tx.send(());
         });
         PtyChild {
             child,
             master,
             out,
             reader: Some(reader),
+            closed,
         }
     }
 
@@ -114,12 +119,14 @@ impl PtyChild {
     }
 
     /// Wait (up to 20 s) for the process to exit; its exit code, or `None` if it did not
-    /// (it is killed then).
+    /// (it is killed then). Its last output has been read when this returns (up to 5 s more
+    /// for the terminal to close).
     pub fn wait(&mut self) -> Option<i32> {
         let end = Instant::now() + Duration::from_secs(20);
         while Instant::now() < end {
             if let Some(st) = self.child.try_wait().unwrap() {
                 use std::os::unix::process::ExitStatusExt;
+                let _ = self.closed.recv_timeout(Duration::from_secs(5));
                 return Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
             }
             std::thread::sleep(Duration::from_millis(20));
