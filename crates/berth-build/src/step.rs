@@ -36,6 +36,8 @@ impl<'s> StepRoot<'s> {
     /// Mount `lowers` (bottom layer first) with a fresh upper directory; `writable = false`
     /// mounts them read-only without an upper (for reading another stage's files).
     pub fn new(store: &'s Store, lowers: &[PathBuf], writable: bool) -> Result<StepRoot<'s>> {
+        let distinct = berth_engine::overlay::distinct_lowers(lowers);
+        let lowers = distinct.as_slice();
         let dir = store.tmp_path("step");
         crate::recover::begin(store, &dir)?;
         let mut me = StepRoot {
@@ -602,6 +604,53 @@ pub(crate) fn remove_stub(upper: &Path, rel: &str) {
         let _ = fs::remove_dir(&p);
     } else if md.is_file() && md.len() == 0 {
         let _ = fs::remove_file(&p);
+    }
+}
+
+/// Mode, owner and group of a directory (to tell whether a RUN step changed it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DirAttrs {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+/// The attributes of the directory `path` inside `root` (not following a final symlink);
+/// `None` when it is not a directory.
+pub(crate) fn dir_attrs_in(root: &Path, path: &str) -> Option<DirAttrs> {
+    let fd = open_in(root, path, OFlags::PATH | OFlags::NOFOLLOW).ok()?;
+    let st = rustix::fs::fstat(&fd).ok()?;
+    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory).then_some(
+        DirAttrs {
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+        },
+    )
+}
+
+/// Remove the directory `rel` from the upper dir when overlayfs only copied it up for a mount
+/// point the runtime created in it (since removed): it is empty, not opaque, and still has
+/// `before`'s mode and owner.
+pub(crate) fn remove_unchanged_copy_up(upper: &Path, rel: &str, before: DirAttrs) {
+    let rel = rel.trim_start_matches('/');
+    if rel.is_empty() {
+        return;
+    }
+    let p = upper.join(rel);
+    let Ok(md) = fs::symlink_metadata(&p) else {
+        return;
+    };
+    let now = DirAttrs {
+        mode: md.mode() & 0o7777,
+        uid: md.uid(),
+        gid: md.gid(),
+    };
+    let empty = fs::read_dir(&p).is_ok_and(|mut d| d.next().is_none());
+    let mut buf = [0u8; 8];
+    let opaque = rustix::fs::lgetxattr(&p, "trusted.overlay.opaque", &mut buf).is_ok();
+    if md.is_dir() && empty && !opaque && now == before {
+        let _ = fs::remove_dir(&p);
     }
 }
 

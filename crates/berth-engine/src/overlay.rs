@@ -18,6 +18,23 @@ use rustix::mount::{
 /// Longest `mount(2)` option string berth hands to overlayfs (the kernel copies one page).
 pub const MAX_OPTIONS_LEN: usize = 4000;
 
+/// `lowers` (bottom layer first) with each directory only once, at its topmost place. An image
+/// may list one layer twice (identical diffs share a diff id, e.g. a cached `COPY --link` used
+/// twice), and overlayfs refuses a lower directory given twice (ELOOP, "overlapping"). The
+/// copies below the topmost one change nothing: every path the layer names (files, whiteouts,
+/// opaque directories) is decided by that topmost copy, and it names nothing else.
+pub fn distinct_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut top_first: Vec<PathBuf> = lowers
+        .iter()
+        .rev()
+        .filter(|p| seen.insert(p.as_path()))
+        .cloned()
+        .collect();
+    top_first.reverse();
+    top_first
+}
+
 /// Mount an overlay at `target` through the new mount API: `lowers` top layer first (as in
 /// `lowerdir=`), `upper` = (upper dir, work dir) for a writable overlay, `read_only` for an
 /// `MS_RDONLY` mount. A read-only overlay without an upper needs at least two lowers.
@@ -61,4 +78,19 @@ pub fn too_deep_message(layers: usize, e: &io::Error) -> String {
     format!(
         "the image has {layers} layers, more than one overlay mount option string can name, and this kernel cannot mount them one by one ({e}; overlayfs' lowerdir+ needs Linux 6.8); squash some RUN steps"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_lowers_keep_the_topmost_copy() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            distinct_lowers(&[p("a"), p("b"), p("a"), p("c"), p("b")]),
+            vec![p("a"), p("c"), p("b")]
+        );
+        assert_eq!(distinct_lowers(&[p("a")]), vec![p("a")]);
+    }
 }

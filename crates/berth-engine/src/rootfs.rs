@@ -185,6 +185,8 @@ impl Bundle {
         }
         let rootfs = self.rootfs();
         fs::create_dir_all(&rootfs).map_err(|e| EngineError::io(&rootfs, e))?;
+        let distinct = crate::overlay::distinct_lowers(lowers);
+        let lowers = distinct.as_slice();
         let lower: Vec<String> = lowers
             .iter()
             .rev()

@@ -211,3 +211,44 @@ fn copy_parents_keeps_source_directories() {
     assert!(!out.status.success());
     assert!(err.contains("unknown flag --parents"), "{err}");
 }
+
+#[test]
+fn an_image_listing_one_layer_twice_builds_and_runs() {
+    let env = TestEnv::new();
+    env.busybox_image("busybox:local");
+    // The second linked COPY is the first one's cache entry: the same layer twice. RUN steps
+    // that change no file (the runtime's /etc/hosts mount point aside) add no layer.
+    let dir = context(
+        &env,
+        "twice",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:local\n\
+                 COPY --link a.txt /x/\n\
+                 RUN true\n\
+                 COPY --link a.txt /x/\n\
+                 RUN cat /x/a.txt > /y.txt\n",
+            ),
+            ("a.txt", "twice\n"),
+        ],
+    );
+    let out = build_ok(&env, &dir, &["-t", "twice"]);
+    assert!(step_cached(&out, "[stage-0 4/5] COPY --link"), "{out}");
+    let base = layers(&env, "busybox:local").len();
+    let l = layers(&env, "twice");
+    assert_eq!(l.len(), base + 3, "{l:?}");
+    assert_eq!(l[base], l[base + 1]);
+    assert_eq!(run(&env, "twice", &["busybox", "cat", "/y.txt"]), "twice\n");
+    // And as the base of another build.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM twice\nRUN cat /y.txt /x/a.txt > /z.txt\n",
+    )
+    .unwrap();
+    build_ok(&env, &dir, &["-t", "twice:child"]);
+    assert_eq!(
+        run(&env, "twice:child", &["busybox", "cat", "/z.txt"]),
+        "twice\ntwice\n"
+    );
+}

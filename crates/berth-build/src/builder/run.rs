@@ -335,14 +335,25 @@ impl Build<'_> {
             });
         }
         // Mount points the runtime creates must not end up in the layer: note what is missing.
+        // The directories they go into are copied up to the upper dir (`/etc` for
+        // `/etc/hosts`): note their attributes, to drop them again if nothing else changed.
         let mut created_stubs: Vec<String> = Vec::new();
+        let mut stub_parents: Vec<(String, step::DirAttrs)> = Vec::new();
         for s in &stubs {
             let mut p = String::new();
             for c in s.split('/').filter(|c| !c.is_empty()) {
+                let parent = p.clone();
                 p.push('/');
                 p.push_str(c);
                 if !step::exists_in(&merged, &p) {
-                    created_stubs.push(p.clone());
+                    if !created_stubs.contains(&p) {
+                        created_stubs.push(p.clone());
+                    }
+                    if !parent.is_empty() && !stub_parents.iter().any(|(d, _)| *d == parent) {
+                        if let Some(a) = step::dir_attrs_in(&merged, &parent) {
+                            stub_parents.push((parent, a));
+                        }
+                    }
                 }
             }
         }
@@ -420,6 +431,11 @@ impl Build<'_> {
         root.unmount()?;
         for s in created_stubs.iter().rev() {
             step::remove_stub(&root.upper(), s);
+        }
+        // Deepest first, so a parent emptied by its child's removal goes too.
+        stub_parents.sort_by_key(|(d, _)| std::cmp::Reverse(d.len()));
+        for (d, attrs) in &stub_parents {
+            step::remove_unchanged_copy_up(&root.upper(), d, *attrs);
         }
         self.finish_step(store, st, root, &key, &instruction, &inputs, created_by)
     }
