@@ -17,6 +17,7 @@ need_pkgs=(
   fuse-overlayfs                                     # stores on overlayfs (berth inside a container)
   docker.io                                          # tests: a private dockerd as the confinement oracle
   apparmor                                           # apparmor_parser: loads berth-default; tests compile it
+  golang-github-containers-common                    # tests: Podman's seccomp.json loads unchanged
 )
 missing=()
 for p in "${need_pkgs[@]}"; do

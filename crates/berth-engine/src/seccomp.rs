@@ -471,6 +471,35 @@ mod tests {
         assert!(allowed(&s, "keyctl").is_empty());
     }
 
+    /// Podman's own profile file (Debian's golang-github-containers-common, installed by
+    /// scripts/setup.sh) loads unchanged and keeps its policy.
+    #[test]
+    fn podmans_profile_file_loads() {
+        let path = "/usr/share/containers/seccomp.json";
+        let Ok(text) = std::fs::read_to_string(path) else {
+            eprintln!(
+                "skipped: {path} is missing (apt-get install golang-github-containers-common)"
+            );
+            return;
+        };
+        let p = Profile::parse(path, &text).unwrap();
+        assert_eq!(p.default_action, LinuxSeccompAction::ScmpActErrno);
+        let amd64 = Some((Arch::ScmpArchX86_64, "amd64"));
+        let s = p
+            .to_oci_for(&caps(crate::capabilities::DEFAULT_CAPS), amd64, (6, 1))
+            .unwrap();
+        // Its default is ENOSYS; read allowed; kexec_load refused with EPERM by its own rule.
+        assert_eq!(s.default_errno_ret(), Some(38));
+        assert!(allowed(&s, "read")
+            .iter()
+            .any(|r| r.action() == LinuxSeccompAction::ScmpActAllow));
+        let k = allowed(&s, "kexec_load");
+        assert!(!k.is_empty());
+        assert!(k
+            .iter()
+            .all(|r| r.action() == LinuxSeccompAction::ScmpActErrno && r.errno_ret() == Some(1)));
+    }
+
     #[test]
     fn malformed_profiles_name_the_path() {
         let e = Profile::parse(
