@@ -390,6 +390,16 @@ fn seccomp_default_profile_refuses_escapes_privileged_allows() {
         probe_run(&env, &[], &["clone_newuser"]),
         "clone_newuser=EPERM\n"
     );
+    // clone3's flags are out of seccomp's reach: Docker's profile answers ENOSYS (libc then
+    // falls back to clone, which the profile checks) unless CAP_SYS_ADMIN.
+    assert_eq!(
+        probe_run(&env, &[], &["clone3_newuser"]),
+        "clone3_newuser=ENOSYS\n"
+    );
+    assert_eq!(
+        probe_run(&env, &["--privileged"], &["clone3_newuser"]),
+        "clone3_newuser=ok\n"
+    );
     // The kernel itself would allow these: it is the profile that refuses them.
     let o = probe_run(
         &env,

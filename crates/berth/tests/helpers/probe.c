@@ -16,6 +16,10 @@
 #include <dirent.h>
 #include <time.h>
 
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
 static const char *res(long r) { return r >= 0 ? "ok" : strerrorname_np(errno); }
 
 /* Watch for foreign executables (processes whose /proc/PID/exe is not this program) for up to
@@ -73,6 +77,13 @@ int main(int argc, char **argv) {
             r = unshare(CLONE_NEWUSER);
         } else if (!strcmp(t, "clone_newuser")) {
             r = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+            if (r == 0) _exit(0);
+            if (r > 0) waitpid(r, NULL, 0);
+        } else if (!strcmp(t, "clone3_newuser")) {
+            /* struct clone_args, version 0: flags, pidfd, child_tid, parent_tid, exit_signal,
+             * stack, stack_size, tls. */
+            unsigned long long args[8] = {CLONE_NEWUSER, 0, 0, 0, SIGCHLD, 0, 0, 0};
+            r = syscall(SYS_clone3, args, sizeof args);
             if (r == 0) _exit(0);
             if (r > 0) waitpid(r, NULL, 0);
         } else if (!strcmp(t, "fork")) {
