@@ -295,6 +295,53 @@ pub fn prune_store(store: &Store, until: Option<i64>) -> Result<PruneSummary, Bu
     })
 }
 
+/// One build cache entry as `system df` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// The entry's key (hex SHA-256; Docker's cache record ID).
+    pub key: String,
+    /// The instruction as expanded (`RUN apk add curl`).
+    pub instruction: String,
+    /// The layer the step made (`None`: the step changed no file).
+    pub diff_id: Option<Digest>,
+    /// Unix seconds when the entry was made.
+    pub created: i64,
+    /// Unix seconds of its last cache hit (or creation).
+    pub last_used: i64,
+}
+
+/// Every build cache entry, oldest first.
+///
+/// # Errors
+/// Database errors.
+pub fn entries(store: &Store) -> Result<Vec<CacheEntry>, BuildError> {
+    migrate(store)?;
+    let mut st = store.db().prepare(
+        "SELECT key, instruction, diff_id, created, last_used FROM build_cache ORDER BY created, key",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, instruction, diff, created, last_used) = row?;
+        out.push(CacheEntry {
+            key,
+            instruction,
+            diff_id: diff.and_then(|d| Digest::parse(&d).ok()),
+            created,
+            last_used,
+        });
+    }
+    Ok(out)
+}
+
 /// Diff ids any cache entry refers to.
 pub fn layers_in_use(store: &Store) -> Result<Vec<Digest>, BuildError> {
     migrate(store)?;
@@ -322,6 +369,16 @@ mod tests {
         assert_eq!(lookup(&store, &k1).unwrap(), None);
         insert(&store, &k1, &k0, "COPY src /app", &inputs, None).unwrap();
         assert_eq!(lookup(&store, &k1).unwrap(), Some(Hit::Empty));
+        let listed = entries(&store).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (
+                listed[0].key.as_str(),
+                listed[0].instruction.as_str(),
+                &listed[0].diff_id
+            ),
+            (k1.as_str(), "COPY src /app", &None)
+        );
         let mut changed = inputs.clone();
         changed.insert("src/b".into(), "3333".into());
         changed.insert("src/c".into(), "4444".into());

@@ -687,6 +687,25 @@ fn events_record_lifecycle_in_order_and_follow() {
     );
 }
 
+/// A root file system tar for podman containers: /bin/busybox only. (Not the shared busybox
+/// tar: its hard link entries carry mode 0644, which podman's import applies to busybox.)
+fn podman_rootfs_tar(env: &TestEnv) -> PathBuf {
+    let rootfs = env.path("prootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    let tar = env.path("prootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("bin")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}
+
 /// The container's cgroup file `file` of `controller` (v1) or of its v2 directory, read from
 /// the host through its init's /proc/PID/cgroup.
 fn cgroup_file(env: &TestEnv, name: &str, controller: &str, file: &str) -> String {
@@ -898,21 +917,7 @@ fn update_limits_and_restart_policy_running_and_stopped() {
 
     // podman writes the same files for the same update (its 4.x update has no pids-limit).
     let Some(p) = Podman::new(&env) else { return };
-    // (Not the shared busybox tar: its hard link entries carry mode 0644, which podman's
-    // import applies to busybox itself.)
-    let rootfs = env.path("prootfs");
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    let tar = env.path("prootfs.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg("bin")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let tar = podman_rootfs_tar(&env);
     p.ok(&["import", "-q", tar.to_str().unwrap(), "localhost/up:1"]);
     p.ok(&[
         "run",
@@ -991,4 +996,197 @@ fn update_limits_and_restart_policy_running_and_stopped() {
     for (ctrl, f) in compared {
         assert_eq!(cgroup_file(&env, "upd", ctrl, f), theirs(ctrl, f), "{f}");
     }
+}
+
+/// `system df [-v] [--format]` counts and sizes, TOTAL/ACTIVE compared with podman's for the
+/// same objects; `system prune` with and without `-a`, `--volumes`, `--filter`, and its
+/// confirmation.
+#[test]
+fn system_df_and_prune() {
+    let env = TestEnv::new();
+    let tar = env.path("rootfs.tar");
+    common::busybox_rootfs_tar(&tar);
+    let tar = tar.to_str().unwrap();
+    env.ok(&["import", tar, "df:1"]);
+    let none = "--network=none";
+    env.ok(&["run", "-d", none, "--name", "dfrun", "df:1", "sleep", "600"]);
+    env.ok(&[
+        "create",
+        none,
+        "--name",
+        "dfcr",
+        "-v",
+        "dfvol:/data",
+        "df:1",
+        "true",
+    ]);
+    env.ok(&["volume", "create", "dflonely"]);
+    let f = env.path("payload");
+    std::fs::write(&f, vec![7u8; 5000]).unwrap();
+    env.ok(&["cp", f.to_str().unwrap(), "dfcr:/payload"]);
+
+    let table = env.ok(&["system", "df"]);
+    let head: Vec<Vec<String>> = table
+        .lines()
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        head[0],
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+        "{table}"
+    );
+    let counts: Vec<String> = head[1..].iter().map(|r| r[..3].join(" ")).collect();
+    assert_eq!(
+        counts,
+        [
+            "Images 1 1",
+            "Containers 2 1",
+            "Local Volumes 2 1",
+            "Build Cache 0 0"
+        ],
+        "{table}"
+    );
+    // The created container's 5000 bytes are its writable layer, all reclaimable.
+    assert_eq!(head[2][3], "5kB", "{table}");
+    assert_eq!(head[2][4], "5kB (100%)", "{table}");
+    let rows: Vec<serde_json::Value> = env
+        .ok(&["system", "df", "--format", "json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0]["Type"], "Images");
+    assert_eq!(rows[0]["TotalCount"], "1");
+    assert_eq!(
+        env.ok(&["system", "df", "--format", "{{.Type}}={{.Active}}"]),
+        "Images=1\nContainers=1\nLocal Volumes=1\nBuild Cache=0\n"
+    );
+    let v = env.ok(&["system", "df", "-v"]);
+    for want in [
+        "Images space usage:",
+        "Containers space usage:",
+        "Local Volumes space usage:",
+        "Build cache usage: 0B",
+        "dflonely",
+        "dfcr",
+    ] {
+        assert!(v.contains(want), "{want} missing in\n{v}");
+    }
+    let vol_line = v.lines().find(|l| l.starts_with("dfvol ")).unwrap();
+    assert_eq!(
+        vol_line.split_whitespace().collect::<Vec<_>>(),
+        ["dfvol", "1", "0B"]
+    );
+
+    // podman: the same objects give the same TOTAL and ACTIVE counts.
+    if let Some(p) = Podman::new(&env) {
+        let ptar = podman_rootfs_tar(&env);
+        p.ok(&["import", "-q", ptar.to_str().unwrap(), "localhost/df:1"]);
+        p.ok(&[
+            "create",
+            none,
+            "--name",
+            "dfrun",
+            "localhost/df:1",
+            "/bin/busybox",
+            "sleep",
+            "600",
+        ]);
+        p.ok(&[
+            "create",
+            none,
+            "--name",
+            "dfcr",
+            "-v",
+            "dfvol:/data",
+            "localhost/df:1",
+            "/bin/busybox",
+            "true",
+        ]);
+        p.ok(&["volume", "create", "dflonely"]);
+        let started = p.run(&["start", "dfrun"]);
+        if started.0 {
+            let theirs: Vec<String> = p
+                .ok(&["system", "df"])
+                .lines()
+                .skip(1)
+                .map(|l| {
+                    l.split("  ")
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            assert_eq!(theirs[..], counts[..3], "podman's system df");
+        } else {
+            eprintln!("podman cannot start a container here: {}", started.2);
+        }
+    }
+
+    // prune asks first; "n" keeps everything.
+    let o = env.berth_stdin(&["system", "prune"], b"n\n");
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("all stopped containers"));
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 2);
+
+    // Filters: a stopped container with a label is kept by label!=, everything new by until.
+    env.ok(&[
+        "create", none, "--name", "dfkeep", "-l", "keep=1", "df:1", "true",
+    ]);
+    env.ok(&["network", "create", "dfnet"]);
+    let out = env.ok(&["system", "prune", "-f", "--filter", "until=1h"]);
+    assert_eq!(out, "Total reclaimed space: 0B\n");
+    let out = env.ok(&["system", "prune", "-f", "--filter", "label!=keep"]);
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert!(out.contains("Deleted Networks:\ndfnet\n"), "{out}");
+    assert!(out.ends_with("Total reclaimed space: 5kB\n"), "{out}");
+    let left = env.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let mut left: Vec<&str> = left.lines().collect();
+    left.sort();
+    assert_eq!(left, ["dfkeep", "dfrun"]);
+    assert!(env
+        .fails(&["system", "prune", "-f", "--filter", "dangling=1"])
+        .1
+        .contains("until"));
+
+    // -a --volumes: stopped containers, images no container uses, anonymous volumes; the
+    // running container, its image and named volumes stay.
+    env.ok(&["import", tar, "dfother:1"]);
+    env.ok(&[
+        "run", none, "--name", "dfanon", "-v", "/anon", "df:1", "true",
+    ]);
+    let anon = env.ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Name}}{{end}}",
+        "dfanon",
+    ]);
+    let out = env.ok(&["system", "prune", "-af", "--volumes"]);
+    assert!(
+        out.contains(&format!("Deleted Volumes:\n{}\n", anon.trim())),
+        "{out}"
+    );
+    assert!(out.contains("untagged: dfother:1"), "{out}");
+    assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Names}}"]), "dfrun\n");
+    assert_eq!(env.ok(&["images", "--format", "{{.Repository}}"]), "df\n");
+    let vols = env.ok(&["volume", "ls", "-q"]);
+    assert!(
+        vols.contains("dfvol") && vols.contains("dflonely"),
+        "{vols}"
+    );
+    env.ok(&["rm", "-f", "dfrun"]);
+    env.ok(&["system", "prune", "-af"]);
+    let counts = env.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert_eq!(
+        counts,
+        "Images 0\nContainers 0\nLocal Volumes 2\nBuild Cache 0\n"
+    );
 }

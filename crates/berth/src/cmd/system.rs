@@ -38,6 +38,38 @@ pub enum SystemCmd {
     Service(ServiceArgs),
     /// Show system-wide information.
     Info(InfoArgs),
+    /// Show disk usage of images, containers, volumes and the build cache.
+    Df(DfArgs),
+    /// Remove stopped containers, unused networks, dangling images and the build cache.
+    Prune(SystemPruneArgs),
+    /// Show container, image, network and volume events (following new ones).
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Show each image, container, volume and build cache entry.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// table (default), table TEMPLATE, json, or a Go template over the summary rows.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images, not only dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Filters: until=TIME, label=KEY[=VALUE], label!=KEY[=VALUE].
+    #[arg(long)]
+    pub filter: Vec<String>,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Also remove anonymous volumes no container uses.
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 fn s(v: &Value) -> String {
@@ -159,7 +191,127 @@ pub fn system_cmd(ctx: &Ctx, c: SystemCmd) -> Result<i32> {
     match c {
         SystemCmd::Service(a) => service(ctx, a),
         SystemCmd::Info(a) => info(ctx, a),
+        SystemCmd::Df(a) => df(ctx, a),
+        SystemCmd::Prune(a) => prune(ctx, a),
+        SystemCmd::Events(a) => events(ctx, a),
     }
+}
+
+/// `system df [-v] [--format]`: the summary table (or template rows), and with `-v` the
+/// per-object tables as Docker prints them.
+fn df(ctx: &Ctx, a: DfArgs) -> Result<i32> {
+    use berth_system as sys;
+    let store = ctx.store()?;
+    berth_engine::ops::reconcile(store)?;
+    let du = sys::disk_usage(store)?;
+    if !a.verbose || a.format.is_some() {
+        super::print_rows(
+            &du.summary_rows(),
+            a.format.as_deref(),
+            "",
+            sys::SUMMARY_TABLE,
+            sys::SUMMARY_HEADERS,
+        )?;
+        return Ok(0);
+    }
+    println!("Images space usage:\n");
+    super::print_rows(
+        &du.image_rows(),
+        None,
+        "",
+        sys::IMAGES_TABLE,
+        sys::IMAGES_HEADERS,
+    )?;
+    println!("\nContainers space usage:\n");
+    super::print_rows(
+        &du.container_rows(),
+        None,
+        "",
+        sys::CONTAINERS_TABLE,
+        sys::CONTAINERS_HEADERS,
+    )?;
+    println!("\nLocal Volumes space usage:\n");
+    super::print_rows(
+        &du.volume_rows(),
+        None,
+        "",
+        sys::VOLUMES_TABLE,
+        sys::VOLUMES_HEADERS,
+    )?;
+    println!(
+        "\nBuild cache usage: {}\n",
+        berth_format::human::size(du.build_cache_size())
+    );
+    super::print_rows(
+        &du.build_cache_rows(),
+        None,
+        "",
+        sys::BUILD_CACHE_TABLE,
+        sys::BUILD_CACHE_HEADERS,
+    )?;
+    Ok(0)
+}
+
+/// `system prune [-a] [--volumes] [-f] [--filter]`, with Docker's warning and report.
+fn prune(ctx: &Ctx, a: SystemPruneArgs) -> Result<i32> {
+    use berth_system as sys;
+    let filters = sys::PruneFilters::parse(&a.filter)?;
+    if !a.force {
+        let mut what = vec![
+            "all stopped containers",
+            "all networks not used by at least one container",
+        ];
+        if a.volumes {
+            what.push("all anonymous volumes not used by at least one container");
+        }
+        if a.all {
+            what.push("all images without at least one container associated to them");
+            what.push("all build cache");
+        } else {
+            what.push("all dangling images");
+            what.push("unused build cache");
+        }
+        eprintln!("WARNING! This will remove:");
+        for w in what {
+            eprintln!("  - {w}");
+        }
+        eprint!("\nAre you sure you want to continue? [y/N] ");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    let store = ctx.store()?;
+    let r = sys::prune(
+        store,
+        &sys::PruneOptions {
+            all: a.all,
+            volumes: a.volumes,
+            filters,
+        },
+    )?;
+    for (title, items) in [
+        ("Deleted Containers:", &r.containers),
+        ("Deleted Networks:", &r.networks),
+        ("Deleted Volumes:", &r.volumes),
+        ("Deleted Images:", &r.images),
+        ("Deleted build cache objects:", &r.build_cache),
+    ] {
+        if items.is_empty() {
+            continue;
+        }
+        println!("{title}");
+        for i in items {
+            println!("{i}");
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        berth_format::human::size(r.space_reclaimed)
+    );
+    Ok(0)
 }
 
 fn service(ctx: &Ctx, a: ServiceArgs) -> Result<i32> {
