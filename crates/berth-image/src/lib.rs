@@ -24,6 +24,7 @@ pub mod archive;
 pub mod config;
 pub mod decompress;
 pub mod import;
+pub mod media;
 mod pack;
 pub mod reference;
 pub mod sparse;
@@ -121,20 +122,20 @@ impl Compression {
     }
 
     /// OCI layer media type for a blob with this compression.
-    pub fn oci_media_type(self) -> &'static str {
+    pub fn oci_media_type(self) -> media::MediaType {
         match self {
-            Compression::None => "application/vnd.oci.image.layer.v1.tar",
-            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            Compression::None => media::MediaType::ImageLayer,
+            Compression::Gzip => media::MediaType::ImageLayerGzip,
+            Compression::Zstd => media::MediaType::ImageLayerZstd,
         }
     }
 
     /// Docker schema2 layer media type (Docker has no zstd type; the OCI one is used).
-    pub fn docker_media_type(self) -> &'static str {
+    pub fn docker_media_type(self) -> media::MediaType {
         match self {
-            Compression::None => "application/vnd.docker.image.rootfs.diff.tar",
-            Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            Compression::None => media::media_type(media::DOCKER_LAYER),
+            Compression::Gzip => media::media_type(media::DOCKER_LAYER_GZIP),
+            Compression::Zstd => media::MediaType::ImageLayerZstd,
         }
     }
 

@@ -1,6 +1,5 @@
 //! Manifests, indexes and platform selection (OCI image spec and Docker v2 schema 2).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use berth_store::Digest;
@@ -8,20 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{RegistryError, Result};
 
-pub const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const MT_DOCKER_V1: &str = "application/vnd.docker.distribution.manifest.v1+json";
-pub const MT_DOCKER_V1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
-pub const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-pub const MT_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-pub const MT_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const MT_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-pub const MT_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
-pub const MT_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-pub const MT_DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
+use berth_image::media::{
+    self, DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_LAYER_ZSTD, DOCKER_MANIFEST_V1,
+    DOCKER_MANIFEST_V1_SIGNED,
+};
+pub use berth_image::media::{Descriptor, ImageIndex, ImageManifest, MediaType};
 
 /// Largest manifest or index accepted from a registry.
 pub const MAX_MANIFEST: u64 = 4 << 20;
@@ -31,50 +21,30 @@ pub const MAX_CONFIG: u64 = 16 << 20;
 /// The `Accept` header for manifest requests.
 pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
-/// A content descriptor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    #[serde(default)]
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub urls: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-}
-
-/// An image manifest (OCI or Docker v2 schema 2; the JSON shapes are the same).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Manifest {
-    pub schema_version: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    pub config: Descriptor,
-    pub layers: Vec<Descriptor>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-}
-
-/// An image index or Docker manifest list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Index {
-    pub schema_version: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    pub manifests: Vec<Descriptor>,
-}
-
 /// A parsed manifest document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Document {
-    Manifest(Box<Manifest>),
-    Index(Index),
+    /// An image manifest (OCI or Docker schema 2).
+    Manifest(Box<ImageManifest>),
+    /// An image index or Docker manifest list.
+    Index(Box<ImageIndex>),
+}
+
+/// Every descriptor's digest must name a blob berth can store (sha256, sha512).
+fn check_digests<'a>(descs: impl IntoIterator<Item = &'a Descriptor>) -> Result<()> {
+    for d in descs {
+        media::blob_digest(d).map_err(|e| RegistryError::InvalidManifest(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The descriptor's digest as berth's blob store names it.
+///
+/// # Errors
+/// `InvalidManifest` for a digest berth cannot store (not sha256 or sha512); documents from
+/// [`parse_document`] have been checked already.
+pub fn blob_digest(d: &Descriptor) -> Result<Digest> {
+    media::blob_digest(d).map_err(|e| RegistryError::InvalidManifest(e.to_string()))
 }
 
 fn base_type(ct: &str) -> &str {
@@ -95,7 +65,7 @@ pub fn parse_document(content_type: Option<&str>, body: &[u8]) -> Result<Documen
     let probe: Probe = serde_json::from_slice(body)
         .map_err(|e| RegistryError::InvalidManifest(format!("not a JSON manifest: {e}")))?;
     let header = content_type.map(base_type).filter(|s| !s.is_empty());
-    let is_v1 = |t: &str| t == MT_DOCKER_V1 || t == MT_DOCKER_V1_SIGNED;
+    let is_v1 = |t: &str| t == DOCKER_MANIFEST_V1 || t == DOCKER_MANIFEST_V1_SIGNED;
     if probe.schema_version == Some(1)
         || probe.fs_layers.is_some()
         || header.is_some_and(is_v1)
@@ -110,9 +80,9 @@ pub fn parse_document(content_type: Option<&str>, body: &[u8]) -> Result<Documen
         (None, Some(h)) if h != "application/json" && h != "text/plain" => h.to_string(),
         _ => {
             if probe.manifests.is_some() {
-                MT_OCI_INDEX.to_string()
+                MediaType::ImageIndex.to_string()
             } else if probe.layers.is_some() {
-                MT_OCI_MANIFEST.to_string()
+                MediaType::ImageManifest.to_string()
             } else {
                 return Err(RegistryError::InvalidManifest(
                     "document has neither layers nor manifests".into(),
@@ -121,41 +91,38 @@ pub fn parse_document(content_type: Option<&str>, body: &[u8]) -> Result<Documen
         }
     };
     if let (Some(body_t), Some(h)) = (probe.media_type.as_deref(), header) {
-        let known = [
-            MT_OCI_INDEX,
-            MT_OCI_MANIFEST,
-            MT_DOCKER_MANIFEST,
-            MT_DOCKER_LIST,
-        ];
-        if known.contains(&h) && body_t != h {
+        let known =
+            media::is_index(&media::media_type(h)) || media::is_manifest(&media::media_type(h));
+        if known && body_t != h {
             return Err(RegistryError::InvalidManifest(format!(
                 "the registry sent content type {h} but the document says {body_t}"
             )));
         }
     }
     let bad = |e: serde_json::Error| RegistryError::InvalidManifest(e.to_string());
-    match kind.as_str() {
-        MT_OCI_INDEX | MT_DOCKER_LIST => {
-            let idx: Index = serde_json::from_slice(body).map_err(bad)?;
-            if idx.schema_version != 2 {
-                return Err(RegistryError::InvalidManifest(format!(
-                    "schemaVersion {} is not supported",
-                    idx.schema_version
-                )));
-            }
-            Ok(Document::Index(idx))
+    let kind = media::media_type(&kind);
+    if media::is_index(&kind) {
+        let idx: ImageIndex = serde_json::from_slice(body).map_err(bad)?;
+        if idx.schema_version() != 2 {
+            return Err(RegistryError::InvalidManifest(format!(
+                "schemaVersion {} is not supported",
+                idx.schema_version()
+            )));
         }
-        MT_OCI_MANIFEST | MT_DOCKER_MANIFEST => {
-            let m: Manifest = serde_json::from_slice(body).map_err(bad)?;
-            if m.schema_version != 2 {
-                return Err(RegistryError::InvalidManifest(format!(
-                    "schemaVersion {} is not supported",
-                    m.schema_version
-                )));
-            }
-            Ok(Document::Manifest(Box::new(m)))
+        check_digests(idx.manifests())?;
+        Ok(Document::Index(Box::new(idx)))
+    } else if media::is_manifest(&kind) {
+        let m: ImageManifest = serde_json::from_slice(body).map_err(bad)?;
+        if m.schema_version() != 2 {
+            return Err(RegistryError::InvalidManifest(format!(
+                "schemaVersion {} is not supported",
+                m.schema_version()
+            )));
         }
-        other => Err(RegistryError::UnsupportedMediaType(other.to_string())),
+        check_digests(std::iter::once(m.config()).chain(m.layers()))?;
+        Ok(Document::Manifest(Box::new(m)))
+    } else {
+        Err(RegistryError::UnsupportedMediaType(kind.to_string()))
     }
 }
 
@@ -168,20 +135,27 @@ pub enum LayerKind {
 }
 
 /// What a layer media type says about its compression; `None` for types we cannot unpack.
-pub fn layer_kind(media_type: &str) -> Option<LayerKind> {
+pub fn layer_kind(media_type: &MediaType) -> Option<LayerKind> {
     match media_type {
-        MT_OCI_LAYER | MT_DOCKER_LAYER => Some(LayerKind::Tar),
-        MT_OCI_LAYER_GZIP | MT_DOCKER_LAYER_GZIP => Some(LayerKind::Gzip),
-        MT_OCI_LAYER_ZSTD | MT_DOCKER_LAYER_ZSTD => Some(LayerKind::Zstd),
-        "application/vnd.oci.image.layer.nondistributable.v1.tar" => Some(LayerKind::Tar),
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-        | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(LayerKind::Gzip),
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => Some(LayerKind::Zstd),
+        MediaType::ImageLayer | MediaType::ImageLayerNonDistributable => Some(LayerKind::Tar),
+        MediaType::ImageLayerGzip | MediaType::ImageLayerNonDistributableGzip => {
+            Some(LayerKind::Gzip)
+        }
+        MediaType::ImageLayerZstd | MediaType::ImageLayerNonDistributableZstd => {
+            Some(LayerKind::Zstd)
+        }
+        MediaType::Other(t) => match t.as_str() {
+            DOCKER_LAYER => Some(LayerKind::Tar),
+            DOCKER_LAYER_GZIP | media::DOCKER_FOREIGN_LAYER_GZIP => Some(LayerKind::Gzip),
+            DOCKER_LAYER_ZSTD => Some(LayerKind::Zstd),
+            _ => None,
+        },
         _ => None,
     }
 }
 
-/// A target platform, `os/arch[/variant]`.
+/// A platform a user asks for (`--platform os/arch[/variant]`) or an image config names;
+/// index entries carry oci-spec's `Platform`, compared through [`Platform::of_descriptor`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
     pub architecture: String,
@@ -286,6 +260,17 @@ impl Platform {
         }
     }
 
+    /// The platform of an index entry, as strings (Go's `GOOS`/`GOARCH` names).
+    pub fn of_descriptor(p: &media::Platform) -> Platform {
+        Platform {
+            architecture: p.architecture().to_string(),
+            os: p.os().to_string(),
+            variant: p.variant().clone(),
+            os_version: p.os_version().clone(),
+            os_features: p.os_features().clone(),
+        }
+    }
+
     /// Whether an index entry's platform satisfies this wanted platform.
     pub fn matches(&self, candidate: &Platform) -> bool {
         let (a, av) = normalize_arch(&candidate.architecture, candidate.variant.as_deref());
@@ -303,30 +288,28 @@ impl Platform {
 }
 
 /// Pick the index entry for `want`: exact variant first, then any compatible entry.
-pub fn select_platform<'a>(index: &'a Index, want: &Platform) -> Option<&'a Descriptor> {
-    let candidates: Vec<&Descriptor> = index
-        .manifests
+pub fn select_platform<'a>(index: &'a ImageIndex, want: &Platform) -> Option<&'a Descriptor> {
+    let candidates: Vec<(&Descriptor, Platform)> = index
+        .manifests()
         .iter()
-        .filter(|d| d.media_type != MT_OCI_INDEX && d.media_type != MT_DOCKER_LIST)
-        .filter(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
+        .filter(|d| !media::is_index(d.media_type()))
+        .filter_map(|d| Some((d, Platform::of_descriptor(d.platform().as_ref()?))))
+        .filter(|(_, p)| want.matches(p))
         .collect();
     let (_, wv) = normalize_arch(&want.architecture, want.variant.as_deref());
     candidates
         .iter()
-        .find(|d| {
-            let p = d.platform.as_ref().expect("filtered on platform");
-            normalize_arch(&p.architecture, p.variant.as_deref()).1 == wv
-        })
+        .find(|(_, p)| normalize_arch(&p.architecture, p.variant.as_deref()).1 == wv)
         .or_else(|| candidates.first())
-        .copied()
+        .map(|(d, _)| *d)
 }
 
 /// Platforms offered by an index, for error messages.
-pub fn available_platforms(index: &Index) -> String {
+pub fn available_platforms(index: &ImageIndex) -> String {
     let v: Vec<String> = index
-        .manifests
+        .manifests()
         .iter()
-        .filter_map(|d| d.platform.as_ref())
+        .filter_map(|d| d.platform().as_ref().map(Platform::of_descriptor))
         .filter(|p| p.os != "unknown")
         .map(|p| p.to_string())
         .collect();
@@ -356,6 +339,7 @@ pub fn config_diff_ids(config: &[u8]) -> Result<Vec<Digest>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_image::media::{DOCKER_CONFIG, DOCKER_MANIFEST};
 
     fn d(c: char) -> String {
         format!("sha256:{}", c.to_string().repeat(64))
@@ -364,20 +348,24 @@ mod tests {
     #[test]
     fn parses_manifest_kinds() {
         let m = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{MT_DOCKER_MANIFEST}","config":{{"mediaType":"{MT_DOCKER_CONFIG}","digest":"{}","size":10}},"layers":[{{"mediaType":"{MT_DOCKER_LAYER_GZIP}","digest":"{}","size":20}}]}}"#,
+            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"{DOCKER_CONFIG}","digest":"{}","size":10}},"layers":[{{"mediaType":"{DOCKER_LAYER_GZIP}","digest":"{}","size":20}}]}}"#,
             d('a'),
             d('b')
         );
-        match parse_document(Some(MT_DOCKER_MANIFEST), m.as_bytes()).unwrap() {
+        match parse_document(Some(DOCKER_MANIFEST), m.as_bytes()).unwrap() {
             Document::Manifest(m) => {
-                assert_eq!(m.layers.len(), 1);
-                assert_eq!(layer_kind(&m.layers[0].media_type), Some(LayerKind::Gzip));
+                assert_eq!(m.layers().len(), 1);
+                assert_eq!(
+                    layer_kind(m.layers()[0].media_type()),
+                    Some(LayerKind::Gzip)
+                );
             }
             _ => panic!("expected a manifest"),
         }
         // OCI manifest without mediaType, identified by the header.
         let m2 = format!(
-            r#"{{"schemaVersion":2,"config":{{"mediaType":"{MT_OCI_CONFIG}","digest":"{}","size":1}},"layers":[]}}"#,
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"{}","digest":"{}","size":1}},"layers":[]}}"#,
+            MediaType::ImageConfig,
             d('a')
         );
         assert!(matches!(
@@ -392,15 +380,17 @@ mod tests {
             Ok(Document::Manifest(_))
         ));
         let idx = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{MT_OCI_INDEX}","manifests":[{{"mediaType":"{MT_OCI_MANIFEST}","digest":"{}","size":3,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{}","size":3,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+            MediaType::ImageIndex,
+            MediaType::ImageManifest,
             d('c')
         );
         assert!(matches!(
-            parse_document(Some(MT_OCI_INDEX), idx.as_bytes()),
+            parse_document(Some(MediaType::ImageIndex.as_ref()), idx.as_bytes()),
             Ok(Document::Index(_))
         ));
         // Header and body disagree.
-        assert!(parse_document(Some(MT_DOCKER_MANIFEST), idx.as_bytes()).is_err());
+        assert!(parse_document(Some(DOCKER_MANIFEST), idx.as_bytes()).is_err());
         let v1 = r#"{"schemaVersion":1,"name":"x","fsLayers":[]}"#;
         let e = parse_document(None, v1.as_bytes()).unwrap_err().to_string();
         assert!(e.contains("schema 1"), "{e}");
@@ -410,6 +400,13 @@ mod tests {
             br#"{"schemaVersion":2,"layers":[{"digest":"sha256:12"}]}"#
         )
         .is_err());
+        // A digest berth cannot store is refused when the document is read.
+        let m3 = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"{}","digest":"blake3:{}","size":1}},"layers":[]}}"#,
+            MediaType::ImageConfig,
+            "a".repeat(64)
+        );
+        assert!(parse_document(None, m3.as_bytes()).is_err());
     }
 
     #[test]
@@ -428,39 +425,38 @@ mod tests {
         assert!(Platform::parse("linux//").is_err());
         assert!(Platform::parse("a/b/c/d").is_err());
 
-        let entry = |arch: &str, variant: Option<&str>, c: char| Descriptor {
-            media_type: MT_OCI_MANIFEST.into(),
-            digest: Digest::parse(&d(c)).unwrap(),
-            size: 1,
-            urls: None,
-            annotations: None,
-            platform: Some(Platform {
-                os: if arch == "unknown" {
-                    "unknown"
-                } else {
-                    "linux"
-                }
-                .into(),
-                architecture: arch.into(),
-                variant: variant.map(String::from),
-                os_version: None,
-                os_features: None,
-            }),
+        let entry = |arch: &str, variant: Option<&str>, c: char| {
+            let os = if arch == "unknown" {
+                "unknown"
+            } else {
+                "linux"
+            };
+            let mut p = serde_json::json!({"os": os, "architecture": arch});
+            if let Some(v) = variant {
+                p["variant"] = v.into();
+            }
+            serde_json::json!({
+                "mediaType": MediaType::ImageManifest.to_string(),
+                "digest": d(c),
+                "size": 1,
+                "platform": p,
+            })
         };
-        let idx = Index {
-            schema_version: 2,
-            media_type: Some(MT_OCI_INDEX.into()),
-            manifests: vec![
+        let idx: ImageIndex = serde_json::from_value(serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MediaType::ImageIndex.to_string(),
+            "manifests": [
                 entry("unknown", None, '0'),
                 entry("arm", Some("v6"), '1'),
                 entry("arm", Some("v7"), '2'),
                 entry("arm64", Some("v8"), '3'),
                 entry("amd64", None, '4'),
             ],
-        };
+        }))
+        .unwrap();
         let pick = |s: &str| {
             select_platform(&idx, &Platform::parse(s).unwrap())
-                .map(|d| d.digest.hex().chars().next().unwrap())
+                .map(|d| blob_digest(d).unwrap().hex().chars().next().unwrap())
         };
         assert_eq!(pick("linux/amd64"), Some('4'));
         assert_eq!(pick("linux/arm64"), Some('3'));

@@ -17,13 +17,13 @@ use crate::auth::{auth_file_path, AuthFile};
 use crate::client::{Client, Transport};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{
-    available_platforms, config_diff_ids, layer_kind, parse_document, select_platform, Descriptor,
-    Document, LayerKind, Manifest, Platform, MAX_CONFIG, MAX_MANIFEST, MT_DOCKER_CONFIG,
-    MT_OCI_CONFIG,
+    available_platforms, blob_digest, config_diff_ids, layer_kind, parse_document, select_platform,
+    Descriptor, Document, ImageManifest, LayerKind, MediaType, Platform, MAX_CONFIG, MAX_MANIFEST,
 };
 use crate::progress::{Item, OutputStream, ProgressMode, Reporter};
 use crate::retry::Decision;
 use crate::sources;
+use berth_image::media::DOCKER_CONFIG;
 
 /// Options of [`pull`].
 #[derive(Debug, Clone)]
@@ -191,25 +191,24 @@ async fn pull_async(
                     reference: display.clone(),
                     available: available_platforms(&idx),
                 })?;
-            if d.size > MAX_MANIFEST {
+            let digest = blob_digest(d)?;
+            if d.size() > MAX_MANIFEST {
                 return Err(RegistryError::TooLarge {
                     what: "manifest",
                     registry: registry.to_string(),
                     limit: MAX_MANIFEST,
                 });
             }
-            let (raw, ct, _) = client
-                .get_manifest(repo, d.digest.as_str(), &display)
-                .await?;
-            if raw.len() as u64 != d.size {
+            let (raw, ct, _) = client.get_manifest(repo, digest.as_str(), &display).await?;
+            if raw.len() as u64 != d.size() {
                 return Err(RegistryError::SizeMismatch {
                     what: "manifest",
-                    digest: d.digest.clone(),
-                    expected: d.size,
+                    digest,
+                    expected: d.size(),
                     actual: raw.len() as u64,
                 });
             }
-            match parse_document(ct.as_deref().or(Some(d.media_type.as_str())), &raw)? {
+            match parse_document(ct.as_deref().or(Some(d.media_type().as_ref())), &raw)? {
                 Document::Manifest(m) => (raw, *m),
                 Document::Index(_) => {
                     return Err(RegistryError::InvalidManifest(
@@ -223,16 +222,17 @@ async fn pull_async(
     check_manifest(&manifest)?;
 
     // The config: small, fetched whole and verified.
-    let cfg_desc = &manifest.config;
-    let config = if store.has_blob(&cfg_desc.digest) {
-        store.read_blob(&cfg_desc.digest)?
+    let cfg_desc = manifest.config();
+    let cfg_digest = blob_digest(cfg_desc)?;
+    let config = if store.has_blob(&cfg_digest) {
+        store.read_blob(&cfg_digest)?
     } else {
         client
             .get_small_blob(
                 repo,
                 "image config",
-                &cfg_desc.digest,
-                cfg_desc.size,
+                &cfg_digest,
+                cfg_desc.size(),
                 MAX_CONFIG,
             )
             .await?
@@ -256,34 +256,37 @@ async fn pull_async(
             _ => {}
         }
     }
-    if diff_ids.len() != manifest.layers.len() {
+    if diff_ids.len() != manifest.layers().len() {
         return Err(RegistryError::InvalidManifest(format!(
             "the manifest has {} layers but the image config lists {} diff ids",
-            manifest.layers.len(),
+            manifest.layers().len(),
             diff_ids.len()
         )));
     }
-    let image_id = cfg_desc.digest.clone();
+    let image_id = cfg_digest;
     let up_to_date = images
         .resolve(&reference.to_string())
         .map(|i| i.id == image_id)
         .unwrap_or(false);
 
     // Layers: reuse what the store has, download the rest in parallel.
-    let mut layers: Vec<Option<Layer>> = vec![None; manifest.layers.len()];
+    let mut layers: Vec<Option<Layer>> = vec![None; manifest.layers().len()];
     let mut pending: HashMap<Digest, Vec<usize>> = HashMap::new();
     let mut jobs = Vec::new();
     let sem = Arc::new(Semaphore::new(opts.max_concurrent_downloads.max(1)));
-    for (i, (desc, diff_id)) in manifest.layers.iter().zip(&diff_ids).enumerate() {
-        if let Some(l) = images.layer_by_blob(&desc.digest)? {
+    let mut layer_digests = Vec::with_capacity(manifest.layers().len());
+    for (i, (desc, diff_id)) in manifest.layers().iter().zip(&diff_ids).enumerate() {
+        let digest = blob_digest(desc)?;
+        layer_digests.push(digest.clone());
+        if let Some(l) = images.layer_by_blob(&digest)? {
             if &l.diff_id != diff_id {
                 return Err(RegistryError::InvalidManifest(format!(
                     "layer {} has diff id {} in the store but the image config says {diff_id}",
-                    desc.digest, l.diff_id
+                    digest, l.diff_id
                 )));
             }
             if !up_to_date {
-                rep.line(&format!("{}: Already exists", short(&desc.digest)));
+                rep.line(&format!("{}: Already exists", short(&digest)));
             }
             layers[i] = Some(l);
             continue;
@@ -292,17 +295,17 @@ async fn pull_async(
         // does, reuse it; the diff id was verified when that layer was stored.
         if let Some(l) = images.layer_by_diff_id(diff_id)? {
             if !up_to_date {
-                rep.line(&format!("{}: Already exists", short(&desc.digest)));
+                rep.line(&format!("{}: Already exists", short(&digest)));
             }
             layers[i] = Some(l);
             continue;
         }
-        if let Some(v) = pending.get_mut(&desc.digest) {
+        if let Some(v) = pending.get_mut(&digest) {
             v.push(i);
             continue;
         }
-        pending.insert(desc.digest.clone(), vec![i]);
-        let item = rep.item(&short(&desc.digest), desc.size, "Pulling fs layer");
+        let item = rep.item(&short(&digest), desc.size(), "Pulling fs layer");
+        pending.insert(digest, vec![i]);
         jobs.push(tokio::spawn(fetch_layer(
             client.clone(),
             repo.to_string(),
@@ -362,7 +365,7 @@ async fn pull_async(
         )));
     }
     // What this repository of the registry holds (for cross-repository mounts on push).
-    let mut blobs: Vec<&Digest> = manifest.layers.iter().map(|d| &d.digest).collect();
+    let mut blobs: Vec<&Digest> = layer_digests.iter().collect();
     blobs.push(&image_id);
     if let Err(e) = sources::record(store, registry, repo, &blobs) {
         tracing::warn!("cannot record blob sources: {e}");
@@ -381,18 +384,19 @@ async fn pull_async(
     })
 }
 
-fn check_manifest(m: &Manifest) -> Result<()> {
-    let ct = m.config.media_type.as_str();
-    if ct != MT_OCI_CONFIG && ct != MT_DOCKER_CONFIG {
+fn check_manifest(m: &ImageManifest) -> Result<()> {
+    let ct = m.config().media_type();
+    if *ct != MediaType::ImageConfig && ct.as_ref() != DOCKER_CONFIG {
         return Err(RegistryError::UnsupportedMediaType(format!(
             "{ct} (the artifact is not a container image)"
         )));
     }
-    for l in &m.layers {
-        if layer_kind(&l.media_type).is_none() {
+    for l in m.layers() {
+        if layer_kind(l.media_type()).is_none() {
             return Err(RegistryError::UnsupportedMediaType(format!(
                 "{} for layer {}",
-                l.media_type, l.digest
+                l.media_type(),
+                l.digest()
             )));
         }
     }
@@ -401,12 +405,13 @@ fn check_manifest(m: &Manifest) -> Result<()> {
 
 /// Digest of what the registry serves for `desc` (at most `desc.size` bytes), if it can be read.
 async fn remote_digest(client: &Client, repo: &str, desc: &Descriptor) -> Option<Digest> {
-    let mut resp = client.get_blob(repo, &desc.digest, 0).await.ok()?;
-    let mut h = Hasher::new(desc.digest.algorithm()).ok()?;
+    let digest = blob_digest(desc).ok()?;
+    let mut resp = client.get_blob(repo, &digest, 0).await.ok()?;
+    let mut h = Hasher::new(digest.algorithm()).ok()?;
     let mut n = 0u64;
     while let Some(c) = resp.chunk().await.ok()? {
         n += c.len() as u64;
-        if n > desc.size {
+        if n > desc.size() {
             return None;
         }
         h.update(&c);
@@ -436,13 +441,14 @@ async fn fetch_layer(
         .map_err(|_| RegistryError::Other("download queue closed".into()))?;
     item.status("Downloading");
     let (tx, rx) = mpsc::channel::<Msg>(64);
-    let hint = match layer_kind(&desc.media_type) {
+    let blob = blob_digest(&desc)?;
+    let hint = match layer_kind(desc.media_type()) {
         Some(LayerKind::Gzip) => Compression::Gzip,
         Some(LayerKind::Zstd) => Compression::Zstd,
         _ => Compression::None,
     };
     let ingest = {
-        let digest = desc.digest.clone();
+        let digest = blob.clone();
         let diff_id = diff_id.clone();
         tokio::task::spawn_blocking(move || {
             let mut r = ChannelReader {
@@ -483,16 +489,16 @@ async fn fetch_layer(
             // The unpacker may give up on corrupt data before the blob digest is checked: fetch
             // the blob again (failure path only) to tell a registry sending wrong content apart.
             if let Some(actual) = remote_digest(&client, &repo, &desc).await {
-                if actual != desc.digest {
+                if actual != blob {
                     return Err(RegistryError::DigestMismatch {
                         what: "layer",
-                        expected: desc.digest.clone(),
+                        expected: blob.clone(),
                         actual,
                     });
                 }
             }
             Err(RegistryError::Layer {
-                digest: desc.digest.clone(),
+                digest: blob,
                 source: e,
             })
         }
@@ -508,11 +514,12 @@ async fn feed(
     item: &Item,
 ) -> std::result::Result<(), FeedError> {
     let policy = client.retry_policy();
-    let size = desc.size;
+    let size = desc.size();
+    let digest = blob_digest(desc).map_err(FeedError::Failed)?;
     let too_long = |actual: u64| {
         FeedError::Failed(RegistryError::SizeMismatch {
             what: "layer",
-            digest: desc.digest.clone(),
+            digest: digest.clone(),
             expected: size,
             actual,
         })
@@ -538,7 +545,7 @@ async fn feed(
                 Decision::GiveUp(_) => {
                     return Err(FeedError::Failed(RegistryError::Truncated {
                         what: "layer",
-                        digest: desc.digest.clone(),
+                        digest: digest.clone(),
                         got,
                         expected: size,
                         attempts: failures,
@@ -548,7 +555,7 @@ async fn feed(
             }
         }
         failures += 1;
-        let mut resp = match client.get_blob(repo, &desc.digest, got).await {
+        let mut resp = match client.get_blob(repo, &digest, got).await {
             Ok(r) => r,
             Err(e) => return Err(FeedError::Failed(e)),
         };

@@ -4,7 +4,8 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use berth_image::{Compression, Image, ImageStore, Reference};
+use berth_image::media::{self, DOCKER_CONFIG, DOCKER_MANIFEST};
+use berth_image::{Compression, Image, ImageStore, Layer, Reference};
 use berth_store::{Digest, Hasher, Store, VerifyingReader};
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -16,10 +17,7 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::auth::{auth_file_path, AuthFile};
 use crate::client::{error_from_response, repo_scope, Client, Transport};
 use crate::error::{RegistryError, Result};
-use crate::manifest::{
-    parse_document, Descriptor, Document, Manifest, MT_DOCKER_CONFIG, MT_DOCKER_MANIFEST,
-    MT_OCI_CONFIG, MT_OCI_MANIFEST,
-};
+use crate::manifest::{parse_document, Document, ImageManifest, MediaType};
 use crate::progress::{Item, OutputStream, ProgressMode, Reporter};
 use crate::sources;
 
@@ -167,7 +165,7 @@ async fn push_async(
             let resp = client
                 .send(&scopes, |h| {
                     h.put(url.clone())
-                        .header(CONTENT_TYPE, media_type)
+                        .header(CONTENT_TYPE, media_type.to_string())
                         .body(body.clone())
                 })
                 .await?;
@@ -218,20 +216,22 @@ async fn push_async(
     Ok(manifest_digest)
 }
 
-/// The manifest to push: the one the image came with if it still describes it, else a new one.
-fn manifest_for(store: &Store, img: &Image) -> Result<(Vec<u8>, &'static str)> {
+/// The manifest to push (bytes and media type): the one the image came with if it still
+/// describes it, else a new one (Docker schema 2 when every layer is gzip, as Docker writes
+/// it; OCI otherwise).
+fn manifest_for(store: &Store, img: &Image) -> Result<(Vec<u8>, MediaType)> {
     if let Some(md) = &img.manifest {
         if let Ok(raw) = store.read_blob(md) {
             if let Ok(Document::Manifest(m)) = parse_document(None, &raw) {
-                let same_layers = m.layers.len() == img.layers.len()
-                    && m.layers
+                let same_layers = m.layers().len() == img.layers.len()
+                    && m.layers()
                         .iter()
                         .zip(&img.layers)
-                        .all(|(d, l)| d.digest == l.blob);
-                if m.config.digest == img.id && same_layers {
-                    let mt = match m.media_type.as_deref() {
-                        Some(MT_DOCKER_MANIFEST) => MT_DOCKER_MANIFEST,
-                        _ => MT_OCI_MANIFEST,
+                        .all(|(d, l)| d.digest().as_ref() == l.blob.as_str());
+                if m.config().digest().as_ref() == img.id.as_str() && same_layers {
+                    let mt = match m.media_type() {
+                        Some(t) if t.as_ref() == DOCKER_MANIFEST => t.clone(),
+                        _ => MediaType::ImageManifest,
                     };
                     return Ok((raw, mt));
                 }
@@ -242,58 +242,48 @@ fn manifest_for(store: &Store, img: &Image) -> Result<(Vec<u8>, &'static str)> {
         .layers
         .iter()
         .all(|l| l.compression == Compression::Gzip);
-    let m = Manifest {
-        schema_version: 2,
-        media_type: Some(
-            if docker {
-                MT_DOCKER_MANIFEST
-            } else {
-                MT_OCI_MANIFEST
-            }
-            .into(),
-        ),
-        config: Descriptor {
-            media_type: if docker {
-                MT_DOCKER_CONFIG
-            } else {
-                MT_OCI_CONFIG
-            }
-            .into(),
-            digest: img.id.clone(),
-            size: img.raw_config.len() as u64,
-            urls: None,
-            annotations: None,
-            platform: None,
-        },
-        layers: img
-            .layers
-            .iter()
-            .map(|l| Descriptor {
-                media_type: if docker {
-                    l.compression.docker_media_type()
-                } else {
-                    l.compression.oci_media_type()
-                }
-                .into(),
-                digest: l.blob.clone(),
-                size: l.blob_size,
-                urls: None,
-                annotations: None,
-                platform: None,
-            })
-            .collect(),
-        annotations: None,
+    new_manifest(&img.id, img.raw_config.len() as u64, &img.layers, docker)
+}
+
+/// A new manifest for the image with config `id` (`config_len` bytes) and `layers`, with
+/// Docker schema 2 media types when `docker`, else OCI's.
+fn new_manifest(
+    id: &Digest,
+    config_len: u64,
+    layers: &[Layer],
+    docker: bool,
+) -> Result<(Vec<u8>, MediaType)> {
+    let mt = if docker {
+        media::media_type(DOCKER_MANIFEST)
+    } else {
+        MediaType::ImageManifest
     };
+    let config_mt = if docker {
+        media::media_type(DOCKER_CONFIG)
+    } else {
+        MediaType::ImageConfig
+    };
+    let layers = layers
+        .iter()
+        .map(|l| {
+            let lmt = if docker {
+                l.compression.docker_media_type()
+            } else {
+                l.compression.oci_media_type()
+            };
+            media::descriptor(lmt, &l.blob, l.blob_size)
+        })
+        .collect::<Vec<_>>();
+    let m: ImageManifest = oci_spec::image::ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(mt.clone())
+        .config(media::descriptor(config_mt, id, config_len))
+        .layers(layers)
+        .build()
+        .map_err(|e| RegistryError::Other(format!("cannot build the manifest: {e}")))?;
     let raw = serde_json::to_vec_pretty(&m)
         .map_err(|e| RegistryError::Other(format!("cannot encode the manifest: {e}")))?;
-    Ok((
-        raw,
-        if docker {
-            MT_DOCKER_MANIFEST
-        } else {
-            MT_OCI_MANIFEST
-        },
-    ))
+    Ok((raw, mt))
 }
 
 /// A request body streaming a stored blob, verified against its digest while read.
@@ -499,4 +489,47 @@ async fn upload_inner(
         return Err(error_from_response(r).await);
     }
     Ok("Pushed".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(c: Compression) -> Layer {
+        let d = Digest::sha256_of(b"layer");
+        Layer {
+            diff_id: d.clone(),
+            diff_size: 10,
+            blob: d,
+            blob_size: 7,
+            compression: c,
+            size: 3,
+        }
+    }
+
+    /// The manifest a push writes is byte for byte what berth wrote before it used oci-spec's
+    /// types (same digest for the same image).
+    #[test]
+    fn new_manifests_keep_their_bytes() {
+        let id = Digest::sha256_of(b"config");
+        let (raw, mt) = new_manifest(&id, 5, &[layer(Compression::Gzip)], true).unwrap();
+        assert_eq!(mt.as_ref(), DOCKER_MANIFEST);
+        let l = Digest::sha256_of(b"layer");
+        let want = format!(
+            "{{\n  \"schemaVersion\": 2,\n  \"mediaType\": \"{DOCKER_MANIFEST}\",\n  \"config\": {{\n    \"mediaType\": \"{DOCKER_CONFIG}\",\n    \"digest\": \"{id}\",\n    \"size\": 5\n  }},\n  \"layers\": [\n    {{\n      \"mediaType\": \"{}\",\n      \"digest\": \"{l}\",\n      \"size\": 7\n    }}\n  ]\n}}",
+            media::DOCKER_LAYER_GZIP
+        );
+        assert_eq!(String::from_utf8(raw).unwrap(), want);
+        let (raw, mt) = new_manifest(&id, 5, &[layer(Compression::Zstd)], false).unwrap();
+        assert_eq!(mt, MediaType::ImageManifest);
+        let text = String::from_utf8(raw).unwrap();
+        assert!(
+            text.contains("application/vnd.oci.image.layer.v1.tar+zstd"),
+            "{text}"
+        );
+        assert!(
+            text.contains("application/vnd.oci.image.config.v1+json"),
+            "{text}"
+        );
+    }
 }

@@ -343,10 +343,11 @@ fn parse_docker(ar: &Archive) -> Result<Vec<Pending>> {
 }
 
 fn image_name_from(desc: &Descriptor) -> Option<String> {
-    if let Some(n) = desc.annotations.get(ANN_CONTAINERD_NAME) {
+    let ann = desc.annotations().as_ref()?;
+    if let Some(n) = ann.get(ANN_CONTAINERD_NAME) {
         return Some(n.clone());
     }
-    let n = desc.annotations.get(ANN_REF_NAME)?;
+    let n = ann.get(ANN_REF_NAME)?;
     // A bare tag ("latest") names no repository.
     if n.contains(':') || n.contains('/') {
         Some(n.clone())
@@ -375,12 +376,12 @@ fn parse_oci(ar: &Archive) -> Result<Vec<Pending>> {
         .cloned()
         .unwrap_or_default()
     {
-        let d = descriptor(&m, "index.json", &ar.path)?;
+        let d = descriptor(&m, "index.json", ar)?;
         let name = image_name_from(&d);
         let manifest_desc = resolve_manifest(ar, d, 0)?;
         let slot = by_manifest
             .iter()
-            .position(|(x, _)| x.digest == manifest_desc.digest);
+            .position(|(x, _)| x.digest() == manifest_desc.digest());
         let slot = match slot {
             Some(i) => i,
             None => {
@@ -395,24 +396,25 @@ fn parse_oci(ar: &Archive) -> Result<Vec<Pending>> {
     let mut out = Vec::new();
     for (desc, names) in by_manifest {
         let manifest = ar.blob(&desc)?;
+        let desc_digest = desc.digest();
         let mv: Value = serde_json::from_slice(&manifest).map_err(|e| {
             ImageError::Archive(format!(
                 "{}: manifest {} is not valid JSON: {e}",
                 ar.path.display(),
-                desc.digest
+                desc_digest
             ))
         })?;
         let cdesc = descriptor(
             mv.get("config").unwrap_or(&Value::Null),
-            &format!("manifest {} config", desc.digest),
-            &ar.path,
+            &format!("manifest {desc_digest} config"),
+            ar,
         )?;
         let config = ar.blob(&cdesc)?;
         let diff_ids = config_diff_ids(&config).map_err(|x| {
             ImageError::Archive(format!(
                 "{}: config {}: {x}",
                 ar.path.display(),
-                cdesc.digest
+                cdesc.digest()
             ))
         })?;
         let mut layers = Vec::new();
@@ -422,18 +424,19 @@ fn parse_oci(ar: &Archive) -> Result<Vec<Pending>> {
             .cloned()
             .unwrap_or_default()
         {
-            let ld = descriptor(&l, &format!("manifest {} layer", desc.digest), &ar.path)?;
-            let member = format!("blobs/{}/{}", ld.digest.algorithm(), ld.digest.hex());
-            if let (Some(size), Some((_, actual))) = (ld.size, ar.locate(&member)) {
+            let ld = descriptor(&l, &format!("manifest {desc_digest} layer"), ar)?;
+            let digest = digest_of(&ld, &ar.path)?;
+            let member = blob_member(&digest);
+            if let Some((_, actual)) = ar.locate(&member) {
+                let size = ld.size();
                 if size != actual {
                     return Err(ImageError::Archive(format!(
-                        "{}: layer {} has {actual} bytes, its descriptor says {size}; the archive is corrupt",
+                        "{}: layer {digest} has {actual} bytes, its descriptor says {size}; the archive is corrupt",
                         ar.path.display(),
-                        ld.digest
                     )));
                 }
             }
-            layers.push((member, Some(ld.digest)));
+            layers.push((member, Some(digest)));
         }
         out.push(Pending {
             config,
@@ -454,24 +457,20 @@ fn resolve_manifest(ar: &Archive, d: Descriptor, depth: usize) -> Result<Descrip
             ar.path.display()
         )));
     }
-    let is_index = d.media_type == OCI_INDEX || d.media_type == DOCKER_LIST;
-    if !is_index {
-        if !d.media_type.is_empty()
-            && d.media_type != OCI_MANIFEST
-            && d.media_type != DOCKER_MANIFEST
-        {
+    if !media::is_index(d.media_type()) {
+        if !untyped(&d) && !media::is_manifest(d.media_type()) {
             return Err(ImageError::Archive(format!(
                 "{}: unsupported manifest media type {:?}",
                 ar.path.display(),
-                d.media_type
+                d.media_type().as_ref()
             )));
         }
-        if d.media_type.is_empty() {
+        if untyped(&d) {
             // Unknown: look inside.
             let v: Value = serde_json::from_slice(&ar.blob(&d)?).unwrap_or(Value::Null);
             if v.get("manifests").is_some() {
                 let mut d2 = d.clone();
-                d2.media_type = OCI_INDEX.into();
+                d2.set_media_type(MediaType::ImageIndex);
                 return resolve_manifest(ar, d2, depth);
             }
         }
@@ -481,7 +480,7 @@ fn resolve_manifest(ar: &Archive, d: Descriptor, depth: usize) -> Result<Descrip
         ImageError::Archive(format!(
             "{}: index {} is not valid JSON: {e}",
             ar.path.display(),
-            d.digest
+            d.digest()
         ))
     })?;
     let mut cands = Vec::new();
@@ -491,20 +490,20 @@ fn resolve_manifest(ar: &Archive, d: Descriptor, depth: usize) -> Result<Descrip
         .cloned()
         .unwrap_or_default()
     {
-        cands.push(descriptor(&m, &format!("index {}", d.digest), &ar.path)?);
+        cands.push(descriptor(&m, &format!("index {}", d.digest()), ar)?);
     }
     let arch = host_arch();
     let pick = cands
         .iter()
-        .find(|c| matches!(&c.platform, Some((os, a)) if os == "linux" && a == arch))
+        .find(|c| {
+            c.platform().as_ref().is_some_and(|p| {
+                p.os().to_string() == "linux" && p.architecture().to_string() == arch
+            })
+        })
         .or_else(|| {
             cands.iter().find(|c| {
-                c.platform.is_none()
-                    && ar.has(&format!(
-                        "blobs/{}/{}",
-                        c.digest.algorithm(),
-                        c.digest.hex()
-                    ))
+                c.platform().is_none()
+                    && media::blob_digest(c).is_ok_and(|d| ar.has(&blob_member(&d)))
             })
         })
         .cloned()
@@ -512,7 +511,7 @@ fn resolve_manifest(ar: &Archive, d: Descriptor, depth: usize) -> Result<Descrip
             ImageError::Archive(format!(
                 "{}: index {} has no image for linux/{arch}",
                 ar.path.display(),
-                d.digest
+                d.digest()
             ))
         })?;
     resolve_manifest(ar, pick, depth + 1)

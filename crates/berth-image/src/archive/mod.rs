@@ -16,12 +16,9 @@ use serde_json::Value;
 
 use crate::{ImageError, Reference, Result};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
+use crate::media::{self, Descriptor, MediaType, ANNOTATION_REF_NAME as ANN_REF_NAME};
+
+/// containerd's annotation with the full image reference in an OCI layout's `index.json`.
 const ANN_CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 /// Archive formats for `save`.
@@ -207,50 +204,54 @@ impl Archive {
 
     /// A blob of an OCI layout, verified against its descriptor.
     fn blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
-        let name = format!("blobs/{}/{}", desc.digest.algorithm(), desc.digest.hex());
-        let data = self.read(&name)?;
+        let data = self.read(&blob_member(&digest_of(desc, &self.path)?))?;
         check_blob(&data, desc, &self.path)?;
         Ok(data)
     }
 }
 
 fn check_blob(data: &[u8], desc: &Descriptor, path: &Path) -> Result<()> {
-    let actual = Digest::compute(desc.digest.algorithm(), data)
+    let digest = digest_of(desc, path)?;
+    let actual = Digest::compute(digest.algorithm(), data)
         .map_err(|e| ImageError::Archive(format!("{}: {e}", path.display())))?;
-    if actual != desc.digest {
+    if actual != digest {
         return Err(ImageError::Archive(format!(
-            "{}: blob {} hashes to {actual}; the archive is corrupt",
+            "{}: blob {digest} hashes to {actual}; the archive is corrupt",
             path.display(),
-            desc.digest
         )));
     }
-    if let Some(s) = desc.size {
-        if s != data.len() as u64 {
-            return Err(ImageError::Archive(format!(
-                "{}: blob {} has {} bytes, its descriptor says {s}; the archive is corrupt",
-                path.display(),
-                desc.digest,
-                data.len()
-            )));
-        }
+    let s = desc.size();
+    if s != data.len() as u64 {
+        return Err(ImageError::Archive(format!(
+            "{}: blob {digest} has {} bytes, its descriptor says {s}; the archive is corrupt",
+            path.display(),
+            data.len()
+        )));
     }
     Ok(())
 }
 
-#[derive(Debug, Clone)]
-struct Descriptor {
-    media_type: String,
-    digest: Digest,
-    size: Option<u64>,
-    annotations: HashMap<String, String>,
-    platform: Option<(String, String)>,
+/// Member name of blob `d` in an OCI layout.
+fn blob_member(d: &Digest) -> String {
+    format!("blobs/{}/{}", d.algorithm(), d.hex())
 }
 
-fn descriptor(v: &Value, what: &str, path: &Path) -> Result<Descriptor> {
+/// The descriptor's digest as the blob store names it (checked when the descriptor was read).
+fn digest_of(desc: &Descriptor, path: &Path) -> Result<Digest> {
+    media::blob_digest(desc).map_err(|e| {
+        ImageError::Archive(format!("{}: {e}; the archive is corrupt", path.display()))
+    })
+}
+
+/// Read the descriptor `v` (of `what`, for messages) as an OCI descriptor, as leniently as
+/// image tools write them: a missing `mediaType` is unknown (the loader looks inside), a
+/// missing `size` is not checked (the member's own size is taken), non-string annotations and
+/// a platform without `os`/`architecture` are ignored.
+fn descriptor(v: &Value, what: &str, ar: &Archive) -> Result<Descriptor> {
     let bad = |why: String| {
         ImageError::Archive(format!(
             "{}: {what}: {why}; the archive is corrupt",
-            path.display()
+            ar.path.display()
         ))
     };
     let digest = v
@@ -258,38 +259,42 @@ fn descriptor(v: &Value, what: &str, path: &Path) -> Result<Descriptor> {
         .and_then(|d| d.as_str())
         .ok_or_else(|| bad("descriptor has no digest".into()))?;
     let digest = Digest::parse(digest).map_err(|e| bad(e.to_string()))?;
-    let annotations = v
-        .get("annotations")
-        .and_then(|a| a.as_object())
-        .map(|a| {
-            a.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    let platform = v.get("platform").map(|p| {
-        (
-            p.get("os")
-                .and_then(|o| o.as_str())
-                .unwrap_or("")
-                .to_string(),
-            p.get("architecture")
-                .and_then(|o| o.as_str())
-                .unwrap_or("")
-                .to_string(),
-        )
-    });
-    Ok(Descriptor {
-        media_type: v
-            .get("mediaType")
-            .and_then(|m| m.as_str())
-            .unwrap_or("")
-            .to_string(),
-        digest,
-        size: v.get("size").and_then(|s| s.as_u64()),
-        annotations,
-        platform,
-    })
+    let mut v = v.clone();
+    let Some(o) = v.as_object_mut() else {
+        return Err(bad("descriptor is not an object".into()));
+    };
+    if !o.get("mediaType").is_some_and(Value::is_string) {
+        o.insert("mediaType".into(), Value::from(""));
+    }
+    if !o.get("size").is_some_and(Value::is_u64) {
+        let size = ar.locate(&blob_member(&digest)).map_or(0, |(_, s)| s);
+        o.insert("size".into(), Value::from(size));
+    }
+    if let Some(a) = o.get_mut("annotations") {
+        match a.as_object_mut() {
+            Some(a) => a.retain(|_, v| v.is_string()),
+            None => *a = Value::Null,
+        }
+    }
+    if let Some(p) = o.get_mut("platform") {
+        match p.as_object_mut() {
+            Some(p) => {
+                for k in ["os", "architecture"] {
+                    if !p.get(k).is_some_and(Value::is_string) {
+                        p.insert(k.into(), Value::from(""));
+                    }
+                }
+            }
+            None => *p = Value::Null,
+        }
+    }
+    o.retain(|_, v| !v.is_null());
+    serde_json::from_value(v).map_err(|e| bad(e.to_string()))
+}
+
+/// Whether the descriptor has no media type (the loader then looks inside the blob).
+fn untyped(d: &Descriptor) -> bool {
+    d.media_type().as_ref().is_empty()
 }
 
 /// `amd64`, `arm64`, … for this host (OCI platform names).

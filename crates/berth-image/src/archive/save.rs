@@ -171,14 +171,14 @@ fn save_docker(
 pub fn oci_manifest(image: &Image) -> Vec<u8> {
     let m = json!({
         "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
+        "mediaType": MediaType::ImageManifest.as_ref(),
         "config": {
-            "mediaType": OCI_CONFIG,
+            "mediaType": MediaType::ImageConfig.as_ref(),
             "digest": image.id.as_str(),
             "size": image.raw_config.len(),
         },
         "layers": image.layers.iter().map(|l| json!({
-            "mediaType": l.compression.oci_media_type(),
+            "mediaType": l.compression.oci_media_type().as_ref(),
             "digest": l.blob.as_str(),
             "size": l.blob_size,
         })).collect::<Vec<_>>(),
@@ -229,7 +229,7 @@ fn save_oci(
             )?;
         }
         let desc = json!({
-            "mediaType": OCI_MANIFEST,
+            "mediaType": MediaType::ImageManifest.as_ref(),
             "digest": md.as_str(),
             "size": manifest.len(),
         });
@@ -247,7 +247,7 @@ fn save_oci(
     }
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
+        "mediaType": MediaType::ImageIndex.as_ref(),
         "manifests": descs,
     }))
     .expect("json");
