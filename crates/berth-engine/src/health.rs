@@ -486,6 +486,12 @@ pub fn probe(store: &Store, id: &str) -> Result<i32> {
     )?;
     if before.as_deref() != Some(status.as_str()) {
         state::event(store, &c, &format!("health_status: {status}"), &[]);
+        // Shared host ports (compose replicas) send new connections to healthy members only.
+        if status == "healthy" || status == "unhealthy" {
+            if let Err(e) = berth_net::set_port_backend(store, id, status == "healthy") {
+                tracing::warn!("container {}: shared ports: {e}", c.name);
+            }
+        }
         if status == "unhealthy" && cfg.restart_unhealthy {
             restart_unhealthy(&crate::host::Host::real(), store, &c)?;
         }

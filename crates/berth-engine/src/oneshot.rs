@@ -72,6 +72,8 @@ pub fn run(store: &Store, req: OneshotRequest<'_>) -> Result<i32> {
         add_hosts: cfg.add_hosts.clone(),
         ipv4_address: String::new(),
         mac_address: String::new(),
+        port_group: None,
+        port_wait_healthy: false,
     };
     let net = berth_net::setup(store, &net_cfg, req.dir)?;
     let res = (|| {

@@ -28,6 +28,8 @@ fn main() {
         add_hosts: vec![],
         ipv4_address: String::new(),
         mac_address: String::new(),
+        port_group: None,
+        port_wait_healthy: false,
     };
     let (mut s_tot, mut t_tot) = (0f64, 0f64);
     for i in 0..n {

@@ -130,6 +130,12 @@ impl Firewall for Fake {
         self.0
             .record("firewall.unpublish", &ports.len().to_string())
     }
+    fn share(&self, port: &crate::nft::SharedPort) -> Result<()> {
+        self.0.record(
+            "firewall.share",
+            &format!("{} {}", port.host_port, port.backends.len()),
+        )
+    }
     fn commit(&self) -> Result<()> {
         self.0.record("firewall.commit", "")
     }

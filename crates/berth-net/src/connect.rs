@@ -115,10 +115,13 @@ pub fn disconnect(store: &Store, container_id: &str, network: &str) -> Result<()
         .filter(|p| p.container_ip == ep.ip)
         .collect();
     let mut errs = Vec::new();
-    if let Err(e) = be
-        .firewall
-        .unpublish(&ports.iter().map(rule_of).collect::<Vec<_>>())
-    {
+    if let Err(e) = be.firewall.unpublish(
+        &ports
+            .iter()
+            .filter(|p| !p.shared())
+            .map(rule_of)
+            .collect::<Vec<_>>(),
+    ) {
         errs.push(e);
     }
     if let Err(e) = be.driver.detach(ep) {
@@ -133,6 +136,14 @@ pub fn disconnect(store: &Store, container_id: &str, network: &str) -> Result<()
     });
     if let Err(e) = r {
         errs.push(e);
+    }
+    let shared = crate::shared::keys(&ports);
+    if !shared.is_empty() {
+        if let Err(e) =
+            crate::shared::sync(store.db(), &be, &shared).and_then(|_| be.firewall.commit())
+        {
+            errs.push(e);
+        }
     }
     if let Some(sb) = state::get_sandbox(store.db(), container_id)? {
         let hosts = sb.dir.join("hosts");

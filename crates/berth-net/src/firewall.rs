@@ -28,6 +28,8 @@ pub trait Firewall: std::fmt::Debug {
     fn publish(&self, ports: &[PortRule]) -> Result<()>;
     /// Queue removal of published ports (missing ones are fine).
     fn unpublish(&self, ports: &[PortRule]) -> Result<()>;
+    /// Queue (re)writing where a shared host port sends new connections.
+    fn share(&self, port: &crate::nft::SharedPort) -> Result<()>;
     /// Apply everything queued, in one batch. Deletions that fail do not stop additions.
     fn commit(&self) -> Result<()>;
     /// Remove all of berth's firewall state (`network reset`).
@@ -135,6 +137,13 @@ impl Firewall for Nftables {
                 nft::port_element(&self.table, p, true)
             ));
         }
+        Ok(())
+    }
+
+    fn share(&self, port: &crate::nft::SharedPort) -> Result<()> {
+        self.script
+            .borrow_mut()
+            .push_str(&nft::shared_script(&self.table, port));
         Ok(())
     }
 

@@ -38,6 +38,7 @@ pub mod nft;
 pub mod ports;
 mod reserve;
 mod sandbox;
+mod shared;
 pub mod state;
 
 use std::net::IpAddr;
@@ -56,6 +57,7 @@ pub use networks::{
     reset, CreateOptions,
 };
 pub use sandbox::{cleanup_stale, endpoints_of, ports_of, setup, teardown, DNS_UPSTREAM_FILE};
+pub use shared::{set_port_backend, set_port_backend_with};
 pub use state::{Endpoint, Network, PortRow, Sandbox};
 
 /// Name of the default network. `bridge` (Docker's name) selects it too.
@@ -138,6 +140,14 @@ pub struct NetConfig {
     /// `--mac-address`: the MAC of the first interface; empty: derived from the address.
     #[serde(default)]
     pub mac_address: String,
+    /// Containers of one port group (the replicas of a compose service) may publish the same
+    /// fixed host port: new connections are spread over the group's active members.
+    #[serde(default)]
+    pub port_group: Option<String>,
+    /// With a port group: this container takes connections on shared ports only once
+    /// [`set_port_backend`] says so (when its health check first passes).
+    #[serde(default)]
+    pub port_wait_healthy: bool,
 }
 
 /// What [`setup`] produced.

@@ -5,6 +5,10 @@
 //! - `pany` / `pip` map published ports (any host address / one host address) to the
 //!   container address and port; DNAT happens in prerouting (traffic from outside and from
 //!   containers) and output (the host itself, including 127.0.0.1 thanks to `route_localnet`).
+//! - `psany` / `psip` send a fixed host port shared by a port group (the replicas of a compose
+//!   service) to that port's own chain, which spreads new connections round-robin over the
+//!   group's active containers (`numgen inc`); the chain is rewritten (flushed and filled in
+//!   one batch) whenever a member joins, leaves, turns healthy or unhealthy.
 //! - `route_localnet` would also let a container address the host's loopback services through
 //!   the bridge; the input chain drops such packets unless they answer the host's own
 //!   connections. A network's DNS server (on its gateway) answers only its own bridge:
@@ -32,6 +36,8 @@ add set ip {t} gateways {{ type ipv4_addr; }}
 add set ip {t} dnsgw {{ type ifname . ipv4_addr; }}
 add map ip {t} pany {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
 add map ip {t} pip {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
+add map ip {t} psany {{ type inet_proto . inet_service : verdict; }}
+add map ip {t} psip {{ type ipv4_addr . inet_proto . inet_service : verdict; }}
 add chain ip {t} ports
 add chain ip {t} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}
 add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}
@@ -44,6 +50,8 @@ flush chain ip {t} output
 flush chain ip {t} postrouting
 flush chain ip {t} forward
 flush chain ip {t} input
+add rule ip {t} ports ip daddr . meta l4proto . th dport vmap @psip
+add rule ip {t} ports meta l4proto . th dport vmap @psany
 add rule ip {t} ports dnat ip addr . port to ip daddr . meta l4proto . th dport map @pip
 add rule ip {t} ports dnat ip addr . port to meta l4proto . th dport map @pany
 add rule ip {t} prerouting fib daddr type local jump ports
@@ -112,6 +120,63 @@ pub fn port_element(t: &str, p: &PortRule, with_value: bool) -> String {
     } else {
         format!("{key} }}")
     }
+}
+
+/// A fixed host port shared by a port group, and where its new connections go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedPort {
+    pub host_ip: Ipv4Addr,
+    pub host_port: u16,
+    pub proto: Proto,
+    /// (container address, container port) of the active members; empty: none takes
+    /// connections now.
+    pub backends: Vec<(Ipv4Addr, u16)>,
+}
+
+/// The script that (re)writes a shared port's chain and its verdict map entry. It starts with
+/// the base script (idempotent), so that a table made by an older berth gains the maps.
+pub fn shared_script(t: &str, p: &SharedPort) -> String {
+    let proto = p.proto.as_str();
+    let (chain, element) = if p.host_ip.is_unspecified() {
+        let chain = format!("sp_{proto}_{}", p.host_port);
+        let el = format!(
+            "ip {t} psany {{ {proto} . {} : goto {chain} }}",
+            p.host_port
+        );
+        (chain, el)
+    } else {
+        let chain = format!(
+            "sp_{}_{proto}_{}",
+            p.host_ip.to_string().replace('.', "_"),
+            p.host_port
+        );
+        let el = format!(
+            "ip {t} psip {{ {} . {proto} . {} : goto {chain} }}",
+            p.host_ip, p.host_port
+        );
+        (chain, el)
+    };
+    let mut s = base_script(t);
+    s.push_str(&format!(
+        "add chain ip {t} {chain}
+flush chain ip {t} {chain}
+"
+    ));
+    if !p.backends.is_empty() {
+        let map: Vec<String> = p
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, (ip, port))| format!("{i} : {ip} . {port}"))
+            .collect();
+        s.push_str(&format!(
+            "add rule ip {t} {chain} meta l4proto {proto} dnat ip to numgen inc mod {} map {{ {} }}\n",
+            p.backends.len(),
+            map.join(", ")
+        ));
+    }
+    s.push_str(&format!("add element {element}\n"));
+    s
 }
 
 /// Run an nft script atomically.
@@ -219,5 +284,33 @@ mod tests {
         assert!(n.contains(&"ip b internal { \"b0\" }".to_string()));
         assert!(n.contains(&"ip b dnsgw { \"b0\" . 10.1.0.1 }".to_string()));
         assert!(base_script("b").contains("add table ip b\n"));
+    }
+
+    #[test]
+    fn shared_ports_get_their_own_chain() {
+        let mut p = SharedPort {
+            host_ip: Ipv4Addr::UNSPECIFIED,
+            host_port: 8080,
+            proto: Proto::Tcp,
+            backends: vec![
+                (Ipv4Addr::new(10, 1, 0, 2), 80),
+                (Ipv4Addr::new(10, 1, 0, 3), 80),
+            ],
+        };
+        let s = shared_script("b", &p);
+        assert!(s.starts_with(&base_script("b")));
+        assert!(s.contains("flush chain ip b sp_tcp_8080\n"));
+        assert!(s.contains(
+            "add rule ip b sp_tcp_8080 meta l4proto tcp dnat ip to numgen inc mod 2 map { 0 : 10.1.0.2 . 80, 1 : 10.1.0.3 . 80 }\n"
+        ));
+        assert!(s.ends_with("add element ip b psany { tcp . 8080 : goto sp_tcp_8080 }\n"));
+        // No member takes connections: the chain is emptied, the entry stays.
+        p.backends.clear();
+        p.host_ip = Ipv4Addr::LOCALHOST;
+        let s = shared_script("b", &p);
+        assert!(!s.contains("dnat ip to numgen"));
+        assert!(s.ends_with(
+            "add element ip b psip { 127.0.0.1 . tcp . 8080 : goto sp_127_0_0_1_tcp_8080 }\n"
+        ));
     }
 }

@@ -32,13 +32,18 @@ fn container_name_of(db: &Connection, id: &str) -> String {
         .unwrap_or_else(|| id.chars().take(12).collect())
 }
 
-/// Reserve the host side of one mapping (inside the caller's write transaction).
+/// Reserve the host side of one mapping (inside the caller's write transaction). A fixed host
+/// port already published only by containers of the same non-empty `group`, on the same host
+/// address, is shared with them; the new row takes connections at once when `active`.
 pub(crate) fn reserve_port(
     db: &Connection,
     m: &PortMapping,
     container_id: &str,
     container_ip: Ipv4Addr,
+    group: &str,
+    active: bool,
 ) -> Result<PortRow> {
+    let mut port_group = String::new();
     let proto = m.protocol.as_str();
     let taken = |port: u16| -> Result<Option<PortRow>> {
         Ok(state::ports_on(db, port, proto)?
@@ -81,7 +86,14 @@ pub(crate) fn reserve_port(
                 ))
             })?
         }
+        (Some(p), None) if shareable(db, m, container_id, group)? => {
+            port_group = group.to_string();
+            p
+        }
         (Some(p), None) => {
+            if !group.is_empty() {
+                port_group = group.to_string();
+            }
             if let Some(r) = taken(p)? {
                 return Err(NetError::PortInUse(format!(
                     "host port {p}/{proto} is already published by container {}; choose another host port",
@@ -139,9 +151,30 @@ pub(crate) fn reserve_port(
         container_id: container_id.to_string(),
         container_port: m.container_port,
         container_ip,
+        active: port_group.is_empty() || active,
+        port_group,
     };
     state::insert_port(db, &row)?;
     Ok(row)
+}
+
+/// Whether fixed host port `m` is held, and only by other containers of `group` on the same
+/// host address (then it is shared instead of refused).
+fn shareable(db: &Connection, m: &PortMapping, container_id: &str, group: &str) -> Result<bool> {
+    let Some(port) = m.host_port else {
+        return Ok(false);
+    };
+    if group.is_empty() {
+        return Ok(false);
+    }
+    let holders: Vec<PortRow> = state::ports_on(db, port, m.protocol.as_str())?
+        .into_iter()
+        .filter(|r| ports::overlaps(r.host_ip, m.host_ip))
+        .collect();
+    Ok(!holders.is_empty()
+        && holders.iter().all(|r| {
+            r.port_group == group && r.host_ip == m.host_ip && r.container_id != container_id
+        }))
 }
 
 pub(crate) fn rule_of(p: &PortRow) -> PortRule {

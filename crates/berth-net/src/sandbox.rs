@@ -315,7 +315,14 @@ fn setup_networks(
                     )
                 })?;
             for m in &mappings {
-                rows.push(reserve_port(db, m, id, target)?);
+                rows.push(reserve_port(
+                    db,
+                    m,
+                    id,
+                    target,
+                    cfg.port_group.as_deref().unwrap_or(""),
+                    !cfg.port_wait_healthy,
+                )?);
             }
         }
         Ok((eps, rows))
@@ -327,8 +334,9 @@ fn setup_networks(
         be.firewall.ensure_network(net, created)?;
         be.driver.attach(&ns, net, ep, route_via == Some(i))?;
     }
-    let rules: Vec<PortRule> = rows.iter().map(rule_of).collect();
+    let rules: Vec<PortRule> = rows.iter().filter(|r| !r.shared()).map(rule_of).collect();
     be.firewall.publish(&rules)?;
+    crate::shared::sync(store.db(), be, &crate::shared::keys(&rows))?;
     be.firewall.commit()?;
     for (net, _) in &nets {
         if !net.is_default() {
@@ -386,9 +394,18 @@ pub fn teardown_with(store: &Store, be: &Backend, container_id: &str) -> Result<
     let eps = state::endpoints_of_container(db, container_id)?;
     let ports = state::ports_of_container(db, container_id)?;
     let mut errs = Vec::new();
-    let rules: Vec<PortRule> = ports.iter().map(rule_of).collect();
+    let rules: Vec<PortRule> = ports.iter().filter(|r| !r.shared()).map(rule_of).collect();
     if let Err(e) = be.firewall.unpublish(&rules) {
         errs.push(e);
+    }
+    // Shared ports: this container leaves their chains before anything else goes.
+    let shared = crate::shared::keys(&ports);
+    if !shared.is_empty() {
+        let r = state::immediate(db, |db| state::set_ports_active(db, container_id, false))
+            .and_then(|_| crate::shared::sync(db, be, &shared));
+        if let Err(e) = r {
+            errs.push(e);
+        }
     }
     if let Err(e) = be.firewall.commit() {
         errs.push(e);

@@ -57,6 +57,23 @@ CREATE TABLE IF NOT EXISTS net_ports (
     value TEXT NOT NULL,
     PRIMARY KEY (network, key)
 );",
+    // A fixed host port may be shared by the containers of one port group (the replicas of a
+    // compose service): one row per container, with the group and whether it takes traffic.
+    "CREATE TABLE net_ports_v2 (
+    host_ip TEXT NOT NULL,
+    host_port INTEGER NOT NULL,
+    proto TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    container_port INTEGER NOT NULL,
+    container_ip TEXT NOT NULL,
+    port_group TEXT NOT NULL DEFAULT '',
+    active INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (host_ip, host_port, proto, container_id)
+);
+INSERT INTO net_ports_v2 (host_ip, host_port, proto, container_id, container_port, container_ip)
+    SELECT host_ip, host_port, proto, container_id, container_port, container_ip FROM net_ports;
+DROP TABLE net_ports;
+ALTER TABLE net_ports_v2 RENAME TO net_ports;",
 ];
 
 pub fn migrate(store: &Store) -> Result<()> {
@@ -418,6 +435,17 @@ pub struct PortRow {
     pub container_id: String,
     pub container_port: u16,
     pub container_ip: Ipv4Addr,
+    /// The port group sharing this fixed host port (empty: the container holds it alone).
+    pub port_group: String,
+    /// Whether a shared port sends connections to this container (always true unshared).
+    pub active: bool,
+}
+
+impl PortRow {
+    /// Whether the host port is shared with the other containers of its port group.
+    pub fn shared(&self) -> bool {
+        !self.port_group.is_empty()
+    }
 }
 
 fn port_row(r: &Row) -> rusqlite::Result<PortRow> {
@@ -428,10 +456,13 @@ fn port_row(r: &Row) -> rusqlite::Result<PortRow> {
         container_id: r.get(3)?,
         container_port: r.get::<_, u16>(4)?,
         container_ip: parse_col(r, 5)?,
+        port_group: r.get(6)?,
+        active: r.get::<_, i64>(7)? != 0,
     })
 }
 
-const PORT_COLS: &str = "host_ip, host_port, proto, container_id, container_port, container_ip";
+const PORT_COLS: &str =
+    "host_ip, host_port, proto, container_id, container_port, container_ip, port_group, active";
 
 pub fn ports_of_container(db: &Connection, id: &str) -> Result<Vec<PortRow>> {
     let mut st = db.prepare(&format!(
@@ -456,18 +487,50 @@ pub fn ports_on(db: &Connection, port: u16, proto: &str) -> Result<Vec<PortRow>>
 
 pub fn insert_port(db: &Connection, p: &PortRow) -> Result<()> {
     db.execute(
-        "INSERT INTO net_ports(host_ip, host_port, proto, container_id, container_port, container_ip)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO net_ports(host_ip, host_port, proto, container_id, container_port, container_ip, port_group, active)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             p.host_ip.to_string(),
             p.host_port as i64,
             p.proto,
             p.container_id,
             p.container_port as i64,
-            p.container_ip.to_string()
+            p.container_ip.to_string(),
+            p.port_group,
+            i64::from(p.active)
         ],
     )?;
     Ok(())
+}
+
+/// Mark the shared ports of container `id` as taking connections (`active`) or not; returns
+/// its shared rows.
+pub fn set_ports_active(db: &Connection, id: &str, active: bool) -> Result<Vec<PortRow>> {
+    db.execute(
+        "UPDATE net_ports SET active = ?2 WHERE container_id = ?1 AND port_group != ''",
+        params![id, i64::from(active)],
+    )?;
+    Ok(ports_of_container(db, id)?
+        .into_iter()
+        .filter(PortRow::shared)
+        .collect())
+}
+
+/// The active rows sharing host port `ip:port/proto`, by container id.
+pub fn shared_backends(
+    db: &Connection,
+    ip: Ipv4Addr,
+    port: u16,
+    proto: &str,
+) -> Result<Vec<PortRow>> {
+    let mut st = db.prepare(&format!(
+        "SELECT {PORT_COLS} FROM net_ports WHERE host_ip = ?1 AND host_port = ?2 AND proto = ?3
+         AND port_group != '' AND active != 0 ORDER BY container_id"
+    ))?;
+    let v = st
+        .query_map(params![ip.to_string(), port as i64, proto], port_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(v)
 }
 
 /// Forget everything about a container (sandbox, endpoints, ports).

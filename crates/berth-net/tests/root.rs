@@ -70,6 +70,8 @@ impl Env {
             add_hosts: vec!["extra:10.1.2.3".into()],
             ipv4_address: String::new(),
             mac_address: String::new(),
+            port_group: None,
+            port_wait_healthy: false,
         }
     }
 

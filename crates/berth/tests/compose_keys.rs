@@ -610,3 +610,107 @@ fn a_container_turning_unhealthy_is_restarted_when_its_policy_allows() {
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
+
+const ROLLING_PORT: &str = r#"
+services:
+  web:
+    image: composekeys/bb:1
+    command: ["sh", "-c", "mkdir -p /www; echo $$VERSION > /www/index.html; exec httpd -f -p 80 -h /www"]
+    stop_grace_period: 1s
+    environment:
+      VERSION: ${VERSION:-one}
+    ports:
+      - "${PORT}:80"
+    deploy:
+      replicas: 2
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+      interval: 200ms
+"#;
+
+/// One `curl -m 5` of `http://127.0.0.1:PORT/`: the body on success.
+fn curl(port: u16) -> Option<String> {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "-m", "5", &format!("http://127.0.0.1:{port}/")])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[test]
+fn rolling_update_on_a_shared_published_port_loses_no_request() {
+    setup!(env, net);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = project(&env, "zero", ROLLING_PORT);
+    let up = |version: &str| {
+        let out = env
+            .cmd(&["compose", "up", "-d", "--wait"])
+            .current_dir(&dir)
+            .env("VERSION", version)
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    up("one");
+    // Both replicas publish the same host port; the page answers once they are healthy.
+    let ps = compose_ok(&env, &dir, &["ps", "-q", "web"]);
+    assert_eq!(ps.lines().count(), 2, "{ps}");
+    assert_eq!(curl(port).as_deref(), Some("one"));
+
+    // A bounded request loop on loopback while the service is replaced replica by replica.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed, mut seen) =
+                (0u32, Vec::new(), std::collections::BTreeSet::new());
+            for i in 0..5000 {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                match curl(port) {
+                    Some(body) => {
+                        ok += 1;
+                        seen.insert(body);
+                    }
+                    None => failed.push(i),
+                }
+            }
+            (ok, failed, seen)
+        })
+    };
+    let err = up("two");
+    assert!(err.contains("Replaced"), "{err}");
+    // A few more requests after the update, then stop the loop.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, failed, seen) = loader.join().unwrap();
+    eprintln!("{ok} requests answered during the update");
+    assert_eq!(
+        failed,
+        Vec::<u32>::new(),
+        "failed requests ({ok} good): {err}"
+    );
+    assert!(ok > 10, "only {ok} requests");
+    assert!(seen.contains("one") && seen.contains("two"), "{seen:?}");
+    assert_eq!(curl(port).as_deref(), Some("two"));
+    let new = compose_ok(&env, &dir, &["ps", "-q", "web"]);
+    assert_eq!(new.lines().count(), 2, "{new}");
+    assert!(new.lines().all(|id| !ps.contains(id)), "{ps} {new}");
+
+    compose_ok(&env, &dir, &["down", "-t", "0"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    assert_eq!(curl(port), None);
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}

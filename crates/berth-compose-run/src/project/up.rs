@@ -131,6 +131,7 @@ pub fn up(
                     }
                     progress(&format!("Container {}", new.name), "Healthy");
                 }
+                drain(store, c);
                 stop_remove(store, c, o.timeout)?;
                 progress(&format!("Container {}", c.name), "Replaced");
                 let new = state::get(store, &new.id)?.unwrap_or(new);
@@ -183,13 +184,31 @@ fn next_free(used: &mut BTreeSet<u64>) -> u64 {
     n
 }
 
+/// How long a replica that no longer takes new connections on the service's shared host
+/// ports keeps running before it is stopped, so that requests in flight complete.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Take container `c` out of its shared host ports (no new connections) and give the
+/// connections it has [`DRAIN`] to complete; nothing to wait for without shared ports.
+fn drain(store: &Store, c: &Container) {
+    if berth_net::set_port_backend(store, &c.id, false).is_err() {
+        return;
+    }
+    let shared = berth_net::state::ports_of_container(store.db(), &c.id)
+        .is_ok_and(|ps| ps.iter().any(berth_net::PortRow::shared));
+    if shared {
+        std::thread::sleep(DRAIN);
+    }
+}
+
 /// Whether a changed service is replaced start-first (new container up, and healthy when it
 /// has a check, before the old one stops): `deploy.update_config.order: start-first`, or
-/// `replicas` > 1 with a health check (berth's rolling replacement). Never with a fixed
-/// `container_name` or a fixed published host port (the two containers would clash), nor
-/// with `--no-start`.
+/// `replicas` > 1 with a health check (berth's rolling replacement). The replicas share
+/// fixed published host ports (the engine spreads new connections over the healthy ones, and
+/// an old replica is drained before it stops). Never with a fixed `container_name` (the two
+/// containers would clash), nor with `--no-start`.
 pub fn start_first(s: &Service, o: &UpOptions, replicas: u64) -> bool {
-    if o.no_start || s.container_name.is_some() || s.ports.iter().any(|p| p.published.is_some()) {
+    if o.no_start || s.container_name.is_some() {
         return false;
     }
     let order = s

@@ -253,6 +253,8 @@ fn start_with(
         add_hosts,
         ipv4_address: cfg.extra.ipv4_address.clone(),
         mac_address: cfg.extra.mac_address.clone(),
+        port_group: port_group(&cfg.labels),
+        port_wait_healthy: cfg.healthcheck.is_some(),
     };
     let net = host
         .network
@@ -475,4 +477,14 @@ pub fn wait_attached(store: &Store, id: &str, started: &mut Started) -> i32 {
         Ok(Some(c)) => c.exit_code.unwrap_or(125),
         _ => 125,
     }
+}
+
+/// The port group of a container: the replicas of one compose service (Docker compose's
+/// project and service labels, as compose and clients of the API write them) may publish the
+/// same fixed host port, which spreads new connections over those that are healthy.
+fn port_group(labels: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    let project = labels.get("com.docker.compose.project")?;
+    let service = labels.get("com.docker.compose.service")?;
+    let oneoff = labels.get("com.docker.compose.oneoff").map(String::as_str);
+    (oneoff != Some("True")).then(|| format!("{project}/{service}"))
 }

@@ -49,6 +49,8 @@ fn cfg(id: &str, mode: NetworkMode) -> NetConfig {
         add_hosts: vec![],
         ipv4_address: String::new(),
         mac_address: String::new(),
+        port_group: None,
+        port_wait_healthy: false,
     }
 }
 
