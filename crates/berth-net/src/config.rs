@@ -26,11 +26,20 @@ use crate::{NetError, Result};
 pub const CONF_FILE: &str = "net.conf";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Host-wide network settings, from `<root>/net.conf` (`key = value` lines; see
+/// [`NetConf::parse`]).
 pub struct NetConf {
+    /// `prefix`: names the default bridge (`<prefix>0`), user bridges (`<prefix>-<id>`) and the
+    /// nftables table (default `berth`).
     pub prefix: String,
+    /// `bridge_subnet`: the default network's IPv4 subnet (default `172.17.0.0/16`).
     pub bridge_subnet: Ipv4Net,
+    /// `bridge_gateway`: the default bridge's address (default: the subnet's first host address).
     pub bridge_gateway: Option<Ipv4Addr>,
+    /// `pool`: subnets handed to user networks created without `--subnet`, in order.
     pub pool: Vec<Ipv4Net>,
+    /// `mtu`: MTU in bytes of bridges and veths (default: the uplink's when below 1500, else the
+    /// kernel's).
     pub mtu: Option<u32>,
     /// `host_gateway_ip`: the addresses `host-gateway` stands for in `--add-host`; empty means
     /// the default bridge's gateway (see [`NetConf::host_gateway_ips`]).
@@ -71,6 +80,10 @@ impl NetConf {
         }
     }
 
+    /// Parse the text of a `net.conf` file.
+    ///
+    /// # Errors
+    /// A message naming the line (`line N: …`) for an unknown key or a bad value.
     pub fn parse(text: &str) -> std::result::Result<NetConf, String> {
         let mut c = NetConf::default();
         for (no, line) in text.lines().enumerate() {
@@ -152,10 +165,12 @@ impl NetConf {
         vec![IpAddr::V4(gw)]
     }
 
+    /// Name of the default network's bridge device (`<prefix>0`).
     pub fn default_bridge(&self) -> String {
         format!("{}0", self.prefix)
     }
 
+    /// Name of berth's nftables table (the prefix).
     pub fn nft_table(&self) -> &str {
         &self.prefix
     }

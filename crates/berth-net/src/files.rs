@@ -212,7 +212,8 @@ impl HostDns {
     }
 
     /// The host's resolvers the way Docker derives a container's on a network without IPv6:
-    /// the host file's nameservers that are neither loopback nor IPv6; when there are none, systemd-resolved's upstream servers; when
+    /// the host file's nameservers that are neither loopback nor IPv6; when there are none,
+    /// systemd-resolved's upstream servers; when
     /// there are none either, [`PUBLIC_FALLBACK`] if allowed, else none and a warning. Search
     /// domains and options always come from the host's file.
     pub fn for_containers(&self) -> ContainerDns {

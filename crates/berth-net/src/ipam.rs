@@ -103,6 +103,8 @@ pub fn host_routes() -> Vec<(String, Ipv4Net)> {
     parse_proc_route(&text)
 }
 
+/// Parse the text of `/proc/net/route` into `(device, destination subnet)` pairs (the default route
+/// is skipped).
 pub fn parse_proc_route(text: &str) -> Vec<(String, Ipv4Net)> {
     let mut out = Vec::new();
     for line in text.lines().skip(1) {

@@ -18,10 +18,6 @@
 //! hand out the same address or port. Host-side work goes through a [`driver::Driver`]
 //! (today: Linux bridge + veth + nftables; later a rootless one).
 
-// The workspace enables `missing_docs`; this crate still has 108 undocumented public items
-// (issue 7). Remove this line once they are documented.
-#![allow(missing_docs)]
-
 pub mod backend;
 pub mod config;
 mod connect;
@@ -66,28 +62,48 @@ pub const DEFAULT_NETWORK: &str = "berth";
 pub const DEFAULT_NETWORK_ALIAS: &str = "bridge";
 
 #[derive(Debug, thiserror::Error)]
+/// Errors of the network layer; messages are lowercase, one line, and say what to do.
 pub enum NetError {
     #[error(transparent)]
+    /// The store (database open, migration, blobs) failed.
     Store(#[from] StoreError),
     #[error("network metadata: {0}")]
+    /// A query on the network tables failed.
     Db(#[from] berth_store::DbError),
     #[error("invalid port specification {spec:?}: {why}")]
-    BadPort { spec: String, why: String },
+    /// A `-p` value that cannot be parsed: the value and why.
+    BadPort {
+        /// The value as given.
+        spec: String,
+        /// What is wrong with it.
+        why: String,
+    },
     #[error("network {0} not found; list networks with berth network ls")]
+    /// No network has this name or id.
     NotFound(String),
     /// A word that is a prefix of several networks' ids.
     #[error("{0}")]
     Ambiguous(berth_store::lookup::LookupError),
     #[error("network {network} is in use by container {container}; stop it first or use network disconnect")]
-    InUse { network: String, container: String },
+    /// The network still has a container attached.
+    InUse {
+        /// The network's name.
+        network: String,
+        /// Name (or id) of a container attached to it.
+        container: String,
+    },
     #[error("network {0} already exists; choose another name")]
+    /// A network with this name exists already.
     Exists(String),
     #[error("{0}")]
+    /// The host port is taken (by another container or a host process); the message names it.
     PortInUse(String),
     #[error("{0}")]
+    /// Anything else (netlink, nftables, namespaces), with a message that says what to do.
     Other(String),
 }
 
+/// Results of the network layer.
 pub type Result<T, E = NetError> = std::result::Result<T, E>;
 
 /// How a container is networked.
@@ -104,20 +120,27 @@ pub enum NetworkMode {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// One network a container joins, with `--network-alias` names.
 pub struct Attachment {
+    /// Network name or id (`bridge` is the default network).
     pub network: String,
+    /// Extra DNS names of the container on this network.
     pub aliases: Vec<String>,
 }
 
 /// Everything networking needs to know about a container.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NetConfig {
+    /// Full container id (64 hex characters).
     pub container_id: String,
+    /// Container name (without a leading `/`).
     pub container_name: String,
+    /// Hostname inside the container.
     pub hostname: String,
     /// `--domainname` (empty: none); the FQDN in /etc/hosts is `hostname.domainname`.
     #[serde(default)]
     pub domainname: String,
+    /// How the container is networked.
     pub mode: NetworkMode,
     /// `-p` specs as the user wrote them.
     pub publish: Vec<String>,
@@ -157,18 +180,26 @@ pub struct NetSetup {
     pub netns_path: Option<PathBuf>,
     /// Files to bind-mount at /etc/hosts, /etc/resolv.conf, /etc/hostname.
     pub hosts_file: PathBuf,
+    /// File to bind-mount at /etc/resolv.conf.
     pub resolv_conf: PathBuf,
+    /// File to bind-mount at /etc/hostname.
     pub hostname_file: PathBuf,
+    /// The container's addresses, one per joined network.
     pub addresses: Vec<IpAddr>,
     /// Published ports as `(container port/proto, host ip, host port)`.
     pub ports: Vec<PublishedPort>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A published port as Docker reports it (`inspect`'s `NetworkSettings.Ports`, `port`).
 pub struct PublishedPort {
+    /// Port inside the container.
     pub container_port: u16,
+    /// `tcp` or `udp`.
     pub protocol: String,
+    /// Host address bound (`0.0.0.0`: all).
     pub host_ip: String,
+    /// Port on the host.
     pub host_port: u16,
 }
 

@@ -69,10 +69,15 @@ pub fn get_network(store: &Store, name: &str) -> Result<Network> {
 /// Options of `network create`.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
+    /// Network name (unique).
     pub name: String,
+    /// `--subnet` in CIDR form; `None`: the next free subnet of the pool.
     pub subnet: Option<String>,
+    /// `--gateway`; `None`: the subnet's first host address.
     pub gateway: Option<String>,
+    /// `--internal`: no route out of the network (no NAT, no forwarding to the host's uplink).
     pub internal: bool,
+    /// `--driver`; only `bridge` (or empty, meaning bridge) is supported.
     pub driver: String,
     /// Labels (`--label`, compose's `com.docker.compose.*`), kept in `net_labels`.
     pub labels: std::collections::BTreeMap<String, String>,

@@ -97,13 +97,21 @@ pub fn network_elements(
 /// One published port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortRule {
+    /// Host address (`0.0.0.0`: every address).
     pub host_ip: Ipv4Addr,
+    /// Host port.
     pub host_port: u16,
+    /// Protocol.
     pub proto: Proto,
+    /// Container address the port forwards to.
     pub ctr_ip: Ipv4Addr,
+    /// Container port.
     pub ctr_port: u16,
 }
 
+/// The nftables set element of port rule `p` in table `t` (`ip <t> pany { proto . port }`
+/// for every host address, `pip` for one), with its `: ctr_ip . ctr_port` value when
+/// `with_value` (map elements), without it for deletion.
 pub fn port_element(t: &str, p: &PortRule, with_value: bool) -> String {
     let key = if p.host_ip.is_unspecified() {
         format!("ip {t} pany {{ {} . {}", p.proto.as_str(), p.host_port)
@@ -125,8 +133,11 @@ pub fn port_element(t: &str, p: &PortRule, with_value: bool) -> String {
 /// A fixed host port shared by a port group, and where its new connections go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedPort {
+    /// Host address (`0.0.0.0`: every address).
     pub host_ip: Ipv4Addr,
+    /// Host port.
     pub host_port: u16,
+    /// Protocol.
     pub proto: Proto,
     /// (container address, container port) of the active members; empty: none takes
     /// connections now.

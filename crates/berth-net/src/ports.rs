@@ -11,12 +11,16 @@ use crate::{NetError, Result};
 /// One container port to publish; `host_port` `None` means "pick a free one".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortMapping {
+    /// Host address to bind (`0.0.0.0`: all).
     pub host_ip: Ipv4Addr,
+    /// Host port, or the first of a range.
     pub host_port: Option<u16>,
     /// With `host_port`, the last port of a host range mapped to this one container port: the
     /// first free port of `host_port..=host_port_end` is used (Docker's `8000-8010:80`).
     pub host_port_end: Option<u16>,
+    /// Port inside the container.
     pub container_port: u16,
+    /// Protocol.
     pub protocol: Proto,
 }
 
@@ -33,12 +37,16 @@ impl PortMapping {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Transport protocol of a published port.
 pub enum Proto {
+    /// TCP.
     Tcp,
+    /// UDP.
     Udp,
 }
 
 impl Proto {
+    /// `tcp` or `udp`.
     pub fn as_str(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
@@ -46,6 +54,7 @@ impl Proto {
         }
     }
 
+    /// Parse `tcp`/`udp` (any case); `None` for anything else.
     pub fn parse(s: &str) -> Option<Proto> {
         match s.to_ascii_lowercase().as_str() {
             "tcp" => Some(Proto::Tcp),

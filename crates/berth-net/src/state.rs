@@ -76,6 +76,10 @@ DROP TABLE net_ports;
 ALTER TABLE net_ports_v2 RENAME TO net_ports;",
 ];
 
+/// Create or upgrade the network tables (component `net`).
+///
+/// # Errors
+/// The store's migration error.
 pub fn migrate(store: &Store) -> Result<()> {
     store.migrate("net", MIGRATIONS)?;
     Ok(())
@@ -101,14 +105,23 @@ pub fn immediate<T>(db: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A network row (`net_networks`).
 pub struct Network {
+    /// Name (unique; the default network is `berth`, alias `bridge`).
     pub name: String,
+    /// Id: 64 hex characters.
     pub id: String,
+    /// Driver (`bridge`).
     pub driver: String,
+    /// Bridge device on the host.
     pub bridge: String,
+    /// IPv4 subnet.
     pub subnet: Ipv4Net,
+    /// Address of the bridge, the containers' default gateway.
     pub gateway: Ipv4Addr,
+    /// No route out of the network.
     pub internal: bool,
+    /// Creation time, Unix seconds.
     pub created: i64,
 }
 
@@ -158,6 +171,10 @@ pub fn rename_container(db: &Connection, id: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The network named `name` or with id `name`, if any.
+///
+/// # Errors
+/// A database error.
 pub fn get_network(db: &Connection, name: &str) -> Result<Option<Network>> {
     Ok(db
         .query_row(
@@ -194,6 +211,10 @@ pub fn find_network(db: &Connection, name: &str) -> Result<Option<Network>> {
     }
 }
 
+/// Every network, by name.
+///
+/// # Errors
+/// A database error.
 pub fn list_networks(db: &Connection) -> Result<Vec<Network>> {
     let mut st = db.prepare(&format!(
         "SELECT {NET_COLS} FROM net_networks ORDER BY created, name"
@@ -204,6 +225,10 @@ pub fn list_networks(db: &Connection) -> Result<Vec<Network>> {
     Ok(v)
 }
 
+/// Insert a network row.
+///
+/// # Errors
+/// A database error (a name or id taken: constraint violation).
 pub fn insert_network(db: &Connection, n: &Network) -> Result<()> {
     db.execute(
         "INSERT INTO net_networks(name, id, driver, bridge, subnet, gateway, internal, created)
@@ -222,6 +247,10 @@ pub fn insert_network(db: &Connection, n: &Network) -> Result<()> {
     Ok(())
 }
 
+/// Delete the network named `name` and its labels.
+///
+/// # Errors
+/// A database error.
 pub fn delete_network(db: &Connection, name: &str) -> Result<()> {
     db.execute("DELETE FROM net_networks WHERE name = ?1", [name])?;
     db.execute("DELETE FROM net_labels WHERE network = ?1", [name])?;
@@ -255,6 +284,11 @@ pub fn labels_of(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The next address (as a `u32`) to try when allocating on network `network` (addresses are handed
+/// out round-robin).
+///
+/// # Errors
+/// A database error; no row for a missing network.
 pub fn next_ip(db: &Connection, network: &str) -> Result<u32> {
     Ok(db.query_row(
         "SELECT next_ip FROM net_networks WHERE name = ?1",
@@ -263,6 +297,10 @@ pub fn next_ip(db: &Connection, network: &str) -> Result<u32> {
     )?)
 }
 
+/// Remember where the next allocation on `network` starts.
+///
+/// # Errors
+/// A database error.
 pub fn set_next_ip(db: &Connection, network: &str, v: u32) -> Result<()> {
     db.execute(
         "UPDATE net_networks SET next_ip = ?2 WHERE name = ?1",
@@ -272,14 +310,21 @@ pub fn set_next_ip(db: &Connection, network: &str, v: u32) -> Result<()> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A container's network sandbox row (`net_sandboxes`): its namespace and files.
 pub struct Sandbox {
+    /// Full container id.
     pub container_id: String,
+    /// Container name.
     pub container_name: String,
     /// `none`, `host`, `container` or `networks`.
     pub mode: String,
+    /// Pinned network namespace (`None` for the host's).
     pub netns: Option<PathBuf>,
+    /// Whether berth created the namespace (and removes it at teardown).
     pub owns_netns: bool,
+    /// Directory holding the container's hosts, resolv.conf and hostname files.
     pub dir: PathBuf,
+    /// Hostname inside the container.
     pub hostname: String,
 }
 
@@ -297,6 +342,10 @@ fn sb_row(r: &Row) -> rusqlite::Result<Sandbox> {
 
 const SB_COLS: &str = "container_id, container_name, mode, netns, owns_netns, dir, hostname";
 
+/// The sandbox of container `id` (full id), if any.
+///
+/// # Errors
+/// A database error.
 pub fn get_sandbox(db: &Connection, id: &str) -> Result<Option<Sandbox>> {
     Ok(db
         .query_row(
@@ -328,12 +377,20 @@ pub fn find_sandbox(db: &Connection, what: &str) -> Result<Option<Sandbox>> {
         }))
 }
 
+/// Every sandbox.
+///
+/// # Errors
+/// A database error.
 pub fn list_sandboxes(db: &Connection) -> Result<Vec<Sandbox>> {
     let mut st = db.prepare(&format!("SELECT {SB_COLS} FROM net_sandboxes"))?;
     let v = st.query_map([], sb_row)?.collect::<rusqlite::Result<_>>()?;
     Ok(v)
 }
 
+/// Insert (or replace) a sandbox row.
+///
+/// # Errors
+/// A database error.
 pub fn insert_sandbox(db: &Connection, s: &Sandbox) -> Result<()> {
     db.execute(
         "INSERT INTO net_sandboxes(container_id, container_name, mode, netns, owns_netns, dir, hostname)
@@ -352,12 +409,20 @@ pub fn insert_sandbox(db: &Connection, s: &Sandbox) -> Result<()> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A container's endpoint on one network (`net_endpoints`).
 pub struct Endpoint {
+    /// Full container id.
     pub container_id: String,
+    /// Network name.
     pub network: String,
+    /// Container name (a DNS name on the network).
     pub container_name: String,
+    /// The container's address on the network.
     pub ip: Ipv4Addr,
+    /// MAC address of the container's interface (`aa:bb:cc:dd:ee:ff`; `02:42:` and the address
+    /// unless `--mac-address`).
     pub mac: String,
+    /// Extra DNS names (`--network-alias`).
     pub aliases: Vec<String>,
     /// Host side of the veth pair.
     pub veth: String,
@@ -381,6 +446,10 @@ fn ep_row(r: &Row) -> rusqlite::Result<Endpoint> {
     })
 }
 
+/// Endpoints of container `id`, by network.
+///
+/// # Errors
+/// A database error.
 pub fn endpoints_of_container(db: &Connection, id: &str) -> Result<Vec<Endpoint>> {
     let mut st = db.prepare(&format!(
         "SELECT {EP_COLS} FROM net_endpoints WHERE container_id = ?1 ORDER BY ifname"
@@ -391,6 +460,10 @@ pub fn endpoints_of_container(db: &Connection, id: &str) -> Result<Vec<Endpoint>
     Ok(v)
 }
 
+/// Endpoints on network `network`.
+///
+/// # Errors
+/// A database error.
 pub fn endpoints_of_network(db: &Connection, network: &str) -> Result<Vec<Endpoint>> {
     let mut st = db.prepare(&format!(
         "SELECT {EP_COLS} FROM net_endpoints WHERE network = ?1 ORDER BY container_name"
@@ -401,6 +474,10 @@ pub fn endpoints_of_network(db: &Connection, network: &str) -> Result<Vec<Endpoi
     Ok(v)
 }
 
+/// Addresses taken on network `network`.
+///
+/// # Errors
+/// A database error.
 pub fn used_ips(db: &Connection, network: &str) -> Result<Vec<Ipv4Addr>> {
     let mut st = db.prepare("SELECT ip FROM net_endpoints WHERE network = ?1")?;
     let v = st
@@ -409,6 +486,10 @@ pub fn used_ips(db: &Connection, network: &str) -> Result<Vec<Ipv4Addr>> {
     Ok(v)
 }
 
+/// Insert an endpoint row.
+///
+/// # Errors
+/// A database error (the address taken: constraint violation).
 pub fn insert_endpoint(db: &Connection, e: &Endpoint) -> Result<()> {
     db.execute(
         "INSERT INTO net_endpoints(container_id, network, container_name, ip, mac, aliases, veth, ifname)
@@ -428,12 +509,19 @@ pub fn insert_endpoint(db: &Connection, e: &Endpoint) -> Result<()> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A published port row (`net_ports`).
 pub struct PortRow {
+    /// Host address (`0.0.0.0`: all).
     pub host_ip: Ipv4Addr,
+    /// Host port.
     pub host_port: u16,
+    /// `tcp` or `udp`.
     pub proto: String,
+    /// Full id of the container publishing it.
     pub container_id: String,
+    /// Container port.
     pub container_port: u16,
+    /// Container address the port forwards to.
     pub container_ip: Ipv4Addr,
     /// The port group sharing this fixed host port (empty: the container holds it alone).
     pub port_group: String,
@@ -464,6 +552,10 @@ fn port_row(r: &Row) -> rusqlite::Result<PortRow> {
 const PORT_COLS: &str =
     "host_ip, host_port, proto, container_id, container_port, container_ip, port_group, active";
 
+/// Ports container `id` publishes.
+///
+/// # Errors
+/// A database error.
 pub fn ports_of_container(db: &Connection, id: &str) -> Result<Vec<PortRow>> {
     let mut st = db.prepare(&format!(
         "SELECT {PORT_COLS} FROM net_ports WHERE container_id = ?1 ORDER BY container_port, proto"
@@ -485,6 +577,10 @@ pub fn ports_on(db: &Connection, port: u16, proto: &str) -> Result<Vec<PortRow>>
     Ok(v)
 }
 
+/// Insert a port row.
+///
+/// # Errors
+/// A database error (the binding taken: constraint violation).
 pub fn insert_port(db: &Connection, p: &PortRow) -> Result<()> {
     db.execute(
         "INSERT INTO net_ports(host_ip, host_port, proto, container_id, container_port, container_ip, port_group, active)
@@ -533,7 +629,6 @@ pub fn shared_backends(
     Ok(v)
 }
 
-/// Forget everything about a container (sandbox, endpoints, ports).
 /// Forget container `container_id`'s endpoint on `network`.
 pub fn delete_endpoint(db: &Connection, container_id: &str, network: &str) -> Result<()> {
     db.execute(
@@ -552,6 +647,10 @@ pub fn delete_ports_of_address(db: &Connection, container_id: &str, ip: Ipv4Addr
     Ok(())
 }
 
+/// Forget everything about container `id` (sandbox, endpoints, ports).
+///
+/// # Errors
+/// A database error.
 pub fn delete_container(db: &Connection, id: &str) -> Result<()> {
     db.execute("DELETE FROM net_ports WHERE container_id = ?1", [id])?;
     db.execute("DELETE FROM net_endpoints WHERE container_id = ?1", [id])?;
