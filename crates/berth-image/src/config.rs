@@ -8,15 +8,25 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ImageConfig {
+    /// `User`: user (and group) to run as, `name`, `uid` or `uid:gid`.
     pub user: Option<String>,
+    /// `Env`: `KEY=value` entries.
     pub env: Option<Vec<String>>,
+    /// `Entrypoint`: argv prefix.
     pub entrypoint: Option<Vec<String>>,
+    /// `Cmd`: default arguments (or command).
     pub cmd: Option<Vec<String>>,
+    /// `WorkingDir`: absolute working directory.
     pub working_dir: Option<String>,
+    /// `ExposedPorts`: `port/proto` keys (values are empty objects).
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    /// `Volumes`: mount-point keys (values are empty objects).
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
+    /// `Labels`.
     pub labels: Option<BTreeMap<String, String>>,
+    /// `StopSignal`: a signal name or number.
     pub stop_signal: Option<String>,
+    /// `Healthcheck`, as Docker writes it (`Test`, `Interval`, … in nanoseconds).
     pub healthcheck: Option<serde_json::Value>,
 }
 

@@ -16,10 +16,6 @@
 //! its tags are inserted last, in one transaction. Anything not reachable from a row is garbage
 //! that [`ImageStore::sweep`] removes.
 
-// The workspace enables `missing_docs`; this crate still has 53 undocumented public items
-// (issue 7). Remove this line once they are documented.
-#![allow(missing_docs)]
-
 pub mod archive;
 pub mod config;
 pub mod decompress;
@@ -49,26 +45,45 @@ use berth_store::{Digest, Store, StoreError};
 
 /// Errors of the image layer.
 #[derive(Debug, thiserror::Error)]
+/// Errors of the image layer; messages are lowercase, one line, and say what to do.
 pub enum ImageError {
     #[error(transparent)]
+    /// The store failed (database open, blobs, locking).
     Store(#[from] StoreError),
     #[error(transparent)]
+    /// A malformed image reference.
     Reference(#[from] ReferenceError),
     #[error("{path}: {source}")]
+    /// A file operation failed.
     Io {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// The error.
         source: std::io::Error,
     },
     #[error("metadata database: {0}")]
+    /// A query on the image tables failed.
     Db(#[from] berth_store::DbError),
     #[error("no such image: {0}")]
+    /// No image has this name, tag or id.
     NotFound(String),
     #[error("multiple IDs found with provided prefix: {name} ({count} images); use more characters of the id or the name")]
-    Ambiguous { name: String, count: usize },
+    /// An id prefix matching several images.
+    Ambiguous {
+        /// The prefix as given.
+        name: String,
+        /// How many images it matches.
+        count: usize,
+    },
     /// A layer tar entry that is refused or cannot be created.
     #[error("layer entry {entry:?}: {why}")]
-    Entry { entry: String, why: String },
+    Entry {
+        /// The entry's path in the tar.
+        entry: String,
+        /// Why it is refused.
+        why: String,
+    },
     /// A layer stream that is not a valid (compressed) tar or fails verification.
     #[error("layer: {0}")]
     Layer(String),
@@ -79,6 +94,7 @@ pub enum ImageError {
     #[error("conflict: {0}")]
     Conflict(String),
     #[error("{0}")]
+    /// Anything else, with a message that says what to do.
     Other(String),
 }
 
@@ -91,14 +107,18 @@ impl ImageError {
     }
 }
 
+/// Results of the image layer.
 pub type Result<T, E = ImageError> = std::result::Result<T, E>;
 
 /// Compression of a layer stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
+    /// Uncompressed tar.
     None,
+    /// gzip.
     Gzip,
+    /// zstd.
     Zstd,
 }
 
@@ -112,6 +132,7 @@ impl Compression {
         }
     }
 
+    /// Parse the database spelling (`none`, `gzip`, `zstd`); `None` for anything else.
     pub fn parse(s: &str) -> Option<Compression> {
         match s {
             "none" => Some(Compression::None),
@@ -168,6 +189,7 @@ pub struct Layer {
     pub diff_size: u64,
     /// Digest of the stored blob (as received: possibly compressed).
     pub blob: Digest,
+    /// Length of the stored blob in bytes.
     pub blob_size: u64,
     /// Compression of the stored blob.
     pub compression: Compression,

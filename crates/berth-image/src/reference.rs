@@ -9,24 +9,49 @@ use std::str::FromStr;
 
 use berth_store::Digest;
 
+/// Registry of references that name none (Docker Hub).
 pub const DEFAULT_REGISTRY: &str = "docker.io";
+/// Tag of references that name neither tag nor digest.
 pub const DEFAULT_TAG: &str = "latest";
 const MAX_NAME: usize = 255;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why an image reference is refused (Docker's `invalid reference format` messages).
 pub enum ReferenceError {
     #[error("invalid reference format: {reference:?} is empty")]
-    Empty { reference: String },
+    /// Nothing to parse.
+    Empty {
+        /// The reference as given.
+        reference: String,
+    },
     #[error("invalid reference format: repository name ({name}) must be lowercase")]
-    Uppercase { name: String },
+    /// Upper-case letters in the repository name.
+    Uppercase {
+        /// The repository name.
+        name: String,
+    },
     #[error("invalid reference format: {reference:?}: {why}")]
-    Invalid { reference: String, why: String },
+    /// Malformed: the reference and why.
+    Invalid {
+        /// The reference as given.
+        reference: String,
+        /// What is wrong.
+        why: String,
+    },
     #[error(
         "invalid reference format: {reference:?}: repository name is longer than 255 characters"
     )]
-    TooLong { reference: String },
+    /// A repository name over 255 characters.
+    TooLong {
+        /// The reference as given.
+        reference: String,
+    },
     #[error("invalid reference format: {reference:?}: a bare 64-digit hex string is an image id, not a repository name")]
-    HexName { reference: String },
+    /// A 64-digit hex string, which names an image id, not a repository.
+    HexName {
+        /// The reference as given.
+        reference: String,
+    },
 }
 
 /// A fully normalised image reference.
@@ -135,6 +160,7 @@ impl Reference {
         })
     }
 
+    /// Registry host (and port), e.g. `docker.io`.
     pub fn registry(&self) -> &str {
         &self.registry
     }
@@ -142,9 +168,11 @@ impl Reference {
     pub fn repository(&self) -> &str {
         &self.repository
     }
+    /// Tag, if the reference has one.
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
+    /// Manifest digest, if the reference has one (`name@sha256:…`).
     pub fn digest(&self) -> Option<&Digest> {
         self.digest.as_ref()
     }

@@ -31,6 +31,10 @@ pub enum ArchiveFormat {
 }
 
 impl ArchiveFormat {
+    /// Parse a `--format` value: `docker-archive`/`docker` or `oci-archive`/`oci`.
+    ///
+    /// # Errors
+    /// [`ImageError::Other`] naming the accepted values.
     pub fn parse(s: &str) -> Result<ArchiveFormat> {
         match s {
             "docker-archive" | "docker" => Ok(ArchiveFormat::Docker),
@@ -45,7 +49,9 @@ impl ArchiveFormat {
 /// One image a load committed.
 #[derive(Debug, Clone)]
 pub struct LoadedImage {
+    /// The image id (digest of its config).
     pub id: Digest,
+    /// Tags the archive gave it (none for an untagged image).
     pub tags: Vec<Reference>,
 }
 

@@ -14,7 +14,10 @@ use super::*;
 /// An image to save and the names to record for it.
 #[derive(Debug, Clone)]
 pub struct SaveItem {
+    /// The image to write.
     pub image: Image,
+    /// Names to record for it in the archive (`RepoTags`, `org.opencontainers.image.ref.name`);
+    /// empty: untagged.
     pub names: Vec<Reference>,
 }
 

@@ -145,6 +145,7 @@ impl<'a> ImageStore<'a> {
         Ok(ImageStore { store })
     }
 
+    /// The store this image store works in.
     pub fn store(&self) -> &'a Store {
         self.store
     }

@@ -14,6 +14,13 @@ use rustix::io::Errno;
 use super::meta::times;
 use crate::{ImageError, Result};
 
+/// Unpack the layer tar read from `r` into the directory `dest` (every path resolved inside
+/// it, whiteouts turned into overlayfs ones); returns the bytes of regular-file content
+/// written.
+///
+/// # Errors
+/// [`ImageError::Layer`] for a stream that is not a valid tar, [`ImageError::Entry`] for an
+/// entry that is refused (escapes `dest`, unsupported type) or cannot be created.
 pub fn unpack_layer(r: &mut dyn Read, dest: &Path) -> Result<u64> {
     let root = rfs::open(
         dest,
