@@ -23,6 +23,7 @@ pub mod host;
 pub mod info;
 pub mod inspect;
 pub mod journald;
+pub mod links;
 pub mod logs;
 pub mod monitor;
 pub mod names;

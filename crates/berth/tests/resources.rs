@@ -624,6 +624,47 @@ fn ip_mac_address_and_link() {
     );
     let (_, msg) = env.fails(&["run", "--rm", "--link", "nosuch:x", "bb", "true"]);
     assert!(msg.contains("could not get container for nosuch"), "{msg}");
-    let (_, msg) = env.fails(&["run", "--rm", "--detach-keys", "ctrl-a", "bb", "true"]);
-    assert!(msg.contains("--detach-keys"), "{msg}");
+    // --detach-keys is taken (tests/attach.rs detaches with it); bad keys are refused.
+    let (_, msg) = env.fails(&["run", "--rm", "--detach-keys", "ctrl-1", "bb", "true"]);
+    assert!(msg.contains("invalid detach keys"), "{msg}");
+
+    // Docker's legacy link variables (default bridge), set since Docker 29 only with
+    // DOCKER_KEEP_DEPRECATED_LEGACY_LINKS_ENV_VARS=1.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pg",
+        "--expose",
+        "5432",
+        "-e",
+        "PGPASS=s3cret",
+        "bb",
+        "sleep",
+        "300",
+    ]);
+    let pg_ip = env
+        .ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "pg"])
+        .trim()
+        .to_string();
+    let o = env
+        .cmd(&[
+            "run", "--rm", "--name", "app", "--link", "pg:db", "bb", "env",
+        ])
+        .env("DOCKER_KEEP_DEPRECATED_LEGACY_LINKS_ENV_VARS", "1")
+        .output()
+        .unwrap();
+    let s = out(&o);
+    for want in [
+        "DB_NAME=/app/db".to_string(),
+        format!("DB_PORT=tcp://{pg_ip}:5432"),
+        format!("DB_PORT_5432_TCP_ADDR={pg_ip}"),
+        "DB_PORT_5432_TCP_PORT=5432".to_string(),
+        "DB_PORT_5432_TCP_PROTO=tcp".to_string(),
+        "DB_ENV_PGPASS=s3cret".to_string(),
+    ] {
+        assert!(s.lines().any(|l| l == want), "{want} missing in {s}");
+    }
+    let s = env.ok(&["run", "--rm", "--link", "pg:db", "bb", "env"]);
+    assert!(!s.contains("DB_"), "{s}");
 }

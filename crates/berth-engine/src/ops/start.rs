@@ -216,8 +216,12 @@ fn start_with(
         _ => None,
     };
     let join_ipc = join_ipc.map(|(ns, _)| ns);
-    // `--link NAME:ALIAS`: /etc/hosts entries for the linked containers' addresses.
+    // `--link NAME:ALIAS`: /etc/hosts entries for the linked containers' addresses; on the
+    // default bridge also Docker's legacy variables, when asked for (see `crate::links`).
     let mut add_hosts = cfg.add_hosts.clone();
+    let mut link_env: Vec<String> = Vec::new();
+    let on_bridge = |m: &NetworkMode| matches!(m, NetworkMode::Networks(n) if n.first().is_some_and(|a| a.network == "bridge"));
+    let want_link_env = on_bridge(&cfg.network) && crate::links::enabled();
     for l in &cfg.extra.links {
         let (name, alias) = l.split_once(':').unwrap_or((l, l));
         let other = state::lookup(store, name).map_err(fail)?;
@@ -232,6 +236,23 @@ fn start_with(
                     other.name, c.name
                 )))
             })?;
+        if want_link_env && on_bridge(&other.config.network) {
+            let exposed: Vec<String> = images
+                .get(&other.image_id)
+                .ok()
+                .and_then(|i| i.config.exposed_ports.clone())
+                .map(|m| m.into_keys().collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .chain(other.config.extra.expose.iter().cloned())
+                .collect();
+            link_env.extend(crate::links::env_vars(
+                &ip.to_string(),
+                &format!("/{}/{alias}", c.name),
+                &other.config.env,
+                &exposed,
+            ));
+        }
         let names = if alias == other.name {
             alias.to_string()
         } else {
@@ -276,6 +297,12 @@ fn start_with(
     // Volumes (created, mounted, filled from the image) join the bind mounts.
     let spec_cfg = crate::config::ContainerConfig {
         binds: crate::volumes::prepare(store, &c.id, cfg, &rootfs_path).map_err(fail)?,
+        // Link variables first: the container's own environment overrides them (Docker).
+        env: if link_env.is_empty() {
+            cfg.env.clone()
+        } else {
+            crate::config::merge_env(&link_env, &cfg.env)
+        },
         ..cfg.clone()
     };
     let spec = crate::spec::build(
