@@ -25,6 +25,7 @@ pub struct Challenge {
 }
 
 impl Challenge {
+    /// The value of parameter `name` (lower-case), e.g. `realm`, `service`, `scope`.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params.get(name).map(String::as_str)
     }
@@ -104,7 +105,9 @@ pub fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
 /// A username and password (or identity token when the username is `<token>`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
+    /// User name (`<token>`: `password` is an identity token).
     pub username: String,
+    /// Password, or identity token.
     pub password: String,
 }
 
@@ -176,6 +179,7 @@ pub fn auth_file_path(explicit: Option<&Path>) -> PathBuf {
 /// Docker's `config.json`, kept as JSON so unknown members survive a rewrite.
 #[derive(Debug, Clone)]
 pub struct AuthFile {
+    /// Path of the file (it need not exist yet).
     pub path: PathBuf,
     doc: Map<String, Value>,
 }

@@ -27,7 +27,9 @@ pub struct Transport {
     /// `Some(false)`: HTTPS without verification, falling back to HTTP. `Some(true)`: verified
     /// HTTPS only, even for loopback registries. `None`: the default policy (see crate docs).
     pub tls_verify: Option<bool>,
+    /// Mirrors and insecure registries (`registries.conf`).
     pub conf: RegistriesConf,
+    /// Per-registry certificates: `<certs_dir>/<host[:port]>/{ca.crt,client.cert,client.key}`.
     pub certs_dir: PathBuf,
 }
 
@@ -227,6 +229,7 @@ impl Client {
         })
     }
 
+    /// The URL of `path` (`/v2/…`) on this registry.
     pub fn url(&self, path: &str) -> Url {
         self.base.join(path).expect("registry paths are valid")
     }
@@ -248,10 +251,12 @@ impl Client {
             .map_err(|e| RegistryError::Other(format!("registry sent a bad location {loc:?}: {e}")))
     }
 
+    /// The HTTP client (TLS and timeouts as configured for this registry).
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }
 
+    /// Whether credentials for this registry were found.
     pub fn has_credentials(&self) -> bool {
         self.creds.is_some()
     }

@@ -20,7 +20,9 @@ use serde::Deserialize;
 
 use crate::error::{RegistryError, Result};
 
+/// Where `registries.conf` is read from unless `BERTH_REGISTRIES_CONF` says otherwise.
 pub const DEFAULT_REGISTRIES_CONF: &str = "/etc/berth/registries.conf";
+/// Default directory of per-registry certificates.
 pub const DEFAULT_CERTS_D: &str = "/etc/berth/certs.d";
 
 /// Parsed `registries.conf`.
@@ -45,6 +47,11 @@ impl RegistriesConf {
         Self::load(&p)
     }
 
+    /// Read `registries.conf` at `path`; a missing file means no settings.
+    ///
+    /// # Errors
+    /// [`RegistryError::ConfigFile`] for a malformed file, [`RegistryError::Io`] for an unreadable
+    /// one.
     pub fn load(path: &Path) -> Result<RegistriesConf> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -78,12 +85,15 @@ impl RegistriesConf {
         Ok(c)
     }
 
+    /// Whether `registry` (host or host:port) is listed as insecure (plain HTTP or unverified TLS
+    /// allowed).
     pub fn is_insecure(&self, registry: &str) -> bool {
         let r = crate::auth::normalize_registry(registry);
         let host = host_of(&r);
         self.insecure.iter().any(|i| i == &r || i == host)
     }
 
+    /// Mirrors to try before `registry`, in order.
     pub fn mirrors_for(&self, registry: &str) -> &[String] {
         self.mirrors
             .get(&crate::auth::normalize_registry(registry))

@@ -30,10 +30,6 @@
 //! Every public entry point ([`pull`], [`push`], [`login`], [`logout`]) is synchronous and
 //! builds its own tokio runtime; do not call them from inside an async runtime.
 
-// The workspace enables `missing_docs`; this crate still has 118 undocumented public items
-// (issue 7). Remove this line once they are documented.
-#![allow(missing_docs)]
-
 pub mod auth;
 pub mod client;
 pub mod conf;

@@ -129,8 +129,11 @@ pub fn parse_document(content_type: Option<&str>, body: &[u8]) -> Result<Documen
 /// Layer compression named by a layer media type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayerKind {
+    /// Uncompressed tar.
     Tar,
+    /// gzip-compressed tar.
     Gzip,
+    /// zstd-compressed tar.
     Zstd,
 }
 
@@ -158,16 +161,21 @@ pub fn layer_kind(media_type: &MediaType) -> Option<LayerKind> {
 /// index entries carry oci-spec's `Platform`, compared through [`Platform::of_descriptor`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
+    /// CPU architecture, Go's `GOARCH` names (`amd64`, `arm64`, `arm`, …).
     pub architecture: String,
+    /// Operating system, Go's `GOOS` names (`linux`).
     pub os: String,
+    /// CPU variant (`v7` for arm, `v8` for arm64).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// `os.version` (Windows builds).
     #[serde(
         rename = "os.version",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_version: Option<String>,
+    /// `os.features`.
     #[serde(
         rename = "os.features",
         default,

@@ -21,8 +21,10 @@ pub enum ProgressMode {
 /// Where progress and status lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutputStream {
+    /// Standard output.
     #[default]
     Stdout,
+    /// Standard error.
     Stderr,
 }
 

@@ -34,6 +34,7 @@ pub struct PullOptions {
     pub tls_verify: Option<bool>,
     /// Credentials file (default: `REGISTRY_AUTH_FILE`, `DOCKER_CONFIG`, `~/.docker/config.json`).
     pub auth_file: Option<PathBuf>,
+    /// How progress is shown.
     pub progress: ProgressMode,
     /// Where progress and status lines go (`run` wants stderr).
     pub output: OutputStream,

@@ -26,11 +26,15 @@ use crate::sources;
 pub struct PushOptions {
     /// See [`Transport::tls_verify`].
     pub tls_verify: Option<bool>,
+    /// Credentials file (default: `REGISTRY_AUTH_FILE`, `DOCKER_CONFIG`, `~/.docker/config.json`).
     pub auth_file: Option<PathBuf>,
+    /// How progress is shown.
     pub progress: ProgressMode,
+    /// Where progress and status lines go.
     pub output: OutputStream,
     /// Blobs larger than this are uploaded in chunks of this size (PATCH); smaller ones in one PUT.
     pub chunk_size: u64,
+    /// Blobs uploaded at once (at least 1).
     pub max_concurrent_uploads: usize,
 }
 
