@@ -252,3 +252,95 @@ fn an_image_listing_one_layer_twice_builds_and_runs() {
         "twice\ntwice\n"
     );
 }
+
+#[test]
+fn add_unpack_checksum_rules_chmod_and_dockerfile_dockerignore() {
+    use std::io::{Read, Write};
+    let env = TestEnv::new();
+    env.busybox_image("busybox:local");
+    let mut t = TarBuilder::new();
+    t.dir("pkg", 0o755)
+        .file("pkg/inside.txt", 0o644, b"from-tar\n");
+    let tar = t.finish();
+    let dir = context(
+        &env,
+        "unpack",
+        &[("keep.txt", "keep\n"), ("secret.txt", "secret\n")],
+    );
+    std::fs::write(dir.join("bundle.tar"), &tar).unwrap();
+    // Dockerfile.dockerignore next to the Dockerfile wins over the context's .dockerignore.
+    std::fs::write(dir.join(".dockerignore"), "keep.txt\n").unwrap();
+    std::fs::write(dir.join("app.Dockerfile.dockerignore"), "secret.txt\n").unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let body = gz.finish().unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(&body);
+    });
+    let df = dir.join("app.Dockerfile");
+    std::fs::write(
+        &df,
+        format!(
+            "FROM busybox:local\n\
+             ADD --unpack=false bundle.tar /raw/\n\
+             ADD bundle.tar /ex/\n\
+             ADD --unpack=true http://127.0.0.1:{port}/b.tar.gz /url/\n\
+             COPY --chmod=750 keep.txt /k/keep.txt\n\
+             COPY . /ctx/\n\
+             VOLUME /data\n\
+             MAINTAINER someone\n"
+        ),
+    )
+    .unwrap();
+    build_ok(&env, &dir, &["-f", df.to_str().unwrap(), "-t", "unpack"]);
+    let _ = server.join();
+    let got = run(
+        &env,
+        "unpack",
+        &[
+            "busybox",
+            "sh",
+            "-c",
+            "test -f /raw/bundle.tar && echo raw-file; cat /ex/pkg/inside.txt /url/pkg/inside.txt; \
+             busybox stat -c %a /k/keep.txt; busybox ls /ctx | busybox grep -v Dockerfile",
+        ],
+    );
+    assert_eq!(
+        got,
+        "raw-file\nfrom-tar\nfrom-tar\n750\nbundle.tar\nkeep.txt\n"
+    );
+    let out = env.ok(&["image", "inspect", "unpack"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v[0]["Config"]["Volumes"]["/data"].is_object(), "{out}");
+    assert_eq!(v[0]["Author"], "someone");
+    // --checksum is for one downloaded source only.
+    std::fs::write(
+        &df,
+        format!(
+            "FROM busybox:local\nADD --checksum=sha256:{} keep.txt /x\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let out = build(
+        &env,
+        &dir,
+        &["-f", df.to_str().unwrap(), "-t", "unpack:bad"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("app.Dockerfile:2:") && err.contains("--checksum"),
+        "{err}"
+    );
+}

@@ -100,6 +100,12 @@ impl Build<'_> {
             }
         }
         let parents = bool_flag(ins, "parents").map_err(err)?;
+        // ADD `--unpack`: local archives are extracted unless it is false, downloads only when
+        // it is true (BuildKit's).
+        let unpack = match ins.flag("unpack") {
+            Some(_) => Some(bool_flag(ins, "unpack").map_err(err)?),
+            None => None,
+        };
         // `--link`: the files form a layer of their own, made without reading the earlier
         // layers, and cached independently of them. As BuildKit, `--chmod` turns it back into
         // a plain copy.
@@ -141,6 +147,12 @@ impl Build<'_> {
             }
         }
         let n_sources = heredoc_items.len() + url_items.len() + paths.len();
+        if checksum.is_some() && (url_items.len() != 1 || n_sources != 1) {
+            return Err(err(
+                "--checksum needs exactly one http(s) source: ADD --checksum=sha256:HEX URL DEST"
+                    .into(),
+            ));
+        }
         // With several sources (or a wildcard) the destination must be a directory.
         let multi = n_sources > 1 || paths.iter().any(|p| p.contains(['*', '?', '[']));
         if multi && !dest_is_dir_syntax && !parents {
@@ -223,6 +235,10 @@ impl Build<'_> {
         let instruction = match (link, parents) {
             (false, false) => instruction,
             _ => format!("{instruction} link={link} parents={parents}"),
+        };
+        let instruction = match unpack {
+            None => instruction,
+            Some(u) => format!("{instruction} unpack={u}"),
         };
         let created_by = format!("{} {} # buildkit", ins.keyword, ins.args);
         // URLs are fetched before the key is known (their content is an input).
@@ -333,7 +349,12 @@ impl Build<'_> {
                     rel: from.is_none().then(|| s.rel.clone()),
                     src_rel: s.rel.clone(),
                 });
-            } else if is_add && from.is_none() && md.is_file() && step::is_archive(&s.path) {
+            } else if is_add
+                && from.is_none()
+                && unpack != Some(false)
+                && md.is_file()
+                && step::is_archive(&s.path)
+            {
                 items.push(Item::Archive {
                     src: s.path.clone(),
                     dest: dest_abs.clone(),
@@ -360,7 +381,18 @@ impl Build<'_> {
                 mode: 0o644,
             });
         }
-        for (u, data) in downloads {
+        for (n, (u, data)) in downloads.into_iter().enumerate() {
+            if unpack == Some(true) {
+                let p = root.dir.join(format!("download-{n}"));
+                fs::write(&p, &data).map_err(|e| BuildError::io(&p, e))?;
+                if step::is_archive(&p) {
+                    items.push(Item::Archive {
+                        src: p,
+                        dest: dest_abs.clone(),
+                    });
+                    continue;
+                }
+            }
             let name = u
                 .split(['?', '#'])
                 .next()
