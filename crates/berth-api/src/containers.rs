@@ -216,7 +216,10 @@ pub async fn start(app: &Arc<App>, id: String) -> Result<Resp> {
             None => ops::start(store, &c, Attach::No),
         };
         match res {
-            Ok(_started) => Ok(()),
+            Ok(_started) => {
+                app2.watch_monitor(store, &c.id);
+                Ok(())
+            }
             Err(e) => {
                 // A failed start of an auto-remove container leaves nothing behind.
                 if c.config.auto_remove {
@@ -254,11 +257,13 @@ pub async fn stop(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
 /// `POST /containers/{id}/restart?t=`.
 pub async fn restart(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
     let t = timeout(q)?;
+    let app2 = app.clone();
     app.blocking(move |store| {
         let c = find(store, &id)?;
         ops::stop(store, &c, t)?;
         let c = find(store, &c.id)?;
         ops::start(store, &c, Attach::No)?;
+        app2.watch_monitor(store, &c.id);
         Ok(())
     })
     .await?;
@@ -362,24 +367,64 @@ pub async fn wait(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
         .await?;
     let (tx, body) = http::channel();
     let root = app.root.clone();
-    std::thread::spawn(move || {
-        let code = wait_for(&root, &c, cond);
-        let doc = json!({"StatusCode": code, "Error": null});
-        let _ = tx.blocking_send(Bytes::from(format!("{doc}\n")));
-    });
+    std::thread::Builder::new()
+        .name("berth-api-wait".into())
+        .spawn(move || {
+            let Some(code) = wait_for(&root, &c, cond, &tx) else {
+                return;
+            };
+            let doc = json!({"StatusCode": code, "Error": null});
+            let _ = tx.blocking_send(Bytes::from(format!("{doc}\n")));
+        })
+        .map_err(|e| ApiError::Internal(format!("starting the wait thread: {e}")))?;
     Ok(http::with_headers(200, "application/json", body))
 }
 
-/// Poll the store until `cond` holds for `c`; returns the exit code.
-fn wait_for(root: &std::path::Path, c: &Container, cond: Condition) -> i64 {
+/// The longest sleep between two looks at the store while the container's monitor runs (it
+/// is watched through a pidfd, so its exit ends the sleep at once).
+const WAIT_WATCHED: Duration = Duration::from_millis(250);
+/// The longest sleep while there is no monitor to watch (not started yet).
+const WAIT_UNWATCHED: Duration = Duration::from_millis(50);
+
+/// Sleep up to `d`, waking early when the process behind `pidfd` exits; returns whether it
+/// has exited.
+fn sleep_or_exit(pidfd: Option<&OwnedFd>, d: Duration) -> bool {
+    let Some(fd) = pidfd else {
+        std::thread::sleep(d);
+        return false;
+    };
+    use std::os::fd::AsFd;
+    let mut fds = [nix::poll::PollFd::new(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ms = u16::try_from(d.as_millis()).unwrap_or(u16::MAX);
+    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)), Ok(n) if n > 0)
+}
+
+/// Watch the store until `cond` holds for `c`; returns the exit code, or `None` when the
+/// client went away first. The container's monitor is watched through a pidfd, so an exit
+/// is seen as soon as the monitor has recorded it and gone.
+fn wait_for(
+    root: &std::path::Path,
+    c: &Container,
+    cond: Condition,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+) -> Option<i64> {
     let first_finish = c.finished_at.clone();
     let first_restarts = c.restart_count;
     let mut delay = Duration::from_millis(5);
     let mut n: u64 = 0;
     let Ok(store) = Store::open(root) else {
-        return -1;
+        return Some(-1);
     };
+    // The monitor watched (its pid) and its pidfd; the last one seen to exit.
+    let mut watched: Option<(i32, OwnedFd)> = None;
+    let mut ended: Option<i32> = None;
     loop {
+        if tx.is_closed() {
+            return None;
+        }
         n += 1;
         if n % 50 == 0 {
             let _ = ops::reconcile(&store);
@@ -391,18 +436,41 @@ fn wait_for(root: &std::path::Path, c: &Container, cond: Condition) -> i64 {
                 let new_exit = row.state == State::Exited
                     && (row.finished_at != first_finish || row.restart_count != first_restarts);
                 match cond {
-                    Condition::NotRunning if stopped => return code,
-                    Condition::NextExit if new_exit => return code,
+                    Condition::NotRunning if stopped => return Some(code),
+                    Condition::NextExit if new_exit => return Some(code),
                     _ => {}
+                }
+                let monitor = row
+                    .monitor_pid
+                    .filter(|p| ended != Some(*p) && state::monitor_alive(&row));
+                if monitor != watched.as_ref().map(|w| w.0) {
+                    watched = monitor.and_then(|pid| {
+                        let p = rustix::process::Pid::from_raw(pid)?;
+                        rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+                            .ok()
+                            .map(|fd| (pid, fd))
+                    });
                 }
             }
             Ok(None) => {
-                return i64::from(berth_engine::exits::get(root, &c.id).unwrap_or(0));
+                return Some(i64::from(
+                    berth_engine::exits::get(root, &c.id).unwrap_or(0),
+                ));
             }
             Err(_) => {}
         }
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_millis(50));
+        let limit = if watched.is_some() {
+            WAIT_WATCHED
+        } else {
+            WAIT_UNWATCHED
+        };
+        delay = (delay * 2).min(limit);
+        if sleep_or_exit(watched.as_ref().map(|w| &w.1), delay) {
+            // The monitor is gone: its last writes (exit code, removal) are done; look again
+            // right away.
+            ended = watched.take().map(|w| w.0);
+            delay = Duration::from_millis(2);
+        }
     }
 }
 

@@ -70,10 +70,22 @@ pub(crate) async fn route(app: Arc<App>, req: Request<Incoming>) -> Resp {
         query,
         inner: req,
     };
+    let t0 = std::time::Instant::now();
     match dispatch(&app, &method, r).await {
-        Ok(resp) => resp,
+        Ok(resp) => {
+            tracing::debug!(
+                "{method} {raw_path}: {} in {:?}",
+                resp.status().as_u16(),
+                t0.elapsed()
+            );
+            resp
+        }
         Err(e) => {
-            tracing::debug!("{method} {raw_path}: {} {e}", e.status());
+            tracing::debug!(
+                "{method} {raw_path}: {} {e} in {:?}",
+                e.status(),
+                t0.elapsed()
+            );
             http::error(&e)
         }
     }

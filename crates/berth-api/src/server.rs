@@ -32,6 +32,9 @@ pub(crate) struct App {
     pub attaches: Mutex<HashMap<String, PendingAttach>>,
     /// Exec instances, by exec id.
     pub execs: Mutex<HashMap<String, Arc<crate::exec::ExecSession>>>,
+    /// Container monitors this service started (its children): reaped when they exit, so
+    /// no zombie is left behind.
+    monitors: Mutex<Vec<i32>>,
     /// Open connections.
     active: AtomicUsize,
     /// When the last connection ended (or the service started).
@@ -39,6 +42,36 @@ pub(crate) struct App {
 }
 
 impl App {
+    /// Remember the monitor of container `id` (just started by this service) for reaping.
+    pub fn watch_monitor(&self, store: &berth_store::Store, id: &str) {
+        let Ok(Some(c)) = berth_engine::state::get(store, id) else {
+            return;
+        };
+        if let (Some(pid), Ok(mut m)) = (c.monitor_pid, self.monitors.lock()) {
+            if !m.contains(&pid) {
+                m.push(pid);
+            }
+        }
+        self.reap();
+    }
+
+    /// Reap the monitors that have exited (`waitpid(WNOHANG)` on each; exec children are
+    /// waited for by their own threads and never touched here).
+    pub fn reap(&self) {
+        let Ok(mut m) = self.monitors.lock() else {
+            return;
+        };
+        m.retain(|&pid| {
+            matches!(
+                nix::sys::wait::waitpid(
+                    nix::unistd::Pid::from_raw(pid),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG)
+                ),
+                Ok(nix::sys::wait::WaitStatus::StillAlive)
+            )
+        });
+    }
+
     /// Run `f` with a fresh store handle on a plain thread (library calls block; the registry
     /// client starts its own runtime, which must not happen on a runtime thread).
     pub async fn blocking<T, F>(self: &Arc<Self>, f: F) -> Result<T>
@@ -97,6 +130,7 @@ async fn serve_async(opts: ServiceOptions) -> Result<()> {
         exe: opts.exe.clone(),
         attaches: Mutex::new(HashMap::new()),
         execs: Mutex::new(HashMap::new()),
+        monitors: Mutex::new(Vec::new()),
         active: AtomicUsize::new(0),
         last: Mutex::new(Instant::now()),
     });
@@ -108,11 +142,14 @@ async fn serve_async(opts: ServiceOptions) -> Result<()> {
         .map_err(|e| ApiError::Internal(format!("signal handler: {e}")))?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| ApiError::Internal(format!("signal handler: {e}")))?;
+    let mut chld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+        .map_err(|e| ApiError::Internal(format!("signal handler: {e}")))?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = chld.recv() => app.reap(),
             _ = tick.tick() => {
                 if let Some(idle) = opts.idle {
                     let quiet = app.active.load(Ordering::SeqCst) == 0
