@@ -74,15 +74,34 @@ pub async fn create(app: &Arc<App>, mut r: Req) -> Result<Resp> {
     Ok(http::json(201, &json!({"Id": c.id, "Warnings": warnings})))
 }
 
+/// What container list entries need from other tables, read once for the whole list
+/// (health states, network endpoints) instead of once per container.
+pub struct ListContext {
+    health: std::collections::HashMap<String, String>,
+    networks: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>,
+}
+
+impl ListContext {
+    /// Read the health states and every container's networks (three queries).
+    pub fn load(store: &Store) -> Result<ListContext> {
+        Ok(ListContext {
+            health: berth_engine::health::all_status(store)?,
+            networks: berth_net::networks_of_all(store)?,
+        })
+    }
+
+    /// The health status of `c` (`None` without a health check).
+    fn health_of(&self, c: &Container) -> Option<&str> {
+        c.config
+            .healthcheck
+            .as_ref()
+            .and(self.health.get(&c.id).map(String::as_str))
+    }
+}
+
 /// The list entry of a container (`GET /containers/json`, Docker's `ContainerSummary`).
-pub fn summary(store: &Store, c: &Container) -> serde_json::Value {
-    let health = c
-        .config
-        .healthcheck
-        .as_ref()
-        .and_then(|_| berth_engine::health::get(store, &c.id).ok().flatten())
-        .map(|h| h.status);
-    let settings = berth_net::network_settings(store, &c.id).unwrap_or_else(|_| json!({}));
+pub fn summary(store: &Store, c: &Container, ctx: &ListContext) -> serde_json::Value {
+    let health = ctx.health_of(c);
     let ports: Vec<serde_json::Value> = c
         .net
         .as_ref()
@@ -116,9 +135,9 @@ pub fn summary(store: &Store, c: &Container) -> serde_json::Value {
         "Ports": ports,
         "Labels": c.config.labels,
         "State": c.state.as_str(),
-        "Status": berth_engine::view::status_text(c, health.as_deref()),
+        "Status": berth_engine::view::status_text(c, health),
         "HostConfig": {"NetworkMode": network_mode},
-        "NetworkSettings": {"Networks": settings.get("Networks").cloned().unwrap_or_else(|| json!({}))},
+        "NetworkSettings": {"Networks": ctx.networks.get(&c.id).cloned().unwrap_or_default()},
         "Mounts": berth_engine::volumes::mounts_json(store, &c.config),
     })
 }
@@ -138,7 +157,7 @@ pub async fn list(app: &Arc<App>, r: Req) -> Result<Resp> {
     let v = app
         .blocking(move |store| {
             let rows = ops::reconciled_rows(store)?;
-            let health = berth_engine::health::all_status(store)?;
+            let lctx = ListContext::load(store)?;
             let mut fctx = berth_engine::view::FilterContext {
                 order: rows.iter().map(|c| c.id.clone()).collect(),
                 ..Default::default()
@@ -161,15 +180,11 @@ pub async fn list(app: &Arc<App>, r: Req) -> Result<Resp> {
             let show_all = all || filters.implies_all();
             let mut out = Vec::new();
             for c in &rows {
-                let h = c
-                    .config
-                    .healthcheck
-                    .as_ref()
-                    .and(health.get(&c.id).map(String::as_str));
+                let h = lctx.health_of(c);
                 if !(show_all || c.state.is_active()) || !filters.matches(c, h, &fctx) {
                     continue;
                 }
-                out.push(summary(store, c));
+                out.push(summary(store, c, &lctx));
                 if let Some(l) = limit {
                     if l > 0 && out.len() >= usize::try_from(l).unwrap_or(usize::MAX) {
                         break;

@@ -115,8 +115,16 @@ enum Listener {
 /// Errors: the socket cannot be created (in use by a live service, no permission), a TCP
 /// address that is not loopback.
 pub fn serve(opts: ServiceOptions) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // Idle memory: one malloc arena per pair of threads instead of eight per core (request
+    // threads come and go), and what they freed is returned to the kernel once the service
+    // is quiet (see the idle tick).
+    // SAFETY: mallopt only changes glibc's allocator tuning; called before other threads
+    // exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+    // One thread runs every connection (I/O only); library work runs on request threads.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| ApiError::Internal(format!("starting the runtime: {e}")))?;
@@ -145,24 +153,39 @@ async fn serve_async(opts: ServiceOptions) -> Result<()> {
     let mut chld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
         .map_err(|e| ApiError::Internal(format!("signal handler: {e}")))?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut trimmed = true;
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = chld.recv() => app.reap(),
             _ = tick.tick() => {
+                let quiet_for = if app.active.load(Ordering::SeqCst) == 0 {
+                    app.last.lock().map(|l| l.elapsed()).unwrap_or_default()
+                } else {
+                    Duration::ZERO
+                };
                 if let Some(idle) = opts.idle {
-                    let quiet = app.active.load(Ordering::SeqCst) == 0
-                        && app.last.lock().map(|l| l.elapsed() >= idle).unwrap_or(false);
-                    if quiet {
+                    if quiet_for >= idle {
                         tracing::info!("idle for {idle:?}: exiting");
                         break;
                     }
                 }
+                if !trimmed && quiet_for >= Duration::from_secs(1) {
+                    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+                    unsafe {
+                        libc::malloc_trim(0);
+                    }
+                    trimmed = true;
+                }
             }
             conn = accept(&listener) => {
                 match conn {
-                    Ok(io) => spawn_connection(&app, io),
+                    Ok(io) => {
+                        trimmed = false;
+                        spawn_connection(&app, io);
+                    }
                     Err(e) => {
                         tracing::warn!("accept: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -199,10 +199,11 @@ pub async fn df(app: &Arc<App>) -> Result<Resp> {
             let vs = berth_volume::VolumeStore::open(store)?;
             let vols = vs.list()?;
             let layers: u64 = images.iter().map(|i| i.size).sum();
+            let lctx = crate::containers::ListContext::load(store)?;
             Ok(json!({
                 "LayersSize": layers,
                 "Images": images.iter().map(|i| crate::images::summary(i, &rows)).collect::<Vec<_>>(),
-                "Containers": rows.iter().map(|c| crate::containers::summary(store, c)).collect::<Vec<_>>(),
+                "Containers": rows.iter().map(|c| crate::containers::summary(store, c, &lctx)).collect::<Vec<_>>(),
                 "Volumes": vols.iter().map(|v| {
                     let mut d = crate::volumes::volume_json(store, v);
                     d["UsageData"] = json!({"Size": vs.size(v), "RefCount": vs.users(&v.name).map(|u| u.len()).unwrap_or(0)});

@@ -50,6 +50,48 @@ pub fn inspect_network(store: &Store, name: &str) -> Result<serde_json::Value> {
     }))
 }
 
+/// One entry of `NetworkSettings.Networks`: the endpoint `e` on network `n`.
+fn endpoint_settings(n: &state::Network, e: &state::Endpoint) -> serde_json::Value {
+    let mut dns_names = vec![e.container_name.clone()];
+    dns_names.extend(e.aliases.iter().cloned());
+    dns_names.push(e.container_id.chars().take(12).collect());
+    serde_json::json!({
+        "Aliases": if e.aliases.is_empty() { serde_json::Value::Null } else { serde_json::json!(e.aliases) },
+        "NetworkID": n.id,
+        "EndpointID": e.veth,
+        "Gateway": n.gateway.to_string(),
+        "IPAddress": e.ip.to_string(),
+        "IPPrefixLen": n.subnet.prefix_len(),
+        "MacAddress": e.mac,
+        "DNSNames": if n.is_default() { serde_json::Value::Null } else { serde_json::json!(dns_names) },
+    })
+}
+
+/// `NetworkSettings.Networks` of every container that has an endpoint, by container id, in
+/// two queries (networks, endpoints): what a container list shows, without per-container
+/// queries. The entries are those [`network_settings`] gives.
+pub fn networks_of_all(
+    store: &Store,
+) -> Result<std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>> {
+    state::migrate(store)?;
+    let db = store.db();
+    let nets: std::collections::HashMap<String, state::Network> = state::list_networks(db)?
+        .into_iter()
+        .map(|n| (n.name.clone(), n))
+        .collect();
+    let mut out: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>> =
+        std::collections::HashMap::new();
+    for e in state::all_endpoints(db)? {
+        let Some(n) = nets.get(&e.network) else {
+            continue;
+        };
+        out.entry(e.container_id.clone())
+            .or_default()
+            .insert(n.name.clone(), endpoint_settings(n, &e));
+    }
+    Ok(out)
+}
+
 /// Docker-like `NetworkSettings` of a container, for `inspect`.
 pub fn network_settings(store: &Store, container_id: &str) -> Result<serde_json::Value> {
     state::migrate(store)?;
@@ -76,19 +118,7 @@ pub fn network_settings(store: &Store, container_id: &str) -> Result<serde_json:
         let Some(n) = state::get_network(db, &e.network)? else {
             continue;
         };
-        let mut dns_names = vec![e.container_name.clone()];
-        dns_names.extend(e.aliases.iter().cloned());
-        dns_names.push(e.container_id.chars().take(12).collect());
-        let v = serde_json::json!({
-            "Aliases": if e.aliases.is_empty() { serde_json::Value::Null } else { serde_json::json!(e.aliases) },
-            "NetworkID": n.id,
-            "EndpointID": e.veth,
-            "Gateway": n.gateway.to_string(),
-            "IPAddress": e.ip.to_string(),
-            "IPPrefixLen": n.subnet.prefix_len(),
-            "MacAddress": e.mac,
-            "DNSNames": if n.is_default() { serde_json::Value::Null } else { serde_json::json!(dns_names) },
-        });
+        let v = endpoint_settings(&n, e);
         if n.is_default() {
             top = serde_json::json!({
                 "Gateway": n.gateway.to_string(),

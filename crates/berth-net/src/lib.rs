@@ -46,7 +46,8 @@ pub use backend::Backend;
 pub use config::NetConf;
 pub use connect::{connect, disconnect};
 pub use inspect::{
-    inspect_network, network_row, network_settings, NETWORKS_HEADERS, NETWORKS_TABLE,
+    inspect_network, network_row, network_settings, networks_of_all, NETWORKS_HEADERS,
+    NETWORKS_TABLE,
 };
 pub use networks::{
     create_network, get_network, list_networks, network_endpoints, prune_networks, remove_network,
