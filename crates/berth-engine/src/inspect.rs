@@ -82,12 +82,24 @@ pub fn container_json(store: &Store, c: &Container) -> serde_json::Value {
         "Mounts": crate::volumes::mounts_json(store, &c.config),
         "NetworkSettings": net_settings,
     });
-    if let (Some(h), serde_json::Value::Object(more)) = (
-        doc.get_mut("HostConfig").and_then(|h| h.as_object_mut()),
-        host_config_more(c),
-    ) {
-        h.extend(more);
+    for more in [host_config_more(c), c.config.security.host_config_json()] {
+        if let (Some(h), serde_json::Value::Object(more)) = (
+            doc.get_mut("HostConfig").and_then(|h| h.as_object_mut()),
+            more,
+        ) {
+            h.extend(more);
+        }
     }
+    if let Some(h) = doc.get_mut("HostConfig").and_then(|h| h.as_object_mut()) {
+        h.insert(
+            "GroupAdd".into(),
+            json!((!c.config.group_add.is_empty()).then_some(&c.config.group_add)),
+        );
+    }
+    doc["AppArmorProfile"] = json!(c
+        .config
+        .security
+        .apparmor_profile(crate::apparmor::host_supports()));
     doc
 }
 

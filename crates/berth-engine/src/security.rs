@@ -239,6 +239,58 @@ impl SecurityConfig {
     }
 }
 
+impl SecurityConfig {
+    /// The `--security-opt` values this configuration stands for, as Docker lists them in
+    /// inspect's `HostConfig.SecurityOpt` (a loaded profile file by its path).
+    pub fn security_opts(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.no_new_privileges {
+            v.push("no-new-privileges".to_string());
+        }
+        match &self.seccomp {
+            SeccompChoice::Default => {}
+            SeccompChoice::Unconfined => v.push("seccomp=unconfined".into()),
+            SeccompChoice::Profile { source, .. } => v.push(format!("seccomp={source}")),
+        }
+        if let Some(a) = &self.apparmor {
+            v.push(format!("apparmor={a}"));
+        }
+        v.extend(self.labels.iter().map(|l| format!("label={l}")));
+        v
+    }
+
+    /// inspect's top-level `AppArmorProfile`: the profile asked for, else the one the host
+    /// applies ([`crate::apparmor::profile_for`]), else empty (Docker's values).
+    pub fn apparmor_profile(&self, host_supports: bool) -> String {
+        self.apparmor
+            .clone()
+            .or_else(|| crate::apparmor::profile_for(self, host_supports))
+            .unwrap_or_default()
+    }
+
+    /// The confinement part of inspect's `HostConfig`, in Docker's names: `Privileged`,
+    /// `CapAdd`, `CapDrop`, `SecurityOpt`, `Devices`, `DeviceCgroupRules`, `Ulimits`,
+    /// `Sysctls`, `ShmSize` (bytes).
+    pub fn host_config_json(&self) -> serde_json::Value {
+        let list = |v: &[String]| (!v.is_empty()).then(|| v.to_vec());
+        serde_json::json!({
+            "Privileged": self.privileged,
+            "CapAdd": list(&self.cap_add),
+            "CapDrop": list(&self.cap_drop),
+            "SecurityOpt": list(&self.security_opts()),
+            "Devices": self.devices.iter().map(|d| serde_json::json!({
+                "PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": d.permissions,
+            })).collect::<Vec<_>>(),
+            "DeviceCgroupRules": list(&self.device_cgroup_rules),
+            "Ulimits": self.ulimits.iter().map(|u| serde_json::json!({
+                "Name": u.name, "Soft": u.soft, "Hard": u.hard,
+            })).collect::<Vec<_>>(),
+            "Sysctls": (!self.sysctls.is_empty()).then_some(&self.sysctls),
+            "ShmSize": self.shm_size.unwrap_or(crate::spec::DEFAULT_SHM_SIZE),
+        })
+    }
+}
+
 /// Parse `--device HOST[:CONTAINER][:PERMISSIONS]` (permissions default `rwm`).
 ///
 /// Errors: a relative path, permissions other than `r`, `w`, `m`.
@@ -473,5 +525,39 @@ mod tests {
             .to_string();
         assert!(e.contains("not namespaced"), "{e}");
         assert!(parse_sysctl("vm.swappiness=1", false).is_err());
+    }
+
+    #[test]
+    fn inspect_fields() {
+        let mut s = SecurityConfig::default();
+        let h = s.host_config_json();
+        assert_eq!(h["Privileged"], false);
+        assert!(h["SecurityOpt"].is_null() && h["CapAdd"].is_null());
+        assert_eq!(h["ShmSize"], 64 << 20);
+        assert_eq!(s.apparmor_profile(false), "");
+        assert_eq!(s.apparmor_profile(true), crate::apparmor::DEFAULT_PROFILE);
+        for o in [
+            "no-new-privileges",
+            "seccomp=unconfined",
+            "apparmor=custom",
+            "label=disable",
+        ] {
+            s.apply_security_opt(o).unwrap();
+        }
+        s.cap_add = vec!["CAP_NET_ADMIN".into()];
+        s.ulimits = vec![parse_ulimit("nofile=10:20").unwrap()];
+        let h = s.host_config_json();
+        assert_eq!(
+            h["SecurityOpt"],
+            serde_json::json!([
+                "no-new-privileges",
+                "seccomp=unconfined",
+                "apparmor=custom",
+                "label=disable"
+            ])
+        );
+        assert_eq!(h["CapAdd"], serde_json::json!(["CAP_NET_ADMIN"]));
+        assert_eq!(h["Ulimits"][0]["Soft"], 10);
+        assert_eq!(s.apparmor_profile(false), "custom");
     }
 }
