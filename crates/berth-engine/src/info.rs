@@ -191,7 +191,12 @@ pub fn info(store: &Store, root: &Path) -> crate::Result<Value> {
         "LiveRestoreEnabled": true,
         "Isolation": "",
         "InitBinary": "tini",
-        "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"],
+        // As Docker: AppArmor listed first where the host enforces it.
+        "SecurityOptions": crate::apparmor::host_supports()
+            .then_some("name=apparmor")
+            .into_iter()
+            .chain(["name=seccomp,profile=builtin", "name=cgroupns"])
+            .collect::<Vec<_>>(),
         "Warnings": [],
     });
     if let (Some(d), Value::Object(m)) = (doc.as_object_mut(), more) {
