@@ -240,7 +240,16 @@ impl Build<'_> {
             None => instruction,
             Some(u) => format!("{instruction} unpack={u}"),
         };
-        let created_by = format!("{} {} # buildkit", ins.keyword, ins.args);
+        // BuildKit's history text keeps --parents, --chown and --chmod (as written).
+        let mut shown = String::new();
+        for f in ["parents", "chown", "chmod"] {
+            match ins.flag(f) {
+                Some("") => shown.push_str(&format!("--{f} ")),
+                Some(v) => shown.push_str(&format!("--{f}={v} ")),
+                None => {}
+            }
+        }
+        let created_by = format!("{} {shown}{} # buildkit", ins.keyword, ins.args);
         // URLs are fetched before the key is known (their content is an input).
         let mut downloads: Vec<(String, Vec<u8>)> = Vec::new();
         for u in &url_items {
