@@ -532,6 +532,25 @@ fn cp_export_diff_top_stats() {
     assert!(v["PIDs"].as_str().unwrap().parse::<u32>().unwrap() >= 1);
     let t = env.ok(&["stats", "--no-stream"]);
     assert!(t.starts_with("CONTAINER ID   NAME"), "{t}");
+    // One sample: CPU % over the container's life moves when it computes.
+    env.ok(&[
+        "run",
+        "-d",
+        none,
+        "--name",
+        "cpub",
+        "cp:1",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    let busy = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let p = env.ok(&["stats", "--no-stream", "--format", "{{.CPUPerc}}", "cpub"]);
+        p.trim().trim_end_matches('%').parse::<f64>().unwrap() > 1.0
+    });
+    assert!(busy, "CPU % did not move");
+    env.ok(&["rm", "-f", "cpub"]);
 
     // export: the whole root as a tar, also for a stopped container; cp works stopped too.
     env.ok(&["stop", "-t", "0", "cpc"]);

@@ -149,7 +149,7 @@ fn oom_count_positive(text: &str) -> bool {
 
 /// A number in a cgroup file (`max` and absurdly large v1 limits are `None`).
 fn read_limit(p: &Path) -> Option<u64> {
-    let t = std::fs::read_to_string(p).ok()?;
+    let t = read_small(p).ok()?;
     let t = t.trim();
     if t == "max" {
         return None;
@@ -158,7 +158,30 @@ fn read_limit(p: &Path) -> Option<u64> {
 }
 
 fn read_u64(p: &Path) -> Option<u64> {
-    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+    read_small(p).ok()?.trim().parse().ok()
+}
+
+/// A small kernel file in one read: sysfs and procfs files report size 0, so
+/// `fs::read_to_string` would stat and seek first and then read with a growing buffer, several
+/// times (`stats` reads several such files per container).
+pub(crate) fn read_small(p: impl AsRef<Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(p)?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// `key value` lines (memory.stat, cgroup.events, cpu.stat): the value of `key`.
@@ -268,7 +291,7 @@ impl Cgroups for CgroupFs {
         let mut s = CgroupStats::default();
         if let Some(d) = self.v1_dir("memory", rel) {
             let usage = read_u64(&d.join("memory.usage_in_bytes")).unwrap_or(0);
-            let stat = std::fs::read_to_string(d.join("memory.stat")).unwrap_or_default();
+            let stat = read_small(d.join("memory.stat")).unwrap_or_default();
             let inactive = keyed(&stat, "total_inactive_file").unwrap_or(0);
             s.memory_usage = usage.saturating_sub(inactive);
             s.memory_limit = read_limit(&d.join("memory.limit_in_bytes"));
@@ -283,8 +306,7 @@ impl Cgroups for CgroupFs {
                 s.pids_limit = read_limit(&p.join("pids.max"));
             }
             if let Some(b) = self.v1_dir("blkio", rel) {
-                let t = std::fs::read_to_string(b.join("blkio.throttle.io_service_bytes"))
-                    .unwrap_or_default();
+                let t = read_small(b.join("blkio.throttle.io_service_bytes")).unwrap_or_default();
                 for l in t.lines() {
                     let f: Vec<&str> = l.split_whitespace().collect();
                     if let [_, op, v] = f[..] {
@@ -304,14 +326,14 @@ impl Cgroups for CgroupFs {
             .find(|d| d.join("memory.current").exists());
         if let Some(d) = d {
             let usage = read_u64(&d.join("memory.current")).unwrap_or(0);
-            let stat = std::fs::read_to_string(d.join("memory.stat")).unwrap_or_default();
+            let stat = read_small(d.join("memory.stat")).unwrap_or_default();
             s.memory_usage = usage.saturating_sub(keyed(&stat, "inactive_file").unwrap_or(0));
             s.memory_limit = read_limit(&d.join("memory.max"));
-            let cpu = std::fs::read_to_string(d.join("cpu.stat")).unwrap_or_default();
+            let cpu = read_small(d.join("cpu.stat")).unwrap_or_default();
             s.cpu_usage_ns = keyed(&cpu, "usage_usec").unwrap_or(0).saturating_mul(1000);
             s.pids = read_u64(&d.join("pids.current")).unwrap_or(0);
             s.pids_limit = read_limit(&d.join("pids.max"));
-            let io = std::fs::read_to_string(d.join("io.stat")).unwrap_or_default();
+            let io = read_small(d.join("io.stat")).unwrap_or_default();
             for l in io.lines() {
                 for kv in l.split_whitespace().skip(1) {
                     if let Some(v) = kv.strip_prefix("rbytes=") {

@@ -456,6 +456,30 @@ pub struct Stats {
     pub net_tx: u64,
 }
 
+/// CPU use in percent of one CPU over the container's life so far: its cgroup's CPU time in
+/// `s` divided by the wall time since it started (`started_at`), as podman computes a first
+/// sample. `stats --no-stream` takes this one sample instead of sleeping for a second one.
+/// 0 when the container is not running or its start time is unknown.
+pub fn lifetime_cpu_percent(c: &Container, s: &Stats) -> f64 {
+    let Some(started) = c
+        .started_at
+        .as_deref()
+        .filter(|_| c.state == State::Running)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    else {
+        return 0.0;
+    };
+    let wall = (chrono::Utc::now() - started.with_timezone(&chrono::Utc))
+        .num_nanoseconds()
+        .unwrap_or(0);
+    if wall <= 0 {
+        return 0.0;
+    }
+    #[allow(clippy::cast_precision_loss)] // a ratio of nanosecond counts
+    let pct = s.cgroup.cpu_usage_ns as f64 * 100.0 / wall as f64;
+    pct
+}
+
 /// Read the container's counters now (zeros for a container that is not running).
 pub fn stats(c: &Container) -> Stats {
     let host = Host::real();
@@ -468,7 +492,7 @@ pub fn stats(c: &Container) -> Stats {
     };
     if let Some(pid) = c.pid {
         // /proc/PID/net/dev shows the interfaces of the process's network namespace.
-        if let Ok(t) = fs::read_to_string(format!("/proc/{pid}/net/dev")) {
+        if let Ok(t) = crate::cgroups::read_small(format!("/proc/{pid}/net/dev")) {
             for l in t.lines().skip(2) {
                 let Some((ifname, rest)) = l.split_once(':') else {
                     continue;

@@ -401,3 +401,19 @@ fn sweep_removes_only_old_directories_without_a_row() {
     assert!(young.exists());
     assert!(old_kept.exists());
 }
+
+#[test]
+fn a_single_stats_sample_takes_cpu_percent_over_the_containers_life() {
+    let t = store();
+    let mut c = row(&t.store, "cpu", State::Running);
+    c.started_at = Some((chrono::Utc::now() - chrono::Duration::seconds(10)).to_rfc3339());
+    let mut s = ops::Stats::default();
+    s.cgroup.cpu_usage_ns = 5_000_000_000;
+    let pct = ops::lifetime_cpu_percent(&c, &s);
+    assert!((45.0..=50.5).contains(&pct), "{pct}");
+    c.state = State::Exited;
+    assert_eq!(ops::lifetime_cpu_percent(&c, &s), 0.0);
+    c.state = State::Running;
+    c.started_at = None;
+    assert_eq!(ops::lifetime_cpu_percent(&c, &s), 0.0);
+}

@@ -257,28 +257,34 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<i32> {
                 .collect::<Result<_, _>>()
                 .map_err(eng)?
         };
-        let first: Vec<ops::Stats> = list.iter().map(|(_, c)| ops::stats(c)).collect();
-        let t0 = std::time::Instant::now();
-        std::thread::sleep(std::time::Duration::from_millis(if a.no_stream {
-            100
+        // --no-stream: one sample, CPU % over the container's life (no second sample to
+        // wait for); streaming: CPU % over each one-second interval.
+        let rows: Vec<serde_json::Value> = if a.no_stream {
+            list.iter()
+                .map(|(given, c)| {
+                    let s = ops::stats(c);
+                    view::stats_row(c, &s, ops::lifetime_cpu_percent(c, &s), total, given)
+                })
+                .collect()
         } else {
-            1000
-        }));
-        let wall = t0.elapsed().as_nanos().max(1);
-        let rows: Vec<serde_json::Value> = list
-            .iter()
-            .zip(&first)
-            .map(|((given, c), s0)| {
-                let s1 = ops::stats(c);
-                let used = s1
-                    .cgroup
-                    .cpu_usage_ns
-                    .saturating_sub(s0.cgroup.cpu_usage_ns);
-                #[allow(clippy::cast_precision_loss)] // a ratio of nanosecond counts
-                let pct = used as f64 * 100.0 / wall as f64;
-                view::stats_row(c, &s1, pct, total, given)
-            })
-            .collect();
+            let first: Vec<ops::Stats> = list.iter().map(|(_, c)| ops::stats(c)).collect();
+            let t0 = std::time::Instant::now();
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let wall = t0.elapsed().as_nanos().max(1);
+            list.iter()
+                .zip(&first)
+                .map(|((given, c), s0)| {
+                    let s1 = ops::stats(c);
+                    let used = s1
+                        .cgroup
+                        .cpu_usage_ns
+                        .saturating_sub(s0.cgroup.cpu_usage_ns);
+                    #[allow(clippy::cast_precision_loss)] // a ratio of nanosecond counts
+                    let pct = used as f64 * 100.0 / wall as f64;
+                    view::stats_row(c, &s1, pct, total, given)
+                })
+                .collect()
+        };
         let text = fmt.render(&rows, view::STATS_HEADERS)?;
         let mut out = std::io::stdout().lock();
         if !a.no_stream && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
