@@ -144,6 +144,9 @@ pub fn attach(store: &Store, c: &Container, opts: &AttachOptions) -> Result<Outc
             fresh.name
         );
     }
+    // What the container prints from now on: by time, not by the log's end when the
+    // follower thread gets to it (input forwarded meanwhile may already have an answer).
+    let since = chrono::Utc::now();
     let mut raw = RawMode::enable(tty && (terminal::isatty(0) || terminal::isatty(1)));
     let pending = raw.take_pending();
     if let Some(m) = &master {
@@ -154,7 +157,7 @@ pub fn attach(store: &Store, c: &Container, opts: &AttachOptions) -> Result<Outc
             terminal::set_winsize(m.as_raw_fd(), r, cols);
         }
     }
-    let follower = LogFollower::spawn(store.root(), &fresh, pid)?;
+    let follower = LogFollower::spawn(store.root(), &fresh, pid, since)?;
     let mut s = Session {
         input,
         master,
@@ -292,7 +295,8 @@ pub fn monitor_stdin(monitor: i32, pid: i32) -> Result<OwnedFd> {
     Err(unreachable("its stdin was closed".into()))
 }
 
-/// The container's log, followed in a thread that writes to stdout/stderr; the read end of
+/// The container's log from `since` on, followed in a thread that writes to stdout/stderr;
+/// the read end of
 /// `done` sees EOF when it finished (the container stopped running).
 struct LogFollower {
     done: OwnedFd,
@@ -300,7 +304,12 @@ struct LogFollower {
 }
 
 impl LogFollower {
-    fn spawn(root: &std::path::Path, c: &Container, pid: i32) -> Result<LogFollower> {
+    fn spawn(
+        root: &std::path::Path,
+        c: &Container,
+        pid: i32,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<LogFollower> {
         let (r, w) = pipe()?;
         let root = root.to_path_buf();
         let id = c.id.clone();
@@ -318,7 +327,7 @@ impl LogFollower {
             };
             let opts = crate::logs::LogOptions {
                 follow: true,
-                tail: Some(0),
+                since: Some(since),
                 ..Default::default()
             };
             let _ = crate::logs::copy(

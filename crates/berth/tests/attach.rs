@@ -213,7 +213,7 @@ fn run_sig_proxy_false_does_not_forward_signals() {
         .unwrap();
     assert!(wait_until(
         || String::from_utf8_lossy(&env.berth(&["logs", "sp"]).stdout).contains("ready"),
-        10
+        60
     ));
     for sig in ["-INT", "-TERM"] {
         if child.try_wait().unwrap().is_none() {
@@ -240,7 +240,7 @@ fn run_sig_proxy_false_does_not_forward_signals() {
         .unwrap();
     assert!(wait_until(
         || String::from_utf8_lossy(&env.berth(&["logs", "sp2"]).stdout).contains("ready"),
-        10
+        60
     ));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

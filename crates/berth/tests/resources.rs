@@ -668,3 +668,82 @@ fn ip_mac_address_and_link() {
     let s = env.ok(&["run", "--rm", "--link", "pg:db", "bb", "env"]);
     assert!(!s.contains("DB_"), "{s}");
 }
+
+/// A whole-disk block device of this machine: its /dev path and MAJOR:MINOR.
+fn block_device() -> Option<(String, String)> {
+    for name in ["vda", "sda", "nvme0n1", "xvda", "hda"] {
+        let dev = format!("/dev/{name}");
+        if let Ok(mm) = std::fs::read_to_string(format!("/sys/block/{name}/dev")) {
+            if std::path::Path::new(&dev).exists() {
+                return Some((dev, mm.trim().to_string()));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn device_throttles_in_the_cgroup_files() {
+    let Some((dev, mm)) = block_device() else {
+        eprintln!("skipped: no block device");
+        return;
+    };
+    let env = TestEnv::new();
+    env.busybox_image("bb");
+    let _c = Cleanup(&env, vec!["thr"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "thr",
+        "--network",
+        "none",
+        "--device-read-bps",
+        &format!("{dev}:1mb"),
+        "--device-write-bps",
+        &format!("{dev}:2mb"),
+        "--device-read-iops",
+        &format!("{dev}:100"),
+        "--device-write-iops",
+        &format!("{dev}:200"),
+        "bb",
+        "sleep",
+        "300",
+    ]);
+    if v2() {
+        let dir = host_cgroup_dir(&env, "thr", "");
+        let io = read(&dir.join("io.max"));
+        let line = io
+            .lines()
+            .find(|l| l.starts_with(&format!("{mm} ")))
+            .unwrap_or_else(|| panic!("no {mm} in io.max: {io}"));
+        for want in ["rbps=1048576", "wbps=2097152", "riops=100", "wiops=200"] {
+            assert!(line.split_whitespace().any(|w| w == want), "{want}: {line}");
+        }
+    } else {
+        let dir = host_cgroup_dir(&env, "thr", "blkio");
+        for (file, want) in [
+            ("blkio.throttle.read_bps_device", "1048576"),
+            ("blkio.throttle.write_bps_device", "2097152"),
+            ("blkio.throttle.read_iops_device", "100"),
+            ("blkio.throttle.write_iops_device", "200"),
+        ] {
+            let s = read(&dir.join(file));
+            assert!(
+                s.lines().any(|l| l == format!("{mm} {want}")),
+                "{file}: {s}"
+            );
+        }
+    }
+    // Inspect shows them as Docker does.
+    let s = env.ok(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.BlkioDeviceReadBps}}",
+        "thr",
+    ]);
+    assert!(
+        s.contains(&format!("\"Path\":\"{dev}\"")) && s.contains("1048576"),
+        "{s}"
+    );
+}

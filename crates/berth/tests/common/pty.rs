@@ -106,9 +106,9 @@ impl PtyChild {
         String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
     }
 
-    /// Wait (up to 20 s) until the output contains `text`; false if it never did.
+    /// Wait (up to 60 s: slow VMs) until the output contains `text`; false if it never did.
     pub fn expect(&self, text: &str) -> bool {
-        let end = Instant::now() + Duration::from_secs(20);
+        let end = Instant::now() + Duration::from_secs(60);
         while Instant::now() < end {
             if self.output().contains(text) {
                 return true;
@@ -118,11 +118,11 @@ impl PtyChild {
         false
     }
 
-    /// Wait (up to 20 s) for the process to exit; its exit code, or `None` if it did not
+    /// Wait (up to 60 s) for the process to exit; its exit code, or `None` if it did not
     /// (it is killed then). Its last output has been read when this returns (up to 5 s more
     /// for the terminal to close).
     pub fn wait(&mut self) -> Option<i32> {
-        let end = Instant::now() + Duration::from_secs(20);
+        let end = Instant::now() + Duration::from_secs(60);
         while Instant::now() < end {
             if let Some(st) = self.child.try_wait().unwrap() {
                 use std::os::unix::process::ExitStatusExt;
