@@ -602,6 +602,13 @@ pub async fn attach(app: &Arc<App>, id: String, mut r: Req) -> Result<Resp> {
     let want_in = q.bool("stdin", false);
     let want_out = q.bool("stdout", false);
     let want_err = q.bool("stderr", false);
+    // Docker's daemon watches a terminal's input for the detach sequence (default
+    // Ctrl-P Ctrl-Q).
+    let keys = match q.get("detachKeys").filter(|k| !k.is_empty()) {
+        Some(k) => berth_engine::detach::DetachKeys::parse(k)
+            .map_err(|e| ApiError::BadParameter(e.to_string()))?,
+        None => berth_engine::detach::DetachKeys::default(),
+    };
     let c = app.blocking(move |store| find(store, &id)).await?;
     let tty = c.config.tty;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
@@ -645,11 +652,12 @@ pub async fn attach(app: &Arc<App>, id: String, mut r: Req) -> Result<Resp> {
         std::thread::spawn(move || stream_log(&root, &c, &opts, tx, want_out, want_err));
     }
     drop(tx);
-    Ok(http::hijack(
+    Ok(http::hijack_with_keys(
         &mut r.inner,
         http::stream_type(tty),
         rx,
         stdin_fd,
+        tty.then_some(keys),
     ))
 }
 

@@ -139,7 +139,10 @@ pub async fn start(app: &Arc<App>, id: String, mut r: Req) -> Result<Resp> {
     if s.config.privileged {
         tracing::debug!("exec {id}: Privileged is not supported; running unprivileged");
     }
-    let _ = &s.config.detach_keys;
+    // The detach sequence is watched by `berth exec` itself (with a terminal).
+    if let Some(k) = s.config.detach_keys.as_deref().filter(|k| !k.is_empty()) {
+        cmd.arg("--detach-keys").arg(k);
+    }
     cmd.arg(&s.container_id).args(&s.config.cmd);
     if sc.detach {
         cmd.stdin(Stdio::null())

@@ -323,6 +323,19 @@ pub fn hijack(
     out: mpsc::Receiver<Bytes>,
     stdin: Option<std::os::fd::OwnedFd>,
 ) -> Resp {
+    hijack_with_keys(req, content_type, out, stdin, None)
+}
+
+/// [`hijack`] watching the client's input for a detach sequence (`detachKeys`, with a
+/// terminal): once seen, the input stops and the connection ends; the container keeps
+/// running.
+pub fn hijack_with_keys(
+    req: &mut hyper::Request<hyper::body::Incoming>,
+    content_type: &str,
+    out: mpsc::Receiver<Bytes>,
+    stdin: Option<std::os::fd::OwnedFd>,
+    keys: Option<berth_engine::detach::DetachKeys>,
+) -> Resp {
     let wants_upgrade = req
         .headers()
         .get(hyper::header::UPGRADE)
@@ -343,6 +356,9 @@ pub fn hijack(
         let io = hyper_util::rt::TokioIo::new(upgraded);
         let (mut rd, mut wr) = tokio::io::split(io);
         let mut out = out;
+        let detached = std::sync::Arc::new(tokio::sync::Notify::new());
+        let detached_tx = detached.clone();
+        let mut matcher = keys.map(|k| k.matcher());
         let stdin_task = tokio::spawn(async move {
             let Some(fd) = stdin else {
                 // Keep reading so a client's half-close is seen; discard the bytes.
@@ -365,7 +381,19 @@ pub fn hijack(
                 match rd.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                        let (data, detach) = match matcher.as_mut() {
+                            Some(m) => {
+                                let mut fwd = Vec::with_capacity(n);
+                                let d = m.feed(&buf[..n], &mut fwd);
+                                (Bytes::from(fwd), d)
+                            }
+                            None => (Bytes::copy_from_slice(&buf[..n]), false),
+                        };
+                        if !data.is_empty() && tx.send(data).await.is_err() {
+                            break;
+                        }
+                        if detach {
+                            detached_tx.notify_one();
                             break;
                         }
                     }
@@ -374,7 +402,12 @@ pub fn hijack(
             drop(tx);
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         });
-        while let Some(b) = out.recv().await {
+        loop {
+            let b = tokio::select! {
+                b = out.recv() => b,
+                _ = detached.notified() => None,
+            };
+            let Some(b) = b else { break };
             if wr.write_all(&b).await.is_err() {
                 break;
             }
