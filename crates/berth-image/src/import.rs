@@ -185,6 +185,25 @@ pub fn import_rootfs(
     reference: Option<&Reference>,
     opts: &ImportOptions,
 ) -> Result<Digest> {
+    let id = import_rootfs_inner(is, r, reference, opts)?;
+    // Docker's `import` event (actor: the new image id).
+    let name = reference.map(|r| r.familiar()).unwrap_or_default();
+    berth_events::record(
+        is.store(),
+        "image",
+        "import",
+        id.as_str(),
+        &[("name", &name)],
+    );
+    Ok(id)
+}
+
+fn import_rootfs_inner(
+    is: &ImageStore<'_>,
+    r: &mut dyn Read,
+    reference: Option<&Reference>,
+    opts: &ImportOptions,
+) -> Result<Digest> {
     // Validate the changes before touching the store.
     let mut cfg = ImageConfig::default();
     apply_changes(&mut cfg, &opts.changes)?;

@@ -77,7 +77,16 @@ pub fn pull(store: &Store, reference: &Reference, opts: &PullOptions) -> Result<
 pub fn pull_report(store: &Store, reference: &Reference, opts: &PullOptions) -> Result<PullReport> {
     let rt = crate::runtime()?;
     let rep = Reporter::new(opts.progress, opts.output);
-    rt.block_on(pull_async(store, reference, opts, &rep))
+    let r = rt.block_on(pull_async(store, reference, opts, &rep))?;
+    // Docker's `pull` event: the actor is the reference pulled.
+    berth_events::record(
+        store,
+        "image",
+        "pull",
+        &reference.familiar(),
+        &[("name", &reference.familiar_name())],
+    );
+    Ok(r)
 }
 
 enum Msg {

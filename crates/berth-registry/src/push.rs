@@ -64,7 +64,16 @@ pub fn push(
 ) -> Result<Digest> {
     let rt = crate::runtime()?;
     let rep = Reporter::new(opts.progress, opts.output);
-    rt.block_on(push_async(store, image, destination, opts, &rep))
+    let d = rt.block_on(push_async(store, image, destination, opts, &rep))?;
+    // Docker's `push` event: the actor is the reference pushed.
+    berth_events::record(
+        store,
+        "image",
+        "push",
+        &destination.familiar(),
+        &[("name", &destination.familiar_name())],
+    );
+    Ok(d)
 }
 
 struct BlobJob {

@@ -1209,3 +1209,48 @@ fn system_df_and_prune() {
         "Images 0\nContainers 0\nLocal Volumes 2\nBuild Cache 0\n"
     );
 }
+
+/// Image events with Docker's actions: load, import, save, tag, untag, delete, in order.
+#[test]
+fn image_events_load_import_save_tag_untag_delete() {
+    let env = TestEnv::new();
+    let since = chrono::Utc::now().timestamp().to_string();
+    env.busybox_image("ev:1");
+    let tar = env.path("rootfs.tar");
+    common::busybox_rootfs_tar(&tar);
+    env.ok(&["import", tar.to_str().unwrap(), "evimp:1"]);
+    let out = env.path("saved.tar");
+    env.ok(&["save", "-o", out.to_str().unwrap(), "ev:1"]);
+    env.ok(&["tag", "ev:1", "ev:2"]);
+    env.ok(&["untag", "ev:2"]);
+    env.ok(&["rmi", "evimp:1"]);
+    let until = (chrono::Utc::now().timestamp() + 1).to_string();
+    let lines = env.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let got: Vec<&str> = lines.lines().collect();
+    let want = [
+        "load ev:1",
+        "import evimp:1",
+        "save ev:1",
+        "tag ev:2",
+        "untag ev:2",
+        "untag evimp:1",
+        "delete",
+    ];
+    let mut it = got.iter();
+    for w in want {
+        assert!(
+            it.any(|g| g.trim_end() == w || (w == "delete" && g.starts_with("delete"))),
+            "{w:?} missing or out of order in\n{lines}"
+        );
+    }
+}

@@ -30,6 +30,24 @@ struct Pending {
 /// Load every image in a docker-archive or oci-archive file, plain or compressed with gzip,
 /// bzip2, xz or zstd (detected by content, whatever the file's name).
 pub fn load_file(is: &ImageStore<'_>, path: &Path) -> Result<Vec<LoadedImage>> {
+    load_file_inner(is, path).inspect(|l| record_loaded(is, l))
+}
+
+/// Docker's `load` event for each loaded image (actor: its id, `name`: its first tag).
+fn record_loaded(is: &ImageStore<'_>, loaded: &[LoadedImage]) {
+    for l in loaded {
+        let name = l.tags.first().map(|t| t.familiar()).unwrap_or_default();
+        berth_events::record(
+            is.store(),
+            "image",
+            "load",
+            l.id.as_str(),
+            &[("name", &name)],
+        );
+    }
+}
+
+fn load_file_inner(is: &ImageStore<'_>, path: &Path) -> Result<Vec<LoadedImage>> {
     let mut f = File::open(path).map_err(|e| ImageError::io(path, e))?;
     let mut head = Vec::new();
     (&mut f)
@@ -47,7 +65,7 @@ pub fn load_file(is: &ImageStore<'_>, path: &Path) -> Result<Vec<LoadedImage>> {
 /// Load from a stream (e.g. standard input), plain or compressed like [`load_file`]: spooled
 /// to `tmp/` first, decompressed.
 pub fn load_reader(is: &ImageStore<'_>, r: &mut dyn Read) -> Result<Vec<LoadedImage>> {
-    load_stream(is, r, "standard input")
+    load_stream(is, r, "standard input").inspect(|l| record_loaded(is, l))
 }
 
 fn load_stream(is: &ImageStore<'_>, r: &mut dyn Read, what: &str) -> Result<Vec<LoadedImage>> {

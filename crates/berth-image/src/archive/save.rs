@@ -104,6 +104,17 @@ pub fn save(
     b.into_inner()
         .and_then(|w| w.flush())
         .map_err(|e| ImageError::Other(format!("cannot finish the archive: {e}")))?;
+    // Docker's `save` event per image (actor: its id, `name`: the first name given).
+    for it in items {
+        let name = it.names.first().map(|t| t.familiar()).unwrap_or_default();
+        berth_events::record(
+            is.store(),
+            "image",
+            "save",
+            it.image.id.as_str(),
+            &[("name", &name)],
+        );
+    }
     Ok(())
 }
 
