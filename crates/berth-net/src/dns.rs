@@ -247,10 +247,10 @@ fn answer(
     let Ok(req) = Message::from_vec(packet) else {
         return Answer::Drop;
     };
-    if req.message_type() != MessageType::Query || req.op_code() != OpCode::Query {
+    if req.metadata.message_type != MessageType::Query || req.metadata.op_code != OpCode::Query {
         return Answer::Drop;
     }
-    let Some(q) = req.queries().first() else {
+    let Some(q) = req.queries.first() else {
         return Answer::Drop;
     };
     let name = q.name().to_ascii();
@@ -260,23 +260,20 @@ fn answer(
     if found.is_empty() && !single_label {
         return Answer::Forward;
     }
-    let mut resp = Message::new();
-    resp.set_id(req.id())
-        .set_message_type(MessageType::Response)
-        .set_op_code(OpCode::Query)
-        .set_recursion_desired(req.recursion_desired())
-        .set_recursion_available(true)
-        .set_authoritative(true);
+    let mut resp = Message::response(req.metadata.id, OpCode::Query);
+    resp.metadata.recursion_desired = req.metadata.recursion_desired;
+    resp.metadata.recursion_available = true;
+    resp.metadata.authoritative = true;
     resp.add_query(q.clone());
     if found.is_empty() {
-        resp.set_response_code(ResponseCode::NXDomain);
+        resp.metadata.response_code = ResponseCode::NXDomain;
     } else {
         if q.query_type() == RecordType::A {
             for ip in found {
                 resp.add_answer(Record::from_rdata(q.name().clone(), 10, RData::A(A(ip))));
             }
         }
-        resp.set_response_code(ResponseCode::NoError);
+        resp.metadata.response_code = ResponseCode::NoError;
     }
     match resp.to_vec() {
         Ok(b) => Answer::Reply(b),
@@ -492,8 +489,9 @@ mod tests {
     use std::str::FromStr;
 
     fn query(name: &str, t: RecordType) -> Vec<u8> {
-        let mut m = Message::new();
-        m.set_id(77).set_recursion_desired(true);
+        let mut m = Message::query();
+        m.metadata.id = 77;
+        m.metadata.recursion_desired = true;
         m.add_query(Query::query(Name::from_str(name).unwrap(), t));
         m.to_vec().unwrap()
     }
@@ -520,22 +518,22 @@ mod tests {
                 panic!("no reply for {name}")
             };
             let m = Message::from_vec(&b).unwrap();
-            assert_eq!(m.id(), 77);
-            assert_eq!(m.response_code(), ResponseCode::NoError);
-            assert_eq!(m.answers().len(), 1, "{name}");
-            assert_eq!(m.answers()[0].data(), Some(&RData::A(A(ep.ip))));
+            assert_eq!(m.metadata.id, 77);
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+            assert_eq!(m.answers.len(), 1, "{name}");
+            assert_eq!(&m.answers[0].data, &RData::A(A(ep.ip)));
         }
         let Answer::Reply(b) = answer(store.db(), "shop", None, &query("db", RecordType::AAAA))
         else {
             panic!()
         };
-        assert!(Message::from_vec(&b).unwrap().answers().is_empty());
+        assert!(Message::from_vec(&b).unwrap().answers.is_empty());
         let Answer::Reply(b) = answer(store.db(), "shop", None, &query("nosuch", RecordType::A))
         else {
             panic!()
         };
         assert_eq!(
-            Message::from_vec(&b).unwrap().response_code(),
+            Message::from_vec(&b).unwrap().metadata.response_code,
             ResponseCode::NXDomain
         );
         // A client on shop and back: sees names of back through shop's server.
@@ -563,14 +561,14 @@ mod tests {
         };
         let m = Message::from_vec(&b).unwrap();
         assert_eq!(
-            m.answers()[0].data(),
-            Some(&RData::A(A(Ipv4Addr::new(10, 91, 0, 4))))
+            &m.answers[0].data,
+            &RData::A(A(Ipv4Addr::new(10, 91, 0, 4)))
         );
         let Answer::Reply(b) = answer(store.db(), "shop", Some(ep.ip), &q) else {
             panic!()
         };
         assert_eq!(
-            Message::from_vec(&b).unwrap().response_code(),
+            Message::from_vec(&b).unwrap().metadata.response_code,
             ResponseCode::NXDomain
         );
         // Other network: not visible.

@@ -409,8 +409,9 @@ fn user_networks_dns_and_isolation() {
         // DNS over TCP, from the host to the gateway.
         use hickory_proto::op::{Message, Query};
         use hickory_proto::rr::{Name, RData, RecordType};
-        let mut m = Message::new();
-        m.set_id(9).set_recursion_desired(true);
+        let mut m = Message::query();
+        m.metadata.id = 9;
+        m.metadata.recursion_desired = true;
         m.add_query(Query::query(
             std::str::FromStr::from_str("database.")
                 .map(|n: Name| n)
@@ -430,7 +431,7 @@ fn user_networks_dns_and_isolation() {
         s.read_exact(&mut body).unwrap();
         let r = Message::from_vec(&body).unwrap();
         assert_eq!(
-            r.answers().first().and_then(|a| a.data()),
+            r.answers.first().map(|a| &a.data),
             Some(&RData::A(hickory_proto::rr::rdata::A(db_ip)))
         );
     }
