@@ -8,6 +8,8 @@ if [[ ${CI:-} == true ]] || ! command -v skopeo >/dev/null || ! command -v nft >
 fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# RustSec advisories (cargo audit) when the tool and a database are here; skipped, saying so, if not.
+scripts/advisories.sh
 # Unit tests of the engine and the network code must pass without root.
 scripts/unit-unprivileged.sh
 # Integration tests start containers, registries and networks; two at a time keeps them fast
