@@ -32,7 +32,7 @@ pub use config::ImageConfig;
 pub use pack::{copy_layer_dir, ingest_dir};
 pub use reference::{Reference, ReferenceError};
 pub use store::ImageStore;
-pub use unpack::{detect_compression, ingest_layer, unpack_layer};
+pub use unpack::{detect_compression, ingest_layer, unpack_layer, unpack_tree};
 
 /// Extended attribute on the root of an unpacked layer whose tar did not set `./`: that
 /// layer says nothing about the image's root directory (mode, owner, times, xattrs), which

@@ -1254,3 +1254,54 @@ fn image_events_load_import_save_tag_untag_delete() {
         );
     }
 }
+
+/// Files named `.wh.*` inside a copied tree are ordinary files in both directions and in `-`
+/// tar streams, never whiteouts.
+#[test]
+fn cp_copies_whiteout_named_files_as_files() {
+    let env = TestEnv::new();
+    env.busybox_image("wh:1");
+    env.ok(&[
+        "run",
+        "-d",
+        "--network=none",
+        "--name",
+        "whc",
+        "wh:1",
+        "sleep",
+        "600",
+    ]);
+    let t = env.path("t");
+    std::fs::create_dir_all(t.join("d")).unwrap();
+    std::fs::write(t.join(".wh.x"), "w").unwrap();
+    std::fs::write(t.join("d/.wh..wh..opq"), "o").unwrap();
+    std::fs::write(t.join("d/keep"), "k").unwrap();
+    env.ok(&["cp", t.to_str().unwrap(), "whc:/in"]);
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "whc",
+            "cat",
+            "/in/.wh.x",
+            "/in/d/.wh..wh..opq",
+            "/in/d/keep"
+        ]),
+        "wok"
+    );
+    let back = env.path("back");
+    env.ok(&["cp", "whc:/in", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(back.join(".wh.x")).unwrap(), "w");
+    assert_eq!(
+        std::fs::read_to_string(back.join("d/.wh..wh..opq")).unwrap(),
+        "o"
+    );
+    let o = env.berth(&["cp", "whc:/in", "-"]);
+    assert!(o.status.success());
+    let o2 = env.berth_stdin(&["cp", "-", "whc:/tmp"], &o.stdout);
+    assert!(
+        o2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o2.stderr)
+    );
+    assert_eq!(env.ok(&["exec", "whc", "cat", "/tmp/in/.wh.x"]), "w");
+}

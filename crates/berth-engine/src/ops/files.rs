@@ -332,7 +332,7 @@ pub fn copy_in(store: &Store, c: &Container, dest: &str, r: &mut (dyn Read + Sen
             }
             Err(e) => return Err(not_found(&dest, e)),
         }
-        berth_image::unpack_layer(r, &p)?;
+        berth_image::unpack_tree(r, &p)?;
         Ok(())
     })
 }

@@ -22,6 +22,19 @@ use crate::{ImageError, Result};
 /// [`ImageError::Layer`] for a stream that is not a valid tar, [`ImageError::Entry`] for an
 /// entry that is refused (escapes `dest`, unsupported type) or cannot be created.
 pub fn unpack_layer(r: &mut dyn Read, dest: &Path) -> Result<u64> {
+    unpack(r, dest, true)
+}
+
+/// Unpack a tar of ordinary files (`cp` into a container or to the host) into `dest` like
+/// [`unpack_layer`], except that `.wh.*` names are plain files, never whiteouts.
+///
+/// # Errors
+/// As [`unpack_layer`].
+pub fn unpack_tree(r: &mut dyn Read, dest: &Path) -> Result<u64> {
+    unpack(r, dest, false)
+}
+
+fn unpack(r: &mut dyn Read, dest: &Path, whiteouts: bool) -> Result<u64> {
     let root = rfs::open(
         dest,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -36,6 +49,7 @@ pub fn unpack_layer(r: &mut dyn Read, dest: &Path) -> Result<u64> {
         is_root: rustix::process::geteuid().is_root(),
         dirty: std::cell::Cell::new(false),
         saw_root: false,
+        whiteouts,
     };
     let mut ar = tar::Archive::new(r);
     let entries = ar
@@ -108,6 +122,8 @@ pub(super) struct Unpacker {
     pub(super) dirty: std::cell::Cell<bool>,
     /// Whether the tar set the layer root (`./`); if not, the root is marked as implicit.
     pub(super) saw_root: bool,
+    /// Whether `.wh.` names are whiteouts (layers) or ordinary files (`cp`).
+    pub(super) whiteouts: bool,
 }
 
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
@@ -320,7 +336,7 @@ impl Unpacker {
         };
         let name: &[u8] = name;
         // Whiteouts (AUFS format in the tar) become overlayfs whiteouts.
-        if let Some(real) = name.strip_prefix(b".wh.") {
+        if let Some(real) = name.strip_prefix(b".wh.").filter(|_| self.whiteouts) {
             if real == b".wh..opq" {
                 let dir_rel = join(parent);
                 self.parent(parent, shown)?;

@@ -129,7 +129,7 @@ pub fn cp(ctx: &Ctx, a: CpArgs) -> Result<i32> {
             std::thread::scope(|s| -> Result<()> {
                 let dir = &dir;
                 let h = s.spawn(move || {
-                    let res = berth_image::unpack_layer(&mut r, dir);
+                    let res = berth_image::unpack_tree(&mut r, dir);
                     drop(r);
                     res
                 });
