@@ -190,27 +190,14 @@ pub async fn info(app: &Arc<App>) -> Result<Resp> {
     Ok(http::json(200, &doc))
 }
 
-/// `GET /system/df`: images, containers and volumes with their sizes.
+/// `GET /system/df`: images, containers, volumes and build cache with their sizes, from the
+/// same `berth_system::disk_usage` that `berth system df` prints (the CLI and the socket agree).
 pub async fn df(app: &Arc<App>) -> Result<Resp> {
     let doc = app
         .blocking(|store| {
-            let images = berth_image::ImageStore::open(store)?.list()?;
-            let rows = berth_engine::ops::reconciled_rows(store)?;
-            let vs = berth_volume::VolumeStore::open(store)?;
-            let vols = vs.list()?;
-            let layers: u64 = images.iter().map(|i| i.size).sum();
-            let lctx = crate::containers::ListContext::load(store)?;
-            Ok(json!({
-                "LayersSize": layers,
-                "Images": images.iter().map(|i| crate::images::summary(i, &rows)).collect::<Vec<_>>(),
-                "Containers": rows.iter().map(|c| crate::containers::summary(store, c, &lctx)).collect::<Vec<_>>(),
-                "Volumes": vols.iter().map(|v| {
-                    let mut d = crate::volumes::volume_json(store, v);
-                    d["UsageData"] = json!({"Size": vs.size(v), "RefCount": vs.users(&v.name).map(|u| u.len()).unwrap_or(0)});
-                    d
-                }).collect::<Vec<_>>(),
-                "BuildCache": [],
-            }))
+            berth_system::disk_usage(store)
+                .map(|u| u.api_json())
+                .map_err(|e| crate::ApiError::Internal(e.to_string()))
         })
         .await?;
     Ok(http::json(200, &doc))
