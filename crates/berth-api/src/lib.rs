@@ -35,10 +35,7 @@ use std::time::Duration;
 
 pub use server::serve;
 
-/// The API version this service speaks (Docker 28's); older versioned paths are accepted.
-pub const API_VERSION: &str = "1.50";
-/// The oldest API version accepted in a versioned path.
-pub const MIN_API_VERSION: &str = "1.24";
+pub use berth_engine::info::{API_VERSION, MIN_API_VERSION};
 /// The default socket of the root service.
 pub const DEFAULT_SOCKET: &str = "/run/berth/docker.sock";
 

@@ -50,17 +50,6 @@ fn host_cpu() -> (u64, u64) {
     (total.saturating_mul(NANOS_PER_TICK), cpus.max(1))
 }
 
-fn mem_total() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |k| k.saturating_mul(1024))
-}
-
 fn sample(c: &Container) -> Sample {
     Sample {
         stats: ops::stats(c),
@@ -114,7 +103,10 @@ fn document(c: &Container, cur: Option<&Sample>, pre: Option<&Sample>, online: u
         });
     };
     let g = &s.stats.cgroup;
-    let limit = g.memory_limit.unwrap_or(u64::MAX).min(mem_total().max(1));
+    let limit = g
+        .memory_limit
+        .unwrap_or(u64::MAX)
+        .min(berth_engine::info::mem_total().max(1));
     let mut pids = json!({"current": g.pids});
     if let Some(l) = g.pids_limit {
         pids["limit"] = json!(l);

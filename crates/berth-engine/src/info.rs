@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 
 use crate::state::State;
 
-/// The Docker Engine API version berth's documents follow.
-pub const API_VERSION: &str = "1.45";
+/// The Docker Engine API version berth speaks (Docker 28's; berth-api serves it and accepts
+/// older versioned paths down to [`MIN_API_VERSION`]).
+pub const API_VERSION: &str = "1.50";
 /// The oldest API version berth answers.
 pub const MIN_API_VERSION: &str = "1.24";
 
@@ -55,7 +56,8 @@ fn os_release() -> (String, String) {
     (get("PRETTY_NAME"), get("VERSION_ID"))
 }
 
-fn mem_total() -> u64 {
+/// The host's memory in bytes (`MemTotal` of /proc/meminfo; 0 if it cannot be read).
+pub fn mem_total() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|t| {
@@ -79,6 +81,7 @@ pub fn version() -> Value {
                 "Os": "linux",
                 "Arch": go_arch(),
                 "KernelVersion": kernel_version(),
+                "Experimental": "false",
             },
         }],
         "Version": VERSION,
@@ -153,7 +156,7 @@ pub fn info(store: &Store, root: &Path) -> crate::Result<Value> {
         "Plugins": {
             "Volume": ["local"],
             "Network": ["bridge", "host", "none"],
-            "Log": ["json-file", "local", "none"],
+            "Log": ["json-file", "local", "none", "journald"],
         },
         "MemoryLimit": true,
         "SwapLimit": true,

@@ -223,20 +223,9 @@ pub fn top(ctx: &Ctx, a: TopArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn mem_total() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb.saturating_mul(1024))
-}
-
 pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<i32> {
     let store = open(ctx)?;
-    let total = mem_total();
+    let total = berth_engine::info::mem_total();
     let format = a
         .format
         .clone()
