@@ -127,12 +127,20 @@ pub fn foreground_with(
 /// Options of `exec`.
 #[derive(Debug, Clone, Default)]
 pub struct ExecRequest {
+    /// The command and its arguments (argv; a name without `/` is looked up in `PATH`).
     pub args: Vec<String>,
+    /// `-e`/`--env-file`: extra `KEY=VALUE` entries over the container's environment (see
+    /// [`exec_env`]).
     pub env: Vec<String>,
+    /// `-u USER[:GROUP]` (`None`: the container's user).
     pub user: Option<String>,
+    /// `-w`: the working directory (`None`: the container's).
     pub workdir: Option<String>,
+    /// `-t`: give the process a pseudo-terminal.
     pub tty: bool,
+    /// `-i`: keep stdin open and forward it.
     pub interactive: bool,
+    /// `-d`: start the process and return without waiting for it.
     pub detach: bool,
 }
 

@@ -12,9 +12,15 @@ use crate::{EngineError, Result};
 pub struct ContainerConfig {
     /// Final argv (entrypoint + cmd after Docker's override rules).
     pub args: Vec<String>,
+    /// The entrypoint in effect: `--entrypoint` or the image's `ENTRYPOINT` (Docker's
+    /// `Config.Entrypoint`).
     pub entrypoint: Vec<String>,
+    /// The command in effect: the words after the image name or the image's `CMD` (Docker's
+    /// `Config.Cmd`).
     pub cmd: Vec<String>,
+    /// The environment as `KEY=VALUE` strings: the image's, then `-e`/`--env-file` overriding.
     pub env: Vec<String>,
+    /// The working directory inside the container: `-w` or the image's `WORKDIR` (empty: `/`).
     pub working_dir: String,
     /// `USER[:GROUP]` as given (resolved against the image's /etc/passwd at start).
     pub user: String,
@@ -22,19 +28,29 @@ pub struct ContainerConfig {
     /// processes and its exec sessions; see [`crate::user`].
     #[serde(default)]
     pub group_add: Vec<String>,
+    /// The container's host name (`--hostname`, default the first 12 hex digits of its id).
     pub hostname: String,
     /// `--domainname`: the UTS domain name (empty: none); with the hostname it makes the
     /// FQDN of /etc/hosts.
     #[serde(default)]
     pub domainname: String,
+    /// `-t`: the process gets a pseudo-terminal.
     pub tty: bool,
+    /// `-i`: the process's stdin stays open for `attach`/`start -i`.
     pub open_stdin: bool,
+    /// Bind mounts from the host (`-v /host:/ctr[:ro]`, `--mount type=bind`).
     pub binds: Vec<Bind>,
+    /// `--tmpfs` mounts.
     pub tmpfs: Vec<Tmpfs>,
+    /// `--read-only`: the root file system is mounted read-only.
     pub read_only: bool,
+    /// `--network`: none, host, another container's namespace, or networks to join.
     pub network: NetworkMode,
+    /// `-p` specs as the user wrote them (`[IP:][HOST:]CONTAINER[/PROTO]`).
     pub publish: Vec<String>,
+    /// `-P`: the exposed ports (`80/tcp`) to publish on random host ports; empty without `-P`.
     pub publish_all: Vec<String>,
+    /// `--dns`: nameserver addresses replacing the host's.
     pub dns: Vec<String>,
     /// `--dns-search` (`.`: no search domains).
     #[serde(default)]
@@ -42,17 +58,27 @@ pub struct ContainerConfig {
     /// `--dns-option`.
     #[serde(default)]
     pub dns_options: Vec<String>,
+    /// `--add-host HOST:IP` entries for /etc/hosts.
     pub add_hosts: Vec<String>,
+    /// `--memory` limit in bytes (`None` or ≤ 0: unlimited).
     pub memory: Option<i64>,
+    /// `--cpus` in billionths of a CPU (`1.5` → 1_500_000_000), Docker's `NanoCpus`.
     pub nano_cpus: Option<i64>,
+    /// `--pids-limit`: maximum number of processes (`None`, 0 or -1: unlimited).
     pub pids_limit: Option<i64>,
+    /// `--restart` policy applied by the monitor when the process exits.
     pub restart: RestartPolicy,
+    /// `--init`: run docker-init/tini as PID 1, which reaps zombies and forwards signals.
     pub init: bool,
     /// `None` = builtin libcontainer; else an OCI runtime binary (name or path).
     pub runtime: Option<String>,
+    /// Labels: the image's, then `--label`/`--label-file` overriding.
     pub labels: BTreeMap<String, String>,
+    /// The signal `stop` sends first (`SIGTERM`, `TERM` or a number; see [`parse_signal`]).
     pub stop_signal: String,
+    /// Seconds `stop` waits after the stop signal before sending SIGKILL (Docker's default 10).
     pub stop_timeout: u32,
+    /// `--rm`: remove the container (and its anonymous volumes) when it exits.
     pub auto_remove: bool,
     /// Confinement: capabilities, seccomp, devices, limits (Docker's defaults when absent).
     #[serde(default)]
@@ -104,30 +130,45 @@ pub struct RunExtras {
     pub cidfile: String,
 }
 
+/// A bind mount of a host path into the container (`-v /host:/ctr[:ro]`, `--mount
+/// type=bind`), mounted `rbind` (OCI runtime spec mount with type `bind`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Bind {
+    /// Absolute path on the host; it must exist at start.
     pub source: String,
+    /// Absolute path inside the container.
     pub destination: String,
+    /// Mounted read-only (`:ro`, `readonly`).
     pub read_only: bool,
     /// Mount propagation (`rprivate` when `None`): `private`, `rshared`, `slave`, ….
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation: Option<String>,
 }
 
+/// A `--tmpfs PATH[:OPTIONS]` mount: always `nosuid,nodev`, and `noexec` unless `exec` is
+/// among the options (Docker's defaults).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Tmpfs {
+    /// Absolute path inside the container.
     pub destination: String,
+    /// Mount options as given (`size=64m`, `mode=1777`, `exec`, …).
     pub options: Vec<String>,
 }
 
+/// `--restart`: Docker's restart policy (`HostConfig.RestartPolicy`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct RestartPolicy {
-    /// "no", "always", "on-failure", "unless-stopped".
+    /// "no", "always", "on-failure", "unless-stopped" (empty: "no").
     pub name: String,
+    /// With `on-failure:N`, the most restarts to attempt (0: no limit).
     pub max_retries: u32,
 }
 
 impl RestartPolicy {
+    /// Parse `no`, `always`, `unless-stopped` or `on-failure[:N]` as `--restart` takes it.
+    ///
+    /// Errors: [`EngineError::InvalidArgument`] for another name, a count that is not a
+    /// number, or a count with a policy other than `on-failure` (as Docker).
     pub fn parse(s: &str) -> Result<RestartPolicy> {
         let (name, n) = match s.split_once(':') {
             Some((a, b)) => (a, Some(b)),
@@ -156,6 +197,7 @@ impl RestartPolicy {
         }
     }
 
+    /// Whether the policy never restarts (`no` or unset).
     pub fn is_none(&self) -> bool {
         self.name.is_empty() || self.name == "no"
     }

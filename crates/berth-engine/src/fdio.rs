@@ -54,7 +54,8 @@ pub fn set_nonblocking(fd: i32) {
     }
 }
 
-pub fn signal_set(sigs: &[Signal]) -> SigSet {
+/// The signal set holding `sigs` (for `sigprocmask` and `signalfd`).
+pub(crate) fn signal_set(sigs: &[Signal]) -> SigSet {
     let mut s = SigSet::empty();
     for &x in sigs {
         s.add(x);

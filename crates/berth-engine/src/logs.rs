@@ -15,8 +15,12 @@ use serde::{Deserialize, Serialize};
 /// One json-file log line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
+    /// The output, one line including its trailing `\n` (a partial last line has none).
     pub log: String,
+    /// `stdout` or `stderr`.
     pub stream: String,
+    /// When the chunk was read: RFC 3339 in UTC with nanoseconds
+    /// (`2024-01-02T03:04:05.123456789Z`).
     pub time: String,
 }
 

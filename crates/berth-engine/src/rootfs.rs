@@ -92,8 +92,11 @@ pub fn secure_mounts(root: &Path, spec: &mut oci_spec::runtime::Spec) -> Result<
 /// Why a command cannot be started.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ExecCheck {
+    /// A regular file with an execute bit was found: the command can start.
     Ok,
+    /// No candidate exists (Docker's "executable file not found in $PATH", exit status 127).
     NotFound,
+    /// A candidate exists but is not an executable regular file (exit status 126).
     NotExecutable,
 }
 
@@ -136,30 +139,39 @@ pub fn check_executable(root: &Path, cmd: &str, env: &[String], cwd: &str) -> Ex
     }
 }
 
-/// Paths of a container's directory.
+/// Paths of a container's directory (its OCI bundle: `config.json` beside `rootfs`, plus
+/// the overlay's upper and work directories and the json-file log).
 #[derive(Debug, Clone)]
 pub struct Bundle {
+    /// `STORE/containers/ID`, mode 0700.
     pub dir: PathBuf,
 }
 
 impl Bundle {
+    /// The bundle of container `id` (64 hex digits) in the store rooted at `root`; nothing
+    /// is created.
     pub fn new(root: &Path, id: &str) -> Bundle {
         Bundle {
             dir: root.join("containers").join(id),
         }
     }
+    /// `rootfs/`: the overlay mount point, the OCI spec's `root.path`.
     pub fn rootfs(&self) -> PathBuf {
         self.dir.join("rootfs")
     }
+    /// `upper/`: the overlay's writable layer (the container's changes).
     pub fn upper(&self) -> PathBuf {
         self.dir.join("upper")
     }
+    /// `work/`: overlayfs's work directory (same file system as `upper`).
     pub fn work(&self) -> PathBuf {
         self.dir.join("work")
     }
+    /// `config.json`: the OCI runtime spec the runtime reads.
     pub fn config(&self) -> PathBuf {
         self.dir.join("config.json")
     }
+    /// `ctr.log`: the container's json-file log (see [`crate::logs`]).
     pub fn log(&self) -> PathBuf {
         self.dir.join("ctr.log")
     }
@@ -174,6 +186,7 @@ impl Bundle {
         Ok(())
     }
 
+    /// Whether the root file system (overlay) is mounted on [`Bundle::rootfs`].
     pub fn is_mounted(&self) -> bool {
         is_mountpoint(&self.rootfs())
     }

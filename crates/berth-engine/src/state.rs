@@ -48,14 +48,21 @@ pub fn migrate(store: &Store) -> Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    /// Created (bundle and row exist) and never started, or reset after a failed start.
     Created,
+    /// The init process is running under its monitor.
     Running,
+    /// The init exited and the restart policy will start it again after a back-off.
     Restarting,
+    /// The init exited (or never started: `exit_code` and `error` say why).
     Exited,
+    /// `rm` is tearing the container down.
     Removing,
 }
 
 impl State {
+    /// The lowercase name stored in the `state` column and shown by `ps`/`inspect`
+    /// (Docker's `State.Status`).
     pub fn as_str(self) -> &'static str {
         match self {
             State::Created => "created",
@@ -85,23 +92,43 @@ impl State {
 /// One row of the containers table.
 #[derive(Debug, Clone)]
 pub struct Container {
+    /// The container id: 64 lowercase hex digits.
     pub id: String,
+    /// The unique name, without Docker's leading `/`.
     pub name: String,
+    /// The image's config digest (`sha256:…`), Docker's `Image`.
     pub image_id: Digest,
+    /// The image reference as the user gave it (Docker's `Config.Image`).
     pub image_name: String,
+    /// The configuration the container was created with (stored as JSON).
     pub config: ContainerConfig,
+    /// The lifecycle state.
     pub state: State,
+    /// Creation time, seconds since the Unix epoch (UTC).
     pub created: i64,
+    /// Host pid of the container's init while running.
     pub pid: Option<i32>,
+    /// Host pid of the container's monitor while one is in charge.
     pub monitor_pid: Option<i32>,
+    /// The monitor's start time in clock ticks since boot (`/proc/PID/stat` field 22, see
+    /// [`process_start_time`]), to tell it from a reused pid.
     pub monitor_start: Option<u64>,
+    /// When the init last started: RFC 3339, UTC.
     pub started_at: Option<String>,
+    /// When the init last exited: RFC 3339, UTC.
     pub finished_at: Option<String>,
+    /// The last exit status: 0-255, 128+N for signal N; 125-127 when the start failed (as
+    /// Docker).
     pub exit_code: Option<i32>,
+    /// Whether the kernel's OOM killer ended the last run.
     pub oom_killed: bool,
+    /// How many times the restart policy has restarted the container (Docker's `RestartCount`).
     pub restart_count: i64,
+    /// Whether `stop` (or `kill`) was asked, so the restart policy must not restart it.
     pub stop_requested: bool,
+    /// The network set up for the current or last run (interfaces, addresses, ports).
     pub net: Option<berth_net::NetSetup>,
+    /// Why the last start or run failed (Docker's `State.Error`), if it did.
     pub error: Option<String>,
     /// The container's cgroup path relative to the cgroup mount (e.g. `/berth/<id>`), chosen
     /// at create time; `None` only for rows written before the column existed.
@@ -155,6 +182,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Container> {
     })
 }
 
+/// Add the row of a new container (state, creation time and cgroup path from `c`; run
+/// fields start empty), creating the table if needed.
+///
+/// Errors: [`EngineError::NameInUse`] when another container has `c.name` (with its id);
+/// [`EngineError::Db`] for other database failures.
 pub fn insert(store: &Store, c: &Container) -> Result<()> {
     migrate(store)?;
     let cfg = serde_json::to_string(&c.config).map_err(|e| EngineError::Other(e.to_string()))?;
@@ -194,6 +226,9 @@ pub fn insert(store: &Store, c: &Container) -> Result<()> {
     }
 }
 
+/// Every container, newest first (as `docker ps -a` lists them).
+///
+/// Errors: [`EngineError::Db`] when the table cannot be read or a row does not decode.
 pub fn all(store: &Store) -> Result<Vec<Container>> {
     migrate(store)?;
     let mut st = store.db().prepare(&format!(
@@ -203,6 +238,10 @@ pub fn all(store: &Store) -> Result<Vec<Container>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// The container with full id `id` (64 hex digits; see [`lookup`] for names and
+/// prefixes), or `None` when there is none.
+///
+/// Errors: [`EngineError::Db`] when the table cannot be read or the row does not decode.
 pub fn get(store: &Store, id: &str) -> Result<Option<Container>> {
     migrate(store)?;
     Ok(store

@@ -9,11 +9,17 @@ use crate::{EngineError, Result};
 /// A listening console socket: the runtime connects and sends the pty master.
 #[derive(Debug)]
 pub struct ConsoleSocket {
+    /// The socket's path, given to the runtime as `--console-socket` (OCI runtime spec,
+    /// `process.terminal`); removed on drop.
     pub path: PathBuf,
     listener: UnixListener,
 }
 
 impl ConsoleSocket {
+    /// Listen on a new randomly named socket in `dir` (created if missing), or in the temp
+    /// directory when the path would pass the 108-byte `sun_path` limit.
+    ///
+    /// Errors: [`EngineError::Io`] when the directory or socket cannot be created.
     pub fn bind(dir: &Path) -> Result<ConsoleSocket> {
         let name = format!("cs-{:012x}.sock", rand::random::<u64>() & 0xffff_ffff_ffff);
         let mut path = dir.join(&name);

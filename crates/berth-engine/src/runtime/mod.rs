@@ -23,8 +23,11 @@ use crate::{EngineError, Result};
 /// Standard streams for a container process; `None` means the runtime's own stream.
 #[derive(Debug, Default)]
 pub struct StdioFds {
+    /// The process's fd 0.
     pub stdin: Option<OwnedFd>,
+    /// The process's fd 1.
     pub stdout: Option<OwnedFd>,
+    /// The process's fd 2.
     pub stderr: Option<OwnedFd>,
 }
 
@@ -110,7 +113,10 @@ pub fn open(store_root: &Path, name: Option<&str>) -> Result<Box<dyn Runtime>> {
 /// A running exec'd process: a pid to wait for, or the runtime binary proxying it.
 #[derive(Debug)]
 pub enum ExecHandle {
+    /// The process's pid in the host's pid namespace (builtin runtime, or a runtime binary
+    /// run with `--detach` for a terminal exec).
     Pid(i32),
+    /// The runtime binary's `exec` child, which waits for the process and exits with its status.
     Child(std::process::Child),
 }
 
