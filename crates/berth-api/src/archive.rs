@@ -282,30 +282,35 @@ fn long_entry<W: std::io::Write>(
     out.append(&long, &data[..])
 }
 
-/// `PUT /containers/{id}/archive?path=DIR`: extract the tar body into the directory `DIR`
-/// of the container (every entry created inside the container's root). 404 when `DIR` does
-/// not exist, 400 when it is not a directory or the tar is bad.
+/// `PUT /containers/{id}/archive?path=DIR&noOverwriteDirNonDir=&copyUIDGID=`: extract the
+/// tar body into the directory `DIR` of the container (a symlink to a directory is followed;
+/// every entry is created inside the container's root) through the engine's `copy_in`, the
+/// call `berth cp` makes. `noOverwriteDirNonDir` refuses to replace a directory with a
+/// non-directory or the reverse, `copyUIDGID` gives the entries the container user's
+/// ownership (see `ops::CopyInOptions`). Statuses as Docker's: 404 when `DIR` does not
+/// exist, 400 when it is not a directory, the tar is bad or the container's user cannot be
+/// resolved, 500 for a refused overwrite.
 pub async fn put(app: &Arc<App>, id: String, r: Req) -> Result<Resp> {
     let path = container_path(&r.query)?;
+    let opts = ops::CopyInOptions {
+        no_overwrite_dir_non_dir: r.query.bool("noOverwriteDirNonDir", false),
+        copy_uid_gid: r.query.bool("copyUIDGID", false),
+    };
     let p2 = path.clone();
-    let (c, st) = app
+    let c = app
         .blocking(move |store| {
             let c = crate::containers::find(store, &id)?;
-            let st = stat(store, &c, &p2)?;
-            Ok((c, st))
+            stat(store, &c, &p2)?;
+            Ok(c)
         })
         .await?;
-    let is_dir = st["mode"].as_u64().is_some_and(|m| m & (1 << 31) != 0);
-    if !is_dir {
-        return Err(ApiError::BadParameter(format!(
-            "extraction point is not a directory: {path} in container {}",
-            c.name
-        )));
-    }
     let mut body = http::BodyReader::new(r.inner.into_body());
     app.blocking(move |store| {
-        ops::copy_in(store, &c, &path, &mut body).map_err(|e| match e {
+        ops::copy_in(store, &c, &path, opts, &mut body).map_err(|e| match e {
             berth_engine::EngineError::InvalidArgument(m) => ApiError::BadParameter(m),
+            berth_engine::EngineError::Image(berth_image::ImageError::WouldOverwrite(m)) => {
+                ApiError::Internal(m)
+            }
             e => ApiError::BadParameter(format!("extracting the archive into {path}: {e}")),
         })
     })

@@ -32,7 +32,9 @@ pub use config::ImageConfig;
 pub use pack::{copy_layer_dir, ingest_dir};
 pub use reference::{Reference, ReferenceError};
 pub use store::ImageStore;
-pub use unpack::{detect_compression, ingest_layer, unpack_layer, unpack_tree};
+pub use unpack::{
+    detect_compression, ingest_layer, unpack_layer, unpack_tree, unpack_tree_with, TreeOptions,
+};
 
 /// Extended attribute on the root of an unpacked layer whose tar did not set `./`: that
 /// layer says nothing about the image's root directory (mode, owner, times, xattrs), which
@@ -90,6 +92,10 @@ pub enum ImageError {
     /// Malformed archive (docker-archive / oci-archive / rootfs tar).
     #[error("{0}")]
     Archive(String),
+    /// A copied tree's entry would replace a directory with a non-directory or the reverse
+    /// (`cp` with Docker's `noOverwriteDirNonDir`); the message names the entry.
+    #[error("{0}")]
+    WouldOverwrite(String),
     /// Refused because of a conflict (image in use, several tags, …).
     #[error("conflict: {0}")]
     Conflict(String),

@@ -1274,3 +1274,217 @@ fn docker_cli_create_and_update_match_berth() {
     );
     docker_ok(&svc, &["rm", "-f", "hcd", "hcb", "upr"]);
 }
+
+/// One raw HTTP/1.1 request with a binary body (a tar) on the socket; returns (status, body).
+fn http_bytes(socket: &Path, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, rest.to_string())
+}
+
+/// A tar of `(name, is_dir, mode, uid)` entries (files hold `name`).
+fn small_tar(entries: &[(&str, bool, u32, u64)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, dir, mode, uid) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(*mode);
+        h.set_uid(*uid);
+        h.set_gid(*uid);
+        h.set_mtime(1_700_000_000);
+        if *dir {
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            b.append_data(&mut h, name, std::io::empty()).unwrap();
+        } else {
+            h.set_size(name.len() as u64);
+            b.append_data(&mut h, name, name.as_bytes()).unwrap();
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// (uid, gid, is_dir, mode) of a path in a container, read through `berth cp -a C:P -`.
+fn owner_in(env: &TestEnv, c: &str, p: &str) -> (u64, u64, bool, u32) {
+    let out = env
+        .cmd(&["cp", "-a", &format!("{c}:{p}"), "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ar = tar::Archive::new(&out.stdout[..]);
+    let e = ar.entries().unwrap().next().unwrap().unwrap();
+    let h = e.header();
+    (
+        h.uid().unwrap(),
+        h.gid().unwrap(),
+        h.entry_type().is_dir(),
+        h.mode().unwrap() & 0o7777,
+    )
+}
+
+/// `PUT /containers/{id}/archive` honours `copyUIDGID` (`docker cp -a`: the container user's
+/// ownership, as Docker's daemon gives it) and `noOverwriteDirNonDir` (sent by every docker
+/// cp: a directory is never swapped for a file or the reverse), on created containers too;
+/// `berth cp` makes the same library call.
+#[test]
+fn docker_cp_archive_flags_copy_uid_gid_and_no_overwrite() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    docker_ok(
+        &svc,
+        &[
+            "create", "--name", "cpu", "--user", "app", "busybox", "true",
+        ],
+    );
+    docker_ok(&svc, &["create", "--name", "cpr", "busybox", "true"]);
+    let host = env.dir.join("cpflags");
+    std::fs::create_dir_all(host.join("d")).unwrap();
+    std::fs::write(host.join("f"), "f\n").unwrap();
+    std::fs::write(host.join("d/x"), "x\n").unwrap();
+    for p in ["f", "d", "d/x"] {
+        std::os::unix::fs::lchown(host.join(p), Some(4321), Some(4322)).unwrap();
+    }
+    let f = host.join("f");
+    let f = f.to_str().unwrap();
+
+    // copyUIDGID: the container user's uid and primary gid (app = 1000:1000), for every
+    // entry; without the flag, or without a container user, the tar's owners.
+    docker_ok(&svc, &["cp", "-a", f, "cpu:/tmp/"]);
+    assert_eq!(owner_in(&env, "cpu", "/tmp/f").0, 1000);
+    assert_eq!(owner_in(&env, "cpu", "/tmp/f").1, 1000);
+    docker_ok(
+        &svc,
+        &["cp", "-a", host.join("d").to_str().unwrap(), "cpu:/tmp/"],
+    );
+    assert_eq!(owner_in(&env, "cpu", "/tmp/d").0, 1000);
+    assert_eq!(owner_in(&env, "cpu", "/tmp/d/x").1, 1000);
+    docker_ok(&svc, &["cp", f, "cpu:/tmp/plain"]);
+    assert_eq!(owner_in(&env, "cpu", "/tmp/plain").0, 4321);
+    docker_ok(&svc, &["cp", "-a", f, "cpr:/tmp/"]);
+    assert_eq!(owner_in(&env, "cpr", "/tmp/f").1, 4322);
+    // berth cp -a: the same call (the host side keeps its owners with -a).
+    env.ok(&["cp", "-a", f, "cpu:/tmp/bf"]);
+    assert_eq!(owner_in(&env, "cpu", "/tmp/bf").0, 1000);
+    env.ok(&["cp", "-a", f, "cpr:/tmp/bf"]);
+    assert_eq!(owner_in(&env, "cpr", "/tmp/bf").0, 4321);
+    // A user the container does not know: a 400 naming it.
+    docker_ok(
+        &svc,
+        &[
+            "create", "--name", "cpn", "--user", "ghost", "busybox", "true",
+        ],
+    );
+    let tar_f = small_tar(&[("g", false, 0o644, 7)]);
+    let (st, body) = http_bytes(
+        &svc.socket,
+        "PUT",
+        "/containers/cpn/archive?path=/tmp&copyUIDGID=true",
+        &tar_f,
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("ghost"), "{body}");
+
+    // noOverwriteDirNonDir: docker cp of a file named like a directory in the container
+    // fails and leaves the directory; the reverse too.
+    std::fs::create_dir_all(host.join("sub")).unwrap();
+    std::fs::write(host.join("sub/d"), "file\n").unwrap();
+    let out = docker(
+        &svc,
+        &["cp", host.join("sub/d").to_str().unwrap(), "cpu:/tmp/"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot overwrite directory"), "{err}");
+    assert!(
+        owner_in(&env, "cpu", "/tmp/d").2,
+        "the directory was replaced"
+    );
+    assert_eq!(owner_in(&env, "cpu", "/tmp/d/x").0, 1000);
+    let out = env.berth(&["cp", host.join("sub/d").to_str().unwrap(), "cpu:/tmp/"]);
+    assert!(!out.status.success());
+    assert!(
+        owner_in(&env, "cpu", "/tmp/d").2,
+        "berth cp replaced the directory"
+    );
+    // Raw requests: Docker's 500 with the flag, the replacement without it.
+    let tar_dir_f = small_tar(&[("f", true, 0o755, 0)]);
+    let (st, body) = http_bytes(
+        &svc.socket,
+        "PUT",
+        "/containers/cpu/archive?path=/tmp&noOverwriteDirNonDir=true",
+        &tar_dir_f,
+    );
+    assert_eq!(st, 500, "{body}");
+    assert!(body.contains("cannot overwrite non-directory"), "{body}");
+    assert!(!owner_in(&env, "cpu", "/tmp/f").2);
+    let (st, body) = http_bytes(
+        &svc.socket,
+        "PUT",
+        "/containers/cpu/archive?path=/tmp",
+        &tar_dir_f,
+    );
+    assert_eq!(st, 200, "{body}");
+    assert!(owner_in(&env, "cpu", "/tmp/f").2);
+    // A directory over a directory merges, with or without the flag.
+    let tar_d = small_tar(&[("d", true, 0o750, 0), ("d/y", false, 0o644, 0)]);
+    let (st, body) = http_bytes(
+        &svc.socket,
+        "PUT",
+        "/containers/cpu/archive?path=/tmp&noOverwriteDirNonDir=1",
+        &tar_d,
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(owner_in(&env, "cpu", "/tmp/d/x").0, 1000);
+    assert_eq!(owner_in(&env, "cpu", "/tmp/d/y").0, 0);
+    // The tar's own `./` entry does not change the destination directory (as Docker).
+    let tar_root = small_tar(&[(".", true, 0o700, 99), ("./r", false, 0o644, 0)]);
+    let (st, body) = http_bytes(
+        &svc.socket,
+        "PUT",
+        "/containers/cpr/archive?path=/tmp",
+        &tar_root,
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(owner_in(&env, "cpr", "/tmp"), (0, 0, true, 0o1777));
+    assert!(!owner_in(&env, "cpr", "/tmp/r").2);
+    // Missing destination: 404; a file as destination: 400.
+    let (st, _) = http_bytes(
+        &svc.socket,
+        "PUT",
+        "/containers/cpr/archive?path=/nope",
+        &tar_f,
+    );
+    assert_eq!(st, 404);
+    let (st, _) = http_bytes(
+        &svc.socket,
+        "PUT",
+        "/containers/cpr/archive?path=/etc/passwd",
+        &tar_f,
+    );
+    assert_eq!(st, 400);
+}

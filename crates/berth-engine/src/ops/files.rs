@@ -316,11 +316,38 @@ fn not_found(p: &str, e: std::io::Error) -> EngineError {
     }
 }
 
-/// `cp - CONTAINER:DEST`: extract a tar stream into the directory `dest` of the container.
+/// How [`copy_in`] extracts: the flags of Docker's `PUT /containers/{id}/archive` (the docker
+/// CLI sends `no_overwrite_dir_non_dir` on every copy, `copy_uid_gid` with `cp -a`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyInOptions {
+    /// `noOverwriteDirNonDir`: refuse to replace an existing directory with a non-directory
+    /// or a non-directory with a directory ([`berth_image::ImageError::WouldOverwrite`]).
+    pub no_overwrite_dir_non_dir: bool,
+    /// `copyUIDGID`: when the container has a user (`--user` or the image's `USER`), every
+    /// entry is owned by that user's uid and primary gid, looked up in the container's
+    /// /etc/passwd and /etc/group as Docker's daemon does; without a user (and without this
+    /// flag) entries keep the tar's uid/gid.
+    pub copy_uid_gid: bool,
+}
+
+/// `cp - CONTAINER:DEST`: extract a tar stream into the directory `dest` of the container
+/// (`dest` itself may be a symlink to a directory; its own owner and mode are kept).
 /// Every entry is created inside the container's root (openat2 `RESOLVE_IN_ROOT`, within a
-/// chroot). Errors: `dest` is not a directory in the container, or a bad tar.
-pub fn copy_in(store: &Store, c: &Container, dest: &str, r: &mut (dyn Read + Send)) -> Result<()> {
+/// chroot).
+///
+/// # Errors
+/// [`EngineError::InvalidArgument`] when `dest` does not exist or is not a directory, or the
+/// container's user cannot be resolved (`copy_uid_gid`); [`EngineError::Image`] for a bad tar
+/// or a refused entry (see [`CopyInOptions`]).
+pub fn copy_in(
+    store: &Store,
+    c: &Container,
+    dest: &str,
+    opts: CopyInOptions,
+    r: &mut (dyn Read + Send),
+) -> Result<()> {
     let dest = dest.to_string();
+    let user = c.config.user.clone();
     in_container_root(store, c, move || {
         let p = PathBuf::from(format!("/{}", dest.trim_start_matches('/')));
         match fs::metadata(&p) {
@@ -332,7 +359,21 @@ pub fn copy_in(store: &Store, c: &Container, dest: &str, r: &mut (dyn Read + Sen
             }
             Err(e) => return Err(not_found(&dest, e)),
         }
-        berth_image::unpack_tree(r, &p)?;
+        let owner = if opts.copy_uid_gid && !user.is_empty() {
+            let u = crate::user::resolve(Path::new("/"), &user, &[]).map_err(|e| {
+                EngineError::InvalidArgument(format!(
+                    "cannot copy with the container user's ownership: {e}"
+                ))
+            })?;
+            Some((u.uid, u.gid))
+        } else {
+            None
+        };
+        let tree = berth_image::TreeOptions {
+            no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+            owner,
+        };
+        berth_image::unpack_tree_with(r, &p, tree)?;
         Ok(())
     })
 }

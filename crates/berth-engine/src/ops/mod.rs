@@ -26,7 +26,7 @@ pub use create::{create, resolve_args, CreateRequest};
 pub use files::{
     base_name as files_base_name, contents_only as files_contents_only, copy_in, copy_in_target,
     copy_out, diff, export, host_tar, in_container_root, lifetime_cpu_percent, stats, top, Change,
-    Stats,
+    CopyInOptions, Stats,
 };
 pub use pause::{
     is_paused, is_paused_with, pause, pause_with, thaw_if_frozen, unpause, unpause_with,

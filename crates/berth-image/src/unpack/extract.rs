@@ -22,19 +22,42 @@ use crate::{ImageError, Result};
 /// [`ImageError::Layer`] for a stream that is not a valid tar, [`ImageError::Entry`] for an
 /// entry that is refused (escapes `dest`, unsupported type) or cannot be created.
 pub fn unpack_layer(r: &mut dyn Read, dest: &Path) -> Result<u64> {
-    unpack(r, dest, true)
+    unpack(r, dest, true, TreeOptions::default())
 }
 
 /// Unpack a tar of ordinary files (`cp` into a container or to the host) into `dest` like
-/// [`unpack_layer`], except that `.wh.*` names are plain files, never whiteouts.
+/// [`unpack_layer`], except that `.wh.*` names are plain files, never whiteouts, and an entry
+/// for `dest` itself (`./`) is skipped (the directory keeps its owner and mode), as Docker's
+/// copy does.
 ///
 /// # Errors
 /// As [`unpack_layer`].
 pub fn unpack_tree(r: &mut dyn Read, dest: &Path) -> Result<u64> {
-    unpack(r, dest, false)
+    unpack(r, dest, false, TreeOptions::default())
 }
 
-fn unpack(r: &mut dyn Read, dest: &Path, whiteouts: bool) -> Result<u64> {
+/// How [`unpack_tree_with`] treats what is already in the destination and the entries'
+/// owners: the flags of Docker's `PUT /containers/{id}/archive`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TreeOptions {
+    /// `noOverwriteDirNonDir`: refuse (with [`ImageError::WouldOverwrite`]) an entry that
+    /// would replace an existing directory with a non-directory, or an existing
+    /// non-directory with a directory. Without it the existing file or tree is replaced.
+    pub no_overwrite_dir_non_dir: bool,
+    /// Every entry gets this (uid, gid) instead of the tar's.
+    pub owner: Option<(u32, u32)>,
+}
+
+/// [`unpack_tree`] with Docker's copy options.
+///
+/// # Errors
+/// As [`unpack_layer`], and [`ImageError::WouldOverwrite`] (nothing after the refused entry
+/// is extracted).
+pub fn unpack_tree_with(r: &mut dyn Read, dest: &Path, opts: TreeOptions) -> Result<u64> {
+    unpack(r, dest, false, opts)
+}
+
+fn unpack(r: &mut dyn Read, dest: &Path, whiteouts: bool, opts: TreeOptions) -> Result<u64> {
     let root = rfs::open(
         dest,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -50,6 +73,7 @@ fn unpack(r: &mut dyn Read, dest: &Path, whiteouts: bool) -> Result<u64> {
         dirty: std::cell::Cell::new(false),
         saw_root: false,
         whiteouts,
+        opts,
     };
     let mut ar = tar::Archive::new(r);
     let entries = ar
@@ -122,8 +146,11 @@ pub(super) struct Unpacker {
     pub(super) dirty: std::cell::Cell<bool>,
     /// Whether the tar set the layer root (`./`); if not, the root is marked as implicit.
     pub(super) saw_root: bool,
-    /// Whether `.wh.` names are whiteouts (layers) or ordinary files (`cp`).
+    /// Whether `.wh.` names are whiteouts (layers) or ordinary files (`cp`, a tree: its
+    /// root entry is skipped and the root is not marked implicit).
     pub(super) whiteouts: bool,
+    /// Copy options of a tree (defaults for layers).
+    pub(super) opts: TreeOptions,
 }
 
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
@@ -235,7 +262,18 @@ impl Unpacker {
                 ))
             }
         };
-        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+        if self.opts.no_overwrite_dir_non_dir && is_dir != keep_dir {
+            let (old, new) = if is_dir {
+                ("directory", "non-directory")
+            } else {
+                ("non-directory", "directory")
+            };
+            return Err(ImageError::WouldOverwrite(format!(
+                "cannot overwrite {old} {shown:?} with {new}; remove it first or copy to another path"
+            )));
+        }
+        if is_dir {
             if keep_dir {
                 return Ok(true);
             }
@@ -302,10 +340,13 @@ impl Unpacker {
                 }
             }
         }
-        let owner = (
-            u32::try_from(uid).map_err(|_| entry_err(shown, "uid out of range"))?,
-            u32::try_from(gid).map_err(|_| entry_err(shown, "gid out of range"))?,
-        );
+        let owner = match self.opts.owner {
+            Some(o) => o,
+            None => (
+                u32::try_from(uid).map_err(|_| entry_err(shown, "uid out of range"))?,
+                u32::try_from(gid).map_err(|_| entry_err(shown, "gid out of range"))?,
+            ),
+        };
         if matches!(
             kind,
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
@@ -323,8 +364,9 @@ impl Unpacker {
         }
         let comps = normalise(&path, shown)?;
         let Some((name, parent)) = comps.split_last() else {
-            // The layer root itself ("./"): take its metadata.
-            if kind.is_dir() {
+            // The layer root itself ("./"): take its metadata (a copied tree's destination
+            // keeps its own).
+            if kind.is_dir() && self.whiteouts {
                 let fd = self
                     .open_in_root(b".", OFlags::RDONLY)
                     .map_err(|err| entry_err(shown, format!("cannot open layer root: {err}")))?;

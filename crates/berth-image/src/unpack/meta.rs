@@ -107,10 +107,10 @@ impl Unpacker {
 
     /// Directory mtimes last, since creating entries inside changed them. A root the tar did
     /// not set is marked [`crate::IMPLICIT_ROOT_XATTR`]: the image's root attributes then come
-    /// from a lower layer.
+    /// from a lower layer (layers only; a copied tree's destination is left alone).
     pub(super) fn finish(&mut self) -> Result<()> {
         self.cache = None;
-        if !self.saw_root {
+        if !self.saw_root && self.whiteouts {
             if let Ok(fd) = self.open_in_root(b".", OFlags::RDONLY) {
                 let _ = rfs::fsetxattr(&fd, crate::IMPLICIT_ROOT_XATTR, b"1", XattrFlags::empty());
             }

@@ -336,4 +336,4 @@ mod meta;
 #[cfg(test)]
 mod tests;
 
-pub use extract::{unpack_layer, unpack_tree};
+pub use extract::{unpack_layer, unpack_tree, unpack_tree_with, TreeOptions};

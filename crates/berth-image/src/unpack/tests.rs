@@ -1,6 +1,6 @@
 use super::*;
 use rustix::fs as rfs;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
 /// A scratch directory removed on drop.
 struct Scratch(PathBuf);
@@ -434,4 +434,50 @@ fn ingest_verifies_and_leaves_nothing_on_error() {
     assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
     assert_eq!(detect_compression(&[0x1f, 0x8b, 8]), Compression::Gzip);
     assert_eq!(detect_compression(b"abc"), Compression::None);
+}
+
+#[test]
+fn tree_no_overwrite_refuses_dir_file_swaps_and_skips_its_root() {
+    let s = Scratch::new();
+    fs::create_dir(s.dest().join("d")).unwrap();
+    fs::write(s.dest().join("d/keep"), "k").unwrap();
+    fs::write(s.dest().join("f"), "old").unwrap();
+    fs::set_permissions(s.dest(), fs::Permissions::from_mode(0o1777)).unwrap();
+    let strict = TreeOptions {
+        no_overwrite_dir_non_dir: true,
+        owner: None,
+    };
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, "d", 0o644, b"file");
+    let err = unpack_tree_with(&mut &b.into_inner().unwrap()[..], &s.dest(), strict).unwrap_err();
+    assert!(matches!(err, ImageError::WouldOverwrite(_)), "{err}");
+    assert!(
+        err.to_string().contains("cannot overwrite directory"),
+        "{err}"
+    );
+    assert!(s.dest().join("d/keep").exists());
+    let mut b = tar::Builder::new(Vec::new());
+    dir(&mut b, "f", 0o755);
+    let err = unpack_tree_with(&mut &b.into_inner().unwrap()[..], &s.dest(), strict).unwrap_err();
+    assert!(
+        err.to_string().contains("cannot overwrite non-directory"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(s.dest().join("f")).unwrap(), "old");
+    // A directory over a directory merges; a file over a file is replaced; `./` is skipped.
+    let mut b = tar::Builder::new(Vec::new());
+    dir(&mut b, ".", 0o700);
+    dir(&mut b, "d", 0o755);
+    file(&mut b, "d/new", 0o644, b"n");
+    file(&mut b, "f", 0o644, b"new");
+    unpack_tree_with(&mut &b.into_inner().unwrap()[..], &s.dest(), strict).unwrap();
+    assert!(s.dest().join("d/keep").exists() && s.dest().join("d/new").exists());
+    assert_eq!(fs::read_to_string(s.dest().join("f")).unwrap(), "new");
+    let m = fs::metadata(s.dest()).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(m, 0o1777);
+    // Without the flag the swap happens (Docker's default for the API).
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, "d", 0o644, b"file");
+    unpack_tree(&mut &b.into_inner().unwrap()[..], &s.dest()).unwrap();
+    assert_eq!(fs::read_to_string(s.dest().join("d")).unwrap(), "file");
 }

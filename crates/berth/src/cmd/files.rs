@@ -144,9 +144,15 @@ pub fn cp(ctx: &Ctx, a: CpArgs) -> Result<i32> {
         }
         (None, Some((cn, dest))) => {
             let c = state::lookup(store, cn).map_err(eng)?;
+            // What the docker CLI asks of the daemon: never swap a directory for a file or
+            // the reverse; with -a, the container user's ownership.
+            let copy_opts = ops::CopyInOptions {
+                no_overwrite_dir_non_dir: true,
+                copy_uid_gid: a.archive,
+            };
             if a.src == "-" {
                 let mut input = std::io::stdin();
-                ops::copy_in(store, &c, dest, &mut input).map_err(eng)?;
+                ops::copy_in(store, &c, dest, copy_opts, &mut input).map_err(eng)?;
                 return Ok(0);
             }
             let src = Path::new(&a.src);
@@ -165,7 +171,7 @@ pub fn cp(ctx: &Ctx, a: CpArgs) -> Result<i32> {
                     drop(w);
                     res
                 });
-                let res = ops::copy_in(store, &c, &dir, &mut r);
+                let res = ops::copy_in(store, &c, &dir, copy_opts, &mut r);
                 drop(r);
                 h.join()
                     .map_err(|_| anyhow!("copy worker panicked"))?
