@@ -323,7 +323,7 @@ impl PsFilter {
     }
 
     /// The `before`/`since` values (container names or ids), for the caller to resolve to
-    /// creation times with [`PsFilter::set_bounds`].
+    /// containers ([`FilterContext::before`], [`FilterContext::since`]).
     pub fn references(&self) -> Vec<(&str, &str)> {
         ["before", "since"]
             .iter()
@@ -338,8 +338,8 @@ impl PsFilter {
     }
 
     /// Whether container `c` passes. `health` is its health status (when it has a check);
-    /// `image_ids` the ids `ancestor` values resolve to; `bounds` the creation (time, rowid
-    /// order) of the `before`/`since` containers.
+    /// `ctx` holds what the caller resolved from the store: the ids `ancestor` values name,
+    /// the `before`/`since` containers, the creation order and the paused ids.
     pub fn matches(&self, c: &Container, health: Option<&str>, ctx: &FilterContext) -> bool {
         self.conds.iter().all(|(k, vs)| {
             vs.iter().any(|v| match k.as_str() {

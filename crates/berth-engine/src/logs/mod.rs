@@ -5,7 +5,7 @@
 //!   `berth-supervise` (`berth-jsonlog`).
 //! * Driver and options ([`LogConfig`], `--log-driver`/`--log-opt`, `daemon.json`): `config.rs`.
 //! * Size-based rotation and compression of rotated files ([`Rotation`]): `rotate.rs`.
-//! * Reading for `logs` and the API, following across rotations ([`print`], [`copy`]):
+//! * Reading for `logs` and the API, following across rotations ([`print()`], [`copy`]):
 //!   `read.rs`.
 
 use std::fs::File;

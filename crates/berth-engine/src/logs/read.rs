@@ -12,7 +12,7 @@ use super::rotate::{rotated_name, MAX_ROTATED};
 use super::{bad_opt, Entry};
 use crate::Result;
 
-/// Options for [`print`].
+/// Options for [`print()`].
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
     /// Keep printing new output until the container stops (`-f`).
@@ -291,7 +291,7 @@ pub fn print(
     )
 }
 
-/// [`print`] into the writers `out` (the `stdout` entries) and `err` (the `stderr` entries):
+/// [`print()`] into the writers `out` (the `stdout` entries) and `err` (the `stderr` entries):
 /// the API's `logs` frames each into Docker's multiplexed stream. Errors: the first read or
 /// write error (a closed connection ends a follow).
 pub fn copy(
