@@ -173,6 +173,11 @@ pub fn exec_env(
 }
 
 /// Run a process in a running container; returns its exit code (0 when detached).
+///
+/// Errors: [`EngineError::NotFound`] when the row is gone, [`EngineError::NotRunning`] unless it
+/// runs under a live monitor, [`EngineError::InvalidArgument`] for an unknown user or a missing
+/// runtime binary, [`EngineError::Runtime`] when the runtime cannot start the process, store
+/// and spec errors.
 pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
     exec_with(store, c, req, None)
 }
@@ -180,6 +185,8 @@ pub fn exec(store: &Store, c: &Container, req: &ExecRequest) -> Result<i32> {
 /// [`exec`] watching the input of a process with a terminal for the detach sequence `keys`
 /// (`exec -it`): on it, the process keeps running (a background copy of this process keeps
 /// its terminal open and drains its output) and [`EngineError::Detached`] is returned.
+///
+/// Errors: as [`exec`], and [`EngineError::Detached`] after the detach sequence.
 pub fn exec_with(
     store: &Store,
     c: &Container,

@@ -216,6 +216,9 @@ impl RestartPolicy {
 }
 
 /// Parse `64m`, `1g`, `512k`, `1024` (bytes) as Docker does.
+///
+/// Errors: [`EngineError::InvalidArgument`] for text that is not a number with an optional
+/// unit, or a negative size.
 pub fn parse_bytes(s: &str) -> Result<i64> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
@@ -244,6 +247,8 @@ pub fn parse_bytes(s: &str) -> Result<i64> {
 }
 
 /// `--cpus 1.5` → nano CPUs.
+///
+/// Errors: [`EngineError::InvalidArgument`] for text that is not a number, or a value not above 0.
 pub fn parse_cpus(s: &str) -> Result<i64> {
     let v: f64 = s.trim().parse().map_err(|_| {
         EngineError::InvalidArgument(format!(
@@ -264,6 +269,9 @@ pub fn parse_cpus(s: &str) -> Result<i64> {
 
 /// `-v HOST:CTR[:OPTIONS]` as a bind mount (named and anonymous volumes are refused here;
 /// [`crate::volumes::parse_volume_flag`] accepts every form).
+///
+/// Errors: [`EngineError::InvalidArgument`] for a malformed flag (see
+/// [`crate::volumes::parse_volume_flag`]) or a source that is not an absolute host path.
 pub fn parse_volume(s: &str) -> Result<Bind> {
     match crate::volumes::parse_volume_flag(s)? {
         crate::volumes::MountRequest::Bind(b) => Ok(b),
@@ -274,6 +282,8 @@ pub fn parse_volume(s: &str) -> Result<Bind> {
 }
 
 /// `--tmpfs /run[:size=64m,mode=1777]`
+///
+/// Errors: [`EngineError::InvalidArgument`] when the path is not absolute.
 pub fn parse_tmpfs(s: &str) -> Result<Tmpfs> {
     let (dst, opts) = s.split_once(':').unwrap_or((s, ""));
     if !dst.starts_with('/') {
@@ -292,6 +302,9 @@ pub fn parse_tmpfs(s: &str) -> Result<Tmpfs> {
 }
 
 /// Read a Docker env file: `KEY=VALUE` lines, `KEY` alone copies the host value, `#` comments.
+///
+/// Errors: [`EngineError::InvalidArgument`] when the file cannot be read, or naming `FILE:LINE`
+/// for an empty variable name or one with white space.
 pub fn read_env_file(path: &std::path::Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         EngineError::InvalidArgument(format!("cannot read env file {}: {e}", path.display()))

@@ -88,6 +88,8 @@ impl Host {
 
     /// The runtime of a container that names `name` (`None` = builtin), see
     /// [`crate::runtime::open`].
+    ///
+    /// Errors: [`crate::EngineError::InvalidArgument`] when the runtime binary is not found.
     pub fn runtime(&self, store_root: &Path, name: Option<&str>) -> Result<Rc<dyn Runtime>> {
         if let Some(rt) = &self.runtime_override {
             return Ok(rt.clone());

@@ -432,6 +432,11 @@ pub fn cgroup_version() -> CgroupVersion {
 
 /// Refuse settings the host's cgroups cannot apply (checked in berth's cgroup parent, where
 /// the container's cgroup will be created).
+///
+/// Errors: [`EngineError::InvalidArgument`] naming the flag and why, when the cgroup
+/// controller or interface file it needs is missing (swap accounting, swappiness, OOM-killer
+/// control, blkio/io weight, the cpu or cpuset controller); on cgroup v2, also for
+/// `--memory-swappiness` and `--oom-kill-disable`, which v2 lacks.
 pub fn check_kernel(r: &Resources, swap_limit_with_memory: bool) -> Result<()> {
     let parent = crate::cgroup_parent();
     let parent = parent.trim_matches('/');

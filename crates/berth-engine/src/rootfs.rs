@@ -13,12 +13,17 @@ use rustix::fs::OFlags;
 use crate::{EngineError, Result};
 
 /// Open `path` (absolute inside the container) with every component resolved inside `root`.
+///
+/// Errors: the I/O error when `root` cannot be opened or `path` does not resolve inside it to
+/// something that can be opened with `flags`.
 pub fn open_in_root(root: &Path, path: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
     let dir = inroot::open_root(root)?;
     inroot::open_in(dir.as_fd(), Path::new(path), flags)
 }
 
 /// Read a file of the container (at most 16 MiB), resolved inside `root`.
+///
+/// Errors: as [`open_in_root`], or the read fails.
 pub fn read_file_in_root(root: &Path, path: &str) -> std::io::Result<Vec<u8>> {
     let fd = open_in_root(root, path, OFlags::RDONLY)?;
     let f = fs::File::from(fd);
@@ -177,6 +182,8 @@ impl Bundle {
     }
 
     /// Create the directory skeleton.
+    ///
+    /// Errors: [`EngineError::Io`] when a directory cannot be created or given mode 0700.
     pub fn create(&self) -> Result<()> {
         for d in [self.dir.clone(), self.rootfs(), self.upper(), self.work()] {
             fs::create_dir_all(&d).map_err(|e| EngineError::io(&d, e))?;
@@ -192,6 +199,10 @@ impl Bundle {
     }
 
     /// Mount the overlay (idempotent). `lowers` bottom layer first.
+    ///
+    /// Errors: [`EngineError::Io`] when the mount point cannot be created;
+    /// [`EngineError::Other`] when the kernel refuses the overlay mount (the message gives the
+    /// kernel's reason).
     pub fn mount(&self, lowers: &[PathBuf]) -> Result<()> {
         if self.is_mounted() {
             return Ok(());
@@ -296,6 +307,9 @@ impl Bundle {
     }
 
     /// Unmount the overlay and the read-only view of berth's binary (idempotent).
+    ///
+    /// Errors: [`EngineError::Other`] when the root filesystem cannot be unmounted (the other
+    /// mounts are best effort, logged).
     pub fn unmount(&self) -> Result<()> {
         let shm = self.shm();
         while is_mountpoint(&shm) {
@@ -353,6 +367,9 @@ impl Bundle {
     }
 
     /// Unmount and delete everything of this container.
+    ///
+    /// Errors: as [`Bundle::unmount`]; [`EngineError::Io`] when the directory cannot be deleted (a
+    /// missing one is fine).
     pub fn remove(&self) -> Result<()> {
         self.unmount()?;
         match fs::remove_dir_all(&self.dir) {

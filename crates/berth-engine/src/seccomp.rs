@@ -200,12 +200,16 @@ impl Profile {
 
     /// The OCI `linux.seccomp` for a container with capability set `caps` (names such as
     /// `CAP_SYS_ADMIN`) on the native architecture and the running kernel.
+    ///
+    /// Errors: as [`Profile::to_oci_for`].
     pub fn to_oci(&self, caps: &HashSet<String>) -> Result<LinuxSeccomp> {
         self.to_oci_for(caps, native_arch(), kernel_version())
     }
 
     /// [`Profile::to_oci`] for an explicit architecture (`(SCMP arch, Go arch name)`) and
     /// kernel version `(major, minor)`.
+    ///
+    /// Errors: [`EngineError::Other`] when a rule cannot be expressed in the OCI spec types.
     pub fn to_oci_for(
         &self,
         caps: &HashSet<String>,

@@ -39,6 +39,8 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Create the engine's tables if needed.
+///
+/// Errors: [`EngineError::Db`] when a migration fails.
 pub fn migrate(store: &Store) -> Result<()> {
     store.migrate("engine", MIGRATIONS)?;
     Ok(())
@@ -299,6 +301,8 @@ fn now() -> String {
 
 /// The monitor took charge: record its pid and start time (clock ticks since boot, see
 /// [`process_start_time`]) for liveness checks.
+///
+/// Errors: [`EngineError::Db`] when the row cannot be written (a missing row is not an error).
 pub fn set_monitor(store: &Store, id: &str, pid: i32, start: Option<u64>) -> Result<()> {
     let start = start.and_then(|s| i64::try_from(s).ok());
     set(
@@ -333,6 +337,8 @@ pub fn mark_start_failed(store: &Store, id: &str, code: i32, msg: &str) -> Resul
 }
 
 /// The runtime started the container's init, host pid `pid`.
+///
+/// Errors: [`EngineError::Db`] when the row cannot be written (a missing row is not an error).
 pub fn mark_running(store: &Store, id: &str, pid: i32) -> Result<()> {
     set(
         store,
@@ -344,6 +350,8 @@ pub fn mark_running(store: &Store, id: &str, pid: i32) -> Result<()> {
 
 /// The init exited with `code` (0-255, 128+signal) and the restart policy brings it back:
 /// state `restarting`, restart count `restart_count`.
+///
+/// Errors: [`EngineError::Db`] when the row cannot be written (a missing row is not an error).
 pub fn mark_restarting(
     store: &Store,
     id: &str,
@@ -379,6 +387,8 @@ pub fn mark_exited(
 
 /// The container's monitor died unobserved (`kill -9`, reboot): exited, keeping an exit code
 /// already recorded, else 137 (killed).
+///
+/// Errors: [`EngineError::Db`] when the row cannot be written (a missing row is not an error).
 pub fn mark_exited_unobserved(store: &Store, id: &str) -> Result<()> {
     set(
         store,
@@ -389,11 +399,15 @@ pub fn mark_exited_unobserved(store: &Store, id: &str) -> Result<()> {
 }
 
 /// A user asked the container to stop (`stop`, `rm -f`): the restart policy no longer applies.
+///
+/// Errors: [`EngineError::Db`] when the row cannot be written (a missing row is not an error).
 pub fn request_stop(store: &Store, id: &str) -> Result<()> {
     set(store, id, "stop_requested = 1", &[])
 }
 
 /// Removal began (`rm`): other commands see `removing`.
+///
+/// Errors: [`EngineError::Db`] when the row cannot be written (a missing row is not an error).
 pub fn mark_removing(store: &Store, id: &str) -> Result<()> {
     set(store, id, "state = ?1", &[&State::Removing.as_str()])
 }
@@ -427,6 +441,8 @@ pub fn rename(store: &Store, id: &str, name: &str) -> Result<()> {
 
 /// Replace the stored configuration (`update`: new limits or restart policy). The monitor and
 /// every later start read it from here.
+///
+/// Errors: [`EngineError::Db`] when the row cannot be written (a missing row is not an error).
 pub fn set_config(store: &Store, id: &str, cfg: &ContainerConfig) -> Result<()> {
     let json = serde_json::to_string(cfg).map_err(|e| EngineError::Other(e.to_string()))?;
     set(store, id, "config = ?1", &[&json])
@@ -445,6 +461,8 @@ pub fn event(store: &Store, c: &Container, action: &str, extra: &[(&str, &str)])
 }
 
 /// Forget the container's row (its name becomes free).
+///
+/// Errors: [`EngineError::Db`] when the row cannot be deleted (a missing row is not an error).
 pub fn delete(store: &Store, id: &str) -> Result<()> {
     migrate(store)?;
     store
@@ -454,6 +472,8 @@ pub fn delete(store: &Store, id: &str) -> Result<()> {
 }
 
 /// Ids of images that some container (in any state) was created from.
+///
+/// Errors: [`EngineError::Db`] when the table cannot be read.
 pub fn image_ids_in_use(store: &Store) -> Result<HashSet<Digest>> {
     migrate(store)?;
     let mut st = store

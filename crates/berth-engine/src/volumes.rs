@@ -94,6 +94,11 @@ const PROPAGATIONS: &[&str] = &[
 /// Parse `-v`: `/host:/ctr[:opts]` (bind), `NAME:/ctr[:opts]` (named volume), `/ctr` (anonymous
 /// volume). Options, comma separated: `ro`, `rw`, `nocopy`, `z`, `Z` (SELinux labels: accepted,
 /// nothing to relabel without SELinux) and a bind propagation (`rprivate`, `shared`, …).
+///
+/// Errors: [`EngineError::InvalidArgument`] naming the flag for a wrong number of fields, a
+/// destination that is not absolute or contains `..`, a source that is neither an absolute host
+/// path nor a volume name, an unknown option, or an option that does not fit the source
+/// (`nocopy` on a host path, a propagation on a volume).
 pub fn parse_volume_flag(s: &str) -> Result<MountRequest> {
     let parts: Vec<&str> = s.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {
@@ -172,6 +177,11 @@ fn parse_bool(flag: &str, k: &str, v: Option<&str>) -> Result<bool> {
 /// `destination`/`dst`/`target`, `readonly`/`ro`, `bind-propagation`, `volume-nocopy`,
 /// `volume-opt`, `volume-driver`, `tmpfs-size` (bytes or with a unit), `tmpfs-mode` (octal),
 /// `consistency` (ignored)).
+///
+/// Errors: [`EngineError::InvalidArgument`] naming the flag for an unknown type or key, a key
+/// without a value, a missing or relative destination, keys of another type, a bind source that
+/// is not absolute or does not exist, an invalid volume name, a volume driver other than
+/// `local`, or a bad propagation, mode or boolean.
 pub fn parse_mount_flag(s: &str) -> Result<MountRequest> {
     let flag = format!("--mount {s:?}");
     let mut ty = "volume".to_string();
@@ -446,6 +456,9 @@ pub fn acquire(store: &Store, id: &str, cfg: &mut ContainerConfig) -> Result<()>
 /// `rootfs`: recreate a missing volume, mount driver volumes, copy the image's content into
 /// empty ones (unless `nocopy`). Returns every bind mount for the runtime spec (the
 /// container's binds and its volumes), parents before children.
+///
+/// Errors: [`EngineError::Volume`] when a volume cannot be found, created, referenced,
+/// mounted or filled from the image.
 pub fn prepare(store: &Store, id: &str, cfg: &ContainerConfig, rootfs: &Path) -> Result<Vec<Bind>> {
     let mut binds = cfg.binds.clone();
     if !cfg.volumes.is_empty() {
@@ -483,6 +496,8 @@ pub fn prepare(store: &Store, id: &str, cfg: &ContainerConfig, rootfs: &Path) ->
 }
 
 /// Forget that container `id` uses any volume (after its row is gone).
+///
+/// Errors: [`EngineError::Volume`] when the references cannot be updated.
 pub fn release(store: &Store, id: &str) -> Result<()> {
     VolumeStore::open(store)
         .and_then(|vs| vs.release(id))
@@ -490,6 +505,9 @@ pub fn release(store: &Store, id: &str) -> Result<()> {
 }
 
 /// Remove the anonymous volumes of a removed container that nothing else uses.
+///
+/// Errors: [`EngineError::Volume`] when a volume cannot be removed (one still in use is kept,
+/// not an error).
 pub fn remove_anonymous(store: &Store, cfg: &ContainerConfig) -> Result<()> {
     let vs = VolumeStore::open(store).map_err(vol_err)?;
     for v in cfg
@@ -521,6 +539,8 @@ pub fn remove_volume(store: &Store, name: &str, force: bool) -> Result<(), Volum
 }
 
 /// `volume prune`: remove unused volumes matching `filter`.
+///
+/// Errors: [`VolumeError`] from the volume store.
 pub fn prune_volumes(store: &Store, filter: &PruneFilter) -> Result<Vec<Pruned>, VolumeError> {
     let vs = VolumeStore::open(store)?;
     let _ = forget_stale(store, &vs);

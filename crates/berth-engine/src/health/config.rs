@@ -65,6 +65,9 @@ pub struct HealthFlags {
 }
 
 /// Parse a Go-style duration (`500ms`, `2s`, `1m30s`, `1h`) into nanoseconds.
+///
+/// Errors: [`EngineError::InvalidArgument`] naming `flag` for empty text, a bare number other
+/// than `0`, an unknown unit, or a value above 10^18 ns.
 pub fn parse_duration(flag: &str, s: &str) -> Result<i64> {
     let bad = || {
         EngineError::InvalidArgument(format!(

@@ -21,6 +21,9 @@ const MAX_OUTPUT: usize = 4096;
 /// `berth __healthcheck ID`: run one probe of a running container and record its result.
 /// Returns 0 when the container is healthy afterwards, 1 when not, 2 when no probe ran (not
 /// running, no check).
+///
+/// Errors: [`EngineError::Db`] when the container or health rows cannot be read or written;
+/// failures of the probe itself are recorded as a result (exit code -1), not returned.
 pub fn probe(store: &Store, id: &str) -> Result<i32> {
     let Some(c) = state::get(store, id)? else {
         return Ok(2);

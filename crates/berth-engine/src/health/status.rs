@@ -53,6 +53,8 @@ pub struct Health {
 }
 
 /// The recorded health of container `id`, if it has a check and has been started.
+///
+/// Errors: [`crate::EngineError::Db`] when the table cannot be read.
 pub fn get(store: &Store, id: &str) -> Result<Option<Health>> {
     migrate(store)?;
     let row = store
@@ -77,6 +79,8 @@ pub fn get(store: &Store, id: &str) -> Result<Option<Health>> {
 }
 
 /// Every container's health status (`container id → status`).
+///
+/// Errors: [`crate::EngineError::Db`] when the table cannot be read.
 pub fn all_status(store: &Store) -> Result<std::collections::HashMap<String, String>> {
     migrate(store)?;
     let mut st = store.db().prepare("SELECT container, status FROM health")?;
@@ -85,6 +89,8 @@ pub fn all_status(store: &Store) -> Result<std::collections::HashMap<String, Str
 }
 
 /// A (re)started container with a check begins as `starting`, without history (Docker).
+///
+/// Errors: [`crate::EngineError::Db`] when the row cannot be written.
 pub fn reset(store: &Store, id: &str) -> Result<()> {
     migrate(store)?;
     store.db().execute(
@@ -96,6 +102,8 @@ pub fn reset(store: &Store, id: &str) -> Result<()> {
 }
 
 /// Forget the health of a removed container.
+///
+/// Errors: [`crate::EngineError::Db`] when the row cannot be deleted.
 pub fn forget(store: &Store, id: &str) -> Result<()> {
     migrate(store)?;
     store
@@ -128,6 +136,9 @@ fn next_state(
 }
 
 /// Record one probe result for container `id`; returns the new status.
+///
+/// Errors: [`crate::EngineError::Db`] when the row cannot be read or written (the update is one
+/// transaction: a failure leaves the previous state).
 pub fn record(
     store: &Store,
     id: &str,

@@ -34,6 +34,10 @@ pub const DAEMON_CONFIG: &str = "daemon.json";
 
 impl LogConfig {
     /// The daemon-wide default from `<root>/daemon.json` (json-file when absent).
+    ///
+    /// Errors: [`EngineError::Io`] when the file exists but cannot be read;
+    /// [`EngineError::InvalidArgument`] naming the file when it is not JSON of that shape or names
+    /// an unknown driver, option or bad value.
     pub fn daemon_default(root: &Path) -> Result<LogConfig> {
         let p = root.join(DAEMON_CONFIG);
         let text = match std::fs::read(&p) {
@@ -88,6 +92,10 @@ impl LogConfig {
     }
 
     /// Check the driver and its options.
+    ///
+    /// Errors: [`EngineError::InvalidArgument`] for an unknown driver, an option the driver does not
+    /// take, a bad `max-size`/`max-file`/`compress` value, `max-file` without `max-size` on
+    /// json-file, or journald on a host without systemd-journald.
     pub fn validate(&self) -> Result<()> {
         let allowed: &[&str] = match self.driver.as_str() {
             "json-file" => &[

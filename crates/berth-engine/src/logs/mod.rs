@@ -46,6 +46,8 @@ impl berth_jsonlog::Sink for Buf {
 /// Append one chunk of output, split into one entry per line (a trailing partial line is its
 /// own entry); bytes that are not UTF-8 become U+FFFD. The encoder is `berth-jsonlog`, the
 /// same as `berth-supervise`'s.
+///
+/// Errors: the write error of `f`.
 pub fn append(f: &mut File, stream: &str, data: &[u8]) -> std::io::Result<()> {
     if data.is_empty() {
         return Ok(());
@@ -67,6 +69,8 @@ pub struct StreamLog {
 
 impl StreamLog {
     /// Log `data` read from `stream`, after what was held back.
+    ///
+    /// Errors: the write error of `f`.
     pub fn write(&mut self, f: &mut File, stream: &str, data: &[u8]) -> std::io::Result<()> {
         self.carry.extend_from_slice(data);
         let tail = berth_jsonlog::utf8_incomplete_tail(&self.carry);
@@ -77,6 +81,8 @@ impl StreamLog {
     }
 
     /// The stream ended: log what was held back (an incomplete sequence becomes U+FFFD).
+    ///
+    /// Errors: the write error of `f`.
     pub fn finish(&mut self, f: &mut File, stream: &str) -> std::io::Result<()> {
         let rest = std::mem::take(&mut self.carry);
         append(f, stream, &rest)

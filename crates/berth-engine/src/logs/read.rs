@@ -31,6 +31,8 @@ pub struct LogOptions {
 
 /// Parse `--since`/`--until`: RFC 3339 (`2024-01-02T03:04:05Z`, or a date), a Unix time
 /// (`1700000000[.5]`), or a duration before now (`10m`, `1h30m`).
+///
+/// Errors: [`crate::EngineError::InvalidArgument`] naming `flag` when `s` is none of these.
 pub fn parse_time(flag: &str, s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -277,6 +279,8 @@ fn first_pass(path: &Path) -> std::io::Result<(Option<Tail>, Vec<String>, bool)>
 /// printing until `running()` is false and everything written has been shown, following the
 /// log across rotations (a writer that rotates faster than the follower polls can make it
 /// skip whole files, never repeat or reorder lines).
+///
+/// Errors: as [`copy`].
 pub fn print(
     path: &Path,
     opts: &LogOptions,
@@ -405,6 +409,9 @@ pub fn copy(
 }
 
 /// Read every entry of a log (rotated files included), for tests and tools.
+///
+/// Errors: a rotated or the current file exists but cannot be read or decompressed; lines
+/// that are not entries are skipped.
 pub fn read_all(path: &Path) -> std::io::Result<Vec<Entry>> {
     let mut lines = Vec::new();
     for (f, gz) in rotated_files(path) {

@@ -33,6 +33,9 @@ impl Rotation {
 
     /// Rotate `f` (the log at `path`) if it is full; `f` then writes the fresh file. The same
     /// scheme as `berth-supervise`'s.
+    ///
+    /// Errors: the size of `f` cannot be read, it cannot be truncated, `path` cannot be renamed to
+    /// `PATH.1` or the fresh file cannot be created (shifting older files is best effort).
     pub fn maybe_rotate(&self, f: &mut File, path: &Path) -> std::io::Result<()> {
         if f.metadata()?.len() < self.max_size {
             return Ok(());

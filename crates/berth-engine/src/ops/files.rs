@@ -32,6 +32,10 @@ fn other(msg: impl Into<String>) -> EngineError {
 /// Run `f` in a new thread whose root directory is the container's root filesystem (mounted
 /// privately for the thread when the container is not running). `f` sees `/` as the
 /// container's `/`.
+///
+/// Errors: what `f` returns; [`EngineError::Image`] when the image's layers cannot be found;
+/// [`EngineError::Other`] when the thread cannot get a private mount namespace or mount or
+/// enter the root filesystem.
 pub fn in_container_root<T: Send>(
     store: &Store,
     c: &Container,
@@ -82,6 +86,9 @@ pub type Change = (char, String);
 
 /// Changes of the container's writable layer against its image (`docker diff`), sorted by
 /// path. Directories holding a change are listed as changed, as Docker does.
+///
+/// Errors: [`EngineError::Image`] when the container's image or its layers cannot be found;
+/// entries of the writable layer that cannot be read are skipped.
 pub fn diff(store: &Store, c: &Container) -> Result<Vec<Change>> {
     let images = ImageStore::open(store)?;
     let image = images.get(&c.image_id)?;
@@ -179,6 +186,9 @@ fn walk_upper(base: &Path, rel: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) 
 }
 
 /// Write a tar of the container's whole root filesystem (`docker export`) to `w`.
+///
+/// Errors: as [`in_container_root`]; [`EngineError::Io`] for a file that cannot be read,
+/// [`EngineError::Other`] when writing to `w` fails.
 pub fn export(store: &Store, c: &Container, w: &mut (dyn Write + Send)) -> Result<()> {
     in_container_root(store, c, || {
         let mut b = tar::Builder::new(w);
@@ -415,6 +425,9 @@ pub fn copy_in_target(
 
 /// A tar of the host path `src` (trusted: the user's own files), the top entry named `name`;
 /// `follow`: follow `src` itself if it is a symlink; `keep_owner`: keep uid/gid (`-a`).
+///
+/// Errors: [`EngineError::Io`] for a path that cannot be resolved or read,
+/// [`EngineError::Other`] when writing to `w` fails.
 pub fn host_tar(
     src: &Path,
     name: &Path,

@@ -25,6 +25,8 @@ pub fn pause(store: &Store, c: &Container) -> Result<()> {
 }
 
 /// [`pause`] with the given host services.
+///
+/// Errors: as [`pause`].
 pub fn pause_with(host: &Host, store: &Store, c: &Container) -> Result<()> {
     if c.state != State::Running {
         return Err(EngineError::NotRunning(c.name.clone()));
@@ -48,6 +50,8 @@ pub fn unpause(store: &Store, c: &Container) -> Result<()> {
 }
 
 /// [`unpause`] with the given host services.
+///
+/// Errors: as [`unpause`].
 pub fn unpause_with(host: &Host, store: &Store, c: &Container) -> Result<()> {
     if !is_paused_with(host, c) {
         return Err(EngineError::InvalidArgument(format!(

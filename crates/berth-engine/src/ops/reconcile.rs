@@ -12,21 +12,30 @@ use crate::state::{self, Container, State};
 use crate::Result;
 
 /// Containers whose monitor died are marked exited and their mounts and network released.
+///
+/// Errors: [`crate::EngineError::Db`] when the rows cannot be read; releasing a container's
+/// resources is best effort (failures are logged).
 pub fn reconcile(store: &Store) -> Result<()> {
     reconciled_rows(store).map(|_| ())
 }
 
 /// [`reconcile`], returning every container row as it is afterwards (newest first).
+///
+/// Errors: as [`reconcile`].
 pub fn reconciled_rows(store: &Store) -> Result<Vec<Container>> {
     reconciled_rows_with(&Host::real(), store)
 }
 
 /// [`reconcile`] with the given host services.
+///
+/// Errors: as [`reconcile`].
 pub fn reconcile_with(host: &Host, store: &Store) -> Result<()> {
     reconciled_rows_with(host, store).map(|_| ())
 }
 
 /// [`reconciled_rows`] with the given host services.
+///
+/// Errors: as [`reconcile`].
 pub fn reconciled_rows_with(host: &Host, store: &Store) -> Result<Vec<Container>> {
     state::migrate(store)?;
     let all = state::all(store)?;
@@ -91,6 +100,8 @@ pub(crate) fn reconcile_one(host: &Host, store: &Store, c: &Container) {
 
 /// Remove container directories that have no row (crash between mkdir and insert) and are
 /// older than a minute (a concurrent `create` may be between mkdir and insert).
+///
+/// Errors: [`crate::EngineError::Db`] when the rows cannot be read; removals are best effort.
 pub fn sweep(store: &Store) -> Result<()> {
     let dir = store.root().join("containers");
     let Ok(rd) = std::fs::read_dir(&dir) else {

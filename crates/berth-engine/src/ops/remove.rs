@@ -21,6 +21,8 @@ pub fn remove(store: &Store, c: &Container, force: bool) -> Result<()> {
 }
 
 /// [`remove`] with the given host services.
+///
+/// Errors: as [`remove`].
 pub fn remove_with(host: &Host, store: &Store, c: &Container, force: bool) -> Result<()> {
     let fresh = state::get(store, &c.id)?.ok_or_else(|| EngineError::NotFound(c.name.clone()))?;
     if fresh.state.is_active() && state::monitor_alive(&fresh) {

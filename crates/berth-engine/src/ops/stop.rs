@@ -19,6 +19,8 @@ pub fn kill(store: &Store, c: &Container, sig: i32) -> Result<()> {
 }
 
 /// [`kill`] with the given host services.
+///
+/// Errors: as [`kill`].
 pub fn kill_with(host: &Host, store: &Store, c: &Container, sig: i32) -> Result<()> {
     let fresh = state::get(store, &c.id)?.ok_or_else(|| EngineError::NotFound(c.name.clone()))?;
     match (fresh.state, fresh.pid) {
@@ -57,6 +59,8 @@ pub fn stop(store: &Store, c: &Container, timeout: Option<u32>) -> Result<()> {
 }
 
 /// [`stop`] with the given host services.
+///
+/// Errors: as [`stop`].
 pub fn stop_with(host: &Host, store: &Store, c: &Container, timeout: Option<u32>) -> Result<()> {
     state::request_stop(store, &c.id)?;
     let fresh = state::get(store, &c.id)?.ok_or_else(|| EngineError::NotFound(c.name.clone()))?;
@@ -111,6 +115,8 @@ pub(super) fn wait_state(host: &Host, store: &Store, id: &str, timeout: Duration
 }
 
 /// Block until the container is not running; returns its exit code (0 if none is recorded).
+///
+/// Errors: [`EngineError::Db`] when the row cannot be read.
 pub fn wait(store: &Store, c: &Container) -> Result<i32> {
     let host = Host::real();
     loop {

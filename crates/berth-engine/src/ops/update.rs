@@ -71,6 +71,8 @@ pub fn update(store: &Store, c: &Container, req: &UpdateRequest) -> Result<Vec<S
 }
 
 /// [`update`] with the given host services.
+///
+/// Errors: as [`update`].
 pub fn update_with(
     host: &Host,
     store: &Store,

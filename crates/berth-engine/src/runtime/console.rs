@@ -33,6 +33,8 @@ impl ConsoleSocket {
     }
 
     /// Wait for the runtime to send the pty master.
+    ///
+    /// Errors: [`EngineError::Io`] when accepting fails or the message carries no file descriptor.
     pub fn receive(&self) -> Result<OwnedFd> {
         let (stream, _) = self
             .listener

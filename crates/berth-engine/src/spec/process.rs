@@ -21,6 +21,9 @@ pub fn container_caps(sec: &SecurityConfig) -> Vec<String> {
 }
 
 /// The process part shared by the container's init and `exec`.
+///
+/// Errors: [`EngineError::InvalidArgument`] for an unknown `--ulimit` name;
+/// [`EngineError::Other`] when the OCI spec builders refuse a value.
 #[allow(clippy::too_many_arguments)]
 pub fn process(
     sec: &SecurityConfig,
@@ -161,6 +164,8 @@ pub fn group_ids(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>> {
 
 /// The container's `linux.seccomp`: none when privileged or unconfined, else the chosen
 /// profile converted for the container's capabilities and the host's architecture.
+///
+/// Errors: as [`crate::seccomp::Profile::to_oci`].
 pub fn seccomp(sec: &SecurityConfig) -> Result<Option<oci_spec::runtime::LinuxSeccomp>> {
     if sec.privileged {
         return Ok(None);
