@@ -107,11 +107,11 @@ pub struct NamespaceModes {
 /// The raw flags, as given on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct ResourceFlags {
-    /// `--cpu-shares`.
+    /// `--cpu-shares`: relative CPU weight (Docker's default 1024).
     pub cpu_shares: Option<i64>,
-    /// `--cpuset-cpus`.
+    /// `--cpuset-cpus`: CPUs allowed, as a list (`0-3,5`).
     pub cpuset_cpus: Option<String>,
-    /// `--cpuset-mems`.
+    /// `--cpuset-mems`: memory nodes allowed, as a list (`0,1`).
     pub cpuset_mems: Option<String>,
     /// `--cpu-period` (µs).
     pub cpu_period: Option<i64>,
@@ -119,15 +119,15 @@ pub struct ResourceFlags {
     pub cpu_quota: Option<i64>,
     /// `--memory-swap` (bytes with unit, or -1).
     pub memory_swap: Option<String>,
-    /// `--memory-reservation`.
+    /// `--memory-reservation`: soft limit, bytes with an optional unit (`512m`).
     pub memory_reservation: Option<String>,
-    /// `--memory-swappiness`.
+    /// `--memory-swappiness`: 0-100 (-1: the host's).
     pub memory_swappiness: Option<i64>,
     /// `--oom-kill-disable`.
     pub oom_kill_disable: bool,
-    /// `--oom-score-adj`.
+    /// `--oom-score-adj`: -1000 to 1000, added to the kernel's OOM score.
     pub oom_score_adj: Option<i64>,
-    /// `--blkio-weight`.
+    /// `--blkio-weight`: 10-1000 (0: unset).
     pub blkio_weight: Option<i64>,
     /// `--blkio-weight-device PATH:WEIGHT`.
     pub blkio_weight_device: Vec<String>,

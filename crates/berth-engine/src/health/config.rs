@@ -58,7 +58,8 @@ pub struct HealthFlags {
     pub start_period: Option<String>,
     /// `--health-start-interval`.
     pub start_interval: Option<String>,
-    /// `--health-retries`.
+    /// `--health-retries`: consecutive failures that make the container unhealthy (0:
+    /// Docker's default, 3).
     pub retries: Option<i64>,
     /// `--no-healthcheck`.
     pub disable: bool,
