@@ -5,6 +5,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::json;
 
+use berth_engine::ops;
+
 use crate::http::{self, Resp};
 use crate::router::Req;
 use crate::server::App;
@@ -150,7 +152,8 @@ struct ConnectBody {
 
 /// `POST /networks/{id}/connect` (`{"Container": …, "EndpointConfig": {"Aliases": […]}}`)
 /// and `/disconnect` (`{"Container": …, "Force": …}`): 200; 404 for an unknown container
-/// or network; the same library calls as `berth network connect|disconnect`.
+/// or network; the same library calls as `berth network connect|disconnect`
+/// (`ops::connect_network`, `ops::disconnect_network`), for running and stopped containers.
 pub async fn connect(app: &Arc<App>, net: String, mut r: Req, on: bool) -> Result<Resp> {
     let b: ConnectBody = crate::containers::read_json(&mut r.inner).await?;
     if b.container.is_empty() {
@@ -158,28 +161,22 @@ pub async fn connect(app: &Arc<App>, net: String, mut r: Req, on: bool) -> Resul
             "Container: give the container to connect".into(),
         ));
     }
-    let _ = b.force;
     app.blocking(move |store| {
         let c = crate::containers::find(store, &b.container)?;
-        let network = berth_net::get_network(store, &net)?;
         let res = if on {
-            berth_net::connect(
-                store,
-                &c.id,
-                &berth_net::Attachment {
-                    network: network.name,
-                    aliases: b
-                        .endpoint_config
-                        .and_then(|e| e.aliases)
-                        .unwrap_or_default(),
-                },
-            )
-            .map(|_| ())
+            let att = berth_net::Attachment {
+                network: net,
+                aliases: b
+                    .endpoint_config
+                    .and_then(|e| e.aliases)
+                    .unwrap_or_default(),
+            };
+            ops::connect_network(store, &c, &att)
         } else {
-            berth_net::disconnect(store, &c.id, &network.name)
+            ops::disconnect_network(store, &c, &net, b.force)
         };
         res.map_err(|e| match e {
-            berth_net::NetError::Other(m) => ApiError::Conflict(m),
+            berth_engine::EngineError::Net(berth_net::NetError::Other(m)) => ApiError::Conflict(m),
             e => e.into(),
         })
     })

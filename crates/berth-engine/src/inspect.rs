@@ -13,7 +13,8 @@ use crate::state::{Container, State};
 pub fn container_json(store: &Store, c: &Container) -> serde_json::Value {
     let running = c.state == State::Running;
     let paused = crate::ops::is_paused(c);
-    let net_settings = berth_net::network_settings(store, &c.id).unwrap_or_else(|_| json!({}));
+    let mut net_settings = berth_net::network_settings(store, &c.id).unwrap_or_else(|_| json!({}));
+    configured_networks(store, c, &mut net_settings);
     let exposed: serde_json::Map<String, serde_json::Value> = berth_image::ImageStore::open(store)
         .and_then(|i| i.get(&c.image_id))
         .ok()
@@ -135,4 +136,41 @@ fn host_config_more(c: &Container) -> serde_json::Value {
                 format!("/{n}:/{}/{a}", c.name)
             }).collect::<Vec<_>>()),
     })
+}
+
+/// Add to `NetworkSettings.Networks` the networks the container is configured for but not
+/// attached to (a stopped container, or one connected while stopped), with empty addresses
+/// as Docker shows them.
+fn configured_networks(store: &Store, c: &Container, settings: &mut serde_json::Value) {
+    let NetworkMode::Networks(list) = &c.config.network else {
+        return;
+    };
+    let Some(nets) = settings
+        .get_mut("Networks")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    for a in list {
+        let (name, id) = match berth_net::get_network(store, &a.network) {
+            Ok(n) => (n.name, n.id),
+            Err(_) => (a.network.clone(), String::new()),
+        };
+        if nets.contains_key(&name) {
+            continue;
+        }
+        nets.insert(
+            name,
+            json!({
+                "Aliases": if a.aliases.is_empty() { serde_json::Value::Null } else { json!(a.aliases) },
+                "NetworkID": id,
+                "EndpointID": "",
+                "Gateway": "",
+                "IPAddress": "",
+                "IPPrefixLen": 0,
+                "MacAddress": "",
+                "DNSNames": serde_json::Value::Null,
+            }),
+        );
+    }
 }

@@ -1,4 +1,6 @@
-//! `network connect` / `network disconnect` of a running container.
+//! `network connect` / `network disconnect` of a running container's live endpoint (the
+//! engine's `ops::connect_network` also records the change in the container's configuration and
+//! handles stopped containers).
 
 use std::collections::HashSet;
 use std::fs;

@@ -183,6 +183,21 @@ pub fn setup_with(store: &Store, be: &Backend, cfg: &NetConfig, dir: &Path) -> R
             write_plain_files(&be.conf, &out, cfg, &add_hosts)?;
             out.netns_path = Some(ns);
         }
+        NetworkMode::Networks(atts) if atts.is_empty() => {
+            // Disconnected from every network (`network disconnect` while stopped): only
+            // loopback, as Docker; `network connect` can attach it later.
+            sb.mode = "networks".into();
+            let ns = default_netns_path(store.root(), id);
+            sb.netns = Some(ns.clone());
+            sb.owns_netns = true;
+            state::immediate(store.db(), |db| state::insert_sandbox(db, &sb))?;
+            if let Err(e) = create_netns(be, &ns) {
+                let _ = teardown_with(store, be, id);
+                return Err(e);
+            }
+            write_plain_files(&be.conf, &out, cfg, &add_hosts)?;
+            out.netns_path = Some(ns);
+        }
         NetworkMode::Networks(atts) => {
             sb.mode = "networks".into();
             match setup_networks(store, be, cfg, atts, &mut sb, &add_hosts, &mut out) {

@@ -1488,3 +1488,76 @@ fn docker_cp_archive_flags_copy_uid_gid_and_no_overwrite() {
     );
     assert_eq!(st, 400);
 }
+
+/// `POST /networks/{id}/connect|disconnect` on created and exited containers (refused
+/// before): the network is attached at the next start, as with Docker; docker and berth
+/// inspect agree.
+#[test]
+fn docker_network_connect_and_disconnect_stopped_containers() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    let net = format!("apist{}", std::process::id());
+    let fmt = "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}";
+    docker_ok(&svc, &["network", "create", &net]);
+    docker_ok(
+        &svc,
+        &["create", "--name", "nst", "busybox", "sleep", "300"],
+    );
+    docker_ok(&svc, &["network", "connect", "--alias", "nsa", &net, "nst"]);
+    let d = docker_ok(&svc, &["inspect", "--format", fmt, "nst"]);
+    assert!(d.contains(&format!("{net}= ")), "{d}");
+    assert_eq!(d, env.ok(&["inspect", "--format", fmt, "nst"]));
+    docker_ok(&svc, &["start", "nst"]);
+    let ip = docker_ok(
+        &svc,
+        &[
+            "inspect",
+            "--format",
+            &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
+            "nst",
+        ],
+    );
+    assert!(ip.trim().parse::<std::net::Ipv4Addr>().is_ok(), "{ip:?}");
+    docker_ok(&svc, &["stop", "-t", "1", "nst"]);
+    docker_ok(&svc, &["network", "disconnect", &net, "nst"]);
+    let d = docker_ok(&svc, &["inspect", "--format", fmt, "nst"]);
+    assert!(!d.contains(&net), "{d}");
+    let bad = docker(&svc, &["network", "disconnect", &net, "nst"]);
+    assert!(!bad.status.success());
+    // Raw requests on the exited container.
+    let (st, _, body) = http(
+        &svc.socket,
+        "POST",
+        &format!("/networks/{net}/connect"),
+        r#"{"Container":"nst","EndpointConfig":{"Aliases":["nsb"]}}"#,
+    );
+    assert_eq!(st, 200, "{body}");
+    docker_ok(&svc, &["start", "nst"]);
+    let ips = env.ok(&["exec", "nst", "ip", "-o", "-4", "addr"]);
+    assert_eq!(
+        ips.lines().filter(|l| !l.contains(" lo ")).count(),
+        2,
+        "{ips}"
+    );
+    let (st, _, body) = http(
+        &svc.socket,
+        "POST",
+        "/networks/nosuchnet-st/disconnect",
+        r#"{"Container":"nst","Force":true}"#,
+    );
+    assert_eq!(st, 409, "{body}");
+    let (st, _, body) = http(
+        &svc.socket,
+        "POST",
+        "/networks/nosuchnet-st/connect",
+        r#"{"Container":"nst"}"#,
+    );
+    assert_eq!(st, 404, "{body}");
+    docker_ok(&svc, &["rm", "-f", "nst"]);
+    docker_ok(&svc, &["network", "rm", &net]);
+}

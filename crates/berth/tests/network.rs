@@ -594,3 +594,114 @@ fn host_and_container_modes() {
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
+
+/// The IPv4 addresses (not loopback) inside a running container.
+fn addrs_in(env: &TestEnv, c: &str) -> Vec<String> {
+    env.ok(&["exec", c, "ip", "-o", "-4", "addr"])
+        .lines()
+        .filter(|l| !l.contains(" lo "))
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_string))
+        .collect()
+}
+
+/// Network names in a container's inspect document.
+fn inspect_nets(env: &TestEnv, c: &str) -> String {
+    env.ok(&[
+        "inspect",
+        "--format",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}",
+        c,
+    ])
+}
+
+/// `network connect|disconnect` of created and exited containers change what the next start
+/// attaches (Docker's behaviour); a running container's connect and disconnect survive a
+/// restart.
+#[test]
+fn connect_and_disconnect_stopped_containers() {
+    setup!(env, net, "nettest/stopped:1", &[]);
+    let a = format!("{}-sa", net.prefix);
+    env.ok(&["network", "create", &a]);
+    env.ok(&[
+        "create",
+        "--name",
+        "stc",
+        "--hostname",
+        "stchost",
+        "nettest/stopped:1",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    // Created: connect is recorded, shown by inspect without an address, attached at start.
+    env.ok(&["network", "connect", "--alias", "stweb", &a, "stc"]);
+    let nets = inspect_nets(&env, "stc");
+    assert!(nets.contains(&format!("{a}= ")), "{nets}");
+    // Connecting again while stopped changes nothing (as Docker).
+    env.ok(&["network", "connect", &a, "stc"]);
+    env.ok(&["start", "stc"]);
+    assert_eq!(addrs_in(&env, "stc").len(), 2);
+    let mut got = String::new();
+    for _ in 0..20 {
+        let out = env.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            &a,
+            "nettest/stopped:1",
+            "wget",
+            "-qO-",
+            "http://stweb/hostname",
+        ]);
+        got = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(got.trim(), "stchost");
+    // Exited: disconnect is recorded; the next start leaves that network out.
+    env.ok(&["stop", "-t", "1", "stc"]);
+    env.ok(&["network", "disconnect", &a, "stc"]);
+    assert!(!inspect_nets(&env, "stc").contains(&a));
+    let (_, err) = env.fails(&["network", "disconnect", &a, "stc"]);
+    assert!(err.contains("not connected"), "{err}");
+    env.ok(&["start", "stc"]);
+    assert_eq!(addrs_in(&env, "stc").len(), 1);
+    // Running: connect and disconnect are kept across a restart.
+    env.ok(&["network", "connect", &a, "stc"]);
+    assert_eq!(addrs_in(&env, "stc").len(), 2);
+    env.ok(&["restart", "-t", "1", "stc"]);
+    assert_eq!(addrs_in(&env, "stc").len(), 2);
+    env.ok(&["network", "disconnect", "bridge", "stc"]);
+    env.ok(&["restart", "-t", "1", "stc"]);
+    assert_eq!(addrs_in(&env, "stc").len(), 1);
+    let nets = inspect_nets(&env, "stc");
+    assert!(nets.contains(&a) && !nets.contains("berth="), "{nets}");
+    // Disconnected from every network: only loopback at the next start.
+    env.ok(&["stop", "-t", "1", "stc"]);
+    env.ok(&["network", "disconnect", &a, "stc"]);
+    env.ok(&["start", "stc"]);
+    assert!(addrs_in(&env, "stc").is_empty());
+    env.ok(&["rm", "-f", "stc"]);
+    // Errors: an unknown network; a container networked with none.
+    env.ok(&[
+        "create",
+        "--name",
+        "stn",
+        "--network",
+        "none",
+        "nettest/stopped:1",
+    ]);
+    let (_, err) = env.fails(&["network", "connect", &a, "stn"]);
+    assert!(err.contains("none"), "{err}");
+    let (_, err) = env.fails(&["network", "connect", "nosuchnet-st", "stn"]);
+    assert!(err.contains("not found"), "{err}");
+    env.ok(&["rm", "-f", "stn"]);
+    env.ok(&["network", "rm", &a]);
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}

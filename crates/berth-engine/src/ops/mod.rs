@@ -7,12 +7,14 @@
 //! - [`remove`](remove()): release everything and forget the container.
 //! - [`reconcile`](reconcile()): containers whose monitor died are recorded as exited.
 //! - [`update`](update()): new cgroup limits and restart policy, running or not.
+//! - [`connect_network`], [`disconnect_network`]: a container's networks, running or not.
 //!
 //! Each public operation uses the real host ([`crate::host::Host::real`]); the `*_with`
 //! variants take the host services as trait objects, so tests run them against fakes.
 
 mod create;
 mod files;
+mod network;
 mod pause;
 mod reconcile;
 mod remove;
@@ -28,6 +30,7 @@ pub use files::{
     copy_out, diff, export, host_tar, in_container_root, lifetime_cpu_percent, stats, top, Change,
     CopyInOptions, Stats,
 };
+pub use network::{connect_network, disconnect_network};
 pub use pause::{
     is_paused, is_paused_with, pause, pause_with, thaw_if_frozen, unpause, unpause_with,
 };

@@ -198,19 +198,21 @@ pub fn network_cmd(ctx: &Ctx, c: NetworkCmd) -> Result<i32> {
             }
         }
         NetworkCmd::Connect(a) => {
-            let (id, _name) = find_container(store, &a.container)?;
-            berth_net::connect(
+            let c = berth_engine::state::lookup(store, &a.container).map_err(|e| anyhow!("{e}"))?;
+            berth_engine::ops::connect_network(
                 store,
-                &id,
+                &c,
                 &berth_net::Attachment {
                     network: a.network,
                     aliases: a.alias,
                 },
-            )?;
+            )
+            .map_err(|e| anyhow!("{e}"))?;
         }
         NetworkCmd::Disconnect(a) => {
-            let (id, _name) = find_container(store, &a.container)?;
-            berth_net::disconnect(store, &id, &a.network)?;
+            let c = berth_engine::state::lookup(store, &a.container).map_err(|e| anyhow!("{e}"))?;
+            berth_engine::ops::disconnect_network(store, &c, &a.network, a.force)
+                .map_err(|e| anyhow!("{e}"))?;
         }
         NetworkCmd::Reset => berth_net::reset(store)?,
         NetworkCmd::Exists(a) => {
