@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cmd::{
-    build, compose, container, files, image, internal, network, registry, sif, system, update,
-    volume, Ctx,
+    build, compose, container, files, image, internal, network, registry, shell, sif, system,
+    update, volume, Ctx,
 };
 
 /// Run containers without a daemon.
@@ -150,7 +150,13 @@ enum Cmd {
     #[command(subcommand)]
     Sif(sif::SifCmd),
 
+    // ---- shell integration ----
+    /// Print a completion script for bash, zsh or fish.
+    Completion(shell::CompletionArgs),
+
     // ---- internal ----
+    #[command(name = "__man", hide = true)]
+    Man(shell::ManArgs),
     #[command(name = "__monitor", hide = true)]
     Monitor(internal::MonitorArgs),
     #[command(name = "__healthcheck", hide = true)]
@@ -179,7 +185,7 @@ fn cli_command() -> clap::Command {
             })
             .mut_subcommands(negative_numbers)
     }
-    negative_numbers(Cli::command())
+    shell::with_name_completion(negative_numbers(Cli::command()))
 }
 
 fn parse_cli(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
@@ -217,6 +223,7 @@ fn exit_status(e: &anyhow::Error, failure_code: u8) -> u8 {
 fn main() -> ExitCode {
     cmd::output::end_quietly_on_broken_pipe();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    shell::complete_if_asked(&argv, cli_command);
     let argv = sif::argv_for_alias(&argv).unwrap_or(argv);
     let cli = match parse_cli(argv) {
         Ok(c) => c,
@@ -279,6 +286,8 @@ fn main() -> ExitCode {
         Cmd::Port(a) => network::port(&ctx, a),
         Cmd::Compose(a) => compose::compose(&ctx, a),
         Cmd::Sif(c) => sif::sif_cmd(&ctx, c),
+        Cmd::Completion(a) => shell::completion(a),
+        Cmd::Man(a) => shell::man(cli_command(), a),
         Cmd::Monitor(a) => internal::monitor(&ctx, a),
         Cmd::Healthcheck(a) => internal::healthcheck(&ctx, a),
         Cmd::CompressLog(a) => internal::compress_log(a),

@@ -10,6 +10,7 @@
 //! Tars coming in are extracted with `berth_image::unpack_layer` (openat2
 //! `RESOLVE_IN_ROOT` for every entry) inside that chroot.
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Write};
@@ -201,13 +202,29 @@ pub fn export(store: &Store, c: &Container, w: &mut (dyn Write + Send)) -> Resul
 
 /// Add `src` (a path in the current root) to the tar as `name`, recursing into directories
 /// without following symlinks. `keep_owner`: the files' uid/gid, else 0/0. `top` marks the
-/// root of an export (whose `/proc`, `/sys` contents are skipped).
+/// root of an export (whose `/proc`, `/sys` contents are skipped). A regular file met again
+/// through another hardlink in the tree becomes a hardlink entry naming the first one, so
+/// extracting the tar links them again (as Docker's archiver does).
 fn append_tree<W: Write>(
     b: &mut tar::Builder<W>,
     src: &Path,
     name: &Path,
     keep_owner: bool,
     top: bool,
+) -> Result<()> {
+    let mut links = HashMap::new();
+    append_entry(b, src, name, keep_owner, top, &mut links)
+}
+
+/// [`append_tree`]'s recursion; `links`: the tar name of the first entry written for each
+/// (device, inode) of a regular file with more than one link.
+fn append_entry<W: Write>(
+    b: &mut tar::Builder<W>,
+    src: &Path,
+    name: &Path,
+    keep_owner: bool,
+    top: bool,
+    links: &mut HashMap<(u64, u64), PathBuf>,
 ) -> Result<()> {
     let md = fs::symlink_metadata(src).map_err(|e| EngineError::io(src, e))?;
     let mut h = tar::Header::new_gnu();
@@ -241,12 +258,13 @@ fn append_tree<W: Write>(
                     .map_err(tar_err)?;
                 continue;
             }
-            append_tree(
+            append_entry(
                 b,
                 &src.join(e.file_name()),
                 &name.join(e.file_name()),
                 keep_owner,
                 false,
+                links,
             )?;
         }
     } else if ft.is_symlink() {
@@ -254,6 +272,15 @@ fn append_tree<W: Write>(
         h.set_size(0);
         b.append_link(&mut h, name, &target).map_err(tar_err)?;
     } else if ft.is_file() {
+        if md.nlink() > 1 {
+            if let Some(first) = links.get(&(md.dev(), md.ino())) {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                b.append_link(&mut h, name, first).map_err(tar_err)?;
+                return Ok(());
+            }
+            links.insert((md.dev(), md.ino()), name.to_path_buf());
+        }
         let f = fs::File::open(src).map_err(|e| EngineError::io(src, e))?;
         b.append_data(&mut h, name, f).map_err(tar_err)?;
     } else {

@@ -542,21 +542,21 @@ impl Unpacker {
                         )
                     })?;
                 let tname = OsStr::from_bytes(tname).to_owned();
-                match rfs::statat(&tdir, &tname, AtFlags::SYMLINK_NOFOLLOW) {
+                let tkind = match rfs::statat(&tdir, &tname, AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                         return Err(entry_err(
                             shown,
                             format!("hardlink target {tshown:?} is a directory"),
                         ))
                     }
-                    Ok(_) => {}
+                    Ok(st) => FileType::from_raw_mode(st.st_mode),
                     Err(err) => {
                         return Err(entry_err(
                             shown,
                             format!("hardlink target {tshown:?} is not in the layer (yet): {err}"),
                         ))
                     }
-                }
+                };
                 self.parent(parent, shown)?;
                 let dir = self.pfd();
                 self.clear(dir, &name, false, shown)?;
@@ -566,6 +566,10 @@ impl Unpacker {
                         format!("cannot create hardlink to {tshown:?}: {err}"),
                     )
                 })?;
+                // The link's header describes the shared inode as of this entry: its owner,
+                // mode, xattrs and mtime win over the first entry's (as Docker's and
+                // containerd's extractors apply them), except on a hardlinked symlink.
+                self.link_meta(dir, &name, tkind, owner, mode, &xattrs, mtime, shown)?;
                 self.cache = None;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {

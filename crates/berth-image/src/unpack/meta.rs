@@ -4,7 +4,7 @@ use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 
-use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
 use super::extract::{entry_err, Unpacker};
@@ -76,6 +76,43 @@ impl Unpacker {
             rfs::futimens(&fd, &times(t))
                 .map_err(|err| entry_err(shown, format!("cannot set mtime: {err}")))?;
         }
+        Ok(())
+    }
+
+    /// Apply a hardlink entry's metadata to the inode it names (`dir`/`name`, of type
+    /// `kind`): a regular file through a descriptor, a device or FIFO by name (never opened),
+    /// a symlink's owner only.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn link_meta(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        kind: FileType,
+        owner: (u32, u32),
+        mode: u32,
+        xattrs: &[(String, Vec<u8>)],
+        mtime: u64,
+        shown: &str,
+    ) -> Result<()> {
+        if kind == FileType::Symlink {
+            return self.chown_at(dir, name, owner, shown);
+        }
+        if kind == FileType::RegularFile {
+            let opened = rfs::openat(
+                dir,
+                name,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+            );
+            if let Ok(fd) = opened {
+                return self.set_meta_fd(&fd, owner, mode, xattrs, Some(mtime), shown);
+            }
+        }
+        self.chown_at(dir, name, owner, shown)?;
+        rfs::chmodat(dir, name, Mode::from_raw_mode(mode), AtFlags::empty())
+            .map_err(|err| entry_err(shown, format!("cannot set mode {mode:o}: {err}")))?;
+        self.xattrs_at(dir, name, xattrs, shown)?;
+        let _ = rfs::utimensat(dir, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW);
         Ok(())
     }
 

@@ -268,6 +268,39 @@ fn hardlinks_and_long_names() {
     );
 }
 
+/// A hardlink entry's header carries the shared inode's metadata as of that entry (Docker's
+/// and containerd's extractors chmod, chown and touch the link): a later 0755 link makes a
+/// 0644 file executable, a link naming another owner changes the owner.
+#[test]
+fn hardlink_header_metadata_applies_to_the_inode() {
+    let s = Scratch::new();
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, "bin/tool", 0o644, b"#!/bin/sh\n");
+    let mut h = header(tar::EntryType::Link, 0o4755);
+    h.set_uid(12);
+    h.set_gid(34);
+    h.set_mtime(1_700_000_000);
+    b.append_link(&mut h, "bin/alias", "bin/tool").unwrap();
+    let mut h = header(tar::EntryType::Symlink, 0o777);
+    b.append_link(&mut h, "bin/sym", "tool").unwrap();
+    let mut h = header(tar::EntryType::Link, 0o600);
+    b.append_link(&mut h, "bin/sym2", "bin/sym").unwrap();
+    unpack(&s, b.into_inner().unwrap()).unwrap();
+    let md = fs::metadata(s.dest().join("bin/tool")).unwrap();
+    assert_eq!(md.mode() & 0o7777, 0o4755);
+    assert_eq!(md.mtime(), 1_700_000_000);
+    if rustix::process::geteuid().is_root() {
+        assert_eq!((md.uid(), md.gid()), (12, 34));
+    }
+    // A hardlinked symlink stays a symlink pointing where it did.
+    let sym = fs::symlink_metadata(s.dest().join("bin/sym2")).unwrap();
+    assert!(sym.file_type().is_symlink());
+    assert_eq!(
+        fs::read_link(s.dest().join("bin/sym2")).unwrap(),
+        PathBuf::from("tool")
+    );
+}
+
 #[test]
 fn whiteouts_become_overlay_format() {
     let s = Scratch::new();

@@ -11,6 +11,7 @@ pub mod internal;
 pub mod network;
 pub mod output;
 pub mod registry;
+pub mod shell;
 pub mod sif;
 pub mod system;
 pub mod update;

@@ -376,8 +376,10 @@ impl TarBuilder {
         self
     }
 
-    pub fn hardlink(&mut self, path: &str, target: &str) -> &mut Self {
-        let mut h = Self::header(tar::EntryType::Link, 0o644, 0, 0);
+    /// A hardlink entry; `mode` is the shared inode's mode (extractors apply it, as Docker's
+    /// does, so it must be the target's).
+    pub fn hardlink(&mut self, path: &str, target: &str, mode: u32) -> &mut Self {
+        let mut h = Self::header(tar::EntryType::Link, mode, 0, 0);
         self.b.append_link(&mut h, path, target).unwrap();
         self
     }
@@ -437,7 +439,7 @@ pub fn busybox_rootfs() -> Vec<u8> {
     for (i, a) in APPLETS.iter().enumerate() {
         // Mix hardlinks and symlinks, as real images do.
         if i % 2 == 0 {
-            t.hardlink(&format!("bin/{a}"), "bin/busybox");
+            t.hardlink(&format!("bin/{a}"), "bin/busybox", 0o755);
         } else {
             t.symlink(&format!("bin/{a}"), "busybox");
         }
