@@ -18,6 +18,7 @@ need_pkgs=(
   docker.io                                          # tests: a private dockerd as the confinement oracle
   apparmor                                           # apparmor_parser: loads berth-default; tests compile it
   golang-github-containers-common                    # tests: Podman's seccomp.json loads unchanged
+  groff-base                                         # tests: man pages checked with groff
 )
 missing=()
 for p in "${need_pkgs[@]}"; do
@@ -77,6 +78,15 @@ for alias in singularity apptainer; do
   fi
 done
 
+# Shell completions (dynamic: they ask berth for container, image, network and volume names)
+# and man pages (berth.1 and one berth-COMMAND.1 per subcommand).
+install -d /usr/share/bash-completion/completions /usr/local/share/zsh/site-functions \
+  /usr/share/fish/vendor_completions.d /usr/local/share/man/man1
+berth completion bash > /usr/share/bash-completion/completions/berth
+berth completion zsh > /usr/local/share/zsh/site-functions/_berth
+berth completion fish > /usr/share/fish/vendor_completions.d/berth.fish
+berth __man /usr/local/share/man/man1
+if command -v mandb >/dev/null; then mandb -q /usr/local/share/man || true; fi
 
 # The Docker Engine API: the `berth` group may use the socket (0660 root:berth, like Docker's
 # `docker` group); systemd socket activation where systemd runs.
