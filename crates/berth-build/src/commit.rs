@@ -106,5 +106,38 @@ pub fn commit(store: &Store, name_or_id: &str, opts: &CommitOptions) -> Result<D
     }
     let bytes = serde_json::to_vec(&doc).map_err(|e| BuildError::Other(e.to_string()))?;
     let tags: Vec<Reference> = tags.into_iter().collect();
-    Ok(images.commit_image(&bytes, &layers, None, &tags, None)?)
+    let id = images.commit_image(&bytes, &layers, None, &tags, None)?;
+    // Docker's events for `commit`: the image `tag`, then the container's `commit` with the
+    // comment and the new image's id and reference.
+    let refs = record_tag_events(store, &id, &tags);
+    let image_ref = refs.first().cloned().unwrap_or_default();
+    berth_engine::state::event(
+        store,
+        &c,
+        "commit",
+        &[
+            ("comment", opts.message.as_deref().unwrap_or_default()),
+            ("imageID", id.as_str()),
+            ("imageRef", &image_ref),
+        ],
+    );
+    Ok(id)
+}
+
+/// Record Docker's image `tag` event for each of `tags` now naming image `id` (actor: the id;
+/// `name`: the familiar reference, `:latest` added when no tag was given); returns those
+/// names.
+pub(crate) fn record_tag_events(store: &Store, id: &Digest, tags: &[Reference]) -> Vec<String> {
+    let mut names = Vec::new();
+    for t in tags {
+        let t = if t.tag().is_none() && t.digest().is_none() {
+            t.with_tag(berth_image::reference::DEFAULT_TAG)
+        } else {
+            t.clone()
+        };
+        let name = t.familiar();
+        berth_events::record(store, "image", "tag", id.as_str(), &[("name", &name)]);
+        names.push(name);
+    }
+    names
 }

@@ -244,6 +244,16 @@ pub fn build(
         .remove(&target)
         .ok_or_else(|| BuildError::Other("the target stage was not built".into()))?;
     let id = commit_state(store, &state, &opts.labels, &tags)?;
+    // Docker's events for a build: an image `tag` per name, then the image's `create`
+    // (actor and name: the image id), as its BuildKit exporter reports them.
+    crate::commit::record_tag_events(store, &id, &tags);
+    berth_events::record(
+        store,
+        "image",
+        "create",
+        id.as_str(),
+        &[("name", id.as_str())],
+    );
     let (cached, executed) = *b
         .counts
         .lock()
