@@ -259,3 +259,50 @@ fn wait_until(mut f: impl FnMut() -> bool, secs: u64) -> bool {
     }
     false
 }
+
+/// Docker's CLI refuses a terminal session whose input is not a terminal: `run -it`,
+/// `exec -it` and `start -ai` of a TTY container with a pipe or file on stdin fail with "the
+/// input device is not a TTY" and status 1, before anything is created; `-t` alone, `-i`
+/// alone and `-d -it` are fine.
+#[test]
+fn terminal_sessions_need_a_terminal_on_stdin() {
+    let env = TestEnv::new();
+    env.busybox_image("bb");
+    let refused = |args: &[&str]| {
+        let o = env.berth_stdin(args, b"echo piped\n");
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("the input device is not a TTY"),
+            "{args:?}: {err}"
+        );
+    };
+    refused(&["run", "-it", NONE, "--name", "notty", "bb", "sh"]);
+    refused(&["run", "-i", "-t", "--rm", NONE, "bb", "sh"]);
+    assert_eq!(env.ok(&["ps", "-aq"]), "", "nothing was created");
+    // -t without -i, -i without -t, and -a stdout with -it do not read a terminal.
+    let o = env.berth_stdin(&["run", "--rm", "-t", NONE, "bb", "echo", "tty-only"], b"");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env.berth_stdin(&["run", "--rm", "-i", NONE, "bb", "sh"], b"echo piped\n");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "piped\n");
+    let o = env.berth_stdin(
+        &[
+            "run", "--rm", "-it", "-a", "stdout", NONE, "bb", "echo", "out",
+        ],
+        b"",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Detached, the container keeps its terminal; exec -it into it is refused, exec -i is not.
+    env.ok(&["run", "-d", "-it", NONE, "--name", "bgtty", "bb", "sh"]);
+    refused(&["exec", "-it", "bgtty", "sh"]);
+    let o = env.berth_stdin(&["exec", "-i", "bgtty", "sh"], b"echo via-exec\n");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "via-exec\n");
+    env.ok(&["create", "-it", NONE, "--name", "sttty", "bb", "sh"]);
+    refused(&["start", "-ai", "sttty"]);
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.Status}}", "sttty"])
+            .trim(),
+        "created"
+    );
+    env.ok(&["rm", "-f", "bgtty", "sttty"]);
+}

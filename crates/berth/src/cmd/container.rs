@@ -1020,6 +1020,20 @@ fn session_code(o: Outcome) -> i32 {
     }
 }
 
+/// Docker's CLI check before attaching a terminal: standard input given to a container's
+/// TTY must be a terminal itself (a pipe or file cannot carry a terminal session). Fails with
+/// Docker's message and status 1, before anything is created.
+fn check_tty(attach_stdin: bool, tty: bool) -> Result<()> {
+    if tty && attach_stdin && !attach::isatty(0) {
+        return Err(ExitError {
+            code: 1,
+            msg: "the input device is not a TTY; run from a terminal, or without -t (or -i)".into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     if a.detach && a.opts.rm && a.opts.restart.is_some() {
         bail!("conflicting options: --restart and --rm cannot be used together");
@@ -1029,6 +1043,13 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
     }
     let keys = detach_keys(a.opts.detach_keys.as_deref())?;
     let streams = attach_streams(&a.opts)?;
+    if !a.detach {
+        let stdin = match &streams {
+            Some(Attach::Streams { stdin, .. }) => *stdin,
+            _ => a.opts.interactive,
+        };
+        check_tty(stdin, a.opts.tty)?;
+    }
     let c = create_from(ctx, &a.opts)?;
     let store = ctx.store()?;
     if a.detach {
@@ -1099,6 +1120,7 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> Result<i32> {
             continue;
         }
         if attach && c.config.tty {
+            check_tty(a.interactive, true)?;
             let o = session::start_tty(store, &c, &session_opts).map_err(eng)?;
             return Ok(session_code(o));
         }
@@ -1423,6 +1445,9 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
         detach: a.detach,
     };
     let keys = detach_keys(a.detach_keys.as_deref())?;
+    if !a.detach {
+        check_tty(a.interactive, a.tty)?;
+    }
     match attach::exec_with(store, &c, &req, Some(&keys)) {
         Err(EngineError::Detached) => {
             // Docker's CLI reports a detach from `exec` as this error (exit status 1).
