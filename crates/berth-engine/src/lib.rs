@@ -20,6 +20,7 @@ pub mod info;
 pub mod inspect;
 pub mod journald;
 pub mod links;
+pub mod list;
 pub mod logs;
 pub mod monitor;
 pub mod names;

@@ -121,19 +121,6 @@ fn created_at(ts: i64) -> String {
         .unwrap_or_default()
 }
 
-/// What a `ps` row needs besides the container row.
-#[derive(Debug, Default, Clone)]
-pub struct RowExtras<'a> {
-    /// Health status when the container has a check.
-    pub health: Option<&'a str>,
-    /// Keep ids, commands and mount names whole (`--no-trunc`).
-    pub no_trunc: bool,
-    /// Bytes written to the container's layer and the image's size (`-s`), if computed.
-    pub size: Option<(u64, u64)>,
-    /// Whether the container is paused (frozen).
-    pub paused: bool,
-}
-
 /// Docker's state word: `paused` for a frozen running container, else the stored state.
 pub fn state_text(c: &Container, paused: bool) -> &'static str {
     if paused && c.state == State::Running {
@@ -143,61 +130,150 @@ pub fn state_text(c: &Container, paused: bool) -> &'static str {
     }
 }
 
-/// One `ps` row with Docker's field names and string values, plus the hidden `@labels`
-/// object behind `{{.Label "k"}}`.
-pub fn ps_row(c: &Container, x: &RowExtras<'_>) -> Value {
-    let trunc = !x.no_trunc;
-    let labels: Vec<String> = c
-        .config
-        .labels
+/// `s` cut to `width` characters with `…` as its last one (Docker's `Ellipsis`).
+fn ellipsis(s: &str, width: usize) -> String {
+    if s.chars().count() > width {
+        let mut t: String = s.chars().take(width.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    } else {
+        s.to_string()
+    }
+}
+
+/// `s` in double quotes with quotes, backslashes, newlines and tabs escaped (as Go's `strconv.Quote`).
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Published ports of a list entry (`Ports` of [`crate::list::summary`]) as `docker ps`
+/// shows them: `0.0.0.0:8080->80/tcp, …`, unpublished ones as `80/tcp`.
+fn summary_ports(ports: &[Value]) -> String {
+    ports
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|p| {
+            let private = p["PrivatePort"].as_u64().unwrap_or(0);
+            let proto = p["Type"].as_str().unwrap_or("tcp");
+            match (p["IP"].as_str(), p["PublicPort"].as_u64()) {
+                (Some(ip), Some(public)) if ip.contains(':') => {
+                    format!("[{ip}]:{public}->{private}/{proto}")
+                }
+                (Some(ip), Some(public)) => format!("{ip}:{public}->{private}/{proto}"),
+                _ => format!("{private}/{proto}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One `ps` row, formatted from a container's list entry ([`crate::list::summary`], the
+/// `ContainerSummary` the API serves) as the docker CLI formats it: Docker's field names
+/// with string values (`ID`, `Image`, `Command`, `CreatedAt`, `RunningFor`, `Ports`,
+/// `State`, `Status`, `Size`, `Names`, `Labels`, `Mounts`, `Networks`, `LocalVolumes`),
+/// plus the hidden `@labels` object behind `{{.Label "k"}}`. `no_trunc` keeps ids,
+/// commands and mount names whole.
+pub fn ps_row(s: &Value, no_trunc: bool) -> Value {
+    let trunc = !no_trunc;
+    let text = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("");
+    let list = |k: &str| {
+        s.get(k)
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice)
+    };
+    let id = text("Id");
+    let id = if trunc { &id[..id.len().min(12)] } else { id };
+    let names: Vec<&str> = list("Names")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|n| n.strip_prefix('/').unwrap_or(n))
         .collect();
-    let mounts: Vec<String> = c
-        .config
-        .volumes
-        .iter()
-        .map(|v| v.name.clone())
-        .chain(c.config.binds.iter().map(|b| b.source.clone()))
+    let names = if trunc {
+        names
+            .iter()
+            .find(|n| !n.contains('/'))
+            .map(|n| (*n).to_string())
+            .unwrap_or_default()
+    } else {
+        names.join(",")
+    };
+    let command = text("Command");
+    let command = if trunc {
+        quote(&ellipsis(command, 20))
+    } else {
+        quote(command)
+    };
+    let created = s.get("Created").and_then(Value::as_i64).unwrap_or(0);
+    let labels_obj = s.get("Labels").cloned().unwrap_or_else(|| json!({}));
+    let mut labels: Vec<String> = labels_obj
+        .as_object()
         .map(|m| {
-            if trunc && m.chars().count() > 15 {
-                format!("{}…", m.chars().take(14).collect::<String>())
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    labels.sort();
+    let mounts = list("Mounts");
+    let mount_names: Vec<String> = mounts
+        .iter()
+        .map(|m| match m["Name"].as_str().filter(|n| !n.is_empty()) {
+            Some(n) => n,
+            None => m["Source"].as_str().unwrap_or(""),
+        })
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            if trunc {
+                ellipsis(n, 15)
             } else {
-                m
+                n.to_string()
             }
         })
         .collect();
-    let size = x
-        .size
-        .map(|(rw, virt)| {
-            format!(
-                "{} (virtual {})",
-                human::size(rw),
-                human::size(rw.saturating_add(virt))
-            )
-        })
+    let local_volumes = mounts.iter().filter(|m| m["Driver"] == "local").count();
+    let networks: Vec<&str> = s
+        .pointer("/NetworkSettings/Networks")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().map(String::as_str).collect())
         .unwrap_or_default();
-    let id = if trunc && c.id.len() > 12 {
-        &c.id[..12]
-    } else {
-        &c.id[..]
+    let size = match s.get("SizeRw").and_then(Value::as_u64) {
+        Some(rw) => match s
+            .get("SizeRootFs")
+            .and_then(Value::as_u64)
+            .filter(|v| *v > 0)
+        {
+            Some(root) => format!("{} (virtual {})", human::size(rw), human::size(root)),
+            None => human::size(rw),
+        },
+        None => String::new(),
     };
     json!({
-        "Command": command_text(c, trunc),
-        "CreatedAt": created_at(c.created),
+        "Command": command,
+        "CreatedAt": created_at(created),
         "ID": id,
-        "Image": c.image_name,
+        "Image": text("Image"),
         "Labels": labels.join(","),
-        "LocalVolumes": c.config.volumes.len().to_string(),
-        "Mounts": mounts.join(","),
-        "Names": c.name,
-        "Networks": network_names(c).join(","),
-        "Ports": ports_text(c),
-        "RunningFor": human::ago(c.created),
+        "LocalVolumes": local_volumes.to_string(),
+        "Mounts": mount_names.join(","),
+        "Names": names,
+        "Networks": networks.join(","),
+        "Ports": summary_ports(list("Ports")),
+        "RunningFor": human::ago(created),
         "Size": size,
-        "State": state_text(c, x.paused),
-        "Status": status_text_paused(c, x.health, x.paused),
-        "@labels": c.config.labels,
+        "State": text("State"),
+        "Status": text("Status"),
+        "@labels": labels_obj,
     })
 }
 

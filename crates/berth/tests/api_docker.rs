@@ -364,6 +364,40 @@ fn docker_cli_runs_lists_logs_inspects_and_removes_through_the_socket() {
     );
     assert_eq!(filtered.trim(), "apiweb");
 
+    // One list row for both front ends: every column `docker ps` formats from the socket's
+    // entries is what `berth ps` prints (Status is left out: its seconds may tick between
+    // the two commands).
+    env.ok(&[
+        "create",
+        "--name",
+        "apilisted",
+        "--network",
+        "none",
+        "-v",
+        "apilistvol:/data",
+        "-l",
+        "b=2",
+        "-l",
+        "a=1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo \"quoted\" and a long tail",
+    ]);
+    for trunc in [&[][..], &["--no-trunc"][..]] {
+        let fmt = "{{.ID}}|{{.Names}}|{{.Image}}|{{.Command}}|{{.State}}|{{.Ports}}|{{.Networks}}|{{.Labels}}|{{.Mounts}}|{{.LocalVolumes}}|{{.Label \"a\"}}";
+        let mut args = vec!["ps", "-a", "--format", fmt];
+        args.extend_from_slice(trunc);
+        let from_docker = docker_ok(&svc, &args);
+        assert_eq!(from_docker, env.ok(&args), "docker ps {trunc:?}");
+        assert!(
+            from_docker.contains("|none|a=1,b=2|apilistvol|1|1\n"),
+            "{from_docker}"
+        );
+    }
+    env.ok(&["rm", "-v", "apilisted"]);
+    let _ = env.berth(&["volume", "rm", "apilistvol"]);
+
     // logs -f ends when the container stops.
     let follower = docker_cmd(&svc, &["logs", "-f", "cliweb"])
         .stdout(Stdio::piped())

@@ -1248,25 +1248,14 @@ pub fn rm(ctx: &Ctx, a: RmArgs) -> Result<i32> {
 }
 
 pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
-    use berth_engine::view;
+    use berth_engine::{list, view};
     let store = ctx.store()?;
     let all = ops::reconciled_rows(store).map_err(eng)?;
-    let health = berth_engine::health::all_status(store).map_err(eng)?;
-    let health_of = |c: &Container| -> Option<&str> {
-        c.config
-            .healthcheck
-            .as_ref()
-            .and(health.get(&c.id).map(String::as_str))
-    };
+    let lctx = list::ListContext::load(store, &all).map_err(eng)?;
     let filters = view::PsFilter::parse(&a.filter)?;
-    let paused: Vec<String> = all
-        .iter()
-        .filter(|c| ops::is_paused(c))
-        .map(|c| c.id.clone())
-        .collect();
     let mut fctx = view::FilterContext {
         order: all.iter().map(|c| c.id.clone()).collect(),
-        paused: paused.clone(),
+        paused: lctx.paused_ids(),
         ..Default::default()
     };
     for (k, v) in filters.references() {
@@ -1277,10 +1266,17 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
             fctx.since = Some(c);
         }
     }
-    if let Ok(is) = berth_image::ImageStore::open(store) {
-        for f in a.filter.iter().filter_map(|f| f.strip_prefix("ancestor=")) {
-            if let Ok(img) = is.resolve(f) {
-                fctx.ancestor_ids.push(img.id.to_string());
+    let ancestors: Vec<&str> = a
+        .filter
+        .iter()
+        .filter_map(|f| f.strip_prefix("ancestor="))
+        .collect();
+    if !ancestors.is_empty() {
+        if let Ok(is) = berth_image::ImageStore::open(store) {
+            for f in ancestors {
+                if let Ok(img) = is.resolve(f) {
+                    fctx.ancestor_ids.push(img.id.to_string());
+                }
             }
         }
     }
@@ -1293,7 +1289,7 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
     let mut list: Vec<&Container> = all
         .iter()
         .filter(|c| show_all || c.state.is_active())
-        .filter(|c| filters.matches(c, health_of(c), &fctx))
+        .filter(|c| filters.matches(c, lctx.health_of(c), &fctx))
         .collect();
     if let Some(n) = last {
         list.truncate(usize::try_from(n).unwrap_or(usize::MAX));
@@ -1317,21 +1313,11 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
     let rows: Vec<serde_json::Value> = list
         .iter()
         .map(|c| {
-            let size = a.size.then(|| {
-                (
-                    berth_engine::rootfs::upper_size(store, &c.id),
-                    image_sizes.get(c.image_id.as_str()).copied().unwrap_or(0),
-                )
+            let sizes = a.size.then(|| list::Sizes {
+                rw: berth_engine::rootfs::upper_size(store, &c.id),
+                image: image_sizes.get(c.image_id.as_str()).copied().unwrap_or(0),
             });
-            view::ps_row(
-                c,
-                &view::RowExtras {
-                    health: health_of(c),
-                    no_trunc: a.no_trunc,
-                    size,
-                    paused: paused.contains(&c.id),
-                },
-            )
+            view::ps_row(&list::summary(store, c, &lctx, sizes), a.no_trunc)
         })
         .collect();
     let table = if a.size {

@@ -1,0 +1,149 @@
+//! Docker's container list: one `ContainerSummary` (the entry of `GET /containers/json`) per
+//! container, built here for both front ends. The API serves it as it is; `ps` formats its
+//! columns from it as the docker CLI does ([`crate::view::ps_row`]), so `berth ps` and
+//! `docker ps` against berth's socket print the same rows.
+
+use std::collections::{HashMap, HashSet};
+
+use berth_net::NetworkMode;
+use berth_store::Store;
+use serde_json::{json, Map, Value};
+
+use crate::state::{Container, State};
+use crate::Result;
+
+/// What list entries need from other tables, read once for the whole list instead of once
+/// per container: health states (one query), network endpoints (two queries) and which
+/// running containers are paused (the freezer state of each running container, the only
+/// per-container read).
+#[derive(Debug, Default, Clone)]
+pub struct ListContext {
+    health: HashMap<String, String>,
+    networks: HashMap<String, Map<String, Value>>,
+    paused: HashSet<String>,
+}
+
+impl ListContext {
+    /// Read what the entries of `rows` need. Errors: the metadata database.
+    pub fn load(store: &Store, rows: &[Container]) -> Result<ListContext> {
+        Ok(ListContext {
+            health: crate::health::all_status(store)?,
+            networks: berth_net::networks_of_all(store)?,
+            paused: rows
+                .iter()
+                .filter(|c| crate::ops::is_paused(c))
+                .map(|c| c.id.clone())
+                .collect(),
+        })
+    }
+
+    /// The health status of `c` (`starting`, `healthy`, `unhealthy`); `None` without a
+    /// health check.
+    pub fn health_of(&self, c: &Container) -> Option<&str> {
+        c.config
+            .healthcheck
+            .as_ref()
+            .and(self.health.get(&c.id).map(String::as_str))
+    }
+
+    /// Whether `c` is running with its cgroup frozen.
+    pub fn is_paused(&self, c: &Container) -> bool {
+        self.paused.contains(&c.id)
+    }
+
+    /// Ids of the paused containers (for [`crate::view::FilterContext::paused`]).
+    pub fn paused_ids(&self) -> Vec<String> {
+        self.paused.iter().cloned().collect()
+    }
+}
+
+/// Sizes of a container for the list's `SizeRw` and `SizeRootFs` (`ps -s`, `size=1`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// Bytes written to the container's own layer.
+    pub rw: u64,
+    /// Bytes of its image.
+    pub image: u64,
+}
+
+/// An endpoint entry of a network the container is configured for but has no endpoint in
+/// (stopped, `none`, `host`): Docker lists it with empty addresses.
+fn unattached_endpoint() -> Value {
+    json!({
+        "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+        "IPPrefixLen": 0, "MacAddress": "",
+    })
+}
+
+/// `NetworkSettings.Networks` of `c`: its endpoints, plus the networks of its configuration
+/// that have none (a container sharing another's namespace lists none, as in Docker).
+fn networks(c: &Container, ctx: &ListContext) -> Map<String, Value> {
+    let mut nets = ctx.networks.get(&c.id).cloned().unwrap_or_default();
+    let configured: Vec<&str> = match &c.config.network {
+        NetworkMode::None => vec!["none"],
+        NetworkMode::Host => vec!["host"],
+        NetworkMode::Container(_) => Vec::new(),
+        NetworkMode::Networks(n) => n.iter().map(|a| a.network.as_str()).collect(),
+    };
+    for n in configured {
+        nets.entry(n.to_string())
+            .or_insert_with(unattached_endpoint);
+    }
+    nets
+}
+
+/// `HostConfig.NetworkMode` as Docker reports it in the list.
+fn network_mode(c: &Container) -> String {
+    match &c.config.network {
+        NetworkMode::None => "none".into(),
+        NetworkMode::Host => "host".into(),
+        NetworkMode::Container(id) => format!("container:{id}"),
+        NetworkMode::Networks(n) => n
+            .first()
+            .map(|a| a.network.clone())
+            .unwrap_or_else(|| "bridge".into()),
+    }
+}
+
+/// Docker's `ContainerSummary` of `c`: `Id`, `Names` (`/name`), `Image`, `ImageID`,
+/// `Command`, `Created` (Unix seconds), `Ports` (published, while running), `Labels`,
+/// `State` (`paused` for a frozen running container), `Status` (`Up 5 seconds
+/// (healthy)`), `HostConfig.NetworkMode`, `NetworkSettings.Networks`, `Mounts`, and with
+/// `sizes` `SizeRw` and `SizeRootFs` (bytes, the latter the layer plus the image).
+pub fn summary(store: &Store, c: &Container, ctx: &ListContext, sizes: Option<Sizes>) -> Value {
+    let paused = ctx.is_paused(c);
+    let ports: Vec<Value> = c
+        .net
+        .as_ref()
+        .filter(|_| c.state == State::Running)
+        .map(|n| {
+            n.ports
+                .iter()
+                .map(|p| {
+                    json!({"IP": p.host_ip, "PrivatePort": p.container_port,
+                           "PublicPort": p.host_port, "Type": p.protocol})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut v = json!({
+        "Id": c.id,
+        "Names": [format!("/{}", c.name)],
+        "Image": c.image_name,
+        "ImageID": c.image_id.as_str(),
+        "Command": c.config.args.join(" "),
+        "Created": c.created,
+        "Ports": ports,
+        "Labels": c.config.labels,
+        "State": crate::view::state_text(c, paused),
+        "Status": crate::view::status_text_paused(c, ctx.health_of(c), paused),
+        "HostConfig": {"NetworkMode": network_mode(c)},
+        "NetworkSettings": {"Networks": networks(c, ctx)},
+        "Mounts": crate::volumes::mounts_json(store, &c.config),
+    });
+    if let (Some(s), Some(o)) = (sizes, v.as_object_mut()) {
+        o.insert("SizeRw".into(), json!(s.rw));
+        o.insert("SizeRootFs".into(), json!(s.rw.saturating_add(s.image)));
+    }
+    v
+}
