@@ -1,11 +1,9 @@
-//! Container endpoints: create, list, inspect, start, stop, restart, kill, wait, logs, attach,
-//! delete, prune.
+//! Container endpoints: create, list, inspect, start, stop, restart, kill, delete, prune,
+//! rename, pause, changes, top, resize (wait, logs and attach, update have their own
+//! modules).
 
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::json;
 
@@ -15,7 +13,7 @@ use berth_store::Store;
 
 use crate::http::{self, Query, Resp};
 use crate::router::Req;
-use crate::server::{App, PendingAttach};
+use crate::server::App;
 use crate::{ApiError, Result};
 
 /// Largest request body read into memory (create, exec, network bodies): 16 MiB.
@@ -74,123 +72,76 @@ pub async fn create(app: &Arc<App>, mut r: Req) -> Result<Resp> {
     Ok(http::json(201, &json!({"Id": c.id, "Warnings": warnings})))
 }
 
-/// What container list entries need from other tables, read once for the whole list
-/// (health states, network endpoints) instead of once per container.
-pub struct ListContext {
-    health: std::collections::HashMap<String, String>,
-    networks: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>,
-}
-
-impl ListContext {
-    /// Read the health states and every container's networks (three queries).
-    pub fn load(store: &Store) -> Result<ListContext> {
-        Ok(ListContext {
-            health: berth_engine::health::all_status(store)?,
-            networks: berth_net::networks_of_all(store)?,
-        })
-    }
-
-    /// The health status of `c` (`None` without a health check).
-    fn health_of(&self, c: &Container) -> Option<&str> {
-        c.config
-            .healthcheck
-            .as_ref()
-            .and(self.health.get(&c.id).map(String::as_str))
-    }
-}
-
-/// The list entry of a container (`GET /containers/json`, Docker's `ContainerSummary`).
-pub fn summary(store: &Store, c: &Container, ctx: &ListContext) -> serde_json::Value {
-    let health = ctx.health_of(c);
-    let ports: Vec<serde_json::Value> = c
-        .net
-        .as_ref()
-        .filter(|_| c.state == State::Running)
-        .map(|n| {
-            n.ports
-                .iter()
-                .map(|p| {
-                    json!({"IP": p.host_ip, "PrivatePort": p.container_port,
-                           "PublicPort": p.host_port, "Type": p.protocol})
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let network_mode = match &c.config.network {
-        berth_net::NetworkMode::None => "none".to_string(),
-        berth_net::NetworkMode::Host => "host".into(),
-        berth_net::NetworkMode::Container(id) => format!("container:{id}"),
-        berth_net::NetworkMode::Networks(n) => n
-            .first()
-            .map(|a| a.network.clone())
-            .unwrap_or_else(|| "bridge".into()),
-    };
-    json!({
-        "Id": c.id,
-        "Names": [format!("/{}", c.name)],
-        "Image": c.image_name,
-        "ImageID": c.image_id.as_str(),
-        "Command": c.config.args.join(" "),
-        "Created": c.created,
-        "Ports": ports,
-        "Labels": c.config.labels,
-        "State": c.state.as_str(),
-        "Status": berth_engine::view::status_text(c, health),
-        "HostConfig": {"NetworkMode": network_mode},
-        "NetworkSettings": {"Networks": ctx.networks.get(&c.id).cloned().unwrap_or_default()},
-        "Mounts": berth_engine::volumes::mounts_json(store, &c.config),
-    })
-}
-
-/// `GET /containers/json?all=&limit=&filters=`: the filters of `ps` (`berth_engine::view`).
+/// `GET /containers/json?all=&limit=&size=&filters=`: the engine's list entries
+/// (`berth_engine::list::summary`, the rows `ps` formats) with the filters of `ps`.
 pub async fn list(app: &Arc<App>, r: Req) -> Result<Resp> {
+    use berth_engine::{list, view};
     let all = r.query.bool("all", false);
     let limit = r.query.int("limit")?;
+    let size = r.query.bool("size", false);
     let items: Vec<String> = r
         .query
         .filters()?
         .into_iter()
         .flat_map(|(k, vs)| vs.into_iter().map(move |v| format!("{k}={v}")))
         .collect();
-    let filters = berth_engine::view::PsFilter::parse(&items)
-        .map_err(|e| ApiError::BadParameter(e.to_string()))?;
+    let filters =
+        view::PsFilter::parse(&items).map_err(|e| ApiError::BadParameter(e.to_string()))?;
     let v = app
         .blocking(move |store| {
             let rows = ops::reconciled_rows(store)?;
-            let lctx = ListContext::load(store)?;
-            let mut fctx = berth_engine::view::FilterContext {
+            let lctx = list::ListContext::load(store, &rows)?;
+            let mut fctx = view::FilterContext {
                 order: rows.iter().map(|c| c.id.clone()).collect(),
+                paused: lctx.paused_ids(),
                 ..Default::default()
             };
             for (k, v) in filters.references() {
-                let c = find(store, v)?;
+                let c = state::lookup(store, v)?;
                 if k == "before" {
                     fctx.before = Some(c);
                 } else {
                     fctx.since = Some(c);
                 }
             }
-            if let Ok(is) = berth_image::ImageStore::open(store) {
-                for v in items.iter().filter_map(|f| f.strip_prefix("ancestor=")) {
+            let ancestors: Vec<&str> = items
+                .iter()
+                .filter_map(|f| f.strip_prefix("ancestor="))
+                .collect();
+            let images = (size || !ancestors.is_empty())
+                .then(|| berth_image::ImageStore::open(store).ok())
+                .flatten();
+            if let Some(is) = &images {
+                for v in ancestors {
                     if let Ok(img) = is.resolve(v) {
                         fctx.ancestor_ids.push(img.id.to_string());
                     }
                 }
             }
+            let image_sizes: std::collections::HashMap<String, u64> = match (&images, size) {
+                (Some(is), true) => is
+                    .list()
+                    .map(|l| l.into_iter().map(|i| (i.id.to_string(), i.size)).collect())
+                    .unwrap_or_default(),
+                _ => Default::default(),
+            };
             let show_all = all || filters.implies_all();
-            let mut out = Vec::new();
-            for c in &rows {
-                let h = lctx.health_of(c);
-                if !(show_all || c.state.is_active()) || !filters.matches(c, h, &fctx) {
-                    continue;
-                }
-                out.push(summary(store, c, &lctx));
-                if let Some(l) = limit {
-                    if l > 0 && out.len() >= usize::try_from(l).unwrap_or(usize::MAX) {
-                        break;
-                    }
-                }
-            }
+            let max = limit
+                .filter(|l| *l > 0)
+                .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+            let out: Vec<serde_json::Value> = rows
+                .iter()
+                .filter(|c| show_all || c.state.is_active())
+                .filter(|c| filters.matches(c, lctx.health_of(c), &fctx))
+                .take(max)
+                .map(|c| {
+                    let sizes = size.then(|| list::Sizes {
+                        rw: berth_engine::rootfs::upper_size(store, &c.id),
+                        image: image_sizes.get(c.image_id.as_str()).copied().unwrap_or(0),
+                    });
+                    list::summary(store, c, &lctx, sizes)
+                })
+                .collect();
             Ok(out)
         })
         .await?;
@@ -218,6 +169,7 @@ pub async fn start(app: &Arc<App>, id: String) -> Result<Resp> {
             return Err(ApiError::NotModified("container already started".into()));
         }
         let pending = app2.attaches.lock().ok().and_then(|mut m| m.remove(&c.id));
+        let attached = pending.is_some();
         let res = match pending {
             Some(p) => ops::start_attached_to(
                 store,
@@ -231,8 +183,13 @@ pub async fn start(app: &Arc<App>, id: String) -> Result<Resp> {
             None => ops::start(store, &c, Attach::No),
         };
         match res {
-            Ok(_started) => {
+            Ok(started) => {
                 app2.watch_monitor(store, &c.id);
+                if attached {
+                    // The monitor reports the exit here: waiters learn of it at once.
+                    app2.ring_on_exit(&c.id, started.sync);
+                }
+                app2.ring(&c.id);
                 Ok(())
             }
             Err(e) => {
@@ -279,6 +236,7 @@ pub async fn restart(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
         let c = find(store, &c.id)?;
         ops::start(store, &c, Attach::No)?;
         app2.watch_monitor(store, &c.id);
+        app2.ring(&c.id);
         Ok(())
     })
     .await?;
@@ -312,6 +270,7 @@ pub async fn kill(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
 pub async fn remove(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
     let force = q.bool("force", false);
     let volumes = q.bool("v", false);
+    let app2 = app.clone();
     app.blocking(move |store| {
         let c = find(store, &id)?;
         if c.state.is_active() && state::monitor_alive(&c) && !force {
@@ -321,6 +280,7 @@ pub async fn remove(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
             )));
         }
         ops::remove(store, &c, force)?;
+        app2.ring(&c.id);
         if volumes {
             berth_engine::volumes::remove_anonymous(store, &c.config)?;
         }
@@ -350,314 +310,6 @@ pub async fn prune(app: &Arc<App>, _r: Req) -> Result<Resp> {
     Ok(http::json(
         200,
         &json!({"ContainersDeleted": v, "SpaceReclaimed": 0}),
-    ))
-}
-
-/// What `wait` waits for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Condition {
-    NotRunning,
-    NextExit,
-    Removed,
-}
-
-/// `POST /containers/{id}/wait?condition=`: the 200 header goes out at once (the docker CLI
-/// waits for it before it starts the container), `{"StatusCode": N}` when the condition holds.
-pub async fn wait(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
-    let cond = match q.get("condition").unwrap_or("") {
-        "" | "not-running" => Condition::NotRunning,
-        "next-exit" => Condition::NextExit,
-        "removed" => Condition::Removed,
-        other => {
-            return Err(ApiError::BadParameter(format!(
-                "invalid condition {other:?}: use not-running, next-exit or removed"
-            )))
-        }
-    };
-    let c = app
-        .blocking({
-            let id = id.clone();
-            move |store| find(store, &id)
-        })
-        .await?;
-    let (tx, body) = http::channel();
-    let root = app.root.clone();
-    std::thread::Builder::new()
-        .name("berth-api-wait".into())
-        .spawn(move || {
-            let Some(code) = wait_for(&root, &c, cond, &tx) else {
-                return;
-            };
-            let doc = json!({"StatusCode": code, "Error": null});
-            let _ = tx.blocking_send(Bytes::from(format!("{doc}\n")));
-        })
-        .map_err(|e| ApiError::Internal(format!("starting the wait thread: {e}")))?;
-    Ok(http::with_headers(200, "application/json", body))
-}
-
-/// The longest sleep between two looks at the store while the container's monitor runs (it
-/// is watched through a pidfd, so its exit ends the sleep at once).
-const WAIT_WATCHED: Duration = Duration::from_millis(250);
-/// The longest sleep while there is no monitor to watch (not started yet).
-const WAIT_UNWATCHED: Duration = Duration::from_millis(50);
-
-/// Sleep up to `d`, waking early when the process behind `pidfd` exits; returns whether it
-/// has exited.
-fn sleep_or_exit(pidfd: Option<&OwnedFd>, d: Duration) -> bool {
-    let Some(fd) = pidfd else {
-        std::thread::sleep(d);
-        return false;
-    };
-    use std::os::fd::AsFd;
-    let mut fds = [nix::poll::PollFd::new(
-        fd.as_fd(),
-        nix::poll::PollFlags::POLLIN,
-    )];
-    let ms = u16::try_from(d.as_millis()).unwrap_or(u16::MAX);
-    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)), Ok(n) if n > 0)
-}
-
-/// Watch the store until `cond` holds for `c`; returns the exit code, or `None` when the
-/// client went away first. The container's monitor is watched through a pidfd, so an exit
-/// is seen as soon as the monitor has recorded it and gone.
-fn wait_for(
-    root: &std::path::Path,
-    c: &Container,
-    cond: Condition,
-    tx: &tokio::sync::mpsc::Sender<Bytes>,
-) -> Option<i64> {
-    let first_finish = c.finished_at.clone();
-    let first_restarts = c.restart_count;
-    let mut delay = Duration::from_millis(5);
-    let mut n: u64 = 0;
-    let Ok(store) = Store::open(root) else {
-        return Some(-1);
-    };
-    // The monitor watched (its pid) and its pidfd; the last one seen to exit.
-    let mut watched: Option<(i32, OwnedFd)> = None;
-    let mut ended: Option<i32> = None;
-    loop {
-        if tx.is_closed() {
-            return None;
-        }
-        n += 1;
-        if n % 50 == 0 {
-            let _ = ops::reconcile(&store);
-        }
-        match state::get(&store, &c.id) {
-            Ok(Some(row)) => {
-                let code = i64::from(row.exit_code.unwrap_or(0));
-                let stopped = matches!(row.state, State::Exited | State::Created);
-                let new_exit = row.state == State::Exited
-                    && (row.finished_at != first_finish || row.restart_count != first_restarts);
-                match cond {
-                    Condition::NotRunning if stopped => return Some(code),
-                    Condition::NextExit if new_exit => return Some(code),
-                    _ => {}
-                }
-                let monitor = row
-                    .monitor_pid
-                    .filter(|p| ended != Some(*p) && state::monitor_alive(&row));
-                if monitor != watched.as_ref().map(|w| w.0) {
-                    watched = monitor.and_then(|pid| {
-                        let p = rustix::process::Pid::from_raw(pid)?;
-                        rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
-                            .ok()
-                            .map(|fd| (pid, fd))
-                    });
-                }
-            }
-            Ok(None) => {
-                return Some(i64::from(
-                    berth_engine::exits::get(root, &c.id).unwrap_or(0),
-                ));
-            }
-            Err(_) => {}
-        }
-        let limit = if watched.is_some() {
-            WAIT_WATCHED
-        } else {
-            WAIT_UNWATCHED
-        };
-        delay = (delay * 2).min(limit);
-        if sleep_or_exit(watched.as_ref().map(|w| &w.1), delay) {
-            // The monitor is gone: its last writes (exit code, removal) are done; look again
-            // right away.
-            ended = watched.take().map(|w| w.0);
-            delay = Duration::from_millis(2);
-        }
-    }
-}
-
-/// `GET /containers/{id}/logs?stdout=&stderr=&follow=&since=&until=&timestamps=&tail=`.
-pub async fn logs(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
-    let follow = q.bool("follow", false);
-    let want_out = q.bool("stdout", false);
-    let want_err = q.bool("stderr", false);
-    if !want_out && !want_err {
-        return Err(ApiError::BadParameter(
-            "you must choose at least one stream: set stdout=1 or stderr=1".into(),
-        ));
-    }
-    let tail = match q.get("tail").unwrap_or("all") {
-        "all" | "" => None,
-        n => match n.parse::<i64>() {
-            Ok(v) if v < 0 => None,
-            Ok(v) => Some(usize::try_from(v).unwrap_or(usize::MAX)),
-            Err(_) => {
-                return Err(ApiError::BadParameter(format!(
-                    "invalid tail {n:?}: use a number or \"all\""
-                )))
-            }
-        },
-    };
-    let time = |k: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-        match q.get(k).filter(|s| !s.is_empty() && *s != "0") {
-            None => Ok(None),
-            Some(s) => berth_engine::logs::parse_time(k, s)
-                .map(Some)
-                .map_err(|e| ApiError::BadParameter(e.to_string())),
-        }
-    };
-    let opts = berth_engine::logs::LogOptions {
-        follow,
-        tail,
-        timestamps: q.bool("timestamps", false),
-        since: time("since")?,
-        until: time("until")?,
-        details: q.bool("details", false),
-    };
-    let c = app
-        .blocking(move |store| {
-            let c = find(store, &id)?;
-            if !c.config.log_config.readable() {
-                return Err(ApiError::BadParameter(format!(
-                    "configured logging driver {:?} does not support reading",
-                    c.config.log_config.driver
-                )));
-            }
-            Ok(c)
-        })
-        .await?;
-    let tty = c.config.tty;
-    let (tx, body) = http::channel();
-    let root = app.root.clone();
-    std::thread::spawn(move || {
-        stream_log(&root, &c, &opts, tx, want_out, want_err);
-    });
-    Ok(http::with_headers(200, http::stream_type(tty), body))
-}
-
-/// Copy a container's log into `tx` (framed unless the container has a terminal).
-fn stream_log(
-    root: &std::path::Path,
-    c: &Container,
-    opts: &berth_engine::logs::LogOptions,
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-    want_out: bool,
-    want_err: bool,
-) {
-    let Ok(store) = Store::open(root) else { return };
-    let path = berth_engine::rootfs::Bundle::new(root, &c.id).log();
-    let mut out: Box<dyn std::io::Write> = if want_out {
-        Box::new(http::ChannelWriter {
-            tx: tx.clone(),
-            stream: 1,
-            multiplex: !c.config.tty,
-        })
-    } else {
-        Box::new(std::io::sink())
-    };
-    let mut err: Box<dyn std::io::Write> = if want_err {
-        Box::new(http::ChannelWriter {
-            tx: tx.clone(),
-            stream: 2,
-            multiplex: !c.config.tty,
-        })
-    } else {
-        Box::new(std::io::sink())
-    };
-    let id = c.id.clone();
-    let mut running = || match state::get(&store, &id) {
-        Ok(Some(c)) => {
-            (c.state.is_active() && state::monitor_alive(&c)) || c.state == State::Created
-        }
-        _ => false,
-    };
-    let _ = berth_engine::logs::copy(&path, opts, &mut running, &mut *out, &mut *err);
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| ApiError::Internal(format!("pipe: {e}")))
-}
-
-/// `POST /containers/{id}/attach?stream=&stdin=&stdout=&stderr=&logs=`: hijacked. Before
-/// `start`, the container's own streams are handed over at start; on a running container the
-/// output is followed from its log.
-pub async fn attach(app: &Arc<App>, id: String, mut r: Req) -> Result<Resp> {
-    let q = &r.query;
-    let stream = q.bool("stream", false);
-    let logs = q.bool("logs", false);
-    let want_in = q.bool("stdin", false);
-    let want_out = q.bool("stdout", false);
-    let want_err = q.bool("stderr", false);
-    // Docker's daemon watches a terminal's input for the detach sequence (default
-    // Ctrl-P Ctrl-Q).
-    let keys = match q.get("detachKeys").filter(|k| !k.is_empty()) {
-        Some(k) => berth_engine::detach::DetachKeys::parse(k)
-            .map_err(|e| ApiError::BadParameter(e.to_string()))?,
-        None => berth_engine::detach::DetachKeys::default(),
-    };
-    let c = app.blocking(move |store| find(store, &id)).await?;
-    let tty = c.config.tty;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let running = c.state.is_active();
-    let mut stdin_fd = None;
-    if stream && !running {
-        let (in_r, in_w) = pipe()?;
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        if let Ok(mut m) = app.attaches.lock() {
-            m.insert(
-                c.id.clone(),
-                PendingAttach {
-                    stdin: in_r,
-                    stdout: out_w,
-                    stderr: err_w,
-                },
-            );
-        }
-        if want_in {
-            stdin_fd = Some(in_w);
-        }
-        if want_out {
-            http::pump(out_r, tx.clone(), 1, tty);
-        } else {
-            http::pump(out_r, tokio::sync::mpsc::channel(1).0, 1, tty);
-        }
-        if want_err {
-            http::pump(err_r, tx.clone(), 2, tty);
-        } else {
-            http::pump(err_r, tokio::sync::mpsc::channel(1).0, 2, tty);
-        }
-    } else if stream || logs {
-        let opts = berth_engine::logs::LogOptions {
-            follow: stream,
-            tail: if logs { None } else { Some(0) },
-            ..Default::default()
-        };
-        let root = app.root.clone();
-        let tx = tx.clone();
-        std::thread::spawn(move || stream_log(&root, &c, &opts, tx, want_out, want_err));
-    }
-    drop(tx);
-    Ok(http::hijack_with_keys(
-        &mut r.inner,
-        http::stream_type(tty),
-        rx,
-        stdin_fd,
-        tty.then_some(keys),
     ))
 }
 
@@ -753,105 +405,4 @@ pub async fn resize(app: &Arc<App>, id: String, q: &Query) -> Result<Resp> {
         }
     }
     Ok(http::with_headers(200, "", http::empty()))
-}
-
-/// `POST /containers/{id}/update`: Docker's `UpdateConfig` (resources and restart policy;
-/// zeros and empty strings leave a setting as it is) through the engine's `update`, the call
-/// `berth update` makes. 200 `{"Warnings": […]}`; 400 for values out of range, conflicts, or
-/// settings berth cannot change on a container.
-pub async fn update(app: &Arc<App>, id: String, mut r: Req) -> Result<Resp> {
-    let b: bollard_stubs::models::ContainerUpdateBody = read_json(&mut r.inner).await?;
-    let req = update_request(&b)?;
-    let warnings = app
-        .blocking(move |store| {
-            let c = find(store, &id)?;
-            Ok(berth_engine::ops::update(store, &c, &req)?)
-        })
-        .await?;
-    Ok(http::json(200, &json!({"Warnings": warnings})))
-}
-
-/// The engine's request for an `UpdateConfig` body. Errors name the field berth cannot
-/// change.
-fn update_request(
-    b: &bollard_stubs::models::ContainerUpdateBody,
-) -> Result<berth_engine::ops::UpdateRequest> {
-    let refuse = |field: &str| {
-        Err(ApiError::BadParameter(format!(
-            "{field} cannot be changed by update in berth: recreate the container with it"
-        )))
-    };
-    for (f, v) in [
-        ("Devices", b.devices.as_ref().map(Vec::len)),
-        ("Ulimits", b.ulimits.as_ref().map(Vec::len)),
-        (
-            "BlkioWeightDevice",
-            b.blkio_weight_device.as_ref().map(Vec::len),
-        ),
-        (
-            "BlkioDeviceReadBps",
-            b.blkio_device_read_bps.as_ref().map(Vec::len),
-        ),
-        (
-            "BlkioDeviceWriteBps",
-            b.blkio_device_write_bps.as_ref().map(Vec::len),
-        ),
-        (
-            "BlkioDeviceReadIOps",
-            b.blkio_device_read_iops.as_ref().map(Vec::len),
-        ),
-        (
-            "BlkioDeviceWriteIOps",
-            b.blkio_device_write_iops.as_ref().map(Vec::len),
-        ),
-    ] {
-        if v.unwrap_or(0) > 0 {
-            return refuse(f);
-        }
-    }
-    if b.oom_kill_disable == Some(true) {
-        return refuse("OomKillDisable");
-    }
-    if b.memory_swappiness.is_some_and(|s| s >= 0) {
-        return refuse("MemorySwappiness");
-    }
-    if b.cgroup_parent.as_deref().is_some_and(|p| !p.is_empty()) {
-        return refuse("CgroupParent");
-    }
-    if b.cpu_realtime_period.unwrap_or(0) != 0 || b.cpu_realtime_runtime.unwrap_or(0) != 0 {
-        return refuse("CpuRealtimePeriod/CpuRealtimeRuntime");
-    }
-    let restart = match &b.restart_policy {
-        Some(rp) => match rp.name {
-            None | Some(bollard_stubs::models::RestartPolicyNameEnum::EMPTY) => None,
-            Some(n) => {
-                let text = match (n, rp.maximum_retry_count.filter(|c| *c > 0)) {
-                    (bollard_stubs::models::RestartPolicyNameEnum::ON_FAILURE, Some(c)) => {
-                        format!("on-failure:{c}")
-                    }
-                    (n, _) => n.to_string(),
-                };
-                Some(
-                    berth_engine::config::RestartPolicy::parse(&text)
-                        .map_err(|e| ApiError::BadParameter(format!("RestartPolicy: {e}")))?,
-                )
-            }
-        },
-        None => None,
-    };
-    Ok(berth_engine::ops::UpdateRequest {
-        memory: b.memory,
-        memory_swap: b.memory_swap,
-        memory_reservation: b.memory_reservation,
-        kernel_memory: None,
-        nano_cpus: b.nano_cpus,
-        cpu_shares: b.cpu_shares,
-        cpu_period: b.cpu_period,
-        cpu_quota: b.cpu_quota,
-        cpuset_cpus: b.cpuset_cpus.clone().filter(|s| !s.is_empty()),
-        cpuset_mems: b.cpuset_mems.clone().filter(|s| !s.is_empty()),
-        pids_limit: b.pids_limit,
-        blkio_weight: b.blkio_weight.filter(|w| *w != 0).map(i64::from),
-        restart,
-    })
 }

@@ -14,6 +14,7 @@
 #![recursion_limit = "256"]
 
 mod archive;
+mod attach;
 mod auth;
 mod build;
 mod containers;
@@ -28,7 +29,9 @@ mod router;
 mod server;
 mod stats;
 mod system;
+mod update;
 mod volumes;
+mod wait;
 
 use std::path::PathBuf;
 use std::time::Duration;

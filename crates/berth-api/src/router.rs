@@ -130,14 +130,14 @@ async fn dispatch(app: &Arc<App>, method: &Method, r: Req) -> Result<Resp, ApiEr
             containers::kill(app, id.to_string(), &r.query).await
         }
         ("POST", ["containers", id, "wait"]) => {
-            containers::wait(app, id.to_string(), &r.query).await
+            crate::wait::wait(app, id.to_string(), &r.query).await
         }
         ("GET", ["containers", id, "logs"]) => {
-            containers::logs(app, id.to_string(), &r.query).await
+            crate::attach::logs(app, id.to_string(), &r.query).await
         }
         ("POST", ["containers", id, "attach"]) => {
             let id = id.to_string();
-            containers::attach(app, id, r).await
+            crate::attach::attach(app, id, r).await
         }
         ("POST", ["containers", id, "rename"]) => {
             containers::rename(app, id.to_string(), &r.query).await
@@ -153,7 +153,7 @@ async fn dispatch(app: &Arc<App>, method: &Method, r: Req) -> Result<Resp, ApiEr
         }
         ("POST", ["containers", id, "update"]) => {
             let id = id.to_string();
-            containers::update(app, id, r).await
+            crate::update::update(app, id, r).await
         }
         ("GET", ["containers", id, "stats"]) => {
             crate::stats::stats(app, id.to_string(), &r.query).await

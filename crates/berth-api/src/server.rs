@@ -32,6 +32,9 @@ pub(crate) struct App {
     pub attaches: Mutex<HashMap<String, PendingAttach>>,
     /// Exec instances, by exec id.
     pub execs: Mutex<HashMap<String, Arc<crate::exec::ExecSession>>>,
+    /// Wake-ups of `wait` requests, by container id: each waiting request's eventfd, rung
+    /// when this service changes the container or hears of its exit ([`App::ring`]).
+    bells: Mutex<HashMap<String, Vec<Arc<nix::sys::eventfd::EventFd>>>>,
     /// Container monitors this service started (its children): reaped when they exit, so
     /// no zombie is left behind.
     monitors: Mutex<Vec<i32>>,
@@ -41,7 +44,83 @@ pub(crate) struct App {
     last: Mutex<Instant>,
 }
 
+/// A `wait` request's registration for wake-ups ([`App::bell`]); unregisters on drop.
+pub(crate) struct Bell {
+    app: Arc<App>,
+    id: String,
+    /// Readable (counter above zero) after a ring.
+    pub fd: Arc<nix::sys::eventfd::EventFd>,
+}
+
+impl Bell {
+    /// Reset the counter after a ring (nonblocking; nothing to read is fine).
+    pub fn clear(&self) {
+        let _ = self.fd.read();
+    }
+}
+
+impl Drop for Bell {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.app.bells.lock() {
+            if let Some(v) = m.get_mut(&self.id) {
+                v.retain(|b| !Arc::ptr_eq(b, &self.fd));
+                if v.is_empty() {
+                    m.remove(&self.id);
+                }
+            }
+        }
+    }
+}
+
 impl App {
+    /// Register for wake-ups about container `id` (a `wait` request). Errors: no eventfd.
+    pub fn bell(self: &Arc<Self>, id: &str) -> Result<Bell> {
+        use nix::sys::eventfd::{EfdFlags, EventFd};
+        let fd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map(Arc::new)
+            .map_err(|e| ApiError::Internal(format!("eventfd: {e}")))?;
+        if let Ok(mut m) = self.bells.lock() {
+            m.entry(id.to_string()).or_default().push(fd.clone());
+        }
+        Ok(Bell {
+            app: self.clone(),
+            id: id.to_string(),
+            fd,
+        })
+    }
+
+    /// Wake the `wait` requests on container `id`: it was started, stopped, removed, or its
+    /// monitor reported its exit, so they look at the store again now instead of at their
+    /// next poll.
+    pub fn ring(&self, id: &str) {
+        if let Ok(m) = self.bells.lock() {
+            for b in m.get(id).into_iter().flatten() {
+                let _ = b.write(1);
+            }
+        }
+    }
+
+    /// Ring for container `id` when its monitor reports the exit on `sync` (the pipe
+    /// [`berth_engine::ops::Started::sync`] of an attached start: `exit CODE` comes once the
+    /// row says so, before the monitor's last cleanup) and when the pipe closes.
+    pub fn ring_on_exit(self: &Arc<Self>, id: &str, sync: std::io::BufReader<std::fs::File>) {
+        use std::io::BufRead;
+        let app = self.clone();
+        let id = id.to_string();
+        let _ = std::thread::Builder::new()
+            .name("berth-api-exit".into())
+            .spawn(move || {
+                for line in sync.lines() {
+                    match line {
+                        Ok(l) if l.starts_with("exit ") => app.ring(&id),
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+                app.ring(&id);
+            });
+    }
+
     /// Remember the monitor of container `id` (just started by this service) for reaping.
     pub fn watch_monitor(&self, store: &berth_store::Store, id: &str) {
         let Ok(Some(c)) = berth_engine::state::get(store, id) else {
@@ -138,6 +217,7 @@ async fn serve_async(opts: ServiceOptions) -> Result<()> {
         exe: opts.exe.clone(),
         attaches: Mutex::new(HashMap::new()),
         execs: Mutex::new(HashMap::new()),
+        bells: Mutex::new(HashMap::new()),
         monitors: Mutex::new(Vec::new()),
         active: AtomicUsize::new(0),
         last: Mutex::new(Instant::now()),

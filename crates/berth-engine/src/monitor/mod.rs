@@ -353,6 +353,23 @@ fn monitor(
     }
 }
 
+/// Let go of the front end's streams: fds 0-2 become /dev/null, so whoever reads the other
+/// end of an attached stream (the API service relaying it to a client) sees its end. Only
+/// called once the container's output is all written and the exit reported.
+fn release_stdio() {
+    // SAFETY: open and dup2 on descriptors this process owns; /dev/null replaces fds 0-2,
+    // which stay valid, and the temporary descriptor is closed.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null >= 0 {
+            for fd in 0..=2 {
+                libc::dup2(null, fd);
+            }
+            libc::close(null);
+        }
+    }
+}
+
 /// What the monitor works on.
 struct Ctx<'a> {
     host: &'a Host,
@@ -396,6 +413,9 @@ impl Ctx<'_> {
         let _ = crate::health::forget(self.store, id);
         tracing::debug!("monitor {id}: removed");
         sync.send_exit(code);
+        // What follows is off the front end's path: an attached API connection sees the end
+        // of the output now, not when the runtime state and the directory are gone.
+        release_stdio();
         self.release_runtime();
         let _ = self.bundle.remove();
         tracing::debug!("monitor {id}: done");
