@@ -39,10 +39,16 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Look a container up by id, name or unique id prefix (404 with Docker's wording).
+/// Look a container up by id, name or unique id prefix (404 with Docker's wording). A row
+/// that says active while its monitor is gone (killed, rebooted) is reconciled first, so
+/// the answer is never stale; the other rows are not read.
 pub fn find(store: &Store, name: &str) -> Result<Container> {
-    ops::reconcile(store)?;
-    state::lookup(store, name).map_err(ApiError::from)
+    let c = state::lookup(store, name)?;
+    if c.state.is_active() && !state::monitor_alive(&c) {
+        ops::reconcile(store)?;
+        return state::lookup(store, &c.id).map_err(ApiError::from);
+    }
+    Ok(c)
 }
 
 /// `POST /containers/create?name=`.
@@ -55,7 +61,6 @@ pub async fn create(app: &Arc<App>, mut r: Req) -> Result<Resp> {
         .map(|n| n.strip_prefix('/').unwrap_or(n).to_string());
     let (c, warnings) = app
         .blocking(move |store| {
-            ops::reconcile(store)?;
             let b = crate::create::build_config(store, &body)?;
             let c = ops::create(
                 store,

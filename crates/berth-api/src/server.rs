@@ -32,6 +32,8 @@ pub(crate) struct App {
     pub attaches: Mutex<HashMap<String, PendingAttach>>,
     /// Exec instances, by exec id.
     pub execs: Mutex<HashMap<String, Arc<crate::exec::ExecSession>>>,
+    /// Store handles kept between requests ([`App::blocking`]).
+    stores: Mutex<Vec<berth_store::Store>>,
     /// Wake-ups of `wait` requests, by container id: each waiting request's eventfd, rung
     /// when this service changes the container or hears of its exit ([`App::ring`]).
     bells: Mutex<HashMap<String, Vec<Arc<nix::sys::eventfd::EventFd>>>>,
@@ -43,6 +45,9 @@ pub(crate) struct App {
     /// When the last connection ended (or the service started).
     last: Mutex<Instant>,
 }
+
+/// How many store handles [`App::blocking`] keeps between requests.
+const SPARE_STORES: usize = 2;
 
 /// A `wait` request's registration for wake-ups ([`App::bell`]); unregisters on drop.
 pub(crate) struct Bell {
@@ -151,17 +156,30 @@ impl App {
         });
     }
 
-    /// Run `f` with a fresh store handle on a plain thread (library calls block; the registry
-    /// client starts its own runtime, which must not happen on a runtime thread).
+    /// Run `f` with a store handle on a plain thread (library calls block; the registry
+    /// client starts its own runtime, which must not happen on a runtime thread). Handles
+    /// are kept for the next request ([`SPARE_STORES`] at most): a connection holds no state
+    /// of the service's own, and reusing it saves opening the database and checking every
+    /// component's schema again on each request.
     pub async fn blocking<T, F>(self: &Arc<Self>, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&berth_store::Store) -> Result<T> + Send + 'static,
     {
-        let root = self.root.clone();
+        let app = self.clone();
         run_blocking(move || {
-            let store = berth_store::Store::open(&root)?;
-            f(&store)
+            let spare = app.stores.lock().ok().and_then(|mut v| v.pop());
+            let store = match spare {
+                Some(s) => s,
+                None => berth_store::Store::open(&app.root)?,
+            };
+            let res = f(&store);
+            if let Ok(mut v) = app.stores.lock() {
+                if v.len() < SPARE_STORES {
+                    v.push(store);
+                }
+            }
+            res
         })
         .await
     }
@@ -217,6 +235,7 @@ async fn serve_async(opts: ServiceOptions) -> Result<()> {
         exe: opts.exe.clone(),
         attaches: Mutex::new(HashMap::new()),
         execs: Mutex::new(HashMap::new()),
+        stores: Mutex::new(Vec::new()),
         bells: Mutex::new(HashMap::new()),
         monitors: Mutex::new(Vec::new()),
         active: AtomicUsize::new(0),
