@@ -116,7 +116,9 @@ fn bash_completes_subcommands_and_store_names() {
         ["cmpl-vol"]
     );
     let got = bash_complete(root, &["berth", "run", "--network", ""]);
-    assert!(got.iter().any(|g| g == "berth"), "{got:?}");
+    for want in ["berth", "host", "none"] {
+        assert!(got.iter().any(|g| g == want), "{want} missing in {got:?}");
+    }
     // Options still complete.
     let got = bash_complete(root, &["berth", "rm", "--fo"]);
     assert_eq!(got, ["--force"]);

@@ -289,6 +289,8 @@ enum Names {
     Images,
     ContainersAndImages,
     Networks,
+    /// `--network`: a network's name or a mode (`host`, `none`, `bridge`).
+    NetworkModes,
     Volumes,
 }
 
@@ -303,7 +305,8 @@ fn names_for(path: &[&str], id: &str, positional: bool) -> Option<Names> {
     }
     match id {
         "container" | "containers" | "volumes_from" => Some(Names::Containers),
-        "network" => Some(Names::Networks),
+        "network" if positional => Some(Names::Networks),
+        "network" => Some(Names::NetworkModes),
         "image" | "images" => Some(Names::Images),
         "source" if leaf == "tag" => Some(Names::Images),
         "reference" if matches!(leaf, "images" | "ls" | "list") => Some(Names::Images),
@@ -331,6 +334,11 @@ fn candidates_for(n: Names) -> ArgValueCandidates {
             c
         }),
         Names::Networks => networks(),
+        Names::NetworkModes => ArgValueCandidates::new(|| {
+            let mut c = network_names();
+            c.extend(["bridge", "host", "none"].map(CompletionCandidate::new));
+            c
+        }),
         Names::Volumes => volumes(),
     }
 }
