@@ -44,7 +44,7 @@ pub async fn list(app: &Arc<App>, r: Req) -> Result<Resp> {
             let mut out = Vec::new();
             'img: for i in &images {
                 for (k, vals) in &filters {
-                    let ok = vals.iter().any(|v| match k.as_str() {
+                    let one = |v: &String| match k.as_str() {
                         "dangling" => (v == "true") == i.tags.is_empty(),
                         "label" => {
                             let l = i.config.labels.clone().unwrap_or_default();
@@ -57,7 +57,13 @@ pub async fn list(app: &Arc<App>, r: Req) -> Result<Resp> {
                             t == v || t.split(':').next() == Some(v.as_str()) || glob(v, t)
                         }),
                         _ => true,
-                    });
+                    };
+                    // Docker's rule: every `label` value must match; others are alternatives.
+                    let ok = if k == "label" {
+                        vals.iter().all(one)
+                    } else {
+                        vals.iter().any(one)
+                    };
                     if !vals.is_empty() && !ok {
                         continue 'img;
                     }

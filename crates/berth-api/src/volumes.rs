@@ -29,17 +29,23 @@ pub async fn list(app: &Arc<App>, r: Req) -> Result<Resp> {
             let mut out = Vec::new();
             for v in vs.list()? {
                 let ok = filters.iter().all(|(k, vals)| {
+                    let one = |x: &String| match k.as_str() {
+                        "name" => v.name.contains(x.as_str()),
+                        "label" => match x.split_once('=') {
+                            Some((a, b)) => v.labels.get(a).map(String::as_str) == Some(b),
+                            None => v.labels.contains_key(x.as_str()),
+                        },
+                        "dangling" => (x == "true" || x == "1") != in_use.contains(&v.name),
+                        "driver" => v.driver == *x,
+                        _ => true,
+                    };
+                    // Docker's rule: every `label` value must match; others are alternatives.
                     vals.is_empty()
-                        || vals.iter().any(|x| match k.as_str() {
-                            "name" => v.name.contains(x.as_str()),
-                            "label" => match x.split_once('=') {
-                                Some((a, b)) => v.labels.get(a).map(String::as_str) == Some(b),
-                                None => v.labels.contains_key(x.as_str()),
-                            },
-                            "dangling" => (x == "true" || x == "1") != in_use.contains(&v.name),
-                            "driver" => v.driver == *x,
-                            _ => true,
-                        })
+                        || if k == "label" {
+                            vals.iter().all(one)
+                        } else {
+                            vals.iter().any(one)
+                        }
                 });
                 if ok {
                     out.push(volume_json(store, &v));

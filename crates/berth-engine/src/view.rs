@@ -330,7 +330,7 @@ pub fn stats_row(
 pub struct FilterError(pub String, pub String);
 
 /// `ps --filter` conditions: every key must match; several values of one key are
-/// alternatives (Docker's rule).
+/// alternatives, except `label`, whose values must all match (Docker's rules).
 #[derive(Debug, Default, Clone)]
 pub struct PsFilter {
     conds: BTreeMap<String, Vec<String>>,
@@ -418,7 +418,7 @@ impl PsFilter {
     /// the `before`/`since` containers, the creation order and the paused ids.
     pub fn matches(&self, c: &Container, health: Option<&str>, ctx: &FilterContext) -> bool {
         self.conds.iter().all(|(k, vs)| {
-            vs.iter().any(|v| match k.as_str() {
+            let one = |v: &String| match k.as_str() {
                 "health" => health.unwrap_or("none") == v,
                 "status" => state_text(c, ctx.paused.contains(&c.id)) == v,
                 "exited" => {
@@ -481,7 +481,14 @@ impl PsFilter {
                 }
                 "is-task" => v == "false",
                 _ => false,
-            })
+            };
+            // Docker's rule: every `label` value must match (compose finds one service's
+            // containers with project and service labels); other keys' values are alternatives.
+            if k == "label" {
+                vs.iter().all(one)
+            } else {
+                vs.iter().any(one)
+            }
         })
     }
 }
@@ -534,5 +541,29 @@ mod tests {
         assert!(PsFilter::parse(&["status=running".into()])
             .unwrap()
             .implies_all());
+    }
+
+    #[test]
+    fn label_values_must_all_match_other_keys_are_alternatives() {
+        let t = crate::testutil::store();
+        let mk = |name: &str, service: &str| {
+            let mut c = crate::testutil::row(&t.store, name, crate::state::State::Created);
+            c.config.labels.insert("p".into(), "proj".into());
+            c.config.labels.insert("s".into(), service.into());
+            c
+        };
+        let (web, db) = (mk("web", "web"), mk("db", "db"));
+        let ctx = FilterContext::default();
+        let f = |items: &[&str]| {
+            PsFilter::parse(&items.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+        };
+        // docker compose lists one service's containers with project and service labels.
+        let both = f(&["label=p=proj", "label=s=db"]);
+        assert!(both.matches(&db, None, &ctx));
+        assert!(!both.matches(&web, None, &ctx));
+        assert!(!f(&["label=p", "label=other"]).matches(&db, None, &ctx));
+        // Names (and other keys) stay alternatives.
+        let names = f(&["name=web", "name=db"]);
+        assert!(names.matches(&web, None, &ctx) && names.matches(&db, None, &ctx));
     }
 }

@@ -135,7 +135,7 @@ impl ImageFilter {
     /// Whether an image passes the image-level keys (`dangling`, `label`, `before`, `since`).
     pub fn matches_image(&self, img: &Image) -> bool {
         self.conds.iter().all(|(k, vs)| {
-            vs.iter().any(|v| match k.as_str() {
+            let one = |v: &String| match k.as_str() {
                 "dangling" => img.tags.is_empty() == matches!(v.as_str(), "true" | "1"),
                 "label" => {
                     let labels = img.config.labels.clone().unwrap_or_default();
@@ -147,7 +147,14 @@ impl ImageFilter {
                 "before" => self.before.is_some_and(|t| img.created < t),
                 "since" => self.since.is_some_and(|t| img.created > t),
                 _ => true,
-            })
+            };
+            // Docker's rule: every `label` value must match; other keys' values are
+            // alternatives.
+            if k == "label" {
+                vs.iter().all(one)
+            } else {
+                vs.iter().any(one)
+            }
         })
     }
 

@@ -637,6 +637,76 @@ fn docker_compose_v2_up_ps_logs_down() {
     assert!(!env.ok(&["network", "ls"]).contains("apit_back"));
 }
 
+/// docker compose v2 finds one service's containers (for `links:`) with two label filters,
+/// project and service, which Docker ANDs: ORed, a recreated web linked to itself and its
+/// start failed ("cannot link to a non running container: /web AS /web/db").
+#[test]
+fn docker_compose_v2_recreates_linked_services_and_label_filters_all_match() {
+    let compose = Path::new("/usr/local/lib/berth-test/docker-compose");
+    if !compose.exists() {
+        eprintln!("skipped: no docker-compose (scripts/setup.sh installs it)");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    let dir = env.path("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  web:\n    image: busybox\n    command: sleep 300\n    stop_grace_period: 1s\n    links: [db]\n    volumes: [data:/data]\n  db:\n    image: busybox\n    command: sleep 300\n    stop_grace_period: 1s\n    volumes: [data2:/data]\nvolumes:\n  data: {}\n  data2: {}\n",
+    )
+    .unwrap();
+    let ok = |args: &[&str]| -> String {
+        let out = Command::new(compose)
+            .args(["-p", "apilk"])
+            .args(args)
+            .current_dir(&dir)
+            .env("DOCKER_HOST", svc.host())
+            .env("DOCKER_CONFIG", env.dir.join("docker-config"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker compose {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["up", "-d"]);
+    ok(&["up", "-d", "--force-recreate"]);
+    let links = env.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "apilk-web-1"]);
+    assert!(
+        !links.contains("/apilk-web-1:"),
+        "web links itself: {links}"
+    );
+    assert!(links.contains("/apilk-db-1:/apilk-web-1/db"), "{links}");
+    // The same rule on every list endpoint: each label value must match.
+    let q = |path: &str, kind: &str| -> String {
+        let f = format!(
+            "%7B%22label%22%3A%5B%22com.docker.compose.project%3Dapilk%22%2C%22com.docker.compose.{kind}%22%5D%7D"
+        );
+        let (code, _, body) = http(&svc.socket, "GET", &format!("{path}filters={f}"), "");
+        assert_eq!(code, 200, "{body}");
+        body
+    };
+    let c = q("/v1.50/containers/json?all=1&", "service%3Ddb");
+    assert!(
+        c.contains("apilk-db-1") && !c.contains("apilk-web-1"),
+        "{c}"
+    );
+    let v = q("/v1.50/volumes?", "volume%3Ddata2");
+    assert!(
+        v.contains("apilk_data2") && !v.contains("apilk_data\""),
+        "{v}"
+    );
+    let n = q("/v1.50/networks?", "network%3Dnone-such");
+    assert!(!n.contains("apilk_default"), "{n}");
+    ok(&["down", "-v"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+}
+
 /// Images, builds, commits, networks and volumes through the docker CLI, checked with berth.
 #[test]
 fn docker_cli_builds_and_manages_images_networks_and_volumes() {
