@@ -88,9 +88,57 @@ pub fn signal_container(pid: i32, id: &str, sig: i32) -> io::Result<bool> {
     }
 }
 
+/// A pidfd for the init of container `id`, recorded as `pid`: `None` when that pid is gone or
+/// no longer the container's (recycled), or pidfds are unavailable.
+pub fn open_container(pid: i32, id: &str) -> Option<OwnedFd> {
+    if pid <= 0 {
+        return None;
+    }
+    let fd = open(pid).ok()?;
+    // Checked after opening: the pidfd pins the process the check looked at.
+    in_container(pid, id).then_some(fd)
+}
+
+/// Wait at most `timeout` for the process behind `fd` to exit. True once it has exited.
+///
+/// Errors: `poll(2)` fails (other than being interrupted, which counts as not yet exited).
+pub fn wait_exit(fd: &OwnedFd, timeout: std::time::Duration) -> io::Result<bool> {
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call; a pidfd polls readable once its
+    // process has exited.
+    let r = unsafe { libc::poll(&mut p, 1, ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(r > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_exit_wakes_when_the_process_exits() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let fd = open(i32::try_from(child.id()).unwrap()).unwrap();
+        assert!(!wait_exit(&fd, std::time::Duration::from_millis(10)).unwrap());
+        send(&fd, libc::SIGKILL).unwrap();
+        assert!(wait_exit(&fd, std::time::Duration::from_secs(10)).unwrap());
+        child.wait().unwrap();
+    }
 
     #[test]
     fn foreign_pid_is_not_signalled() {

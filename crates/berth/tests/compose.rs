@@ -499,13 +499,60 @@ fn down_and_up_at_once_still_resolve_service_names() {
                 false
             }
         });
-        assert!(gone, "round {round}: the removed network's DNS server still runs");
+        assert!(
+            gone,
+            "round {round}: the removed network's DNS server still runs"
+        );
         if let Err(last) = resolves(&env, &dir, "solo", "solo") {
             panic!("round {round}: no name resolution after down and up: {last}");
         }
         drop(old);
     }
     compose_ok(&env, &dir, &["down", "-t", "0"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
+/// `down` stops dependents before their dependencies: `db` gets its stop signal only after
+/// `app` (which takes a while to exit) has gone, also now that a level waits for its init
+/// processes rather than for their monitors' records.
+#[test]
+fn down_stops_dependents_first() {
+    setup!(env, net);
+    let shared = env.path("order");
+    std::fs::create_dir_all(&shared).unwrap();
+    let yaml = format!(
+        r#"
+services:
+  db:
+    image: composetest/bb:1
+    command: ["sh", "-c", "trap 'echo db >> /s/order; exit 0' TERM; touch /s/db-ready; while :; do sleep 0.1; done"]
+    volumes: ["{s}:/s"]
+  app:
+    image: composetest/bb:1
+    command: ["sh", "-c", "trap 'sleep 0.5; echo app >> /s/order; exit 0' TERM; touch /s/app-ready; while :; do sleep 0.1; done"]
+    volumes: ["{s}:/s"]
+    depends_on: [db]
+"#,
+        s = shared.display()
+    );
+    let dir = project(&env, "order", &yaml);
+    compose_ok(&env, &dir, &["up", "-d"]);
+    // Both shells have set their traps (bounded wait).
+    let ready = (0..200).any(|_| {
+        ["db-ready", "app-ready"]
+            .iter()
+            .all(|f| shared.join(f).exists())
+            || {
+                std::thread::sleep(Duration::from_millis(50));
+                false
+            }
+    });
+    assert!(ready, "the services did not start");
+    compose_ok(&env, &dir, &["down"]);
+    let order = std::fs::read_to_string(shared.join("order")).unwrap_or_default();
+    assert_eq!(order, "app\ndb\n");
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());

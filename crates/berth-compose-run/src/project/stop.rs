@@ -36,15 +36,20 @@ struct RemoveAfterStop {
 }
 
 enum StopEvent {
+    /// The container (by name) is stopped: recorded, or it was not running.
     Stopped(String),
-    StopFailed(String),
+    /// Stopping it failed (name, message).
+    StopFailed(String, String),
     Removed(String),
     Failed(String),
 }
 
 /// Stop `cs` level by level (dependents first), every container of a level in its own
 /// thread; with `remove`, each thread removes its container as soon as it stopped, while the
-/// next level is already stopping (a level waits only for the previous level's stops).
+/// next level is already stopping. A level waits only until the previous level's containers
+/// stopped, or their init processes exited (seen through pidfds: their processes are gone,
+/// while their monitors are still releasing network and mounts), as Docker's order means:
+/// a dependency gets its stop signal once its dependents no longer run.
 /// Returns every failure; keeps going after one.
 fn stop_levels(
     store: &Store,
@@ -61,15 +66,22 @@ fn stop_levels(
     let mut handle = |ev: StopEvent, errors: &mut Vec<String>| match ev {
         StopEvent::Stopped(n) => progress(&format!("Container {n}"), "Stopped"),
         StopEvent::Removed(n) => progress(&format!("Container {n}"), "Removed"),
-        StopEvent::StopFailed(e) | StopEvent::Failed(e) => errors.push(e),
+        StopEvent::StopFailed(_, e) | StopEvent::Failed(e) => errors.push(e),
     };
     for level in levels(p, cs).into_iter().rev() {
-        let mut pending = 0usize;
+        // Containers of this level not yet stopped, with their init's pidfd when running.
+        let mut pending: BTreeMap<String, Option<std::os::fd::OwnedFd>> = BTreeMap::new();
         for pc in level {
-            if remove.is_none() && !pc.container.state.is_active() {
+            let active = pc.container.state.is_active();
+            if remove.is_none() && !active {
                 continue;
             }
-            pending += 1;
+            let init = pc
+                .container
+                .pid
+                .filter(|_| active)
+                .and_then(|pid| berth_engine::pidfd::open_container(pid, &pc.container.id));
+            pending.insert(pc.container.name.clone(), init);
             let root = root.clone();
             let c = pc.container.clone();
             let tx = tx.clone();
@@ -77,7 +89,10 @@ fn stop_levels(
                 let st = match Store::open(&root) {
                     Ok(st) => st,
                     Err(e) => {
-                        let _ = tx.send(StopEvent::StopFailed(format!("{}: {e}", c.name)));
+                        let _ = tx.send(StopEvent::StopFailed(
+                            c.name.clone(),
+                            format!("{}: {e}", c.name),
+                        ));
                         return;
                     }
                 };
@@ -91,12 +106,15 @@ fn stop_levels(
                             let _ = tx.send(StopEvent::Stopped(c.name.clone()));
                         }
                         Err(e) => {
-                            let _ = tx.send(StopEvent::StopFailed(format!("{}: {e}", c.name)));
+                            let _ = tx.send(StopEvent::StopFailed(
+                                c.name.clone(),
+                                format!("{}: {e}", c.name),
+                            ));
                         }
                     }
                 } else {
-                    // Counted as stopped for the level's wait.
-                    let _ = tx.send(StopEvent::StopFailed(String::new()));
+                    // Counted as stopped for the level's wait; nothing to report.
+                    let _ = tx.send(StopEvent::StopFailed(c.name.clone(), String::new()));
                 }
                 let Some(r) = remove else { return };
                 match ops::remove(&st, &c, true) {
@@ -118,20 +136,32 @@ fn stop_levels(
                 }
             }));
         }
-        // The next level stops once this one has: removals may still run.
-        while pending > 0 {
-            let Ok(ev) = rx.recv() else { break };
-            if matches!(ev, StopEvent::Stopped(_) | StopEvent::StopFailed(_)) {
-                pending -= 1;
+        // The next level stops once this one has: removals (and the monitors' releases)
+        // may still run.
+        while !pending.is_empty() {
+            let ev = match rx.recv_timeout(std::time::Duration::from_millis(5)) {
+                Ok(ev) => Some(ev),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            if let Some(ev) = ev {
+                if let StopEvent::Stopped(n) | StopEvent::StopFailed(n, _) = &ev {
+                    pending.remove(n);
+                }
+                if !matches!(&ev, StopEvent::StopFailed(_, e) if e.is_empty()) {
+                    handle(ev, &mut errors);
+                }
             }
-            if !matches!(&ev, StopEvent::StopFailed(e) if e.is_empty()) {
-                handle(ev, &mut errors);
-            }
+            pending.retain(|_, init| {
+                init.as_ref().is_none_or(|fd| {
+                    !berth_engine::pidfd::wait_exit(fd, std::time::Duration::ZERO).unwrap_or(false)
+                })
+            });
         }
     }
     drop(tx);
     for ev in rx {
-        if !matches!(&ev, StopEvent::StopFailed(e) if e.is_empty()) {
+        if !matches!(&ev, StopEvent::StopFailed(_, e) if e.is_empty()) {
             handle(ev, &mut errors);
         }
     }

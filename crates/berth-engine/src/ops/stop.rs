@@ -92,10 +92,18 @@ pub fn stop_with(host: &Host, store: &Store, c: &Container, timeout: Option<u32>
     )))
 }
 
-/// Poll until the container is no longer active (or gone). True if it stopped.
+/// Wait until the container is no longer active (or gone). True if it stopped.
+///
+/// The row is polled (5 ms doubling to 100 ms); while its init runs, the pause between two
+/// looks is a wait on the init's pidfd, so its exit is seen at once, and the monitor's record
+/// of it is then looked for every few milliseconds (1 ms doubling to 20 ms, for a second).
 pub(super) fn wait_state(host: &Host, store: &Store, id: &str, timeout: Duration) -> Result<bool> {
     let end = Instant::now() + timeout;
     let mut delay = Duration::from_millis(5);
+    // The init being watched: its pid, its pidfd while it runs, when it was seen to exit.
+    let mut watched: Option<i32> = None;
+    let mut init: Option<std::os::fd::OwnedFd> = None;
+    let mut exited_at: Option<Instant> = None;
     loop {
         match state::get(store, id)? {
             None => return Ok(true),
@@ -104,13 +112,40 @@ pub(super) fn wait_state(host: &Host, store: &Store, id: &str, timeout: Duration
                 reconcile_one(host, store, &c);
                 return Ok(true);
             }
-            _ => {}
+            Some(c) => {
+                // A first look, or a restarted init: watch the current one.
+                if c.pid.is_some() && c.pid != watched {
+                    watched = c.pid;
+                    init = c.pid.and_then(|p| crate::pidfd::open_container(p, id));
+                    exited_at = None;
+                }
+            }
         }
-        if Instant::now() >= end {
+        let now = Instant::now();
+        if now >= end {
             return Ok(false);
         }
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_millis(100));
+        let nap = delay.min(end - now);
+        let max = if exited_at.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            Duration::from_millis(20)
+        } else {
+            Duration::from_millis(100)
+        };
+        match &init {
+            Some(fd) => match crate::pidfd::wait_exit(fd, nap) {
+                Ok(false) => {}
+                Ok(true) => {
+                    // Exited: the monitor records it once it released the container.
+                    init = None;
+                    exited_at = Some(Instant::now());
+                    delay = Duration::from_millis(1);
+                    continue;
+                }
+                Err(_) => init = None,
+            },
+            None => std::thread::sleep(nap),
+        }
+        delay = (delay * 2).min(max);
     }
 }
 
