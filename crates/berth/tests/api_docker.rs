@@ -1665,3 +1665,146 @@ fn docker_network_connect_and_disconnect_stopped_containers() {
     docker_ok(&svc, &["rm", "-f", "nst"]);
     docker_ok(&svc, &["network", "rm", &net]);
 }
+
+/// A registry that requires a login (htpasswd): `docker login` checks the credentials through
+/// `POST /auth`, `docker push` / `docker pull` carry them in `X-Registry-Auth`; without them
+/// (or with a wrong password) each fails with the registry's refusal and leaves nothing
+/// behind. The service has no credentials of its own (empty `DOCKER_CONFIG`, `HOME`).
+#[test]
+fn docker_login_push_pull_with_registry_auth() {
+    if !have_docker()
+        || Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .is_err()
+        || Command::new("htpasswd").arg("-h").output().is_err()
+    {
+        eprintln!("skipped: no docker CLI, docker-registry or htpasswd");
+        return;
+    }
+    let reg = registry_support::Registry::start(registry_support::RegistryOpts {
+        htpasswd: Some(("berthuser".into(), "s3cret-pw".into())),
+        tls: false,
+    });
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc_home = env.dir.join("svc-home");
+    std::fs::create_dir_all(&svc_home).unwrap();
+    let socket = env.dir.join("docker.sock");
+    let child = env
+        .cmd(&[
+            "system",
+            "service",
+            "--time",
+            "0",
+            &format!("unix://{}", socket.display()),
+        ])
+        .env("HOME", &svc_home)
+        .env("DOCKER_CONFIG", &svc_home)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let svc = Service { child, socket };
+    assert!(wait_until(|| UnixStream::connect(&svc.socket).is_ok(), 20));
+    let host = reg.host();
+    let name = format!("{host}/auth/bb:1");
+    docker_ok(&svc, &["tag", "busybox", &name]);
+
+    // No credentials: push and pull fail with the registry's refusal.
+    let out = docker(&svc, &["push", &name]);
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("unauthorized: authentication required"),
+        "{err}"
+    );
+    // A wrong password: docker login fails (401 from POST /auth) and saves nothing.
+    let bad = docker_cmd(
+        &svc,
+        &["login", "-u", "berthuser", "--password-stdin", &host],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .and_then(|mut c| {
+        c.stdin.take().unwrap().write_all(b"wrong\n")?;
+        c.wait_with_output()
+    })
+    .unwrap();
+    assert!(!bad.status.success());
+    let e = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        e.to_lowercase().contains("unauthorized") || e.contains("401"),
+        "{e}"
+    );
+    // The right password: login, then push and pull carry X-Registry-Auth.
+    let good = docker_cmd(
+        &svc,
+        &["login", "-u", "berthuser", "--password-stdin", &host],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .and_then(|mut c| {
+        c.stdin.take().unwrap().write_all(b"s3cret-pw\n")?;
+        c.wait_with_output()
+    })
+    .unwrap();
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(String::from_utf8_lossy(&good.stdout).contains("Login Succeeded"));
+    let out = docker_ok(&svc, &["push", &name]);
+    assert!(out.contains("digest: sha256:"), "{out}");
+    docker_ok(&svc, &["rmi", &name]);
+    let out = docker_ok(&svc, &["pull", &name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(
+        docker_ok(
+            &svc,
+            &["run", "--rm", "--network", "none", &name, "echo", "authed"]
+        ),
+        "authed\n"
+    );
+    // The service kept no credentials: logged out, pull is refused again.
+    docker_ok(&svc, &["rmi", &name]);
+    docker_ok(&svc, &["logout", &host]);
+    let out = docker(&svc, &["pull", &name]);
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("unauthorized: authentication required"),
+        "{err}"
+    );
+    assert!(!env.ok(&["images"]).contains("auth/bb"));
+    assert!(std::fs::read_dir(&svc_home).unwrap().next().is_none());
+    // A raw request with a bad header is a 400, not a crash.
+    let (st, _, body) = {
+        let mut s = UnixStream::connect(&svc.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "POST /images/create?fromImage={host}/auth/bb&tag=1 HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nX-Registry-Auth: !!notbase64\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let status: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, (), text)
+    };
+    assert_eq!(st, 400, "{body}");
+}

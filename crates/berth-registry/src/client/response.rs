@@ -29,10 +29,16 @@ pub async fn error_from_response(resp: Response) -> RegistryError {
         .unwrap_or_default();
     let message = error_message(status, &body);
     if status == StatusCode::UNAUTHORIZED {
-        let m = message
-            .strip_prefix("unauthorized: ")
-            .unwrap_or(&message)
-            .to_string();
+        // A HEAD (blob checks of a push) or a terse registry sends no body: say what a 401
+        // means, as the registry's own document does.
+        let m = if body.iter().all(u8::is_ascii_whitespace) {
+            "authentication required".to_string()
+        } else {
+            message
+                .strip_prefix("unauthorized: ")
+                .unwrap_or(&message)
+                .to_string()
+        };
         return RegistryError::Unauthorized { message: m };
     }
     if retry::is_transient_status(status.as_u16()) {
