@@ -84,6 +84,11 @@ fn up_ps_exec_down_and_recreate_only_what_changed() {
         compose_ok(&env, &dir, &["ps", "--services"]).trim(),
         "app\nweb"
     );
+    // Go templates over docker compose's fields; STATUS as docker compose v2 shows it.
+    let st = compose_ok(&env, &dir, &["ps", "--format", "{{.Service}} {{.Status}}"]);
+    let st: Vec<&str> = st.lines().collect();
+    assert_eq!(st.len(), 2, "{st:?}");
+    assert!(st.iter().all(|l| l.contains(" Up ")), "{st:?}");
 
     // Compose's labels, as Docker writes them.
     let labels: serde_json::Value = serde_json::from_str(&env.ok(&[
@@ -163,7 +168,7 @@ fn up_ps_exec_down_and_recreate_only_what_changed() {
     let ps = compose_ok(&env, &dir, &["ps", "-a"]);
     assert!(
         ps.lines()
-            .any(|l| l.contains("shop-app-1") && l.contains("exited")),
+            .any(|l| l.contains("shop-app-1") && l.contains("Exited (")),
         "{ps}"
     );
     compose_ok(&env, &dir, &["start"]);

@@ -445,16 +445,10 @@ fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> Result<i32> {
 }
 
 /// `running`, `running (healthy)`, `exited (1)`, … (`health`: the container's health status).
+/// Docker compose v2's STATUS: the engine's `Up 5 seconds (healthy)`, `Exited (0) 2 minutes
+/// ago`, as `docker ps` shows it.
 fn status_text(c: &berth_engine::state::Container, health: Option<&str>) -> String {
-    let base = match c.state {
-        State::Running => "running".to_string(),
-        State::Exited => format!("exited ({})", c.exit_code.unwrap_or(0)),
-        s => s.as_str().to_string(),
-    };
-    match health {
-        Some(h) if c.state == State::Running => format!("{base} ({h})"),
-        _ => base,
-    }
+    berth_engine::view::status_text(c, health)
 }
 
 fn ports_text(c: &berth_engine::state::Container) -> String {
@@ -525,10 +519,32 @@ fn ps(ctx: &Ctx, p: &Project, a: &PsArgs) -> Result<i32> {
         println!("{}", serde_json::to_string(&v)?);
         return Ok(0);
     }
-    if let Some(f) = &a.format {
-        if f != "table" {
-            bail!("unsupported --format {f:?}: use table or json");
-        }
+    if let Some(f) = a.format.as_deref().filter(|f| *f != "table") {
+        // A Go template (`{{.Name}} {{.Status}}`, `table {{.Service}}\t{{.State}}`) over
+        // docker compose's fields.
+        let rows: Vec<serde_json::Value> = cs
+            .iter()
+            .map(|pc| {
+                let c = &pc.container;
+                json!({
+                    "ID": c.id.chars().take(12).collect::<String>(), "Name": c.name, "Names": c.name,
+                    "Image": c.image_name, "Command": format!("\"{}\"", c.config.args.join(" ")),
+                    "Project": p.name, "Service": pc.service, "RunningFor": ago(c.created),
+                    "State": c.state.as_str(), "Status": status_text(c, health_of(c)),
+                    "Health": health_of(c).unwrap_or_default(), "ExitCode": c.exit_code.unwrap_or(0),
+                    "Ports": ports_text(c), "Labels": c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                    "@labels": c.config.labels,
+                })
+            })
+            .collect();
+        super::print_rows(
+            &rows,
+            Some(f),
+            "",
+            "table {{.Name}}\t{{.Image}}\t{{.Command}}\t{{.Service}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}",
+            &[("RunningFor", "CREATED")],
+        )?;
+        return Ok(0);
     }
     let rows: Vec<Vec<String>> = cs
         .iter()
