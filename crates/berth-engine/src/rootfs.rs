@@ -328,6 +328,11 @@ impl Bundle {
         let rootfs = self.rootfs();
         while is_mountpoint(&rootfs) {
             if let Err(e) = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH) {
+                // The monitor may unmount it between our look and our unmount (`rm -f` of a
+                // paused container): EINVAL then only means it is gone.
+                if e == rustix::io::Errno::INVAL && !is_mountpoint(&rootfs) {
+                    break;
+                }
                 return Err(EngineError::Other(format!(
                     "unmounting {}: {e}",
                     rootfs.display()

@@ -1305,3 +1305,27 @@ fn cp_copies_whiteout_named_files_as_files() {
     );
     assert_eq!(env.ok(&["exec", "whc", "cat", "/tmp/in/.wh.x"]), "w");
 }
+
+/// `rm -f` of a paused container removes it (the monitor unmounting the root filesystem
+/// between rm's look and rm's unmount made rm fail with EINVAL and left it "Removing").
+#[test]
+fn rm_force_removes_a_paused_container() {
+    let env = TestEnv::new();
+    env.busybox_image("hp:1");
+    for i in 0..3 {
+        let name = format!("hp-{i}");
+        env.ok(&[
+            "run",
+            "-d",
+            "--network=none",
+            "--name",
+            &name,
+            "hp:1",
+            "sleep",
+            "60",
+        ]);
+        env.ok(&["pause", &name]);
+        env.ok(&["rm", "-f", &name]);
+        assert_eq!(env.ok(&["ps", "-aq"]).trim(), "", "after rm -f {name}");
+    }
+}
