@@ -19,6 +19,7 @@ need_pkgs=(
   apparmor                                           # apparmor_parser: loads berth-default; tests compile it
   golang-github-containers-common                    # tests: Podman's seccomp.json loads unchanged
   groff-base                                         # tests: man pages checked with groff
+  zsh fish                                           # tests: completion scripts run in real shells
 )
 missing=()
 for p in "${need_pkgs[@]}"; do

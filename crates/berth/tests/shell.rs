@@ -228,3 +228,81 @@ fn man_pages_for_berth_and_every_subcommand_are_valid_roff() {
         "berth-run.1 lists run's options"
     );
 }
+
+/// What fish's `complete -C LINE` offers (candidates without their descriptions), with berth's
+/// script sourced as installed and `berth` found on PATH; `None` when fish is not installed.
+fn fish_complete(root: &Path, line: &str) -> Option<Vec<String>> {
+    if Command::new("fish").arg("--version").output().is_err() {
+        return None;
+    }
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_berth")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = Command::new("fish")
+        .args(["--no-config", "-c"])
+        .arg(format!(
+            "berth completion fish | source; complete -C '{}'",
+            line.replace('\'', "\\'")
+        ))
+        .env("PATH", path)
+        .env("BERTH_ROOT", root)
+        .output()
+        .expect("fish runs");
+    assert!(
+        o.status.success(),
+        "fish failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or("").to_string())
+            .filter(|l| !l.is_empty())
+            .collect(),
+    )
+}
+
+#[test]
+fn fish_completes_subcommands_and_store_names_and_zsh_script_parses() {
+    let env = TestEnv::new();
+    env.busybox_image("fishimg:1");
+    env.ok(&[
+        "create",
+        "--name",
+        "fish-web",
+        "--network=none",
+        "fishimg:1",
+        "true",
+    ]);
+    env.ok(&["volume", "create", "fish-vol"]);
+    // setup.sh installs fish and zsh; without them (a developer machine) there is nothing to run.
+    if let Some(got) = fish_complete(&env.root, "berth st") {
+        for want in ["start", "stats", "stop"] {
+            assert!(got.iter().any(|g| g == want), "{want} missing in {got:?}");
+        }
+        assert_eq!(
+            fish_complete(&env.root, "berth rm fish").unwrap(),
+            ["fish-web"]
+        );
+        assert_eq!(
+            fish_complete(&env.root, "berth rmi fishi").unwrap(),
+            ["fishimg:1"]
+        );
+        assert_eq!(
+            fish_complete(&env.root, "berth volume rm fish").unwrap(),
+            ["fish-vol"]
+        );
+    }
+    if Command::new("zsh").arg("--version").output().is_ok() {
+        let z = env.ok(&["completion", "zsh"]);
+        let o = Command::new("zsh")
+            .args(["-f", "-n", "-c", &z])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    env.ok(&["rm", "fish-web"]);
+}
