@@ -253,8 +253,8 @@ pub fn ps_row(s: &Value, no_trunc: bool) -> Value {
             .and_then(Value::as_u64)
             .filter(|v| *v > 0)
         {
-            Some(root) => format!("{} (virtual {})", human::size(rw), human::size(root)),
-            None => human::size(rw),
+            Some(root) => format!("{} (virtual {})", human::size3(rw), human::size3(root)),
+            None => human::size3(rw),
         },
         None => String::new(),
     };

@@ -43,6 +43,34 @@ pub fn size(n: u64) -> String {
     format!("{}{}", sig4(v), U[i])
 }
 
+/// A size in bytes as the docker CLI's `images` SIZE and `ps -s` SIZE columns print it
+/// (go-units' `HumanSizeWithPrecision(n, 3)`: `1.98MB`, `371MB`; three significant digits).
+pub fn size3(n: u64) -> String {
+    const U: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    // Precision loss above 2^53 bytes does not show in three significant digits.
+    #[allow(clippy::cast_precision_loss)]
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < U.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{v:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", U[i])
+}
+
 /// A size in bytes with binary units as `docker stats` prints memory (`1.5MiB`, `7.7GiB`).
 pub fn binary_size(n: u64) -> String {
     const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -84,6 +112,10 @@ mod tests {
         assert_eq!(super::size(4_260_000), "4.26MB");
         assert_eq!(super::size(12_345_678), "12.35MB");
         assert_eq!(super::size(1_000_000), "1MB");
+        assert_eq!(super::size3(1_982_256), "1.98MB");
+        assert_eq!(super::size3(370_700_000), "371MB");
+        assert_eq!(super::size3(5_000), "5kB");
+        assert_eq!(super::size3(4), "4B");
         assert_eq!(super::binary_size(1536 * 1024), "1.5MiB");
         assert_eq!(super::duration(90), "About a minute");
     }

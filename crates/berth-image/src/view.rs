@@ -46,7 +46,7 @@ pub fn image_row(img: &Image, tag: Option<&Reference>, no_trunc: bool) -> Value 
         "ID": id,
         "Repository": repo,
         "SharedSize": "N/A",
-        "Size": berth_format::human::size(img.size),
+        "Size": berth_format::human::size3(img.size),
         "Tag": tagname,
         "UniqueSize": "N/A",
         "VirtualSize": berth_format::human::size(img.size),
