@@ -241,3 +241,64 @@ fn cp_round_trip_keeps_symlinks_hardlinks_modes_and_owners() {
     env.ok(&["rm", "-f", "cprt"]);
     let _ = std::fs::remove_dir_all(PathBuf::from(&tree));
 }
+
+/// `cp` to and from a running container sees the container's mounts as its processes do: a
+/// named volume, a bind mount and a tmpfs (Docker mounts the volumes for the copy), not the
+/// image layer underneath them.
+#[test]
+fn cp_reaches_volumes_binds_and_tmpfs_of_a_running_container() {
+    let env = TestEnv::new();
+    env.busybox_image("cpvol:1");
+    let host = env.path("bind");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("from-host"), b"host side\n").unwrap();
+    let bind = format!("{}:/bind", host.display());
+    env.ok(&[
+        "run",
+        "-d",
+        "--network=none",
+        "--name",
+        "cpvol",
+        "-v",
+        "cpvol-data:/data",
+        "-v",
+        &bind,
+        "--tmpfs",
+        "/scratch",
+        "cpvol:1",
+        "sleep",
+        "600",
+    ]);
+    let src = env.path("in.txt");
+    std::fs::write(&src, b"copied in\n").unwrap();
+    for dst in ["/data", "/bind", "/scratch"] {
+        env.ok(&["cp", src.to_str().unwrap(), &format!("cpvol:{dst}/in.txt")]);
+        assert_eq!(
+            env.ok(&["exec", "cpvol", "cat", &format!("{dst}/in.txt")]),
+            "copied in\n",
+            "{dst}"
+        );
+    }
+    // The bind mount's host directory got the file; the volume keeps it past the container.
+    assert_eq!(std::fs::read(host.join("in.txt")).unwrap(), b"copied in\n");
+    // Out: files written by the container in each mount, and one the host put in the bind.
+    env.ok(&[
+        "exec",
+        "cpvol",
+        "sh",
+        "-c",
+        "echo vol > /data/out; echo tmp > /scratch/out",
+    ]);
+    for (src, want) in [
+        ("/data/out", "vol\n"),
+        ("/scratch/out", "tmp\n"),
+        ("/bind/from-host", "host side\n"),
+    ] {
+        let dst = env.path("out");
+        let _ = std::fs::remove_file(&dst);
+        env.ok(&["cp", &format!("cpvol:{src}"), dst.to_str().unwrap()]);
+        assert_eq!(std::fs::read_to_string(&dst).unwrap(), want, "{src}");
+    }
+    env.ok(&["rm", "-f", "cpvol"]);
+    env.ok(&["volume", "rm", "cpvol-data"]);
+}

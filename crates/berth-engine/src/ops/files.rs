@@ -32,7 +32,8 @@ fn other(msg: impl Into<String>) -> EngineError {
 
 /// Run `f` in a new thread whose root directory is the container's root filesystem (mounted
 /// privately for the thread when the container is not running). `f` sees `/` as the
-/// container's `/`.
+/// container's `/`: for a running container with its mounts (volumes, binds, tmpfs), the view
+/// of `/proc/PID/root`; for a stopped one, the image and writable layer only.
 ///
 /// Errors: what `f` returns; [`EngineError::Image`] when the image's layers cannot be found;
 /// [`EngineError::Other`] when the thread cannot get a private mount namespace or mount or
@@ -42,8 +43,29 @@ pub fn in_container_root<T: Send>(
     c: &Container,
     f: impl FnOnce() -> Result<T> + Send,
 ) -> Result<T> {
+    in_root(store, c, true, f)
+}
+
+/// [`in_container_root`]; `with_mounts: false` gives a running container's root filesystem
+/// without its mounts (what `docker export` archives: no volume contents).
+fn in_root<T: Send>(
+    store: &Store,
+    c: &Container,
+    with_mounts: bool,
+    f: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
     let bundle = Bundle::new(store.root(), &c.id);
-    let lowers = if bundle.is_mounted() {
+    // A running container's root as its own processes see it: /proc/PID/root crosses the
+    // mounts of the container's mount namespace (volumes, binds, tmpfs), as `docker cp` does
+    // (Docker mounts the volumes for the copy). The pidfd, opened before the pid is checked
+    // to be the container's, keeps a recycled pid from being taken for it.
+    let live = match (c.state, c.pid) {
+        (State::Running, Some(pid)) if with_mounts => {
+            crate::pidfd::open_container(pid, &c.id).map(|fd| (pid, fd))
+        }
+        _ => None,
+    };
+    let lowers = if live.is_some() || bundle.is_mounted() {
         None
     } else {
         let images = ImageStore::open(store)?;
@@ -66,7 +88,10 @@ pub fn in_container_root<T: Send>(
             if let Some(l) = &lowers {
                 bundle.mount(l)?;
             }
-            let root = bundle.rootfs();
+            let root = match &live {
+                Some((pid, _)) => PathBuf::from(format!("/proc/{pid}/root")),
+                None => bundle.rootfs(),
+            };
             let c_root = CString::new(root.as_os_str().as_encoded_bytes())
                 .map_err(|_| other("root path with a NUL byte"))?;
             // SAFETY: chroot(2) on a NUL-terminated path; it changes only this thread's
@@ -75,6 +100,16 @@ pub fn in_container_root<T: Send>(
                 return Err(EngineError::io(&root, std::io::Error::last_os_error()));
             }
             std::env::set_current_dir("/").map_err(|e| EngineError::io("/", e))?;
+            if let Some((_, fd)) = &live {
+                // The root is the container's only while its init lives (after its exit the
+                // path could have named a recycled pid's root when chroot resolved it).
+                if crate::pidfd::wait_exit(fd, std::time::Duration::ZERO).unwrap_or(true) {
+                    return Err(other(format!(
+                        "container {} stopped during the copy; try again",
+                        c.name
+                    )));
+                }
+            }
             f()
         })
         .join()
@@ -186,12 +221,13 @@ fn walk_upper(base: &Path, rel: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) 
     Ok(())
 }
 
-/// Write a tar of the container's whole root filesystem (`docker export`) to `w`.
+/// Write a tar of the container's whole root filesystem (`docker export`) to `w`: image and
+/// writable layer, without the contents of volumes, binds and tmpfs mounts (as Docker).
 ///
 /// Errors: as [`in_container_root`]; [`EngineError::Io`] for a file that cannot be read,
 /// [`EngineError::Other`] when writing to `w` fails.
 pub fn export(store: &Store, c: &Container, w: &mut (dyn Write + Send)) -> Result<()> {
-    in_container_root(store, c, || {
+    in_root(store, c, false, || {
         let mut b = tar::Builder::new(w);
         append_tree(&mut b, Path::new("/"), Path::new("."), true, true)?;
         b.finish()
