@@ -90,13 +90,7 @@ pub fn connect(store: &Store, container_id: &str, att: &Attachment) -> Result<En
         ));
         let _ = fs::write(&hosts, text);
     }
-    berth_events::record(
-        store,
-        "network",
-        "connect",
-        &net.id,
-        &[("name", &net.name), ("container", container_id)],
-    );
+    crate::sandbox::record_endpoint_event(store, "connect", &net, container_id);
     Ok(ep)
 }
 
@@ -159,12 +153,6 @@ pub fn disconnect(store: &Store, container_id: &str, network: &str) -> Result<()
             let _ = fs::write(&hosts, kept);
         }
     }
-    berth_events::record(
-        store,
-        "network",
-        "disconnect",
-        &net.id,
-        &[("name", &net.name), ("container", container_id)],
-    );
+    crate::sandbox::record_endpoint_event(store, "disconnect", &net, container_id);
     join_errors(errs)
 }

@@ -388,6 +388,9 @@ fn setup_networks(
         &out.resolv_conf,
         &container_resolv(conf.host_dns(), cfg, embedded.as_deref()),
     )?;
+    for (net, _) in &nets {
+        record_endpoint_event(store, "connect", net, id);
+    }
     out.netns_path = Some(ns);
     out.addresses = own;
     out.ports = rows.iter().map(PublishedPort::from).collect();
@@ -457,7 +460,35 @@ pub fn teardown_with(store: &Store, be: &Backend, container_id: &str) -> Result<
     if let Err(e) = state::immediate(db, |db| state::delete_container(db, container_id)) {
         errs.push(e);
     }
+    for ep in &eps {
+        if let Ok(net) = crate::get_network(store, &ep.network) {
+            record_endpoint_event(store, "disconnect", &net, container_id);
+        }
+    }
     join_errors(errs)
+}
+
+/// Record Docker's `network connect`/`disconnect` event for a container joining or leaving
+/// `net` as it starts or stops (actor: the network's id; attributes: its name as Docker shows
+/// it — `bridge` for the default network — and the container's id).
+pub(crate) fn record_endpoint_event(
+    store: &Store,
+    action: &str,
+    net: &Network,
+    container_id: &str,
+) {
+    let name = if net.is_default() {
+        crate::DEFAULT_NETWORK_ALIAS
+    } else {
+        net.name.as_str()
+    };
+    berth_events::record(
+        store,
+        "network",
+        action,
+        &net.id,
+        &[("name", name), ("container", container_id)],
+    );
 }
 
 /// Release the networking of every container berth knows about that is not in

@@ -705,3 +705,80 @@ fn connect_and_disconnect_stopped_containers() {
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
+
+/// Docker's `network connect` and `disconnect` events as a container joins its networks at
+/// start and leaves them when it stops (the default network named `bridge`), in Docker's order
+/// (moby's handleContainerExit releases the network before it logs `die`); `run --rm` records
+/// `die` and `destroy` too.
+#[test]
+fn start_and_stop_record_network_connect_and_disconnect_events() {
+    setup!(env, net, "nettest/ev:1", &[]);
+    let shop = format!("{}-evshop", net.prefix);
+    env.ok(&["network", "create", &shop]);
+    let id = env
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "evnet",
+            "--network",
+            &shop,
+            "nettest/ev:1",
+            "sleep",
+            "600",
+        ])
+        .trim()
+        .to_string();
+    env.ok(&["stop", "-t", "0", "evnet"]);
+    env.ok(&["run", "--rm", "nettest/ev:1", "true"]);
+    let until = (chrono::Utc::now().timestamp() + 1).to_string();
+    let got: Vec<String> = env
+        .ok(&[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            &until,
+            "--filter",
+            "type=network",
+            "--filter",
+            "type=container",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .lines()
+        .filter(|l| {
+            l.starts_with("network connect")
+                || l.starts_with("network disconnect")
+                || l.starts_with("container start")
+                || l.starts_with("container die")
+                || l.starts_with("container destroy")
+        })
+        .map(|l| {
+            let mut w: Vec<&str> = l.split(' ').collect();
+            if w[0] == "container" && w[2] != "evnet" {
+                w[2] = "RM"; // the --rm container's generated name
+            }
+            w.join(" ")
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            format!("network connect {shop}"),
+            "container start evnet".to_string(),
+            format!("network disconnect {shop}"),
+            "container die evnet".to_string(),
+            "network connect bridge".to_string(),
+            "container start RM".to_string(),
+            "network disconnect bridge".to_string(),
+            "container die RM".to_string(),
+            "container destroy RM".to_string(),
+        ],
+        "container {id}"
+    );
+    env.ok(&["rm", "evnet"]);
+    env.ok(&["network", "rm", &shop]);
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}

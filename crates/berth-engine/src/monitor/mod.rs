@@ -407,7 +407,18 @@ impl Ctx<'_> {
         let _ = self.bundle.unmount();
         tracing::debug!("monitor {id}: unmounted");
         crate::exits::record(self.store.root(), id, code);
+        // Docker's order for --rm: network disconnect, (oom,) die, destroy.
+        if oom {
+            state::event(self.store, self.c, "oom", &[]);
+        }
+        state::event(
+            self.store,
+            self.c,
+            "die",
+            &[("exitCode", &code.to_string())],
+        );
         let _ = state::delete(self.store, id);
+        state::event(self.store, self.c, "destroy", &[]);
         let _ = crate::volumes::release(self.store, id);
         let _ = crate::volumes::remove_anonymous(self.store, &self.c.config);
         let _ = crate::health::forget(self.store, id);
