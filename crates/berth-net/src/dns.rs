@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::{rdata::A, RData, Record, RecordType};
+use hickory_proto::rr::{rdata::A, rdata::PTR, Name, RData, Record, RecordType};
 use rustix::fs::{flock, FlockOperation};
 
 use crate::{state, NetError, Result};
@@ -201,6 +201,45 @@ fn lookup(db: &berth_store::rusqlite::Connection, network: &str, name: &str) -> 
     ips
 }
 
+/// The reverse name (`PTR`) of a container address on `network` (or, through the client at
+/// `peer`, on its other user networks), as Docker's embedded DNS answers it:
+/// `CONTAINER_NAME.NETWORK_NAME.`. `name` is a lowercase `d.c.b.a.in-addr.arpa` query name.
+fn reverse(
+    db: &berth_store::rusqlite::Connection,
+    network: &str,
+    peer: Option<Ipv4Addr>,
+    name: &str,
+) -> Option<String> {
+    let rest = name.strip_suffix(".in-addr.arpa")?;
+    let o: Vec<u8> = rest
+        .split('.')
+        .map(|p| p.parse().ok())
+        .collect::<Option<Vec<u8>>>()?;
+    let [d, c, b, a] = o[..] else {
+        return None;
+    };
+    let ip = Ipv4Addr::new(a, b, c, d);
+    let find = |net: &str| {
+        state::endpoints_of_network(db, net)
+            .ok()?
+            .into_iter()
+            .find(|e| e.ip == ip)
+            .map(|e| format!("{}.{}.", e.container_name, net))
+    };
+    if let Some(n) = find(network) {
+        return Some(n);
+    }
+    let me = state::endpoints_of_network(db, network)
+        .ok()?
+        .into_iter()
+        .find(|e| Some(e.ip) == peer)?;
+    state::endpoints_of_container(db, &me.container_id)
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e.network != network && e.network != crate::DEFAULT_NETWORK)
+        .find_map(|e| find(&e.network))
+}
+
 enum Answer {
     Reply(Vec<u8>),
     Forward,
@@ -255,6 +294,28 @@ fn answer(
     };
     let name = q.name().to_ascii();
     let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if q.query_type() == RecordType::PTR {
+        // A container's address: its name; anything else goes upstream.
+        let Some(target) = reverse(db, network, peer, &name).and_then(|t| Name::from_ascii(t).ok())
+        else {
+            return Answer::Forward;
+        };
+        let mut resp = Message::response(req.metadata.id, OpCode::Query);
+        resp.metadata.recursion_desired = req.metadata.recursion_desired;
+        resp.metadata.recursion_available = true;
+        resp.metadata.authoritative = true;
+        resp.add_query(q.clone());
+        resp.add_answer(Record::from_rdata(
+            q.name().clone(),
+            10,
+            RData::PTR(PTR(target)),
+        ));
+        resp.metadata.response_code = ResponseCode::NoError;
+        return match resp.to_vec() {
+            Ok(b) => Answer::Reply(b),
+            Err(_) => Answer::Drop,
+        };
+    }
     let found = resolve(db, network, peer, &name);
     let single_label = !name.contains('.');
     if found.is_empty() && !single_label {
@@ -523,6 +584,31 @@ mod tests {
             assert_eq!(m.answers.len(), 1, "{name}");
             assert_eq!(&m.answers[0].data, &RData::A(A(ep.ip)));
         }
+        // Reverse lookups (PTR) of a container address: NAME.NETWORK., as Docker answers.
+        let Answer::Reply(b) = answer(
+            store.db(),
+            "shop",
+            None,
+            &query("2.0.90.10.in-addr.arpa.", RecordType::PTR),
+        ) else {
+            panic!("no PTR reply")
+        };
+        let m = Message::from_vec(&b).unwrap();
+        assert_eq!(m.answers.len(), 1);
+        assert_eq!(
+            &m.answers[0].data,
+            &RData::PTR(PTR(Name::from_str("db.shop.").unwrap()))
+        );
+        // Other addresses are not this server's to answer.
+        assert!(matches!(
+            answer(
+                store.db(),
+                "shop",
+                None,
+                &query("9.0.90.10.in-addr.arpa.", RecordType::PTR)
+            ),
+            Answer::Forward
+        ));
         let Answer::Reply(b) = answer(store.db(), "shop", None, &query("db", RecordType::AAAA))
         else {
             panic!()

@@ -242,6 +242,27 @@ fn user_network_name_resolution() {
         }
         assert_eq!(got.trim(), "dbhost", "fetch by {name}");
     }
+    // Reverse lookup of a container address: NAME.NETWORK, as Docker's embedded DNS answers.
+    let ip = env
+        .ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            "db",
+        ])
+        .trim()
+        .to_string();
+    let ptr = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &shop,
+        "nettest/dns:1",
+        "busybox",
+        "nslookup",
+        &ip,
+    ]);
+    assert!(ptr.contains(&format!("name = db.{shop}")), "{ptr}");
     let resolv = env.ok(&[
         "run",
         "--rm",
