@@ -297,7 +297,8 @@ pub(super) fn convert(
             }
         }
     }
-    // Implicit dependencies (links, network_mode: service:X, volumes_from), as Docker adds them.
+    // Implicit dependencies (links, network_mode/ipc/pid: service:X, volumes_from), as Docker
+    // adds them.
     let names: BTreeSet<String> = p.services.keys().cloned().collect();
     for (sn, s) in p.services.iter_mut() {
         let mut implicit: Vec<String> = s
@@ -305,14 +306,26 @@ pub(super) fn convert(
             .iter()
             .map(|l| l.split(':').next().unwrap_or(l).to_string())
             .collect();
-        if let Some(other) = s
-            .network_mode
-            .as_deref()
-            .and_then(|m| m.strip_prefix("service:"))
-        {
-            implicit.push(other.to_string());
+        for mode in [&s.network_mode, &s.ipc, &s.pid] {
+            if let Some(other) = mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
+                implicit.push(other.to_string());
+            }
         }
-        for dep in implicit {
+        // volumes_from: SERVICE[:MODE] (not container:NAME), without restart (as Docker).
+        let from: Vec<String> = s
+            .volumes_from
+            .iter()
+            .filter(|v| !v.starts_with("container:"))
+            .map(|v| v.split(':').next().unwrap_or(v).to_string())
+            .collect();
+        for dep in implicit
+            .iter()
+            .map(|d| (d, true))
+            .chain(from.iter().map(|d| (d, false)))
+            .map(|(d, restart)| (d.clone(), restart))
+            .collect::<Vec<_>>()
+        {
+            let (dep, restart) = dep;
             if !names.contains(&dep) {
                 return Err(ComposeError::Project(format!(
                     "service {sn:?} refers to undefined service {dep:?}: invalid compose project"
@@ -320,7 +333,7 @@ pub(super) fn convert(
             }
             s.depends_on.entry(dep).or_insert(model::DependsOn {
                 condition: "service_started".into(),
-                restart: true,
+                restart,
                 required: true,
             });
         }

@@ -177,6 +177,79 @@ pub(super) fn ser_opt_bytes<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::O
     }
 }
 
+/// A string where empty means unset (compose's `omitempty` strings).
+pub(super) fn de_opt_string_ne<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(de_opt_string(d)?.filter(|s| !s.is_empty()))
+}
+
+/// A whole number (or its text) where 0 means unset (compose's `omitempty` integers).
+pub(super) fn de_opt_i64_nz<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        v => value_i64(&v)
+            .map(|n| (n != 0).then_some(n))
+            .ok_or_else(|| D::Error::custom(format!("invalid number {v}: must be a whole number"))),
+    }
+}
+
+/// A size in bytes (`64m`, `1024`, or -1 for unlimited) where 0 means unset.
+pub(super) fn de_opt_bytes_nz<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    let v = Value::deserialize(d)?;
+    let n = match &v {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) if s.trim() == "-1" => Some(-1),
+        Value::String(s) => parse_bytes(s).and_then(|b| i64::try_from(b).ok()),
+        _ => None,
+    };
+    match n {
+        Some(n) if n >= -1 => Ok((n != 0).then_some(n)),
+        _ => Err(D::Error::custom(format!(
+            "invalid size {v}: use a number with an optional unit b, k, m or g (e.g. 64m), or -1"
+        ))),
+    }
+}
+
+#[allow(clippy::ref_option)] // serde's serialize_with passes a reference
+pub(super) fn ser_opt_sbytes<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(n) => s.serialize_str(&n.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+/// `cpus:` as compose reads it: a float32 (or its text); 0 means unset.
+pub(super) fn de_opt_cpus<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    use serde::de::Error;
+    let Some(f) = de_opt_f64(d)? else {
+        return Ok(None);
+    };
+    if !f.is_finite() || f < 0.0 {
+        return Err(D::Error::custom(format!(
+            "invalid cpus {f}: use a positive number such as 0.5"
+        )));
+    }
+    // Compose keeps cpus as a float32: round through its shortest text.
+    #[allow(clippy::cast_possible_truncation)] // intended: float32 precision, as compose
+    let short = format!("{}", f as f32);
+    Ok(short.parse::<f64>().ok().filter(|f| *f != 0.0))
+}
+
+/// `cpus:` printed as compose does: a whole number without a fraction.
+#[allow(clippy::ref_option)] // serde's serialize_with passes a reference
+pub(super) fn ser_opt_cpus<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        #[allow(clippy::cast_possible_truncation)] // checked: whole and in range
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => s.serialize_i64(*f as i64),
+        Some(f) => s.serialize_f64(*f),
+        None => s.serialize_none(),
+    }
+}
+
 pub(super) fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     use serde::de::Error;
     match Value::deserialize(d)? {

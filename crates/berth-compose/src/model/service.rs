@@ -15,6 +15,9 @@ pub struct Service {
     /// Profiles enabling this service (none: always enabled).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
+    /// `blkio_config:` (block I/O weight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blkio_config: Option<BlkioConfig>,
     /// Build definition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
@@ -24,9 +27,53 @@ pub struct Service {
     /// Dropped capabilities.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
+    /// Parent cgroup of the container (`cgroup_parent`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_string_ne"
+    )]
+    pub cgroup_parent: Option<String>,
     /// Command (`None`: the image's).
     #[serde(default, deserialize_with = "de_command")]
     pub command: Option<Vec<String>>,
+    /// CFS period in microseconds (`cpu_period`; 0 is unset).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_i64_nz"
+    )]
+    pub cpu_period: Option<i64>,
+    /// CFS quota in microseconds per period (`cpu_quota`; 0 is unset).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_i64_nz"
+    )]
+    pub cpu_quota: Option<i64>,
+    /// Number of CPUs, fractional (`cpus: 0.5`; 0 is unset). Kept at compose's float32
+    /// precision.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_cpus",
+        serialize_with = "ser_opt_cpus"
+    )]
+    pub cpus: Option<f64>,
+    /// CPUs allowed, as a list (`cpuset: "0-2,4"`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_string_ne"
+    )]
+    pub cpuset: Option<String>,
+    /// Relative CPU weight (`cpu_shares`; 0 is unset).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_i64_nz"
+    )]
+    pub cpu_shares: Option<i64>,
     /// Configs mounted into the container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<FileRef>,
@@ -75,6 +122,9 @@ pub struct Service {
         deserialize_with = "de_str_vec"
     )]
     pub expose: Vec<String>,
+    /// Links to containers outside the project, `CONTAINER[:ALIAS]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_links: Vec<String>,
     /// Extra /etc/hosts entries `HOST=IP`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
@@ -94,6 +144,14 @@ pub struct Service {
     /// Image reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// IPC namespace: `host`, `private`, `shareable`, `none`, `service:NAME`,
+    /// `container:NAME`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_string_ne"
+    )]
+    pub ipc: Option<String>,
     /// Run an init as PID 1.
     #[serde(
         default,
@@ -111,6 +169,38 @@ pub struct Service {
     /// Links `SERVICE[:ALIAS]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<String>,
+    /// Memory limit in bytes (`mem_limit: 64m`; 0 is unset).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_bytes_nz",
+        serialize_with = "ser_opt_sbytes"
+    )]
+    pub mem_limit: Option<i64>,
+    /// Memory soft limit in bytes (`mem_reservation`; 0 is unset).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_bytes_nz",
+        serialize_with = "ser_opt_sbytes"
+    )]
+    pub mem_reservation: Option<i64>,
+    /// Memory plus swap limit in bytes (`memswap_limit`; -1: unlimited swap; 0 is unset).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_bytes_nz",
+        serialize_with = "ser_opt_sbytes"
+    )]
+    pub memswap_limit: Option<i64>,
+    /// Swappiness 0-100 (`mem_swappiness`; compose treats 0 as unset).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_bytes_nz",
+        serialize_with = "ser_opt_sbytes"
+    )]
+    pub mem_swappiness: Option<i64>,
     /// Logging driver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<Logging>,
@@ -120,6 +210,34 @@ pub struct Service {
     /// Networks the service joins.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub networks: BTreeMap<String, Option<ServiceNetwork>>,
+    /// Disable the OOM killer.
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "de_bool"
+    )]
+    pub oom_kill_disable: bool,
+    /// OOM score adjustment, -1000 to 1000 (0 is unset).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_i64_nz"
+    )]
+    pub oom_score_adj: Option<i64>,
+    /// PID namespace: `host`, `service:NAME`, `container:NAME`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_string_ne"
+    )]
+    pub pid: Option<String>,
+    /// Maximum number of processes (`pids_limit`; -1: unlimited; 0 is unset).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_i64_nz"
+    )]
+    pub pids_limit: Option<i64>,
     /// Platform (`linux/amd64`); only the host's is supported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
@@ -220,9 +338,20 @@ pub struct Service {
         deserialize_with = "de_opt_string"
     )]
     pub user: Option<String>,
+    /// User namespace mode (`host`; berth does not remap users, so only `host` or empty).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_string_ne"
+    )]
+    pub userns_mode: Option<String>,
     /// Mounts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Mount>,
+    /// Mounts of other services or containers, `SERVICE[:ro|rw]` or
+    /// `container:NAME[:ro|rw]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
     /// Working directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
@@ -500,4 +629,17 @@ pub struct Logging {
         deserialize_with = "de_str_map"
     )]
     pub options: BTreeMap<String, String>,
+}
+
+/// `blkio_config:` (the weight; per-device settings are not supported).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BlkioConfig {
+    /// Relative block I/O weight, 10-1000 (0 is unset).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_i64_nz"
+    )]
+    pub weight: Option<i64>,
 }
