@@ -375,6 +375,66 @@ fn service_keys_reach_the_container() {
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
 
+const LIMITS: &str = r#"
+services:
+  r:
+    image: composekeys/bb:1
+    command: ["sh", "-c", "echo shared > /data/f; exec sleep 1000"]
+    stop_grace_period: 1s
+    mem_limit: 64m
+    cpus: 0.5
+    pids_limit: 100
+    cpu_shares: 512
+    oom_score_adj: 200
+    volumes:
+      - /data
+  s:
+    image: composekeys/bb:1
+    command: ["sleep", "1000"]
+    stop_grace_period: 1s
+    volumes_from:
+      - r:ro
+    pid: "service:r"
+"#;
+
+#[test]
+fn resource_keys_reach_the_container() {
+    setup!(env, net);
+    let dir = project(&env, "lim", LIMITS);
+    compose_ok(&env, &dir, &["up", "-d"]);
+    assert_eq!(inspect(&env, "lim-r-1", ".HostConfig.Memory"), "67108864");
+    assert_eq!(
+        inspect(&env, "lim-r-1", ".HostConfig.NanoCpus"),
+        "500000000"
+    );
+    assert_eq!(inspect(&env, "lim-r-1", ".HostConfig.PidsLimit"), "100");
+    assert_eq!(inspect(&env, "lim-r-1", ".HostConfig.CpuShares"), "512");
+    assert_eq!(inspect(&env, "lim-r-1", ".HostConfig.OomScoreAdj"), "200");
+    assert_eq!(exec(&env, &dir, "r", "cat /proc/self/oom_score_adj"), "200");
+    // volumes_from: r's anonymous volume, read-only; pid: service:r shares its processes.
+    assert_eq!(exec(&env, &dir, "s", "cat /data/f"), "shared");
+    assert!(
+        compose(&env, &dir, &["exec", "-T", "s", "touch", "/data/x"])
+            .status
+            .code()
+            .is_some_and(|c| c != 0)
+    );
+    // Both services' sleeps are visible in s (its own alone without the shared namespace).
+    let n = exec(
+        &env,
+        &dir,
+        "s",
+        "grep -l 'slee[p]' /proc/[0-9]*/cmdline | wc -l",
+    );
+    assert_eq!(n, "2", "{n}");
+    assert!(inspect(&env, "lim-s-1", ".HostConfig.PidMode").starts_with("\"container:"));
+    compose_ok(&env, &dir, &["down", "-t", "0", "-v"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    assert!(volumes(&env).is_empty());
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
 #[test]
 fn bad_values_name_file_service_and_key_and_create_nothing() {
     setup!(env, net);
@@ -399,6 +459,21 @@ fn bad_values_name_file_service_and_key_and_create_nothing() {
             "badhc",
             "services:\n  web:\n    image: composekeys/bb:1\n    healthcheck: {interval: 5s}\n",
             "compose.yaml: services.web.healthcheck: no test",
+        ),
+        (
+            "badns",
+            "services:\n  web:\n    image: composekeys/bb:1\n    userns_mode: \"remap\"\n",
+            "compose.yaml: services.web.userns_mode: \"remap\" is not supported",
+        ),
+        (
+            "badcg",
+            "services:\n  web:\n    image: composekeys/bb:1\n    cgroup_parent: mine\n",
+            "compose.yaml: services.web.cgroup_parent: is not supported",
+        ),
+        (
+            "badcpu",
+            "services:\n  web:\n    image: composekeys/bb:1\n    cpus: 1\n    cpu_quota: 50000\n",
+            "compose.yaml: services.web: conflicting options: cpus cannot be used with cpu_period or cpu_quota",
         ),
     ];
     for (name, yaml, want) in cases {

@@ -77,6 +77,20 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
             );
         }
     }
+    if s.cgroup_parent.is_some() {
+        no(
+            "cgroup_parent",
+            "is not supported by berth: containers' cgroups are created under berth's own parent (BERTH_CGROUP_PARENT); remove the key",
+        );
+    }
+    if !s.external_links.is_empty()
+        && matches!(s.network_mode.as_deref(), Some(m) if m != "bridge" && m != "default")
+    {
+        no(
+            "external_links",
+            "links need a bridge or project network, not network_mode host, none or service:/container:",
+        );
+    }
     // Values the engine checks: the same conversions `up` makes, without an image (a
     // healthcheck without test stands for the image's).
     let host_net = s.network_mode.as_deref() == Some("host");
@@ -91,6 +105,16 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
         out.push(format!("{file}: {e}"));
     }
     if let Err(e) = log_config(root, name, s) {
+        out.push(format!("{file}: {e}"));
+    }
+    for e in [
+        limits(name, s).err(),
+        check_userns(name, s).err(),
+        namespaces(name, s, &mut |m| Ok(m.to_string())).err(),
+    ]
+    .into_iter()
+    .flatten()
+    {
         out.push(format!("{file}: {e}"));
     }
     if let Some(sig) = &s.stop_signal {

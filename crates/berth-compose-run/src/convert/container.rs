@@ -102,7 +102,7 @@ pub fn container_config(
         Some("host") => NetworkMode::Host,
         Some("none") => NetworkMode::None,
         Some(m) if m.starts_with("service:") || m.starts_with("container:") => {
-            // Resolved by the caller to a container id (see project::resolve_network_mode).
+            // Resolved by the caller to a container id (see project::create_instance).
             NetworkMode::Container(m.to_string())
         }
         Some("bridge") | Some("default") => NetworkMode::Networks(vec![Attachment {
@@ -153,25 +153,13 @@ pub fn container_config(
     } else {
         vec![]
     };
-    let limits = s
-        .deploy
-        .as_ref()
-        .and_then(|d| d.resources.as_ref())
-        .and_then(|r| r.limits.as_ref());
-    let memory = limits
-        .and_then(|l| l.memory)
-        .map(|m| {
-            i64::try_from(m)
-                .map_err(|_| RunError::Invalid(format!("services.{name}: memory limit too large")))
-        })
-        .transpose()?;
-    let nano_cpus = limits
-        .and_then(|l| l.cpus)
-        .map(|c| ccfg::parse_cpus(&c.to_string()).map_err(bad))
-        .transpose()?;
-    let pids_limit = limits
-        .and_then(|l| l.pids)
-        .and_then(|n| i64::try_from(n).ok());
+    let Limits {
+        memory,
+        nano_cpus,
+        pids_limit,
+        resources,
+    } = limits(name, s)?;
+    check_userns(name, s)?;
     let restart = match (
         &s.restart,
         s.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()),
@@ -292,7 +280,8 @@ pub fn container_config(
         volumes,
         healthcheck,
         log_config,
-        resources: Default::default(),
+        resources,
+        // ipc/pid name other containers: resolved by the caller (project::create_instance).
         namespaces: Default::default(),
         extra: Default::default(),
     })

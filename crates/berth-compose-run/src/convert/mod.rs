@@ -3,6 +3,7 @@
 
 mod check;
 mod container;
+mod limits;
 mod settings;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use crate::{labels, Result, RunError};
 
 pub use check::unsupported;
 pub use container::container_config;
+pub use limits::{check_userns, limits, namespaces, Limits};
 pub use settings::{healthcheck, log_config, security};
 
 /// The image reference a service runs: `image:`, else `PROJECT-SERVICE` (what a build tags).

@@ -82,13 +82,45 @@ pub fn create_instance(
         .as_ref()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
+    // volumes_from: SERVICE[:MODE] → that service's first container; container:NAME[:MODE].
+    let mut volumes_from = Vec::new();
+    for v in &s.volumes_from {
+        let (target, mode) = match v.rsplit_once(':') {
+            Some((t, m @ ("ro" | "rw"))) => (t, Some(m)),
+            _ => (v.as_str(), None),
+        };
+        let target = if target.starts_with("container:") {
+            target.to_string()
+        } else {
+            format!("service:{target}")
+        };
+        let id = resolve_container(store, p, &target)
+            .map_err(|e| RunError::Invalid(format!("services.{name}.volumes_from: {e}")))?;
+        volumes_from.push(match mode {
+            Some(m) => format!("{id}:{m}"),
+            None => id,
+        });
+    }
     berth_engine::volumes::apply(
         store,
         &mut cfg,
-        &berth_engine::volumes::MountFlags::default(),
+        &berth_engine::volumes::MountFlags {
+            volumes_from: &volumes_from,
+            ..Default::default()
+        },
         &image_volumes,
     )
     .map_err(|e| RunError::Invalid(format!("services.{name}.volumes: {e}")))?;
+    cfg.namespaces = convert::namespaces(name, s, &mut |m| resolve_container(store, p, m))?;
+    for l in &s.external_links {
+        let (other, alias) = l.split_once(':').unwrap_or((l, l));
+        let c = state::lookup(store, other).map_err(|e| {
+            RunError::Invalid(format!(
+                "services.{name}.external_links: container {other}: {e}"
+            ))
+        })?;
+        cfg.extra.links.push(format!("{}:{alias}", c.name));
+    }
     for v in cfg
         .volumes
         .iter_mut()
@@ -103,7 +135,7 @@ pub fn create_instance(
         }
     }
     if let NetworkMode::Container(m) = &cfg.network {
-        cfg.network = NetworkMode::Container(resolve_network_mode(store, p, m)?);
+        cfg.network = NetworkMode::Container(resolve_container(store, p, m)?);
     }
     Ok(ops::create(
         store,
@@ -117,14 +149,12 @@ pub fn create_instance(
 }
 
 /// `service:NAME` → the id of that service's first container; `container:NAME` → its id.
-fn resolve_network_mode(store: &Store, p: &Project, m: &str) -> Result<String> {
+fn resolve_container(store: &Store, p: &Project, m: &str) -> Result<String> {
     if let Some(svc) = m.strip_prefix("service:") {
         let c = list(store, &p.name)?
             .into_iter()
             .find(|c| c.service == svc && !c.oneoff)
-            .ok_or_else(|| {
-                RunError::Dependency(format!("network_mode {m}: service {svc} has no container"))
-            })?;
+            .ok_or_else(|| RunError::Dependency(format!("{m}: service {svc} has no container")))?;
         return Ok(c.container.id);
     }
     let other = m.strip_prefix("container:").unwrap_or(m);
