@@ -31,8 +31,15 @@ pub fn ago(ts: i64) -> String {
 /// A size in bytes with Docker's decimal units (`0B`, `4.26MB`, `1.2GB`; four significant
 /// digits).
 pub fn size(n: u64) -> String {
+    let (v, unit) = decimal(n);
+    format!("{}{unit}", sig4(v))
+}
+
+/// `n` bytes scaled to Docker's largest decimal unit that keeps the value at or above 1
+/// (`(4.26, "MB")`).
+fn decimal(n: u64) -> (f64, &'static str) {
     const U: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    // Precision loss above 2^53 bytes does not show in four significant digits.
+    // Precision loss above 2^53 bytes does not show in the digits Docker prints.
     #[allow(clippy::cast_precision_loss)]
     let mut v = n as f64;
     let mut i = 0;
@@ -40,21 +47,13 @@ pub fn size(n: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    format!("{}{}", sig4(v), U[i])
+    (v, U[i])
 }
 
 /// A size in bytes as the docker CLI's `images` SIZE and `ps -s` SIZE columns print it
 /// (go-units' `HumanSizeWithPrecision(n, 3)`: `1.98MB`, `371MB`; three significant digits).
 pub fn size3(n: u64) -> String {
-    const U: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    // Precision loss above 2^53 bytes does not show in three significant digits.
-    #[allow(clippy::cast_precision_loss)]
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < U.len() {
-        v /= 1000.0;
-        i += 1;
-    }
+    let (v, unit) = decimal(n);
     let digits = if v >= 100.0 {
         0
     } else if v >= 10.0 {
@@ -68,7 +67,7 @@ pub fn size3(n: u64) -> String {
     } else {
         s
     };
-    format!("{s}{}", U[i])
+    format!("{s}{unit}")
 }
 
 /// A size in bytes with binary units as `docker stats` prints memory (`1.5MiB`, `7.7GiB`).

@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{rdata::A, rdata::PTR, Name, RData, Record, RecordType};
 use rustix::fs::{flock, FlockOperation};
 
@@ -240,6 +240,23 @@ fn reverse(
         .find_map(|e| find(&e.network))
 }
 
+/// The authoritative response to `req`'s query `q` with `code` and `answers` (TTL 10 s).
+fn reply(req: &Message, q: &Query, code: ResponseCode, answers: Vec<Record>) -> Answer {
+    let mut resp = Message::response(req.metadata.id, OpCode::Query);
+    resp.metadata.recursion_desired = req.metadata.recursion_desired;
+    resp.metadata.recursion_available = true;
+    resp.metadata.authoritative = true;
+    resp.add_query(q.clone());
+    for a in answers {
+        resp.add_answer(a);
+    }
+    resp.metadata.response_code = code;
+    match resp.to_vec() {
+        Ok(b) => Answer::Reply(b),
+        Err(_) => Answer::Drop,
+    }
+}
+
 enum Answer {
     Reply(Vec<u8>),
     Forward,
@@ -300,46 +317,26 @@ fn answer(
         else {
             return Answer::Forward;
         };
-        let mut resp = Message::response(req.metadata.id, OpCode::Query);
-        resp.metadata.recursion_desired = req.metadata.recursion_desired;
-        resp.metadata.recursion_available = true;
-        resp.metadata.authoritative = true;
-        resp.add_query(q.clone());
-        resp.add_answer(Record::from_rdata(
-            q.name().clone(),
-            10,
-            RData::PTR(PTR(target)),
-        ));
-        resp.metadata.response_code = ResponseCode::NoError;
-        return match resp.to_vec() {
-            Ok(b) => Answer::Reply(b),
-            Err(_) => Answer::Drop,
-        };
+        let ptr = Record::from_rdata(q.name().clone(), 10, RData::PTR(PTR(target)));
+        return reply(&req, q, ResponseCode::NoError, vec![ptr]);
     }
     let found = resolve(db, network, peer, &name);
     let single_label = !name.contains('.');
     if found.is_empty() && !single_label {
         return Answer::Forward;
     }
-    let mut resp = Message::response(req.metadata.id, OpCode::Query);
-    resp.metadata.recursion_desired = req.metadata.recursion_desired;
-    resp.metadata.recursion_available = true;
-    resp.metadata.authoritative = true;
-    resp.add_query(q.clone());
     if found.is_empty() {
-        resp.metadata.response_code = ResponseCode::NXDomain;
-    } else {
-        if q.query_type() == RecordType::A {
-            for ip in found {
-                resp.add_answer(Record::from_rdata(q.name().clone(), 10, RData::A(A(ip))));
-            }
-        }
-        resp.metadata.response_code = ResponseCode::NoError;
+        return reply(&req, q, ResponseCode::NXDomain, Vec::new());
     }
-    match resp.to_vec() {
-        Ok(b) => Answer::Reply(b),
-        Err(_) => Answer::Drop,
-    }
+    let answers = match q.query_type() {
+        RecordType::A => found
+            .into_iter()
+            .map(|ip| Record::from_rdata(q.name().clone(), 10, RData::A(A(ip))))
+            .collect(),
+        // A name this server knows, without addresses of that type: an empty answer.
+        _ => Vec::new(),
+    };
+    reply(&req, q, ResponseCode::NoError, answers)
 }
 
 /// Resolver addresses (port 53) from `nameserver`-style strings; unparsable ones skipped.
@@ -545,7 +542,6 @@ pub fn serve(root: &Path, network: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::op::Query;
     use hickory_proto::rr::Name;
     use std::str::FromStr;
 

@@ -41,6 +41,30 @@ fn write_plain_files(
     )
 }
 
+/// Give the sandbox `sb` (its mode set) a namespace of its own with loopback only and the
+/// plain hosts/resolv.conf files; a failure undoes what was recorded.
+fn loopback_only(
+    store: &Store,
+    be: &Backend,
+    sb: &mut Sandbox,
+    cfg: &NetConfig,
+    add_hosts: &[(String, String)],
+    out: &mut NetSetup,
+) -> Result<()> {
+    let id = sb.container_id.clone();
+    let ns = default_netns_path(store.root(), &id);
+    sb.netns = Some(ns.clone());
+    sb.owns_netns = true;
+    state::immediate(store.db(), |db| state::insert_sandbox(db, sb))?;
+    if let Err(e) = create_netns(be, &ns) {
+        let _ = teardown_with(store, be, &id);
+        return Err(e);
+    }
+    write_plain_files(&be.conf, out, cfg, add_hosts)?;
+    out.netns_path = Some(ns);
+    Ok(())
+}
+
 /// The user's DNS flags of a container.
 fn dns_overrides(cfg: &NetConfig) -> files::DnsOverrides {
     files::DnsOverrides {
@@ -170,33 +194,16 @@ pub fn setup_with(store: &Store, be: &Backend, cfg: &NetConfig, dir: &Path) -> R
             }
             state::immediate(store.db(), |db| state::insert_sandbox(db, &sb))?;
         }
+        // A namespace with loopback only: `--network none`, or disconnected from every
+        // network (`network disconnect` while stopped) as Docker, which `network connect` can
+        // attach later.
         NetworkMode::None => {
             sb.mode = "none".into();
-            let ns = default_netns_path(store.root(), id);
-            sb.netns = Some(ns.clone());
-            sb.owns_netns = true;
-            state::immediate(store.db(), |db| state::insert_sandbox(db, &sb))?;
-            if let Err(e) = create_netns(be, &ns) {
-                let _ = teardown_with(store, be, id);
-                return Err(e);
-            }
-            write_plain_files(&be.conf, &out, cfg, &add_hosts)?;
-            out.netns_path = Some(ns);
+            loopback_only(store, be, &mut sb, cfg, &add_hosts, &mut out)?;
         }
         NetworkMode::Networks(atts) if atts.is_empty() => {
-            // Disconnected from every network (`network disconnect` while stopped): only
-            // loopback, as Docker; `network connect` can attach it later.
             sb.mode = "networks".into();
-            let ns = default_netns_path(store.root(), id);
-            sb.netns = Some(ns.clone());
-            sb.owns_netns = true;
-            state::immediate(store.db(), |db| state::insert_sandbox(db, &sb))?;
-            if let Err(e) = create_netns(be, &ns) {
-                let _ = teardown_with(store, be, id);
-                return Err(e);
-            }
-            write_plain_files(&be.conf, &out, cfg, &add_hosts)?;
-            out.netns_path = Some(ns);
+            loopback_only(store, be, &mut sb, cfg, &add_hosts, &mut out)?;
         }
         NetworkMode::Networks(atts) => {
             sb.mode = "networks".into();
