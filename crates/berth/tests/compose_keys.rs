@@ -436,44 +436,44 @@ fn resource_keys_reach_the_container() {
 }
 
 #[test]
-fn bad_values_name_file_service_and_key_and_create_nothing() {
+fn bad_values_name_file_line_service_and_key_and_create_nothing() {
     setup!(env, net);
     let before = env.ok(&["network", "ls"]);
     let cases = [
         (
             "badmount",
             "services:\n  web:\n    image: composekeys/bb:1\n    volumes:\n      - {type: npipe, source: x, target: /x}\n",
-            "compose.yaml: services.web.volumes[0]: mount type npipe is not supported",
+            "compose.yaml:4: services.web.volumes[0]: mount type npipe is not supported",
         ),
         (
             "badlog",
             "services:\n  web:\n    image: composekeys/bb:1\n    logging: {driver: fluentd-nope}\n",
-            "compose.yaml: services.web.logging: ",
+            "compose.yaml:4: services.web.logging: ",
         ),
         (
             "badcap",
             "services:\n  web:\n    image: composekeys/bb:1\n    cap_add: [NOT_A_CAP]\n",
-            "compose.yaml: services.web.security: ",
+            "compose.yaml:2: services.web.security: ",
         ),
         (
             "badhc",
             "services:\n  web:\n    image: composekeys/bb:1\n    healthcheck: {interval: 5s}\n",
-            "compose.yaml: services.web.healthcheck: no test",
+            "compose.yaml:4: services.web.healthcheck: no test",
         ),
         (
             "badns",
             "services:\n  web:\n    image: composekeys/bb:1\n    userns_mode: \"remap\"\n",
-            "compose.yaml: services.web.userns_mode: \"remap\" is not supported",
+            "compose.yaml:4: services.web.userns_mode: \"remap\" is not supported",
         ),
         (
             "badcg",
             "services:\n  web:\n    image: composekeys/bb:1\n    cgroup_parent: mine\n",
-            "compose.yaml: services.web.cgroup_parent: is not supported",
+            "compose.yaml:4: services.web.cgroup_parent: is not supported",
         ),
         (
             "badcpu",
             "services:\n  web:\n    image: composekeys/bb:1\n    cpus: 1\n    cpu_quota: 50000\n",
-            "compose.yaml: services.web: conflicting options: cpus cannot be used with cpu_period or cpu_quota",
+            "compose.yaml:2: services.web: conflicting options: cpus cannot be used with cpu_period or cpu_quota",
         ),
     ];
     for (name, yaml, want) in cases {

@@ -6,9 +6,9 @@ use super::*;
 /// `FILE: services.NAME.KEY: why`. `up`/`create`/`run` refuse such a service before anything
 /// is created, naming every key. `root` is the store root (the daemon-wide log defaults).
 pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<String> {
-    let file = files_label(p);
     let mut out = Vec::new();
-    let mut no = |k: &str, why: &str| out.push(format!("{file}: services.{name}.{k}: {why}"));
+    let mut no =
+        |k: &str, why: &str| out.push(locate(p, name, s, &format!("services.{name}.{k}: {why}")));
     for (i, m) in s.volumes.iter().enumerate() {
         match m.kind.as_str() {
             "bind" | "tmpfs" => {}
@@ -102,10 +102,10 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
         ..Default::default()
     };
     if let Err(e) = healthcheck(name, s, Some(stand_in)) {
-        out.push(format!("{file}: {e}"));
+        out.push(locate(p, name, s, &e.to_string()));
     }
     if let Err(e) = log_config(root, name, s) {
-        out.push(format!("{file}: {e}"));
+        out.push(locate(p, name, s, &e.to_string()));
     }
     for e in [
         limits(name, s).err(),
@@ -115,14 +115,38 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
     .into_iter()
     .flatten()
     {
-        out.push(format!("{file}: {e}"));
+        out.push(locate(p, name, s, &e.to_string()));
     }
     if let Some(sig) = &s.stop_signal {
         if let Err(e) = ccfg::parse_signal(sig) {
-            out.push(format!("{file}: services.{name}.stop_signal: {e}"));
+            out.push(locate(
+                p,
+                name,
+                s,
+                &format!("services.{name}.stop_signal: {e}"),
+            ));
         }
     }
     out
+}
+
+/// `msg` (`services.NAME[.KEY…]: why`) prefixed with the file and line of KEY, as
+/// `FILE:LINE: msg` (only the file names when the service was not read from a file).
+pub fn locate(p: &Project, name: &str, s: &Service, msg: &str) -> String {
+    let rest = msg
+        .strip_prefix(&format!("services.{name}"))
+        .and_then(|r| r.strip_prefix('.'))
+        .unwrap_or("");
+    let key = rest.split(['.', '[', ':']).next().unwrap_or_default();
+    match s.positions.of(key) {
+        Some((f, line)) => {
+            let f = Path::new(f)
+                .file_name()
+                .map_or_else(|| f.to_string(), |n| n.to_string_lossy().into_owned());
+            format!("{f}:{line}: {msg}")
+        }
+        None => format!("{}: {msg}", files_label(p)),
+    }
 }
 
 fn host_arch() -> &'static str {

@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::{labels, Result, RunError};
 
-pub use check::unsupported;
+pub use check::{locate, unsupported};
 pub use container::container_config;
 pub use limits::{check_userns, limits, namespaces, Limits};
 pub use settings::{healthcheck, log_config, security};

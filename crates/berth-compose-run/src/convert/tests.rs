@@ -48,18 +48,19 @@ fn unsupported_keys_are_all_named() {
     let p = project("services:\n  w:\n    image: x\n    cap_add: [NOT_A_CAP]\n    logging: {driver: syslog}\n    healthcheck: {test: [CMD, 'true'], interval: 10us}\n    volumes:\n      - {type: volume, source: data, target: /d, volume: {subpath: x}}\nvolumes:\n  data:\n    driver: nfs-plugin\n");
     let u = unsupported(&root, &p, "w", &p.services["w"]);
     assert_eq!(u.len(), 5, "{u:?}");
-    for (i, k) in [
-        "volumes[0].volume.subpath",
-        "volumes[0]",
-        "security",
-        "healthcheck",
-        "logging",
+    // File and line of the key (the service's name for `security`).
+    for (i, (line, k)) in [
+        (7, "volumes[0].volume.subpath"),
+        (7, "volumes[0]"),
+        (2, "security"),
+        (6, "healthcheck"),
+        (5, "logging"),
     ]
     .iter()
     .enumerate()
     {
         assert!(
-            u[i].starts_with(&format!("compose.yaml: services.w.{k}: ")),
+            u[i].starts_with(&format!("compose.yaml:{line}: services.w.{k}: ")),
             "{i}: {u:?}"
         );
     }

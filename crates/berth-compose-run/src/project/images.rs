@@ -17,7 +17,7 @@ pub(super) fn check_with_images(
         };
         let h = berth_engine::health::HealthConfig::from_image(img.config.healthcheck.as_ref());
         if let Err(e) = convert::healthcheck(n, s, h) {
-            all.push(format!("{}: {e}", convert::files_label(p)));
+            all.push(convert::locate(p, n, s, &e.to_string()));
         }
     }
     if all.is_empty() {

@@ -145,6 +145,11 @@ pub(super) fn convert(
             v.remove("extends");
             let mut s: Service = typed(&v, &path)?;
             s.extensions = ext;
+            let pos = &mut s.positions.0;
+            pos.insert(String::new(), (k.mark.file.to_string(), k.mark.line));
+            for (key, _) in v.as_map().into_iter().flatten() {
+                pos.insert(key.name.clone(), (key.mark.file.to_string(), key.mark.line));
+            }
             // env_file first, then environment; unset values from the project environment.
             let mut environment: BTreeMap<String, Option<String>> = BTreeMap::new();
             if let Some(ef) = env_files {

@@ -16,8 +16,8 @@ mod service_items;
 use codec::*;
 pub use codec::{format_duration, parse_bytes, parse_duration, scalar_text, split_shell};
 pub use service::{
-    BlkioConfig, Build, DependsOn, Deploy, Device, Healthcheck, Logging, Resource, Resources,
-    RestartPolicy, Service,
+    BlkioConfig, Build, DependsOn, Deploy, Device, Healthcheck, Logging, Positions, Resource,
+    Resources, RestartPolicy, Service,
 };
 pub use service_items::{
     BindOptions, FileRef, Mount, Port, ServiceNetwork, TmpfsOptions, Ulimit, VolumeOptions,

@@ -358,6 +358,32 @@ pub struct Service {
     /// `x-*` extensions of the service.
     #[serde(skip)]
     pub extensions: BTreeMap<String, Value>,
+    /// Where the service's keys were written, for errors found after loading.
+    #[serde(skip)]
+    pub positions: Positions,
+}
+
+/// Where each key of a service was written: key → (file as given to the loader, 1-based
+/// line); the key `""` is the service's name. Not part of the model's value: two services
+/// that differ only in positions are equal.
+#[derive(Debug, Clone, Default)]
+pub struct Positions(pub BTreeMap<String, (String, usize)>);
+
+impl PartialEq for Positions {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Positions {
+    /// The file and line of `key` (a top-level key of the service such as `cgroup_parent`),
+    /// else of the service's name; `None` for a service not read from a file.
+    pub fn of(&self, key: &str) -> Option<(&str, usize)> {
+        self.0
+            .get(key)
+            .or_else(|| self.0.get(""))
+            .map(|(f, l)| (f.as_str(), *l))
+    }
 }
 
 /// `build:` of a service.
