@@ -361,7 +361,7 @@ fn attached_up_prefixes_output_and_ctrl_c_stops() {
     // Stopped, not removed.
     let ps = compose_ok(&env, &dir, &["ps", "-a"]);
     assert_eq!(
-        ps.lines().filter(|l| l.contains("exited")).count(),
+        ps.lines().filter(|l| l.contains("Exited (")).count(),
         2,
         "{ps}"
     );

@@ -36,7 +36,17 @@ pub fn remove_with(host: &Host, store: &Store, c: &Container, force: bool) -> Re
         if let Some(pid) = fresh.pid {
             let _ = host.signals.signal_container(pid, &c.id, libc::SIGKILL);
         }
-        wait_state(host, store, &c.id, Duration::from_secs(10))?;
+        // A paused container gets the SIGKILL only when thawed (Docker thaws on kill too).
+        super::thaw_if_frozen(host, &fresh);
+        // Tearing down beside a monitor that is still releasing the container races it
+        // (mounts, files in the directory): refuse instead, as Docker's rm -f does when the
+        // kill does not take.
+        if !wait_state(host, store, &c.id, Duration::from_secs(10))? {
+            return Err(EngineError::Other(format!(
+                "cannot remove container {}: it did not stop within 10 s of SIGKILL; try again",
+                c.name
+            )));
+        }
     } else if fresh.state.is_active() {
         reconcile_one(host, store, &fresh);
     }
