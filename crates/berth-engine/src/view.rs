@@ -247,16 +247,15 @@ pub fn ps_row(s: &Value, no_trunc: bool) -> Value {
         .and_then(Value::as_object)
         .map(|m| m.keys().map(String::as_str).collect())
         .unwrap_or_default();
-    let size = match s.get("SizeRw").and_then(Value::as_u64) {
-        Some(rw) => match s
-            .get("SizeRootFs")
-            .and_then(Value::as_u64)
-            .filter(|v| *v > 0)
-        {
-            Some(root) => format!("{} (virtual {})", human::size3(rw), human::size3(root)),
-            None => human::size3(rw),
-        },
-        None => String::new(),
+    // The docker CLI's formatter: `0B` when sizes were not asked for.
+    let rw = s.get("SizeRw").and_then(Value::as_u64).unwrap_or(0);
+    let size = match s
+        .get("SizeRootFs")
+        .and_then(Value::as_u64)
+        .filter(|v| *v > 0)
+    {
+        Some(root) => format!("{} (virtual {})", human::size3(rw), human::size3(root)),
+        None => human::size3(rw),
     };
     json!({
         "Command": command,

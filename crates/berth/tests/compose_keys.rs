@@ -232,14 +232,31 @@ fn service_healthy_waits_and_ps_shows_health() {
             .any(|l| l.contains("hc-db-1") && l.contains("(healthy)")),
         "{ps}"
     );
-    let js: serde_json::Value =
-        serde_json::from_str(&compose_ok(&env, &dir, &["ps", "--format", "json"])).unwrap();
+    // One object per line with docker compose v2's fields (docker ps's row and the service's).
+    let text = compose_ok(&env, &dir, &["ps", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    let db = rows
+        .iter()
+        .find(|c| c["Service"] == "db")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(db["Health"], "healthy", "{text}");
+    assert_eq!(db["Name"], "hc-db-1");
+    assert_eq!(db["Names"], "hc-db-1");
+    assert_eq!(db["Project"], "hc");
+    assert_eq!(db["ID"].as_str().unwrap().len(), 12);
+    assert_eq!(db["Size"], "0B");
+    assert!(db["Command"].as_str().unwrap().starts_with('"'), "{text}");
+    assert!(db["Labels"]
+        .as_str()
+        .unwrap()
+        .contains("com.docker.compose.service=db"));
     assert!(
-        js.as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["Service"] == "db" && c["Health"] == "healthy"),
-        "{js}"
+        db["Publishers"].is_array() && db["RunningFor"].is_string(),
+        "{text}"
     );
     // --wait: returns once everything runs and is healthy.
     compose_ok(&env, &dir, &["up", "-d", "--wait", "--wait-timeout", "60"]);

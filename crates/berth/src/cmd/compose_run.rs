@@ -499,42 +499,37 @@ fn ps(ctx: &Ctx, p: &Project, a: &PsArgs) -> Result<i32> {
             .as_ref()
             .and_then(|_| health.get(&c.id).map(String::as_str))
     };
-    if a.format.as_deref() == Some("json") {
-        let v: Vec<_> = cs
-            .iter()
-            .map(|pc| {
-                let c = &pc.container;
-                json!({
-                    "ID": c.id, "Name": c.name, "Image": c.image_name, "Command": c.config.args.join(" "),
-                    "Project": p.name, "Service": pc.service, "Created": c.created,
-                    "State": c.state.as_str(), "Status": status_text(c, health_of(c)),
-                    "Health": health_of(c).unwrap_or_default(), "ExitCode": c.exit_code.unwrap_or(0),
-                    "Publishers": berth_net::ports_of(store, &c.id).unwrap_or_default().iter().map(|pp| json!({
-                        "URL": pp.host_ip, "TargetPort": pp.container_port, "PublishedPort": pp.host_port, "Protocol": pp.protocol
-                    })).collect::<Vec<_>>(),
-                    "Labels": c.config.labels,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string(&v)?);
-        return Ok(0);
-    }
     if let Some(f) = a.format.as_deref().filter(|f| *f != "table") {
-        // A Go template (`{{.Name}} {{.Status}}`, `table {{.Service}}\t{{.State}}`) over
-        // docker compose's fields.
+        // `json` (one object per line, as docker compose v2 prints) or a Go template
+        // (`{{.Name}} {{.Status}}`, `table {{.Service}}\t{{.State}}`) over docker compose's
+        // fields: docker ps's row (the engine's list row) plus the service's.
+        use berth_engine::{list, view};
+        let all: Vec<berth_engine::state::Container> =
+            cs.iter().map(|pc| pc.container.clone()).collect();
+        let lctx = list::ListContext::load(store, &all).map_err(|e| anyhow::anyhow!("{e}"))?;
         let rows: Vec<serde_json::Value> = cs
             .iter()
             .map(|pc| {
                 let c = &pc.container;
-                json!({
-                    "ID": c.id.chars().take(12).collect::<String>(), "Name": c.name, "Names": c.name,
-                    "Image": c.image_name, "Command": format!("\"{}\"", c.config.args.join(" ")),
-                    "Project": p.name, "Service": pc.service, "RunningFor": ago(c.created),
-                    "State": c.state.as_str(), "Status": status_text(c, health_of(c)),
-                    "Health": health_of(c).unwrap_or_default(), "ExitCode": c.exit_code.unwrap_or(0),
-                    "Ports": ports_text(c), "Labels": c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-                    "@labels": c.config.labels,
-                })
+                let mut row = view::ps_row(&list::summary(store, c, &lctx, None), false);
+                let publishers: Vec<serde_json::Value> = berth_net::ports_of(store, &c.id)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|pp| {
+                        json!({"URL": pp.host_ip, "TargetPort": pp.container_port,
+                               "PublishedPort": pp.host_port, "Protocol": pp.protocol})
+                    })
+                    .collect();
+                if let Some(o) = row.as_object_mut() {
+                    o.insert("Name".into(), json!(c.name));
+                    o.insert("Project".into(), json!(p.name));
+                    o.insert("Service".into(), json!(pc.service));
+                    o.insert("Status".into(), json!(status_text(c, health_of(c))));
+                    o.insert("Health".into(), json!(health_of(c).unwrap_or_default()));
+                    o.insert("ExitCode".into(), json!(c.exit_code.unwrap_or(0)));
+                    o.insert("Publishers".into(), json!(publishers));
+                }
+                row
             })
             .collect();
         super::print_rows(

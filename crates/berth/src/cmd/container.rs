@@ -1302,7 +1302,13 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let image_sizes: std::collections::HashMap<String, u64> = if a.size {
+    // As the docker CLI: a format (given or psFormat) that shows .Size asks for the sizes.
+    let size = a.size
+        || a.format
+            .clone()
+            .or_else(|| berth_format::config_format("psFormat"))
+            .is_some_and(|f| f.contains(".Size"));
+    let image_sizes: std::collections::HashMap<String, u64> = if size {
         berth_image::ImageStore::open(store)
             .and_then(|is| is.list())
             .map(|l| l.into_iter().map(|i| (i.id.to_string(), i.size)).collect())
@@ -1313,7 +1319,7 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
     let rows: Vec<serde_json::Value> = list
         .iter()
         .map(|c| {
-            let sizes = a.size.then(|| list::Sizes {
+            let sizes = size.then(|| list::Sizes {
                 rw: berth_engine::rootfs::upper_size(store, &c.id),
                 image: image_sizes.get(c.image_id.as_str()).copied().unwrap_or(0),
             });
