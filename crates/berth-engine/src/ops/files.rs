@@ -597,6 +597,29 @@ pub fn lifetime_cpu_percent(c: &Container, s: &Stats) -> f64 {
     pct
 }
 
+/// [`stats`] of every container in `cs`, in order. The cgroup and /proc reads (about ten
+/// files per container) run on up to four threads, one share of the list each, so a listing
+/// of many containers takes a fraction of the time of reading them one after the other.
+pub fn stats_many(cs: &[&Container]) -> Vec<Stats> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(4);
+    if threads < 2 || cs.len() < 8 {
+        return cs.iter().map(|c| stats(c)).collect();
+    }
+    let share = cs.len().div_ceil(threads);
+    std::thread::scope(|sc| {
+        let parts: Vec<_> = cs
+            .chunks(share)
+            .map(|part| sc.spawn(move || part.iter().map(|c| stats(c)).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
 /// Read the container's counters now (zeros for a container that is not running).
 pub fn stats(c: &Container) -> Stats {
     let host = Host::real();

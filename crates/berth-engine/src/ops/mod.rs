@@ -27,8 +27,8 @@ pub use crate::paths::cgroup_parent;
 pub use create::{create, resolve_args, CreateRequest};
 pub use files::{
     base_name as files_base_name, contents_only as files_contents_only, copy_in, copy_in_target,
-    copy_out, diff, export, host_tar, in_container_root, lifetime_cpu_percent, stats, top, Change,
-    CopyInOptions, Stats,
+    copy_out, diff, export, host_tar, in_container_root, lifetime_cpu_percent, stats, stats_many,
+    top, Change, CopyInOptions, Stats,
 };
 pub use network::{connect_network, disconnect_network};
 pub use pause::{

@@ -254,22 +254,22 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> Result<i32> {
         };
         // --no-stream: one sample, CPU % over the container's life (no second sample to
         // wait for); streaming: CPU % over each one-second interval.
+        let cs: Vec<&state::Container> = list.iter().map(|(_, c)| c).collect();
         let rows: Vec<serde_json::Value> = if a.no_stream {
             list.iter()
-                .map(|(given, c)| {
-                    let s = ops::stats(c);
+                .zip(ops::stats_many(&cs))
+                .map(|((given, c), s)| {
                     view::stats_row(c, &s, ops::lifetime_cpu_percent(c, &s), total, given)
                 })
                 .collect()
         } else {
-            let first: Vec<ops::Stats> = list.iter().map(|(_, c)| ops::stats(c)).collect();
+            let first = ops::stats_many(&cs);
             let t0 = std::time::Instant::now();
             std::thread::sleep(std::time::Duration::from_secs(1));
             let wall = t0.elapsed().as_nanos().max(1);
             list.iter()
-                .zip(&first)
-                .map(|((given, c), s0)| {
-                    let s1 = ops::stats(c);
+                .zip(first.iter().zip(ops::stats_many(&cs)))
+                .map(|((given, c), (s0, s1))| {
                     let used = s1
                         .cgroup
                         .cpu_usage_ns
