@@ -243,6 +243,13 @@ pub fn down(store: &Store, p: &Project, o: &DownOptions, progress: Progress<'_>)
         }),
         progress,
     );
+    if o.volumes {
+        // Removals overlap: an anonymous volume another container still used (volumes_from)
+        // when its owner went is unused now that every container is gone.
+        for pc in &cs {
+            let _ = berth_engine::volumes::remove_anonymous(store, &pc.container.config);
+        }
+    }
     if !list(store, &p.name)?
         .iter()
         .any(|c| !o.remove_orphans && !p.services.contains_key(&c.service))
