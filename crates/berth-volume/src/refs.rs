@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use berth_store::rusqlite::{self, params, OptionalExtension};
+use berth_store::rusqlite::{self, params};
 
 use crate::{now_secs, Result, VolumeError, VolumeStore};
 
@@ -46,12 +46,7 @@ impl VolumeStore<'_> {
     /// Record that `container` uses volume `name` (which must exist).
     pub fn add_ref(&self, name: &str, container: &str) -> Result<()> {
         let tx = self.store.db().unchecked_transaction()?;
-        let exists: Option<i64> = tx
-            .query_row("SELECT 1 FROM volumes WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if exists.is_none() {
+        if !crate::remove::exists(&tx, name)? {
             return Err(VolumeError::NotFound(name.to_string()));
         }
         tx.execute(

@@ -7,17 +7,22 @@ use berth_store::rusqlite::{self, OptionalExtension};
 
 use crate::{dir_size, PruneFilter, Pruned, Result, VolumeError, VolumeStore};
 
+/// Whether volume `name` has a row (read inside the caller's transaction).
+pub(crate) fn exists(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<bool> {
+    let one: Option<i64> = tx
+        .query_row("SELECT 1 FROM volumes WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(one.is_some())
+}
+
 impl VolumeStore<'_> {
     /// Remove volume `name`. A volume in use is never removed ([`VolumeError::InUse`]); with
     /// `force`, a missing volume is not an error.
     pub fn remove(&self, name: &str, force: bool) -> Result<()> {
         let tx = self.store.db().unchecked_transaction()?;
-        let exists: Option<i64> = tx
-            .query_row("SELECT 1 FROM volumes WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if exists.is_none() {
+        if !exists(&tx, name)? {
             return if force {
                 Ok(())
             } else {

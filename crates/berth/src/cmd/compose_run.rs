@@ -451,25 +451,6 @@ fn status_text(c: &berth_engine::state::Container, health: Option<&str>) -> Stri
     berth_engine::view::status_text(c, health)
 }
 
-fn ports_text(c: &berth_engine::state::Container) -> String {
-    c.net
-        .as_ref()
-        .filter(|_| c.state == State::Running)
-        .map(|n| {
-            n.ports
-                .iter()
-                .map(|pp| {
-                    format!(
-                        "{}:{}->{}/{}",
-                        pp.host_ip, pp.host_port, pp.container_port, pp.protocol
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
-}
-
 fn ps(ctx: &Ctx, p: &Project, a: &PsArgs) -> Result<i32> {
     let store = ctx.store()?;
     let cs: Vec<ProjectContainer> = proj::list(store, &p.name)
@@ -545,20 +526,14 @@ fn ps(ctx: &Ctx, p: &Project, a: &PsArgs) -> Result<i32> {
         .iter()
         .map(|pc| {
             let c = &pc.container;
-            let cmd = c.config.args.join(" ");
-            let cmd = if cmd.chars().count() > 20 {
-                format!("\"{}…\"", cmd.chars().take(19).collect::<String>())
-            } else {
-                format!("\"{cmd}\"")
-            };
             vec![
                 c.name.clone(),
                 c.image_name.clone(),
-                cmd,
+                berth_engine::view::command_text(c, true),
                 pc.service.clone(),
                 ago(c.created),
                 status_text(c, health_of(c)),
-                ports_text(c),
+                berth_engine::view::ports_text(c),
             ]
         })
         .collect();
