@@ -141,3 +141,32 @@ fn project_name_precedence() {
         .to_string()
         .contains("invalid project name"));
 }
+
+#[test]
+fn blkio_device_errors_name_the_item() {
+    let e = err(
+        "services:\n  web:\n    image: busybox\n    blkio_config:\n      device_read_bps:\n        - path: /dev/sda\n          rate: 12mb\n        - path: /dev/sdb\n          rate: fast\n",
+    );
+    assert!(
+        e.starts_with(
+            "compose.yaml:9: services.web.blkio_config.device_read_bps[1].rate: invalid rate \"fast\""
+        ),
+        "{e}"
+    );
+    let e = err(
+        "services:\n  web:\n    image: busybox\n    blkio_config:\n      weight_device:\n        - path: /dev/sda\n          weight: 70000\n",
+    );
+    assert!(
+        e.starts_with(
+            "compose.yaml:7: services.web.blkio_config.weight_device[0].weight: invalid weight 70000"
+        ),
+        "{e}"
+    );
+    let e = err(
+        "services:\n  web:\n    image: busybox\n    blkio_config:\n      device_write_iops:\n        - path: /dev/sda\n          rate: 1\n          burst: 2\n",
+    );
+    assert_eq!(
+        e,
+        "compose.yaml:8: services.web.blkio_config.device_write_iops[0]: unknown key \"burst\""
+    );
+}

@@ -488,6 +488,11 @@ fn bad_values_name_file_line_service_and_key_and_create_nothing() {
             "compose.yaml:4: services.web.cgroup_parent: is not supported",
         ),
         (
+            "badblk",
+            "services:\n  web:\n    image: composekeys/bb:1\n    blkio_config:\n      device_read_bps:\n        - {path: /dev/null, rate: 1mb}\n",
+            "compose.yaml:2: services.web: invalid blkio_config.device_read_bps \"/dev/null:1048576\": /dev/null is not a block device",
+        ),
+        (
             "badcpu",
             "services:\n  web:\n    image: composekeys/bb:1\n    cpus: 1\n    cpu_quota: 50000\n",
             "compose.yaml:2: services.web: conflicting options: cpus cannot be used with cpu_period or cpu_quota",
@@ -503,6 +508,84 @@ fn bad_values_name_file_line_service_and_key_and_create_nothing() {
         assert_eq!(env.ok(&["network", "ls"]), before, "{name}");
         assert!(volumes(&env).is_empty(), "{name}");
     }
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
+/// A whole-disk block device of this machine: its /dev path and MAJOR:MINOR.
+fn block_device() -> Option<(String, String)> {
+    for name in ["vda", "sda", "nvme0n1", "xvda", "hda"] {
+        let dev = format!("/dev/{name}");
+        if let Ok(mm) = std::fs::read_to_string(format!("/sys/block/{name}/dev")) {
+            if Path::new(&dev).exists() {
+                return Some((dev, mm.trim().to_string()));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn blkio_device_throttles_reach_the_cgroup() {
+    let Some((dev, mm)) = block_device() else {
+        eprintln!("skipped: no block device");
+        return;
+    };
+    setup!(env, net);
+    let yaml = format!(
+        "services:\n  t:\n    image: composekeys/bb:1\n    command: [sleep, '1000']\n    network_mode: none\n    blkio_config:\n      device_read_bps:\n        - {{path: {dev}, rate: 1mb}}\n      device_write_bps:\n        - {{path: {dev}, rate: '2097152'}}\n      device_read_iops:\n        - {{path: {dev}, rate: 100}}\n      device_write_iops:\n        - {{path: {dev}, rate: '200'}}\n"
+    );
+    let dir = project(&env, "blk", &yaml);
+    compose_ok(&env, &dir, &["up", "-d"]);
+    for (field, want) in [
+        (".HostConfig.BlkioDeviceReadBps", 1_048_576),
+        (".HostConfig.BlkioDeviceWriteBps", 2_097_152),
+        (".HostConfig.BlkioDeviceReadIOps", 100),
+        (".HostConfig.BlkioDeviceWriteIOps", 200),
+    ] {
+        let s = inspect(&env, "blk-t-1", field);
+        assert_eq!(
+            s,
+            format!("[{{\"Path\":\"{dev}\",\"Rate\":{want}}}]"),
+            "{field}"
+        );
+    }
+    let pid = inspect(&env, "blk-t-1", ".State.Pid");
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let path = cg.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+        let io = std::fs::read_to_string(format!("/sys/fs/cgroup{path}/io.max")).unwrap();
+        let line = io
+            .lines()
+            .find(|l| l.starts_with(&format!("{mm} ")))
+            .unwrap_or("");
+        for want in ["rbps=1048576", "wbps=2097152", "riops=100", "wiops=200"] {
+            assert!(line.split_whitespace().any(|w| w == want), "{want}: {io}");
+        }
+    } else {
+        let path = cg
+            .lines()
+            .find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, c, p) = (f.next(), f.next()?, f.next()?);
+                c.split(',').any(|c| c == "blkio").then(|| p.to_string())
+            })
+            .unwrap();
+        for (file, want) in [
+            ("blkio.throttle.read_bps_device", "1048576"),
+            ("blkio.throttle.write_bps_device", "2097152"),
+            ("blkio.throttle.read_iops_device", "100"),
+            ("blkio.throttle.write_iops_device", "200"),
+        ] {
+            let s = std::fs::read_to_string(format!("/sys/fs/cgroup/blkio{path}/{file}")).unwrap();
+            assert!(
+                s.lines().any(|l| l == format!("{mm} {want}")),
+                "{file}: {s}"
+            );
+        }
+    }
+    compose_ok(&env, &dir, &["down", "-t", "0"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }

@@ -2,6 +2,7 @@
 //! `cpu_shares`, …, `ipc`, `pid`): the same checks and engine settings as `berth run`'s
 //! `--memory`, `--cpus`, `--pids-limit`, `--cpu-shares`, …, `--ipc`, `--pid`.
 
+use berth_compose::model::{BlkioConfig, ThrottleDevice};
 use berth_engine::resources::{NamespaceModes, ResourceFlags, Resources};
 
 use super::*;
@@ -32,7 +33,12 @@ const KEYS: &[(&str, &str)] = &[
     ("--cpus", "cpus"),
     ("--oom-kill-disable", "oom_kill_disable"),
     ("--oom-score-adj", "oom_score_adj"),
+    ("--blkio-weight-device", "blkio_config.weight_device"),
     ("--blkio-weight", "blkio_config.weight"),
+    ("--device-read-bps", "blkio_config.device_read_bps"),
+    ("--device-write-bps", "blkio_config.device_write_bps"),
+    ("--device-read-iops", "blkio_config.device_read_iops"),
+    ("--device-write-iops", "blkio_config.device_write_iops"),
     ("--pid", "pid"),
     ("--ipc", "ipc"),
     ("-m/--memory", "mem_limit"),
@@ -81,6 +87,18 @@ pub fn limits(name: &str, s: &Service) -> Result<Limits> {
         .and_then(|l| l.pids)
         .and_then(|n| i64::try_from(n).ok())
         .or(s.pids_limit);
+    let blkio = s.blkio_config.as_ref();
+    // `PATH:RATE` as the engine's flags take them (bytes or operations per second).
+    let throttle = |field: fn(&BlkioConfig) -> &Vec<ThrottleDevice>| -> Vec<String> {
+        blkio
+            .map(|b| {
+                field(b)
+                    .iter()
+                    .map(|d| format!("{}:{}", d.path, d.rate))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let resources = ResourceFlags {
         cpu_shares: s.cpu_shares,
         cpuset_cpus: s.cpuset.clone(),
@@ -91,7 +109,19 @@ pub fn limits(name: &str, s: &Service) -> Result<Limits> {
         memory_swappiness: s.mem_swappiness,
         oom_kill_disable: s.oom_kill_disable,
         oom_score_adj: s.oom_score_adj,
-        blkio_weight: s.blkio_config.as_ref().and_then(|b| b.weight),
+        blkio_weight: blkio.and_then(|b| b.weight),
+        blkio_weight_device: blkio
+            .map(|b| {
+                b.weight_device
+                    .iter()
+                    .map(|d| format!("{}:{}", d.path, d.weight))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        device_read_bps: throttle(|b| &b.device_read_bps),
+        device_write_bps: throttle(|b| &b.device_write_bps),
+        device_read_iops: throttle(|b| &b.device_read_iops),
+        device_write_iops: throttle(|b| &b.device_write_iops),
         ..Default::default()
     }
     .parse(memory, nano_cpus)

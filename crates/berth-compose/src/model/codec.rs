@@ -177,6 +177,64 @@ pub(super) fn ser_opt_bytes<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::O
     }
 }
 
+/// A list where `null` is empty.
+pub(super) fn de_null_vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A string (numbers and booleans as their text; `null` is empty).
+pub(super) fn de_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(de_opt_string(d)?.unwrap_or_default())
+}
+
+/// `weight_device[].weight`: a whole number 0-65535 (compose's uint16; text is refused, as
+/// compose does).
+pub(super) fn de_weight<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(d)? {
+        Value::Null => Ok(0),
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|w| u16::try_from(w).ok())
+            .ok_or_else(|| {
+                D::Error::custom(format!(
+                    "invalid weight {n}: must be a whole number 0-65535"
+                ))
+            }),
+        other => Err(D::Error::custom(format!(
+            "invalid weight {other}: must be a whole number"
+        ))),
+    }
+}
+
+/// A throttle rate: a whole number, or text with an optional size unit (`12mb`, `1.5k`,
+/// `1024`; powers of 1024), as compose's `UnitBytes`.
+pub(super) fn de_rate<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    let v = Value::deserialize(d)?;
+    match &v {
+        Value::Null => Ok(0),
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| D::Error::custom(format!("invalid rate {n}: must be a whole number"))),
+        Value::String(s) => parse_bytes(s)
+            .and_then(|b| i64::try_from(b).ok())
+            .ok_or_else(|| {
+                D::Error::custom(format!(
+                    "invalid rate {s:?}: use a number with an optional unit k, m or g (e.g. 12mb)"
+                ))
+            }),
+        other => Err(D::Error::custom(format!("invalid rate {other}"))),
+    }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's serialize_with passes a reference
+pub(super) fn ser_i64_text<S: Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&v.to_string())
+}
+
 /// A string where empty means unset (compose's `omitempty` strings).
 pub(super) fn de_opt_string_ne<'de, D: Deserializer<'de>>(
     d: D,

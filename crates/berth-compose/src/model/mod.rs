@@ -17,7 +17,7 @@ use codec::*;
 pub use codec::{format_duration, parse_bytes, parse_duration, scalar_text, split_shell};
 pub use service::{
     BlkioConfig, Build, DependsOn, Deploy, Device, Healthcheck, Logging, Positions, Resource,
-    Resources, RestartPolicy, Service,
+    Resources, RestartPolicy, Service, ThrottleDevice, WeightDevice,
 };
 pub use service_items::{
     BindOptions, FileRef, Mount, Port, ServiceNetwork, TmpfsOptions, Ulimit, VolumeOptions,
@@ -315,7 +315,25 @@ pub fn json_to_yaml(v: &Value) -> String {
 impl Project {
     /// The model as YAML (`config`'s default output).
     pub fn to_yaml(&self) -> String {
-        json_to_yaml(&self.to_json())
+        let mut v = self.to_json();
+        // Compose's JSON prints blkio_config's device items with Go's field names (`Path`,
+        // `Rate`, `Weight`), its YAML with the spec's (`path`, `rate`, `weight`).
+        if let Some(Value::Object(svcs)) = v.get_mut("services") {
+            for s in svcs.values_mut() {
+                let Some(Value::Object(b)) = s.get_mut("blkio_config") else {
+                    continue;
+                };
+                for items in b.values_mut().filter_map(Value::as_array_mut) {
+                    for it in items.iter_mut().filter_map(Value::as_object_mut) {
+                        *it = std::mem::take(it)
+                            .into_iter()
+                            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                            .collect();
+                    }
+                }
+            }
+        }
+        json_to_yaml(&v)
     }
 }
 

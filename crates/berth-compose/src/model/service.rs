@@ -15,7 +15,7 @@ pub struct Service {
     /// Profiles enabling this service (none: always enabled).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
-    /// `blkio_config:` (block I/O weight).
+    /// `blkio_config:` (block I/O weights and per-device throttles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blkio_config: Option<BlkioConfig>,
     /// Build definition.
@@ -657,7 +657,7 @@ pub struct Logging {
     pub options: BTreeMap<String, String>,
 }
 
-/// `blkio_config:` (the weight; per-device settings are not supported).
+/// `blkio_config:` (block I/O weight and per-device weights and throttles).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BlkioConfig {
@@ -668,4 +668,71 @@ pub struct BlkioConfig {
         deserialize_with = "de_opt_i64_nz"
     )]
     pub weight: Option<i64>,
+    /// Per-device weights (`weight_device: [{path, weight}]`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_null_vec"
+    )]
+    pub weight_device: Vec<WeightDevice>,
+    /// Read limits in bytes per second (`device_read_bps: [{path, rate}]`, rate `12mb`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_null_vec"
+    )]
+    pub device_read_bps: Vec<ThrottleDevice>,
+    /// Read limits in operations per second (`device_read_iops: [{path, rate}]`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_null_vec"
+    )]
+    pub device_read_iops: Vec<ThrottleDevice>,
+    /// Write limits in bytes per second (`device_write_bps`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_null_vec"
+    )]
+    pub device_write_bps: Vec<ThrottleDevice>,
+    /// Write limits in operations per second (`device_write_iops`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_null_vec"
+    )]
+    pub device_write_iops: Vec<ThrottleDevice>,
+}
+
+/// One `blkio_config.weight_device` item. Printed as compose does (`Path`, `Weight`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WeightDevice {
+    /// The block device (`/dev/sda`; empty when not given).
+    #[serde(default, rename(serialize = "Path"), deserialize_with = "de_string")]
+    pub path: String,
+    /// Its relative weight (compose keeps 0-65535; the engine takes 10-1000).
+    #[serde(default, rename(serialize = "Weight"), deserialize_with = "de_weight")]
+    pub weight: u16,
+}
+
+/// One `blkio_config.device_{read,write}_{bps,iops}` item. Printed as compose does (`Path`,
+/// `Rate` as text).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleDevice {
+    /// The block device (`/dev/sda`; empty when not given).
+    #[serde(default, rename(serialize = "Path"), deserialize_with = "de_string")]
+    pub path: String,
+    /// The limit: bytes per second for `*_bps` (units allowed: `12mb`, powers of 1024),
+    /// operations per second for `*_iops` (compose reads both the same way). Negative
+    /// values pass the loader, as in compose; the engine refuses them.
+    #[serde(
+        default,
+        rename(serialize = "Rate"),
+        deserialize_with = "de_rate",
+        serialize_with = "ser_i64_text"
+    )]
+    pub rate: i64,
 }
