@@ -125,7 +125,8 @@ pub async fn start(app: &Arc<App>, id: String, mut r: Req) -> Result<Resp> {
         cmd.arg("-i");
     }
     if tty {
-        cmd.arg("-t");
+        // The client's terminal arrives over this connection, not as berth exec's stdin.
+        cmd.arg("-t").arg("--relayed-tty");
     }
     if let Some(u) = s.config.user.as_deref().filter(|u| !u.is_empty()) {
         cmd.arg("-u").arg(u);

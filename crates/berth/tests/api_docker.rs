@@ -3,6 +3,8 @@
 //! socket in its temporary directory and kills it by pid at the end.
 
 mod common;
+#[path = "common/pty.rs"]
+mod pty;
 #[path = "common/registry.rs"]
 mod registry_support;
 
@@ -1071,6 +1073,54 @@ fn docker_cli_cp_export_stats_and_resize() {
     let (code, _, _) = http(&svc.socket, "POST", "/containers/cpx/resize?h=10", "");
     assert_eq!(code, 400);
     docker_ok(&svc, &["rm", "-f", "cpx", "tty1"]);
+}
+
+/// `docker run -it` and `docker exec -it` on a terminal, through the socket: the process gets
+/// a terminal of its own (the client's keys reach it, its exit status comes back), although
+/// the service relays that terminal over pipes to `berth exec` (which once refused them as
+/// "the input device is not a TTY").
+#[test]
+fn docker_cli_run_it_and_exec_it_on_a_terminal() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    let on_pty = |args: &[&str]| pty::PtyChild::spawn(docker_cmd(&svc, args));
+
+    let mut t = on_pty(&["run", "--rm", "-it", "--network", "none", "busybox", "sh"]);
+    assert!(t.expect("# "), "no prompt: {:?}", t.output());
+    t.send(b"tty; echo run-$((40+2))\n");
+    assert!(t.expect("run-42"), "{:?}", t.output());
+    assert!(t.output().contains("/dev/pts/"), "{:?}", t.output());
+    t.send(b"exit 3\n");
+    assert_eq!(t.wait(), Some(3), "{:?}", t.output());
+
+    docker_ok(
+        &svc,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "itexec",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "600",
+        ],
+    );
+    let mut t = on_pty(&["exec", "-it", "itexec", "sh"]);
+    assert!(t.expect("# "), "no prompt: {:?}", t.output());
+    t.send(b"tty; echo exec-$((40+3))\n");
+    assert!(t.expect("exec-43"), "{:?}", t.output());
+    assert!(t.output().contains("/dev/pts/"), "{:?}", t.output());
+    assert!(!t.output().contains("not a TTY"), "{:?}", t.output());
+    t.send(b"exit 4\n");
+    assert_eq!(t.wait(), Some(4), "{:?}", t.output());
+    docker_ok(&svc, &["rm", "-f", "itexec"]);
 }
 
 /// `docker events` through the socket while a container starts and dies: the past window

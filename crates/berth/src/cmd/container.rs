@@ -465,6 +465,10 @@ pub struct ExecArgs {
     /// Key sequence to detach from the process's terminal (default ctrl-p,ctrl-q).
     #[arg(long)]
     pub detach_keys: Option<String>,
+    /// The caller relays a remote terminal over pipes (the API service's `exec start` with
+    /// `Tty`): standard input need not be a terminal itself.
+    #[arg(long, hide = true)]
+    pub relayed_tty: bool,
     pub container: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
@@ -1437,7 +1441,7 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
         detach: a.detach,
     };
     let keys = detach_keys(a.detach_keys.as_deref())?;
-    if !a.detach {
+    if !a.detach && !a.relayed_tty {
         check_tty(a.interactive, a.tty)?;
     }
     match attach::exec_with(store, &c, &req, Some(&keys)) {
