@@ -153,6 +153,29 @@ impl Event {
         v
     }
 
+    /// What a `--format` template sees: the fields of Docker's Go `events.Message` by their
+    /// Go names (`.Type`, `.Action`, `.Actor`, `.Scope`, `.Time` in seconds, `.TimeNano`, and
+    /// `.Status`, `.ID`, `.From` where [`Event::to_json`] has them), as the docker CLI
+    /// evaluates templates on that struct; `{{json .}}` still prints [`Event::to_json`].
+    pub fn template_fields(&self) -> Value {
+        let mut v = self.to_json();
+        if let Some(o) = v.as_object_mut() {
+            for (json, go) in [
+                ("scope", "Scope"),
+                ("time", "Time"),
+                ("timeNano", "TimeNano"),
+                ("status", "Status"),
+                ("id", "ID"),
+                ("from", "From"),
+            ] {
+                if let Some(x) = o.remove(json) {
+                    o.insert(go.to_string(), x);
+                }
+            }
+        }
+        v
+    }
+
     /// Whether the event passes `--filter` conditions (`type`, `event`/`action`,
     /// `container`, `image`, `network`, `volume`, `label`): every key must match, values of
     /// one key are alternatives.
@@ -270,6 +293,15 @@ mod tests {
         );
         assert_eq!(list(&store, None, None, all[1].seq, 100).unwrap().len(), 1);
         assert_eq!(all[0].to_json()["Actor"]["Attributes"]["name"], "web");
+        // Templates see the Go field names (`{{.Time}}`, `{{.ID}}`), not the JSON keys.
+        let t = all[0].template_fields();
+        assert_eq!(t["Time"], all[0].to_json()["time"]);
+        assert_eq!(t["TimeNano"], all[0].to_json()["timeNano"]);
+        assert_eq!(
+            (&t["Scope"], &t["ID"], &t["From"]),
+            (&json!("local"), &json!("abc"), &json!("busybox"))
+        );
+        assert!(t.get("time").is_none());
         assert!(all[0]
             .line()
             .contains(" container create abc (image=busybox, name=web)"));

@@ -398,7 +398,7 @@ pub fn events(ctx: &Ctx, a: EventsArgs) -> Result<i32> {
             match &tmpl {
                 None => writeln!(out, "{}", e.line())?,
                 Some(None) => writeln!(out, "{}", serde_json::to_string(&e.to_json())?)?,
-                Some(Some(t)) => writeln!(out, "{}", t.render(&e.to_json())?)?,
+                Some(Some(t)) => writeln!(out, "{}", t.render(&e.template_fields())?)?,
             }
         }
         out.flush()?;
