@@ -70,6 +70,9 @@ pub enum ApiError {
     /// 401: a registry refused the credentials (`POST /auth`).
     #[error("{0}")]
     Unauthorized(String),
+    /// 403: an operation Docker forbids (removing a predefined network).
+    #[error("{0}")]
+    Forbidden(String),
     /// 400: a bad query parameter or body field.
     #[error("{0}")]
     BadParameter(String),
@@ -100,6 +103,7 @@ impl ApiError {
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
             ApiError::BadParameter(_) => 400,
+            ApiError::Forbidden(_) => 403,
             ApiError::Unauthorized(_) => 401,
             ApiError::NotModified(_) => 304,
             ApiError::NotImplemented(_) => 501,
@@ -152,7 +156,10 @@ impl From<berth_net::NetError> for ApiError {
         use berth_net::NetError as E;
         match e {
             E::NotFound(n) => ApiError::NotFound(format!("network {n} not found")),
-            E::Ambiguous(_) | E::BadPort { .. } => ApiError::BadParameter(e.to_string()),
+            E::Ambiguous(_) | E::BadPort { .. } | E::BadFilter(_) => {
+                ApiError::BadParameter(e.to_string())
+            }
+            E::Predefined(_) => ApiError::Forbidden(e.to_string()),
             E::InUse { .. } | E::Exists(_) | E::PortInUse(_) => ApiError::Conflict(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }

@@ -12,47 +12,16 @@ use crate::router::Req;
 use crate::server::App;
 use crate::{ApiError, Result};
 
-/// `GET /networks?filters=` (`name`, `id`, `driver` filters).
+/// `GET /networks?filters=`: Docker's network list (`bridge`, `host`, `none` and the
+/// user-defined ones) with `network ls` filters ([`berth_net::filter_shown`]).
 pub async fn list(app: &Arc<App>, r: Req) -> Result<Resp> {
     let filters = r.query.filters()?;
     let v = app
         .blocking(move |store| {
-            let mut out = Vec::new();
-            for n in berth_net::list_networks(store)? {
-                let doc = berth_net::inspect_network(store, &n.name)?;
-                let ok = filters.iter().all(|(k, vals)| {
-                    let one = |v: &String| match k.as_str() {
-                        "name" => n.name.contains(v.as_str()),
-                        "id" => n.id.starts_with(v.as_str()),
-                        "driver" => n.driver == *v,
-                        "label" => {
-                            let labels = doc["Labels"].as_object();
-                            match v.split_once('=') {
-                                Some((k, x)) => {
-                                    labels.and_then(|l| l.get(k)).and_then(|y| y.as_str())
-                                        == Some(x)
-                                }
-                                None => labels.is_some_and(|l| l.contains_key(v.as_str())),
-                            }
-                        }
-                        "type" => {
-                            v == "custom" && !n.is_default() || v == "builtin" && n.is_default()
-                        }
-                        _ => false,
-                    };
-                    // Docker's rule: every `label` value must match; others are alternatives.
-                    vals.is_empty()
-                        || if k == "label" {
-                            vals.iter().all(one)
-                        } else {
-                            vals.iter().any(one)
-                        }
-                });
-                if ok {
-                    out.push(doc);
-                }
-            }
-            Ok(out)
+            berth_net::filter_shown(store, &filters)?
+                .iter()
+                .map(|n| Ok(berth_net::network_doc(store, n)?))
+                .collect::<Result<Vec<_>>>()
         })
         .await?;
     Ok(http::json(200, &v))

@@ -141,19 +141,44 @@ fn host_config_more(c: &Container) -> serde_json::Value {
 /// Add to `NetworkSettings.Networks` the networks the container is configured for but not
 /// attached to (a stopped container, or one connected while stopped), with empty addresses
 /// as Docker shows them.
+///
+/// A container networked with `host` or `none` shows that network (Docker's key and id).
 fn configured_networks(store: &Store, c: &Container, settings: &mut serde_json::Value) {
-    let NetworkMode::Networks(list) = &c.config.network else {
-        return;
-    };
     let Some(nets) = settings
         .get_mut("Networks")
         .and_then(serde_json::Value::as_object_mut)
     else {
         return;
     };
+    let pseudo = match &c.config.network {
+        NetworkMode::Networks(_) | NetworkMode::Container(_) => None,
+        NetworkMode::Host => Some("host"),
+        NetworkMode::None => Some("none"),
+    };
+    if let Some(name) = pseudo {
+        let id = berth_net::find_shown(store, name)
+            .map(|l| l.id().to_string())
+            .unwrap_or_default();
+        nets.insert(
+            name.to_string(),
+            json!({
+                "Aliases": serde_json::Value::Null,
+                "NetworkID": id,
+                "EndpointID": "",
+                "Gateway": "",
+                "IPAddress": "",
+                "IPPrefixLen": 0,
+                "MacAddress": "",
+                "DNSNames": serde_json::Value::Null,
+            }),
+        );
+    }
+    let NetworkMode::Networks(list) = &c.config.network else {
+        return;
+    };
     for a in list {
         let (name, id) = match berth_net::get_network(store, &a.network) {
-            Ok(n) => (n.name, n.id),
+            Ok(n) => (berth_net::shown_name(&n.name).to_string(), n.id),
             Err(_) => (a.network.clone(), String::new()),
         };
         if nets.contains_key(&name) {

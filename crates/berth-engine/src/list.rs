@@ -83,7 +83,10 @@ fn networks(c: &Container, ctx: &ListContext) -> Map<String, Value> {
         NetworkMode::None => vec!["none"],
         NetworkMode::Host => vec!["host"],
         NetworkMode::Container(_) => Vec::new(),
-        NetworkMode::Networks(n) => n.iter().map(|a| a.network.as_str()).collect(),
+        NetworkMode::Networks(n) => n
+            .iter()
+            .map(|a| berth_net::shown_name(&a.network))
+            .collect(),
     };
     for n in configured {
         nets.entry(n.to_string())

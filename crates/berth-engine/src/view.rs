@@ -111,7 +111,10 @@ pub fn network_names(c: &Container) -> Vec<String> {
         NetworkMode::None => vec!["none".into()],
         NetworkMode::Host => vec!["host".into()],
         NetworkMode::Container(id) => vec![format!("container:{id}")],
-        NetworkMode::Networks(n) => n.iter().map(|a| a.network.clone()).collect(),
+        NetworkMode::Networks(n) => n
+            .iter()
+            .map(|a| berth_net::shown_name(&a.network).to_string())
+            .collect(),
     }
 }
 

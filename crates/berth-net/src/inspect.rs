@@ -2,13 +2,48 @@
 
 use berth_store::Store;
 
-use crate::networks::get_network;
 use crate::state;
 use crate::Result;
 
-/// Docker-like `network inspect` object.
+/// Docker's `network inspect` document of the network a word names (name, id or id prefix;
+/// `bridge`, `host` and `none` as Docker shows them, see [`crate::find_shown`]).
+///
+/// # Errors
+/// [`crate::NetError::NotFound`], [`crate::NetError::Ambiguous`], a store error.
 pub fn inspect_network(store: &Store, name: &str) -> Result<serde_json::Value> {
-    let n = get_network(store, name)?;
+    network_doc(store, &crate::find_shown(store, name)?)
+}
+
+/// Docker's `network inspect` document of a listed network (`GET /networks` gives a list of
+/// these): `Name` (shown name), `Id`, `Created` (RFC 3339), `Scope`, `Driver`, `IPAM`,
+/// `Internal`, `Containers` (by container id), `Options`, `Labels`.
+///
+/// # Errors
+/// A database error.
+pub fn network_doc(store: &Store, listed: &crate::Listed) -> Result<serde_json::Value> {
+    let created = chrono::DateTime::from_timestamp(listed.created(), 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    let crate::Listed::Stored(n) = listed else {
+        return Ok(serde_json::json!({
+            "Name": listed.name(),
+            "Id": listed.id(),
+            "Created": created,
+            "Scope": "local",
+            "Driver": listed.driver(),
+            "EnableIPv4": true,
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": null, "Config": null},
+            "Internal": false,
+            "Attachable": false,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": {},
+            "Options": {},
+            "Labels": {},
+        }));
+    };
     let eps = state::endpoints_of_network(store.db(), &n.name)?;
     let containers: serde_json::Map<String, serde_json::Value> = eps
         .iter()
@@ -26,15 +61,25 @@ pub fn inspect_network(store: &Store, name: &str) -> Result<serde_json::Value> {
             )
         })
         .collect();
-    let created = chrono::DateTime::from_timestamp(n.created, 0)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default();
+    let mut options = serde_json::json!({"com.docker.network.bridge.name": n.bridge});
+    if n.is_default() {
+        // Docker's default bridge shows its settings as options.
+        for (k, v) in [
+            ("com.docker.network.bridge.default_bridge", "true"),
+            ("com.docker.network.bridge.enable_icc", "true"),
+            ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+            ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
+        ] {
+            options[k] = serde_json::json!(v);
+        }
+    }
     Ok(serde_json::json!({
-        "Name": n.name,
+        "Name": listed.name(),
         "Id": n.id,
         "Created": created,
         "Scope": "local",
         "Driver": n.driver,
+        "EnableIPv4": true,
         "EnableIPv6": false,
         "IPAM": {
             "Driver": "default",
@@ -44,8 +89,10 @@ pub fn inspect_network(store: &Store, name: &str) -> Result<serde_json::Value> {
         "Internal": n.internal,
         "Attachable": false,
         "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
         "Containers": containers,
-        "Options": {"com.docker.network.bridge.name": n.bridge},
+        "Options": options,
         "Labels": state::labels_of(store.db(), &n.name)?,
     }))
 }
@@ -85,9 +132,10 @@ pub fn networks_of_all(
         let Some(n) = nets.get(&e.network) else {
             continue;
         };
-        out.entry(e.container_id.clone())
-            .or_default()
-            .insert(n.name.clone(), endpoint_settings(n, &e));
+        out.entry(e.container_id.clone()).or_default().insert(
+            crate::shown_name(&n.name).to_string(),
+            endpoint_settings(n, &e),
+        );
     }
     Ok(out)
 }
@@ -127,7 +175,7 @@ pub fn network_settings(store: &Store, container_id: &str) -> Result<serde_json:
                 "MacAddress": e.mac,
             });
         }
-        nets.insert(n.name.clone(), v);
+        nets.insert(crate::shown_name(&n.name).to_string(), v);
     }
     let mut out = serde_json::json!({
         "Bridge": "",
@@ -151,25 +199,30 @@ pub const NETWORKS_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scop
 pub const NETWORKS_HEADERS: &[(&str, &str)] = &[("ID", "NETWORK ID"), ("IPv6", "IPV6")];
 
 /// One `network ls` row with the fields `docker network ls --format` knows (strings), plus
-/// `Subnet` and `Gateway`.
-pub fn network_row(n: &crate::Network, no_trunc: bool) -> serde_json::Value {
-    let id = if no_trunc || n.id.len() <= 12 {
-        &n.id[..]
+/// `Subnet` and `Gateway` (empty for `host` and `none`).
+pub fn network_row(n: &crate::Listed, no_trunc: bool) -> serde_json::Value {
+    let full = n.id();
+    let id = if no_trunc || full.len() <= 12 {
+        full
     } else {
-        &n.id[..12]
+        &full[..12]
+    };
+    let (subnet, gateway, internal) = match n {
+        crate::Listed::Stored(s) => (s.subnet.to_string(), s.gateway.to_string(), s.internal),
+        crate::Listed::Predefined { .. } => (String::new(), String::new(), false),
     };
     serde_json::json!({
-        "CreatedAt": chrono_utc(n.created),
-        "Driver": n.driver,
+        "CreatedAt": chrono_utc(n.created()),
+        "Driver": n.driver(),
         "ID": id,
         "IPv4": "true",
         "IPv6": "false",
-        "Internal": n.internal.to_string(),
+        "Internal": internal.to_string(),
         "Labels": "",
-        "Name": n.name,
+        "Name": n.name(),
         "Scope": "local",
-        "Subnet": n.subnet.to_string(),
-        "Gateway": n.gateway.to_string(),
+        "Subnet": subnet,
+        "Gateway": gateway,
         "@labels": {},
     })
 }

@@ -35,6 +35,7 @@ pub mod ports;
 mod reserve;
 mod sandbox;
 mod shared;
+mod shown;
 pub mod state;
 
 use std::net::IpAddr;
@@ -46,7 +47,7 @@ pub use backend::Backend;
 pub use config::NetConf;
 pub use connect::{connect, disconnect};
 pub use inspect::{
-    inspect_network, network_row, network_settings, networks_of_all, NETWORKS_HEADERS,
+    inspect_network, network_doc, network_row, network_settings, networks_of_all, NETWORKS_HEADERS,
     NETWORKS_TABLE,
 };
 pub use networks::{
@@ -55,11 +56,17 @@ pub use networks::{
 };
 pub use sandbox::{cleanup_stale, endpoints_of, ports_of, setup, teardown, DNS_UPSTREAM_FILE};
 pub use shared::{set_port_backend, set_port_backend_with};
+pub use shown::{
+    filter_shown, find_shown, list_shown, parse_filter_words, predefined_of, shown_name, Listed,
+    Predefined,
+};
 pub use state::{Endpoint, Network, PortRow, Sandbox};
 
-/// Name of the default network. `bridge` (Docker's name) selects it too.
+/// Name under which the default network is stored. Docker-shaped output shows it as
+/// [`DEFAULT_NETWORK_ALIAS`] ([`shown_name`]); both names select it.
 pub const DEFAULT_NETWORK: &str = "berth";
-/// Docker's name for the default network, accepted everywhere a network name is.
+/// Docker's name for the default network: what every front end shows, accepted everywhere
+/// a network name is.
 pub const DEFAULT_NETWORK_ALIAS: &str = "bridge";
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +103,12 @@ pub enum NetError {
     #[error("network {0} already exists; choose another name")]
     /// A network with this name exists already.
     Exists(String),
+    #[error("{0} is a pre-defined network and cannot be removed")]
+    /// Docker's predefined networks (`bridge`, `host`, `none`) cannot be removed; the shown name.
+    Predefined(String),
+    #[error("{0}")]
+    /// A `network ls` filter with an unknown key or a bad value; the message names it.
+    BadFilter(String),
     #[error("{0}")]
     /// The host port is taken (by another container or a host process); the message names it.
     PortInUse(String),

@@ -235,14 +235,15 @@ pub fn network_endpoints(store: &Store, name: &str) -> Result<Vec<Endpoint>> {
 }
 
 /// Remove a user-defined network; refused while a container uses it.
+///
+/// # Errors
+/// [`NetError::Predefined`] for Docker's predefined networks (`bridge`, `host`, `none`, by
+/// name or id), [`NetError::NotFound`], [`NetError::InUse`], host-side failures.
 pub fn remove_network(store: &Store, name: &str) -> Result<Network> {
-    let n = get_network(store, name)?;
-    if n.is_default() {
-        return Err(NetError::Other(format!(
-            "{} is the default network and cannot be removed",
-            n.name
-        )));
-    }
+    let n = match crate::find_shown(store, name)? {
+        crate::Listed::Stored(n) if !n.is_default() => n,
+        other => return Err(NetError::Predefined(other.name().to_string())),
+    };
     let be = Backend::host(store)?;
     state::immediate(store.db(), |db| {
         if let Some(e) = state::endpoints_of_network(db, &n.name)?.first() {

@@ -1858,3 +1858,148 @@ fn docker_login_push_pull_with_registry_auth() {
     };
     assert_eq!(st, 400, "{body}");
 }
+
+/// Docker's predefined networks through the socket and the CLI alike: `network ls` lists
+/// `bridge` (the default network, stored as `berth`), `host` and `none`; inspect, filters,
+/// `rm` (403 pre-defined), `prune`, and `connect`/`disconnect` answer as Docker does; a
+/// container's `NetworkSettings.Networks` key for the default network is `bridge`.
+#[test]
+fn docker_cli_sees_the_predefined_networks() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    let fmt = "{{.Name}} {{.Driver}} {{.Scope}}";
+    let d = docker_ok(&svc, &["network", "ls", "--format", fmt]);
+    assert_eq!(d, "bridge bridge local\nhost host local\nnone null local\n");
+    assert_eq!(env.ok(&["network", "ls", "--format", fmt]), d);
+    for args in [
+        &["network", "ls", "-q", "--no-trunc"][..],
+        &["network", "ls"],
+        &["network", "ls", "--filter", "driver=null"],
+        &["network", "ls", "--filter", "type=builtin", "--format", fmt],
+        &["network", "ls", "--filter", "type=custom", "--format", fmt],
+        &["network", "ls", "--filter", "name=o", "--format", fmt],
+        &[
+            "network",
+            "ls",
+            "--filter",
+            "driver=host",
+            "--filter",
+            "driver=bridge",
+        ],
+    ] {
+        assert_eq!(docker_ok(&svc, args), env.ok(args), "{args:?}");
+    }
+    assert_eq!(
+        env.ok(&[
+            "network",
+            "ls",
+            "--filter",
+            "name=o",
+            "--format",
+            "{{.Name}}"
+        ]),
+        "host\nnone\n"
+    );
+    let bad = docker(&svc, &["network", "ls", "--filter", "type=x"]);
+    assert!(!bad.status.success());
+    let host_id = docker_ok(&svc, &["network", "inspect", "-f", "{{.Id}}", "host"]);
+    let host_id = host_id.trim().to_string();
+    assert_eq!(host_id.len(), 64, "{host_id}");
+    let ifmt = "{{.Name}} {{.Id}} {{.Driver}} {{.Scope}} {{.Internal}} {{len .Containers}}";
+    for n in ["bridge", "host", "none", "berth", &host_id[..12]] {
+        let args = ["network", "inspect", "-f", ifmt, n];
+        assert_eq!(docker_ok(&svc, &args), env.ok(&args), "{n}");
+    }
+    assert!(
+        docker_ok(&svc, &["network", "inspect", "-f", ifmt, &host_id[..12]]).starts_with("host ")
+    );
+    // Pre-defined: never removed (Docker's message and 403), never pruned.
+    for n in ["bridge", "host", "none", "berth"] {
+        let out = docker(&svc, &["network", "rm", n]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        let shown = if n == "berth" { "bridge" } else { n };
+        let want = format!("{shown} is a pre-defined network and cannot be removed");
+        assert!(
+            err.contains(&format!("Error response from daemon: {want}")),
+            "{err}"
+        );
+        let (_, cli_err) = env.fails(&["network", "rm", n]);
+        assert!(cli_err.contains(&want), "{cli_err}");
+    }
+    let (st, _, body) = http(&svc.socket, "DELETE", "/v1.50/networks/host", "");
+    assert_eq!(st, 403, "{body}");
+    docker_ok(&svc, &["network", "prune", "-f"]);
+    assert_eq!(docker_ok(&svc, &["network", "ls", "--format", fmt]), d);
+
+    // A container on the default network shows it as `bridge` in both front ends.
+    docker_ok(
+        &svc,
+        &["run", "-d", "--name", "pn14", "busybox", "sleep", "300"],
+    );
+    let keys = "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}";
+    assert_eq!(
+        docker_ok(&svc, &["inspect", "-f", keys, "pn14"]),
+        "bridge \n"
+    );
+    assert_eq!(env.ok(&["inspect", "-f", keys, "pn14"]), "bridge \n");
+    let ps = ["ps", "--filter", "name=pn14", "--format", "{{.Networks}}"];
+    assert_eq!(docker_ok(&svc, &ps), "bridge\n");
+    assert_eq!(env.ok(&ps), "bridge\n");
+    let members = [
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}}{{end}}",
+        "bridge",
+    ];
+    assert_eq!(docker_ok(&svc, &members), "pn14\n");
+    // connect/disconnect with host and none: Docker's refusals.
+    for (verb, net, want) in [
+        (
+            "connect",
+            "host",
+            "container cannot be disconnected from host network or connected to host network",
+        ),
+        (
+            "connect",
+            "none",
+            "container cannot be connected to multiple networks with one of the networks in private (none) mode",
+        ),
+        ("disconnect", "host", "is not connected to the network host"),
+    ] {
+        let out = docker(&svc, &["network", verb, net, "pn14"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{verb} {net}");
+        assert!(err.contains(want), "{verb} {net}: {err}");
+        let (_, cli_err) = env.fails(&["network", verb, net, "pn14"]);
+        assert!(cli_err.contains(want), "{verb} {net}: {cli_err}");
+    }
+    // A host-networked container shows the host network, with its id.
+    docker_ok(
+        &svc,
+        &[
+            "create",
+            "--name",
+            "ph14",
+            "--network",
+            "host",
+            "busybox",
+            "true",
+        ],
+    );
+    let ids = "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.NetworkID}}{{end}}";
+    let want = format!("host={host_id}\n");
+    assert_eq!(docker_ok(&svc, &["inspect", "-f", ids, "ph14"]), want);
+    assert_eq!(env.ok(&["inspect", "-f", ids, "ph14"]), want);
+    let out = docker(&svc, &["network", "disconnect", "host", "ph14"]);
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("container cannot be disconnected from host network"));
+    docker_ok(&svc, &["network", "connect", "host", "ph14"]);
+    docker_ok(&svc, &["rm", "-f", "pn14", "ph14"]);
+}

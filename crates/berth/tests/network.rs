@@ -288,7 +288,7 @@ fn user_network_name_resolution() {
             .any(|l| l.contains(&format!("\"Name\":\"{shop}\""))),
         "{ls}"
     );
-    assert!(env.ok(&["network", "ls"]).contains("berth"));
+    assert!(env.ok(&["network", "ls"]).contains("bridge"));
     let insp: serde_json::Value =
         serde_json::from_str(&env.ok(&["network", "inspect", &shop])).unwrap();
     let ctrs = insp[0]["Containers"].as_object().unwrap();
@@ -701,7 +701,10 @@ fn connect_and_disconnect_stopped_containers() {
     env.ok(&["restart", "-t", "1", "stc"]);
     assert_eq!(addrs_in(&env, "stc").len(), 1);
     let nets = inspect_nets(&env, "stc");
-    assert!(nets.contains(&a) && !nets.contains("berth="), "{nets}");
+    assert!(
+        nets.contains(&a) && !nets.contains("bridge=") && !nets.contains("berth="),
+        "{nets}"
+    );
     // Disconnected from every network: only loopback at the next start.
     env.ok(&["stop", "-t", "1", "stc"]);
     env.ok(&["network", "disconnect", &a, "stc"]);

@@ -42,6 +42,9 @@ fn network_list<'a>(c: &'a mut Container, verb: &str) -> Result<&'a mut Vec<Atta
 /// fails; [`EngineError::InvalidArgument`] for a container networked with `none`, `host` or
 /// `container:`; [`EngineError::NotFound`] when the container was removed meanwhile.
 pub fn connect_network(store: &Store, c: &Container, att: &Attachment) -> Result<()> {
+    if let Some(p) = berth_net::predefined_of(store, &att.network)? {
+        return connect_predefined(c, p);
+    }
     let net = berth_net::get_network(store, &att.network)?;
     let mut fresh = state::get(store, &c.id)?.ok_or_else(|| EngineError::NotFound(c.id.clone()))?;
     if fresh.state == State::Removing {
@@ -78,7 +81,10 @@ pub fn connect_network(store: &Store, c: &Container, att: &Attachment) -> Result
             "network",
             "connect",
             &net.id,
-            &[("name", &net.name), ("container", &c.id)],
+            &[
+                ("name", berth_net::shown_name(&net.name)),
+                ("container", &c.id),
+            ],
         );
     }
     Ok(())
@@ -94,6 +100,9 @@ pub fn connect_network(store: &Store, c: &Container, att: &Attachment) -> Result
 /// detachment fails; [`EngineError::InvalidArgument`] for a container networked with
 /// `none`, `host` or `container:`.
 pub fn disconnect_network(store: &Store, c: &Container, network: &str, force: bool) -> Result<()> {
+    if let Some(p) = berth_net::predefined_of(store, network)? {
+        return disconnect_predefined(c, p);
+    }
     let net = match berth_net::get_network(store, network) {
         Ok(n) => Some(n),
         Err(NetError::NotFound(_)) if force => None,
@@ -120,7 +129,9 @@ pub fn disconnect_network(store: &Store, c: &Container, network: &str, force: bo
             .any(|e| e.network == n.name),
         _ => false,
     };
-    let shown = net.as_ref().map_or(network, |n| n.name.as_str());
+    let shown = net
+        .as_ref()
+        .map_or(network, |n| berth_net::shown_name(&n.name));
     if !was_configured && !live {
         return Err(NetError::Other(format!(
             "container {name} is not connected to the network {shown}"
@@ -128,7 +139,9 @@ pub fn disconnect_network(store: &Store, c: &Container, network: &str, force: bo
         .into());
     }
     if live {
-        berth_net::disconnect(store, &c.id, shown)?;
+        if let Some(n) = &net {
+            berth_net::disconnect(store, &c.id, &n.name)?;
+        }
     }
     if was_configured {
         if first_matches && first_ip {
@@ -146,9 +159,54 @@ pub fn disconnect_network(store: &Store, c: &Container, network: &str, force: bo
                 "network",
                 "disconnect",
                 &n.id,
-                &[("name", &n.name), ("container", &c.id)],
+                &[
+                    ("name", berth_net::shown_name(&n.name)),
+                    ("container", &c.id),
+                ],
             );
         }
     }
     Ok(())
+}
+
+/// Docker's answer to `network connect host|none`: a container networked with that mode is
+/// already connected; anything else is refused with Docker's message.
+fn connect_predefined(c: &Container, p: berth_net::Predefined) -> Result<()> {
+    use berth_net::Predefined as P;
+    match (&c.config.network, p) {
+        (NetworkMode::Host, P::Host) | (NetworkMode::None, P::None) => Ok(()),
+        (NetworkMode::Host | NetworkMode::Container(_), _) => Err(EngineError::InvalidArgument(
+            "container sharing network namespace with another container or host cannot be connected to any other network".into(),
+        )),
+        (_, P::Host) => Err(EngineError::InvalidArgument(
+            "container cannot be disconnected from host network or connected to host network"
+                .into(),
+        )),
+        (_, P::None) => Err(EngineError::InvalidArgument(
+            "container cannot be connected to multiple networks with one of the networks in private (none) mode".into(),
+        )),
+    }
+}
+
+/// Docker's answer to `network disconnect host|none`: a container is never detached from
+/// the host's or its own empty namespace (recreate it with another `--network`); one not in
+/// that mode is not connected to it.
+fn disconnect_predefined(c: &Container, p: berth_net::Predefined) -> Result<()> {
+    use berth_net::Predefined as P;
+    match (&c.config.network, p) {
+        (NetworkMode::Host, P::Host) => Err(EngineError::InvalidArgument(
+            "container cannot be disconnected from host network or connected to host network"
+                .into(),
+        )),
+        (NetworkMode::None, P::None) => Err(EngineError::InvalidArgument(format!(
+            "container {} cannot be disconnected from the none network; recreate it with --network NAME",
+            c.name
+        ))),
+        _ => Err(NetError::Other(format!(
+            "container {} is not connected to the network {}",
+            c.name,
+            p.name()
+        ))
+        .into()),
+    }
 }

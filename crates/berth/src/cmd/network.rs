@@ -59,7 +59,8 @@ pub struct NetworkLsArgs {
     /// Show full network ids.
     #[arg(long)]
     pub no_trunc: bool,
-    /// Filters: name=TEXT, id=PREFIX, driver=NAME, type=builtin|custom.
+    /// Filters: name=TEXT, id=PREFIX, driver=NAME, type=builtin|custom, label=KEY[=VALUE],
+    /// scope=local, dangling=true|false.
     #[arg(short, long)]
     pub filter: Vec<String>,
 }
@@ -120,29 +121,19 @@ pub fn network_cmd(ctx: &Ctx, c: NetworkCmd) -> Result<i32> {
             println!("{}", n.id);
         }
         NetworkCmd::Ls(a) => {
-            let mut nets = berth_net::list_networks(store)?;
-            for f in &a.filter {
-                let (k, v) = f
-                    .split_once('=')
-                    .ok_or_else(|| anyhow!("invalid filter {f:?}: use KEY=VALUE"))?;
-                match k {
-                    "name" => nets.retain(|n| n.name.contains(v)),
-                    "id" => nets.retain(|n| n.id.starts_with(v)),
-                    "driver" => nets.retain(|n| n.driver == v),
-                    "type" => {
-                        let custom = match v {
-                            "custom" => true,
-                            "builtin" => false,
-                            _ => bail!("invalid filter {f:?}: type is builtin or custom"),
-                        };
-                        nets.retain(|n| n.is_default() != custom)
-                    }
-                    _ => bail!("invalid filter {f:?}: the key is one of name, id, driver, type"),
-                }
-            }
+            let filters = berth_net::parse_filter_words(&a.filter)?;
+            let nets = berth_net::filter_shown(store, &filters)?;
             if a.quiet {
                 for n in &nets {
-                    println!("{}", if a.no_trunc { &n.id[..] } else { &n.id[..12] });
+                    let id = n.id();
+                    println!(
+                        "{}",
+                        if a.no_trunc {
+                            id
+                        } else {
+                            &id[..12.min(id.len())]
+                        }
+                    );
                 }
             } else {
                 let rows: Vec<serde_json::Value> = nets
@@ -216,7 +207,7 @@ pub fn network_cmd(ctx: &Ctx, c: NetworkCmd) -> Result<i32> {
         }
         NetworkCmd::Reset => berth_net::reset(store)?,
         NetworkCmd::Exists(a) => {
-            return Ok(match berth_net::get_network(store, &a.name) {
+            return Ok(match berth_net::find_shown(store, &a.name) {
                 Ok(_) => 0,
                 Err(berth_net::NetError::NotFound(_)) => 1,
                 Err(e) => return Err(e.into()),

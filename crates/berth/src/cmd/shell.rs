@@ -130,8 +130,8 @@ fn network_names() -> Vec<CompletionCandidate> {
     let Some(store) = completion_store() else {
         return vec![];
     };
-    let names = berth_net::list_networks(&store)
-        .map(|ns| ns.into_iter().map(|n| n.name).collect())
+    let names = berth_net::list_shown(&store)
+        .map(|ns| ns.iter().map(|n| n.name().to_string()).collect())
         .unwrap_or_default();
     candidates(names)
 }
@@ -335,8 +335,13 @@ fn candidates_for(n: Names) -> ArgValueCandidates {
         }),
         Names::Networks => networks(),
         Names::NetworkModes => ArgValueCandidates::new(|| {
+            // The predefined networks, also without a store (they are listed with one).
             let mut c = network_names();
-            c.extend(["bridge", "host", "none"].map(CompletionCandidate::new));
+            for m in ["bridge", "host", "none"] {
+                if !c.iter().any(|x| x.get_value() == m) {
+                    c.push(CompletionCandidate::new(m));
+                }
+            }
             c
         }),
         Names::Volumes => volumes(),
