@@ -137,6 +137,10 @@ pub fn create_instance(
     if let NetworkMode::Container(m) = &cfg.network {
         cfg.network = NetworkMode::Container(resolve_container(store, p, m)?);
     }
+    cfg.labels.insert(
+        crate::labels::CONFIG_HASH.into(),
+        service_hash(store, p, s)?,
+    );
     Ok(ops::create(
         store,
         CreateRequest {
@@ -151,12 +155,38 @@ pub fn create_instance(
 /// `service:NAME` → the id of that service's first container; `container:NAME` → its id.
 fn resolve_container(store: &Store, p: &Project, m: &str) -> Result<String> {
     if let Some(svc) = m.strip_prefix("service:") {
-        let c = list(store, &p.name)?
-            .into_iter()
-            .find(|c| c.service == svc && !c.oneoff)
-            .ok_or_else(|| RunError::Dependency(format!("{m}: service {svc} has no container")))?;
-        return Ok(c.container.id);
+        return first_container(&list(store, &p.name)?, svc)
+            .ok_or_else(|| RunError::Dependency(format!("{m}: service {svc} has no container")));
     }
     let other = m.strip_prefix("container:").unwrap_or(m);
     Ok(state::lookup(store, other)?.id)
+}
+
+/// The id of service `svc`'s first container by name among `cs` (docker compose's choice for
+/// `service:NAME` references), one-offs aside.
+fn first_container(cs: &[ProjectContainer], svc: &str) -> Option<String> {
+    cs.iter()
+        .filter(|c| c.service == svc && !c.oneoff)
+        .min_by(|a, b| a.container.name.cmp(&b.container.name))
+        .map(|c| c.container.id.clone())
+}
+
+/// docker compose's configuration hash of service `s` as its `up` computes it
+/// ([`convert::config_hash_resolved`]): references to other services (`network_mode`,
+/// `ipc`, `pid`, `volumes_from`) stand for the id of their first container. The project's
+/// containers are listed only when the service has such references.
+///
+/// Errors: the store's, listing the project's containers.
+pub fn service_hash(store: &Store, p: &Project, s: &Service) -> Result<String> {
+    let refers = [&s.network_mode, &s.ipc, &s.pid]
+        .iter()
+        .any(|m| m.as_deref().is_some_and(|m| m.starts_with("service:")))
+        || !s.volumes_from.is_empty();
+    if !refers {
+        return Ok(convert::config_hash(s));
+    }
+    let cs = list(store, &p.name)?;
+    Ok(convert::config_hash_resolved(s, &mut |svc| {
+        first_container(&cs, svc)
+    }))
 }

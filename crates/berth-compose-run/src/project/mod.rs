@@ -21,7 +21,7 @@ use berth_store::Store;
 use crate::convert::{self, Instance};
 use crate::{labels, Result, RunError};
 
-pub use create::{create, create_instance, create_replacing};
+pub use create::{create, create_instance, create_replacing, service_hash};
 use images::check_with_images;
 pub use images::{
     build_service, ensure_images, pull_image, push_images, ImageBuilder, ImagePolicy,

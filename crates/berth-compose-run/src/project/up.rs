@@ -78,7 +78,7 @@ pub fn up(
     for name in &services {
         let s = &p.services[name];
         let (image_ref, image) = &images[name];
-        let hash = convert::config_hash(s);
+        let hash = service_hash(store, p, s)?;
         let want = o.scale.get(name).copied().unwrap_or_else(|| s.replicas());
         // Replicas are kept by count, lowest numbers first (numbers may have gaps after a
         // rolling replacement); extra ones are removed, missing ones get free numbers.

@@ -348,6 +348,10 @@ pub struct ConfigArgs {
     /// Print the image names, one per line.
     #[arg(long)]
     pub images: bool,
+    /// Print each service's configuration hash (`com.docker.compose.config-hash`) as
+    /// `SERVICE HASH` lines: `*` for all, or `a,b`.
+    #[arg(long, value_name = "SERVICES")]
+    pub hash: Option<String>,
     /// Output format: yaml (default) or json.
     #[arg(long, default_value = "yaml")]
     pub format: String,
@@ -445,6 +449,25 @@ fn config(a: &ComposeArgs, c: &ConfigArgs) -> Result<i32> {
     if c.images {
         for (n, s) in &p.services {
             println!("{}", service_image(&p, n, s));
+        }
+        return Ok(0);
+    }
+    if let Some(h) = &c.hash {
+        // docker compose's hash of the model: what `up` puts on the service's containers
+        // (berth resolves env_file at load, so this is also `up`'s value for services
+        // with env_file, where docker compose's `config --hash` hashes them unresolved).
+        let names: Vec<String> = if h == "*" {
+            p.services.keys().cloned().collect()
+        } else {
+            let mut v: Vec<String> = h.split(',').map(str::to_string).collect();
+            v.sort();
+            v
+        };
+        for n in names {
+            let Some(s) = p.services.get(&n) else {
+                bail!("no such service: {n}");
+            };
+            println!("{n} {}", berth_compose_run::convert::config_hash(s));
         }
         return Ok(0);
     }
