@@ -709,6 +709,192 @@ fn docker_compose_v2_recreates_linked_services_and_label_filters_all_match() {
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
 }
 
+/// docker compose v2 and berth compose compute the same `com.docker.compose.config-hash`,
+/// so neither recreates the other's containers: `docker compose up -d` then
+/// `berth compose up -d` keeps every container (same ids), and the other way round. The
+/// project uses keys whose JSON Go writes in its own way (field order, `&`/`<` escapes,
+/// durations, float cpus, byte sizes, ulimits, env_file resolved into environment) and a
+/// `network_mode: service:` reference, which docker compose hashes as `container:ID`.
+#[test]
+fn docker_compose_v2_and_berth_compose_keep_each_others_containers() {
+    let compose = Path::new("/usr/local/lib/berth-test/docker-compose");
+    if !compose.exists() {
+        eprintln!("skipped: no docker-compose (scripts/setup.sh installs it)");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    let dir = env.path("proj");
+    std::fs::create_dir_all(dir.join("html")).unwrap();
+    std::fs::write(
+        dir.join("web.env"),
+        "FROM_FILE=a & b\nGREETING=overridden\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        r#"services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "echo 'a && b <c>'; exec sleep 300"]
+    env_file: [web.env]
+    environment:
+      GREETING: "hello & <world>"
+      EMPTY: ""
+    labels:
+      com.example.tier: front
+    ports: ["127.0.0.1::80"]
+    volumes: [data:/data, ./html:/srv:ro]
+    tmpfs: [/run/x]
+    working_dir: /srv
+    stop_grace_period: 1500ms
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1m30s
+      timeout: 5s
+      retries: 3
+      start_period: 2s
+    networks:
+      back:
+        aliases: [www]
+    extra_hosts: ["example.test:10.1.2.3"]
+    ulimits:
+      nofile: {soft: 1024, hard: 2048}
+      nproc: 512
+    deploy:
+      resources:
+        limits: {cpus: "0.5", memory: 64M}
+    restart: unless-stopped
+    depends_on: [db]
+  db:
+    image: busybox
+    command: sleep 300
+    stop_grace_period: 1s
+    cap_add: [NET_ADMIN]
+    networks: [back]
+    shm_size: 32m
+    user: "0:0"
+  side:
+    image: busybox
+    command: sleep 300
+    stop_grace_period: 1s
+    network_mode: "service:db"
+volumes:
+  data: {}
+networks:
+  back: {}
+"#,
+    )
+    .unwrap();
+    let docker_compose = |args: &[&str]| -> String {
+        let out = Command::new(compose)
+            .args(["-p", "hsh"])
+            .args(args)
+            .current_dir(&dir)
+            .env("DOCKER_HOST", svc.host())
+            .env("DOCKER_CONFIG", env.dir.join("docker-config"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker compose {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let berth_compose = |args: &[&str]| -> String {
+        let mut a = vec!["compose", "-p", "hsh"];
+        a.extend_from_slice(args);
+        let out = env
+            .cmd(&a)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "berth compose {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let names = ["hsh-db-1", "hsh-side-1", "hsh-web-1"];
+    let ids = || -> Vec<String> {
+        names
+            .iter()
+            .map(|n| env.ok(&["inspect", "-f", "{{.Id}}", n]).trim().to_string())
+            .collect()
+    };
+    let hash_of = |n: &str| -> String {
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"com.docker.compose.config-hash\"}}",
+            n,
+        ])
+        .trim()
+        .to_string()
+    };
+
+    docker_compose(&["up", "-d"]);
+    let by_docker = ids();
+    // `config --hash` prints the hash `up` puts on containers (no service references).
+    let printed = berth_compose(&["config", "--hash", "*"]);
+    for (svc, n) in [("db", "hsh-db-1"), ("web", "hsh-web-1")] {
+        let line = format!("{svc} {}", hash_of(n));
+        assert!(
+            printed.lines().any(|l| l == line),
+            "{line:?} not in {printed}"
+        );
+    }
+    let out = berth_compose(&["up", "-d"]);
+    assert!(!out.contains("Recreated"), "{out}");
+    assert_eq!(
+        ids(),
+        by_docker,
+        "berth compose recreated docker compose's containers: {out}"
+    );
+
+    berth_compose(&["down"]);
+    berth_compose(&["up", "-d"]);
+    let by_berth = ids();
+    assert!(by_berth.iter().all(|i| !by_docker.contains(i)));
+    let out = docker_compose(&["up", "-d"]);
+    assert!(!out.contains("Recreate"), "{out}");
+    assert_eq!(
+        ids(),
+        by_berth,
+        "docker compose recreated berth compose's containers: {out}"
+    );
+
+    // A change is still seen by both: db's command.
+    let f = dir.join("compose.yaml");
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(
+        &f,
+        text.replace(
+            "command: sleep 300\n    stop_grace_period: 1s\n    cap_add",
+            "command: sleep 301\n    stop_grace_period: 1s\n    cap_add",
+        ),
+    )
+    .unwrap();
+    berth_compose(&["up", "-d"]);
+    let changed = ids();
+    assert_ne!(changed[0], by_berth[0], "db was not recreated");
+    let out = docker_compose(&["up", "-d"]);
+    assert!(!out.contains("Recreate"), "{out}");
+    assert_eq!(ids(), changed);
+
+    docker_compose(&["down", "-v"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+}
+
 /// Images, builds, commits, networks and volumes through the docker CLI, checked with berth.
 #[test]
 fn docker_cli_builds_and_manages_images_networks_and_volumes() {
