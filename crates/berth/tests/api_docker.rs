@@ -895,6 +895,95 @@ networks:
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
 }
 
+/// A service built by `berth compose up` (no `image:`, so the image is `PROJECT-SERVICE`):
+/// docker compose finds the image and berth's containers up to date (config hash and
+/// `com.docker.compose.image` label), and berth keeps what docker compose then creates.
+#[test]
+fn docker_compose_v2_keeps_berth_composes_built_services() {
+    let compose = Path::new("/usr/local/lib/berth-test/docker-compose");
+    if !compose.exists() {
+        eprintln!("skipped: no docker-compose (scripts/setup.sh installs it)");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    let dir = env.path("proj");
+    std::fs::create_dir_all(dir.join("app")).unwrap();
+    std::fs::write(
+        dir.join("app/Dockerfile"),
+        "FROM busybox:latest\nLABEL org.example.built=yes\nCMD [\"sleep\", \"300\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  app:\n    build: ./app\n    stop_grace_period: 1s\n    environment: {MODE: built}\n",
+    )
+    .unwrap();
+    let docker_compose = |args: &[&str]| -> String {
+        let out = Command::new(compose)
+            .args(["-p", "hshb"])
+            .args(args)
+            .current_dir(&dir)
+            .env("DOCKER_HOST", svc.host())
+            .env("DOCKER_CONFIG", env.dir.join("docker-config"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker compose {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let berth_compose = |args: &[&str]| -> String {
+        let mut a = vec!["compose", "-p", "hshb"];
+        a.extend_from_slice(args);
+        let out = env
+            .cmd(&a)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "berth compose {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let id = || {
+        env.ok(&["inspect", "-f", "{{.Id}}", "hshb-app-1"])
+            .trim()
+            .to_string()
+    };
+    berth_compose(&["up", "-d"]);
+    let by_berth = id();
+    let out = docker_compose(&["up", "-d"]);
+    assert!(
+        !out.contains("Recreate") && !out.contains("Building"),
+        "{out}"
+    );
+    assert_eq!(
+        id(),
+        by_berth,
+        "docker compose recreated berth's built service: {out}"
+    );
+    docker_compose(&["up", "-d", "--force-recreate"]);
+    let by_docker = id();
+    assert_ne!(by_docker, by_berth);
+    let out = berth_compose(&["up", "-d"]);
+    assert!(!out.contains("Recreated"), "{out}");
+    assert_eq!(
+        id(),
+        by_docker,
+        "berth recreated docker compose's container: {out}"
+    );
+    berth_compose(&["down"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+}
+
 /// Images, builds, commits, networks and volumes through the docker CLI, checked with berth.
 #[test]
 fn docker_cli_builds_and_manages_images_networks_and_volumes() {
