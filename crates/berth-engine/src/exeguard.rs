@@ -41,7 +41,7 @@ fn read_only(p: &Path) -> bool {
 /// `bundle_dir` (created when missing). Falls back to the binary's own path when the mount
 /// cannot be made (then a warning is logged).
 pub fn protected_exe(bundle_dir: &Path) -> PathBuf {
-    let Ok(exe) = std::env::current_exe() else {
+    let Ok(exe) = berth_exe::path() else {
         return PathBuf::from("/proc/self/exe");
     };
     match ensure(bundle_dir, &exe) {
@@ -83,7 +83,7 @@ pub fn reexec_protected(bundle_dir: &Path) {
     if std::env::var_os(REEXEC_ENV).is_some() {
         return;
     }
-    let Ok(exe) = std::env::current_exe() else {
+    let Ok(exe) = berth_exe::path() else {
         return;
     };
     let target = protected_exe(bundle_dir);

@@ -60,8 +60,7 @@ fn berth_exe() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("BERTH_EXE") {
         return Ok(PathBuf::from(p));
     }
-    std::env::current_exe()
-        .map_err(|e| NetError::Other(format!("cannot find the berth executable: {e}")))
+    berth_exe::path().map_err(|e| NetError::Other(e.to_string()))
 }
 
 /// Make sure the DNS server of `network` (whose id is `network_id`) runs; waits until it

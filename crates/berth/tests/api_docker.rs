@@ -2278,3 +2278,88 @@ fn docker_cli_sees_the_predefined_networks() {
     docker_ok(&svc, &["network", "connect", "host", "ph14"]);
     docker_ok(&svc, &["rm", "-f", "pn14", "ph14"]);
 }
+
+/// A running service whose berth binary is replaced on disk (a new file renamed over it, as
+/// `cargo build`, `install` and package upgrades do) keeps starting containers: the kernel
+/// now names the running program `PATH (deleted)`, and berth runs the file at `PATH` instead
+/// (berth_exe::path) for monitors, health checks, DNS servers and `berth-supervise`.
+#[test]
+fn the_service_survives_its_binary_being_replaced() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let bin = env.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_berth"));
+    let exe = bin.join("berth");
+    std::fs::copy(&built, &exe).unwrap();
+    std::fs::copy(
+        built.parent().unwrap().join("berth-supervise"),
+        bin.join("berth-supervise"),
+    )
+    .unwrap();
+    let socket = env.dir.join("docker.sock");
+    let child = Command::new(&exe)
+        .args(["system", "service", "--time", "0"])
+        .arg(format!("unix://{}", socket.display()))
+        .env("BERTH_ROOT", &env.root)
+        .env_remove("BERTH_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let svc = Service { child, socket };
+    assert!(wait_until(|| UnixStream::connect(&svc.socket).is_ok(), 20));
+    docker_ok(
+        &svc,
+        &[
+            "create",
+            "--name",
+            "rep14",
+            "busybox",
+            "sh",
+            "-c",
+            "echo again",
+        ],
+    );
+    // Replace the binary: a new file (a link to the build, so no second copy) renamed over.
+    let new = bin.join("berth.new");
+    std::fs::hard_link(&built, &new).unwrap();
+    std::fs::rename(&new, &exe).unwrap();
+    let running = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        running.to_string_lossy().ends_with(" (deleted)"),
+        "{}",
+        running.display()
+    );
+    assert_eq!(
+        docker_ok(&svc, &["run", "--rm", "busybox", "echo", "replaced"]),
+        "replaced\n"
+    );
+    docker_ok(&svc, &["start", "-a", "rep14"]);
+    assert_eq!(docker_ok(&svc, &["logs", "rep14"]), "again\n");
+    // A user network's DNS server is started from the new binary too.
+    docker_ok(&svc, &["network", "create", "rep14net"]);
+    assert_eq!(
+        docker_ok(
+            &svc,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "rep14net",
+                "busybox",
+                "echo",
+                "dns"
+            ]
+        ),
+        "dns\n"
+    );
+    docker_ok(&svc, &["rm", "-f", "rep14"]);
+    docker_ok(&svc, &["network", "rm", "rep14net"]);
+}

@@ -71,7 +71,7 @@ impl Scheduler {
         if Instant::now() < self.next {
             return;
         }
-        let Ok(exe) = std::env::current_exe() else {
+        let Ok(exe) = berth_exe::path() else {
             return;
         };
         let child = std::process::Command::new(exe)

@@ -15,7 +15,7 @@ pub(super) fn supervisor_path() -> Option<std::path::PathBuf> {
     if std::env::var_os("BERTH_NO_SUPERVISOR").is_some() {
         return None;
     }
-    let exe = std::env::current_exe().ok()?;
+    let exe = berth_exe::path().ok()?;
     let p = exe.parent()?.join("berth-supervise");
     p.is_file().then_some(p)
 }
@@ -33,7 +33,7 @@ pub(super) fn exec_supervisor(
     started_ms: u64,
 ) {
     use std::ffi::CString;
-    let Ok(exe) = std::env::current_exe() else {
+    let Ok(exe) = berth_exe::path() else {
         return;
     };
     let keep = |fd: Option<i32>| -> i32 {

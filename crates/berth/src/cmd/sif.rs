@@ -277,7 +277,7 @@ fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
     let report = berth_sif::build::build(store, &def, &a.dest, &opts).map_err(sif_err)?;
     if report.has_test && !a.notest {
         eprintln!("INFO:    Running %test (--notest skips it)");
-        let st = std::process::Command::new(std::env::current_exe()?)
+        let st = std::process::Command::new(berth_exe::path()?)
             .args(["sif", "test"])
             .arg(&a.dest)
             .status()

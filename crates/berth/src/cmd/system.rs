@@ -315,7 +315,7 @@ fn prune(ctx: &Ctx, a: SystemPruneArgs) -> Result<i32> {
 }
 
 fn service(ctx: &Ctx, a: ServiceArgs) -> Result<i32> {
-    let exe = std::env::current_exe()?;
+    let exe = berth_exe::path()?;
     berth_api::serve(berth_api::ServiceOptions {
         root: ctx.root.clone(),
         listen: a.uri,
