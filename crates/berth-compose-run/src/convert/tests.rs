@@ -153,3 +153,29 @@ fn command_entrypoint_and_labels() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn up_hashes_service_references_as_docker_compose_resolves_them() {
+    let p = project("services:\n  db:\n    image: x\n  w:\n    image: x\n    network_mode: service:db\n    ipc: service:db\n    volumes_from: ['db:ro', 'container:other:rw']\n");
+    let s = &p.services["w"];
+    let mut asked = Vec::new();
+    let resolved = config_hash_resolved(s, &mut |svc| {
+        asked.push(svc.to_string());
+        Some("c0ffee".into())
+    });
+    assert_eq!(asked, ["db", "db", "db"]);
+    // docker compose's up: container:ID for namespaces; bare ids, modes dropped, for
+    // volumes_from.
+    let mut want = s.clone();
+    want.network_mode = Some("container:c0ffee".into());
+    want.ipc = Some("container:c0ffee".into());
+    want.volumes_from = vec!["c0ffee".into(), "other".into()];
+    assert_eq!(resolved, config_hash(&want));
+    assert!(config_json(&want).contains(r#""volumes_from":["c0ffee","other"]"#));
+    // Unresolvable references are hashed as written.
+    assert_eq!(config_hash_resolved(s, &mut |_| None), {
+        let mut w = s.clone();
+        w.volumes_from = vec!["db:ro".into(), "other".into()];
+        config_hash(&w)
+    });
+}
