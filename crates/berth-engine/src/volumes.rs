@@ -461,38 +461,127 @@ pub fn acquire(store: &Store, id: &str, cfg: &mut ContainerConfig) -> Result<()>
 /// mounted or filled from the image.
 pub fn prepare(store: &Store, id: &str, cfg: &ContainerConfig, rootfs: &Path) -> Result<Vec<Bind>> {
     let mut binds = cfg.binds.clone();
-    if !cfg.volumes.is_empty() {
-        let vs = VolumeStore::open(store).map_err(vol_err)?;
-        for m in &cfg.volumes {
-            let vol = match vs.find(&m.name).map_err(vol_err)? {
-                Some(v) => {
-                    vs.add_ref(&m.name, id).map_err(vol_err)?;
-                    v
-                }
-                None => {
-                    let req = CreateVolume {
-                        name: Some(m.name.clone()),
-                        options: m.driver_options.clone(),
-                        ..Default::default()
-                    };
-                    vs.acquire(&req, id).map_err(vol_err)?.0
-                }
-            };
-            let data = vs.mount(&vol).map_err(vol_err)?;
-            if !m.nocopy && vs.is_empty(&vol) {
-                berth_volume::copy_up(rootfs, &m.destination, &data).map_err(vol_err)?;
-            }
-            binds.push(Bind {
-                source: data.to_string_lossy().into_owned(),
-                destination: m.destination.clone(),
-                read_only: m.read_only,
-                propagation: None,
-            });
+    for (m, data) in ready_volumes(store, id, cfg)? {
+        if !m.nocopy && dir_is_empty(&data) {
+            berth_volume::copy_up(rootfs, &m.destination, &data).map_err(vol_err)?;
         }
+        binds.push(Bind {
+            source: data.to_string_lossy().into_owned(),
+            destination: m.destination.clone(),
+            read_only: m.read_only,
+            propagation: None,
+        });
     }
     // Parents before children (Docker sorts mounts by depth), otherwise stable.
-    binds.sort_by_key(|b| b.destination.split('/').filter(|c| !c.is_empty()).count());
+    binds.sort_by_key(|b| depth(&b.destination));
     Ok(binds)
+}
+
+/// How many components a container path has (`/` 0, `/a/b` 2): mounts go parents first.
+fn depth(p: &str) -> usize {
+    p.split('/').filter(|c| !c.is_empty()).count()
+}
+
+fn dir_is_empty(p: &Path) -> bool {
+    std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none())
+}
+
+/// Container `id`'s volumes with their data directories, each found (or recreated when it
+/// went missing, and referenced) and mounted when its driver options ask for a mount.
+fn ready_volumes<'a>(
+    store: &Store,
+    id: &str,
+    cfg: &'a ContainerConfig,
+) -> Result<Vec<(&'a VolumeMount, std::path::PathBuf)>> {
+    if cfg.volumes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vs = VolumeStore::open(store).map_err(vol_err)?;
+    let mut out = Vec::with_capacity(cfg.volumes.len());
+    for m in &cfg.volumes {
+        let vol = match vs.find(&m.name).map_err(vol_err)? {
+            Some(v) => {
+                vs.add_ref(&m.name, id).map_err(vol_err)?;
+                v
+            }
+            None => {
+                let req = CreateVolume {
+                    name: Some(m.name.clone()),
+                    options: m.driver_options.clone(),
+                    ..Default::default()
+                };
+                vs.acquire(&req, id).map_err(vol_err)?.0
+            }
+        };
+        out.push((m, vs.mount(&vol).map_err(vol_err)?));
+    }
+    Ok(out)
+}
+
+/// A volume or bind mount of a stopped container as `cp` mounts it over the container's root
+/// filesystem (see [`copy_mounts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyMount {
+    /// What is mounted: the host path of a bind, the data directory of a volume.
+    pub source: std::path::PathBuf,
+    /// Absolute path inside the container.
+    pub destination: String,
+    /// Mounted read-only (a copy into it is refused).
+    pub read_only: bool,
+    /// A volume that gets the image's content at `destination` while it is empty (not
+    /// `nocopy`), as Docker fills it when the container is created.
+    pub copy_up: bool,
+}
+
+/// The binds and volumes of a container that is not running, parents before children, ready
+/// to be mounted for a copy as Docker's daemon mounts them for `docker cp`: volumes found
+/// (recreated when missing) and mounted when their driver asks for it, exactly as a start
+/// would (such a driver mount stays, as after a start). tmpfs mounts are left out: they exist
+/// only while the container runs (Docker's cp skips them as well).
+///
+/// Errors: [`EngineError::Volume`] when a volume cannot be found, created, referenced or
+/// mounted.
+pub fn copy_mounts(store: &Store, id: &str, cfg: &ContainerConfig) -> Result<Vec<CopyMount>> {
+    let mut out: Vec<CopyMount> = cfg
+        .binds
+        .iter()
+        .map(|b| CopyMount {
+            source: b.source.clone().into(),
+            destination: b.destination.clone(),
+            read_only: b.read_only,
+            copy_up: false,
+        })
+        .collect();
+    for (m, data) in ready_volumes(store, id, cfg)? {
+        out.push(CopyMount {
+            source: data,
+            destination: m.destination.clone(),
+            read_only: m.read_only,
+            copy_up: !m.nocopy,
+        });
+    }
+    out.sort_by_key(|m| depth(&m.destination));
+    Ok(out)
+}
+
+/// The bind or volume of `cfg` that holds the container path `path` (absolute, free of
+/// symlinks): the one with the longest destination that is `path` or one of its parents, as
+/// `(destination, read_only)`; `None` for a path of the root filesystem.
+pub fn mount_holding<'a>(cfg: &'a ContainerConfig, path: &str) -> Option<(&'a str, bool)> {
+    let under = |d: &str| {
+        let d = d.trim_end_matches('/');
+        d.is_empty() || path == d || path.strip_prefix(d).is_some_and(|r| r.starts_with('/'))
+    };
+    cfg.binds
+        .iter()
+        .map(|b| (b.destination.as_str(), b.read_only))
+        .chain(
+            cfg.volumes
+                .iter()
+                .map(|v| (v.destination.as_str(), v.read_only)),
+        )
+        .filter(|(d, _)| under(d))
+        .max_by_key(|(d, _)| depth(d))
 }
 
 /// Forget that container `id` uses any volume (after its row is gone).

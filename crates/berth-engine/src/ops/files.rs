@@ -33,9 +33,16 @@ fn other(msg: impl Into<String>) -> EngineError {
 /// Run `f` in a new thread whose root directory is the container's root filesystem (mounted
 /// privately for the thread when the container is not running). `f` sees `/` as the
 /// container's `/`: for a running container with its mounts (volumes, binds, tmpfs), the view
-/// of `/proc/PID/root`; for a stopped one, the image and writable layer only.
+/// of `/proc/PID/root`; for a stopped (created, exited) one, the image and writable layer
+/// with the container's volumes and bind mounts bound over it at their destinations (parents
+/// before children, read-only ones read-only), as Docker's daemon mounts them for `docker
+/// cp`. A stopped container has no tmpfs mounts: paths under a tmpfs destination are the
+/// root filesystem's (as with Docker). Every mount is made in the thread's private mount
+/// namespace, so none outlives the thread, whatever happens to the process.
 ///
 /// Errors: what `f` returns; [`EngineError::Image`] when the image's layers cannot be found;
+/// [`EngineError::Volume`] when a volume cannot be found or mounted; [`EngineError::Io`] when
+/// a bind's host path is missing or a mount point cannot be made in the root filesystem;
 /// [`EngineError::Other`] when the thread cannot get a private mount namespace or mount or
 /// enter the root filesystem.
 pub fn in_container_root<T: Send>(
@@ -72,6 +79,11 @@ fn in_root<T: Send>(
         let image = images.get(&c.image_id)?;
         Some(images.layer_dirs(&image))
     };
+    let mounts = if live.is_none() && with_mounts {
+        crate::volumes::copy_mounts(store, &c.id, &c.config)?
+    } else {
+        Vec::new()
+    };
     std::thread::scope(|s| {
         s.spawn(move || -> Result<T> {
             use rustix::thread::UnshareFlags;
@@ -87,6 +99,9 @@ fn in_root<T: Send>(
             .map_err(|e| other(format!("cannot make mounts private: {e}")))?;
             if let Some(l) = &lowers {
                 bundle.mount(l)?;
+            }
+            if !mounts.is_empty() {
+                mount_over_root(&bundle.rootfs(), &mounts)?;
             }
             let root = match &live {
                 Some((pid, _)) => PathBuf::from(format!("/proc/{pid}/root")),
@@ -115,6 +130,79 @@ fn in_root<T: Send>(
         .join()
         .map_err(|_| other("the container file worker panicked"))?
     })
+}
+
+/// Mount a stopped container's binds and volumes (`mounts`, parents first) over its root
+/// filesystem `rootfs`, in the calling thread's private mount namespace. Empty volumes that
+/// copy up first get the image's content at their destination (read from the root filesystem
+/// before anything is mounted over it, as a start does). Each destination is resolved, and
+/// made when missing, inside the root (`RESOLVE_IN_ROOT`: a symlink in the image cannot send
+/// a mount outside it), and the source tree is attached to that handle (`open_tree` +
+/// `move_mount`), so no path is looked up twice.
+fn mount_over_root(rootfs: &Path, mounts: &[crate::volumes::CopyMount]) -> Result<()> {
+    use berth_store::inroot;
+    use rustix::mount::{MountFlags, MoveMountFlags, OpenTreeFlags};
+    use std::os::fd::{AsFd, AsRawFd};
+    for m in mounts.iter().filter(|m| m.copy_up) {
+        if fs::read_dir(&m.source).is_ok_and(|mut d| d.next().is_none()) {
+            berth_volume::copy_up(rootfs, &m.destination, &m.source)?;
+        }
+    }
+    let root = inroot::open_root(rootfs).map_err(|e| EngineError::io(rootfs, e))?;
+    for m in mounts {
+        let is_dir = fs::metadata(&m.source)
+            .map_err(|e| EngineError::io(&m.source, e))?
+            .is_dir();
+        let kind = if is_dir {
+            inroot::Kind::Dir
+        } else {
+            inroot::Kind::File
+        };
+        let dest = Path::new(&m.destination);
+        let fail = |what: &str, e: std::io::Error| {
+            other(format!("cannot {what} {} for the copy: {e}", m.destination))
+        };
+        let resolved =
+            inroot::create(rootfs, dest, kind).map_err(|e| fail("make the mount point", e))?;
+        let target = inroot::open_in(
+            root.as_fd(),
+            &resolved,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW,
+        )
+        .map_err(|e| fail("open the mount point", e))?;
+        let tree = rustix::mount::open_tree(
+            rustix::fs::CWD,
+            &m.source,
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_RECURSIVE,
+        )
+        .map_err(|e| EngineError::io(&m.source, e.into()))?;
+        rustix::mount::move_mount(
+            &tree,
+            "",
+            &target,
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .map_err(|e| fail("mount", e.into()))?;
+        if m.read_only {
+            // The path now leads to the new mount's root; remount that one read-only.
+            let top = inroot::open_in(
+                root.as_fd(),
+                &resolved,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW,
+            )
+            .map_err(|e| fail("open the mount", e))?;
+            rustix::mount::mount_remount(
+                format!("/proc/self/fd/{}", top.as_raw_fd()).as_str(),
+                MountFlags::BIND | MountFlags::RDONLY,
+                "",
+            )
+            .map_err(|e| fail("make read-only the mount of", e.into()))?;
+        }
+    }
+    Ok(())
 }
 
 /// One line of `diff`: `A` added, `C` changed, `D` deleted, and the absolute path.
@@ -409,7 +497,10 @@ pub struct CopyInOptions {
 /// chroot).
 ///
 /// # Errors
-/// [`EngineError::InvalidArgument`] when `dest` does not exist or is not a directory, or the
+/// [`EngineError::InvalidArgument`] when `dest` does not exist or is not a directory, when
+/// `dest` (its symlinks followed) is inside a read-only volume or bind mount ("mounted volume
+/// is marked read-only") or, outside every volume and bind, the container's root filesystem is
+/// read-only ("container rootfs is marked read-only"), Docker's messages for both; or the
 /// container's user cannot be resolved (`copy_uid_gid`); [`EngineError::Image`] for a bad tar
 /// or a refused entry (see [`CopyInOptions`]).
 pub fn copy_in(
@@ -421,6 +512,7 @@ pub fn copy_in(
 ) -> Result<()> {
     let dest = dest.to_string();
     let user = c.config.user.clone();
+    let cfg = &c.config;
     in_container_root(store, c, move || {
         let p = PathBuf::from(format!("/{}", dest.trim_start_matches('/')));
         match fs::metadata(&p) {
@@ -431,6 +523,22 @@ pub fn copy_in(
                 )))
             }
             Err(e) => return Err(not_found(&dest, e)),
+        }
+        // Docker's checks, on the path with its symlinks followed (in the container's view):
+        // a read-only volume or bind holding it, or a read-only root filesystem.
+        let real = fs::canonicalize(&p).map_err(|e| not_found(&dest, e))?;
+        match crate::volumes::mount_holding(cfg, &real.to_string_lossy()) {
+            Some((_, true)) => {
+                return Err(EngineError::InvalidArgument(
+                    "mounted volume is marked read-only".into(),
+                ))
+            }
+            None if cfg.read_only => {
+                return Err(EngineError::InvalidArgument(
+                    "container rootfs is marked read-only".into(),
+                ))
+            }
+            _ => {}
         }
         let owner = if opts.copy_uid_gid && !user.is_empty() {
             let u = crate::user::resolve(Path::new("/"), &user, &[]).map_err(|e| {
