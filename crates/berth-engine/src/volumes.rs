@@ -680,6 +680,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_longest_mount_destination_holds_a_path() {
+        let mut cfg = crate::testutil::config();
+        for s in [
+            "/srv:/data:ro",
+            "vol:/data/rw",
+            "/h:/b/",
+            "/f:/etc/app.conf:ro",
+        ] {
+            match parse_volume_flag(s).unwrap() {
+                MountRequest::Bind(b) => cfg.binds.push(b),
+                MountRequest::Volume(v) => cfg.volumes.push(v),
+                MountRequest::Tmpfs(t) => cfg.tmpfs.push(t),
+            }
+        }
+        cfg.tmpfs.push(crate::config::parse_tmpfs("/t:ro").unwrap());
+        let at = |p: &str| mount_holding(&cfg, p);
+        assert_eq!(at("/data"), Some(("/data", true)));
+        assert_eq!(at("/data/x"), Some(("/data", true)));
+        assert_eq!(at("/data/rw"), Some(("/data/rw", false)));
+        assert_eq!(at("/data/rw/deep/er"), Some(("/data/rw", false)));
+        assert_eq!(at("/data/rwx"), Some(("/data", true)));
+        assert_eq!(at("/b/y"), Some(("/b", false)));
+        assert_eq!(at("/bb"), None);
+        assert_eq!(at("/etc/app.conf"), Some(("/etc/app.conf", true)));
+        assert_eq!(at("/etc/hosts"), None);
+        // tmpfs mounts do not exist while a container is stopped, and Docker's check skips
+        // them: a path under one is the root filesystem's.
+        assert_eq!(at("/t/x"), None);
+        assert_eq!(at("/"), None);
+    }
+
+    #[test]
     fn volume_flags() {
         match parse_volume_flag("data:/var/lib/x:ro,nocopy").unwrap() {
             MountRequest::Volume(v) => {

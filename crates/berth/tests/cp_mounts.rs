@@ -214,6 +214,30 @@ fn scenario(env: &TestEnv, tag: &str, exited: bool, tool: &dyn Fn(&[&str]) -> Ou
     left.sort();
     assert_eq!(left, ["keep"]);
 
+    // A symlink inside the bind naming a host directory: in the container that path does
+    // not exist, so nothing reaches the host directory either way.
+    let outside = host.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), "secret\n").unwrap();
+    std::os::unix::fs::symlink(&outside, bind.join("esc")).unwrap();
+    let _ = tool(&["cp", &f("x"), &format!("{name}:/b/esc/")]);
+    let _ = tool(&["cp", &f("x"), &format!("{name}:/b/esc/x")]);
+    assert!(
+        !outside.join("x").exists(),
+        "a copy followed a symlink out of the container"
+    );
+    let leak = host.join("leak");
+    let out = tool(&[
+        "cp",
+        &format!("{name}:/b/esc/secret"),
+        leak.to_str().unwrap(),
+    ]);
+    assert!(
+        !out.status.success() && !leak.exists(),
+        "a copy read a host file through a symlink"
+    );
+    std::fs::remove_file(bind.join("esc")).unwrap();
+
     // Back out.
     let outd = host.join("out");
     std::fs::create_dir_all(&outd).unwrap();
@@ -340,6 +364,29 @@ fn berth_cp_reaches_volumes_and_binds_of_stopped_containers() {
         );
     }
 
+    // A running container's read-only bind refuses with the same message.
+    let ro = env.dir.join("run-ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    let rspec = format!("{}:/r:ro", ro.display());
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpm-run",
+        "--network",
+        "none",
+        "-v",
+        &rspec,
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    std::fs::write(env.dir.join("h"), "h\n").unwrap();
+    let h = env.dir.join("h").to_string_lossy().into_owned();
+    let (_, msg) = env.fails(&["cp", &h, "cpm-run:/r/"]);
+    assert!(msg.contains("mounted volume is marked read-only"), "{msg}");
+    env.ok(&["rm", "-f", "cpm-run"]);
+
     // A read-only root filesystem: its own paths refuse, its volumes take the copy.
     std::fs::write(env.dir.join("f"), "f\n").unwrap();
     let f = env.dir.join("f").to_string_lossy().into_owned();
@@ -362,6 +409,83 @@ fn berth_cp_reaches_volumes_and_binds_of_stopped_containers() {
     let back = env.dir.join("f-back");
     env.ok(&["cp", "cpm-ro:/data/f", back.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(back).unwrap(), "f\n");
+}
+
+/// A copy killed with SIGKILL while its mounts are up (they exist only in its worker's
+/// private mount namespace) leaves no mount on the host, and the container stays usable.
+#[test]
+fn killed_cp_of_a_stopped_container_leaves_no_mount() {
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let bind = env.dir.join("kbind");
+    std::fs::create_dir_all(&bind).unwrap();
+    let bspec = format!("{}:/b", bind.display());
+    env.ok(&[
+        "create",
+        "--name",
+        "cpm-kill",
+        "--network",
+        "none",
+        "-v",
+        "cpm-kvol:/data",
+        "-v",
+        &bspec,
+        "busybox",
+        "ls",
+        "/data",
+    ]);
+    let before = mounts_under(&env.dir);
+    let mut child = env
+        .cmd(&["cp", "-", "cpm-kill:/data/"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // One entry's header and part of its data: the copy waits for the rest.
+    let mut h = tar::Header::new_gnu();
+    h.set_path("big").unwrap();
+    h.set_size(1 << 20);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, h.as_bytes()).unwrap();
+    std::io::Write::write_all(&mut stdin, &[b'x'; 4096]).unwrap();
+    // Wait until one of its threads has the bind mounted over the container's /b.
+    let pid = child.id();
+    let sees_bind = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| {
+                std::fs::read_to_string(t.path().join("mountinfo")).is_ok_and(|m| {
+                    // Mount points show relative to the thread's root (the container's).
+                    m.lines().any(|l| l.split_whitespace().nth(4) == Some("/b"))
+                })
+            })
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    while !sees_bind() {
+        assert!(Instant::now() < end, "the copy never mounted the bind");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        mounts_under(&env.dir),
+        before,
+        "the copy's mounts reached the host"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(
+        mounts_under(&env.dir),
+        before,
+        "a killed copy left mounts behind"
+    );
+    // The store and the container are fine: it starts and sees its volume.
+    env.ok(&["start", "-a", "cpm-kill"]);
+    env.ok(&["rm", "cpm-kill"]);
 }
 
 /// The docker CLI on berth's socket does the same as `berth cp` (same files, same message
