@@ -390,6 +390,10 @@ fn berth_cp_reaches_volumes_and_binds_of_stopped_containers() {
     // A read-only root filesystem: its own paths refuse, its volumes take the copy.
     std::fs::write(env.dir.join("f"), "f\n").unwrap();
     let f = env.dir.join("f").to_string_lossy().into_owned();
+    // A bound file (its mount point made in the stopped container's root) reads as the host
+    // file.
+    std::fs::write(env.dir.join("conf"), "host conf\n").unwrap();
+    let fspec = format!("{}:/etc/app.conf:ro", env.dir.join("conf").display());
     env.ok(&[
         "create",
         "--name",
@@ -397,9 +401,14 @@ fn berth_cp_reaches_volumes_and_binds_of_stopped_containers() {
         "--read-only",
         "-v",
         "cpm-rovol:/data",
+        "-v",
+        &fspec,
         "busybox",
         "true",
     ]);
+    let conf = env.dir.join("conf-back");
+    env.ok(&["cp", "cpm-ro:/etc/app.conf", conf.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(conf).unwrap(), "host conf\n");
     let (_, msg) = env.fails(&["cp", &f, "cpm-ro:/tmp/"]);
     assert!(
         msg.contains("container rootfs is marked read-only"),
