@@ -80,21 +80,18 @@ fn have_docker() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// The mount table lines naming anything under the test's directory (rootfs overlays,
-/// volumes, binds), sorted: what a copy must leave unchanged.
+/// The host's mounts of anything over a container root filesystem under `dir` (where a
+/// copy's volume and bind mounts would show if they leaked out of its private mount
+/// namespace). The root filesystems themselves are left out: a monitor may still be
+/// unmounting one after `start -a` has returned.
 fn mounts_under(dir: &Path) -> Vec<String> {
     let needle = dir.to_string_lossy().into_owned();
     let mut v: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
-        .filter(|l| l.contains(&needle))
-        .map(|l| {
-            l.split_whitespace()
-                .skip(3)
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| m.starts_with(&needle) && m.contains("/rootfs/"))
+        .map(str::to_string)
         .collect();
     v.sort();
     v
@@ -177,7 +174,7 @@ fn scenario(env: &TestEnv, tag: &str, exited: bool, tool: &dyn Fn(&[&str]) -> Ou
     if exited {
         ok(&["start", "-a", &name]);
     }
-    let before = mounts_under(&env.dir);
+    assert_eq!(mounts_under(&env.dir), Vec::<String>::new());
 
     // Into the volume, the bind, the root filesystem.
     ok(&["cp", &f("x"), &format!("{name}:/data/x")]);
@@ -261,7 +258,7 @@ fn scenario(env: &TestEnv, tag: &str, exited: bool, tool: &dyn Fn(&[&str]) -> Ou
 
     assert_eq!(
         mounts_under(&env.dir),
-        before,
+        Vec::<String>::new(),
         "the copies left mounts behind"
     );
 
@@ -443,7 +440,7 @@ fn killed_cp_of_a_stopped_container_leaves_no_mount() {
         "ls",
         "/data",
     ]);
-    let before = mounts_under(&env.dir);
+    assert_eq!(mounts_under(&env.dir), Vec::<String>::new());
     let mut child = env
         .cmd(&["cp", "-", "cpm-kill:/data/"])
         .stdin(Stdio::piped())
@@ -481,7 +478,7 @@ fn killed_cp_of_a_stopped_container_leaves_no_mount() {
     }
     assert_eq!(
         mounts_under(&env.dir),
-        before,
+        Vec::<String>::new(),
         "the copy's mounts reached the host"
     );
     child.kill().unwrap();
@@ -489,7 +486,7 @@ fn killed_cp_of_a_stopped_container_leaves_no_mount() {
     drop(stdin);
     assert_eq!(
         mounts_under(&env.dir),
-        before,
+        Vec::<String>::new(),
         "a killed copy left mounts behind"
     );
     // The store and the container are fine: it starts and sees its volume.

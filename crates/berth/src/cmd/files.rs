@@ -173,10 +173,11 @@ pub fn cp(ctx: &Ctx, a: CpArgs) -> Result<i32> {
                 });
                 let res = ops::copy_in(store, &c, &dir, copy_opts, &mut r);
                 drop(r);
-                h.join()
-                    .map_err(|_| anyhow!("copy worker panicked"))?
-                    .map_err(eng)?;
+                let tar = h.join().map_err(|_| anyhow!("copy worker panicked"))?;
+                // The container side's refusal first: it closed the pipe, so the tar writer
+                // may only have seen a broken pipe.
                 res.map_err(eng)?;
+                tar.map_err(eng)?;
                 Ok(())
             })?;
             Ok(0)
