@@ -361,6 +361,29 @@ fn berth_cp_reaches_volumes_and_binds_of_stopped_containers() {
         );
     }
 
+    // A tmpfs exists only while the container runs: copied into an exited container, a file
+    // under its destination lands in the root filesystem (as with Docker) and is hidden by
+    // the fresh tmpfs of the next start.
+    env.ok(&[
+        "run",
+        "--name",
+        "cpm-tmp",
+        "--network",
+        "none",
+        "--tmpfs",
+        "/t",
+        "busybox",
+        "true",
+    ]);
+    std::fs::write(env.dir.join("q"), "q\n").unwrap();
+    let q = env.dir.join("q").to_string_lossy().into_owned();
+    env.ok(&["cp", &q, "cpm-tmp:/t/"]);
+    let q_back = env.dir.join("q-back");
+    env.ok(&["cp", "cpm-tmp:/t/q", q_back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(q_back).unwrap(), "q\n");
+    assert!(env.ok(&["diff", "cpm-tmp"]).lines().any(|l| l == "A /t/q"));
+    env.ok(&["rm", "cpm-tmp"]);
+
     // A running container's read-only bind refuses with the same message.
     let ro = env.dir.join("run-ro");
     std::fs::create_dir_all(&ro).unwrap();
