@@ -306,16 +306,21 @@ pub async fn load(app: &Arc<App>, mut r: Req) -> Result<Resp> {
     let _ = std::fs::remove_file(&store_tmp);
     let loaded = loaded?;
     let mut out = String::new();
+    // One message per line, as Docker's daemon sends them: clients match each `stream`
+    // against `^Loaded image: (.+)$` (docker-py's `images.load` found nothing in a message
+    // holding two lines).
     for l in &loaded {
-        let text = if l.tags.is_empty() {
-            format!("Loaded image ID: {}\n", l.id)
+        let lines: Vec<String> = if l.tags.is_empty() {
+            vec![format!("Loaded image ID: {}\n", l.id)]
         } else {
             l.tags
                 .iter()
                 .map(|t| format!("Loaded image: {}\n", t.familiar()))
                 .collect()
         };
-        out.push_str(&format!("{}\r\n", json!({"stream": text})));
+        for text in lines {
+            out.push_str(&format!("{}\r\n", json!({"stream": text})));
+        }
     }
     Ok(http::with_headers(200, "application/json", http::full(out)))
 }

@@ -549,6 +549,12 @@ assert b"".join(s) == b"attached\n"
 assert a.wait()["StatusCode"] == 2
 a.remove()
 assert ["busybox:latest"] in [i.tags for i in c.images.list()]
+# save | load of an image with two tags: each "Loaded image" line is a message of its own,
+# which images.load matches line by line.
+assert c.images.get("busybox").tag("sdkimg", "2")
+loaded = c.images.load(b"".join(c.images.get("sdkimg:2").save(named=True)))
+assert "sdkimg:2" in [t for i in loaded for t in i.tags], [i.tags for i in loaded]
+c.images.remove("sdkimg:2")
 n = c.networks.create("sdknet")
 assert n.name == "sdknet"
 n.remove()
