@@ -13,14 +13,16 @@ use crate::state::{Container, State};
 use crate::Result;
 
 /// What list entries need from other tables, read once for the whole list instead of once
-/// per container: health states (one query), network endpoints (two queries) and which
+/// per container: health states (one query), network endpoints (two queries), which
 /// running containers are paused (the freezer state of each running container, the only
-/// per-container read).
+/// per-container read) and the exposed ports of their images (one read per image).
 #[derive(Debug, Default, Clone)]
 pub struct ListContext {
     health: HashMap<String, String>,
     networks: HashMap<String, Map<String, Value>>,
     paused: HashSet<String>,
+    /// Image id → its `ExposedPorts` (`80/tcp`), for running containers on networks.
+    image_exposed: HashMap<String, Vec<String>>,
 }
 
 impl ListContext {
@@ -34,6 +36,7 @@ impl ListContext {
                 .filter(|c| crate::ops::is_paused(c))
                 .map(|c| c.id.clone())
                 .collect(),
+            image_exposed: image_exposed(store, rows),
         })
     }
 
@@ -55,6 +58,79 @@ impl ListContext {
     pub fn paused_ids(&self) -> Vec<String> {
         self.paused.iter().cloned().collect()
     }
+}
+
+/// The exposed ports of the images of `rows`' running containers on networks (those whose
+/// list entry shows ports); an image that cannot be read exposes none.
+fn image_exposed(store: &Store, rows: &[Container]) -> HashMap<String, Vec<String>> {
+    let mut out = HashMap::new();
+    let wanted: Vec<&Container> = rows
+        .iter()
+        .filter(|c| c.state == State::Running && shows_ports(c))
+        .collect();
+    if wanted.is_empty() {
+        return out;
+    }
+    let Ok(images) = berth_image::ImageStore::open(store) else {
+        return out;
+    };
+    for c in wanted {
+        if out.contains_key(c.image_id.as_str()) {
+            continue;
+        }
+        let ports = images
+            .get(&c.image_id)
+            .ok()
+            .and_then(|i| i.config.exposed_ports)
+            .map(|m| m.into_keys().collect())
+            .unwrap_or_default();
+        out.insert(c.image_id.as_str().to_string(), ports);
+    }
+    out
+}
+
+/// Whether `c`'s list entry carries ports: Docker's only come from its network sandbox,
+/// which `host`, `none` and `container:` modes do not give it.
+fn shows_ports(c: &Container) -> bool {
+    matches!(c.config.network, NetworkMode::Networks(_))
+}
+
+/// `Ports` of a running container's list entry: each publication (`IP`, `PublicPort`,
+/// `PrivatePort`, `Type`), then each exposed port (the image's and `--expose`) that is not
+/// published, as `PrivatePort` and `Type` only. Empty while it does not run.
+fn ports(c: &Container, ctx: &ListContext) -> Vec<Value> {
+    if c.state != State::Running {
+        return Vec::new();
+    }
+    let published = c.net.as_ref().map_or(&[][..], |n| n.ports.as_slice());
+    let mut out: Vec<Value> = published
+        .iter()
+        .map(|p| {
+            json!({"IP": p.host_ip, "PrivatePort": p.container_port,
+                   "PublicPort": p.host_port, "Type": p.protocol})
+        })
+        .collect();
+    if !shows_ports(c) {
+        return out;
+    }
+    let image = ctx
+        .image_exposed
+        .get(c.image_id.as_str())
+        .map_or(&[][..], Vec::as_slice);
+    let mut seen: HashSet<(u64, String)> = published
+        .iter()
+        .map(|p| (u64::from(p.container_port), p.protocol.to_lowercase()))
+        .collect();
+    for e in image.iter().chain(c.config.extra.expose.iter()) {
+        let (port, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+        let Ok(port) = port.parse::<u64>() else {
+            continue;
+        };
+        if seen.insert((port, proto.to_lowercase())) {
+            out.push(json!({"PrivatePort": port, "Type": proto}));
+        }
+    }
+    out
 }
 
 /// Sizes of a container for the list's `SizeRw` and `SizeRootFs` (`ps -s`, `size=1`).
@@ -109,26 +185,13 @@ fn network_mode(c: &Container) -> String {
 }
 
 /// Docker's `ContainerSummary` of `c`: `Id`, `Names` (`/name`), `Image`, `ImageID`,
-/// `Command`, `Created` (Unix seconds), `Ports` (published, while running), `Labels`,
+/// `Command`, `Created` (Unix seconds), `Ports` (published and exposed, while running), `Labels`,
 /// `State` (`paused` for a frozen running container), `Status` (`Up 5 seconds
 /// (healthy)`), `HostConfig.NetworkMode`, `NetworkSettings.Networks`, `Mounts`, and with
 /// `sizes` `SizeRw` and `SizeRootFs` (bytes, the latter the layer plus the image).
 pub fn summary(store: &Store, c: &Container, ctx: &ListContext, sizes: Option<Sizes>) -> Value {
     let paused = ctx.is_paused(c);
-    let ports: Vec<Value> = c
-        .net
-        .as_ref()
-        .filter(|_| c.state == State::Running)
-        .map(|n| {
-            n.ports
-                .iter()
-                .map(|p| {
-                    json!({"IP": p.host_ip, "PrivatePort": p.container_port,
-                           "PublicPort": p.host_port, "Type": p.protocol})
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let ports = ports(c, ctx);
     let mut v = json!({
         "Id": c.id,
         "Names": [format!("/{}", c.name)],

@@ -3,7 +3,7 @@
 //! `Networks`, `LocalVolumes`, the fields `docker ps --format` knows) and `ps --filter`.
 //! One implementation for the CLI and the API.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use berth_format::human;
 use berth_net::NetworkMode;
@@ -75,26 +75,6 @@ fn since(rfc3339: &str) -> String {
     }
 }
 
-/// Published ports as Docker lists them (`0.0.0.0:8080->80/tcp, …`); only while running.
-pub fn ports_text(c: &Container) -> String {
-    c.net
-        .as_ref()
-        .filter(|_| c.state == State::Running)
-        .map(|n| {
-            n.ports
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{}:{}->{}/{}",
-                        p.host_ip, p.host_port, p.container_port, p.protocol
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
-}
-
 /// The command, quoted; with `trunc`, cut to 20 characters with `…` as Docker does.
 pub fn command_text(c: &Container, trunc: bool) -> String {
     let s = c.config.args.join(" ");
@@ -161,24 +141,86 @@ fn quote(s: &str) -> String {
     out
 }
 
-/// Published ports of a list entry (`Ports` of [`crate::list::summary`]) as `docker ps`
-/// shows them: `0.0.0.0:8080->80/tcp, …`, unpublished ones as `80/tcp`.
+/// The ports of a list entry (`Ports` of [`crate::list::summary`]) as `docker ps` shows
+/// them (the docker CLI's `DisplayablePorts`): sorted by container port, address, host port
+/// and protocol; ports published on the same number (or only exposed) folded into ranges
+/// (`127.0.0.1:8000-8001->8000-8001/tcp`, `80-81/tcp`); other publications after them
+/// (`0.0.0.0:8080->80/tcp`).
 fn summary_ports(ports: &[Value]) -> String {
-    ports
+    struct Port {
+        private: u64,
+        ip: String,
+        public: u64,
+        proto: String,
+    }
+    let mut ps: Vec<Port> = ports
         .iter()
-        .map(|p| {
-            let private = p["PrivatePort"].as_u64().unwrap_or(0);
-            let proto = p["Type"].as_str().unwrap_or("tcp");
-            match (p["IP"].as_str(), p["PublicPort"].as_u64()) {
-                (Some(ip), Some(public)) if ip.contains(':') => {
-                    format!("[{ip}]:{public}->{private}/{proto}")
-                }
-                (Some(ip), Some(public)) => format!("{ip}:{public}->{private}/{proto}"),
-                _ => format!("{private}/{proto}"),
-            }
+        .map(|p| Port {
+            private: p["PrivatePort"].as_u64().unwrap_or(0),
+            ip: p["IP"].as_str().unwrap_or("").to_string(),
+            public: p["PublicPort"].as_u64().unwrap_or(0),
+            proto: p["Type"].as_str().unwrap_or("tcp").to_string(),
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    ps.sort_by(|a, b| {
+        (a.private, &a.ip, a.public, &a.proto).cmp(&(b.private, &b.ip, b.public, &b.proto))
+    });
+    let host = |ip: &str, port: String| {
+        if ip.contains(':') {
+            format!("[{ip}]:{port}")
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
+    // Groups keyed by `PROTO` (exposed) or `IP/PROTO` (published on the same number), in
+    // the order their keys first appear; a gap in a key's numbers closes its group.
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut open: HashMap<(String, String), (u64, u64)> = HashMap::new();
+    let mut result = Vec::new();
+    let mut mappings = Vec::new();
+    let form = |(ip, proto): &(String, String), first: u64, last: u64| {
+        let range = if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        };
+        // Not bracketed, as the docker CLI prints it (`:::80->80/tcp`).
+        if ip.is_empty() {
+            format!("{range}/{proto}")
+        } else {
+            format!("{ip}:{range}->{range}/{proto}")
+        }
+    };
+    for p in &ps {
+        if !p.ip.is_empty() && p.public != p.private {
+            mappings.push(format!(
+                "{}->{}/{}",
+                host(&p.ip, p.public.to_string()),
+                p.private,
+                p.proto
+            ));
+            continue;
+        }
+        let key = (p.ip.clone(), p.proto.clone());
+        match open.get_mut(&key) {
+            None => {
+                open.insert(key.clone(), (p.private, p.private));
+                keys.push(key);
+            }
+            Some(g) if p.private == g.1 + 1 => g.1 = p.private,
+            Some(g) => {
+                result.push(form(&key, g.0, g.1));
+                *g = (p.private, p.private);
+            }
+        }
+    }
+    for k in &keys {
+        if let Some(&(first, last)) = open.get(k) {
+            result.push(form(k, first, last));
+        }
+    }
+    result.extend(mappings);
+    result.join(", ")
 }
 
 /// One `ps` row, formatted from a container's list entry ([`crate::list::summary`], the
@@ -532,6 +574,42 @@ impl FilterContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_sorted_and_folded_as_the_docker_cli_shows_them() {
+        let p = |ip: &str, public: u64, private: u64, proto: &str| {
+            if ip.is_empty() {
+                json!({"PrivatePort": private, "Type": proto})
+            } else {
+                json!({"IP": ip, "PublicPort": public, "PrivatePort": private, "Type": proto})
+            }
+        };
+        let ports = [
+            p("0.0.0.0", 18443, 443, "tcp"),
+            p("0.0.0.0", 18180, 80, "tcp"),
+            p("127.0.0.1", 8001, 8001, "tcp"),
+            p("127.0.0.1", 8000, 8000, "tcp"),
+            p("", 0, 5000, "tcp"),
+            p("", 0, 5001, "tcp"),
+            p("", 0, 53, "udp"),
+            p("::", 9000, 9000, "tcp"),
+            p("::", 9090, 90, "tcp"),
+        ];
+        assert_eq!(
+            summary_ports(&ports),
+            "53/udp, 5000-5001/tcp, 127.0.0.1:8000-8001->8000-8001/tcp, :::9000->9000/tcp, \
+             0.0.0.0:18180->80/tcp, [::]:9090->90/tcp, 0.0.0.0:18443->443/tcp"
+        );
+        // A gap closes a range.
+        let ports = [
+            p("", 0, 80, "tcp"),
+            p("", 0, 82, "tcp"),
+            p("", 0, 81, "tcp"),
+            p("", 0, 84, "tcp"),
+        ];
+        assert_eq!(summary_ports(&ports), "80-82/tcp, 84/tcp");
+        assert_eq!(summary_ports(&[]), "");
+    }
 
     #[test]
     fn filters_parse_and_refuse() {

@@ -1404,6 +1404,48 @@ fn docker_cli_run_it_and_exec_it_on_a_terminal() {
     docker_ok(&svc, &["rm", "-f", "itexec"]);
 }
 
+/// PORTS of `docker ps` through the socket and of `berth ps`: the same text, as the docker
+/// CLI builds it from the list's `Ports` (exposed ports of the image and `--expose` that are
+/// not published, ranges folded, sorted by container port, other publications last).
+#[test]
+fn docker_ps_and_berth_ps_show_the_same_ports() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    let p0 = 20000 + (std::process::id() % 20000) as u16;
+    let (a, b, c) = (p0, p0 + 1, p0 + 2);
+    docker_ok(
+        &svc,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "pports",
+            "--expose",
+            "5000-5001",
+            "--expose",
+            "53/udp",
+            "-p",
+            &format!("127.0.0.1:{a}-{b}:{a}-{b}"),
+            "-p",
+            &format!("127.0.0.1:{c}:90"),
+            "busybox",
+            "sleep",
+            "600",
+        ],
+    );
+    let want =
+        format!("53/udp, 5000-5001/tcp, 127.0.0.1:{a}-{b}->{a}-{b}/tcp, 127.0.0.1:{c}->90/tcp\n");
+    let f = ["ps", "--filter", "name=pports", "--format", "{{.Ports}}"];
+    assert_eq!(docker_ok(&svc, &f), want);
+    assert_eq!(env.ok(&f), want);
+    docker_ok(&svc, &["rm", "-f", "pports"]);
+}
+
 /// `docker events` through the socket while a container starts and dies: the past window
 /// (`--since/--until`) gives the same actions as `berth events`, and a following stream sees
 /// a new container's events as they happen. `docker network connect|disconnect` change what

@@ -453,15 +453,26 @@ fn status_text(c: &berth_engine::state::Container, health: Option<&str>) -> Stri
 
 fn ps(ctx: &Ctx, p: &Project, a: &PsArgs) -> Result<i32> {
     let store = ctx.store()?;
-    let cs: Vec<ProjectContainer> = proj::list(store, &p.name)
+    for s in &a.service {
+        if !p.services.contains_key(s) {
+            bail!("no such service: {s}");
+        }
+    }
+    let mut cs: Vec<ProjectContainer> = proj::list(store, &p.name)
         .map_err(rerr)?
         .into_iter()
         .filter(|c| a.service.is_empty() || a.service.contains(&c.service))
         .filter(|c| a.all || c.container.state.is_active())
         .collect();
+    // docker compose v2 lists containers by name.
+    cs.sort_by(|x, y| x.container.name.cmp(&y.container.name));
     if a.services {
-        let mut names: Vec<&String> = cs.iter().map(|c| &c.service).collect();
-        names.dedup();
+        let mut names: Vec<&String> = Vec::new();
+        for c in &cs {
+            if !names.contains(&&c.service) {
+                names.push(&c.service);
+            }
+        }
         for n in names {
             println!("{n}");
         }
@@ -480,14 +491,14 @@ fn ps(ctx: &Ctx, p: &Project, a: &PsArgs) -> Result<i32> {
             .as_ref()
             .and_then(|_| health.get(&c.id).map(String::as_str))
     };
+    use berth_engine::{list, view};
+    let all: Vec<berth_engine::state::Container> =
+        cs.iter().map(|pc| pc.container.clone()).collect();
+    let lctx = list::ListContext::load(store, &all).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(f) = a.format.as_deref().filter(|f| *f != "table") {
         // `json` (one object per line, as docker compose v2 prints) or a Go template
         // (`{{.Name}} {{.Status}}`, `table {{.Service}}\t{{.State}}`) over docker compose's
         // fields: docker ps's row (the engine's list row) plus the service's.
-        use berth_engine::{list, view};
-        let all: Vec<berth_engine::state::Container> =
-            cs.iter().map(|pc| pc.container.clone()).collect();
-        let lctx = list::ListContext::load(store, &all).map_err(|e| anyhow::anyhow!("{e}"))?;
         let rows: Vec<serde_json::Value> = cs
             .iter()
             .map(|pc| {
@@ -533,7 +544,11 @@ fn ps(ctx: &Ctx, p: &Project, a: &PsArgs) -> Result<i32> {
                 pc.service.clone(),
                 ago(c.created),
                 status_text(c, health_of(c)),
-                berth_engine::view::ports_text(c),
+                // PORTS as docker ps shows them: sorted, ranges folded, exposed ones too.
+                view::ps_row(&list::summary(store, c, &lctx, None), false)["Ports"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             ]
         })
         .collect();
