@@ -384,6 +384,18 @@ fn berth_cp_reaches_volumes_and_binds_of_stopped_containers() {
     assert!(env.ok(&["diff", "cpm-tmp"]).lines().any(|l| l == "A /t/q"));
     env.ok(&["rm", "cpm-tmp"]);
 
+    // A bind whose host directory is gone: the copy says so (Docker fails there too).
+    let gone = env.dir.join("gone");
+    std::fs::create_dir_all(&gone).unwrap();
+    let gspec = format!("{}:/g", gone.display());
+    env.ok(&[
+        "create", "--name", "cpm-gone", "-v", &gspec, "busybox", "true",
+    ]);
+    std::fs::remove_dir(&gone).unwrap();
+    let (_, msg) = env.fails(&["cp", "cpm-gone:/etc/passwd", "-"]);
+    assert!(msg.contains("bind source path does not exist"), "{msg}");
+    env.ok(&["rm", "cpm-gone"]);
+
     // A running container's read-only bind refuses with the same message.
     let ro = env.dir.join("run-ro");
     std::fs::create_dir_all(&ro).unwrap();

@@ -41,8 +41,10 @@ fn other(msg: impl Into<String>) -> EngineError {
 /// namespace, so none outlives the thread, whatever happens to the process.
 ///
 /// Errors: what `f` returns; [`EngineError::Image`] when the image's layers cannot be found;
-/// [`EngineError::Volume`] when a volume cannot be found or mounted; [`EngineError::Io`] when
-/// a bind's host path is missing or a mount point cannot be made in the root filesystem;
+/// [`EngineError::Volume`] when a volume cannot be found or mounted;
+/// [`EngineError::InvalidArgument`] when a bind's host path is missing; [`EngineError::Io`]
+/// when a bind's host path cannot be read or a mount point cannot be made in the root
+/// filesystem;
 /// [`EngineError::Other`] when the thread cannot get a private mount namespace or mount or
 /// enter the root filesystem.
 pub fn in_container_root<T: Send>(
@@ -150,9 +152,16 @@ fn mount_over_root(rootfs: &Path, mounts: &[crate::volumes::CopyMount]) -> Resul
     }
     let root = inroot::open_root(rootfs).map_err(|e| EngineError::io(rootfs, e))?;
     for m in mounts {
-        let is_dir = fs::metadata(&m.source)
-            .map_err(|e| EngineError::io(&m.source, e))?
-            .is_dir();
+        let is_dir = match fs::metadata(&m.source) {
+            Ok(md) => md.is_dir(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "bind source path does not exist: {}: create it on the host to copy to or from this container while it is stopped",
+                    m.source.display()
+                )))
+            }
+            Err(e) => return Err(EngineError::io(&m.source, e)),
+        };
         let kind = if is_dir {
             inroot::Kind::Dir
         } else {
