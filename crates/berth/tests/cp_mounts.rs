@@ -384,6 +384,50 @@ fn berth_cp_reaches_volumes_and_binds_of_stopped_containers() {
     assert!(env.ok(&["diff", "cpm-tmp"]).lines().any(|l| l == "A /t/q"));
     env.ok(&["rm", "cpm-tmp"]);
 
+    // Nested mounts: the longest destination holding the path takes the copy.
+    let sub = env.dir.join("nested-sub");
+    let rosub = env.dir.join("nested-ro");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::create_dir_all(&rosub).unwrap();
+    let sspec = format!("{}:/data/sub", sub.display());
+    let rspec = format!("{}:/data/sub/ro:ro", rosub.display());
+    env.ok(&[
+        "create",
+        "--name",
+        "cpm-nest",
+        "-v",
+        "cpm-nestvol:/data",
+        "-v",
+        &sspec,
+        "-v",
+        &rspec,
+        "busybox",
+        "true",
+    ]);
+    std::fs::write(env.dir.join("n"), "n\n").unwrap();
+    let n = env.dir.join("n").to_string_lossy().into_owned();
+    env.ok(&["cp", &n, "cpm-nest:/data/sub/"]);
+    assert_eq!(std::fs::read_to_string(sub.join("n")).unwrap(), "n\n");
+    let (_, msg) = env.fails(&["cp", &n, "cpm-nest:/data/sub/ro/"]);
+    assert!(msg.contains("mounted volume is marked read-only"), "{msg}");
+    env.ok(&["cp", &n, "cpm-nest:/data/top"]);
+    let vol_ls = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "cpm-nestvol:/v",
+        "busybox",
+        "ls",
+        "/v",
+    ]);
+    assert_eq!(
+        vol_ls, "sub\ntop\n",
+        "the volume holds its own file and the mount point"
+    );
+    env.ok(&["rm", "cpm-nest"]);
+
     // A bind whose host directory is gone: the copy says so (Docker fails there too).
     let gone = env.dir.join("gone");
     std::fs::create_dir_all(&gone).unwrap();
