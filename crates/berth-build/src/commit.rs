@@ -129,6 +129,9 @@ pub fn commit(store: &Store, name_or_id: &str, opts: &CommitOptions) -> Result<D
 /// names.
 pub(crate) fn record_tag_events(store: &Store, id: &Digest, tags: &[Reference]) -> Vec<String> {
     let mut names = Vec::new();
+    let image = berth_image::ImageStore::open(store)
+        .and_then(|is| is.get(id))
+        .ok();
     for t in tags {
         let t = if t.tag().is_none() && t.digest().is_none() {
             t.with_tag(berth_image::reference::DEFAULT_TAG)
@@ -136,7 +139,7 @@ pub(crate) fn record_tag_events(store: &Store, id: &Digest, tags: &[Reference]) 
             t.clone()
         };
         let name = t.familiar();
-        berth_events::record(store, "image", "tag", id.as_str(), &[("name", &name)]);
+        berth_image::events::record(store, "tag", id.as_str(), &name, image.as_ref());
         names.push(name);
     }
     names

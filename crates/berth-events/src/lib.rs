@@ -81,6 +81,26 @@ pub fn record(store: &Store, kind: &str, action: &str, actor: &str, attributes: 
     })();
 }
 
+/// Record an event of an object that has labels, as Docker records image events (moby's
+/// `LogImageEvent`): the labels become attributes, then `attributes` are added (an attribute
+/// wins over a label of the same key, so `name` stays the object's name). Best effort, as
+/// [`record`].
+pub fn record_labelled(
+    store: &Store,
+    kind: &str,
+    action: &str,
+    actor: &str,
+    labels: &BTreeMap<String, String>,
+    attributes: &[(&str, &str)],
+) {
+    let mut attrs: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    attrs.extend_from_slice(attributes);
+    record(store, kind, action, actor, &attrs);
+}
+
 /// Events with `since_nano <= time <= until_nano` and `seq > after`, oldest first, at most
 /// `limit` of them.
 pub fn list(
@@ -248,6 +268,31 @@ fn utc(ts: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_become_attributes_and_name_wins() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let labels: BTreeMap<String, String> = [("team", "blue"), ("name", "label-name")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        record_labelled(
+            &store,
+            "image",
+            "tag",
+            "sha256:ab",
+            &labels,
+            &[("name", "app:1")],
+        );
+        let e = &list(&store, None, None, 0, 10).unwrap()[0];
+        assert_eq!(e.attributes["name"], "app:1");
+        assert_eq!(e.attributes["team"], "blue");
+        let f = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        assert!(e.matches(&f("label", "team=blue")));
+        assert!(e.matches(&f("label", "team")));
+        assert!(!e.matches(&f("label", "team=red")));
+    }
 
     #[test]
     fn record_list_filter() {

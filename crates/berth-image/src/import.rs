@@ -188,12 +188,12 @@ pub fn import_rootfs(
     let id = import_rootfs_inner(is, r, reference, opts)?;
     // Docker's `import` event (actor: the new image id).
     let name = reference.map(|r| r.familiar()).unwrap_or_default();
-    berth_events::record(
+    crate::events::record(
         is.store(),
-        "image",
         "import",
         id.as_str(),
-        &[("name", &name)],
+        &name,
+        is.get(&id).ok().as_ref(),
     );
     Ok(id)
 }

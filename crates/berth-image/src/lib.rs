@@ -19,6 +19,7 @@
 pub mod archive;
 pub mod config;
 pub mod decompress;
+pub mod events;
 pub mod import;
 pub mod media;
 mod pack;

@@ -80,12 +80,12 @@ pub fn pull_report(store: &Store, reference: &Reference, opts: &PullOptions) -> 
     let rep = Reporter::new(opts.progress, opts.output);
     let r = rt.block_on(pull_async(store, reference, opts, &rep))?;
     // Docker's `pull` event: the actor is the reference pulled.
-    berth_events::record(
+    berth_image::events::record_for(
         store,
-        "image",
         "pull",
         &reference.familiar(),
-        &[("name", &reference.familiar_name())],
+        &reference.familiar_name(),
+        &r.image_id,
     );
     Ok(r)
 }

@@ -66,12 +66,15 @@ pub fn push(
     let rep = Reporter::new(opts.progress, opts.output);
     let d = rt.block_on(push_async(store, image, destination, opts, &rep))?;
     // Docker's `push` event: the actor is the reference pushed.
-    berth_events::record(
+    let img = ImageStore::open(store)
+        .and_then(|is| is.resolve(image))
+        .ok();
+    berth_image::events::record(
         store,
-        "image",
         "push",
         &destination.familiar(),
-        &[("name", &destination.familiar_name())],
+        &destination.familiar_name(),
+        img.as_ref(),
     );
     Ok(d)
 }

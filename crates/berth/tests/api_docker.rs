@@ -2411,3 +2411,105 @@ fn the_service_survives_its_binary_being_replaced() {
     docker_ok(&svc, &["rm", "-f", "rep14"]);
     docker_ok(&svc, &["network", "rm", "rep14net"]);
 }
+
+/// Image events carry the image's labels in `Actor.Attributes` beside `name` (as moby's
+/// LogImageEvent copies `Config.Labels`), so `docker events --filter label=…` selects the
+/// events of labelled images: build's tag, tag, save, untag, load, delete through the
+/// socket; the berth CLI reads the same events.
+#[test]
+fn image_events_carry_the_image_labels() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    let since = chrono_now_secs().to_string();
+    let ctx = env.path("lblctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nLABEL team=blue tier=\"a b\"\n",
+    )
+    .unwrap();
+    docker_ok(
+        &svc,
+        &[
+            "build",
+            "-t",
+            "evl14:1",
+            "--network",
+            "none",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    docker_ok(&svc, &["tag", "evl14:1", "evl14:2"]);
+    docker_ok(&svc, &["tag", "busybox", "evl14plain:1"]);
+    let tar = env.path("evl14.tar");
+    docker_ok(&svc, &["save", "-o", tar.to_str().unwrap(), "evl14:1"]);
+    docker_ok(&svc, &["rmi", "evl14:2"]);
+    docker_ok(&svc, &["rmi", "evl14:1"]);
+    docker_ok(&svc, &["load", "-i", tar.to_str().unwrap()]);
+    docker_ok(&svc, &["rmi", "evl14:1"]);
+    let until = (chrono_now_secs() + 1).to_string();
+    let args = [
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=image",
+        "--filter",
+        "label=team=blue",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}} {{index .Actor.Attributes \"tier\"}}",
+    ];
+    let d = docker_ok(&svc, &args);
+    assert_eq!(d, env.ok(&args));
+    let lines: Vec<&str> = d.lines().collect();
+    for want in [
+        "tag evl14:1 a b",
+        "tag evl14:2 a b",
+        "save evl14:1 a b",
+        "untag evl14:2 a b",
+        "untag evl14:1 a b",
+        "load evl14:1 a b",
+    ] {
+        assert!(lines.contains(&want), "{want:?} missing in {d}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("delete sha256:")), "{d}");
+    assert!(!d.contains("evl14plain"), "{d}");
+    // A label key alone selects them too; the unlabelled image's tag is there without.
+    let key_only = docker_ok(
+        &svc,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "label=tier",
+            "--format",
+            "{{.Action}}",
+        ],
+    );
+    assert_eq!(key_only.lines().count(), lines.len(), "{key_only}");
+    let plain = docker_ok(
+        &svc,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "image=evl14plain:1",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    );
+    assert!(plain.contains("tag evl14plain:1"), "{plain}");
+}

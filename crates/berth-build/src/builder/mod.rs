@@ -247,13 +247,7 @@ pub fn build(
     // Docker's events for a build: an image `tag` per name, then the image's `create`
     // (actor and name: the image id), as its BuildKit exporter reports them.
     crate::commit::record_tag_events(store, &id, &tags);
-    berth_events::record(
-        store,
-        "image",
-        "create",
-        id.as_str(),
-        &[("name", id.as_str())],
-    );
+    berth_image::events::record_for(store, "create", id.as_str(), id.as_str(), &id);
     let (cached, executed) = *b
         .counts
         .lock()

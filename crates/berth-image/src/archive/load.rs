@@ -37,12 +37,12 @@ pub fn load_file(is: &ImageStore<'_>, path: &Path) -> Result<Vec<LoadedImage>> {
 fn record_loaded(is: &ImageStore<'_>, loaded: &[LoadedImage]) {
     for l in loaded {
         let name = l.tags.first().map(|t| t.familiar()).unwrap_or_default();
-        berth_events::record(
+        crate::events::record(
             is.store(),
-            "image",
             "load",
             l.id.as_str(),
-            &[("name", &name)],
+            &name,
+            is.get(&l.id).ok().as_ref(),
         );
     }
 }

@@ -107,12 +107,12 @@ pub fn save(
     // Docker's `save` event per image (actor: its id, `name`: the first name given).
     for it in items {
         let name = it.names.first().map(|t| t.familiar()).unwrap_or_default();
-        berth_events::record(
+        crate::events::record(
             is.store(),
-            "image",
             "save",
             it.image.id.as_str(),
-            &[("name", &name)],
+            &name,
+            Some(&it.image),
         );
     }
     Ok(())

@@ -536,12 +536,12 @@ impl<'a> ImageStore<'a> {
              ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
             params![name, id.as_str()],
         )?;
-        berth_events::record(
+        crate::events::record(
             self.store,
-            "image",
             "tag",
             id.as_str(),
-            &[("name", &r.familiar())],
+            &r.familiar(),
+            self.get(id).ok().as_ref(),
         );
         Ok(())
     }

@@ -45,7 +45,7 @@ impl ImageStore<'_> {
                     )));
                 }
                 if is_tag {
-                    self.untag(&r)?;
+                    self.untag(&r, &img)?;
                 } else {
                     self.remove_repo_digest(&r)?;
                 }
@@ -66,7 +66,7 @@ impl ImageStore<'_> {
                         )));
                     }
                     for t in &img.tags {
-                        self.untag(t)?;
+                        self.untag(t, &img)?;
                         out.push(format!("Untagged: {}", t.familiar()));
                     }
                     return Ok(out);
@@ -107,24 +107,18 @@ impl ImageStore<'_> {
         }
         let mut out = Vec::new();
         for r in &targets {
-            self.untag(r)?;
+            self.untag(r, &img)?;
             out.push(format!("Untagged: {}", r.familiar()));
         }
         Ok(out)
     }
 
-    fn untag(&self, r: &Reference) -> Result<()> {
+    fn untag(&self, r: &Reference, img: &Image) -> Result<()> {
         let name = r.name() + ":" + r.tag().unwrap_or(crate::reference::DEFAULT_TAG);
         self.store
             .db()
             .execute("DELETE FROM tags WHERE name = ?1", [&name])?;
-        berth_events::record(
-            self.store,
-            "image",
-            "untag",
-            &r.familiar(),
-            &[("name", &r.familiar())],
-        );
+        crate::events::record(self.store, "untag", &r.familiar(), &r.familiar(), Some(img));
         Ok(())
     }
 
@@ -176,12 +170,12 @@ impl ImageStore<'_> {
         }
         tx.commit()?;
         out.push(format!("Deleted: {}", img.id));
-        berth_events::record(
+        crate::events::record(
             self.store,
-            "image",
             "delete",
             img.id.as_str(),
-            &[("name", img.id.as_str())],
+            img.id.as_str(),
+            Some(img),
         );
         // Files go after the commit: a crash here leaves only unreferenced files for sweep.
         self.store.remove_blob(&img.id)?;
