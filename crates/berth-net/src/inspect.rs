@@ -24,25 +24,11 @@ pub fn network_doc(store: &Store, listed: &crate::Listed) -> Result<serde_json::
     let created = chrono::DateTime::from_timestamp(listed.created(), 0)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default();
-    let crate::Listed::Stored(n) = listed else {
-        return Ok(serde_json::json!({
-            "Name": listed.name(),
-            "Id": listed.id(),
-            "Created": created,
-            "Scope": "local",
-            "Driver": listed.driver(),
-            "EnableIPv4": true,
-            "EnableIPv6": false,
-            "IPAM": {"Driver": "default", "Options": null, "Config": null},
-            "Internal": false,
-            "Attachable": false,
-            "Ingress": false,
-            "ConfigFrom": {"Network": ""},
-            "ConfigOnly": false,
-            "Containers": {},
-            "Options": {},
-            "Labels": {},
-        }));
+    let n = match listed {
+        crate::Listed::Stored(n) => n,
+        crate::Listed::Predefined { kind, .. } => {
+            return predefined_doc(store, listed, *kind, created)
+        }
     };
     let eps = state::endpoints_of_network(store.db(), &n.name)?;
     let containers: serde_json::Map<String, serde_json::Value> = eps
@@ -94,6 +80,52 @@ pub fn network_doc(store: &Store, listed: &crate::Listed) -> Result<serde_json::
         "Containers": containers,
         "Options": options,
         "Labels": state::labels_of(store.db(), &n.name)?,
+    }))
+}
+
+/// [`network_doc`] of `host` or `none`: no IPAM, no options; `Containers` are the running
+/// containers networked with that mode (their sandbox rows), without addresses.
+fn predefined_doc(
+    store: &Store,
+    listed: &crate::Listed,
+    kind: crate::Predefined,
+    created: String,
+) -> Result<serde_json::Value> {
+    // Running containers networked with this mode (their sandbox rows), as Docker lists
+    // them: no addresses.
+    let containers: serde_json::Map<String, serde_json::Value> = state::list_sandboxes(store.db())?
+        .into_iter()
+        .filter(|sb| sb.mode == kind.name())
+        .map(|sb| {
+            (
+                sb.container_id,
+                serde_json::json!({
+                    "Name": sb.container_name,
+                    "EndpointID": "",
+                    "MacAddress": "",
+                    "IPv4Address": "",
+                    "IPv6Address": "",
+                }),
+            )
+        })
+        .collect();
+    Ok(serde_json::json!({
+            "Name": listed.name(),
+            "Id": listed.id(),
+            "Created": created,
+            "Scope": "local",
+            "Driver": listed.driver(),
+            "EnableIPv4": true,
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": null, "Config": null},
+            "Internal": false,
+            "Attachable": false,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": {},
+            "Labels": {},
     }))
 }
 

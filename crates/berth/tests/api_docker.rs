@@ -2324,7 +2324,47 @@ fn docker_cli_sees_the_predefined_networks() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("container cannot be disconnected from host network"));
     docker_ok(&svc, &["network", "connect", "host", "ph14"]);
-    docker_ok(&svc, &["rm", "-f", "pn14", "ph14"]);
+    // Running host- and none-networked containers are the members of those networks.
+    docker_ok(
+        &svc,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "phr14",
+            "--network",
+            "host",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    docker_ok(
+        &svc,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "pnr14",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    for (net, want) in [("host", "phr14\n"), ("none", "pnr14\n")] {
+        let args = [
+            "network",
+            "inspect",
+            "-f",
+            "{{range .Containers}}{{.Name}}{{end}}",
+            net,
+        ];
+        assert_eq!(docker_ok(&svc, &args), want);
+        assert_eq!(env.ok(&args), want);
+    }
+    docker_ok(&svc, &["rm", "-f", "pn14", "ph14", "phr14", "pnr14"]);
 }
 
 /// A running service whose berth binary is replaced on disk (a new file renamed over it, as
