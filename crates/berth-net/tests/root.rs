@@ -219,7 +219,8 @@ fn bridge_publish_and_cleanup() {
     let ns_json = berth_net::network_settings(&env.store, &cfg.container_id).unwrap();
     assert_eq!(ns_json["IPAddress"], ip.to_string());
     assert_eq!(ns_json["Ports"]["80/tcp"].as_array().unwrap().len(), 2);
-    assert_eq!(ns_json["Networks"]["berth"]["IPAddress"], ip.to_string());
+    // Docker's name for the default network (stored as `berth`).
+    assert_eq!(ns_json["Networks"]["bridge"]["IPAddress"], ip.to_string());
 
     // A second container asking for the same host port fails cleanly, leaving nothing.
     let cfg2 = env.cfg(

@@ -305,7 +305,7 @@ fn images_volumes_networks_format_and_filter() {
             "--format",
             "{{.Driver}}"
         ]),
-        "bridge\n"
+        "bridge\nhost\nnull\n"
     );
     env.ok(&["volume", "rm", "vf1", "vf2"]);
 }
