@@ -67,6 +67,30 @@ fn unknown_key_and_types() {
 }
 
 #[test]
+fn an_empty_compose_file_is_refused() {
+    for yaml in ["", "# only a comment\n", "{}\n", "version: \"3\"\n"] {
+        let e = err(yaml);
+        assert!(
+            e.starts_with("compose.yaml: empty compose file"),
+            "{yaml:?}: {e}"
+        );
+    }
+    // An empty override on top of a real file is fine, as with docker compose.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("a.yaml"), "services:\n  w:\n    image: x\n").unwrap();
+    std::fs::write(d.path().join("b.yaml"), "").unwrap();
+    assert!(load_in(d.path(), &["a.yaml", "b.yaml"]).is_ok());
+    // A file with only a name or an extension is a project without services, as there.
+    assert!(load_in_yaml("name: foo\n").is_ok());
+}
+
+fn load_in_yaml(yaml: &str) -> Result<berth_compose::Project, String> {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("compose.yaml"), yaml).unwrap();
+    load_in(d.path(), &[])
+}
+
+#[test]
 fn yaml_syntax_error_names_the_line() {
     let e = err("services:\n  web:\n    image: busybox\n   ports: [\n");
     assert!(

@@ -188,6 +188,15 @@ pub fn load(o: &Options) -> Result<Project> {
         let t = load_file(f, &project_dir, &env, &mut warnings, 0)?;
         merge::merge(&mut tree, t, "");
     }
+    // Nothing at all (an empty file, only comments, `{}`, only `version:`): docker compose
+    // refuses it rather than running an empty project.
+    if tree.as_map_mut().is_some_and(|m| m.is_empty()) {
+        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        return Err(ComposeError::Project(format!(
+            "{}: empty compose file: define at least one service (services: NAME: image: …)",
+            names.join(", ")
+        )));
+    }
     apply_extends(&mut tree, &env, &mut warnings)?;
 
     let name_in_file = tree.get("name").and_then(Node::as_str).map(str::to_string);
