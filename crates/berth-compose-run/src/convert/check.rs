@@ -117,6 +117,21 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
     {
         out.push(locate(p, name, s, &e.to_string()));
     }
+    if let Some(r) = &s.restart {
+        if let Err(e) = RestartPolicy::parse(r) {
+            out.push(locate(p, name, s, &format!("services.{name}.restart: {e}")));
+        }
+    }
+    for (i, pt) in s.ports.iter().enumerate() {
+        if let Err(e) = berth_net::ports::parse_publish(&super::container::publish_spec(pt)) {
+            out.push(locate(
+                p,
+                name,
+                s,
+                &format!("services.{name}.ports[{i}]: {e}"),
+            ));
+        }
+    }
     if let Some(sig) = &s.stop_signal {
         if let Err(e) = ccfg::parse_signal(sig) {
             out.push(locate(

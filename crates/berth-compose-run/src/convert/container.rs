@@ -135,21 +135,7 @@ pub fn container_config(
         }
     };
     let publish = if inst.publish {
-        s.ports
-            .iter()
-            .map(|pt| {
-                let ip = pt
-                    .host_ip
-                    .as_deref()
-                    .map(|i| format!("{i}:"))
-                    .unwrap_or_default();
-                match &pt.published {
-                    Some(h) => format!("{ip}{h}:{}/{}", pt.target, pt.protocol),
-                    None if ip.is_empty() => format!("{}/{}", pt.target, pt.protocol),
-                    None => format!("{ip}:{}/{}", pt.target, pt.protocol),
-                }
-            })
-            .collect()
+        s.ports.iter().map(publish_spec).collect()
     } else {
         vec![]
     };
@@ -388,4 +374,18 @@ fn mount(
         _ => {}
     }
     Ok(())
+}
+
+/// A service's port as the engine's `-p` specification (`[IP:][PUBLISHED:]TARGET/PROTO`).
+pub(crate) fn publish_spec(pt: &berth_compose::model::Port) -> String {
+    let ip = pt
+        .host_ip
+        .as_deref()
+        .map(|i| format!("{i}:"))
+        .unwrap_or_default();
+    match &pt.published {
+        Some(h) => format!("{ip}{h}:{}/{}", pt.target, pt.protocol),
+        None if ip.is_empty() => format!("{}/{}", pt.target, pt.protocol),
+        None => format!("{ip}:{}/{}", pt.target, pt.protocol),
+    }
 }

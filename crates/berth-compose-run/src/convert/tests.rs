@@ -69,6 +69,29 @@ fn unsupported_keys_are_all_named() {
 }
 
 #[test]
+fn bad_restart_and_ports_are_found_before_up_creates_anything() {
+    let root = std::env::temp_dir();
+    let p = project("services:\n  w:\n    image: x\n    restart: sometimes\n    ports:\n      - '8080:80'\n      - {target: 80, published: 99999}\n");
+    let u = unsupported(&root, &p, "w", &p.services["w"]);
+    assert_eq!(u.len(), 2, "{u:?}");
+    assert!(
+        u[0].starts_with(
+            "compose.yaml:4: services.w.restart: invalid restart policy \"sometimes\""
+        ),
+        "{u:?}"
+    );
+    assert!(
+        u[1].starts_with("compose.yaml:5: services.w.ports[1]: invalid port specification"),
+        "{u:?}"
+    );
+    let p = project("services:\n  w:\n    image: x\n    restart: on-failure:3\n    ports: ['127.0.0.1:8080-8081:80-81/udp', '90']\n");
+    assert_eq!(
+        unsupported(&root, &p, "w", &p.services["w"]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn volumes_health_logging_security_map_to_the_engine() {
     let root = std::env::temp_dir();
     let p = project("services:\n  w:\n    image: x\n    command: [sleep, '1']\n    volumes: [data:/d, /anon, './h:/h:ro', {type: tmpfs, target: /t, tmpfs: {size: 1024}}]\n    healthcheck: {test: 'true', interval: 2s, retries: 4}\n    logging: {driver: json-file, options: {max-size: 1m}}\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    ulimits: {nofile: {soft: 100, hard: 200}, nproc: 50}\n    sysctls: {net.core.somaxconn: '1024'}\n    shm_size: 64m\n    security_opt: [no-new-privileges]\n    group_add: ['10']\n    read_only: true\n    init: true\n    stop_signal: SIGINT\n    stop_grace_period: 3s\n    user: '1000'\n    working_dir: /w\n    dns: [1.1.1.1]\n    labels: {a: b}\nvolumes:\n  data:\n    driver_opts: {type: tmpfs, device: tmpfs}\n");
