@@ -89,6 +89,31 @@ fn up_ps_exec_down_and_recreate_only_what_changed() {
     let st: Vec<&str> = st.lines().collect();
     assert_eq!(st.len(), 2, "{st:?}");
     assert!(st.iter().all(|l| l.contains(" Up ")), "{st:?}");
+    // images: docker compose v2's columns, one row per container, by name.
+    let im = compose_ok(&env, &dir, &["images"]);
+    let rows: Vec<&str> = im.lines().collect();
+    assert_eq!(
+        rows[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "CONTAINER",
+            "REPOSITORY",
+            "TAG",
+            "PLATFORM",
+            "IMAGE",
+            "ID",
+            "SIZE",
+            "CREATED"
+        ],
+        "{im}"
+    );
+    assert!(
+        rows[1].starts_with("shop-app-1 ") && rows[2].starts_with("shop-web-1 "),
+        "{im}"
+    );
+    assert!(
+        rows[1].contains(" composetest/bb ") && rows[1].contains(" linux/"),
+        "{im}"
+    );
 
     // Compose's labels, as Docker writes them.
     let labels: serde_json::Value = serde_json::from_str(&env.ok(&[

@@ -221,7 +221,9 @@ pub fn run_cmd(ctx: &Ctx, p: &Project, cmd: &ComposeCmd) -> Result<i32> {
             }
         }
         ComposeCmd::Images(a) => {
-            let cs = proj::service_containers(store, p, &a.services).map_err(rerr)?;
+            let mut cs = proj::service_containers(store, p, &a.services).map_err(rerr)?;
+            // docker compose v2: one row per container, by container name.
+            cs.sort_by(|x, y| x.container.name.cmp(&y.container.name));
             let images = berth_image::ImageStore::open(store)?;
             let rows: Vec<Vec<String>> = cs
                 .iter()
@@ -231,21 +233,41 @@ pub fn run_cmd(ctx: &Ctx, p: &Project, cmd: &ComposeCmd) -> Result<i32> {
                         Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
                         _ => (c.image_name.clone(), "latest".to_string()),
                     };
-                    let size = images
-                        .resolve(c.image_id.as_str())
-                        .map(|i| super::human_size(i.size))
-                        .unwrap_or_default();
+                    let img = images.resolve(c.image_id.as_str()).ok();
+                    let platform = img.as_ref().map_or_else(String::new, |i| {
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&i.raw_config).unwrap_or_default();
+                        match v.get("variant").and_then(|v| v.as_str()) {
+                            Some(var) if !var.is_empty() => {
+                                format!("{}/{}/{var}", i.os(), i.architecture())
+                            }
+                            _ => format!("{}/{}", i.os(), i.architecture()),
+                        }
+                    });
                     vec![
                         c.name.clone(),
                         repo,
                         tag,
+                        platform,
                         c.image_id.short().to_string(),
-                        size,
+                        img.as_ref()
+                            .map(|i| berth_format::human::size3(i.size))
+                            .unwrap_or_default(),
+                        img.as_ref()
+                            .map_or_else(|| "N/A".to_string(), |i| ago(i.created)),
                     ]
                 })
                 .collect();
             print_table(
-                &["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"],
+                &[
+                    "CONTAINER",
+                    "REPOSITORY",
+                    "TAG",
+                    "PLATFORM",
+                    "IMAGE ID",
+                    "SIZE",
+                    "CREATED",
+                ],
                 &rows,
             );
             Ok(0)
