@@ -349,7 +349,9 @@ fn setup_networks(
         }
         Ok((eps, rows))
     })?;
+    tracing::debug!("net {id}: addresses and ports reserved");
     create_netns(be, &ns)?;
+    tracing::debug!("net {id}: namespace created");
     let route_via = nets.iter().position(|(n, _)| !n.internal);
     for (i, ((net, _), ep)) in nets.iter().zip(&eps).enumerate() {
         let created = be.driver.ensure_network(net)?;
@@ -359,7 +361,9 @@ fn setup_networks(
     let rules: Vec<PortRule> = rows.iter().filter(|r| !r.shared()).map(rule_of).collect();
     be.firewall.publish(&rules)?;
     crate::shared::sync(store.db(), be, &crate::shared::keys(&rows))?;
+    tracing::debug!("net {id}: links attached");
     be.firewall.commit()?;
+    tracing::debug!("net {id}: firewall committed");
     for (net, _) in &nets {
         if !net.is_default() {
             if let Err(e) = dns::ensure_running(store.root(), &net.name, &net.id) {

@@ -139,6 +139,7 @@ fn start_with(
             return Err(fail(e));
         }
     }
+    tracing::debug!("start {}: user and command checked", c.name);
     let (mode, join_netns) = match &cfg.network {
         NetworkMode::Container(other) => {
             let o = state::lookup(store, other).map_err(fail)?;
@@ -336,6 +337,7 @@ fn start_with(
         crate::runtime::write_builtin_bundle(&bundle.dir, &spec).map_err(fail)?;
     }
     state::mark_starting(store, &c.id, &net).map_err(fail)?;
+    tracing::debug!("start {}: spec written", c.name);
     spawn_monitor(store, c, attach, stdio, size).inspect_err(|_| {
         let _ = bundle.unmount();
     })
@@ -373,6 +375,7 @@ fn spawn_monitor(
     let mut line = String::new();
     sync.read_line(&mut line)
         .map_err(|e| EngineError::Other(format!("waiting for the monitor: {e}")))?;
+    tracing::debug!("start {}: monitor answered {:?}", c.name, line.trim_end());
     parse_first_line(line.trim_end()).map(|pid| Started {
         pid,
         monitor_pid,
