@@ -51,8 +51,8 @@ pub use inspect::{
     NETWORKS_TABLE,
 };
 pub use networks::{
-    create_network, get_network, list_networks, network_endpoints, prune_networks, remove_network,
-    reset, CreateOptions,
+    create_network, create_network_deferred, get_network, list_networks, network_endpoints,
+    prune_networks, remove_network, reset, CreateOptions,
 };
 pub use sandbox::{cleanup_stale, endpoints_of, ports_of, setup, teardown, DNS_UPSTREAM_FILE};
 pub use shared::{set_port_backend, set_port_backend_with};

@@ -92,6 +92,21 @@ fn valid_name(n: &str) -> bool {
 
 /// Create a user-defined network (and its bridge).
 pub fn create_network(store: &Store, o: &CreateOptions) -> Result<Network> {
+    create_network_with(store, o, true)
+}
+
+/// [`create_network`] for a front end that starts containers on the network right away
+/// (`compose up`): the bridge is made now, but the network's firewall state (forwarding,
+/// NAT, isolation) is applied in the same nftables transaction as the first container's
+/// published ports, when it joins, instead of in a transaction of its own. Until a container
+/// joins, nothing can use the network's firewall state.
+///
+/// Errors: as [`create_network`].
+pub fn create_network_deferred(store: &Store, o: &CreateOptions) -> Result<Network> {
+    create_network_with(store, o, false)
+}
+
+fn create_network_with(store: &Store, o: &CreateOptions, firewall_now: bool) -> Result<Network> {
     state::migrate(store)?;
     let be = Backend::host(store)?;
     let conf = &be.conf;
@@ -199,11 +214,14 @@ pub fn create_network(store: &Store, o: &CreateOptions) -> Result<Network> {
         state::insert_labels(db, &n.name, &o.labels)?;
         Ok(n)
     })?;
-    let res = be
-        .driver
-        .ensure_network(&net)
-        .and_then(|created| be.firewall.ensure_network(&net, created))
-        .and_then(|_| be.firewall.commit());
+    let res = be.driver.ensure_network(&net).and_then(|created| {
+        if firewall_now {
+            be.firewall.ensure_network(&net, created)?;
+            be.firewall.commit()
+        } else {
+            Ok(())
+        }
+    });
     if let Err(e) = res {
         let _ = be.driver.remove_network(&net);
         let _ = be.firewall.remove_network(&net);

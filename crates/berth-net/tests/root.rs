@@ -309,7 +309,9 @@ fn user_networks_dns_and_isolation() {
         return;
     }
     let mut env = Env::new();
-    let shop = berth_net::create_network(
+    // Made as `compose up` makes its networks: the firewall state comes with the first
+    // container that joins (isolation, forwarding and DNS below rely on it).
+    let shop = berth_net::create_network_deferred(
         &env.store,
         &berth_net::CreateOptions {
             name: format!("{}-shop", env.prefix),

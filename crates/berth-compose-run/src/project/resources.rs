@@ -32,7 +32,9 @@ pub fn ensure_networks(
             )));
         }
         let pool = n.ipam.config.first();
-        berth_net::create_network(
+        // Its firewall state goes with the first container's ports (one nftables
+        // transaction less before the first container runs).
+        berth_net::create_network_deferred(
             store,
             &berth_net::CreateOptions {
                 name: real.clone(),
