@@ -10,13 +10,26 @@ use crate::{interp, ComposeError, Result};
 /// Largest env file read, in bytes.
 pub const MAX_ENV_FILE: u64 = 4 << 20;
 
-/// Parse env-file text. `lookup` resolves variables used in values (earlier keys of the same
-/// file win over it). Returns the pairs in file order; a bare `KEY` gives `None` (take from
-/// the environment).
+/// Parse env-file text. `lookup` resolves variables used in values; the same file's earlier
+/// keys are used only for names it does not know (compose-go's order: a value from the
+/// process or project environment wins over the file's own). Returns the pairs in file
+/// order; a bare `KEY` gives `None` (take from the environment).
 pub fn parse(
     text: &str,
     file: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, Option<String>)>> {
+    parse_layered(text, file, lookup, &|_| None)
+}
+
+/// [`parse`] with a last resort: `fallback` resolves names neither `lookup` nor the file's
+/// earlier keys know (for `--env-file A --env-file B`: the process environment, then B's own
+/// keys, then A's).
+pub fn parse_layered(
+    text: &str,
+    file: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    fallback: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<(String, Option<String>)>> {
     let mut out: Vec<(String, Option<String>)> = Vec::new();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -46,7 +59,11 @@ pub fn parse(
         if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c == '$') {
             return Err(bad(&format!("invalid variable name {key:?}")));
         }
-        let look = |n: &str| seen.get(n).cloned().or_else(|| lookup(n));
+        let look = |n: &str| {
+            lookup(n)
+                .or_else(|| seen.get(n).cloned())
+                .or_else(|| fallback(n))
+        };
         let value = if let Some(r) = rest.strip_prefix('\'') {
             let mut acc = r.to_string();
             loop {
@@ -116,8 +133,17 @@ pub fn read(
     path: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<(String, Option<String>)>> {
+    read_layered(path, lookup, &|_| None)
+}
+
+/// Read and parse an env file (size-bounded) with [`parse_layered`]'s lookup order.
+pub fn read_layered(
+    path: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    fallback: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, Option<String>)>> {
     let text = crate::read_bounded(path, MAX_ENV_FILE)?;
-    parse(&text, &path.display().to_string(), lookup)
+    parse_layered(&text, &path.display().to_string(), lookup, fallback)
 }
 
 #[cfg(test)]
@@ -135,6 +161,27 @@ mod tests {
         assert_eq!(m["D"].as_deref(), Some("x\ny 1"));
         assert_eq!(m["E"].as_deref(), Some("1-d"));
         assert_eq!(m["F"], None);
+    }
+
+    #[test]
+    fn environment_wins_over_the_files_own_keys() {
+        // docker compose: `A=one` then `B=x-$A` gives x-proc when A=proc is in the environment.
+        let t = "A=one\nB=x-$A\nC=${N}\nD=${A}\n";
+        let look = |k: &str| (k == "A").then(|| "proc".to_string());
+        let m: BTreeMap<_, _> = parse(t, ".env", &look).unwrap().into_iter().collect();
+        assert_eq!(m["A"].as_deref(), Some("one"));
+        assert_eq!(m["B"].as_deref(), Some("x-proc"));
+        assert_eq!(m["C"].as_deref(), Some(""));
+        assert_eq!(m["D"].as_deref(), Some("proc"));
+        // A later --env-file's own keys win over an earlier file's.
+        let earlier = |k: &str| (k == "A" || k == "E").then(|| "earlier".to_string());
+        let t = "A=own\nB=$A\nF=$E\n";
+        let m: BTreeMap<_, _> = parse_layered(t, "b.env", &|_| None, &earlier)
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(m["B"].as_deref(), Some("own"));
+        assert_eq!(m["F"].as_deref(), Some("earlier"));
     }
 
     #[test]

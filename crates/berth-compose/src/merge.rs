@@ -1,7 +1,8 @@
 //! Stage 4: merging compose trees (several `-f` files, `extends`, `include`) by the compose
 //! specification's rules: mappings merge key by key, scalars are replaced, `command`,
 //! `entrypoint` and `healthcheck.test` are replaced whole, `volumes` merge by target,
-//! `secrets`/`configs` by source, other sequences are appended without duplicates. The
+//! `secrets`/`configs` by target (`/run/secrets/SOURCE` or `/SOURCE` when none is written, as
+//! compose-go does), other sequences are appended without duplicates. The
 //! `!reset` tag removes a value, `!override` replaces it without merging.
 
 use crate::yaml::{Kind, Node};
@@ -12,16 +13,19 @@ fn seq_rule(path: &str) -> SeqRule {
         "services.*.command" | "services.*.entrypoint" | "services.*.healthcheck.test" => {
             SeqRule::Replace
         }
-        "services.*.volumes" => SeqRule::ByKey("target"),
-        "services.*.secrets" | "services.*.configs" => SeqRule::ByKey("source"),
-        "services.*.env_file" => SeqRule::ByKey("path"),
+        "services.*.volumes" => SeqRule::ByKey("target", None),
+        "services.*.secrets" => SeqRule::ByKey("target", Some("/run/secrets/")),
+        "services.*.configs" => SeqRule::ByKey("target", Some("/")),
+        "services.*.env_file" => SeqRule::ByKey("path", None),
         _ => SeqRule::AppendUnique,
     }
 }
 
 enum SeqRule {
     Replace,
-    ByKey(&'static str),
+    /// Items with the same value of the key replace each other; the second field, when set,
+    /// is the prefix a missing key defaults to, followed by the item's `source`.
+    ByKey(&'static str, Option<&'static str>),
     AppendUnique,
 }
 
@@ -68,12 +72,20 @@ pub fn merge(base: &mut Node, over: Node, path: &str) {
             SeqRule::Replace => {
                 *b = o;
             }
-            SeqRule::ByKey(k) => {
+            SeqRule::ByKey(k, default) => {
+                let key_of = |x: &Node| -> Option<String> {
+                    match x.get(k).and_then(Node::as_str) {
+                        Some(v) => Some(v.to_string()),
+                        None => default.and_then(|pre| {
+                            x.get("source")
+                                .and_then(Node::as_str)
+                                .map(|s| format!("{pre}{s}"))
+                        }),
+                    }
+                };
                 for item in o {
-                    let key = item.get(k).and_then(Node::as_str).map(str::to_string);
-                    match b.iter_mut().find(|x| {
-                        key.is_some() && x.get(k).and_then(Node::as_str) == key.as_deref()
-                    }) {
+                    let key = key_of(&item);
+                    match b.iter_mut().find(|x| key.is_some() && key_of(x) == key) {
                         Some(slot) => *slot = item,
                         None => b.push(item),
                     }
@@ -148,5 +160,30 @@ mod tests {
         );
         assert_eq!(j["s"]["a"], serde_json::json!({"z": 3}));
         assert!(j["s"].get("b").is_none());
+    }
+
+    #[test]
+    fn secrets_and_configs_merge_by_target() {
+        // compose-go keys them by target, a missing one standing for /run/secrets/SOURCE
+        // (secrets) or /SOURCE (configs); a same key is replaced whole.
+        let base = "services:\n  w:\n    secrets:\n      - {source: s1}\n      - {source: s2, target: x, mode: 0400}\n    configs:\n      - {source: c1}\n";
+        let over = "services:\n  w:\n    secrets:\n      - {source: s1, target: other}\n      - {source: s3, target: x, uid: '1'}\n      - {source: s1, target: /run/secrets/s1, mode: 0444}\n    configs:\n      - {source: c1, target: /c1, mode: 0444}\n      - {source: c2, target: c1}\n";
+        let j = m(base, over);
+        let w = &j["services"]["w"];
+        assert_eq!(
+            w["secrets"],
+            serde_json::json!([
+                {"source": "s1", "target": "/run/secrets/s1", "mode": 292},
+                {"source": "s3", "target": "x", "uid": "1"},
+                {"source": "s1", "target": "other"}
+            ])
+        );
+        assert_eq!(
+            w["configs"],
+            serde_json::json!([
+                {"source": "c1", "target": "/c1", "mode": 292},
+                {"source": "c2", "target": "c1"}
+            ])
+        );
     }
 }

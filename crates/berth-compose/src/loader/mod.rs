@@ -164,8 +164,9 @@ pub fn load(o: &Options) -> Result<Project> {
             .collect()
     };
     for f in &env_files {
-        let look = |k: &str| o.environ.get(k).cloned().or_else(|| vars.get(k).cloned());
-        for (k, v) in dotenv::read(f, &look)? {
+        let look = |k: &str| o.environ.get(k).cloned();
+        let earlier = |k: &str| vars.get(k).cloned();
+        for (k, v) in dotenv::read_layered(f, &look, &earlier)? {
             if let Some(v) = v {
                 vars.insert(k, v);
             }

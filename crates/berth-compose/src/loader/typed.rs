@@ -141,6 +141,7 @@ pub(super) fn convert(
                 ));
             }
             let ext = take_extensions(&mut v);
+            strip_nested_extensions(&mut v);
             let env_files = v.remove("env_file");
             v.remove("extends");
             let mut s: Service = typed(&v, &path)?;
@@ -203,6 +204,7 @@ pub(super) fn convert(
     for (k, v) in section(&mut tree, "networks") {
         let mut v = v;
         take_extensions(&mut v);
+        strip_nested_extensions(&mut v);
         let mut n: Network = typed(&v, &format!("networks.{k}"))?;
         if n.name.is_none() {
             n.name = Some(if n.external {
@@ -217,6 +219,7 @@ pub(super) fn convert(
     for (k, v) in section(&mut tree, "volumes") {
         let mut v = v;
         take_extensions(&mut v);
+        strip_nested_extensions(&mut v);
         let mut vol: model::Volume = typed(&v, &format!("volumes.{k}"))?;
         if vol.name.is_none() {
             vol.name = Some(if vol.external {
@@ -233,6 +236,7 @@ pub(super) fn convert(
         for (k, v) in section(&mut tree, sec) {
             let mut v = v;
             take_extensions(&mut v);
+            strip_nested_extensions(&mut v);
             let mut f: model::FileObject = typed(&v, &format!("{sec}.{k}"))?;
             if f.name.is_none() {
                 f.name = Some(if f.external {
@@ -493,6 +497,54 @@ pub(super) fn valid_service_name(s: &str) -> bool {
         && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// Drop `x-*` keys from the structured mappings nested anywhere below `n` (a service, network,
+/// volume, secret or config): compose-spec allows extensions in every such object (a port,
+/// a network attachment, `deploy.resources`, `healthcheck`, …) and docker compose's JSON model
+/// leaves them out. Free-form mappings (`environment`, `labels`, `args`, `driver_opts`,
+/// `options`, `sysctls`, …) keep theirs: there an `x-` key is data.
+pub(super) fn strip_nested_extensions(n: &mut Node) {
+    const FREE_FORM: &[&str] = &[
+        "environment",
+        "labels",
+        "args",
+        "driver_opts",
+        "options",
+        "sysctls",
+        "extra_hosts",
+        "annotations",
+        "additional_contexts",
+        "storage_opt",
+        "networks",
+        "depends_on",
+        "ulimits",
+        "links",
+        "external_links",
+    ];
+    fn walk(n: &mut Node, free: bool) {
+        match &mut n.kind {
+            crate::yaml::Kind::Map(m) => {
+                if !free {
+                    m.retain(|(k, _)| !k.name.starts_with("x-"));
+                }
+                for (k, v) in m.iter_mut() {
+                    let child_free = FREE_FORM.contains(&k.name.as_str());
+                    match &mut v.kind {
+                        crate::yaml::Kind::Seq(items) => {
+                            for i in items {
+                                walk(i, child_free);
+                            }
+                        }
+                        _ => walk(v, child_free),
+                    }
+                }
+            }
+            crate::yaml::Kind::Seq(items) => items.iter_mut().for_each(|i| walk(i, free)),
+            crate::yaml::Kind::Scalar(..) => {}
+        }
+    }
+    walk(n, false);
 }
 
 /// Split `x-*` keys off a mapping.

@@ -135,6 +135,12 @@ pub(super) fn file_refs(n: &mut Node, path: &str) -> Result<()> {
             *it = map(e, &m);
         } else if it.get("source").is_none() {
             return Err(invalid(&it.mark, &format!("{path}[{i}]"), "needs a source"));
+        } else if secrets && it.get("target").is_none_or(Node::is_null) {
+            // The long form without a target mounts at /run/secrets/SOURCE too.
+            if let Some(src) = it.get("source").and_then(Node::as_str).map(str::to_string) {
+                let m = it.mark.clone();
+                it.insert("target", s(&format!("/run/secrets/{src}"), &m));
+            }
         }
     }
     Ok(())
