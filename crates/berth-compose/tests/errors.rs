@@ -194,3 +194,31 @@ fn blkio_device_errors_name_the_item() {
         "compose.yaml:8: services.web.blkio_config.device_write_iops[0]: unknown key \"burst\""
     );
 }
+
+#[test]
+fn named_services_enable_their_profiles() {
+    // docker compose: `up dbg` / `run dbg` enable dbg's profiles (and so the other services of
+    // those profiles), not the profiles of its dependencies.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("compose.yaml"),
+        "services:\n  base:\n    image: busybox\n  dbg:\n    image: busybox\n    profiles: [debug]\n  dbg2:\n    image: busybox\n    profiles: [debug, other]\n  web:\n    image: busybox\n    profiles: [front]\n",
+    )
+    .unwrap();
+    let mut o = berth_compose::Options {
+        cwd: d.path().to_path_buf(),
+        project_name: Some("t".into()),
+        ..Default::default()
+    };
+    let names = |o: &berth_compose::Options| -> Vec<String> {
+        berth_compose::load(o)
+            .unwrap()
+            .services
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert_eq!(names(&o), ["base"]);
+    o.services = vec!["dbg".into(), "base".into(), "nosuch".into()];
+    assert_eq!(names(&o), ["base", "dbg", "dbg2"]);
+}

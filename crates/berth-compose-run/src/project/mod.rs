@@ -92,6 +92,13 @@ pub fn projects(store: &Store) -> Result<BTreeMap<String, (Vec<Container>, Strin
 /// A progress line: (object, e.g. `Container p-web-1`; status, e.g. `Started`).
 pub type Progress<'a> = &'a mut dyn FnMut(&str, &str);
 
+/// Whether `c` is an orphan: a container of a service the project no longer defines. Like
+/// docker compose, a service left out by profiles is still defined (its containers are not
+/// orphans) and one-off containers are not counted.
+pub fn is_orphan(p: &Project, c: &ProjectContainer) -> bool {
+    !c.oneoff && !p.services.contains_key(&c.service) && !p.disabled.contains_key(&c.service)
+}
+
 /// The services `targets` and, unless `no_deps`, everything they depend on; in dependency
 /// order. Unknown names are an error.
 pub fn selection(p: &Project, targets: &[String], no_deps: bool) -> Result<Vec<String>> {

@@ -231,7 +231,9 @@ pub fn down(store: &Store, p: &Project, o: &DownOptions, progress: Progress<'_>)
     let all = list(store, &p.name)?;
     let cs: Vec<ProjectContainer> = all
         .into_iter()
-        .filter(|c| o.remove_orphans || c.oneoff || p.services.contains_key(&c.service))
+        .filter(|c| {
+            c.oneoff || p.services.contains_key(&c.service) || (o.remove_orphans && is_orphan(p, c))
+        })
         .collect();
     let mut errors = stop_levels(
         store,
@@ -252,7 +254,7 @@ pub fn down(store: &Store, p: &Project, o: &DownOptions, progress: Progress<'_>)
     }
     if !list(store, &p.name)?
         .iter()
-        .any(|c| !o.remove_orphans && !p.services.contains_key(&c.service))
+        .any(|c| !c.oneoff && !p.services.contains_key(&c.service))
     {
         for (key, n) in &p.networks {
             if n.external {

@@ -59,10 +59,7 @@ pub fn up(
     ensure_volumes(store, p, &services, progress)?;
     let existing = list(store, &p.name)?;
     // Orphans.
-    for pc in existing
-        .iter()
-        .filter(|c| !c.oneoff && !p.services.contains_key(&c.service))
-    {
+    for pc in existing.iter().filter(|c| is_orphan(p, c)) {
         if o.remove_orphans {
             stop_remove(store, &pc.container, o.timeout)?;
             progress(&format!("Container {}", pc.container.name), "Removed");
@@ -91,7 +88,11 @@ pub fn up(
         let mut used: BTreeSet<u64> = mine.iter().map(|c| c.number).collect();
         let dep_recreated = s.depends_on.keys().any(|d| recreated.contains(d));
         let rolling = start_first(s, o, want);
-        wait_dependencies(store, p, name, s)?;
+        if !o.no_start {
+            // Only dependencies this `up` brings up (all of them, unless --no-deps or
+            // services were named): docker compose drops the others from depends_on.
+            wait_dependencies(store, p, name, s, &services)?;
+        }
         let mut started: Vec<(Container, u64)> = Vec::new();
         for pc in keep {
             let c = &pc.container;
@@ -232,11 +233,18 @@ pub fn start_first(s: &Service, o: &UpOptions, replicas: u64) -> bool {
 /// Wait for the dependencies of `name` to reach their `depends_on` condition:
 /// `service_completed_successfully` (exited 0) and `service_healthy` (health status
 /// `healthy`; an unhealthy or exited container fails, as does one without a health check).
-/// Started ones are started by now. Polls the engine's state every 100 ms: health results are
+/// Started ones are started by now; dependencies outside `selected` (the services this `up`
+/// brings up) are not waited for. Polls the engine's state every 100 ms: health results are
 /// rows the container's supervisor writes.
-fn wait_dependencies(store: &Store, p: &Project, name: &str, s: &Service) -> Result<()> {
+fn wait_dependencies(
+    store: &Store,
+    p: &Project,
+    name: &str,
+    s: &Service,
+    selected: &[String],
+) -> Result<()> {
     for (dep, d) in &s.depends_on {
-        if !p.services.contains_key(dep) {
+        if !p.services.contains_key(dep) || !selected.contains(dep) {
             continue;
         }
         match d.condition.as_str() {

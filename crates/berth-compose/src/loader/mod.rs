@@ -53,8 +53,12 @@ pub struct Options {
     pub project_directory: Option<PathBuf>,
     /// `--env-file` (default: `.env` in the project directory, if present).
     pub env_files: Vec<PathBuf>,
-    /// `--profile` (added to `COMPOSE_PROFILES`).
+    /// `--profile` (when empty: `COMPOSE_PROFILES`).
     pub profiles: Vec<String>,
+    /// Services named on the command line: their profiles are enabled too, as docker compose
+    /// does for `up SERVICE`/`run SERVICE` (not their dependencies' profiles). Unknown names
+    /// are ignored here.
+    pub services: Vec<String>,
     /// Working directory for relative paths and the lookup.
     pub cwd: PathBuf,
     /// The process environment (overrides `.env`).
@@ -222,14 +226,29 @@ pub fn load(o: &Options) -> Result<Project> {
         }
         n
     };
+    // `--profile` replaces COMPOSE_PROFILES (docker compose reads the variable only when no
+    // flag is given).
     let mut profiles: BTreeSet<String> = o.profiles.iter().cloned().collect();
-    if let Some(p) = env.get("COMPOSE_PROFILES") {
+    if let Some(p) = env
+        .get("COMPOSE_PROFILES")
+        .filter(|_| o.profiles.is_empty())
+    {
         profiles.extend(
             p.split(',')
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty()),
         );
     }
+    let named: Vec<String> = o
+        .services
+        .iter()
+        .filter_map(|n| tree.get("services").and_then(|ss| ss.get(n)))
+        .filter_map(|svc| svc.get("profiles").and_then(Node::as_seq))
+        .flatten()
+        .filter_map(Node::as_str)
+        .map(str::to_string)
+        .collect();
+    profiles.extend(named);
     let mut p = convert(tree, &name, &profiles, &env)?;
     p.working_dir = project_dir;
     p.config_files = files;

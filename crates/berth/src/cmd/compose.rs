@@ -81,6 +81,32 @@ pub enum ComposeCmd {
     Version(VersionArgs),
 }
 
+impl ComposeCmd {
+    /// The services named on the command line (empty when none or not applicable).
+    pub fn named_services(&self) -> Vec<String> {
+        match self {
+            ComposeCmd::Up(x) => x.services.clone(),
+            ComposeCmd::Create(x) => x.services.clone(),
+            ComposeCmd::Logs(x) => x.services.clone(),
+            ComposeCmd::Stop(x) | ComposeCmd::Restart(x) => x.services.clone(),
+            ComposeCmd::Kill(x) => x.services.clone(),
+            ComposeCmd::Rm(x) => x.services.clone(),
+            ComposeCmd::Start(x)
+            | ComposeCmd::Pause(x)
+            | ComposeCmd::Unpause(x)
+            | ComposeCmd::Top(x)
+            | ComposeCmd::Images(x)
+            | ComposeCmd::Pull(x)
+            | ComposeCmd::Push(x)
+            | ComposeCmd::Build(x) => x.services.clone(),
+            ComposeCmd::Run(x) => vec![x.service.clone()],
+            ComposeCmd::Exec(x) => vec![x.service.clone()],
+            ComposeCmd::Port(x) => vec![x.service.clone()],
+            _ => Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Run in the background.
@@ -375,6 +401,7 @@ pub fn load_project(a: &ComposeArgs) -> Result<Project> {
         project_directory: a.project_directory.clone(),
         env_files: a.env_files.clone(),
         profiles: a.profiles.clone(),
+        services: a.cmd.named_services(),
         cwd: std::env::current_dir()?,
         environ: std::env::vars().collect(),
     };
