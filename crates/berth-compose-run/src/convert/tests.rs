@@ -202,3 +202,44 @@ fn up_hashes_service_references_as_docker_compose_resolves_them() {
         config_hash(&w)
     });
 }
+
+#[test]
+fn inline_configs_are_mounted_from_a_file_under_the_store() {
+    // configs.NAME.content: docker compose puts the text at /NAME (or the target).
+    let p = project("services:\n  w:\n    image: x\n    command: run\n    configs:\n      - c2\n      - {source: c3, target: /etc/c3}\nconfigs:\n  c2:\n    content: inline text\n  c3:\n    content: other\n");
+    let root =
+        std::env::temp_dir().join(format!("berth-compose-run-inline-{}", std::process::id()));
+    let s = p.services["w"].clone();
+    let c = container_config(
+        &root,
+        &p,
+        "w",
+        &s,
+        &ImageConfig::default(),
+        "sha256:x",
+        &Instance::default(),
+    )
+    .unwrap();
+    let b: Vec<(&str, String)> = c
+        .binds
+        .iter()
+        .map(|b| {
+            (
+                b.destination.as_str(),
+                std::fs::read_to_string(&b.source).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        b,
+        [
+            ("/c2", "inline text".to_string()),
+            ("/etc/c3", "other".to_string())
+        ]
+    );
+    assert!(c
+        .binds
+        .iter()
+        .all(|b| b.read_only && b.source.starts_with(&*root.to_string_lossy())));
+    let _ = std::fs::remove_dir_all(&root);
+}
