@@ -32,6 +32,11 @@ pub struct Source {
     pub prefix: String,
     /// Container id.
     pub id: String,
+    /// Byte offset in the container's log file where the output to show starts (0: all of
+    /// it). Attached `up` passes the log's length before it started the container again, so
+    /// that only new output shows, as Docker's attach does. Ignored when the log is shorter
+    /// (rotated).
+    pub from: u64,
 }
 
 const COLORS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
@@ -62,9 +67,10 @@ pub fn follow(root: PathBuf, sources: &[Source], o: &Options, stop: &Arc<AtomicB
             };
             let root = root.clone();
             let id = s.id.clone();
+            let from = s.from;
             let o = o.clone();
             let stop = stop.clone();
-            std::thread::spawn(move || one(&root, &id, &prefix, &o, &stop))
+            std::thread::spawn(move || one(&root, &id, from, &prefix, &o, &stop))
         })
         .collect();
     for h in handles {
@@ -72,7 +78,13 @@ pub fn follow(root: PathBuf, sources: &[Source], o: &Options, stop: &Arc<AtomicB
     }
 }
 
-fn one(root: &std::path::Path, id: &str, prefix: &str, o: &Options, stop: &AtomicBool) {
+/// The current length of container `id`'s log file in bytes (0 when it has none), for
+/// [`Source::from`].
+pub fn log_len(root: &std::path::Path, id: &str) -> u64 {
+    std::fs::metadata(berth_engine::rootfs::Bundle::new(root, id).log()).map_or(0, |m| m.len())
+}
+
+fn one(root: &std::path::Path, id: &str, from: u64, prefix: &str, o: &Options, stop: &AtomicBool) {
     let Ok(store) = Store::open(root) else { return };
     let path = berth_engine::rootfs::Bundle::new(root, id).log();
     let running = || match state::get(&store, id) {
@@ -90,6 +102,11 @@ fn one(root: &std::path::Path, id: &str, prefix: &str, o: &Options, stop: &Atomi
             Err(_) => return,
         }
     };
+    let mut f = f;
+    if from > 0 && f.metadata().is_ok_and(|m| m.len() >= from) {
+        use std::io::Seek as _;
+        let _ = f.seek(std::io::SeekFrom::Start(from));
+    }
     let mut rd = BufReader::new(f);
     let emit = |line: &str| {
         let Ok(e) = serde_json::from_str::<Entry>(line) else {

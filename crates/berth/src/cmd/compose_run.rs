@@ -350,6 +350,16 @@ fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> Result<i32> {
     if !detach && !a.no_start {
         catch_sigint();
     }
+    // Log lengths of the containers that exist now: when attached, a container started
+    // again shows only its new output (Docker attaches without the log's history).
+    let log_from: BTreeMap<String, u64> = proj::list(store, &p.name)
+        .map_err(rerr)?
+        .into_iter()
+        .map(|pc| {
+            let n = logs::log_len(store.root(), &pc.container.id);
+            (pc.container.id, n)
+        })
+        .collect();
     let cs =
         proj::up(store, p, &opts, &image_policy(a.build, a.no_build), &mut pr).map_err(rerr)?;
     if a.no_start {
@@ -375,6 +385,7 @@ fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> Result<i32> {
                 short_name(&p.name, &pc.container.name)
             },
             id: pc.container.id.clone(),
+            from: log_from.get(&pc.container.id).copied().unwrap_or(0),
         })
         .collect();
     eprintln!(
@@ -611,6 +622,7 @@ fn logs_cmd(ctx: &Ctx, p: &Project, a: &LogsArgs) -> Result<i32> {
                 short_name(&p.name, &pc.container.name)
             },
             id: pc.container.id.clone(),
+            from: 0,
         })
         .collect();
     let o = logs::Options {
