@@ -587,3 +587,33 @@ services:
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn attached_up_again_profiles_by_name_and_no_deps() {
+    setup!(env, net);
+    let dir = project(
+        &env,
+        "again",
+        "services:\n  once:\n    image: composetest/bb:1\n    command: [\"sh\", \"-c\", \"echo line-$$RANDOM\"]\n  bad:\n    image: composetest/bb:1\n    command: [\"sh\", \"-c\", \"exit 3\"]\n    profiles: [setup]\n  app:\n    image: composetest/bb:1\n    command: [\"sleep\", \"1000\"]\n    stop_grace_period: 1s\n    profiles: [setup]\n    depends_on:\n      bad:\n        condition: service_completed_successfully\n",
+    );
+    // Attached twice: the second run shows only the new output, not the first run's again.
+    let first = compose_ok(&env, &dir, &["up", "--abort-on-container-exit", "once"]);
+    assert_eq!(first.lines().count(), 1, "{first}");
+    let second = compose_ok(&env, &dir, &["up", "--abort-on-container-exit", "once"]);
+    assert_eq!(second.lines().count(), 1, "{second}");
+    assert_ne!(first, second);
+    // A service named on the command line runs although its profile is not enabled; with
+    // --no-deps its failing dependency is neither started nor waited for.
+    compose_ok(&env, &dir, &["up", "-d", "--no-deps", "app"]);
+    let ps = compose_ok(&env, &dir, &["ps", "-a", "--format", "{{.Service}} {{.State}}"]);
+    assert_eq!(ps, "app running\nonce exited\n");
+    // Its container is not an orphan of the profile-less project.
+    let out = compose(&env, &dir, &["up", "-d", "--remove-orphans", "once"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Orphan"));
+    let ps = compose_ok(&env, &dir, &["ps", "-a", "-q"]);
+    assert_eq!(ps.lines().count(), 2, "{ps}");
+    compose_ok(&env, &dir, &["--profile", "setup", "down"]);
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
