@@ -605,7 +605,11 @@ fn attached_up_again_profiles_by_name_and_no_deps() {
     // A service named on the command line runs although its profile is not enabled; with
     // --no-deps its failing dependency is neither started nor waited for.
     compose_ok(&env, &dir, &["up", "-d", "--no-deps", "app"]);
-    let ps = compose_ok(&env, &dir, &["ps", "-a", "--format", "{{.Service}} {{.State}}"]);
+    let ps = compose_ok(
+        &env,
+        &dir,
+        &["ps", "-a", "--format", "{{.Service}} {{.State}}"],
+    );
     assert_eq!(ps, "app running\nonce exited\n");
     // Its container is not an orphan of the profile-less project.
     let out = compose(&env, &dir, &["up", "-d", "--remove-orphans", "once"]);
