@@ -159,7 +159,7 @@ impl From<berth_net::NetError> for ApiError {
             E::Ambiguous(_) | E::BadPort { .. } | E::BadFilter(_) => {
                 ApiError::BadParameter(e.to_string())
             }
-            E::Predefined(_) => ApiError::Forbidden(e.to_string()),
+            E::Predefined(_) | E::NotPermitted(_) => ApiError::Forbidden(e.to_string()),
             E::InUse { .. } | E::Exists(_) | E::PortInUse(_) => ApiError::Conflict(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }

@@ -81,7 +81,10 @@ pub async fn create(app: &Arc<App>, mut r: Req) -> Result<Resp> {
     };
     let n = app
         .blocking(move |store| {
-            if berth_net::inspect_network(store, &opts.name).is_ok() {
+            // `host` and `none`: the library's refusal (403), as Docker answers.
+            if berth_net::Predefined::by_name(&opts.name).is_none()
+                && berth_net::inspect_network(store, &opts.name).is_ok()
+            {
                 return Err(ApiError::Conflict(format!(
                     "network with name {} already exists",
                     opts.name

@@ -106,6 +106,9 @@ pub enum NetError {
     #[error("{0} is a pre-defined network and cannot be removed")]
     /// Docker's predefined networks (`bridge`, `host`, `none`) cannot be removed; the shown name.
     Predefined(String),
+    #[error("operation is not permitted on predefined {0} network")]
+    /// Docker's refusal to create a network named `host` or `none` (the name).
+    NotPermitted(String),
     #[error("{0}")]
     /// A `network ls` filter with an unknown key or a bad value; the message names it.
     BadFilter(String),

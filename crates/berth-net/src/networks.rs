@@ -116,7 +116,10 @@ fn create_network_with(store: &Store, o: &CreateOptions, firewall_now: bool) -> 
             o.driver
         )));
     }
-    if [DEFAULT_NETWORK, DEFAULT_NETWORK_ALIAS, "host", "none"].contains(&o.name.as_str()) {
+    if crate::Predefined::by_name(&o.name).is_some() {
+        return Err(NetError::NotPermitted(o.name.clone()));
+    }
+    if [DEFAULT_NETWORK, DEFAULT_NETWORK_ALIAS].contains(&o.name.as_str()) {
         return Err(NetError::Other(format!(
             "{} is a predefined network name; choose another name",
             o.name

@@ -2257,6 +2257,26 @@ fn docker_cli_sees_the_predefined_networks() {
     }
     let (st, _, body) = http(&svc.socket, "DELETE", "/v1.50/networks/host", "");
     assert_eq!(st, 403, "{body}");
+    // Creating one: Docker's answers (409 for bridge, 403 for host and none).
+    let out = docker(&svc, &["network", "create", "bridge"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("network with name bridge already exists")
+    );
+    for n in ["host", "none"] {
+        let out = docker(&svc, &["network", "create", n]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let want = format!("operation is not permitted on predefined {n} network");
+        assert!(err.contains(&want), "{err}");
+        let (_, cli_err) = env.fails(&["network", "create", n]);
+        assert!(cli_err.contains(&want), "{cli_err}");
+    }
+    let (st, _, body) = http(
+        &svc.socket,
+        "POST",
+        "/v1.50/networks/create",
+        r#"{"Name": "none"}"#,
+    );
+    assert_eq!(st, 403, "{body}");
     docker_ok(&svc, &["network", "prune", "-f"]);
     assert_eq!(docker_ok(&svc, &["network", "ls", "--format", fmt]), d);
 
