@@ -132,6 +132,42 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
             ));
         }
     }
+    // Host files the mounts need: checked here so that nothing (not even the project
+    // network) is created when one is missing.
+    for (kind, refs, table) in [
+        ("secrets", &s.secrets, &p.secrets),
+        ("configs", &s.configs, &p.configs),
+    ] {
+        for (i, r) in refs.iter().enumerate() {
+            if let Some(file) = table.get(&r.source).and_then(|o| o.file.as_ref()) {
+                if !Path::new(file).exists() {
+                    out.push(locate(
+                        p,
+                        name,
+                        s,
+                        &format!(
+                            "services.{name}.{kind}[{i}]: {kind}.{}: file {file} does not exist",
+                            r.source
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    for (i, m) in s.volumes.iter().enumerate() {
+        let src = m.source.as_deref().unwrap_or_default();
+        if m.kind == "bind"
+            && !m.bind.as_ref().is_some_and(|b| b.create_host_path)
+            && !Path::new(src).exists()
+        {
+            out.push(locate(
+                p,
+                name,
+                s,
+                &format!("services.{name}.volumes[{i}]: bind source {src} does not exist (create it, or set bind.create_host_path: true)"),
+            ));
+        }
+    }
     if let Some(sig) = &s.stop_signal {
         if let Err(e) = ccfg::parse_signal(sig) {
             out.push(locate(

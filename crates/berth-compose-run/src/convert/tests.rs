@@ -243,3 +243,21 @@ fn inline_configs_are_mounted_from_a_file_under_the_store() {
         .all(|b| b.read_only && b.source.starts_with(&*root.to_string_lossy())));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn missing_host_files_are_named_before_anything_is_created() {
+    // A secret's or config's file, and a bind source that may not be created, must exist;
+    // `up` checks them before it creates the project network.
+    let root = std::env::temp_dir();
+    let p = project("services:\n  w:\n    image: x\n    secrets: [s]\n    configs: [c]\n    volumes:\n      - {type: bind, source: /nonexistent-brk2/b, target: /b, bind: {create_host_path: false}}\n      - /nonexistent-brk2/short:/short\nsecrets:\n  s: {file: /nonexistent-brk2/s}\nconfigs:\n  c: {file: /nonexistent-brk2/c}\n");
+    let u = unsupported(&root, &p, "w", &p.services["w"]);
+    assert_eq!(u.len(), 3, "{u:?}");
+    assert!(u[0].ends_with("compose.yaml:4: services.w.secrets[0]: secrets.s: file /nonexistent-brk2/s does not exist"), "{u:?}");
+    assert!(u[1].ends_with("compose.yaml:5: services.w.configs[0]: configs.c: file /nonexistent-brk2/c does not exist"), "{u:?}");
+    assert!(
+        u[2].contains(
+            "compose.yaml:6: services.w.volumes[0]: bind source /nonexistent-brk2/b does not exist"
+        ),
+        "{u:?}"
+    );
+}
