@@ -261,3 +261,12 @@ fn missing_host_files_are_named_before_anything_is_created() {
         "{u:?}"
     );
 }
+
+#[test]
+fn restart_takes_dependents_with_restart_true() {
+    let p = project("services:\n  db:\n    image: x\n  web:\n    image: x\n    depends_on:\n      db: {condition: service_started, restart: true}\n  proxy:\n    image: x\n    depends_on:\n      web: {condition: service_started, restart: true}\n  cron:\n    image: x\n    depends_on: [db]\n");
+    let r = crate::project::with_restart_dependents;
+    assert_eq!(r(&p, &["db".to_string()]), ["db", "web", "proxy"]);
+    assert_eq!(r(&p, &["proxy".to_string()]), ["proxy"]);
+    assert!(r(&p, &[]).is_empty());
+}

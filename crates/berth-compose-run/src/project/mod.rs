@@ -92,6 +92,27 @@ pub fn projects(store: &Store) -> Result<BTreeMap<String, (Vec<Container>, Strin
 /// A progress line: (object, e.g. `Container p-web-1`; status, e.g. `Started`).
 pub type Progress<'a> = &'a mut dyn FnMut(&str, &str);
 
+/// `restart`'s services: `targets` plus, transitively, the services that depend on one of
+/// them with `restart: true` (docker compose restarts those too). Empty `targets` (all
+/// services) stays empty.
+pub fn with_restart_dependents(p: &Project, targets: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = targets.to_vec();
+    if out.is_empty() {
+        return out;
+    }
+    let mut i = 0;
+    while i < out.len() {
+        let dep = out[i].clone();
+        for (name, s) in &p.services {
+            if s.depends_on.get(&dep).is_some_and(|d| d.restart) && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Whether `c` is an orphan: a container of a service the project no longer defines. Like
 /// docker compose, a service left out by profiles is still defined (its containers are not
 /// orphans) and one-off containers are not counted.

@@ -123,9 +123,10 @@ pub fn run_cmd(ctx: &Ctx, p: &Project, cmd: &ComposeCmd) -> Result<i32> {
             Ok(0)
         }
         ComposeCmd::Restart(a) => {
-            let cs = proj::service_containers(store, p, &a.services).map_err(rerr)?;
+            let services = proj::with_restart_dependents(p, &a.services);
+            let cs = proj::service_containers(store, p, &services).map_err(rerr)?;
             proj::stop_ordered(store, Some(p), &cs, a.timeout, &mut pr).map_err(rerr)?;
-            proj::start(store, p, &a.services, &mut pr).map_err(rerr)?;
+            proj::start(store, p, &services, &mut pr).map_err(rerr)?;
             Ok(0)
         }
         ComposeCmd::Kill(a) => {
