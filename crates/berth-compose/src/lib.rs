@@ -23,7 +23,7 @@ pub mod yaml;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub use loader::{load, Options};
+pub use loader::{load, Options, MAX_COMPOSE_FILE};
 pub use model::{Project, Service};
 
 /// Errors of loading a compose project.

@@ -222,3 +222,28 @@ fn named_services_enable_their_profiles() {
     o.services = vec!["dbg".into(), "base".into(), "nosuch".into()];
     assert_eq!(names(&o), ["base", "dbg", "dbg2"]);
 }
+
+#[test]
+fn compose_file_on_standard_input() {
+    // `-f -`: the text comes from the front end; paths are relative to the working directory,
+    // whose name is the project's.
+    let d = tempfile::tempdir().unwrap();
+    let o = berth_compose::Options {
+        cwd: d.path().join("proj"),
+        files: vec!["-".into()],
+        stdin: Some("services:\n  a:\n    image: busybox\n    volumes: [./x:/x]\n".into()),
+        ..Default::default()
+    };
+    let p = berth_compose::load(&o).unwrap();
+    assert_eq!(p.name, "proj");
+    assert_eq!(
+        p.services["a"].volumes[0].source.as_deref(),
+        Some(&*d.path().join("proj/x").to_string_lossy())
+    );
+    let o = berth_compose::Options {
+        stdin: Some("services:\n  a:\n    image: [\n".into()),
+        ..o
+    };
+    let e = berth_compose::load(&o).unwrap_err().to_string();
+    assert!(e.contains("proj/-:"), "{e}");
+}

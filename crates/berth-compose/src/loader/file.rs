@@ -16,7 +16,10 @@ pub(super) fn load_file(
             path.display()
         )));
     }
-    let text = crate::read_bounded(path, MAX_COMPOSE_FILE)?;
+    let text = match &env.stdin {
+        Some(t) if path.file_name().is_some_and(|n| n == "-") => t.to_string(),
+        _ => crate::read_bounded(path, MAX_COMPOSE_FILE)?,
+    };
     let display = path.display().to_string();
     let mut root = yaml::parse(&text, &display)?;
     if !matches!(root.kind, Kind::Map(_)) {
@@ -197,6 +200,7 @@ fn include(
         let sub_env = Env {
             vars,
             home: env.home.clone(),
+            stdin: None,
         };
         let mut sub = Node::empty_map(it.mark.clone());
         for f in &files {

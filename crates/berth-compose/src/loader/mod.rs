@@ -59,6 +59,10 @@ pub struct Options {
     /// does for `up SERVICE`/`run SERVICE` (not their dependencies' profiles). Unknown names
     /// are ignored here.
     pub services: Vec<String>,
+    /// The text of the file named `-` in `files` (docker compose's `-f -`: the compose file
+    /// on standard input; the front end reads it). Relative paths in it are relative to
+    /// `cwd`.
+    pub stdin: Option<String>,
     /// Working directory for relative paths and the lookup.
     pub cwd: PathBuf,
     /// The process environment (overrides `.env`).
@@ -68,6 +72,8 @@ pub struct Options {
 struct Env {
     vars: BTreeMap<String, String>,
     home: Option<String>,
+    /// The text of the compose file `-` (standard input), if given.
+    stdin: Option<std::sync::Arc<str>>,
 }
 
 impl Env {
@@ -182,6 +188,7 @@ pub fn load(o: &Options) -> Result<Project> {
     let env = Env {
         home: o.environ.get("HOME").cloned(),
         vars,
+        stdin: o.stdin.as_deref().map(std::sync::Arc::from),
     };
 
     let mut tree = Node::empty_map(Mark {

@@ -402,6 +402,23 @@ pub fn load_project(a: &ComposeArgs) -> Result<Project> {
         env_files: a.env_files.clone(),
         profiles: a.profiles.clone(),
         services: a.cmd.named_services(),
+        stdin: if a.files.iter().any(|f| f.as_os_str() == "-") {
+            // `-f -`: the compose file on standard input (bounded like a file).
+            use std::io::Read as _;
+            let mut t = String::new();
+            std::io::stdin()
+                .take(berth_compose::MAX_COMPOSE_FILE + 1)
+                .read_to_string(&mut t)?;
+            if t.len() as u64 > berth_compose::MAX_COMPOSE_FILE {
+                bail!(
+                    "the compose file on standard input is larger than {} bytes",
+                    berth_compose::MAX_COMPOSE_FILE
+                );
+            }
+            Some(t)
+        } else {
+            None
+        },
         cwd: std::env::current_dir()?,
         environ: std::env::vars().collect(),
     };
