@@ -323,10 +323,21 @@ fn run_oneoff_and_config_from_the_cli() {
         serde_json::from_str(&compose_ok(&env, &dir, &["config", "--format", "json"])).unwrap();
     assert_eq!(cfg["name"], "oneoff");
     assert_eq!(cfg["services"]["app"]["environment"]["MODE"], "one");
+    // Dependencies first (app depends on web), as docker compose lists them.
     assert_eq!(
         compose_ok(&env, &dir, &["config", "--services"]),
-        "app\nweb\n"
+        "web\napp\n"
     );
+    // -o FILE writes the model there instead.
+    let out = dir.join("model.json");
+    let o = out.to_string_lossy().into_owned();
+    assert_eq!(
+        compose_ok(&env, &dir, &["config", "--format", "json", "-o", &o]),
+        ""
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(written, cfg);
     compose_ok(&env, &dir, &["down"]);
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
     net.cleanup();

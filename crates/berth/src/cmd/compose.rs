@@ -384,6 +384,9 @@ pub struct ConfigArgs {
     /// Only validate; print nothing.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Write the model to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -459,7 +462,8 @@ fn config(a: &ComposeArgs, c: &ConfigArgs) -> Result<i32> {
         return Ok(0);
     }
     if c.services {
-        for n in p.services.keys() {
+        // Dependencies first, as docker compose lists them.
+        for n in p.dependency_order() {
             println!("{n}");
         }
         return Ok(0);
@@ -515,10 +519,16 @@ fn config(a: &ComposeArgs, c: &ConfigArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    match c.format.as_str() {
-        "json" => println!("{}", serde_json::to_string_pretty(&p.to_json())?),
-        "yaml" => print!("{}", p.to_yaml()),
+    let text = match c.format.as_str() {
+        "json" => format!("{}\n", serde_json::to_string_pretty(&p.to_json())?),
+        "yaml" => p.to_yaml(),
         f => bail!("unsupported --format {f:?}: use yaml or json"),
+    };
+    match &c.output {
+        Some(f) => {
+            std::fs::write(f, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", f.display()))?
+        }
+        None => print!("{text}"),
     }
     Ok(0)
 }
