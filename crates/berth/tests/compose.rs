@@ -628,7 +628,16 @@ fn attached_up_again_profiles_by_name_and_no_deps() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("Orphan"));
     let ps = compose_ok(&env, &dir, &["ps", "-a", "-q"]);
     assert_eq!(ps.lines().count(), 2, "{ps}");
-    compose_ok(&env, &dir, &["--profile", "setup", "down"]);
+    // Without a compose file, -p NAME finds the project by its containers' labels.
+    let empty = env.path("nofile");
+    std::fs::create_dir_all(&empty).unwrap();
+    let ps = compose_ok(&env, &empty, &["-p", "again", "ps", "-a", "--services"]);
+    assert_eq!(ps, "app\nonce\n");
+    assert!(!compose(&env, &empty, &["-p", "again", "up", "-d"])
+        .status
+        .success());
+    compose_ok(&env, &empty, &["-p", "again", "down"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
     net.cleanup();
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }

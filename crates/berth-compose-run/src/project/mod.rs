@@ -71,6 +71,71 @@ pub fn list(store: &Store, name: &str) -> Result<Vec<ProjectContainer>> {
     Ok(out)
 }
 
+/// A project known only by its name, for `-p NAME ps|logs|stop|down…` without a compose
+/// file (docker compose allows these): one service per `com.docker.compose.service` label
+/// of its containers (image: the container's), the networks its containers joined plus
+/// `NAME_default`, and the volumes labelled with the project (for `down -v`). Nothing is
+/// created.
+pub fn from_labels(store: &Store, name: &str) -> Result<Project> {
+    let mut p = Project {
+        name: name.to_string(),
+        ..Default::default()
+    };
+    let mut nets: BTreeSet<String> = BTreeSet::new();
+    for pc in list(store, name)? {
+        let c = &pc.container;
+        if let NetworkMode::Networks(atts) = &c.config.network {
+            nets.extend(atts.iter().map(|a| a.network.clone()));
+        }
+        if pc.oneoff {
+            continue;
+        }
+        p.services
+            .entry(pc.service.clone())
+            .or_insert_with(|| Service {
+                image: Some(c.image_name.clone()),
+                ..Default::default()
+            });
+    }
+    nets.insert(format!("{name}_default"));
+    for real in nets {
+        if real == "bridge" || berth_net::get_network(store, &real).is_err() {
+            continue;
+        }
+        let key = real
+            .strip_prefix(&format!("{name}_"))
+            .unwrap_or(&real)
+            .to_string();
+        p.networks.insert(
+            key,
+            berth_compose::model::Network {
+                name: Some(real),
+                ..Default::default()
+            },
+        );
+    }
+    if let Ok(vs) = berth_volume::VolumeStore::open(store) {
+        for v in vs.list().unwrap_or_default() {
+            if v.labels.get(labels::PROJECT).map(String::as_str) != Some(name) {
+                continue;
+            }
+            let key = v
+                .labels
+                .get(labels::VOLUME)
+                .cloned()
+                .unwrap_or_else(|| v.name.clone());
+            p.volumes.insert(
+                key,
+                berth_compose::model::Volume {
+                    name: Some(v.name),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    Ok(p)
+}
+
 /// Projects that have containers: name → (containers, config files label).
 pub fn projects(store: &Store) -> Result<BTreeMap<String, (Vec<Container>, String)>> {
     let mut out: BTreeMap<String, (Vec<Container>, String)> = BTreeMap::new();

@@ -396,6 +396,42 @@ pub struct VersionArgs {
     pub short: bool,
 }
 
+/// Without a compose file, commands that act on existing containers (`ps`, `logs`, `stop`,
+/// `down`, …) work on the project named by `-p` or `COMPOSE_PROJECT_NAME`, as docker compose
+/// allows: the project as its containers' labels describe it. Otherwise `e` stands.
+fn project_by_name(ctx: &Ctx, a: &ComposeArgs, e: anyhow::Error) -> Result<Project> {
+    let not_found = matches!(
+        e.downcast_ref::<berth_compose::ComposeError>(),
+        Some(berth_compose::ComposeError::NotFound(_))
+    );
+    let needs_model = matches!(
+        a.cmd,
+        ComposeCmd::Up(_)
+            | ComposeCmd::Create(_)
+            | ComposeCmd::Run(_)
+            | ComposeCmd::Build(_)
+            | ComposeCmd::Pull(_)
+            | ComposeCmd::Push(_)
+            | ComposeCmd::Config(_)
+    );
+    let name = a
+        .project_name
+        .clone()
+        .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok())
+        .filter(|n| !n.is_empty());
+    match name {
+        Some(n) if not_found && !needs_model => {
+            if berth_compose::loader::normalize_project_name(&n) != n {
+                bail!("invalid project name {n:?}: use only lowercase letters, digits, '-' and '_', starting with a letter or digit");
+            }
+            let store = ctx.store()?;
+            Ok(berth_compose_run::project::from_labels(store, &n)
+                .map_err(|e| anyhow::anyhow!(e))?)
+        }
+        _ => Err(e),
+    }
+}
+
 /// Load the project of these options, printing loader warnings on stderr.
 pub fn load_project(a: &ComposeArgs) -> Result<Project> {
     let o = Options {
@@ -444,7 +480,9 @@ pub fn compose(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
             Ok(0)
         }
         ComposeCmd::Ls(l) => super::compose_run::ls(ctx, l),
-        _ => load_project(&a).and_then(|p| super::compose_run::run_cmd(ctx, &p, &a.cmd)),
+        _ => load_project(&a)
+            .or_else(|e| project_by_name(ctx, &a, e))
+            .and_then(|p| super::compose_run::run_cmd(ctx, &p, &a.cmd)),
     };
     // Docker compose exits 1 on its own failures.
     r.map_err(|e| match e.downcast_ref::<super::ExitError>() {
