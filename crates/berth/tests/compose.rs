@@ -319,6 +319,38 @@ fn run_oneoff_and_config_from_the_cli() {
         &["run", "--rm", "--no-deps", "app", "sh", "-c", "exit 3"],
     );
     assert_eq!(out.status.code(), Some(3));
+    // -e VAR takes berth's value (left out when unset); --entrypoint, -w and -u override.
+    let out = env
+        .cmd(&["compose"])
+        .args([
+            "run",
+            "--rm",
+            "--no-deps",
+            "-e",
+            "FROMHOST",
+            "-e",
+            "NOTSET",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000",
+            "--entrypoint",
+            "sh -c",
+            "app",
+        ])
+        .arg("echo [$FROMHOST][${NOTSET-unset}] $(pwd) $(id -u)")
+        .env("FROMHOST", "hv")
+        .env_remove("NOTSET")
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "[hv][unset] /tmp 1000",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cfg: serde_json::Value =
         serde_json::from_str(&compose_ok(&env, &dir, &["config", "--format", "json"])).unwrap();
     assert_eq!(cfg["name"], "oneoff");

@@ -269,6 +269,15 @@ pub struct RunArgs {
     /// Container name.
     #[arg(long)]
     pub name: Option<String>,
+    /// Override the service's entrypoint (split as a shell would).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Working directory in the container.
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// User (name or uid[:gid]) to run as.
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,

@@ -643,10 +643,23 @@ fn logs_cmd(ctx: &Ctx, p: &Project, a: &LogsArgs) -> Result<i32> {
 
 fn run(ctx: &Ctx, p: &Project, a: &RunArgs) -> Result<i32> {
     let store = ctx.store()?;
-    let s = p
+    let mut service = p
         .services
         .get(&a.service)
-        .ok_or_else(|| anyhow!("no such service: {}", a.service))?;
+        .ok_or_else(|| anyhow!("no such service: {}", a.service))?
+        .clone();
+    if let Some(e) = &a.entrypoint {
+        let words = shlex::split(e)
+            .ok_or_else(|| anyhow!("invalid --entrypoint {e:?}: unbalanced quotes"))?;
+        service.entrypoint = Some(words);
+    }
+    if let Some(w) = &a.workdir {
+        service.working_dir = Some(w.clone());
+    }
+    if let Some(u) = &a.user {
+        service.user = Some(u.clone());
+    }
+    let s = &service;
     let mut pr = progress;
     if !a.no_deps {
         let deps: Vec<String> = s
@@ -689,7 +702,19 @@ fn run(ctx: &Ctx, p: &Project, a: &RunArgs) -> Result<i32> {
         } else {
             Some(a.command.clone())
         },
-        env: a.env.clone(),
+        // `-e VAR` takes VAR from berth's environment (left out when unset), as docker
+        // compose does.
+        env: a
+            .env
+            .iter()
+            .filter_map(|e| {
+                if e.contains('=') {
+                    Some(e.clone())
+                } else {
+                    std::env::var(e).ok().map(|v| format!("{e}={v}"))
+                }
+            })
+            .collect(),
         publish: a.service_ports,
         auto_remove: a.rm,
         tty: Some(tty),
