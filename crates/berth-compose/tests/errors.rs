@@ -247,3 +247,18 @@ fn compose_file_on_standard_input() {
     let e = berth_compose::load(&o).unwrap_err().to_string();
     assert!(e.contains("proj/-:"), "{e}");
 }
+
+#[test]
+fn missing_included_or_extended_file_is_named_where_it_is_referenced() {
+    let e = err("include:\n  - nosuch.yaml\nservices:\n  a:\n    image: x\n");
+    assert!(
+        e.starts_with("compose.yaml:2: include[0]: cannot read ") && e.contains("nosuch.yaml"),
+        "{e}"
+    );
+    let e = err("services:\n  a:\n    extends:\n      file: nosuch.yaml\n      service: b\n");
+    assert!(
+        e.starts_with("compose.yaml:4: services.a.extends.file: cannot read ")
+            && e.contains("nosuch.yaml"),
+        "{e}"
+    );
+}

@@ -62,7 +62,16 @@ pub(super) fn resolve_service(
     let mut base = match file {
         Some(f) => {
             let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
-            let other = load_file(&f, &dir, env, warnings, stack.len())?;
+            let other = load_file(&f, &dir, env, warnings, stack.len()).map_err(|e| match e {
+                // A missing file is named where the extends is written.
+                ComposeError::Io { path, source } if path == f => ComposeError::Invalid {
+                    file: ext.mark.file.to_string(),
+                    line: ext.mark.line,
+                    path: format!("services.{name}.extends.file"),
+                    msg: format!("cannot read {}: {source}", path.display()),
+                },
+                other => other,
+            })?;
             if other
                 .get("services")
                 .and_then(|s| s.get(&base_name))

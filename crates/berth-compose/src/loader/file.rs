@@ -204,7 +204,14 @@ fn include(
         };
         let mut sub = Node::empty_map(it.mark.clone());
         for f in &files {
-            let t = load_file(f, &sub_dir, &sub_env, warnings, depth + 1)?;
+            let t = load_file(f, &sub_dir, &sub_env, warnings, depth + 1).map_err(|e| match e {
+                // A missing included file is named where the include is written.
+                ComposeError::Io { path, source } if path == *f => bad(
+                    &it.mark,
+                    &format!("cannot read {}: {source}", path.display()),
+                ),
+                other => other,
+            })?;
             merge::merge(&mut sub, t, "");
         }
         apply_extends(&mut sub, &sub_env, warnings)?;
