@@ -134,6 +134,42 @@ fn check_name(s: &str, from: &str) -> Result<String> {
     }
 }
 
+/// A `COMPOSE_*` setting read before the files are known: the process environment, else
+/// the env file(s) (`--env-file`, else `.env` in `--project-directory` or the working
+/// directory), as docker compose reads `COMPOSE_FILE` and `COMPOSE_PATH_SEPARATOR`.
+fn compose_var(o: &Options, key: &str) -> Result<Option<String>> {
+    if let Some(v) = o.environ.get(key) {
+        return Ok(Some(v.clone()));
+    }
+    let files: Vec<PathBuf> = if o.env_files.is_empty() {
+        let dir = o.project_directory.as_ref().map_or_else(
+            || o.cwd.clone(),
+            |d| clean_join(&o.cwd, &d.to_string_lossy()),
+        );
+        let d = dir.join(".env");
+        if d.is_file() {
+            vec![d]
+        } else {
+            vec![]
+        }
+    } else {
+        o.env_files
+            .iter()
+            .map(|f| clean_join(&o.cwd, &f.to_string_lossy()))
+            .collect()
+    };
+    let mut found = None;
+    for f in files {
+        let look = |k: &str| o.environ.get(k).cloned();
+        for (k, v) in dotenv::read(&f, &look)? {
+            if k == key {
+                found = v.or(found);
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Load a project.
 ///
 /// Errors: [`ComposeError`] naming the file and line for malformed YAML, bad interpolation,
@@ -146,8 +182,14 @@ pub fn load(o: &Options) -> Result<Project> {
             .iter()
             .map(|f| clean_join(&o.cwd, &f.to_string_lossy()))
             .collect()
-    } else if let Some(cf) = o.environ.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
-        cf.split(':').map(|f| clean_join(&o.cwd, f)).collect()
+    } else if let Some(cf) = compose_var(o, "COMPOSE_FILE")?.filter(|s| !s.is_empty()) {
+        let sep = compose_var(o, "COMPOSE_PATH_SEPARATOR")?
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| ":".into());
+        cf.split(sep.as_str())
+            .filter(|f| !f.is_empty())
+            .map(|f| clean_join(&o.cwd, f))
+            .collect()
     } else {
         find_files(&o.cwd)?
     };
