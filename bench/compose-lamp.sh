@@ -10,10 +10,25 @@
 # before it exits (about 1.07 s here), and MariaDB's shutdown on SIGTERM about 0.19 s. So
 # `down` is also measured with `-t 0` (the stop signal, then SIGKILL at once): the engines'
 # own work without the services' shutdown.
-# Measured 2026-11-29 (release berth, 3 runs, machine load about 11 on 2 cores), medians:
-#   up -d to first page: berth 410 ms, podman-compose 3272 ms, docker-compose 902 ms (0.45)
-#   down:                berth 1344 ms, podman-compose 2399 ms, docker-compose 1678 ms (0.80)
-#   down -t 0:           berth 324 ms, podman-compose 1746 ms, docker-compose 663 ms (0.49)
+# Measured 2026-11-30 (release berth, 5 runs, machine load about 3-4 on 2 cores), medians:
+#   up -d to first page: berth 349 ms, podman-compose 3262 ms, docker-compose 895 ms (0.39)
+#   down:                berth 1290 ms, podman-compose 2283 ms, docker-compose 1624 ms (0.79)
+#   down -t 0:           berth 244 ms, podman-compose 1353 ms, docker-compose 687 ms (0.35)
+# (2026-11-29, load about 11: up 410 vs 902 ms, down 1344 vs 1678, down -t 0 324 vs 663.)
+#
+# Where berth's `up -d` to the first page goes (release, quiet machine, 7 runs polling every
+# 5 ms, medians): MariaDB's process runs at 74 ms (berth's work: CLI and project, network
+# and container rows, overlay mount, namespace and veth, one nft run for the network and
+# the published ports, the embedded DNS server, the spec, and the monitor until the init
+# runs, the largest part); MariaDB then needs 190 ms until "ready for connections" (its
+# own start, the floor: 250-600 ms under load); the first good page follows 3 ms later.
+# Apache listens at 196 ms, before MariaDB is ready, so the web service is off the
+# critical path. Total 264 ms, of which 74 ms are berth's: the 0.3 target (269 ms
+# at docker compose's 895 ms) is the floor plus berth's part, and under load MariaDB's
+# start alone exceeds it. `down -t 0` (183 ms quiet): per container the monitor's exit
+# path (berth-supervise execs berth back, cgroups, one nft run for its ports, namespace
+# and mounts) then the CLI's removal, the database once Apache's init is gone, then the
+# network (one nft run, the bridge, its DNS server).
 #
 # Needs root, hyperfine (>= 1.13: one --prepare per command), podman, podman-compose and its
 # DNS plugin (golang-github-containernetworking-plugin-dnsname, else the web container
