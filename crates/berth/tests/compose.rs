@@ -376,6 +376,56 @@ fn run_oneoff_and_config_from_the_cli() {
     assert_eq!(net.leftovers(), Vec::<String>::new());
 }
 
+/// A service in a profile runs when named on the command line (`run job`, `up job`), as with
+/// docker compose; attached `up job` follows only job (not its running dependency) and
+/// returns when job exits.
+#[test]
+fn a_named_profile_service_runs_and_up_attaches_to_it_alone() {
+    setup!(env, net);
+    let yaml = format!(
+        "services:\n  web:\n    image: {IMG}\n    command: [sleep, '1000']\n    stop_grace_period: 1s\n  job:\n    image: {IMG}\n    command: [sh, -c, 'echo job-$${{X:-none}}; exit 3']\n    depends_on: [web]\n    profiles: [batch]\n"
+    );
+    let dir = project(&env, "prof", &yaml);
+    let out = compose(&env, &dir, &["run", "--rm", "-e", "X=1", "job"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "job-1");
+    let mut child = env
+        .cmd(&["compose", "up", "job"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let finished = child.try_wait().unwrap().is_some();
+    if !finished {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(finished, "up job did not return when job exited: {err}");
+    assert!(err.contains("Attaching to job-1\n"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("job-none"));
+    assert_eq!(
+        env.ok(&["inspect", "--format", "{{.State.Status}}", "prof-web-1"])
+            .trim(),
+        "running"
+    );
+    compose_ok(&env, &dir, &["--profile", "batch", "down", "-t", "0"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    net.cleanup();
+    assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
 #[test]
 fn attached_up_prefixes_output_and_ctrl_c_stops() {
     setup!(env, net);

@@ -139,6 +139,10 @@ pub struct UpArgs {
     /// Remove containers of services not in the project.
     #[arg(long)]
     pub remove_orphans: bool,
+    /// With SERVICE names: attach to their dependencies' output too (default: only to the
+    /// named services, as docker compose).
+    #[arg(long)]
+    pub attach_dependencies: bool,
     /// Stop all containers when one exits (attached).
     #[arg(long)]
     pub abort_on_container_exit: bool,

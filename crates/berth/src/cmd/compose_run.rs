@@ -376,8 +376,15 @@ fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> Result<i32> {
     if detach {
         return Ok(0);
     }
-    // Attached: print every container's output until they stop or Ctrl-C.
-    let sources: Vec<logs::Source> = cs
+    // Attached: print the output of the named services' containers (all when none are
+    // named, or with --attach-dependencies) until they stop, or until Ctrl-C.
+    let attached: Vec<&ProjectContainer> = cs
+        .iter()
+        .filter(|c| {
+            a.services.is_empty() || a.attach_dependencies || a.services.contains(&c.service)
+        })
+        .collect();
+    let sources: Vec<logs::Source> = attached
         .iter()
         .map(|pc| logs::Source {
             prefix: if a.no_log_prefix {
@@ -420,7 +427,7 @@ fn up(ctx: &Ctx, p: &Project, a: &UpArgs) -> Result<i32> {
         let now = proj::service_containers(store, p, &[]).map_err(rerr)?;
         let mine: Vec<&ProjectContainer> = now
             .iter()
-            .filter(|c| cs.iter().any(|x| x.container.id == c.container.id))
+            .filter(|c| attached.iter().any(|x| x.container.id == c.container.id))
             .collect();
         if abort {
             if let Some(pc) = mine.iter().find(|c| c.container.state == State::Exited) {
