@@ -196,6 +196,21 @@ pub fn check_memory(memory: Option<i64>) -> Result<()> {
     Ok(())
 }
 
+/// Docker's `--cpus` range: from 0.01 CPU (10_000_000 nano CPUs) to the number of CPUs this
+/// process may run on (`sched_getaffinity`, as the daemon's `sysinfo.NumCPU`); 0 = no limit.
+///
+/// Errors: [`EngineError::InvalidArgument`] with Docker's message.
+pub fn check_nano_cpus(nano: i64) -> Result<()> {
+    let n = rustix::thread::sched_getaffinity(None).map_or(1, |s| s.count().max(1));
+    if nano != 0 && (nano < 10_000_000 || nano > i64::from(n) * 1_000_000_000) {
+        let s = if n == 1 { "" } else { "s" };
+        return Err(bad(format!(
+            "range of CPUs is from 0.01 to {n}.00, as there are only {n} CPU{s} available: give a --cpus value in that range"
+        )));
+    }
+    Ok(())
+}
+
 fn bad(msg: String) -> EngineError {
     EngineError::InvalidArgument(msg)
 }
@@ -239,6 +254,9 @@ impl ResourceFlags {
     pub fn parse(&self, memory: Option<i64>, nano_cpus: Option<i64>) -> Result<Resources> {
         let mut r = Resources::default();
         check_memory(memory)?;
+        if let Some(n) = nano_cpus {
+            check_nano_cpus(n)?;
+        }
         let memory = memory.filter(|m| *m != 0);
         if let Some(s) = self.cpu_shares {
             if s != 0 && !(2..=262_144).contains(&s) {
@@ -592,6 +610,17 @@ pub fn parse_namespaces(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpus_between_a_hundredth_and_the_host_cpus() {
+        let f = ResourceFlags::default();
+        assert!(f.parse(None, Some(1_000_000_000)).is_ok());
+        assert!(f.parse(None, Some(10_000_000)).is_ok());
+        let e = f.parse(None, Some(5_000_000)).unwrap_err().to_string();
+        assert!(e.contains("range of CPUs is from 0.01 to"), "{e}");
+        assert!(f.parse(None, Some(999_000_000_000)).is_err());
+        assert!(check_nano_cpus(0).is_ok());
+    }
 
     #[test]
     fn docker_ranges() {

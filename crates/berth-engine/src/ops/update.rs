@@ -150,6 +150,7 @@ fn merged(cfg: &ContainerConfig, req: &UpdateRequest) -> Result<(ContainerConfig
         if v < 0 {
             return Err(bad(format!("invalid --cpus {v}: must be greater than 0")));
         }
+        crate::resources::check_nano_cpus(v)?;
         n.nano_cpus = Some(v);
     }
     if let Some(p) = period {
