@@ -210,10 +210,7 @@ fn line(v: serde_json::Value) -> Bytes {
 pub async fn create(app: &Arc<App>, r: Req) -> Result<Resp> {
     let q = &r.query;
     if q.get("fromSrc").is_some() {
-        return Err(ApiError::NotImplemented(
-            "importing a root filesystem through the API is not supported yet: use berth import"
-                .into(),
-        ));
+        return import(app, r).await;
     }
     let from = q
         .get("fromImage")
@@ -260,6 +257,108 @@ pub async fn create(app: &Arc<App>, r: Req) -> Result<Resp> {
         }
     });
     Ok(http::with_headers(200, "application/json", body))
+}
+
+/// Largest root filesystem `POST /images/create?fromSrc=-` takes, in bytes (as received,
+/// possibly compressed).
+pub const MAX_IMPORT: u64 = 64 << 30;
+
+/// A reader that fails (rather than truncating) once more than `left` bytes came through.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let n64 = u64::try_from(n).unwrap_or(u64::MAX);
+        if n64 > self.left {
+            return Err(std::io::Error::other(format!(
+                "the root filesystem is larger than {MAX_IMPORT} bytes"
+            )));
+        }
+        self.left -= n64;
+        Ok(n)
+    }
+}
+
+/// `POST /images/create?fromSrc=-&repo=&tag=&changes=&message=&platform=` (`docker import`):
+/// the body is a tar of a root filesystem (plain, gzip, bzip2, xz or zstd), streamed into
+/// the store through the same library call as `berth import`. Answers Docker's progress
+/// stream ending in `{"status": "sha256:…"}`; a failure before that is an HTTP error.
+async fn import(app: &Arc<App>, r: Req) -> Result<Resp> {
+    let q = &r.query;
+    let src = q.get("fromSrc").unwrap_or("").to_string();
+    if src != "-" {
+        let what = if src.starts_with("http://") || src.starts_with("https://") {
+            "importing from a URL is not supported"
+        } else {
+            "fromSrc must be - (the request body)"
+        };
+        return Err(ApiError::BadParameter(format!(
+            "fromSrc {src:?}: {what}; download the tarball and send it as the request body (docker import FILE)"
+        )));
+    }
+    let repo = q.get("repo").unwrap_or("");
+    let tag = q.get("tag").unwrap_or("");
+    let reference = if repo.is_empty() {
+        if !tag.is_empty() {
+            return Err(ApiError::BadParameter(
+                "tag: a tag needs a repository (repo)".into(),
+            ));
+        }
+        None
+    } else if tag.is_empty() {
+        Some(Reference::parse(repo)?)
+    } else {
+        Some(Reference::parse(&format!("{repo}:{tag}"))?)
+    };
+    let mut architecture = None;
+    if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+        let mut parts = p.split('/');
+        let os = parts.next().unwrap_or("");
+        if !os.eq_ignore_ascii_case("linux") {
+            return Err(ApiError::BadParameter(format!(
+                "platform {p:?}: only linux images can be imported"
+            )));
+        }
+        architecture = parts
+            .next()
+            .filter(|a| !a.is_empty())
+            .map(str::to_ascii_lowercase);
+    }
+    let changes = q.all("changes");
+    // Bad changes are the client's error (400), found before reading the body.
+    berth_image::import::apply_changes(&mut berth_image::ImageConfig::default(), &changes)
+        .map_err(|e| ApiError::BadParameter(e.to_string()))?;
+    let opts = berth_image::import::ImportOptions {
+        changes,
+        message: q
+            .get("message")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string),
+        source: "-".into(),
+        architecture,
+    };
+    let mut body = Bounded {
+        inner: http::BodyReader::new(r.inner.into_body()),
+        left: MAX_IMPORT,
+    };
+    let id = app
+        .blocking(move |store| {
+            let is = ImageStore::open(store)?;
+            let _lock = store.lock_shared()?;
+            Ok(berth_image::import::import_rootfs(
+                &is,
+                &mut body,
+                reference.as_ref(),
+                &opts,
+            )?)
+        })
+        .await?;
+    let out = format!("{}\r\n", json!({"status": id.as_str()}));
+    Ok(http::with_headers(200, "application/json", http::full(out)))
 }
 
 /// `POST /images/load?quiet=`: a docker/oci archive (any compression) as the body.

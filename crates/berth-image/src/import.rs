@@ -21,6 +21,8 @@ pub struct ImportOptions {
     pub message: Option<String>,
     /// Where the rootfs came from (file name or `-`), for the default comment.
     pub source: String,
+    /// The image's architecture (`amd64`, `arm64`, …) when not the host's (`--platform`).
+    pub architecture: Option<String>,
 }
 
 /// Split a shell-ish word list: whitespace separated, with '…' / "…" quoting and \ escapes.
@@ -231,7 +233,7 @@ fn import_rootfs_inner(
         .clone()
         .unwrap_or_else(|| format!("Imported from {}", opts.source));
     let config = json!({
-        "architecture": host_arch(),
+        "architecture": opts.architecture.as_deref().unwrap_or(host_arch()),
         "os": "linux",
         "created": now,
         "config": config_value(&cfg),

@@ -165,6 +165,7 @@ pub fn import(
             changes,
             message: None,
             source: image.display().to_string(),
+            ..Default::default()
         };
         let id = berth_image::import::import_rootfs(&is, &mut out, Some(reference), &opts);
         let st = child

@@ -2573,3 +2573,105 @@ fn image_events_carry_the_image_labels() {
     );
     assert!(plain.contains("tag evl14plain:1"), "{plain}");
 }
+
+/// `docker import` through the socket (`POST /images/create?fromSrc=-`): a file with
+/// `--change` and `--message`, a gzip stream on stdin, bad changes and a URL refused with
+/// a 400; the imported images run and `berth images` lists them.
+#[test]
+fn docker_cli_imports_a_root_filesystem() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let env = TestEnv::new();
+    env.busybox_image("busybox:latest");
+    let svc = Service::start(&env, &["--time", "0"]);
+    docker_ok(&svc, &["create", "--name", "imp-src", "busybox", "true"]);
+    let tar = env.dir.join("rootfs.tar");
+    docker_ok(&svc, &["export", "-o", tar.to_str().unwrap(), "imp-src"]);
+    docker_ok(&svc, &["rm", "imp-src"]);
+
+    let out = docker_ok(
+        &svc,
+        &[
+            "import",
+            "--change",
+            r#"CMD ["/bin/sh", "-c", "echo imported-$GREETING"]"#,
+            "--change",
+            "ENV GREETING=hello",
+            "--message",
+            "from the test",
+            tar.to_str().unwrap(),
+            "impt:v1",
+        ],
+    );
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    let run = docker_ok(&svc, &["run", "--rm", "--network", "none", "impt:v1"]);
+    assert_eq!(run.trim(), "imported-hello");
+    let hist = docker_ok(&svc, &["history", "--format", "{{.Comment}}", "impt:v1"]);
+    assert!(hist.contains("from the test"), "{hist}");
+    assert!(env.ok(&["images"]).contains("impt"));
+
+    // gzip on stdin, no tag: latest.
+    let gz = env.dir.join("rootfs.tar.gz");
+    assert!(Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -c {} > {}", tar.display(), gz.display()))
+        .status()
+        .unwrap()
+        .success());
+    let out = docker_cmd(&svc, &["import", "-", "impt2"])
+        .stdin(std::fs::File::open(&gz).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let run = docker_ok(
+        &svc,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "impt2",
+            "/bin/sh",
+            "-c",
+            "echo ok",
+        ],
+    );
+    assert_eq!(run.trim(), "ok");
+    let imgs = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(imgs.lines().any(|l| l == "impt2:latest"), "{imgs}");
+
+    // Bad input is refused before anything is stored.
+    let out = docker(
+        &svc,
+        &[
+            "import",
+            "--change",
+            "FROM x",
+            tar.to_str().unwrap(),
+            "impt3",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("FROM"),
+        "{out:?}"
+    );
+    let (code, _, body) = http(
+        &svc.socket,
+        "POST",
+        "/images/create?fromSrc=http%3A%2F%2F127.0.0.1%3A1%2Fx.tar&repo=impt4",
+        "",
+    );
+    assert_eq!(code, 400, "{body}");
+    let (code, _, body) = http(
+        &svc.socket,
+        "POST",
+        "/images/create?fromSrc=-&repo=impt5",
+        "this is not a tar archive, not at all, and long enough to be sniffed as such",
+    );
+    assert!(code >= 400, "{code} {body}");
+    let imgs = env.ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(!imgs.contains("impt3") && !imgs.contains("impt5"), "{imgs}");
+}

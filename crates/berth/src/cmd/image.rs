@@ -271,6 +271,7 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<i32> {
         changes: a.change.clone(),
         message: a.message.clone(),
         source: a.file.clone(),
+        ..Default::default()
     };
     let id = if a.file == "-" {
         let stdin = std::io::stdin();
