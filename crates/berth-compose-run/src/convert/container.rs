@@ -79,7 +79,7 @@ pub fn container_config(
             let file = match (&obj.file, &obj.content) {
                 (Some(f), _) => f,
                 (None, Some(c)) => {
-                    inline = inline_content_file(root, c)?;
+                    inline = super::content::file_for(root, c)?;
                     &inline
                 }
                 (None, None) => continue,
@@ -396,45 +396,4 @@ pub(crate) fn publish_spec(pt: &berth_compose::model::Port) -> String {
         None if ip.is_empty() => format!("{}/{}", pt.target, pt.protocol),
         None => format!("{ip}:{}/{}", pt.target, pt.protocol),
     }
-}
-
-/// Largest inline config (`configs.NAME.content`), in bytes.
-const MAX_INLINE_CONTENT: usize = 16 << 20;
-
-/// The host file holding an inline config's `content`, for a read-only bind mount:
-/// `ROOT/compose-content/SHA256` (content-addressed, so equal contents share one file; written
-/// to a temporary name and renamed, mode 0444). Returns its path as a string.
-///
-/// Errors: [`RunError::Invalid`] above [`MAX_INLINE_CONTENT`]; [`RunError::Io`] when the file
-/// cannot be written.
-fn inline_content_file(root: &Path, content: &str) -> Result<String> {
-    use sha2::Digest as _;
-    use std::io::Write as _;
-    use std::os::unix::fs::PermissionsExt as _;
-    if content.len() > MAX_INLINE_CONTENT {
-        return Err(RunError::Invalid(format!(
-            "an inline config is {} bytes, more than {MAX_INLINE_CONTENT}: use a file",
-            content.len()
-        )));
-    }
-    let dir = root.join("compose-content");
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RunError::Io { path, source }
-    };
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let path = dir.join(hex::encode(sha2::Sha256::digest(content.as_bytes())));
-    if !path.exists() {
-        let tmp = dir.join(format!(
-            ".tmp-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(content.as_bytes()).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444)).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    }
-    Ok(path.to_string_lossy().into_owned())
 }

@@ -3,6 +3,7 @@
 
 mod check;
 mod container;
+pub mod content;
 mod gojson;
 mod limits;
 mod settings;

@@ -286,6 +286,8 @@ pub fn down(store: &Store, p: &Project, o: &DownOptions, progress: Progress<'_>)
             }
         }
     }
+    // Inline configs no container uses any more (best effort: a leftover file is harmless).
+    let _ = convert::content::sweep(store);
     if let Some(rmi) = &o.rmi {
         let images = ImageStore::open(store)?;
         let in_use = berth_engine::image_ids_in_use(store)?;
