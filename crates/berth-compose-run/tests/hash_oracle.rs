@@ -161,35 +161,9 @@ impl Raw {
     }
 }
 
-struct Case {
-    dir: PathBuf,
-    args: Vec<String>,
-    environ: BTreeMap<String, String>,
-}
-
-fn case(dir: &Path) -> Case {
-    let args = std::fs::read_to_string(dir.join("args"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    let mut environ = BTreeMap::new();
-    environ.insert("HOME".to_string(), "/home/oracle".to_string());
-    environ.insert("PATH".to_string(), "/usr/bin:/bin".to_string());
-    for l in std::fs::read_to_string(dir.join("environ"))
-        .unwrap_or_default()
-        .lines()
-    {
-        if let Some((k, v)) = l.split_once('=') {
-            environ.insert(k.to_string(), v.to_string());
-        }
-    }
-    Case {
-        dir: dir.to_path_buf(),
-        args,
-        environ,
-    }
-}
+#[path = "../../berth-compose/tests/support/case.rs"]
+mod support_case;
+use support_case::{case, Case};
 
 fn load(c: &Case) -> berth_compose::Project {
     let mut o = berth_compose::Options {

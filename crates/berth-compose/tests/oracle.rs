@@ -9,7 +9,6 @@
 //! `--profile P`, `-p NAME`, `--env-file F`), `environ` (KEY=VALUE lines: the process
 //! environment) and `expect-error` (both tools must refuse the project).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -25,37 +24,9 @@ fn oracle() -> PathBuf {
     p
 }
 
-struct Case {
-    dir: PathBuf,
-    args: Vec<String>,
-    environ: BTreeMap<String, String>,
-    expect_error: bool,
-}
-
-fn case(dir: &Path) -> Case {
-    let args = std::fs::read_to_string(dir.join("args"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    let mut environ = BTreeMap::new();
-    environ.insert("HOME".to_string(), "/home/oracle".to_string());
-    environ.insert("PATH".to_string(), "/usr/bin:/bin".to_string());
-    for l in std::fs::read_to_string(dir.join("environ"))
-        .unwrap_or_default()
-        .lines()
-    {
-        if let Some((k, v)) = l.split_once('=') {
-            environ.insert(k.to_string(), v.to_string());
-        }
-    }
-    Case {
-        dir: dir.to_path_buf(),
-        args,
-        environ,
-        expect_error: dir.join("expect-error").exists(),
-    }
-}
+#[path = "support/case.rs"]
+mod support_case;
+use support_case::{case, Case};
 
 fn berth(c: &Case) -> Result<serde_json::Value, String> {
     let mut o = berth_compose::Options {

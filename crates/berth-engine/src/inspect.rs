@@ -144,6 +144,19 @@ fn host_config_more(c: &Container) -> serde_json::Value {
 ///
 /// A container networked with `host` or `none` shows that network (Docker's key and id).
 fn configured_networks(store: &Store, c: &Container, settings: &mut serde_json::Value) {
+    // An endpoint without addresses (Docker's EndpointSettings of an unattached network).
+    let unattached = |id: &str, aliases: &[String]| {
+        json!({
+            "Aliases": if aliases.is_empty() { serde_json::Value::Null } else { json!(aliases) },
+            "NetworkID": id,
+            "EndpointID": "",
+            "Gateway": "",
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "MacAddress": "",
+            "DNSNames": serde_json::Value::Null,
+        })
+    };
     let Some(nets) = settings
         .get_mut("Networks")
         .and_then(serde_json::Value::as_object_mut)
@@ -159,19 +172,7 @@ fn configured_networks(store: &Store, c: &Container, settings: &mut serde_json::
         let id = berth_net::find_shown(store, name)
             .map(|l| l.id().to_string())
             .unwrap_or_default();
-        nets.insert(
-            name.to_string(),
-            json!({
-                "Aliases": serde_json::Value::Null,
-                "NetworkID": id,
-                "EndpointID": "",
-                "Gateway": "",
-                "IPAddress": "",
-                "IPPrefixLen": 0,
-                "MacAddress": "",
-                "DNSNames": serde_json::Value::Null,
-            }),
-        );
+        nets.insert(name.to_string(), unattached(&id, &[]));
     }
     let NetworkMode::Networks(list) = &c.config.network else {
         return;
@@ -184,18 +185,6 @@ fn configured_networks(store: &Store, c: &Container, settings: &mut serde_json::
         if nets.contains_key(&name) {
             continue;
         }
-        nets.insert(
-            name,
-            json!({
-                "Aliases": if a.aliases.is_empty() { serde_json::Value::Null } else { json!(a.aliases) },
-                "NetworkID": id,
-                "EndpointID": "",
-                "Gateway": "",
-                "IPAddress": "",
-                "IPPrefixLen": 0,
-                "MacAddress": "",
-                "DNSNames": serde_json::Value::Null,
-            }),
-        );
+        nets.insert(name, unattached(&id, &a.aliases));
     }
 }

@@ -137,15 +137,10 @@ fn check_name(s: &str, from: &str) -> Result<String> {
 /// A `COMPOSE_*` setting read before the files are known: the process environment, else
 /// the env file(s) (`--env-file`, else `.env` in `--project-directory` or the working
 /// directory), as docker compose reads `COMPOSE_FILE` and `COMPOSE_PATH_SEPARATOR`.
-fn compose_var(o: &Options, key: &str) -> Result<Option<String>> {
-    if let Some(v) = o.environ.get(key) {
-        return Ok(Some(v.clone()));
-    }
-    let files: Vec<PathBuf> = if o.env_files.is_empty() {
-        let dir = o.project_directory.as_ref().map_or_else(
-            || o.cwd.clone(),
-            |d| clean_join(&o.cwd, &d.to_string_lossy()),
-        );
+/// The env files of a project: `--env-file`s (relative to the working directory), else
+/// `DIR/.env` when it exists.
+fn env_file_paths(o: &Options, dir: &Path) -> Vec<PathBuf> {
+    if o.env_files.is_empty() {
         let d = dir.join(".env");
         if d.is_file() {
             vec![d]
@@ -157,7 +152,18 @@ fn compose_var(o: &Options, key: &str) -> Result<Option<String>> {
             .iter()
             .map(|f| clean_join(&o.cwd, &f.to_string_lossy()))
             .collect()
-    };
+    }
+}
+
+fn compose_var(o: &Options, key: &str) -> Result<Option<String>> {
+    if let Some(v) = o.environ.get(key) {
+        return Ok(Some(v.clone()));
+    }
+    let dir = o.project_directory.as_ref().map_or_else(
+        || o.cwd.clone(),
+        |d| clean_join(&o.cwd, &d.to_string_lossy()),
+    );
+    let files = env_file_paths(o, &dir);
     let mut found = None;
     for f in files {
         let look = |k: &str| o.environ.get(k).cloned();
@@ -202,19 +208,7 @@ pub fn load(o: &Options) -> Result<Project> {
     };
     // Environment: .env (or --env-file), overridden by the process environment.
     let mut vars = BTreeMap::new();
-    let env_files: Vec<PathBuf> = if o.env_files.is_empty() {
-        let d = project_dir.join(".env");
-        if d.is_file() {
-            vec![d]
-        } else {
-            vec![]
-        }
-    } else {
-        o.env_files
-            .iter()
-            .map(|f| clean_join(&o.cwd, &f.to_string_lossy()))
-            .collect()
-    };
+    let env_files = env_file_paths(o, &project_dir);
     for f in &env_files {
         let look = |k: &str| o.environ.get(k).cloned();
         let earlier = |k: &str| vars.get(k).cloned();
