@@ -226,37 +226,96 @@ pub async fn create(app: &Arc<App>, r: Req) -> Result<Resp> {
     };
     let reference = Reference::parse(&text)?;
     let creds = crate::auth::from_request(&app.root, r.inner.headers(), reference.registry())?;
-    let (tx, body) = http::channel();
+    // The pull runs on its own thread; the answer waits for the manifest, so a pull that
+    // fails before it began (unreachable registry, unknown tag, no access) is an HTTP
+    // error status as the daemon sends it, and only later failures go into the stream.
+    enum Ev {
+        Resolved,
+        Done(std::result::Result<berth_registry::PullReport, berth_registry::RegistryError>),
+    }
+    let (etx, mut erx) = tokio::sync::mpsc::unbounded_channel::<Ev>();
     let root = app.root.clone();
+    let name = reference.familiar();
+    let short_name = reference.familiar_name();
+    let tag = reference.tag().unwrap_or("latest").to_string();
+    let repository = reference.repository().to_string();
     std::thread::spawn(move || {
-        let name = reference.familiar();
-        let tag = reference.tag().unwrap_or("latest").to_string();
-        let _ = tx.blocking_send(line(
-            json!({"status": format!("Pulling from {}", reference.repository()), "id": tag}),
-        ));
+        let hook_tx = etx.clone();
         let res = berth_store::Store::open(&root)
-            .map_err(|e| e.to_string())
+            .map_err(berth_registry::RegistryError::from)
             .and_then(|store| {
                 let opts = berth_registry::PullOptions {
                     progress: berth_registry::ProgressMode::Quiet,
                     auth_file: creds.as_ref().map(crate::auth::TempAuthFile::path),
+                    on_resolved: Some(Arc::new(move || {
+                        let _ = hook_tx.send(Ev::Resolved);
+                    })),
                     ..Default::default()
                 };
-                berth_registry::pull(&store, &reference, &opts).map_err(|e| e.to_string())
+                berth_registry::pull_report(&store, &reference, &opts)
             });
         drop(creds);
-        let msg = match res {
-            Ok(id) => vec![
-                json!({"status": format!("Digest: {id}")}),
-                json!({"status": format!("Status: Downloaded newer image for {name}")}),
+        let _ = etx.send(Ev::Done(res));
+    });
+    match erx.recv().await {
+        Some(Ev::Resolved) => {}
+        Some(Ev::Done(Err(e))) => return Err(pull_error(e, &short_name)),
+        // Nothing was stored yet before the manifest resolved: only a store-side no-op.
+        Some(Ev::Done(Ok(_))) | None => {}
+    }
+    let (tx, body) = http::channel();
+    tokio::spawn(async move {
+        let _ = tx
+            .send(line(
+                json!({"status": format!("Pulling from {repository}"), "id": tag}),
+            ))
+            .await;
+        let done = loop {
+            match erx.recv().await {
+                Some(Ev::Done(r)) => break Some(r),
+                Some(Ev::Resolved) => continue,
+                None => break None,
+            }
+        };
+        let msg = match done {
+            Some(Ok(rep)) => vec![
+                json!({"status": format!("Digest: {}", rep.manifest_digest)}),
+                json!({"status": if rep.downloaded {
+                    format!("Status: Downloaded newer image for {name}")
+                } else {
+                    format!("Status: Image is up to date for {name}")
+                }}),
             ],
-            Err(e) => vec![json!({"errorDetail": {"message": e}, "error": e})],
+            Some(Err(e)) => {
+                let e = e.to_string();
+                vec![json!({"errorDetail": {"message": e}, "error": e})]
+            }
+            None => {
+                let e = "the pull stopped unexpectedly".to_string();
+                vec![json!({"errorDetail": {"message": e}, "error": e})]
+            }
         };
         for m in msg {
-            let _ = tx.blocking_send(line(m));
+            let _ = tx.send(line(m)).await;
         }
     });
     Ok(http::with_headers(200, "application/json", body))
+}
+
+/// The HTTP error of a pull that failed before anything was streamed, with the daemon's
+/// statuses: 404 for an unknown repository, tag or platform (and refused access, which the
+/// daemon cannot tell from a missing repository), 500 for the rest (unreachable registry).
+fn pull_error(e: berth_registry::RegistryError, name: &str) -> ApiError {
+    use berth_registry::RegistryError as E;
+    match e {
+        E::ManifestUnknown { .. } | E::NoMatchingPlatform { .. } => ApiError::NotFound(e.to_string()),
+        E::Registry { status: 404, .. } => ApiError::NotFound(e.to_string()),
+        E::Unauthorized { .. } => ApiError::NotFound(format!(
+            "pull access denied for {name}, repository does not exist or may require 'docker login': {e}"
+        )),
+        E::Reference(_) | E::InvalidPlatform(_) => ApiError::BadParameter(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    }
 }
 
 /// Largest root filesystem `POST /images/create?fromSrc=-` takes, in bytes (as received,

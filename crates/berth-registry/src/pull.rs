@@ -26,8 +26,11 @@ mod tests;
 
 use layer::fetch_layer;
 
+/// Called once the reference resolved to a manifest, before anything is downloaded.
+pub type ResolvedHook = Arc<dyn Fn() + Send + Sync>;
+
 /// Options of [`pull`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PullOptions {
     /// Platform to pick from an index (default: this host's).
     pub platform: Option<Platform>,
@@ -41,6 +44,24 @@ pub struct PullOptions {
     pub output: OutputStream,
     /// Layers downloaded at the same time.
     pub max_concurrent_downloads: usize,
+    /// Called when the registry answered the image's manifest (platform chosen, so a front end can tell a pull that
+    /// failed before it began, such as an unreachable registry or an unknown tag, from one
+    /// that failed midway).
+    pub on_resolved: Option<ResolvedHook>,
+}
+
+impl std::fmt::Debug for PullOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullOptions")
+            .field("platform", &self.platform)
+            .field("tls_verify", &self.tls_verify)
+            .field("auth_file", &self.auth_file)
+            .field("progress", &self.progress)
+            .field("output", &self.output)
+            .field("max_concurrent_downloads", &self.max_concurrent_downloads)
+            .field("on_resolved", &self.on_resolved.is_some())
+            .finish()
+    }
 }
 
 impl Default for PullOptions {
@@ -52,6 +73,7 @@ impl Default for PullOptions {
             progress: ProgressMode::Auto,
             output: OutputStream::Stdout,
             max_concurrent_downloads: 4,
+            on_resolved: None,
         }
     }
 }
@@ -191,6 +213,9 @@ async fn pull_async(
         }
     };
     check_manifest(&manifest)?;
+    if let Some(hook) = &opts.on_resolved {
+        hook();
+    }
 
     // The config: small, fetched whole and verified.
     let cfg_desc = manifest.config();

@@ -1136,9 +1136,55 @@ fn docker_cli_pushes_and_pulls_through_the_socket() {
         ),
         "pulled\n"
     );
-    // A missing image is an error in the progress stream: docker pull fails.
+    let out = docker_ok(&svc, &["pull", &name]);
+    assert!(out.contains("Image is up to date"), "{out}");
+    // A pull that fails before it began is an HTTP error, as the daemon answers: 404 for a
+    // missing image, 500 for an unreachable registry (docker-py raises ImageNotFound only
+    // for the first).
     let out = docker(&svc, &["pull", &format!("{}/api/nosuch:1", reg.host())]);
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Error response from daemon") && err.contains("not found"),
+        "{err}"
+    );
+    let (code, _, body) = http(
+        &svc.socket,
+        "POST",
+        &format!("/images/create?fromImage={}/api/nosuch&tag=1", reg.host()),
+        "",
+    );
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("\"message\""), "{body}");
+    let (code, _, body) = http(
+        &svc.socket,
+        "POST",
+        "/images/create?fromImage=127.0.0.1:1/x&tag=x",
+        "",
+    );
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("cannot reach registry 127.0.0.1:1"), "{body}");
+    let py = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import docker, sys\n\
+             c = docker.DockerClient(base_url=sys.argv[1])\n\
+             try:\n    c.images.pull('127.0.0.1:1/x', tag='x')\n\
+             except docker.errors.ImageNotFound:\n    print('ImageNotFound')\n\
+             except docker.errors.APIError as e:\n    print('APIError', e.status_code)\n",
+        )
+        .arg(svc.host())
+        .output()
+        .unwrap();
+    let py_out = String::from_utf8_lossy(&py.stdout);
+    if py.status.success() {
+        assert_eq!(py_out.trim(), "APIError 500", "{py:?}");
+    } else {
+        eprintln!(
+            "docker-py check skipped: {}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+    }
 }
 
 /// top, diff, pause/unpause and rename through the docker CLI.
