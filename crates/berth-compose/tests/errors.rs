@@ -262,3 +262,26 @@ fn missing_included_or_extended_file_is_named_where_it_is_referenced() {
         "{e}"
     );
 }
+
+#[test]
+fn undefined_services_networks_and_volumes_are_named_at_their_entry() {
+    let e = err("services:\n  web:\n    image: busybox\n    depends_on:\n      - db\n");
+    assert_eq!(
+        e,
+        "compose.yaml:5: services.web.depends_on: service \"web\" depends on undefined service \"db\": invalid compose project"
+    );
+    let e = err("services:\n  web:\n    image: busybox\n    depends_on:\n      db: {condition: service_healthy}\n");
+    assert!(e.starts_with("compose.yaml:5: services.web.depends_on: service \"web\" depends on undefined service \"db\""), "{e}");
+    let e = err("services:\n  web:\n    image: busybox\n    networks:\n      - front\n      - nope\nnetworks:\n  front:\n");
+    assert_eq!(
+        e,
+        "compose.yaml:6: services.web.networks: service \"web\" refers to undefined network nope: invalid compose project"
+    );
+    let e = err("services:\n  web:\n    image: busybox\n    volumes:\n      - /a:/a\n      - nov:/x\nnetworks:\n  front:\n");
+    assert_eq!(
+        e,
+        "compose.yaml:6: services.web.volumes: service \"web\" refers to undefined volume nov: invalid compose project"
+    );
+    let e = err("services:\n  web:\n    image: busybox\n    links:\n      - zz:alias\n");
+    assert!(e.starts_with("compose.yaml:5: services.web.links: "), "{e}");
+}

@@ -157,3 +157,9 @@ impl EngineError {
 
 /// The engine's result type: errors are [`EngineError`].
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Docker's refusal of a relative working directory `wd` (`--workdir`, `working_dir:`,
+/// `WorkingDir`), which container create returns before anything is created.
+pub fn working_dir_error(wd: &str) -> String {
+    format!("the working directory '{wd}' is invalid, it needs to be an absolute path")
+}

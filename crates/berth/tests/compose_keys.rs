@@ -460,7 +460,7 @@ fn bad_values_name_file_line_service_and_key_and_create_nothing() {
         (
             "badmount",
             "services:\n  web:\n    image: composekeys/bb:1\n    volumes:\n      - {type: npipe, source: x, target: /x}\n",
-            "compose.yaml:4: services.web.volumes[0]: mount type npipe is not supported",
+            "compose.yaml:5: services.web.volumes[0]: mount type npipe is not supported",
         ),
         (
             "badlog",
@@ -470,7 +470,7 @@ fn bad_values_name_file_line_service_and_key_and_create_nothing() {
         (
             "badcap",
             "services:\n  web:\n    image: composekeys/bb:1\n    cap_add: [NOT_A_CAP]\n",
-            "compose.yaml:2: services.web.security: ",
+            "compose.yaml:4: services.web.cap_add[0]: unknown capability \"NOT_A_CAP\"",
         ),
         (
             "badhc",
@@ -490,12 +490,22 @@ fn bad_values_name_file_line_service_and_key_and_create_nothing() {
         (
             "badblk",
             "services:\n  web:\n    image: composekeys/bb:1\n    blkio_config:\n      device_read_bps:\n        - {path: /dev/null, rate: 1mb}\n",
-            "compose.yaml:2: services.web: invalid blkio_config.device_read_bps \"/dev/null:1048576\": /dev/null is not a block device",
+            "compose.yaml:5: services.web.blkio_config.device_read_bps: invalid blkio_config.device_read_bps \"/dev/null:1048576\": /dev/null is not a block device",
         ),
         (
             "badcpu",
             "services:\n  web:\n    image: composekeys/bb:1\n    cpus: 1\n    cpu_quota: 50000\n",
-            "compose.yaml:2: services.web: conflicting options: cpus cannot be used with cpu_period or cpu_quota",
+            "compose.yaml:4: services.web.cpus: conflicting options: cpus cannot be used with cpu_period or cpu_quota",
+        ),
+        (
+            "badwd",
+            "services:\n  web:\n    image: composekeys/bb:1\n    working_dir: relative\n",
+            "compose.yaml:4: services.web.working_dir: the working directory 'relative' is invalid, it needs to be an absolute path",
+        ),
+        (
+            "baddns",
+            "services:\n  web:\n    image: composekeys/bb:1\n    dns:\n      - notanip\n",
+            "compose.yaml:5: services.web.dns[0]: invalid DNS server address \"notanip\"",
         ),
     ];
     for (name, yaml, want) in cases {

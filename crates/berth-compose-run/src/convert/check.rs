@@ -95,7 +95,10 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
     // healthcheck without test stands for the image's).
     let host_net = s.network_mode.as_deref() == Some("host");
     if let Err(e) = security(s, host_net) {
-        no("security", &e.to_string());
+        match security_culprit(s, host_net) {
+            Some((key, why)) => no(&key, &why),
+            None => no("security", &e.to_string()),
+        }
     }
     let stand_in = berth_engine::health::HealthConfig {
         test: vec!["CMD".into(), "true".into()],
@@ -168,6 +171,32 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
             ));
         }
     }
+    // What Docker's daemon refuses at create (compose's config accepts both).
+    if let Some(wd) = s.working_dir.as_deref().filter(|w| !w.starts_with('/')) {
+        out.push(locate(
+            p,
+            name,
+            s,
+            &format!(
+                "services.{name}.working_dir: {}",
+                berth_engine::working_dir_error(wd)
+            ),
+        ));
+    }
+    for (i, d) in s.dns.iter().enumerate() {
+        let one = berth_net::files::DnsOverrides {
+            servers: vec![d.clone()],
+            ..Default::default()
+        };
+        if one.validate().is_err() {
+            out.push(locate(
+                p,
+                name,
+                s,
+                &format!("services.{name}.dns[{i}]: invalid DNS server address {d:?}: expected an IP address"),
+            ));
+        }
+    }
     if let Some(sig) = &s.stop_signal {
         if let Err(e) = ccfg::parse_signal(sig) {
             out.push(locate(
@@ -181,21 +210,82 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
     out
 }
 
-/// `msg` (`services.NAME[.KEY…]: why`) prefixed with the file and line of KEY, as
-/// `FILE:LINE: msg` (only the file names when the service was not read from a file).
+/// The key (`cap_add[1]`, `ulimits.nofile`, `shm_size`) whose value the engine's confinement
+/// check refuses, and the engine's message, found by checking each entry alone; `None` when
+/// only a combination fails.
+fn security_culprit(s: &Service, host_net: bool) -> Option<(String, String)> {
+    let base = Service {
+        privileged: s.privileged,
+        ..Default::default()
+    };
+    let mut trials: Vec<(String, Service)> = Vec::new();
+    for (k, list, set) in [
+        (
+            "cap_add",
+            &s.cap_add,
+            (|t: &mut Service, v| t.cap_add = v) as fn(&mut Service, Vec<String>),
+        ),
+        ("cap_drop", &s.cap_drop, |t, v| t.cap_drop = v),
+        ("security_opt", &s.security_opt, |t, v| t.security_opt = v),
+        ("group_add", &s.group_add, |t, v| t.group_add = v),
+    ] {
+        for (i, v) in list.iter().enumerate() {
+            let mut t = base.clone();
+            set(&mut t, vec![v.clone()]);
+            trials.push((format!("{k}[{i}]"), t));
+        }
+    }
+    for (i, d) in s.devices.iter().enumerate() {
+        let mut t = base.clone();
+        t.devices = vec![d.clone()];
+        trials.push((format!("devices[{i}]"), t));
+    }
+    for (k, u) in &s.ulimits {
+        let mut t = base.clone();
+        t.ulimits.insert(k.clone(), *u);
+        trials.push((format!("ulimits.{k}"), t));
+    }
+    for (k, v) in &s.sysctls {
+        let mut t = base.clone();
+        t.sysctls.insert(k.clone(), v.clone());
+        trials.push((format!("sysctls.{k}"), t));
+    }
+    let mut t = base.clone();
+    t.shm_size = s.shm_size;
+    trials.push(("shm_size".into(), t));
+    trials.into_iter().find_map(|(k, t)| {
+        security(&t, host_net).err().map(|e| {
+            // The engine's flag names in compose's terms.
+            let mut why = e.to_string();
+            for (flag, key) in [
+                ("--cap-add", "cap_add"),
+                ("--cap-drop", "cap_drop"),
+                ("--security-opt", "security_opt"),
+                ("--group-add", "group_add"),
+                ("--device", "devices"),
+                ("--ulimit", "ulimits"),
+                ("--sysctl", "sysctls"),
+                ("--shm-size", "shm_size"),
+            ] {
+                why = why.replace(flag, key);
+            }
+            (k, why)
+        })
+    })
+}
+
+/// `msg` (`services.NAME[.KEY…]: why`) prefixed with the file and line of KEY (or of its
+/// entry, `cap_add[1]`), as `FILE:LINE: msg` (only the files when the service was not read
+/// from a file). FILE is the path the loader read, as in the loader's own errors.
 pub fn locate(p: &Project, name: &str, s: &Service, msg: &str) -> String {
     let rest = msg
         .strip_prefix(&format!("services.{name}"))
         .and_then(|r| r.strip_prefix('.'))
         .unwrap_or("");
-    let key = rest.split(['.', '[', ':']).next().unwrap_or_default();
+    let key = rest.split_once(':').map_or(rest, |(k, _)| k);
     match s.positions.of(key) {
-        Some((f, line)) => {
-            let f = Path::new(f)
-                .file_name()
-                .map_or_else(|| f.to_string(), |n| n.to_string_lossy().into_owned());
-            format!("{f}:{line}: {msg}")
-        }
+        // The file as the loader names it (absolute, as docker compose's own errors).
+        Some((f, line)) => format!("{f}:{line}: {msg}"),
         None => format!("{}: {msg}", files_label(p)),
     }
 }

@@ -44,13 +44,23 @@ const KEYS: &[(&str, &str)] = &[
     ("-m/--memory", "mem_limit"),
 ];
 
-/// Rewrite an engine message in compose's terms, prefixed with `services.NAME`.
+/// Rewrite an engine message in compose's terms, prefixed with `services.NAME.KEY`, KEY the
+/// compose key of the first flag the message names (`services.NAME` when it names none).
 fn keyed(name: &str, e: &berth_engine::EngineError) -> RunError {
     let mut msg = e.to_string();
+    // The flag written first; of flags starting at the same place, the longest.
+    let first = KEYS
+        .iter()
+        .filter_map(|(flag, key)| msg.find(flag).map(|at| (at, usize::MAX - flag.len(), *key)))
+        .min()
+        .map(|(_, _, key)| key);
     for (flag, key) in KEYS {
         msg = msg.replace(flag, key);
     }
-    RunError::Invalid(format!("services.{name}: {msg}"))
+    match first {
+        Some(key) => RunError::Invalid(format!("services.{name}.{key}: {msg}")),
+        None => RunError::Invalid(format!("services.{name}: {msg}")),
+    }
 }
 
 /// Convert and check the limits of service `name` as `berth run` checks its flags (Docker's

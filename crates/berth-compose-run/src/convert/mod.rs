@@ -118,19 +118,15 @@ fn hash_value(v: &Value) -> String {
     hex::encode(Sha256::digest(gojson::service_json(v).as_bytes()))
 }
 
-/// The compose file(s) a project came from, for error messages (`compose.yaml`, or
-/// `a.yaml+b.yaml`).
+/// The compose file(s) a project came from, for error messages, as the loader names them
+/// (`/srv/app/compose.yaml`, or `/srv/a.yaml+/srv/b.yaml`; `compose.yaml` when none).
 pub fn files_label(p: &Project) -> String {
     if p.config_files.is_empty() {
         return "compose.yaml".into();
     }
     p.config_files
         .iter()
-        .map(|f| {
-            f.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| f.display().to_string())
-        })
+        .map(|f| f.display().to_string())
         .collect::<Vec<_>>()
         .join("+")
 }

@@ -48,11 +48,11 @@ fn unsupported_keys_are_all_named() {
     let p = project("services:\n  w:\n    image: x\n    cap_add: [NOT_A_CAP]\n    logging: {driver: syslog}\n    healthcheck: {test: [CMD, 'true'], interval: 10us}\n    volumes:\n      - {type: volume, source: data, target: /d, volume: {subpath: x}}\nvolumes:\n  data:\n    driver: nfs-plugin\n");
     let u = unsupported(&root, &p, "w", &p.services["w"]);
     assert_eq!(u.len(), 5, "{u:?}");
-    // File and line of the key (the service's name for `security`).
+    // File and line of the key, or of the entry the engine refuses (`cap_add[0]`).
     for (i, (line, k)) in [
-        (7, "volumes[0].volume.subpath"),
-        (7, "volumes[0]"),
-        (2, "security"),
+        (8, "volumes[0].volume.subpath"),
+        (8, "volumes[0]"),
+        (4, "cap_add[0]"),
         (6, "healthcheck"),
         (5, "logging"),
     ]
@@ -60,7 +60,7 @@ fn unsupported_keys_are_all_named() {
     .enumerate()
     {
         assert!(
-            u[i].starts_with(&format!("compose.yaml:{line}: services.w.{k}: ")),
+            u[i].contains(&format!("/compose.yaml:{line}: services.w.{k}: ")),
             "{i}: {u:?}"
         );
     }
@@ -75,13 +75,11 @@ fn bad_restart_and_ports_are_found_before_up_creates_anything() {
     let u = unsupported(&root, &p, "w", &p.services["w"]);
     assert_eq!(u.len(), 2, "{u:?}");
     assert!(
-        u[0].starts_with(
-            "compose.yaml:4: services.w.restart: invalid restart policy \"sometimes\""
-        ),
+        u[0].contains("/compose.yaml:4: services.w.restart: invalid restart policy \"sometimes\""),
         "{u:?}"
     );
     assert!(
-        u[1].starts_with("compose.yaml:5: services.w.ports[1]: invalid port specification"),
+        u[1].contains("/compose.yaml:7: services.w.ports[1]: invalid port specification"),
         "{u:?}"
     );
     let p = project("services:\n  w:\n    image: x\n    restart: on-failure:3\n    ports: ['127.0.0.1:8080-8081:80-81/udp', '90']\n");
@@ -256,7 +254,7 @@ fn missing_host_files_are_named_before_anything_is_created() {
     assert!(u[1].ends_with("compose.yaml:5: services.w.configs[0]: configs.c: file /nonexistent-brk2/c does not exist"), "{u:?}");
     assert!(
         u[2].contains(
-            "compose.yaml:6: services.w.volumes[0]: bind source /nonexistent-brk2/b does not exist"
+            "compose.yaml:7: services.w.volumes[0]: bind source /nonexistent-brk2/b does not exist"
         ),
         "{u:?}"
     );
@@ -269,4 +267,50 @@ fn restart_takes_dependents_with_restart_true() {
     assert_eq!(r(&p, &["db".to_string()]), ["db", "web", "proxy"]);
     assert_eq!(r(&p, &["proxy".to_string()]), ["proxy"]);
     assert!(r(&p, &[]).is_empty());
+}
+
+#[test]
+fn engine_refusals_name_the_entry_and_its_line() {
+    let root = std::env::temp_dir();
+    let p = project("services:\n  w:\n    image: x\n    cap_add:\n      - NET_ADMIN\n      - NOT_A_CAP\n    cap_drop: [NOPE]\n    ulimits:\n      nofile: 10\n      bogus: 5\n    sysctls:\n      kernel.nope: '1'\n    security_opt:\n      - bogus\n    working_dir: relative\n    dns:\n      - 1.1.1.1\n      - notanip\n    cpus: 1\n    cpu_quota: 50000\n");
+    let u = unsupported(&root, &p, "w", &p.services["w"]);
+    let has = |s: &str| u.iter().any(|m| m.contains(s));
+    for want in [
+        "/compose.yaml:6: services.w.cap_add[1]: unknown capability \"NOT_A_CAP\"",
+        "/compose.yaml:15: services.w.working_dir: the working directory 'relative' is invalid, it needs to be an absolute path",
+        "/compose.yaml:18: services.w.dns[1]: invalid DNS server address \"notanip\"",
+        "/compose.yaml:19: services.w.cpus: conflicting options: cpus cannot be used with cpu_period or cpu_quota",
+    ] {
+        assert!(has(want), "{want}: {u:?}");
+    }
+    // One message for confinement: the first bad entry, checked alone.
+    let p = project("services:\n  w:\n    image: x\n    cap_drop: [NOPE]\n");
+    let u = unsupported(&root, &p, "w", &p.services["w"]);
+    assert!(
+        u[0].contains("/compose.yaml:4: services.w.cap_drop[0]: unknown capability"),
+        "{u:?}"
+    );
+    let p =
+        project("services:\n  w:\n    image: x\n    ulimits:\n      nofile: 10\n      bogus: 5\n");
+    let u = unsupported(&root, &p, "w", &p.services["w"]);
+    assert!(
+        u[0].contains("/compose.yaml:6: services.w.ulimits.bogus: invalid ulimits \"bogus=5\""),
+        "{u:?}"
+    );
+    let p = project("services:\n  w:\n    image: x\n    sysctls:\n      kernel.nope: '1'\n");
+    let u = unsupported(&root, &p, "w", &p.services["w"]);
+    assert!(
+        u[0].contains(
+            "/compose.yaml:5: services.w.sysctls.kernel.nope: sysctls kernel.nope is not allowed"
+        ),
+        "{u:?}"
+    );
+    let p = project("services:\n  w:\n    image: x\n    security_opt:\n      - bogus\n");
+    let u = unsupported(&root, &p, "w", &p.services["w"]);
+    assert!(
+        u[0].contains(
+            "/compose.yaml:5: services.w.security_opt[0]: invalid security_opt \"bogus\""
+        ),
+        "{u:?}"
+    );
 }

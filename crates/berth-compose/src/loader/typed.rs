@@ -66,6 +66,24 @@ pub(super) fn typed<T: serde::de::DeserializeOwned>(n: &Node, path: &str) -> Res
     })
 }
 
+/// `msg` at the first of `keys` (`depends_on.db`, `depends_on`) service `sn` was read with, as
+/// `FILE:LINE: services.SN.KEY: msg`; without a position (a service not read from a file),
+/// [`ComposeError::Project`].
+fn at_key(sn: &str, s: &Service, keys: &[String], msg: String) -> ComposeError {
+    match keys
+        .iter()
+        .find_map(|k| s.positions.0.get(k).map(|p| (k, p)))
+    {
+        Some((k, (file, line))) => ComposeError::Invalid {
+            file: file.clone(),
+            line: *line,
+            path: format!("services.{sn}.{}", k.split(['.', '[']).next().unwrap_or(k)),
+            msg,
+        },
+        None => ComposeError::Project(msg),
+    }
+}
+
 pub(super) fn bad_at(n: &Node, path: &str, msg: String) -> ComposeError {
     ComposeError::Invalid {
         file: n.mark.file.to_string(),
@@ -148,8 +166,25 @@ pub(super) fn convert(
             s.extensions = ext;
             let pos = &mut s.positions.0;
             pos.insert(String::new(), (k.mark.file.to_string(), k.mark.line));
-            for (key, _) in v.as_map().into_iter().flatten() {
+            for (key, val) in v.as_map().into_iter().flatten() {
                 pos.insert(key.name.clone(), (key.mark.file.to_string(), key.mark.line));
+                // Entries one level down (`cap_add[0]`, `ulimits.nofile`), for errors that
+                // name one entry.
+                for (i, e) in val.as_seq().into_iter().flatten().enumerate() {
+                    let at = (e.mark.file.to_string(), e.mark.line);
+                    // A name in a list (`depends_on: [db]`) also as `depends_on.db`, as in
+                    // the map form.
+                    if let Some(v) = e.as_str() {
+                        pos.insert(format!("{}.{v}", key.name), at.clone());
+                    }
+                    pos.insert(format!("{}[{i}]", key.name), at);
+                }
+                for (sub, _) in val.as_map().into_iter().flatten() {
+                    pos.insert(
+                        format!("{}.{}", key.name, sub.name),
+                        (sub.mark.file.to_string(), sub.mark.line),
+                    );
+                }
             }
             // env_file first, then environment; unset values from the project environment.
             let mut environment: BTreeMap<String, Option<String>> = BTreeMap::new();
@@ -336,9 +371,30 @@ pub(super) fn convert(
         {
             let (dep, restart) = dep;
             if !names.contains(&dep) {
-                return Err(ComposeError::Project(format!(
-                    "service {sn:?} refers to undefined service {dep:?}: invalid compose project"
-                )));
+                let svc = Some(format!("service:{dep}"));
+                let key = if !restart {
+                    "volumes_from"
+                } else if s.network_mode == svc {
+                    "network_mode"
+                } else if s.ipc == svc {
+                    "ipc"
+                } else if s.pid == svc {
+                    "pid"
+                } else {
+                    "links"
+                };
+                let mut keys = vec![key.to_string()];
+                if key == "links" {
+                    if let Some(l) = s.links.iter().find(|l| l.split(':').next() == Some(&dep)) {
+                        keys.insert(0, format!("links.{l}"));
+                    }
+                }
+                return Err(at_key(
+                    sn,
+                    s,
+                    &keys,
+                    format!("service {sn:?} refers to undefined service {dep:?}: invalid compose project"),
+                ));
             }
             s.depends_on.entry(dep).or_insert(model::DependsOn {
                 condition: "service_started".into(),
@@ -365,25 +421,36 @@ pub(super) fn convert(
                 } else {
                     String::new()
                 };
-                return Err(ComposeError::Project(format!(
-                    "service {sn:?} depends on undefined service {dep:?}{why}: invalid compose project"
-                )));
+                return Err(at_key(
+                    sn,
+                    s,
+                    &[format!("depends_on.{dep}"), "depends_on".into()],
+                    format!("service {sn:?} depends on undefined service {dep:?}{why}: invalid compose project"),
+                ));
             }
         }
         for l in &s.links {
             let target = l.split(':').next().unwrap_or(l);
             if !p.services.contains_key(target) {
-                return Err(ComposeError::Project(format!(
-                    "service {sn:?} links to undefined service {target:?}"
-                )));
+                return Err(at_key(
+                    sn,
+                    s,
+                    &[format!("links.{l}"), "links".into()],
+                    format!("service {sn:?} links to undefined service {target:?}"),
+                ));
             }
         }
         if let Some(nm) = &s.network_mode {
             if let Some(other) = nm.strip_prefix("service:") {
                 if !p.services.contains_key(other) {
-                    return Err(ComposeError::Project(format!(
-                        "service {sn:?} uses the network stack of undefined service {other:?}"
-                    )));
+                    return Err(at_key(
+                        sn,
+                        s,
+                        &["network_mode".into()],
+                        format!(
+                            "service {sn:?} uses the network stack of undefined service {other:?}"
+                        ),
+                    ));
                 }
             }
         }
@@ -405,28 +472,42 @@ pub(super) fn convert(
             );
         }
         if !networks.contains_key(n) {
-            let who = p
-                .services
-                .iter()
-                .find(|(_, s)| s.networks.contains_key(n))
-                .map(|(k, _)| k.clone())
-                .unwrap_or_default();
-            return Err(ComposeError::Project(format!(
-                "service {who:?} refers to undefined network {n}: invalid compose project"
-            )));
+            let msg = |who: &str| {
+                format!("service {who:?} refers to undefined network {n}: invalid compose project")
+            };
+            return Err(
+                match p.services.iter().find(|(_, s)| s.networks.contains_key(n)) {
+                    Some((who, s)) => at_key(
+                        who,
+                        s,
+                        &[format!("networks.{n}"), "networks".into()],
+                        msg(who),
+                    ),
+                    None => ComposeError::Project(msg("")),
+                },
+            );
         }
     }
     for v in &used_volumes {
         if !volumes.contains_key(v) {
-            let who = p
-                .services
-                .iter()
-                .find(|(_, s)| s.volumes.iter().any(|m| m.source.as_deref() == Some(v)))
-                .map(|(k, _)| k.clone())
-                .unwrap_or_default();
-            return Err(ComposeError::Project(format!(
-                "service {who:?} refers to undefined volume {v}: invalid compose project"
-            )));
+            let msg = |who: &str| {
+                format!("service {who:?} refers to undefined volume {v}: invalid compose project")
+            };
+            let user = p.services.iter().find_map(|(who, s)| {
+                s.volumes
+                    .iter()
+                    .position(|m| m.source.as_deref() == Some(v))
+                    .map(|i| (who, s, i))
+            });
+            return Err(match user {
+                Some((who, s, i)) => at_key(
+                    who,
+                    s,
+                    &[format!("volumes[{i}]"), "volumes".into()],
+                    msg(who),
+                ),
+                None => ComposeError::Project(msg("")),
+            });
         }
     }
     let mut secrets = files.remove("secrets").unwrap_or_default();

@@ -376,13 +376,21 @@ impl PartialEq for Positions {
 }
 
 impl Positions {
-    /// The file and line of `key` (a top-level key of the service such as `cgroup_parent`),
-    /// else of the service's name; `None` for a service not read from a file.
+    /// The file and line of `key`: a key of the service such as `cgroup_parent`, or one of
+    /// its entries (`cap_add[1]`, `ulimits.nofile`; deeper paths are cut back to the nearest
+    /// known one), else of the service's name; `None` for a service not read from a file.
     pub fn of(&self, key: &str) -> Option<(&str, usize)> {
-        self.0
-            .get(key)
-            .or_else(|| self.0.get(""))
-            .map(|(f, l)| (f.as_str(), *l))
+        let mut k = key;
+        loop {
+            if let Some((f, l)) = self.0.get(k) {
+                return Some((f.as_str(), *l));
+            }
+            match k.rfind(['.', '[']) {
+                Some(i) if i > 0 => k = &k[..i],
+                _ => break,
+            }
+        }
+        self.0.get("").map(|(f, l)| (f.as_str(), *l))
     }
 }
 

@@ -32,6 +32,18 @@ pub fn create(store: &Store, req: CreateRequest) -> Result<Container> {
         validate_name(n)?;
     }
     berth_net::validate_publish(&req.config.publish)?;
+    // What Docker's daemon refuses at create, whichever front end sent it.
+    let wd = &req.config.working_dir;
+    if !wd.is_empty() && !wd.starts_with('/') {
+        return Err(EngineError::InvalidArgument(crate::working_dir_error(wd)));
+    }
+    berth_net::files::DnsOverrides {
+        servers: req.config.dns.clone(),
+        search: req.config.dns_search.clone(),
+        options: req.config.dns_options.clone(),
+    }
+    .validate()
+    .map_err(EngineError::InvalidArgument)?;
     let id = new_id();
     let name = req
         .name

@@ -79,6 +79,23 @@ fn create_rejects_a_bad_publish_spec() {
 }
 
 #[test]
+fn create_refuses_a_relative_working_dir_and_a_bad_dns_server_as_docker() {
+    let t = store();
+    let mut r = request(Some("wd"));
+    r.config.working_dir = "relative".into();
+    let e = ops::create(&t.store, r).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "the working directory 'relative' is invalid, it needs to be an absolute path"
+    );
+    let mut r = request(Some("dns"));
+    r.config.dns = vec!["1.1.1.1".into(), "notanip".into()];
+    let e = ops::create(&t.store, r).unwrap_err().to_string();
+    assert!(e.contains("\"notanip\": expected an IP address"), "{e}");
+    assert!(state::all(&t.store).unwrap().is_empty());
+}
+
+#[test]
 fn resolve_args_follows_docker() {
     let img = berth_image::ImageConfig {
         entrypoint: Some(vec!["/ep".into()]),
