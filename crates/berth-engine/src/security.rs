@@ -422,11 +422,33 @@ pub fn parse_ulimit(s: &str) -> Result<Ulimit> {
             "invalid --ulimit {s:?}: the soft limit {soft} is above the hard limit {hard}"
         )));
     }
+    // The kernel refuses a nofile limit above fs.nr_open (EPERM, even as root, only when the
+    // container starts): said here, at create, naming the limit.
+    if name == "nofile" {
+        if let Some(max) = nr_open() {
+            if as_u(hard) > max {
+                return Err(bad(format!(
+                    "invalid --ulimit {s:?}: the hard limit {} is above this host's fs.nr_open ({max}), the most open files the kernel allows a process: use at most {max} (or raise fs.nr_open with sysctl)",
+                    if hard < 0 { "unlimited".to_string() } else { hard.to_string() }
+                )));
+            }
+        }
+    }
     Ok(Ulimit {
         name: name.to_string(),
         soft,
         hard,
     })
+}
+
+/// The host's `fs.nr_open` (`/proc/sys/fs/nr_open`): the highest `RLIMIT_NOFILE` the kernel
+/// accepts; `None` when it cannot be read.
+fn nr_open() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Parse `--sysctl NAME=VALUE`, accepting only sysctls that belong to the container's own
@@ -515,6 +537,21 @@ mod tests {
         assert_eq!(parse_ulimit("core=-1").unwrap().hard, -1);
         assert!(parse_ulimit("nofile=10:5").is_err());
         assert!(parse_ulimit("bogus=1").is_err());
+        // nofile above fs.nr_open: the kernel would refuse it at start (EPERM).
+        let max = nr_open().unwrap();
+        assert!(parse_ulimit(&format!("nofile={max}")).is_ok());
+        let e = parse_ulimit(&format!("nofile=1024:{}", max + 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!(
+                "the hard limit {} is above this host's fs.nr_open ({max})",
+                max + 1
+            )),
+            "{e}"
+        );
+        let e = parse_ulimit("nofile=unlimited").unwrap_err().to_string();
+        assert!(e.contains("the hard limit unlimited is above"), "{e}");
 
         assert!(parse_sysctl("net.ipv4.ip_forward=1", false).is_ok());
         assert!(parse_sysctl("net.ipv4.ip_forward=1", true).is_err());

@@ -297,6 +297,11 @@ fn engine_refusals_name_the_entry_and_its_line() {
         u[0].contains("/compose.yaml:6: services.w.ulimits.bogus: invalid ulimits \"bogus=5\""),
         "{u:?}"
     );
+    let p = project(
+        "services:\n  w:\n    image: x\n    ulimits:\n      nproc: 10\n      nofile: 99999999\n",
+    );
+    let u = unsupported(&root, &p, "w", &p.services["w"]);
+    assert!(u[0].contains("/compose.yaml:6: services.w.ulimits.nofile: invalid ulimits \"nofile=99999999\": the hard limit 99999999 is above this host's fs.nr_open"), "{u:?}");
     let p = project("services:\n  w:\n    image: x\n    sysctls:\n      kernel.nope: '1'\n");
     let u = unsupported(&root, &p, "w", &p.services["w"]);
     assert!(
