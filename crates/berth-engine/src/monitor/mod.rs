@@ -518,7 +518,7 @@ fn start_once(ctx: &Ctx<'_>, fresh: Option<&crate::config::ContainerConfig>) -> 
         let _ = signal::signal(Signal::SIGPIPE, SigHandler::SigIgn);
     }
     let sigfd = block_signals()?;
-    let pid = created?;
+    let pid = created.map_err(|e| ulimit_hint(e, &cfg.security.ulimits))?;
     let master = match &console {
         Some(cs) => Some(cs.receive()?),
         None => None,
@@ -568,6 +568,24 @@ fn start_once(ctx: &Ctx<'_>, fresh: Option<&crate::config::ContainerConfig>) -> 
         master,
         sigfd,
     })
+}
+
+/// A runtime's bare EPERM at create when the container has ulimits: most likely the kernel
+/// refused one of them (a hard limit above what this host allows); the message names them.
+fn ulimit_hint(e: crate::EngineError, ulimits: &[crate::security::Ulimit]) -> crate::EngineError {
+    match e {
+        crate::EngineError::Runtime(m) if m.contains("EPERM") && !ulimits.is_empty() => {
+            let names: Vec<String> = ulimits
+                .iter()
+                .map(|u| format!("{}={}:{}", u.name, u.soft, u.hard))
+                .collect();
+            crate::EngineError::Runtime(format!(
+                "{m}: the kernel may have refused a ulimit ({}): lower its hard limit to what this host allows (nofile: at most /proc/sys/fs/nr_open)",
+                names.join(", ")
+            ))
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

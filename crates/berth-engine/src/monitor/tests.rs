@@ -114,3 +114,18 @@ fn a_zero_backoff_from_an_old_supervisor_starts_at_the_minimum() {
         AfterExit::Restart { delay, .. } if delay == BACKOFF_START
     ));
 }
+
+#[test]
+fn a_runtime_eperm_with_ulimits_names_them() {
+    let u = crate::security::parse_ulimit("nproc=10:20").unwrap();
+    let e = super::ulimit_hint(
+        crate::EngineError::Runtime(
+            "failed to create container: intermediate process error EPERM".into(),
+        ),
+        &[u],
+    )
+    .to_string();
+    assert!(e.ends_with("EPERM: the kernel may have refused a ulimit (nproc=10:20): lower its hard limit to what this host allows (nofile: at most /proc/sys/fs/nr_open)"), "{e}");
+    let e = super::ulimit_hint(crate::EngineError::Runtime("EPERM".into()), &[]).to_string();
+    assert_eq!(e, "runtime: EPERM");
+}
