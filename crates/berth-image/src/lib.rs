@@ -225,6 +225,9 @@ pub struct Image {
     pub created: i64,
     /// Sum of unpacked layer sizes.
     pub size: u64,
+    /// Unix seconds when the image was last stored (loaded, pulled, built, imported) or
+    /// tagged: Docker's `Metadata.LastTagTime`.
+    pub stored_at: i64,
 }
 
 impl Image {
@@ -293,7 +296,9 @@ impl Image {
                 "Type": "layers",
                 "Layers": self.layers.iter().map(|l| l.diff_id.as_str()).collect::<Vec<_>>(),
             },
-            "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
+            "Metadata": { "LastTagTime": chrono::DateTime::from_timestamp(self.stored_at, 0)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(|| "0001-01-01T00:00:00Z".into()) },
         })
     }
 }

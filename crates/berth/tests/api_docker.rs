@@ -632,6 +632,13 @@ fn docker_compose_v2_up_ps_logs_down() {
         "apit-web-1",
     ]);
     assert_eq!(labels.trim(), "web");
+    // compose images' CREATED is the image's Metadata.LastTagTime (zero showed "292 years
+    // ago").
+    let images = ok(&["images"]);
+    assert!(
+        images.contains("busybox") && !images.contains("years ago"),
+        "{images}"
+    );
     assert!(wait_until(
         || {
             let logs = ok(&["logs", "--no-color"]);
@@ -2654,6 +2661,17 @@ fn docker_cli_imports_a_root_filesystem() {
     assert!(out.trim().starts_with("sha256:"), "{out}");
     let run = docker_ok(&svc, &["run", "--rm", "--network", "none", "impt:v1"]);
     assert_eq!(run.trim(), "imported-hello");
+    let tagged = docker_ok(
+        &svc,
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Metadata.LastTagTime}}",
+            "impt:v1",
+        ],
+    );
+    assert!(!tagged.starts_with("0001-"), "{tagged}");
     let hist = docker_ok(&svc, &["history", "--format", "{{.Comment}}", "impt:v1"]);
     assert!(hist.contains("from the test"), "{hist}");
     assert!(env.ok(&["images"]).contains("impt"));

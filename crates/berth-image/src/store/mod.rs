@@ -290,7 +290,8 @@ impl<'a> ImageStore<'a> {
         }
         tx.execute(
             "INSERT INTO images(id, created, size, layers, manifest, stored_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(id) DO UPDATE SET manifest = COALESCE(images.manifest, excluded.manifest)",
+             ON CONFLICT(id) DO UPDATE SET manifest = COALESCE(images.manifest, excluded.manifest),
+                 stored_at = excluded.stored_at",
             params![
                 id.as_str(),
                 created,
@@ -431,14 +432,14 @@ impl<'a> ImageStore<'a> {
     /// An image by id.
     pub fn get(&self, id: &Digest) -> Result<Image> {
         let db = self.store.db();
-        let row: Option<(i64, u64, String, Option<String>)> = db
+        let row: Option<(i64, u64, String, Option<String>, i64)> = db
             .query_row(
-                "SELECT created, size, layers, manifest FROM images WHERE id = ?1",
+                "SELECT created, size, layers, manifest, stored_at FROM images WHERE id = ?1",
                 [id.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()?;
-        let Some((created, size, layers_json, manifest)) = row else {
+        let Some((created, size, layers_json, manifest, stored_at)) = row else {
             return Err(ImageError::NotFound(id.to_string()));
         };
         let raw_config = self.store.read_blob(id)?;
@@ -489,6 +490,7 @@ impl<'a> ImageStore<'a> {
             manifest: manifest.and_then(|m| Digest::parse(&m).ok()),
             created,
             size,
+            stored_at,
         })
     }
 
@@ -535,6 +537,11 @@ impl<'a> ImageStore<'a> {
             "INSERT INTO tags(name, image_id) VALUES (?1, ?2)
              ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
             params![name, id.as_str()],
+        )?;
+        // Docker's LastTagTime: when the image was last stored or tagged.
+        self.store.db().execute(
+            "UPDATE images SET stored_at = ?1 WHERE id = ?2",
+            params![now(), id.as_str()],
         )?;
         crate::events::record(
             self.store,
