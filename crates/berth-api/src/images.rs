@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use serde_json::json;
 
 use berth_engine::state::Container;
-use berth_image::archive::{self, ArchiveFormat, SaveItem};
+use berth_image::archive::{self, ArchiveFormat};
 use berth_image::{Image, ImageStore, Reference};
 
 use crate::http::{self, Query, Resp};
@@ -519,23 +519,9 @@ async fn save(app: &Arc<App>, names: Vec<String>) -> Result<Resp> {
         let Ok(is) = ImageStore::open(&store) else {
             return;
         };
-        let mut items: Vec<SaveItem> = Vec::new();
-        for name in &names {
-            let Ok(image) = is.resolve(name) else { return };
-            let refs = match Reference::parse(name) {
-                Ok(r) if r.digest().is_none() && image.tags.contains(&r) => vec![r],
-                _ => image.tags.clone(),
-            };
-            if let Some(it) = items.iter_mut().find(|i| i.image.id == image.id) {
-                for n in refs {
-                    if !it.names.contains(&n) {
-                        it.names.push(n);
-                    }
-                }
-            } else {
-                items.push(SaveItem { image, names: refs });
-            }
-        }
+        let Ok(items) = archive::save_items(&is, &names) else {
+            return;
+        };
         let mut w = std::io::BufWriter::with_capacity(
             1 << 20,
             http::ChannelWriter {

@@ -2676,6 +2676,36 @@ fn docker_cli_imports_a_root_filesystem() {
     assert!(hist.contains("from the test"), "{hist}");
     assert!(env.ok(&["images"]).contains("impt"));
 
+    // docker save by id writes no RepoTags (Docker's behaviour), by name the tag; berth
+    // save (the same library call) agrees.
+    let id = docker_ok(
+        &svc,
+        &["image", "inspect", "--format", "{{.Id}}", "impt:v1"],
+    );
+    let id = id.trim();
+    let repo_tags = |args: &[&str], berth: bool| -> String {
+        let out = env.dir.join("saved.tar");
+        let _ = std::fs::remove_file(&out);
+        let mut a = vec!["save", "-o", out.to_str().unwrap()];
+        a.extend_from_slice(args);
+        if berth {
+            env.ok(&a);
+        } else {
+            docker_ok(&svc, &a);
+        }
+        let o = Command::new("tar")
+            .args(["-xOf", out.to_str().unwrap(), "manifest.json"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v[0]["RepoTags"].to_string()
+    };
+    assert_eq!(repo_tags(&[id], false), "null");
+    assert_eq!(repo_tags(&[&id[7..19]], false), "null");
+    assert_eq!(repo_tags(&["impt:v1"], false), r#"["impt:v1"]"#);
+    assert_eq!(repo_tags(&[id], true), "null");
+    assert_eq!(repo_tags(&["impt:v1"], true), r#"["impt:v1"]"#);
+
     // gzip on stdin, no tag: latest.
     let gz = env.dir.join("rootfs.tar.gz");
     assert!(Command::new("sh")

@@ -319,4 +319,4 @@ mod load;
 mod save;
 
 pub use load::{load_file, load_reader};
-pub use save::{oci_manifest, save, SaveItem};
+pub use save::{oci_manifest, save, save_items, SaveItem};

@@ -21,6 +21,38 @@ pub struct SaveItem {
     pub names: Vec<Reference>,
 }
 
+/// The images `names` (tags, ids, id prefixes, digests) refer to, each once, with the names
+/// to record for it, as Docker's `save` does: a tag names itself, an image id (full or a
+/// prefix, with or without `sha256:`) records no name (an untagged entry), anything else
+/// (a repository@digest) every tag of the image. Errors: an unknown or ambiguous name.
+pub fn save_items(is: &ImageStore<'_>, names: &[String]) -> Result<Vec<SaveItem>> {
+    let mut items: Vec<SaveItem> = Vec::new();
+    for name in names {
+        let image = is.resolve(name)?;
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        let refs = match Reference::parse(name) {
+            Ok(r) if r.digest().is_none() && image.tags.contains(&r) => vec![r],
+            _ if !hex.is_empty()
+                && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                && image.id.hex().starts_with(hex) =>
+            {
+                Vec::new()
+            }
+            _ => image.tags.clone(),
+        };
+        if let Some(it) = items.iter_mut().find(|i| i.image.id == image.id) {
+            for n in refs {
+                if !it.names.contains(&n) {
+                    it.names.push(n);
+                }
+            }
+        } else {
+            items.push(SaveItem { image, names: refs });
+        }
+    }
+    Ok(items)
+}
+
 /// Decompresses a stored layer blob and checks length and diff id at the end.
 struct DiffReader<'a> {
     inner: Box<dyn Read + 'a>,

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 
 use anyhow::{anyhow, bail, Context, Result};
-use berth_image::archive::{self, ArchiveFormat, SaveItem};
+use berth_image::archive::{self, ArchiveFormat};
 use berth_image::import::{import_rootfs, ImportOptions};
 use berth_image::{ImageStore, Reference};
 use berth_store::{Digest, Store};
@@ -203,23 +203,7 @@ pub fn save(ctx: &Ctx, a: SaveArgs) -> Result<i32> {
     let store = ctx.store()?;
     let is = ImageStore::open(store)?;
     let _lock = store.lock_shared()?;
-    let mut items: Vec<SaveItem> = Vec::new();
-    for name in &a.images {
-        let image = is.resolve(name)?;
-        let names = match Reference::parse(name) {
-            Ok(r) if r.digest().is_none() && image.tags.contains(&r) => vec![r],
-            _ => image.tags.clone(),
-        };
-        if let Some(it) = items.iter_mut().find(|i| i.image.id == image.id) {
-            for n in names {
-                if !it.names.contains(&n) {
-                    it.names.push(n);
-                }
-            }
-        } else {
-            items.push(SaveItem { image, names });
-        }
-    }
+    let items = archive::save_items(&is, &a.images)?;
     match &a.output {
         Some(path) if path.as_os_str() != "-" => {
             let file_name = path
