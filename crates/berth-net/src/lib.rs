@@ -21,6 +21,7 @@
 pub mod backend;
 pub mod config;
 mod connect;
+mod conns;
 pub mod dns;
 pub mod driver;
 pub mod files;
@@ -46,6 +47,7 @@ use berth_store::StoreError;
 pub use backend::Backend;
 pub use config::NetConf;
 pub use connect::{connect, disconnect};
+pub use conns::serving_connections;
 pub use inspect::{
     inspect_network, network_doc, network_row, network_settings, networks_of_all, NETWORKS_HEADERS,
     NETWORKS_TABLE,

@@ -186,19 +186,37 @@ fn next_free(used: &mut BTreeSet<u64>) -> u64 {
 }
 
 /// How long a replica that no longer takes new connections on the service's shared host
-/// ports keeps running before it is stopped, so that requests in flight complete.
+/// ports keeps running at least before it is stopped (connections the firewall sent it just
+/// before may still be on their way).
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Take container `c` out of its shared host ports (no new connections) and give the
-/// connections it has [`DRAIN`] to complete; nothing to wait for without shared ports.
+/// How long a drained replica is given at most to finish the connections it is serving.
+const DRAIN_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Take container `c` out of its shared host ports (no new connections), wait [`DRAIN`],
+/// then until it serves no connection on those ports any more (at most [`DRAIN_MAX`] in
+/// all: a slow machine may take longer than a second to answer). Nothing to wait for
+/// without shared ports.
 fn drain(store: &Store, c: &Container) {
     if berth_net::set_port_backend(store, &c.id, false).is_err() {
         return;
     }
-    let shared = berth_net::state::ports_of_container(store.db(), &c.id)
-        .is_ok_and(|ps| ps.iter().any(berth_net::PortRow::shared));
-    if shared {
-        std::thread::sleep(DRAIN);
+    let ports: Vec<u16> = berth_net::state::ports_of_container(store.db(), &c.id)
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.shared() && p.proto == "tcp")
+        .map(|p| p.container_port)
+        .collect();
+    if ports.is_empty() {
+        return;
+    }
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(DRAIN);
+    let Some(pid) = state::get(store, &c.id).ok().flatten().and_then(|c| c.pid) else {
+        return;
+    };
+    while berth_net::serving_connections(pid, &ports) > 0 && t0.elapsed() < DRAIN_MAX {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
