@@ -10,7 +10,11 @@
 # before it exits (about 1.07 s here), and MariaDB's shutdown on SIGTERM about 0.19 s. So
 # `down` is also measured with `-t 0` (the stop signal, then SIGKILL at once): the engines'
 # own work without the services' shutdown.
-# Measured 2026-11-30 (release berth, 5 runs, machine load about 3-4 on 2 cores), medians:
+# Measured 2026-11-30 01:14 (release berth of e352b29, 10 runs, quiet machine), medians:
+#   up -d to first page: berth 195 ms, podman-compose 2763 ms, docker-compose 728 ms (0.27)
+#   down:                berth 1184 ms, podman-compose 1994 ms, docker-compose 1321 ms (0.90)
+#   down -t 0:           berth 166 ms, podman-compose 912 ms, docker-compose 305 ms (0.54)
+# Earlier the same day (release berth, 5 runs, machine load about 3-4 on 2 cores), medians:
 #   up -d to first page: berth 349 ms, podman-compose 3262 ms, docker-compose 895 ms (0.39)
 #   down:                berth 1290 ms, podman-compose 2283 ms, docker-compose 1624 ms (0.79)
 #   down -t 0:           berth 244 ms, podman-compose 1353 ms, docker-compose 687 ms (0.35)
