@@ -101,6 +101,8 @@ cleanup() {
   for d in "${PEERS[@]}"; do
     (cd "$WORK/$d" && ${COMPOSE[$d]} down >/dev/null 2>&1) || true
   done
+  # berth's default bridge and firewall table of this store (made on first network use).
+  "$BERTH" network reset >/dev/null 2>&1 || true
   if [[ -n $DOCKERD_PID ]]; then
     kill "$DOCKERD_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.1; done
