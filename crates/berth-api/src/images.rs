@@ -342,21 +342,18 @@ impl<R: std::io::Read> std::io::Read for Bounded<R> {
     }
 }
 
-/// `POST /images/create?fromSrc=-&repo=&tag=&changes=&message=&platform=` (`docker import`):
-/// the body is a tar of a root filesystem (plain, gzip, bzip2, xz or zstd), streamed into
+/// `POST /images/create?fromSrc=-|URL&repo=&tag=&changes=&message=&platform=` (`docker
+/// import`): the body (or the http(s) download of fromSrc=URL, as the daemon does) is a tar
+/// of a root filesystem (plain, gzip, bzip2, xz or zstd), streamed into
 /// the store through the same library call as `berth import`. Answers Docker's progress
 /// stream ending in `{"status": "sha256:…"}`; a failure before that is an HTTP error.
 async fn import(app: &Arc<App>, r: Req) -> Result<Resp> {
     let q = &r.query;
     let src = q.get("fromSrc").unwrap_or("").to_string();
-    if src != "-" {
-        let what = if src.starts_with("http://") || src.starts_with("https://") {
-            "importing from a URL is not supported"
-        } else {
-            "fromSrc must be - (the request body)"
-        };
+    let url = berth_registry::download::is_url(&src);
+    if src != "-" && !url {
         return Err(ApiError::BadParameter(format!(
-            "fromSrc {src:?}: {what}; download the tarball and send it as the request body (docker import FILE)"
+            "fromSrc {src:?}: give - (the tarball as the request body) or an http(s) URL"
         )));
     }
     let repo = q.get("repo").unwrap_or("");
@@ -397,12 +394,23 @@ async fn import(app: &Arc<App>, r: Req) -> Result<Resp> {
             .get("message")
             .filter(|m| !m.is_empty())
             .map(str::to_string),
-        source: "-".into(),
+        source: src.clone(),
         architecture,
     };
-    let mut body = Bounded {
-        inner: http::BodyReader::new(r.inner.into_body()),
-        left: MAX_IMPORT,
+    // The tarball: the request body, or (fromSrc=URL) the download, read as it arrives.
+    let mut body: Box<dyn std::io::Read + Send> = if url {
+        let src = src.clone();
+        tokio::task::spawn_blocking(move || {
+            berth_registry::download::open_url(&src, berth_registry::download::MAX_DOWNLOAD)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+    } else {
+        Box::new(Bounded {
+            inner: http::BodyReader::new(r.inner.into_body()),
+            left: MAX_IMPORT,
+        })
     };
     let id = app
         .blocking(move |store| {

@@ -181,6 +181,14 @@ pub enum RegistryError {
         /// The message (the registry's, when it sent one).
         message: String,
     },
+    /// A file could not be downloaded ([`crate::download::open_url`]).
+    #[error("cannot download {url}: {detail}; check the address and that the server answers")]
+    Download {
+        /// The URL asked for.
+        url: String,
+        /// What failed (connection, HTTP status, size).
+        detail: String,
+    },
     /// Anything else, with a message that says what to do.
     #[error("{0}")]
     Other(String),

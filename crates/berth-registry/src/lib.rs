@@ -33,6 +33,7 @@
 pub mod auth;
 pub mod client;
 pub mod conf;
+pub mod download;
 pub mod error;
 pub mod manifest;
 pub mod retry;

@@ -2758,7 +2758,8 @@ fn docker_cli_imports_a_root_filesystem() {
         "/images/create?fromSrc=http%3A%2F%2F127.0.0.1%3A1%2Fx.tar&repo=impt4",
         "",
     );
-    assert_eq!(code, 400, "{body}");
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("cannot download"), "{body}");
     let (code, _, body) = http(
         &svc.socket,
         "POST",
@@ -2767,5 +2768,75 @@ fn docker_cli_imports_a_root_filesystem() {
     );
     assert!(code >= 400, "{code} {body}");
     let imgs = env.ok(&["images", "--format", "{{.Repository}}"]);
-    assert!(!imgs.contains("impt3") && !imgs.contains("impt5"), "{imgs}");
+    assert!(
+        !imgs.contains("impt3") && !imgs.contains("impt4") && !imgs.contains("impt5"),
+        "{imgs}"
+    );
+
+    // From a URL (the daemon downloads it): docker import URL and berth import URL, served
+    // by a loopback server here; a 404 is refused and stores nothing.
+    let data = std::fs::read(&tar).unwrap();
+    let url = serve_once("200 OK", data.clone());
+    let out = docker_ok(&svc, &["import", &url, "impu:docker"]);
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    let url = serve_once("200 OK", data);
+    let out = env.ok(&["import", &url, "impu:berth"]);
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    for img in ["impu:docker", "impu:berth"] {
+        let run = docker_ok(
+            &svc,
+            &["run", "--rm", "--network", "none", img, "echo", "u"],
+        );
+        assert_eq!(run.trim(), "u");
+    }
+    let hist = docker_ok(
+        &svc,
+        &["history", "--format", "{{.Comment}}", "impu:docker"],
+    );
+    assert!(hist.contains("Imported from http://127.0.0.1:"), "{hist}");
+    let out = docker(
+        &svc,
+        &["import", &serve_once("404 Not Found", vec![]), "impu:gone"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{out:?}"
+    );
+    let out = env
+        .cmd(&["import", &serve_once("404 Not Found", vec![]), "impu:gone2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{out:?}"
+    );
+    let imgs = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(!imgs.contains("impu:gone"), "{imgs}");
+}
+
+/// A one-request HTTP/1.1 server on loopback answering `status` with `body`; its URL.
+fn serve_once(status: &'static str, body: Vec<u8>) -> String {
+    use std::io::{Read as _, Write as _};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        let mut req = Vec::new();
+        let mut b = [0u8; 1024];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut b) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => req.extend_from_slice(&b[..n]),
+            }
+        }
+        let _ = write!(
+            s,
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = s.write_all(&body);
+    });
+    format!("http://{addr}/rootfs.tar")
 }

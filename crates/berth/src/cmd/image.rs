@@ -38,7 +38,8 @@ pub struct SaveArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// Root filesystem tarball ("-" for standard input).
+    /// Root filesystem tarball: a file, "-" for standard input, or an http(s) URL (downloaded
+    /// as it is read, as `docker import URL`).
     pub file: String,
     /// Name for the new image.
     pub reference: Option<String>,
@@ -257,7 +258,12 @@ pub fn import(ctx: &Ctx, a: ImportArgs) -> Result<i32> {
         source: a.file.clone(),
         ..Default::default()
     };
-    let id = if a.file == "-" {
+    let id = if berth_registry::download::is_url(&a.file) {
+        let mut body =
+            berth_registry::download::open_url(&a.file, berth_registry::download::MAX_DOWNLOAD)?;
+        import_rootfs(&is, &mut body, reference.as_ref(), &opts)
+            .with_context(|| format!("cannot import {}", a.file))?
+    } else if a.file == "-" {
         let stdin = std::io::stdin();
         if stdin.is_terminal() {
             bail!("requested import from standard input, but it is a terminal; give a file or redirect a tarball");
