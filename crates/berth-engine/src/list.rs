@@ -23,6 +23,9 @@ pub struct ListContext {
     paused: HashSet<String>,
     /// Image id → its `ExposedPorts` (`80/tcp`), for running containers on networks.
     image_exposed: HashMap<String, Vec<String>>,
+    /// Network name as shown (`bridge`, `host`, `none`, user networks) → its id, for the
+    /// entries of networks a container has no endpoint in; read only when a row needs it.
+    network_ids: HashMap<String, String>,
 }
 
 impl ListContext {
@@ -37,6 +40,7 @@ impl ListContext {
                 .map(|c| c.id.clone())
                 .collect(),
             image_exposed: image_exposed(store, rows),
+            network_ids: network_ids(store, rows),
         })
     }
 
@@ -142,11 +146,42 @@ pub struct Sizes {
     pub image: u64,
 }
 
+/// Shown network name → id, when some row of `rows` may have a network without an endpoint
+/// (not running, or `host`/`none`); empty otherwise (no query). Best effort.
+fn network_ids(store: &Store, rows: &[Container]) -> HashMap<String, String> {
+    let needed = rows.iter().any(|c| {
+        c.state != State::Running
+            || matches!(c.config.network, NetworkMode::Host | NetworkMode::None)
+    });
+    if !needed {
+        return HashMap::new();
+    }
+    let mut ids: HashMap<String, String> = berth_net::list_networks(store)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| (berth_net::shown_name(&n.name).to_string(), n.id))
+        .collect();
+    for p in ["host", "none"] {
+        let mode_used = rows.iter().any(|c| match c.config.network {
+            NetworkMode::Host => p == "host",
+            NetworkMode::None => p == "none",
+            _ => false,
+        });
+        if !mode_used {
+            continue;
+        }
+        if let Ok(l) = berth_net::find_shown(store, p) {
+            ids.insert(p.to_string(), l.id().to_string());
+        }
+    }
+    ids
+}
+
 /// An endpoint entry of a network the container is configured for but has no endpoint in
-/// (stopped, `none`, `host`): Docker lists it with empty addresses.
-fn unattached_endpoint() -> Value {
+/// (stopped, `none`, `host`): Docker lists it with the network's id and empty addresses.
+fn unattached_endpoint(network_id: &str) -> Value {
     json!({
-        "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+        "NetworkID": network_id, "EndpointID": "", "Gateway": "", "IPAddress": "",
         "IPPrefixLen": 0, "MacAddress": "",
     })
 }
@@ -165,8 +200,9 @@ fn networks(c: &Container, ctx: &ListContext) -> Map<String, Value> {
             .collect(),
     };
     for n in configured {
-        nets.entry(n.to_string())
-            .or_insert_with(unattached_endpoint);
+        nets.entry(n.to_string()).or_insert_with(|| {
+            unattached_endpoint(ctx.network_ids.get(n).map_or("", String::as_str))
+        });
     }
     nets
 }

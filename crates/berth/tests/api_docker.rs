@@ -2393,6 +2393,20 @@ fn docker_cli_sees_the_predefined_networks() {
     let want = format!("host={host_id}\n");
     assert_eq!(docker_ok(&svc, &["inspect", "-f", ids, "ph14"]), want);
     assert_eq!(env.ok(&["inspect", "-f", ids, "ph14"]), want);
+    // The list entry (GET /containers/json) carries the same id.
+    let (code, _, body) = http(
+        &svc.socket,
+        "GET",
+        "/containers/json?all=1&filters=%7B%22name%22%3A%5B%22ph14%22%5D%7D",
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        list[0]["NetworkSettings"]["Networks"]["host"]["NetworkID"],
+        host_id.as_str(),
+        "{body}"
+    );
     let out = docker(&svc, &["network", "disconnect", "host", "ph14"]);
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("container cannot be disconnected from host network"));
