@@ -166,22 +166,7 @@ mod support_case;
 use support_case::{case, Case};
 
 fn load(c: &Case) -> berth_compose::Project {
-    let mut o = berth_compose::Options {
-        cwd: c.dir.clone(),
-        environ: c.environ.clone(),
-        ..Default::default()
-    };
-    let mut it = c.args.iter();
-    while let Some(a) = it.next() {
-        let v = it.next().cloned().unwrap_or_default();
-        match a.as_str() {
-            "-f" => o.files.push(v.into()),
-            "--profile" => o.profiles.push(v),
-            "-p" => o.project_name = Some(v),
-            "--env-file" => o.env_files.push(v.into()),
-            other => panic!("unknown arg {other} in {}", c.dir.display()),
-        }
-    }
+    let o = c.options();
     berth_compose::load(&o).unwrap_or_else(|e| panic!("{}: {e}", c.dir.display()))
 }
 

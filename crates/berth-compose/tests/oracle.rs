@@ -29,22 +29,7 @@ mod support_case;
 use support_case::{case, Case};
 
 fn berth(c: &Case) -> Result<serde_json::Value, String> {
-    let mut o = berth_compose::Options {
-        cwd: c.dir.clone(),
-        environ: c.environ.clone(),
-        ..Default::default()
-    };
-    let mut it = c.args.iter();
-    while let Some(a) = it.next() {
-        let v = it.next().cloned().unwrap_or_default();
-        match a.as_str() {
-            "-f" => o.files.push(v.into()),
-            "--profile" => o.profiles.push(v),
-            "-p" => o.project_name = Some(v),
-            "--env-file" => o.env_files.push(v.into()),
-            other => panic!("unknown arg {other} in {}", c.dir.display()),
-        }
-    }
+    let o = c.options();
     berth_compose::load(&o)
         .map(|p| p.to_json())
         .map_err(|e| e.to_string())

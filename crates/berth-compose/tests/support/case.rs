@@ -38,3 +38,26 @@ pub fn case(dir: &Path) -> Case {
         expect_error: dir.join("expect-error").exists(),
     }
 }
+
+impl Case {
+    /// The loader's options for this case: its directory, environment and `args`.
+    pub fn options(&self) -> berth_compose::Options {
+        let mut o = berth_compose::Options {
+            cwd: self.dir.clone(),
+            environ: self.environ.clone(),
+            ..Default::default()
+        };
+        let mut it = self.args.iter();
+        while let Some(a) = it.next() {
+            let v = it.next().cloned().unwrap_or_default();
+            match a.as_str() {
+                "-f" => o.files.push(v.into()),
+                "--profile" => o.profiles.push(v),
+                "-p" => o.project_name = Some(v),
+                "--env-file" => o.env_files.push(v.into()),
+                other => panic!("unknown arg {other} in {}", self.dir.display()),
+            }
+        }
+        o
+    }
+}
