@@ -6,9 +6,9 @@ use super::*;
 /// `FILE: services.NAME.KEY: why`. `up`/`create`/`run` refuse such a service before anything
 /// is created, naming every key. `root` is the store root (the daemon-wide log defaults).
 pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut no =
-        |k: &str, why: &str| out.push(locate(p, name, s, &format!("services.{name}.{k}: {why}")));
+    // Messages naming their key; each is located (file and line) at the end.
+    let mut msgs: Vec<String> = Vec::new();
+    let mut no = |k: &str, why: &str| msgs.push(format!("services.{name}.{k}: {why}"));
     for (i, m) in s.volumes.iter().enumerate() {
         match m.kind.as_str() {
             "bind" | "tmpfs" => {}
@@ -105,10 +105,10 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
         ..Default::default()
     };
     if let Err(e) = healthcheck(name, s, Some(stand_in)) {
-        out.push(locate(p, name, s, &e.to_string()));
+        msgs.push(e.to_string());
     }
     if let Err(e) = log_config(root, name, s) {
-        out.push(locate(p, name, s, &e.to_string()));
+        msgs.push(e.to_string());
     }
     for e in [
         limits(name, s).err(),
@@ -118,21 +118,16 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
     .into_iter()
     .flatten()
     {
-        out.push(locate(p, name, s, &e.to_string()));
+        msgs.push(e.to_string());
     }
     if let Some(r) = &s.restart {
         if let Err(e) = RestartPolicy::parse(r) {
-            out.push(locate(p, name, s, &format!("services.{name}.restart: {e}")));
+            msgs.push(format!("services.{name}.restart: {e}"));
         }
     }
     for (i, pt) in s.ports.iter().enumerate() {
         if let Err(e) = berth_net::ports::parse_publish(&super::container::publish_spec(pt)) {
-            out.push(locate(
-                p,
-                name,
-                s,
-                &format!("services.{name}.ports[{i}]: {e}"),
-            ));
+            msgs.push(format!("services.{name}.ports[{i}]: {e}"));
         }
     }
     // Host files the mounts need: checked here so that nothing (not even the project
@@ -144,14 +139,9 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
         for (i, r) in refs.iter().enumerate() {
             if let Some(file) = table.get(&r.source).and_then(|o| o.file.as_ref()) {
                 if !Path::new(file).exists() {
-                    out.push(locate(
-                        p,
-                        name,
-                        s,
-                        &format!(
-                            "services.{name}.{kind}[{i}]: {kind}.{}: file {file} does not exist",
-                            r.source
-                        ),
+                    msgs.push(format!(
+                        "services.{name}.{kind}[{i}]: {kind}.{}: file {file} does not exist",
+                        r.source
                     ));
                 }
             }
@@ -163,24 +153,14 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
             && !m.bind.as_ref().is_some_and(|b| b.create_host_path)
             && !Path::new(src).exists()
         {
-            out.push(locate(
-                p,
-                name,
-                s,
-                &format!("services.{name}.volumes[{i}]: bind source {src} does not exist (create it, or set bind.create_host_path: true)"),
-            ));
+            msgs.push(format!("services.{name}.volumes[{i}]: bind source {src} does not exist (create it, or set bind.create_host_path: true)"));
         }
     }
     // What Docker's daemon refuses at create (compose's config accepts both).
     if let Some(wd) = s.working_dir.as_deref().filter(|w| !w.starts_with('/')) {
-        out.push(locate(
-            p,
-            name,
-            s,
-            &format!(
-                "services.{name}.working_dir: {}",
-                berth_engine::working_dir_error(wd)
-            ),
+        msgs.push(format!(
+            "services.{name}.working_dir: {}",
+            berth_engine::working_dir_error(wd)
         ));
     }
     for (i, d) in s.dns.iter().enumerate() {
@@ -189,25 +169,15 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
             ..Default::default()
         };
         if one.validate().is_err() {
-            out.push(locate(
-                p,
-                name,
-                s,
-                &format!("services.{name}.dns[{i}]: invalid DNS server address {d:?}: expected an IP address"),
-            ));
+            msgs.push(format!("services.{name}.dns[{i}]: invalid DNS server address {d:?}: expected an IP address"));
         }
     }
     if let Some(sig) = &s.stop_signal {
         if let Err(e) = ccfg::parse_signal(sig) {
-            out.push(locate(
-                p,
-                name,
-                s,
-                &format!("services.{name}.stop_signal: {e}"),
-            ));
+            msgs.push(format!("services.{name}.stop_signal: {e}"));
         }
     }
-    out
+    msgs.iter().map(|m| locate(p, name, s, m)).collect()
 }
 
 /// The key (`cap_add[1]`, `ulimits.nofile`, `shm_size`) whose value the engine's confinement
