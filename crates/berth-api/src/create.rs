@@ -126,13 +126,8 @@ pub fn build_config(store: &Store, body: &ContainerCreateBody) -> Result<Built> 
     let dns = h.dns.clone().unwrap_or_default();
     let dns_search = h.dns_search.clone().unwrap_or_default();
     let dns_options = h.dns_options.clone().unwrap_or_default();
-    berth_net::files::DnsOverrides {
-        servers: dns.clone(),
-        search: dns_search.clone(),
-        options: dns_options.clone(),
-    }
-    .validate()
-    .map_err(|e| bad("HostConfig.Dns", e))?;
+    berth_net::files::validate_dns(&dns, &dns_search, &dns_options)
+        .map_err(|e| bad("HostConfig.Dns", e))?;
     let add_hosts = h.extra_hosts.clone().unwrap_or_default();
     for x in &add_hosts {
         berth_net::files::parse_add_host(x).map_err(|e| bad("HostConfig.ExtraHosts", e))?;

@@ -303,37 +303,50 @@ impl DnsOverrides {
     }
 
     /// Check the flags: `--dns` takes IP addresses, `--dns-search` domain names, `--dns-option`
-    /// single words.
+    /// single words ([`validate_dns`] of its lists).
     ///
     /// # Errors
     /// A one-line message naming the flag and value.
     pub fn validate(&self) -> Result<(), String> {
-        for s in &self.servers {
-            if s.parse::<IpAddr>().is_err() {
-                return Err(format!("invalid --dns {s:?}: expected an IP address"));
-            }
-        }
-        for s in &self.search {
-            let ok = s == "."
-                || (!s.is_empty()
-                    && s.len() <= 253
-                    && s.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
-            if !ok {
-                return Err(format!(
-                    "invalid --dns-search {s:?}: expected a domain name"
-                ));
-            }
-        }
-        for s in &self.options {
-            if s.is_empty() || s.contains(char::is_whitespace) {
-                return Err(format!(
-                    "invalid --dns-option {s:?}: expected one option such as ndots:2"
-                ));
-            }
-        }
-        Ok(())
+        validate_dns(&self.servers, &self.search, &self.options)
     }
+}
+
+/// Check the flags: `--dns` takes IP addresses, `--dns-search` domain names, `--dns-option`
+/// single words (the checks of [`DnsOverrides::validate`], on borrowed lists).
+///
+/// # Errors
+/// A one-line message naming the flag and value.
+pub fn validate_dns(
+    servers: &[String],
+    search: &[String],
+    options: &[String],
+) -> Result<(), String> {
+    for s in servers {
+        if s.parse::<IpAddr>().is_err() {
+            return Err(format!("invalid --dns {s:?}: expected an IP address"));
+        }
+    }
+    for s in search {
+        let ok = s == "."
+            || (!s.is_empty()
+                && s.len() <= 253
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
+        if !ok {
+            return Err(format!(
+                "invalid --dns-search {s:?}: expected a domain name"
+            ));
+        }
+    }
+    for s in options {
+        if s.is_empty() || s.contains(char::is_whitespace) {
+            return Err(format!(
+                "invalid --dns-option {s:?}: expected one option such as ndots:2"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `/etc/resolv.conf` for a container, derived as Docker does.

@@ -164,11 +164,7 @@ pub fn unsupported(root: &Path, p: &Project, name: &str, s: &Service) -> Vec<Str
         ));
     }
     for (i, d) in s.dns.iter().enumerate() {
-        let one = berth_net::files::DnsOverrides {
-            servers: vec![d.clone()],
-            ..Default::default()
-        };
-        if one.validate().is_err() {
+        if berth_net::files::validate_dns(std::slice::from_ref(d), &[], &[]).is_err() {
             msgs.push(format!("services.{name}.dns[{i}]: invalid DNS server address {d:?}: expected an IP address"));
         }
     }

@@ -37,12 +37,11 @@ pub fn create(store: &Store, req: CreateRequest) -> Result<Container> {
     if !wd.is_empty() && !wd.starts_with('/') {
         return Err(EngineError::InvalidArgument(crate::working_dir_error(wd)));
     }
-    berth_net::files::DnsOverrides {
-        servers: req.config.dns.clone(),
-        search: req.config.dns_search.clone(),
-        options: req.config.dns_options.clone(),
-    }
-    .validate()
+    berth_net::files::validate_dns(
+        &req.config.dns,
+        &req.config.dns_search,
+        &req.config.dns_options,
+    )
     .map_err(EngineError::InvalidArgument)?;
     let id = new_id();
     let name = req

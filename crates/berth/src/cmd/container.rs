@@ -721,13 +721,8 @@ fn build_config(
     if let Some(s) = &o.stop_signal {
         ccfg::parse_signal(s).map_err(eng)?;
     }
-    berth_net::files::DnsOverrides {
-        servers: o.dns.clone(),
-        search: o.dns_search.clone(),
-        options: o.dns_option.clone(),
-    }
-    .validate()
-    .map_err(anyhow::Error::msg)?;
+    berth_net::files::validate_dns(&o.dns, &o.dns_search, &o.dns_option)
+        .map_err(anyhow::Error::msg)?;
     for h in &o.add_host {
         berth_net::files::parse_add_host(h).map_err(anyhow::Error::msg)?;
     }
